@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * grpc-js adapters for the protoc-gen-es service descriptors.
+ *
+ * - {@link grpcDefinition} derives a grpc-js `ServiceDefinition` (paths `/<pkg>.<Service>/<Method>`)
+ *   from a generated `GenService`, so the wire paths always follow the .proto files.
+ * - {@link addService} serves an implementation whose methods take `(request, ctx)` and return a
+ *   promise (unary) or an async iterable (server streaming), with a {@link CallContext} carrying
+ *   the call's cancellation, deadline and peer facts. NsmErrors become gRPC statuses.
+ * - {@link createClient} calls a service the same way. It calls grpc-js's generic request functions
+ *   directly, so an RPC named `Close` never collides with `grpc.Client#close`.
+ */
+import * as grpc from "@grpc/grpc-js";
+import type { AuthContext } from "@grpc/grpc-js/build/src/auth-context.js";
+import type { DescMethod, DescService, DescMessage, MessageShape } from "@bufbuild/protobuf";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { CallContext, createContextKey } from "../sdk/core/context.js";
+import { Code, NsmError, nsmErrorFromGrpc } from "../sdk/core/errors.js";
+import type { Logger } from "../sdk/tools/logger.js";
+import { silentLogger } from "../sdk/tools/logger.js";
+
+export function grpcDefinition(svc: DescService): grpc.ServiceDefinition {
+  const def: Record<string, grpc.MethodDefinition<any, any>> = {};
+  for (const m of svc.methods) {
+    def[m.localName] = {
+      path: `/${svc.typeName}/${m.name}`,
+      requestStream: m.methodKind === "client_streaming" || m.methodKind === "bidi_streaming",
+      responseStream: m.methodKind === "server_streaming" || m.methodKind === "bidi_streaming",
+      requestSerialize: (v: any) => Buffer.from(toBinary(m.input, v)),
+      requestDeserialize: (b: Buffer) => fromBinary(m.input, b),
+      responseSerialize: (v: any) => Buffer.from(toBinary(m.output, v)),
+      responseDeserialize: (b: Buffer) => fromBinary(m.output, b),
+      originalName: m.localName,
+    } as grpc.MethodDefinition<any, any>;
+  }
+  return def as grpc.ServiceDefinition;
+}
+
+/** Facts about the peer of an incoming call, available to elements via {@link grpcPeerKey}. */
+export interface GrpcPeer {
+  /** grpc-js peer address string (e.g. `unix:/path` or `ipv4:127.0.0.1:1234`). */
+  readonly address: string;
+  /** The incoming request metadata. */
+  readonly metadata: grpc.Metadata;
+  /** TLS facts of the transport (peer certificate), when the transport is TLS. */
+  readonly authContext: AuthContext | undefined;
+  /** Headers to send back with the response (e.g. the registry `path` header). */
+  readonly responseHeaders: grpc.Metadata;
+}
+
+export const grpcPeerKey = createContextKey<GrpcPeer | undefined>(undefined, "grpcPeer");
+
+/** Metadata to add to outgoing calls made with this context. */
+export const outgoingMetadataKey = createContextKey<Readonly<Record<string, string>>>({}, "outgoingMetadata");
+
+type MethodsOf<S extends DescService> = S["method"];
+type Req<M> = M extends DescMethod ? MessageShape<M["input"]> : never;
+type Res<M> = M extends DescMethod ? MessageShape<M["output"]> : never;
+
+/** What a served method looks like: unary → promise; server streaming → async iterable. */
+export type ServiceImpl<S extends DescService> = {
+  [K in keyof MethodsOf<S>]: MethodsOf<S>[K] extends { methodKind: "server_streaming" }
+    ? (req: Req<MethodsOf<S>[K]>, ctx: CallContext) => AsyncIterable<Res<MethodsOf<S>[K]>>
+    : MethodsOf<S>[K] extends { methodKind: "unary" }
+      ? (req: Req<MethodsOf<S>[K]>, ctx: CallContext) => Promise<Res<MethodsOf<S>[K]>>
+      : never;
+};
+
+export interface AddServiceOptions {
+  log?: Logger;
+}
+
+function toServiceError(err: unknown): grpc.StatusObject {
+  const e = NsmError.from(err, Code.Internal);
+  return { code: e.code as number as grpc.status, details: e.rawMessage, metadata: new grpc.Metadata() };
+}
+
+function callContext(
+  call: grpc.ServerUnaryCall<any, any> | grpc.ServerWritableStream<any, any>,
+  log: Logger,
+): CallContext {
+  const ac = new AbortController();
+  call.on("cancelled", () => ac.abort(new NsmError("call cancelled by peer", Code.Canceled)));
+  const d = call.getDeadline();
+  const deadline = d instanceof Date ? d.getTime() : Number.isFinite(d) ? Number(d) : undefined;
+  let authContext: AuthContext | undefined;
+  try {
+    authContext = call.getAuthContext() ?? undefined;
+  } catch {
+    authContext = undefined;
+  }
+  const peer: GrpcPeer = {
+    address: call.getPeer(),
+    metadata: call.metadata,
+    authContext,
+    responseHeaders: new grpc.Metadata(),
+  };
+  return CallContext.create({ signal: ac.signal, deadline, log }).with(grpcPeerKey, peer);
+}
+
+/** Serves `impl` for the service `svc` on `server`. */
+export function addService<S extends DescService>(
+  server: grpc.Server,
+  svc: S,
+  impl: ServiceImpl<S>,
+  options: AddServiceOptions = {},
+): void {
+  const log = options.log ?? silentLogger;
+  const handlers: grpc.UntypedServiceImplementation = {};
+  for (const m of svc.methods) {
+    const fn = (impl as Record<string, (req: unknown, ctx: CallContext) => unknown>)[m.localName];
+    if (!fn) throw new NsmError(`no implementation for ${svc.typeName}/${m.name}`, Code.Internal);
+    if (m.methodKind === "unary") {
+      handlers[m.localName] = (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
+        const ctx = callContext(call, log);
+        (fn.call(impl, call.request, ctx) as Promise<unknown>).then(
+          (res) => {
+            const headers = ctx.get(grpcPeerKey)!.responseHeaders;
+            if (Object.keys(headers.getMap()).length > 0) call.sendMetadata(headers);
+            callback(null, res);
+          },
+          (err: unknown) => callback(toServiceError(err)),
+        );
+      };
+    } else if (m.methodKind === "server_streaming") {
+      handlers[m.localName] = (call: grpc.ServerWritableStream<any, any>) => {
+        const ctx = callContext(call, log);
+        void pump(call, fn.call(impl, call.request, ctx) as AsyncIterable<unknown>, ctx);
+      };
+    } else {
+      throw new NsmError(`${m.methodKind} methods are not supported by addService`, Code.Unimplemented);
+    }
+  }
+  server.addService(grpcDefinition(svc), handlers);
+}
+
+async function pump(call: grpc.ServerWritableStream<any, any>, source: AsyncIterable<unknown>, ctx: CallContext) {
+  let headersSent = false;
+  try {
+    for await (const item of source) {
+      if (call.cancelled || ctx.signal.aborted) break;
+      if (!headersSent) {
+        const headers = ctx.get(grpcPeerKey)!.responseHeaders;
+        if (Object.keys(headers.getMap()).length > 0) call.sendMetadata(headers);
+        headersSent = true;
+      }
+      if (!call.write(item)) await new Promise((r) => call.once("drain", r));
+    }
+    if (!call.cancelled) call.end();
+  } catch (err) {
+    if (!call.cancelled) call.destroy(toServiceError(err) as unknown as Error);
+  }
+}
+
+/** Per-call options of a client created by {@link createClient}. */
+export interface ClientCallOptions {
+  /** Called with the response headers (e.g. the registry `path` header). */
+  onHeaders?: (headers: grpc.Metadata) => void;
+}
+
+export type ServiceClient<S extends DescService> = {
+  [K in keyof MethodsOf<S>]: MethodsOf<S>[K] extends { methodKind: "server_streaming" }
+    ? (req: Req<MethodsOf<S>[K]>, ctx: CallContext, opts?: ClientCallOptions) => AsyncIterable<Res<MethodsOf<S>[K]>>
+    : MethodsOf<S>[K] extends { methodKind: "unary" }
+      ? (req: Req<MethodsOf<S>[K]>, ctx: CallContext, opts?: ClientCallOptions) => Promise<Res<MethodsOf<S>[K]>>
+      : never;
+};
+
+function callMetadata(ctx: CallContext): grpc.Metadata {
+  const md = new grpc.Metadata();
+  for (const [k, v] of Object.entries(ctx.get(outgoingMetadataKey))) md.set(k, v);
+  return md;
+}
+
+function callOptions(ctx: CallContext): grpc.CallOptions {
+  return ctx.deadline === undefined ? {} : { deadline: ctx.deadline };
+}
+
+/** A client for `svc` over an existing grpc-js channel (`grpc.Client`). */
+export function createClient<S extends DescService>(svc: S, channel: grpc.Client): ServiceClient<S> {
+  const client: Record<string, unknown> = {};
+  for (const m of svc.methods) {
+    const path = `/${svc.typeName}/${m.name}`;
+    const ser = (v: any) => Buffer.from(toBinary(m.input as DescMessage, v));
+    const de = (b: Buffer) => fromBinary(m.output as DescMessage, b);
+    if (m.methodKind === "unary") {
+      client[m.localName] = (req: unknown, ctx: CallContext, opts: ClientCallOptions = {}) =>
+        new Promise((resolve, reject) => {
+          ctx.throwIfDone();
+          const call = channel.makeUnaryRequest(path, ser, de, req, callMetadata(ctx), callOptions(ctx), (err, res) => {
+            ctx.signal.removeEventListener("abort", onAbort);
+            if (err) reject(nsmErrorFromGrpc(err));
+            else resolve(res);
+          });
+          const onAbort = () => call.cancel();
+          ctx.signal.addEventListener("abort", onAbort, { once: true });
+          if (opts.onHeaders) call.on("metadata", opts.onHeaders);
+        });
+    } else if (m.methodKind === "server_streaming") {
+      client[m.localName] = (req: unknown, ctx: CallContext, opts: ClientCallOptions = {}) =>
+        streamCall(channel.makeServerStreamRequest(path, ser, de, req, callMetadata(ctx), callOptions(ctx)), ctx, opts);
+    }
+  }
+  return client as ServiceClient<S>;
+}
+
+async function* streamCall<T>(
+  call: grpc.ClientReadableStream<T>,
+  ctx: CallContext,
+  opts: ClientCallOptions,
+): AsyncGenerator<T> {
+  const onAbort = () => call.cancel();
+  ctx.signal.addEventListener("abort", onAbort, { once: true });
+  if (opts.onHeaders) call.on("metadata", opts.onHeaders);
+  try {
+    for await (const item of call) yield item as T;
+  } catch (err) {
+    if (ctx.signal.aborted) return;
+    throw nsmErrorFromGrpc(err as grpc.ServiceError);
+  } finally {
+    ctx.signal.removeEventListener("abort", onAbort);
+    call.cancel();
+  }
+}
