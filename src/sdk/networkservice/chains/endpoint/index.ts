@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The endpoint chain: the base of every NSM server (NSE, nsmgr, forwarder).
+ *
+ * Order (upstream): validate → updatepath(name) → begin → updatetoken slot → authorize slot →
+ * metadata → timeout slot → monitor → trimpath → additional…
+ * The security and timeout slots are pass-through until those features are configured.
+ * `register(server)` serves `networkservice.NetworkService` and `connection.MonitorConnection`.
+ */
+import type * as grpc from "@grpc/grpc-js";
+import { create } from "@bufbuild/protobuf";
+import { EmptySchema } from "@bufbuild/protobuf/wkt";
+import { MonitorConnection, NetworkService } from "../../../../api/index.js";
+import { addService } from "../../../../api/grpc.js";
+import {
+  bind,
+  chain,
+  type NetworkServiceElement,
+  type NetworkServiceHandler,
+  passThrough,
+} from "../../../core/chain.js";
+import { type Logger, silentLogger } from "../../../tools/logger.js";
+import { beginServer } from "../../common/begin/index.js";
+import { metadataServer } from "../../common/metadata/index.js";
+import { ConnectionMonitor, monitorConnectionService, monitorServer } from "../../common/monitor/index.js";
+import { trimpathServer } from "../../common/trimpath/index.js";
+import { updatePathServer } from "../../common/updatepath/index.js";
+import { validateServer } from "../../common/validate/index.js";
+
+export interface EndpointOptions {
+  /** This hop's name in the path (NSM_NAME). */
+  name: string;
+  /** Elements after the base chain (IPAM, mechanisms, connect…). @default [] */
+  additional?: NetworkServiceElement[];
+  /** Slot for updatetoken. @default pass-through */
+  updateToken?: NetworkServiceElement;
+  /** Slot for the authorize server. @default pass-through */
+  authorize?: NetworkServiceElement;
+  /** Slot for the timeout server. @default pass-through */
+  timeout?: NetworkServiceElement;
+  /** Logger for served calls. @default silent */
+  log?: Logger;
+}
+
+export interface Endpoint extends NetworkServiceHandler {
+  readonly name: string;
+  readonly monitor: ConnectionMonitor;
+  /** Serves NetworkService and MonitorConnection on a grpc-js server. */
+  register(server: grpc.Server): void;
+  /** Stops background work (downstream monitor streams). */
+  dispose(): void;
+}
+
+export function endpointChain(options: EndpointOptions, monitor: ConnectionMonitor): NetworkServiceElement {
+  return chain(
+    validateServer(),
+    updatePathServer(options.name),
+    beginServer(),
+    options.updateToken ?? passThrough("updatetoken"),
+    options.authorize ?? passThrough("authorize"),
+    metadataServer(),
+    options.timeout ?? passThrough("timeout"),
+    monitorServer(monitor),
+    trimpathServer(),
+    ...(options.additional ?? []),
+  );
+}
+
+export function createEndpoint(options: EndpointOptions): Endpoint {
+  const log = options.log ?? silentLogger;
+  const monitor = new ConnectionMonitor(log);
+  const handler = bind(endpointChain(options, monitor));
+  return {
+    name: options.name,
+    monitor,
+    request: (req, ctx) => handler.request(req, ctx),
+    close: (conn, ctx) => handler.close(conn, ctx),
+    register(server) {
+      addService(
+        server,
+        NetworkService,
+        {
+          request: (req, ctx) => handler.request(req, ctx),
+          close: async (conn, ctx) => {
+            await handler.close(conn, ctx);
+            return create(EmptySchema);
+          },
+        },
+        { log },
+      );
+      addService(server, MonitorConnection, monitorConnectionService(monitor), { log });
+    },
+    dispose: () => monitor.close(),
+  };
+}

@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * monitor: serves MonitorConnections and keeps it true.
+ *
+ * Purpose: every hop publishes its connections. A subscriber first gets one
+ * INITIAL_STATE_TRANSFER with every connection matching its selector (possibly none), then an
+ * UPDATE after each successful Request, a DELETE after each Close, and an UPDATE with state
+ * DOWN when a re-request of a live connection fails. A passthrough hop (nsmgr, forwarder)
+ * also subscribes to the next hop with the selector `{path_segments: [own segment]}` and
+ * re-publishes what it sees as its own connection (a downstream DELETE, or a broken stream,
+ * becomes an UPDATE with state DOWN), which is how an NSC learns that something behind it died.
+ * Chain placement: endpoint chains, after metadata; the downstream subscription uses the
+ * channel dial stored for the connection, so it starts only on hops that forward.
+ * Per-connection state: the last connection and the downstream subscription, both kept in
+ * the {@link ConnectionMonitor} (they must outlive a Request's metadata lifetime).
+ * Failure behaviour: never fails a Request or Close; downstream stream errors are events.
+ */
+import {
+  clone,
+  type Connection,
+  type ConnectionEvent,
+  ConnectionEventSchema,
+  ConnectionEventType,
+  ConnectionSchema,
+  create,
+  MonitorConnection,
+  type MonitorScopeSelector,
+  MonitorScopeSelectorSchema,
+  PathSegmentSchema,
+  State,
+} from "../../../../api/index.js";
+import { createClient } from "../../../../api/grpc.js";
+import type { NetworkServiceElement } from "../../../core/chain.js";
+import type { CallContext } from "../../../core/context.js";
+import type { Logger } from "../../../tools/logger.js";
+import { silentLogger } from "../../../tools/logger.js";
+import { storedChannelOf } from "../dial/index.js";
+import { matchesSelector } from "./selector.js";
+
+export { matchesSelector } from "./selector.js";
+
+type Subscriber = (event: ConnectionEvent) => void;
+
+/** The connections of one hop and their subscribers. */
+export class ConnectionMonitor {
+  readonly #connections = new Map<string, Connection>();
+  readonly #subscribers = new Set<{ selector: MonitorScopeSelector; push: Subscriber }>();
+  readonly #downstream = new Map<string, AbortController>();
+  readonly log: Logger;
+
+  constructor(log: Logger = silentLogger) {
+    this.log = log;
+  }
+
+  /** A snapshot of the current connections. */
+  connections(): Connection[] {
+    return [...this.#connections.values()].map((c) => clone(ConnectionSchema, c));
+  }
+
+  update(conn: Connection): void {
+    const c = clone(ConnectionSchema, conn);
+    this.#connections.set(c.id, c);
+    this.#publish(ConnectionEventType.UPDATE, c);
+  }
+
+  delete(conn: Connection): void {
+    const c = this.#connections.get(conn.id) ?? clone(ConnectionSchema, conn);
+    this.#connections.delete(conn.id);
+    this.#stopDownstream(conn.id);
+    this.#publish(ConnectionEventType.DELETE, c);
+  }
+
+  /** Marks a live connection DOWN (failed re-request, broken downstream). */
+  down(id: string): void {
+    const c = this.#connections.get(id);
+    if (!c) return;
+    c.state = State.DOWN;
+    this.#publish(ConnectionEventType.UPDATE, c);
+  }
+
+  #publish(type: ConnectionEventType, conn: Connection): void {
+    for (const s of this.#subscribers) {
+      if (!matchesSelector(conn, s.selector)) continue;
+      s.push(create(ConnectionEventSchema, { type, connections: { [conn.id]: clone(ConnectionSchema, conn) } }));
+    }
+  }
+
+  /** The MonitorConnections stream: initial state, then matching updates until `signal` aborts. */
+  async *events(selector: MonitorScopeSelector, signal: AbortSignal): AsyncGenerator<ConnectionEvent> {
+    const queue: ConnectionEvent[] = [];
+    let wake: (() => void) | undefined;
+    const sub = {
+      selector,
+      push: (e: ConnectionEvent) => {
+        queue.push(e);
+        wake?.();
+      },
+    };
+    const initial: Record<string, Connection> = {};
+    for (const c of this.#connections.values()) if (matchesSelector(c, selector)) initial[c.id] = clone(ConnectionSchema, c);
+    this.#subscribers.add(sub);
+    const onAbort = () => wake?.();
+    signal.addEventListener("abort", onAbort);
+    try {
+      yield create(ConnectionEventSchema, { type: ConnectionEventType.INITIAL_STATE_TRANSFER, connections: initial });
+      while (!signal.aborted) {
+        const e = queue.shift();
+        if (e) {
+          yield e;
+          continue;
+        }
+        await new Promise<void>((r) => {
+          wake = r;
+        });
+        wake = undefined;
+      }
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      this.#subscribers.delete(sub);
+    }
+  }
+
+  /** Follows the next hop's view of `conn` and re-publishes it as ours. */
+  followDownstream(conn: Connection, channel: import("@grpc/grpc-js").Client, ctx: CallContext): void {
+    if (this.#downstream.has(conn.id)) return;
+    const own = conn.path?.pathSegments[conn.path.index];
+    if (!own) return;
+    const ac = new AbortController();
+    this.#downstream.set(conn.id, ac);
+    const id = conn.id;
+    const selector = create(MonitorScopeSelectorSchema, {
+      pathSegments: [create(PathSegmentSchema, { id: own.id, name: own.name })],
+    });
+    const streamCtx = ctx.detached().withCancel({ signal: ac.signal });
+    void (async () => {
+      try {
+        const client = createClient(MonitorConnection, channel);
+        for await (const event of client.monitorConnections(selector, streamCtx)) {
+          for (const down of Object.values(event.connections)) this.#fromDownstream(id, down, event.type);
+        }
+        if (!ac.signal.aborted) this.down(id);
+      } catch (err) {
+        if (ac.signal.aborted) return;
+        this.log.debug({ connId: id, err: String(err) }, "downstream monitor stream broke");
+        this.down(id);
+      } finally {
+        if (this.#downstream.get(id) === ac) this.#downstream.delete(id);
+      }
+    })();
+  }
+
+  #fromDownstream(id: string, down: Connection, type: ConnectionEventType): void {
+    const mine = this.#connections.get(id);
+    if (!mine?.path || !down.path) return;
+    const index = down.path.pathSegments.findIndex((s) => s.id === id);
+    if (index < 0) return;
+    const c = clone(ConnectionSchema, down);
+    c.id = id;
+    c.path!.index = index;
+    if (type === ConnectionEventType.DELETE) c.state = State.DOWN;
+    this.#connections.set(id, c);
+    this.#publish(ConnectionEventType.UPDATE, c);
+  }
+
+  #stopDownstream(id: string): void {
+    this.#downstream.get(id)?.abort();
+    this.#downstream.delete(id);
+  }
+
+  /** Stops every downstream subscription. */
+  close(): void {
+    for (const ac of this.#downstream.values()) ac.abort();
+    this.#downstream.clear();
+  }
+}
+
+export function monitorServer(monitor: ConnectionMonitor): NetworkServiceElement {
+  return {
+    name: "monitor",
+    requires: ["metadata"],
+    async request(req, ctx, next) {
+      let conn: Connection;
+      try {
+        conn = await next.request(req, ctx);
+      } catch (err) {
+        if (req.connection) monitor.down(req.connection.id);
+        throw err;
+      }
+      monitor.update(conn);
+      const channel = storedChannelOf(ctx);
+      if (channel) monitor.followDownstream(conn, channel, ctx);
+      return conn;
+    },
+    async close(conn, ctx, next) {
+      try {
+        await next.close(conn, ctx);
+      } finally {
+        monitor.delete(conn);
+      }
+    },
+  };
+}
+
+/** The MonitorConnection service implementation for addService. */
+export function monitorConnectionService(monitor: ConnectionMonitor) {
+  return {
+    monitorConnections: (selector: MonitorScopeSelector, ctx: CallContext) => monitor.events(selector, ctx.signal),
+  };
+}

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * NSM URLs to gRPC targets, and channel creation.
+ *
+ * NSM names peers with URLs: `unix:///path/to.sock` and `tcp://host:port` (as in NSM_LISTEN_ON,
+ * NSM_CONNECT_TO, NSE records). grpc-js wants `unix:///path` or `host:port`.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { invalidArgument } from "../core/errors.js";
+
+export interface ParsedUrl {
+  readonly scheme: "unix" | "tcp";
+  /** Socket path for unix, `host:port` for tcp. */
+  readonly address: string;
+  readonly host?: string;
+  readonly port?: number;
+}
+
+/** Parses an NSM endpoint URL; anything else is InvalidArgument with the reason. */
+export function parseNsmUrl(url: string): ParsedUrl {
+  if (url.startsWith("unix://")) {
+    const path = url.slice("unix://".length);
+    if (!path.startsWith("/")) throw invalidArgument(`bad URL "${url}": a unix URL needs an absolute path (unix:///path)`);
+    return { scheme: "unix", address: path };
+  }
+  if (url.startsWith("tcp://")) {
+    const rest = url.slice("tcp://".length);
+    const m = /^(\[[0-9a-fA-F:.]+\]|[^:/\s]*):(\d{1,5})\/?$/.exec(rest);
+    const port = m ? Number(m[2]) : Number.NaN;
+    if (!m || port < 1 || port > 65535) throw invalidArgument(`bad URL "${url}": expected tcp://host:port`);
+    return { scheme: "tcp", address: `${m[1] || "0.0.0.0"}:${port}`, host: m[1] || "0.0.0.0", port };
+  }
+  throw invalidArgument(`bad URL "${url}": expected unix:///path or tcp://host:port`);
+}
+
+/** The grpc-js target for an NSM URL. */
+export function grpcTarget(url: string): string {
+  const u = parseNsmUrl(url);
+  return u.scheme === "unix" ? `unix://${u.address}` : u.address;
+}
+
+export interface DialOptions {
+  credentials?: grpc.ChannelCredentials;
+  channelOptions?: grpc.ChannelOptions;
+}
+
+/** Opens a grpc-js channel to an NSM URL (insecure unless credentials are given). */
+export function dialChannel(url: string, options: DialOptions = {}): grpc.Client {
+  return new grpc.Client(grpcTarget(url), options.credentials ?? grpc.credentials.createInsecure(), {
+    "grpc.enable_retries": 0,
+    ...options.channelOptions,
+  });
+}
+
+/** Waits until a channel is connected, or throws Unavailable at the deadline. */
+export function waitForReady(channel: grpc.Client, deadlineMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    channel.waitForReady(Date.now() + deadlineMs, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+/** Closes a channel. `grpc.Client#close` may be shadowed by an RPC named Close, so call the prototype. */
+export function closeChannel(channel: grpc.Client): void {
+  grpc.Client.prototype.close.call(channel);
+}
