@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Installs what the demo and the tests need, idempotently: Debian packages, npm packages, the
+# netlink addon. Safe to run again; does nothing that is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "run as root: network namespaces, veth and VXLAN need CAP_NET_ADMIN" >&2
+  exit 1
+fi
+
+# Debian packages: iproute2 (tests inspect the kernel with ip), ping and iperf3 (data-plane
+# checks), wireguard-go (userspace WireGuard), etcd (registry backend), CNI plugins (benchmark peer),
+# a C++ toolchain for the addon.
+pkgs=(iproute2 iputils-ping iperf3 wireguard-go wireguard-tools etcd-server containernetworking-plugins g++ make python3)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm packages (node-gyp builds the addon against the system's Node headers).
+export npm_config_nodedir="${npm_config_nodedir:-/usr}"
+stamp=node_modules/.nsm-install-stamp
+if [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || { [ -f package-lock.json ] && [ package-lock.json -nt "$stamp" ]; }; then
+  say "installing npm packages"
+  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+  touch "$stamp"
+fi
+
+if [ -f native/binding.gyp ]; then
+  addon=native/build/Release/nsm_netlink.node
+  newest=$(ls -t native/*.cc native/binding.gyp 2>/dev/null | head -1)
+  if [ ! -f "$addon" ] || [ "$newest" -nt "$addon" ]; then
+    say "building the netlink addon"
+    (cd native && npx --no-install node-gyp rebuild --nodedir="$npm_config_nodedir" >/dev/null)
+  fi
+fi

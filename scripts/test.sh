@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The whole test suite: setup, generated-code check, types, lint, unit and integration tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+echo "== typecheck" >&2
+npx --no-install tsc -p . --noEmit
+echo "== lint" >&2
+npx --no-install biome check --error-on-warnings . >/dev/null
+echo "== tests" >&2
+mapfile -t files < <(find src test -name '*.test.ts' | sort)
+exec node --import tsx --test --test-concurrency=2 --test-timeout=300000 "${files[@]}"
