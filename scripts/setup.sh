@@ -37,10 +37,10 @@ if [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || { [ -f package-lock.jso
 fi
 
 if [ -f native/binding.gyp ]; then
-  addon=native/build/Release/nsm_netlink.node
-  newest=$(ls -t native/*.cc native/binding.gyp 2>/dev/null | head -1)
+  addon=native/build/Release/nsnl.node
+  newest=$(ls -t native/src/*.cc native/binding.gyp 2>/dev/null | head -1)
   if [ ! -f "$addon" ] || [ "$newest" -nt "$addon" ]; then
     say "building the netlink addon"
-    (cd native && npx --no-install node-gyp rebuild --nodedir="$npm_config_nodedir" >/dev/null)
+    node native/build.mjs >/dev/null
   fi
 fi

@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The forwarder chain (control plane): chooses the endpoint and forwards to it.
+ *
+ * Order: endpoint base → discover → roundrobin → mechanisms (server side: what the client
+ * offered) → additional (data-plane elements, e.g. the kernel cross-connect) →
+ * connect(client: mechanismtranslation → mechanisms (client side: what this forwarder offers
+ * the endpoint) → additional client elements → filtermechanisms).
+ * The forwarder, not the nsmgr, selects the NSE (upstream). Data-plane elements act after
+ * `next` returns, when both sides' mechanisms are known.
+ */
+import { passThrough, type NetworkServiceElement } from "../../../core/chain.js";
+import type { NseRegistry, NsRegistry } from "../../../registry/api.js";
+import { type Logger } from "../../../tools/logger.js";
+import { connectServer } from "../../common/connect/index.js";
+import { discoverServer } from "../../common/discover/index.js";
+import { filterMechanismsClient } from "../../common/filtermechanisms/index.js";
+import { kernelMechanismClient } from "../../common/kernelmechanism/index.js";
+import { type MechanismElements, mechanismsClient, mechanismsServer } from "../../common/mechanisms/index.js";
+import { mechanismTranslationClient } from "../../common/mechanismtranslation/index.js";
+import { roundRobinServer } from "../../common/roundrobin/index.js";
+import { clientChain } from "../client/index.js";
+import { createEndpoint, type Endpoint, type EndpointOptions } from "../endpoint/index.js";
+
+export interface ForwarderOptions extends Omit<EndpointOptions, "additional"> {
+  /** Registries as seen through the local nsmgr. */
+  nsRegistry: NsRegistry;
+  nseRegistry: NseRegistry;
+  /** Server-side mechanism handlers (what clients may ask for). @default { KERNEL: pass-through } */
+  serverMechanisms?: MechanismElements;
+  /** Client-side mechanism handlers (what the forwarder offers endpoints). @default { KERNEL: kernel mechanism client } */
+  clientMechanisms?: MechanismElements;
+  /** Server elements after mechanism selection (data plane). @default [] */
+  additional?: NetworkServiceElement[];
+  /** Client elements before filtermechanisms. @default [] */
+  additionalClient?: NetworkServiceElement[];
+  /** @default 5000 */
+  dialTimeoutMs?: number;
+  log?: Logger;
+}
+
+export function createForwarder(options: ForwarderOptions): Endpoint {
+  const client = clientChain({
+    name: options.name,
+    dialTimeoutMs: options.dialTimeoutMs,
+    additional: [
+      mechanismTranslationClient(),
+      mechanismsClient(options.clientMechanisms ?? { KERNEL: kernelMechanismClient() }),
+      ...(options.additionalClient ?? []),
+      filterMechanismsClient(),
+    ],
+  });
+  return createEndpoint({
+    ...options,
+    additional: [
+      discoverServer({ nsRegistry: options.nsRegistry, nseRegistry: options.nseRegistry }),
+      roundRobinServer(),
+      mechanismsServer(options.serverMechanisms ?? { KERNEL: passThrough("kernel") }),
+      ...(options.additional ?? []),
+      connectServer(client),
+    ],
+  });
+}
