@@ -144,7 +144,17 @@ async function pump(call: grpc.ServerWritableStream<any, any>, source: AsyncIter
         if (Object.keys(headers.getMap()).length > 0) call.sendMetadata(headers);
         headersSent = true;
       }
-      if (!call.write(item)) await new Promise((r) => call.once("drain", r));
+      if (!call.write(item)) {
+        await new Promise<void>((r) => {
+          const done = () => {
+            call.off("drain", done);
+            call.off("cancelled", done);
+            r();
+          };
+          call.once("drain", done);
+          call.once("cancelled", done);
+        });
+      }
     }
     if (!call.cancelled) call.end();
   } catch (err) {

@@ -5,7 +5,7 @@
  * They match both a remote registry reached over gRPC (`createClient(NetworkServiceRegistry, …)`)
  * and an in-process registry chain, so elements such as discover can use either.
  */
-import type { CallContext } from "../core/context.js";
+
 import type {
   NetworkService,
   NetworkServiceEndpoint,
@@ -14,6 +14,7 @@ import type {
   NetworkServiceQuery,
   NetworkServiceResponse,
 } from "../../api/gen/registry_pb.js";
+import type { CallContext } from "../core/context.js";
 
 export interface NsRegistry {
   register(ns: NetworkService, ctx: CallContext): Promise<NetworkService>;

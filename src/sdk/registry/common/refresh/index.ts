@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * refresh (registry client, NSE): registers again before the registration expires.
+ *
+ * Purpose: the registry gives every NSE registration an `expiration_time` (expire, 1 min by
+ * default); an NSE that is alive keeps its record by registering again at 2/3 of the remaining
+ * lifetime (reference §5), until it unregisters or the `signal` option aborts. A refresh that
+ * fails is retried every `retryIntervalMs` (200 ms) until one succeeds, the NSE unregisters or
+ * the signal aborts. A refresh re-sends the original request through begin's event factory,
+ * so every element after begin (clientinfo, connect…) runs again. If the caller asked for an
+ * `expiration_time`, each refresh asks for the same lifetime again from the time it is sent.
+ * Chain placement: client chains, right after begin (`requires: ["begin"]`).
+ * Per-name state: the scheduled refresh (timer and cancel signal) and the requested lifetime.
+ * Cancelled on Unregister and when `signal` aborts; replaced by every successful Register.
+ * Options: {@link RegistryRefreshOptions}.
+ * Failure behaviour: a failed Register by the caller is returned and schedules nothing. A
+ * registration returned without `expiration_time` is not refreshed. Failed refreshes are
+ * logged (`warn`) and retried.
+ */
+import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
+import type { CallContext } from "../../../core/context.js";
+import { invalidArgument } from "../../../core/errors.js";
+import type { RegistryElement, RegistryHandler } from "../../core/chain.js";
+import type { NseTypes } from "../../core/kind.js";
+import { type RegistryEventFactory, registryEventFactoryOf } from "../begin/index.js";
+
+/** Upstream's retry interval for failed registry refreshes. */
+export const DEFAULT_REFRESH_RETRY_INTERVAL_MS = 200;
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export interface RegistryRefreshOptions {
+  /** The element's lifetime: when it aborts, no more refreshes are sent. @default never */
+  readonly signal?: AbortSignal;
+  /** Delay between attempts after a refresh failed. @default 200 */
+  readonly retryIntervalMs?: number;
+}
+
+interface Scheduled {
+  timer: NodeJS.Timeout | undefined;
+  readonly cancel: AbortController;
+  /** The lifetime the caller asked for, re-applied on every refresh. */
+  readonly requestedLifetimeMs: number | undefined;
+  /** True while a refresh sent by this schedule is running (its Register re-enters this element). */
+  refreshing: boolean;
+}
+
+class Refresh implements RegistryElement<NseTypes> {
+  readonly name = "refresh";
+  readonly requires = ["begin"] as const;
+  readonly #scheduled = new Map<string, Scheduled>();
+  readonly #signal: AbortSignal | undefined;
+  readonly #retryMs: number;
+
+  constructor(options: Readonly<RegistryRefreshOptions>) {
+    const retry = options.retryIntervalMs ?? DEFAULT_REFRESH_RETRY_INTERVAL_MS;
+    if (!Number.isFinite(retry) || retry <= 0) throw invalidArgument(`retryIntervalMs must be positive, got ${retry}`);
+    this.#retryMs = retry;
+    this.#signal = options.signal;
+    this.#signal?.addEventListener("abort", () => this.#cancelAll(), { once: true });
+  }
+
+  async register(record: NseTypes["record"], ctx: CallContext, next: RegistryHandler<NseTypes>) {
+    const factory = registryEventFactoryOf<NseTypes>(ctx);
+    const previous = this.#scheduled.get(record.name);
+    const requestedLifetimeMs = previous?.refreshing
+      ? previous.requestedLifetimeMs
+      : record.expirationTime
+        ? Math.max(0, timestampMs(record.expirationTime) - Date.now())
+        : undefined;
+    const resp = await next.register(record, ctx);
+    if (resp.expirationTime) {
+      this.#schedule(record.name, factory, timestampMs(resp.expirationTime), requestedLifetimeMs, ctx);
+    }
+    return resp;
+  }
+
+  find(query: NseTypes["query"], ctx: CallContext, next: RegistryHandler<NseTypes>) {
+    return next.find(query, ctx);
+  }
+
+  async unregister(record: NseTypes["record"], ctx: CallContext, next: RegistryHandler<NseTypes>) {
+    this.#cancel(record.name);
+    await next.unregister(record, ctx);
+  }
+
+  #schedule(
+    name: string,
+    factory: RegistryEventFactory<NseTypes>,
+    expiresAt: number,
+    requestedLifetimeMs: number | undefined,
+    ctx: CallContext,
+  ): void {
+    this.#cancel(name);
+    if (this.#signal?.aborted) return;
+    const s: Scheduled = { timer: undefined, cancel: new AbortController(), requestedLifetimeMs, refreshing: false };
+    const update =
+      requestedLifetimeMs === undefined
+        ? undefined
+        : (r: NseTypes["record"]) => {
+            r.expirationTime = timestampFromMs(Date.now() + requestedLifetimeMs);
+          };
+    const attempt = () => {
+      s.timer = undefined;
+      s.refreshing = true;
+      factory.register({ signal: s.cancel.signal, update }).then(
+        () => {
+          // On success the re-entered Register has already scheduled the next refresh.
+          s.refreshing = false;
+        },
+        (err: unknown) => {
+          s.refreshing = false;
+          if (s.cancel.signal.aborted) return;
+          ctx.log.warn({ registryName: name, err: String(err) }, "registry refresh failed, retrying");
+          s.timer = setTimeout(attempt, this.#retryMs);
+        },
+      );
+    };
+    const delay = Math.min(MAX_TIMER_MS, Math.max(0, ((expiresAt - Date.now()) * 2) / 3));
+    s.timer = setTimeout(attempt, delay);
+    this.#scheduled.set(name, s);
+  }
+
+  #cancel(name: string): void {
+    const s = this.#scheduled.get(name);
+    if (!s) return;
+    if (s.timer) clearTimeout(s.timer);
+    s.cancel.abort();
+    this.#scheduled.delete(name);
+  }
+
+  #cancelAll(): void {
+    for (const name of [...this.#scheduled.keys()]) this.#cancel(name);
+  }
+}
+
+/** Creates the refresh element for NSE registry clients. */
+export function registryRefresh(options: Readonly<RegistryRefreshOptions> = {}): RegistryElement<NseTypes> {
+  return new Refresh(options);
+}

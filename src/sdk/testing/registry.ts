@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Test-only helpers for registry chains (registry counterparts of `src/sdk/testing/elements.ts`).
+ * Never imported by production code.
+ */
+import { CallContext } from "../core/context.js";
+import type { NsmError } from "../core/errors.js";
+import type { RegistryElement } from "../registry/core/chain.js";
+import type { RegistryTypes } from "../registry/core/kind.js";
+
+/** Counts the calls that pass through and remembers the last record registered. */
+export interface RegistryCounter<T extends RegistryTypes> extends RegistryElement<T> {
+  readonly registers: number;
+  readonly finds: number;
+  readonly unregisters: number;
+  readonly lastRegistered: T["record"] | undefined;
+}
+
+export function registryCount<T extends RegistryTypes>(): RegistryCounter<T> {
+  const c = {
+    name: "count",
+    registers: 0,
+    finds: 0,
+    unregisters: 0,
+    lastRegistered: undefined as T["record"] | undefined,
+    register(rec: T["record"], ctx: CallContext, next: Parameters<RegistryElement<T>["register"]>[2]) {
+      c.registers++;
+      c.lastRegistered = rec;
+      return next.register(rec, ctx);
+    },
+    find(query: T["query"], ctx: CallContext, next: Parameters<RegistryElement<T>["find"]>[2]) {
+      c.finds++;
+      return next.find(query, ctx);
+    },
+    unregister(rec: T["record"], ctx: CallContext, next: Parameters<RegistryElement<T>["unregister"]>[2]) {
+      c.unregisters++;
+      return next.unregister(rec, ctx);
+    },
+  };
+  return c;
+}
+
+/** Fails Register (and/or Unregister) with `error()` while `when` returns true. */
+export function registryInjectError<T extends RegistryTypes>(
+  error: () => NsmError,
+  when: { register?: (rec: T["record"]) => boolean; unregister?: (rec: T["record"]) => boolean } = {
+    register: () => true,
+  },
+): RegistryElement<T> {
+  return {
+    name: "injectError",
+    register: (rec, ctx, next) => (when.register?.(rec) ? Promise.reject(error()) : next.register(rec, ctx)),
+    find: (query, ctx, next) => next.find(query, ctx),
+    unregister: (rec, ctx, next) => (when.unregister?.(rec) ? Promise.reject(error()) : next.unregister(rec, ctx)),
+  };
+}
+
+/** A context that aborts after `timeoutMs` (tests never hang), plus its abort function. */
+export function testContext(timeoutMs = 5000): { ctx: CallContext; cancel: () => void } {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new Error("test timeout")), timeoutMs);
+  ac.signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
+  return { ctx: CallContext.create({ signal: ac.signal }), cancel: () => ac.abort() };
+}
+
+/** Reads the next item of a stream, failing after `timeoutMs`. */
+export async function nextWithin<R>(it: AsyncIterator<R>, timeoutMs = 2000): Promise<IteratorResult<R>> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      it.next(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no stream item within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Resolves after `ms`. */
+export const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The number of live timers (`setTimeout`/`setInterval`) in this process. */
+export function activeTimers(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+}
+
+/** Polls `check` until it returns true, failing after `timeoutMs`. */
+export async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 2000, stepMs = 10) {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await delay(stepMs);
+  }
+}
