@@ -113,14 +113,16 @@ export function addService<S extends DescService>(
     if (m.methodKind === "unary") {
       handlers[m.localName] = (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
         const ctx = callContext(call, log);
-        (fn.call(impl, call.request, ctx) as Promise<unknown>).then(
-          (res) => {
-            const headers = ctx.get(grpcPeerKey)!.responseHeaders;
-            if (Object.keys(headers.getMap()).length > 0) call.sendMetadata(headers);
-            callback(null, res);
-          },
-          (err: unknown) => callback(toServiceError(err)),
-        );
+        Promise.resolve()
+          .then(() => fn.call(impl, call.request, ctx) as Promise<unknown>)
+          .then(
+            (res) => {
+              const headers = ctx.get(grpcPeerKey)!.responseHeaders;
+              if (Object.keys(headers.getMap()).length > 0) call.sendMetadata(headers);
+              callback(null, res);
+            },
+            (err: unknown) => callback(toServiceError(err)),
+          );
       };
     } else if (m.methodKind === "server_streaming") {
       handlers[m.localName] = (call: grpc.ServerWritableStream<any, any>) => {

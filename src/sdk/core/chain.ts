@@ -119,15 +119,24 @@ function link(flat: readonly NetworkServiceElement[], outer: NetworkServiceHandl
   return next;
 }
 
+/** Turns a synchronous throw of a non-async element into a rejection. */
+function settle<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return fn();
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 /** The trace decorator: logs element entry, exit and failures at trace level, costs one check otherwise. */
 function traced(element: NetworkServiceElement, next: NetworkServiceHandler): NetworkServiceHandler {
   const name = element.name ?? "element";
   return {
     request: (req, ctx) => {
-      if (!ctx.log.isLevelEnabled("trace")) return element.request(req, ctx, next);
+      if (!ctx.log.isLevelEnabled("trace")) return settle(() => element.request(req, ctx, next));
       const log = ctx.log.child({ element: name });
       log.trace({ connId: req.connection?.id }, "request");
-      return element.request(req, ctx, next).then(
+      return settle(() => element.request(req, ctx, next)).then(
         (conn) => {
           log.trace({ connId: conn.id }, "request done");
           return conn;
@@ -139,10 +148,10 @@ function traced(element: NetworkServiceElement, next: NetworkServiceHandler): Ne
       );
     },
     close: (conn, ctx) => {
-      if (!ctx.log.isLevelEnabled("trace")) return element.close(conn, ctx, next);
+      if (!ctx.log.isLevelEnabled("trace")) return settle(() => element.close(conn, ctx, next));
       const log = ctx.log.child({ element: name });
       log.trace({ connId: conn.id }, "close");
-      return element.close(conn, ctx, next).then(
+      return settle(() => element.close(conn, ctx, next)).then(
         () => log.trace({ connId: conn.id }, "close done"),
         (err: unknown) => {
           log.trace({ connId: conn.id, err: String(err) }, "close failed");

@@ -162,6 +162,11 @@ export class ConnectionMonitor {
     this.#publish(ConnectionEventType.UPDATE, c);
   }
 
+  /** Stops re-publishing the next hop's view of a connection. */
+  unfollow(id: string): void {
+    this.#stopDownstream(id);
+  }
+
   #stopDownstream(id: string): void {
     this.#downstream.get(id)?.abort();
     this.#downstream.delete(id);
@@ -192,6 +197,8 @@ export function monitorServer(monitor: ConnectionMonitor): NetworkServiceElement
       return conn;
     },
     async close(conn, ctx, next) {
+      // Stop following downstream first: its DELETE must not reach subscribers as a DOWN.
+      monitor.unfollow(conn.id);
       try {
         await next.close(conn, ctx);
       } finally {

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The nsmgr: one per node, the entry point for the node's clients and endpoints.
+ *
+ * NetworkService chain (upstream order): endpoint base → clientinfo → discoverforwarder →
+ * connect(client chain without refresh) — nsmgr only chooses the local forwarder; the
+ * forwarder chooses the endpoint. Healing is driven by the NSC, so nsmgr never refreshes.
+ * Registry: nsmgr also serves both registries to its node (localbypass keeps local NSE
+ * sockets off the cluster registry), backed by a remote registry or by memory.
+ */
+import type * as grpc from "@grpc/grpc-js";
+import { nsmgrRegistry } from "../../../registry/chains/nsmgr/index.js";
+import type { RegistryChains } from "../../../registry/chains/slots.js";
+import { nseRegistryFromChain, nsRegistryFromChain } from "../../../registry/core/adapters.js";
+import { serveRegistry } from "../../../registry/grpc.js";
+import type { NseRegistry, NsRegistry } from "../../../registry/api.js";
+import type { Logger } from "../../../tools/logger.js";
+import { type ClientInfoOptions, clientInfoClient } from "../../common/clientinfo/index.js";
+import { connectServer } from "../../common/connect/index.js";
+import { discoverForwarderServer } from "../../common/discoverforwarder/index.js";
+import { clientChain } from "../client/index.js";
+import { createEndpoint, type Endpoint, type EndpointOptions } from "../endpoint/index.js";
+
+export interface NsmgrOptions extends Omit<EndpointOptions, "additional"> {
+  /** The URL published for local endpoints and used to find local forwarders (e.g. `tcp://198.18.0.1:5001`). */
+  url: string;
+  /** The cluster registry; omitted → an in-memory registry inside nsmgr. */
+  registry?: { ns: NsRegistry; nse: NseRegistry };
+  /** Node/pod/cluster labels stamped on connections and registrations. */
+  clientInfo?: ClientInfoOptions;
+  /** @default "forwarder" */
+  forwarderServiceName?: string;
+  /** Dial timeout to forwarders (NSM_DIAL_TIMEOUT). @default 750 */
+  dialTimeoutMs?: number;
+  /** NSE registration lifetime. @default 60000 */
+  expirationMs?: number;
+  /** nsmgr's lifetime (cancels registry expiry timers). */
+  signal?: AbortSignal;
+  log?: Logger;
+}
+
+export interface Nsmgr extends Endpoint {
+  readonly registry: RegistryChains;
+}
+
+export function createNsmgr(options: NsmgrOptions): Nsmgr {
+  const registry = nsmgrRegistry({
+    nsmgrUrl: options.url,
+    registry: options.registry,
+    expirationMs: options.expirationMs,
+    signal: options.signal,
+    clientInfo: options.clientInfo,
+  });
+  const nsRegistry = nsRegistryFromChain(registry.ns);
+  const nseRegistry = nseRegistryFromChain(registry.nse);
+  const endpoint = createEndpoint({
+    ...options,
+    additional: [
+      clientInfoClient(options.clientInfo ?? {}),
+      discoverForwarderServer({
+        nsRegistry,
+        nseRegistry,
+        nsmgrUrl: options.url,
+        forwarderServiceName: options.forwarderServiceName,
+      }),
+      connectServer(clientChain({ name: options.name, dialTimeoutMs: options.dialTimeoutMs ?? 750 })),
+    ],
+  });
+  return {
+    ...endpoint,
+    registry,
+    register(server: grpc.Server) {
+      endpoint.register(server);
+      serveRegistry(server, registry, { log: options.log });
+    },
+  };
+}
