@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The `nsm` command line: one program, a subcommand per role (see DESIGN.md §3).
+ * Only src/cmd reads the environment, prints to the console and exits the process.
+ */
+import { ConfigError } from "./env.js";
+
+const USAGE = `usage: nsm <command> [args]
+
+roles (configured by the upstream NSM_* environment variables):
+  registry                 the registry (memory backend)
+  nsmgr                    the node's network service manager
+  forwarder                the kernel forwarder
+  nse icmp-responder       the reference endpoint (NSM_CIDR_PREFIX, NSM_SERVICE_NAMES, ...)
+  nsc [--init]             the client: sidecar (keeps connections) or init (request once, exit)
+
+local runtime (one Linux machine, root, no Kubernetes):
+  up [--nodes N]           start a registry and N nodes
+  apply -f FILE|DIR        run upstream-style manifests (Namespace, NetworkService, Deployment, Pod)
+  get pods|networkservices|networkserviceendpoints|connections
+  exec POD|deployments/NAME [-n NS] -- CMD...
+  logs POD|deployments/NAME [-n NS]
+  delete -f FILE|DIR
+  down                     remove every namespace, link and process the runtime made
+
+other:
+  sandbox                  the control plane in one process: prints a negotiated connection
+`;
+
+type Command = (args: string[]) => Promise<number | undefined>;
+
+const commands: Record<string, () => Promise<Command>> = {
+  sandbox: async () => async () => {
+    const { sandboxDemo } = await import("./sandbox-demo.js");
+    await sandboxDemo();
+    return 0;
+  },
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  if (!name || name === "help" || name === "--help" || name === "-h") {
+    process.stdout.write(USAGE);
+    return name ? 0 : 2;
+  }
+  const load = commands[name];
+  if (!load) {
+    process.stderr.write(`nsm: unknown command "${name}"\n\n${USAGE}`);
+    return 2;
+  }
+  const run = await load();
+  return (await run(args)) ?? 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`nsm: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    const e = err as { toStatusString?: () => string; message?: string };
+    process.stderr.write(`nsm: ${e.toStatusString ? e.toStatusString() : (e.message ?? String(err))}\n`);
+    process.exitCode = 1;
+  },
+);
