@@ -7,17 +7,18 @@
  * Usage: npm run bench:control-plane [-- --requests 1000]
  * The last line is JSON; the ratio is the figure (absolute times on a shared machine are noise).
  */
-import { parseArgs } from "node:util";
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
-import { ConnectionSchema, create, NetworkService, NetworkServiceRequestSchema } from "../src/api/index.js";
 import { addService, createClient } from "../src/api/grpc.js";
+import { ConnectionSchema, create, NetworkService, NetworkServiceRequestSchema } from "../src/api/index.js";
 import { CallContext } from "../src/sdk/core/context.js";
 import { createSandbox } from "../src/sdk/testing/sandbox.js";
 import { closeChannel, dialChannel } from "../src/sdk/tools/grpcurl.js";
-import { EmptySchema } from "@bufbuild/protobuf/wkt";
 
 const { values } = parseArgs({ options: { requests: { type: "string", default: "1000" } } });
 const N = Number(values.requests);
@@ -62,7 +63,9 @@ async function measureFloor(): Promise<number[]> {
     close: async () => create(EmptySchema),
   });
   const url = `unix://${dir}/floor.sock`;
-  await new Promise<void>((res, rej) => server.bindAsync(url, grpc.ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())));
+  await new Promise<void>((res, rej) =>
+    server.bindAsync(url, grpc.ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())),
+  );
   const channel = dialChannel(url);
   const client = createClient(NetworkService, channel);
   try {

@@ -16,7 +16,9 @@ try {
   execFileSync("npx", ["--no-install", "buf", "generate", "--template", tpl], { stdio: "inherit" });
   const stale = [];
   const committed = readdirSync("src/api/gen").sort();
-  const fresh = readdirSync(out).filter((f) => f.endsWith(".ts")).sort();
+  const fresh = readdirSync(out)
+    .filter((f) => f.endsWith(".ts"))
+    .sort();
   if (committed.join() !== fresh.join()) stale.push(`file list: ${committed} vs ${fresh}`);
   for (const f of fresh) {
     if (readFileSync(join(out, f), "utf8") !== readFileSync(join("src/api/gen", f), "utf8")) stale.push(f);

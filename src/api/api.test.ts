@@ -25,7 +25,11 @@ const connection = () =>
   create(ConnectionSchema, {
     id: "nsc-0",
     networkService: "kernel2kernel",
-    mechanism: { cls: "LOCAL", type: "KERNEL", parameters: { name: "nsm-1", inodeURL: "file:///proc/thread-self/ns/net" } },
+    mechanism: {
+      cls: "LOCAL",
+      type: "KERNEL",
+      parameters: { name: "nsm-1", inodeURL: "file:///proc/thread-self/ns/net" },
+    },
     context: {
       ipContext: {
         srcIpAddrs: ["172.16.1.101/32"],
@@ -61,14 +65,31 @@ function roundTrip<T extends DescMessage>(schema: T, msg: Parameters<typeof toBi
 describe("wire API", () => {
   it("round-trips every message with all fields set", () => {
     roundTrip(ConnectionSchema, connection());
-    roundTrip(NetworkServiceRequestSchema, create(NetworkServiceRequestSchema, { connection: connection(), mechanismPreferences: [{ cls: "REMOTE", type: "VXLAN", parameters: { vni: "2" } }] }));
-    roundTrip(ConnectionEventSchema, create(ConnectionEventSchema, { type: ConnectionEventType.DELETE, connections: { "nsc-0": connection() } }));
-    roundTrip(MonitorScopeSelectorSchema, create(MonitorScopeSelectorSchema, { pathSegments: [{ id: "x" }], networkServices: ["a"] }));
+    roundTrip(
+      NetworkServiceRequestSchema,
+      create(NetworkServiceRequestSchema, {
+        connection: connection(),
+        mechanismPreferences: [{ cls: "REMOTE", type: "VXLAN", parameters: { vni: "2" } }],
+      }),
+    );
+    roundTrip(
+      ConnectionEventSchema,
+      create(ConnectionEventSchema, { type: ConnectionEventType.DELETE, connections: { "nsc-0": connection() } }),
+    );
+    roundTrip(
+      MonitorScopeSelectorSchema,
+      create(MonitorScopeSelectorSchema, { pathSegments: [{ id: "x" }], networkServices: ["a"] }),
+    );
     const ns = create(registry.NetworkServiceSchema, {
       name: "secure-intranet-connectivity",
       payload: "ETHERNET",
       matches: [
-        { sourceSelector: { app: "firewall" }, routes: [{ destinationSelector: { app: "vpn-gateway" }, weight: 3 }], fallthrough: true, metadata: { labels: { p2p: "true" } } },
+        {
+          sourceSelector: { app: "firewall" },
+          routes: [{ destinationSelector: { app: "vpn-gateway" }, weight: 3 }],
+          fallthrough: true,
+          metadata: { labels: { p2p: "true" } },
+        },
       ],
       pathIds: ["spiffe://x/a"],
     });
@@ -83,17 +104,42 @@ describe("wire API", () => {
       pathIds: ["p"],
     });
     roundTrip(registry.NetworkServiceEndpointSchema, nse);
-    roundTrip(registry.NetworkServiceQuerySchema, create(registry.NetworkServiceQuerySchema, { networkService: ns, watch: true }));
-    roundTrip(registry.NetworkServiceEndpointQuerySchema, create(registry.NetworkServiceEndpointQuerySchema, { networkServiceEndpoint: nse, watch: true }));
-    roundTrip(registry.NetworkServiceResponseSchema, create(registry.NetworkServiceResponseSchema, { networkService: ns, deleted: true }));
-    roundTrip(registry.NetworkServiceEndpointResponseSchema, create(registry.NetworkServiceEndpointResponseSchema, { networkServiceEndpoint: nse, deleted: true }));
-    roundTrip(ipam.PrefixRequestSchema, create(ipam.PrefixRequestSchema, { type: ipam.Type.ALLOCATE, prefix: "10.0.0.0/24", excludePrefixes: ["10.0.0.1/32"] }));
-    roundTrip(ipam.PrefixResponseSchema, create(ipam.PrefixResponseSchema, { prefix: "10.0.0.0/24", excludePrefixes: ["x"] }));
+    roundTrip(
+      registry.NetworkServiceQuerySchema,
+      create(registry.NetworkServiceQuerySchema, { networkService: ns, watch: true }),
+    );
+    roundTrip(
+      registry.NetworkServiceEndpointQuerySchema,
+      create(registry.NetworkServiceEndpointQuerySchema, { networkServiceEndpoint: nse, watch: true }),
+    );
+    roundTrip(
+      registry.NetworkServiceResponseSchema,
+      create(registry.NetworkServiceResponseSchema, { networkService: ns, deleted: true }),
+    );
+    roundTrip(
+      registry.NetworkServiceEndpointResponseSchema,
+      create(registry.NetworkServiceEndpointResponseSchema, { networkServiceEndpoint: nse, deleted: true }),
+    );
+    roundTrip(
+      ipam.PrefixRequestSchema,
+      create(ipam.PrefixRequestSchema, {
+        type: ipam.Type.ALLOCATE,
+        prefix: "10.0.0.0/24",
+        excludePrefixes: ["10.0.0.1/32"],
+      }),
+    );
+    roundTrip(
+      ipam.PrefixResponseSchema,
+      create(ipam.PrefixResponseSchema, { prefix: "10.0.0.0/24", excludePrefixes: ["x"] }),
+    );
   });
 
   it("uses the upstream method paths", () => {
     const paths = (svc: Parameters<typeof grpcDefinition>[0]) => Object.values(grpcDefinition(svc)).map((m) => m.path);
-    assert.deepEqual(paths(NetworkService), ["/networkservice.NetworkService/Request", "/networkservice.NetworkService/Close"]);
+    assert.deepEqual(paths(NetworkService), [
+      "/networkservice.NetworkService/Request",
+      "/networkservice.NetworkService/Close",
+    ]);
     assert.deepEqual(paths(MonitorConnection), ["/connection.MonitorConnection/MonitorConnections"]);
     assert.deepEqual(paths(registry.NetworkServiceRegistry), [
       "/registry.NetworkServiceRegistry/Register",
@@ -120,7 +166,11 @@ describe("wire API", () => {
       ...msg(3, [...str(1, "LOCAL"), ...str(2, "KERNEL"), ...msg(3, [...str(1, "name"), ...str(2, "nsm-1")])]), // mechanism
       ...msg(4, [...msg(1, [...str(1, "172.16.1.101/32"), ...str(2, "172.16.1.100/32")]), ...varint(5, 100)]), // context {ip_context, MTU}
       ...msg(5, [...str(1, "app"), ...str(2, "alpine")]), // labels
-      ...msg(6, [...varint(1, 1), ...msg(2, [...str(1, "nsc"), ...str(2, "conn-1")]), ...msg(2, [...str(1, "nsmgr"), ...str(2, "m")])]), // path
+      ...msg(6, [
+        ...varint(1, 1),
+        ...msg(2, [...str(1, "nsc"), ...str(2, "conn-1")]),
+        ...msg(2, [...str(1, "nsmgr"), ...str(2, "m")]),
+      ]), // path
       ...str(7, "nse-kernel"),
       ...str(8, "ETHERNET"),
       ...varint(9, 3), // state RESELECT_REQUESTED
@@ -134,7 +184,10 @@ describe("wire API", () => {
     assert.equal(c.context?.MTU, 100);
     assert.deepEqual(c.labels, { app: "alpine" });
     assert.equal(c.path?.index, 1);
-    assert.deepEqual(c.path?.pathSegments.map((s) => s.name), ["nsc", "nsmgr"]);
+    assert.deepEqual(
+      c.path?.pathSegments.map((s) => s.name),
+      ["nsc", "nsmgr"],
+    );
     assert.equal(c.networkServiceEndpointName, "nse-kernel");
     assert.equal(c.payload, "ETHERNET");
     assert.equal(c.state, State.RESELECT_REQUESTED);

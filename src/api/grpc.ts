@@ -10,10 +10,11 @@
  * - {@link createClient} calls a service the same way. It calls grpc-js's generic request functions
  *   directly, so an RPC named `Close` never collides with `grpc.Client#close`.
  */
+
+import type { DescMessage, DescMethod, DescService, MessageShape } from "@bufbuild/protobuf";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import type { AuthContext } from "@grpc/grpc-js/build/src/auth-context.js";
-import type { DescMethod, DescService, DescMessage, MessageShape } from "@bufbuild/protobuf";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { CallContext, createContextKey } from "../sdk/core/context.js";
 import { Code, NsmError, nsmErrorFromGrpc } from "../sdk/core/errors.js";
 import type { Logger } from "../sdk/tools/logger.js";

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
 import { it } from "node:test";
-import { ConfigError, Env, parseDuration } from "./env.js";
+import { type ConfigError, Env, parseDuration } from "./env.js";
 
 it("parses Go durations", () => {
   assert.equal(parseDuration("750ms"), 750);
@@ -16,7 +16,10 @@ it("parses Go durations", () => {
 
 it("names the variable in errors", () => {
   const env = new Env({ NSM_MAX_TOKEN_LIFETIME: "ten minutes", NSM_X: "maybe" });
-  assert.throws(() => env.duration("NSM_MAX_TOKEN_LIFETIME", "10m"), (e: ConfigError) => /^NSM_MAX_TOKEN_LIFETIME="ten minutes": not a duration/.test(e.message));
+  assert.throws(
+    () => env.duration("NSM_MAX_TOKEN_LIFETIME", "10m"),
+    (e: ConfigError) => /^NSM_MAX_TOKEN_LIFETIME="ten minutes": not a duration/.test(e.message),
+  );
   assert.throws(() => env.bool("NSM_X", false), /NSM_X="maybe": expected true or false/);
   assert.equal(env.duration("NSM_UNSET", "1m"), 60_000);
   assert.deepEqual(new Env({ L: "a, b,,c" }).list("L"), ["a", "b", "c"]);

@@ -19,7 +19,7 @@ export class ConfigError extends Error {
   }
 }
 
-const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** Parses a Go duration ("750ms", "10m", "1h30m", "-1m") into milliseconds. */
 export function parseDuration(text: string): number | undefined {
@@ -28,7 +28,8 @@ export function parseDuration(text: string): number | undefined {
   const m = /^([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$/.exec(t);
   if (!m) return undefined;
   let total = 0;
-  for (const part of t.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g)) total += Number(part[1]) * UNITS[part[2]!]!;
+  for (const part of t.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g))
+    total += Number(part[1]) * UNITS[part[2]!]!;
   return m[1] === "-" ? -total : total;
 }
 
@@ -88,7 +89,8 @@ export class Env {
     const v = this.raw(name);
     if (v === undefined) return def;
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(name, v, `expected an integer from ${min} to ${max}`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new ConfigError(name, v, `expected an integer from ${min} to ${max}`);
     return n;
   }
 

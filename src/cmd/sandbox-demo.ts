@@ -20,13 +20,19 @@ export async function sandboxDemo(): Promise<void> {
     const ctx = CallContext.create({ deadline: Date.now() + 15_000 });
     const conn = await client.request(req, ctx);
     const ip = conn.context?.ipContext;
-    console.log(`connection ${conn.id} to network service "${conn.networkService}" (payload ${conn.payload}), state UP`);
+    console.log(
+      `connection ${conn.id} to network service "${conn.networkService}" (payload ${conn.payload}), state UP`,
+    );
     console.log("path:");
-    conn.path?.pathSegments.forEach((s, i) => console.log(`  ${i}. ${s.name.padEnd(12)} ${s.id}`));
+    for (const [i, s] of (conn.path?.pathSegments ?? []).entries()) console.log(`  ${i}. ${s.name.padEnd(12)} ${s.id}`);
     const m = conn.mechanism;
     console.log(`mechanism: ${m?.cls}/${m?.type} ${JSON.stringify(m?.parameters ?? {})}`);
-    console.log(`client (src) addresses: ${ip?.srcIpAddrs.join(", ")}  routes: ${ip?.srcRoutes.map((r) => r.prefix).join(", ")}`);
-    console.log(`endpoint (dst) addresses: ${ip?.dstIpAddrs.join(", ")}  routes: ${ip?.dstRoutes.map((r) => r.prefix).join(", ")}`);
+    console.log(
+      `client (src) addresses: ${ip?.srcIpAddrs.join(", ")}  routes: ${ip?.srcRoutes.map((r) => r.prefix).join(", ")}`,
+    );
+    console.log(
+      `endpoint (dst) addresses: ${ip?.dstIpAddrs.join(", ")}  routes: ${ip?.dstRoutes.map((r) => r.prefix).join(", ")}`,
+    );
     await client.close(conn, ctx);
     console.log("closed; tearing down the sandbox");
   } finally {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { createClient } from "../../src/api/grpc.js";
 import {
   type Connection,
   ConnectionEventType,
@@ -11,15 +12,16 @@ import {
   NetworkServiceRequestSchema,
   State,
 } from "../../src/api/index.js";
-import { createClient } from "../../src/api/grpc.js";
 import { CallContext } from "../../src/sdk/core/context.js";
 import { Code, type NsmError } from "../../src/sdk/core/errors.js";
 import { createSandbox, type Sandbox } from "../../src/sdk/testing/sandbox.js";
-import { dialChannel, closeChannel } from "../../src/sdk/tools/grpcurl.js";
+import { closeChannel, dialChannel } from "../../src/sdk/tools/grpcurl.js";
 
 const ctx = () => CallContext.create({ deadline: Date.now() + 10_000 });
 const request = (service: string, id: string, labels: Record<string, string> = {}) =>
-  create(NetworkServiceRequestSchema, { connection: create(ConnectionSchema, { id, networkService: service, labels }) });
+  create(NetworkServiceRequestSchema, {
+    connection: create(ConnectionSchema, { id, networkService: service, labels }),
+  });
 
 async function collect<T>(it: AsyncIterable<T>, n: number): Promise<T[]> {
   const out: T[] = [];
@@ -60,8 +62,14 @@ describe("sandbox: local connections", () => {
       const ip = conn.context?.ipContext;
       assert.deepEqual(ip?.srcIpAddrs, ["172.16.1.101/32"]);
       assert.deepEqual(ip?.dstIpAddrs, ["172.16.1.100/32"]);
-      assert.deepEqual(ip?.srcRoutes.map((r) => r.prefix), ["172.16.1.100/32"]);
-      assert.deepEqual(ip?.dstRoutes.map((r) => r.prefix), ["172.16.1.101/32"]);
+      assert.deepEqual(
+        ip?.srcRoutes.map((r) => r.prefix),
+        ["172.16.1.100/32"],
+      );
+      assert.deepEqual(
+        ip?.dstRoutes.map((r) => r.prefix),
+        ["172.16.1.101/32"],
+      );
       assert.equal(conn.labels.nodeName, "node-0", "nsmgr's clientinfo stamps the node");
       const again = await client.request(create(NetworkServiceRequestSchema, { connection: conn }), ctx());
       assert.deepEqual(again.context?.ipContext?.srcIpAddrs, ["172.16.1.101/32"], "a refresh keeps the addresses");
@@ -82,13 +90,33 @@ describe("sandbox: local connections", () => {
 
   it("rejects malformed requests with InvalidArgument and keeps no state", async () => {
     const client = sb.client({ name: "bad" });
-    await assert.rejects(client.request(request("", "bad-0"), ctx()), (e: NsmError) => e.code === Code.InvalidArgument && /network_service/.test(e.rawMessage));
+    await assert.rejects(
+      client.request(request("", "bad-0"), ctx()),
+      (e: NsmError) => e.code === Code.InvalidArgument && /network_service/.test(e.rawMessage),
+    );
     const outOfRange = request("kernel2kernel", "bad-1");
-    outOfRange.connection!.path = { $typeName: "connection.Path", index: 7, pathSegments: [{ $typeName: "connection.PathSegment", name: "bad", id: "bad-1", token: "", metrics: {} }] };
-    await assert.rejects(client.request(outOfRange, ctx()), (e: NsmError) => e.code === Code.InvalidArgument && e.reason === "path-index-out-of-range");
+    outOfRange.connection!.path = {
+      $typeName: "connection.Path",
+      index: 7,
+      pathSegments: [{ $typeName: "connection.PathSegment", name: "bad", id: "bad-1", token: "", metrics: {} }],
+    };
+    await assert.rejects(
+      client.request(outOfRange, ctx()),
+      (e: NsmError) => e.code === Code.InvalidArgument && e.reason === "path-index-out-of-range",
+    );
     const badName = request("kernel2kernel", "bad-2");
-    badName.mechanismPreferences = [{ $typeName: "connection.Mechanism", cls: "LOCAL", type: "KERNEL", parameters: { name: "a-name-that-is-far-too-long" } }];
-    await assert.rejects(client.request(badName, ctx()), (e: NsmError) => e.code === Code.InvalidArgument && /interface name/.test(e.rawMessage));
+    badName.mechanismPreferences = [
+      {
+        $typeName: "connection.Mechanism",
+        cls: "LOCAL",
+        type: "KERNEL",
+        parameters: { name: "a-name-that-is-far-too-long" },
+      },
+    ];
+    await assert.rejects(
+      client.request(badName, ctx()),
+      (e: NsmError) => e.code === Code.InvalidArgument && /interface name/.test(e.rawMessage),
+    );
     const nsmgr = sb.nodes[0]!;
     assert.ok(nsmgr);
     const endpoint = sb.endpoints.get("nse-kernel")!.endpoint!;
@@ -133,8 +161,12 @@ describe("sandbox: selection", () => {
     const clients = [0, 1, 2, 3].map((i) => sb.client({ name: `c${i}` }));
     for (const [i, c] of clients.entries()) conns.push(await c.request(request("spread", `c${i}-0`), ctx()));
     const counts = new Map<string, number>();
-    for (const c of conns) counts.set(c.networkServiceEndpointName, (counts.get(c.networkServiceEndpointName) ?? 0) + 1);
-    assert.deepEqual([...counts.entries()].sort(), [["nse-a", 2], ["nse-b", 2]]);
+    for (const c of conns)
+      counts.set(c.networkServiceEndpointName, (counts.get(c.networkServiceEndpointName) ?? 0) + 1);
+    assert.deepEqual([...counts.entries()].sort(), [
+      ["nse-a", 2],
+      ["nse-b", 2],
+    ]);
     for (const [i, c] of clients.entries()) await c.close(conns[i]!, ctx());
   });
 
@@ -147,8 +179,16 @@ describe("sandbox: selection", () => {
         { routes: [{ destinationSelector: { app: "firewall" } }] },
       ],
     });
-    await sb.addEndpoint({ name: "vpn-gateway", networkServices: ["secure-intranet-connectivity"], labels: { app: "vpn-gateway" } });
-    await sb.addEndpoint({ name: "firewall", networkServices: ["secure-intranet-connectivity"], labels: { app: "firewall" } });
+    await sb.addEndpoint({
+      name: "vpn-gateway",
+      networkServices: ["secure-intranet-connectivity"],
+      labels: { app: "vpn-gateway" },
+    });
+    await sb.addEndpoint({
+      name: "firewall",
+      networkServices: ["secure-intranet-connectivity"],
+      labels: { app: "firewall" },
+    });
     const fw = sb.client({ name: "fw" });
     const other = sb.client({ name: "other" });
     const a = await fw.request(request("secure-intranet-connectivity", "fw-0", { app: "firewall" }), ctx());

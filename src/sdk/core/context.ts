@@ -34,7 +34,12 @@ export class CallContext {
   readonly log: Logger;
   readonly #values: ReadonlyMap<symbol, unknown>;
 
-  private constructor(signal: AbortSignal, deadline: number | undefined, log: Logger, values: ReadonlyMap<symbol, unknown>) {
+  private constructor(
+    signal: AbortSignal,
+    deadline: number | undefined,
+    log: Logger,
+    values: ReadonlyMap<symbol, unknown>,
+  ) {
     this.signal = signal;
     this.deadline = deadline;
     this.log = log;

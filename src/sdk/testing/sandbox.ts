@@ -14,8 +14,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import * as grpc from "@grpc/grpc-js";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "../../api/gen/registry_pb.js";
 import { bind, type NetworkServiceElement, type NetworkServiceHandler } from "../core/chain.js";
 import { CallContext } from "../core/context.js";

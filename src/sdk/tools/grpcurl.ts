@@ -20,7 +20,8 @@ export interface ParsedUrl {
 export function parseNsmUrl(url: string): ParsedUrl {
   if (url.startsWith("unix://")) {
     const path = url.slice("unix://".length);
-    if (!path.startsWith("/")) throw invalidArgument(`bad URL "${url}": a unix URL needs an absolute path (unix:///path)`);
+    if (!path.startsWith("/"))
+      throw invalidArgument(`bad URL "${url}": a unix URL needs an absolute path (unix:///path)`);
     return { scheme: "unix", address: path };
   }
   if (url.startsWith("tcp://")) {

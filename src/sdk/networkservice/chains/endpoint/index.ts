@@ -7,11 +7,12 @@
  * The security and timeout slots are pass-through until those features are configured.
  * `register(server)` serves `networkservice.NetworkService` and `connection.MonitorConnection`.
  */
-import type * as grpc from "@grpc/grpc-js";
+
 import { create } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
-import { MonitorConnection, NetworkService } from "../../../../api/index.js";
+import type * as grpc from "@grpc/grpc-js";
 import { addService } from "../../../../api/grpc.js";
+import { MonitorConnection, NetworkService } from "../../../../api/index.js";
 import {
   bind,
   chain,

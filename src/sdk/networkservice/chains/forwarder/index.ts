@@ -9,9 +9,9 @@
  * The forwarder, not the nsmgr, selects the NSE (upstream). Data-plane elements act after
  * `next` returns, when both sides' mechanisms are known.
  */
-import { passThrough, type NetworkServiceElement } from "../../../core/chain.js";
+import { type NetworkServiceElement, passThrough } from "../../../core/chain.js";
 import type { NseRegistry, NsRegistry } from "../../../registry/api.js";
-import { type Logger } from "../../../tools/logger.js";
+import type { Logger } from "../../../tools/logger.js";
 import { connectServer } from "../../common/connect/index.js";
 import { discoverServer } from "../../common/discover/index.js";
 import { filterMechanismsClient } from "../../common/filtermechanisms/index.js";

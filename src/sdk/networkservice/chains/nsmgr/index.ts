@@ -9,11 +9,11 @@
  * sockets off the cluster registry), backed by a remote registry or by memory.
  */
 import type * as grpc from "@grpc/grpc-js";
+import type { NseRegistry, NsRegistry } from "../../../registry/api.js";
 import { nsmgrRegistry } from "../../../registry/chains/nsmgr/index.js";
 import type { RegistryChains } from "../../../registry/chains/slots.js";
 import { nseRegistryFromChain, nsRegistryFromChain } from "../../../registry/core/adapters.js";
 import { serveRegistry } from "../../../registry/grpc.js";
-import type { NseRegistry, NsRegistry } from "../../../registry/api.js";
 import type { Logger } from "../../../tools/logger.js";
 import { type ClientInfoOptions, clientInfoClient } from "../../common/clientinfo/index.js";
 import { connectServer } from "../../common/connect/index.js";

@@ -64,9 +64,14 @@ describe("begin", () => {
     const c = count();
     let fail = true;
     const h = bind(
-      chain(updatePathServer("s"), beginServer(), c, injectError(() => new NsmError("boom", Code.Internal), {
-        request: () => fail,
-      })),
+      chain(
+        updatePathServer("s"),
+        beginServer(),
+        c,
+        injectError(() => new NsmError("boom", Code.Internal), {
+          request: () => fail,
+        }),
+      ),
     );
     await assert.rejects(h.request(request("y"), CallContext.create()), /boom/);
     await h.close(create(ConnectionSchema, { id: "y" }), CallContext.create());

@@ -16,10 +16,10 @@
  * that only what the caller changed overrides what the path negotiated.
  */
 import {
-  clone,
   type Connection,
   ConnectionContextSchema,
   ConnectionSchema,
+  clone,
   equals,
   type NetworkServiceRequest,
   NetworkServiceRequestSchema,
@@ -53,7 +53,8 @@ const eventFactoryKey = createContextKey<EventFactory | undefined>(undefined, "e
 /** The event factory of the connection being handled (set by begin). */
 export function eventFactoryOf(ctx: CallContext): EventFactory {
   const f = ctx.get(eventFactoryKey);
-  if (!f) throw new NsmError("no begin element earlier in the chain", Code.FailedPrecondition, { reason: "chain-order" });
+  if (!f)
+    throw new NsmError("no begin element earlier in the chain", Code.FailedPrecondition, { reason: "chain-order" });
   return f;
 }
 
@@ -202,7 +203,10 @@ function mergeClientConnection(requested: Connection, events: ConnectionEvents):
   }
   if (requested.networkService !== previous?.networkService) current.networkService = requested.networkService;
   if (!sameLabels(requested.labels, previous?.labels ?? {})) current.labels = requested.labels;
-  if (requested.context && !(previous?.context && equals(ConnectionContextSchema, requested.context, previous.context))) {
+  if (
+    requested.context &&
+    !(previous?.context && equals(ConnectionContextSchema, requested.context, previous.context))
+  ) {
     current.context = requested.context;
   }
   current.state = requested.state;

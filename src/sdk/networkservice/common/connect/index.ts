@@ -14,8 +14,9 @@
  * code; if the rest of the server chain fails after the client chain succeeded, the client
  * side is closed before the error is returned.
  */
-import { NetworkService as NetworkServiceDesc } from "../../../../api/index.js";
+
 import { createClient } from "../../../../api/grpc.js";
+import { NetworkService as NetworkServiceDesc } from "../../../../api/index.js";
 import { bind, type NetworkServiceElement } from "../../../core/chain.js";
 import { Code, NsmError } from "../../../core/errors.js";
 import { channelOf } from "../dial/index.js";

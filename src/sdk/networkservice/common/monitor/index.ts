@@ -15,13 +15,15 @@
  * the {@link ConnectionMonitor} (they must outlive a Request's metadata lifetime).
  * Failure behaviour: never fails a Request or Close; downstream stream errors are events.
  */
+
+import { createClient } from "../../../../api/grpc.js";
 import {
-  clone,
   type Connection,
   type ConnectionEvent,
   ConnectionEventSchema,
   ConnectionEventType,
   ConnectionSchema,
+  clone,
   create,
   MonitorConnection,
   type MonitorScopeSelector,
@@ -29,7 +31,6 @@ import {
   PathSegmentSchema,
   State,
 } from "../../../../api/index.js";
-import { createClient } from "../../../../api/grpc.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import type { CallContext } from "../../../core/context.js";
 import type { Logger } from "../../../tools/logger.js";
@@ -97,7 +98,8 @@ export class ConnectionMonitor {
       },
     };
     const initial: Record<string, Connection> = {};
-    for (const c of this.#connections.values()) if (matchesSelector(c, selector)) initial[c.id] = clone(ConnectionSchema, c);
+    for (const c of this.#connections.values())
+      if (matchesSelector(c, selector)) initial[c.id] = clone(ConnectionSchema, c);
     this.#subscribers.add(sub);
     const onAbort = () => wake?.();
     signal.addEventListener("abort", onAbort);

@@ -9,7 +9,7 @@
  * Failure behaviour: a path index out of range or a segment id that does not match the
  * connection id is InvalidArgument, before anything else in the chain runs.
  */
-import { clone, ConnectionSchema, type Connection } from "../../../../api/index.js";
+import { type Connection, ConnectionSchema, clone } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import { invalidArgument } from "../../../core/errors.js";
 import { restorePath, updatePath } from "./common.js";

@@ -1,10 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ConnectionSchema, create, NetworkServiceRequestSchema, PathSchema, PathSegmentSchema } from "../../../../api/index.js";
+import {
+  ConnectionSchema,
+  create,
+  NetworkServiceRequestSchema,
+  PathSchema,
+  PathSegmentSchema,
+} from "../../../../api/index.js";
 import { bind, chain } from "../../../core/chain.js";
 import { CallContext } from "../../../core/context.js";
-import { Code, NsmError } from "../../../core/errors.js";
+import { Code, type NsmError } from "../../../core/errors.js";
 import { checkRequest } from "../../../testing/elements.js";
 import { updatePath, updatePathServer } from "./index.js";
 
@@ -33,7 +39,14 @@ describe("updatePath", () => {
     assert.equal(c.path?.pathSegments[0]?.id, c.id);
   });
   it("reuses the current segment when it is ours", () => {
-    const c = conn(1, [["nsc", "a"], ["nsmgr", "b"]], "x");
+    const c = conn(
+      1,
+      [
+        ["nsc", "a"],
+        ["nsmgr", "b"],
+      ],
+      "x",
+    );
     assert.equal(updatePath(c, "nsmgr"), 1);
     assert.equal(c.id, "b");
   });
@@ -46,19 +59,36 @@ describe("updatePath", () => {
     assert.notEqual(c.id, "a");
   });
   it("takes the id of an existing next segment with our name", () => {
-    const c = conn(0, [["nsc", "a"], ["nsmgr", "b"]], "a");
+    const c = conn(
+      0,
+      [
+        ["nsc", "a"],
+        ["nsmgr", "b"],
+      ],
+      "a",
+    );
     updatePath(c, "nsmgr");
     assert.equal(c.id, "b");
   });
   it("renames and re-ids a next segment that belongs to someone else", () => {
-    const c = conn(0, [["nsc", "a"], ["old-nsmgr", "b"]], "a");
+    const c = conn(
+      0,
+      [
+        ["nsc", "a"],
+        ["old-nsmgr", "b"],
+      ],
+      "a",
+    );
     updatePath(c, "nsmgr");
     assert.equal(c.path?.pathSegments[1]?.name, "nsmgr");
     assert.notEqual(c.id, "b");
   });
   it("rejects a segment id that does not match the connection id", () => {
     const c = conn(0, [["nsc", "a"]], "zzz");
-    assert.throws(() => updatePath(c, "nsmgr"), (e: NsmError) => e.code === Code.InvalidArgument);
+    assert.throws(
+      () => updatePath(c, "nsmgr"),
+      (e: NsmError) => e.code === Code.InvalidArgument,
+    );
   });
   it("rejects an index out of range", () => {
     const c = conn(5, [["nsc", "a"]], "a");
@@ -72,7 +102,14 @@ describe("updatePath", () => {
 describe("updatePathServer", () => {
   it("hands downstream this hop's id and returns the caller's id and index", async () => {
     let seen = "";
-    const h = bind(chain(updatePathServer("nsmgr"), checkRequest((r) => void (seen = r.connection!.id))));
+    const h = bind(
+      chain(
+        updatePathServer("nsmgr"),
+        checkRequest((r) => {
+          seen = r.connection!.id;
+        }),
+      ),
+    );
     const req = create(NetworkServiceRequestSchema, { connection: conn(0, [["nsc", "a"]], "a") });
     const out = await h.request(req, CallContext.create());
     assert.notEqual(seen, "a");

@@ -21,18 +21,24 @@ export function validateServer(): NetworkServiceElement {
     request(req, ctx, next) {
       const c = req.connection;
       if (!c) throw invalidArgument("request has no connection");
-      if (!c.networkService) throw invalidArgument("connection.network_service is empty: name the network service to connect to");
+      if (!c.networkService)
+        throw invalidArgument("connection.network_service is empty: name the network service to connect to");
       const p = c.path;
       if (p && p.pathSegments.length > 0 && p.index >= p.pathSegments.length) {
-        throw invalidArgument(`path index ${p.index} is out of range: the path has ${p.pathSegments.length} segment(s)`, {
-          reason: "path-index-out-of-range",
-        });
+        throw invalidArgument(
+          `path index ${p.index} is out of range: the path has ${p.pathSegments.length} segment(s)`,
+          {
+            reason: "path-index-out-of-range",
+          },
+        );
       }
       for (const m of [...req.mechanismPreferences, ...(c.mechanism ? [c.mechanism] : [])]) {
         if (!m.type) throw invalidArgument("a mechanism has no type");
         const name = m.parameters[Param.NAME];
         if (name !== undefined && (name.length > LINUX_IF_MAX_LENGTH || !IFNAME.test(name))) {
-          throw invalidArgument(`interface name "${name}" is not valid: at most ${LINUX_IF_MAX_LENGTH} characters, no spaces, "/" or ":"`);
+          throw invalidArgument(
+            `interface name "${name}" is not valid: at most ${LINUX_IF_MAX_LENGTH} characters, no spaces, "/" or ":"`,
+          );
         }
       }
       return next.request(req, ctx);

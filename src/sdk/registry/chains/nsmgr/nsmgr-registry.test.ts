@@ -7,8 +7,8 @@ import {
   NetworkServiceLabelsSchema,
   NetworkServiceSchema,
 } from "../../../../api/gen/registry_pb.js";
-import { collectRecords, nseKind, nseRegistryFromChain, nsKind, nsRegistryFromChain } from "../../core/index.js";
 import { delay, testContext } from "../../../testing/registry.js";
+import { collectRecords, nseKind, nseRegistryFromChain, nsKind, nsRegistryFromChain } from "../../core/index.js";
 import { memoryRegistry } from "../memory/index.js";
 import { nsmgrRegistry } from "./index.js";
 

@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceEndpointSchema, NetworkServiceLabelsSchema } from "../../../../api/gen/registry_pb.js";
-import { bindRegistry } from "../../core/index.js";
 import { testContext } from "../../../testing/registry.js";
+import { bindRegistry } from "../../core/index.js";
 import { registryClientInfo } from "./index.js";
 
 describe("registryClientInfo", () => {

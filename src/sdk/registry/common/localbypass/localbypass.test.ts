@@ -4,8 +4,8 @@ import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceEndpointSchema } from "../../../../api/gen/registry_pb.js";
 import { Code, NsmError } from "../../../core/errors.js";
-import { bindRegistry, collectRecords, type NseTypes, nseKind, registryChain } from "../../core/index.js";
 import { nextWithin, registryCount, registryInjectError, testContext } from "../../../testing/registry.js";
+import { bindRegistry, collectRecords, type NseTypes, nseKind, registryChain } from "../../core/index.js";
 import { registryMemory } from "../memory/index.js";
 import { registryLocalBypass } from "./index.js";
 

@@ -4,8 +4,8 @@ import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "../../../../api/gen/registry_pb.js";
 import { Code, type NsmError } from "../../../core/errors.js";
-import { bindRegistry, collectRecords, type NseTypes, nseKind, nsKind, registryChain } from "../../core/index.js";
 import { activeTimers, nextWithin, testContext } from "../../../testing/registry.js";
+import { bindRegistry, collectRecords, type NseTypes, nseKind, nsKind, registryChain } from "../../core/index.js";
 import { registryMemory } from "./index.js";
 
 const nse = (name: string, services: string[], url = "") =>

@@ -5,6 +5,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { NetworkServiceEndpointSchema } from "../../../../api/gen/registry_pb.js";
 import { Code, NsmError } from "../../../core/errors.js";
+import { activeTimers, delay, registryCount, registryInjectError, testContext } from "../../../testing/registry.js";
 import {
   bindRegistry,
   collectRecords,
@@ -14,7 +15,6 @@ import {
   type RegistryElement,
   registryChain,
 } from "../../core/index.js";
-import { activeTimers, delay, registryCount, registryInjectError, testContext } from "../../../testing/registry.js";
 import { registryBegin } from "../begin/index.js";
 import { registryConnect } from "../connect/index.js";
 import { registryExpire } from "../expire/index.js";

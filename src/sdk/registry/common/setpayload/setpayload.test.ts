@@ -3,8 +3,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceSchema } from "../../../../api/gen/registry_pb.js";
-import { bindRegistry } from "../../core/index.js";
 import { testContext } from "../../../testing/registry.js";
+import { bindRegistry } from "../../core/index.js";
 import { DEFAULT_NS_PAYLOAD, registrySetPayload } from "./index.js";
 
 describe("registrySetPayload", () => {
