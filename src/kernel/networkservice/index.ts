@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * kernelxconnect: the forwarder's local (same node) kernel data plane.
+ *
+ * Purpose: when the client (NSC) and the endpoint (NSE) both use the KERNEL mechanism, connect
+ * their namespaces with one veth pair and give each end what the connection's IP context says
+ * (the pure-kernel counterpart of upstream forwarder-vpp's veth + xconnect + the sdk-kernel
+ * `connectioncontextkernel` elements):
+ * 1. the pair is created in the forwarder's netns under temporary names (`nsx<random>-c/-e`);
+ * 2. each end is moved into its pod's netns (from the mechanism's `inodeURL`, see
+ *    {@link netnsPathFromUrl}), renamed to the mechanism's `name`, tagged with an alias that
+ *    carries the connection id (`nsm:client:<id>` / `nsm:endpoint:<id>`, see `tag.ts`) and
+ *    brought up, in one RTM_SETLINK; the MTU (`context.MTU` when non-zero) is set at creation;
+ * 3. the client's netns gets `src_ip_addrs`, link routes for the dst addresses outside the src
+ *    prefixes, `src_routes` (empty next hop → the first dst address of the family, on-link) and
+ *    `ip_neighbors`; the endpoint's netns gets `dst_ip_addrs`, link routes for the src addresses
+ *    outside the dst prefixes and `dst_routes` (next hop: the first src address). Order per netns:
+ *    link up, `disable_ipv6=0` when there are IPv6 addresses, addresses, routes, neighbours,
+ *    then `net.ipv4.ping_group_range = 0 2147483647` (unprivileged ping for liveness checks).
+ *
+ * Chain placement: `kernelXconnectClient()` in the forwarder's client chain
+ * (`createForwarder({ additionalClient })`), below mechanismtranslation, so that it sees the
+ * endpoint's own mechanism. `kernelXconnectServer({ kernel })` in the server chain
+ * (`createForwarder({ additional })`), after mechanism selection and before connect; it needs
+ * `metadata` earlier (declared in `requires`). Both act after `next` returns.
+ *
+ * Per-connection state: client side: the endpoint's KERNEL mechanism (deleted on Close).
+ * Server side: the plan last programmed (netns paths, names, tags, MTU, addresses, routes,
+ * neighbours). A refresh whose plan equals it makes no kernel call at all; a changed IP
+ * context or MTU is applied as a diff (stale routes, neighbours and addresses removed, new ones
+ * added); a changed netns or interface name rebuilds the pair. Close deletes the pair (one end
+ * suffices) and forgets.
+ *
+ * Options: {@link KernelXconnectServerOptions}: `kernel` (required), `forwarderNetns`,
+ * `checkNetns` (the netns-ownership hook: it allows everything until ownership checks land),
+ * `cleanupTimeoutMs`.
+ *
+ * Failure behaviour: a bad `inodeURL` or interface name is InvalidArgument; for the client's
+ * mechanism it is found before anything is asked downstream. A link that already has a target
+ * name is replaced if it carries this connection's tag, else the Request fails with
+ * AlreadyExists and nothing is created. When a kernel step fails on the first Request, the pair
+ * is deleted, downstream is closed, and the kernel's error is returned as an NsmError (errno →
+ * code in `src/kernel/errors.ts`). When a refresh fails, the error is returned and the record
+ * is marked stale, so that the next refresh re-applies everything; downstream stays open.
+ * Close succeeds when the links or the namespaces are already gone, and never deletes a link
+ * that no longer carries the connection's tag.
+ */
+export { kernelXconnectClient } from "./client.js";
+export type { IpDiff, IpPlan, IpRoute, NeighborPlan, RoutePlan } from "./ip-plan.js";
+export {
+  clientIpPlan,
+  diffIpPlans,
+  dstIpRoutes,
+  dstRoutesWithExplicitNextHop,
+  endpointIpPlan,
+  srcIpRoutes,
+  srcRoutesWithExplicitNextHop,
+} from "./ip-plan.js";
+export { netnsPathFromUrl } from "./netns-url.js";
+export type { KernelXconnectServerOptions, NetnsCheck, NetnsCheckRequest } from "./options.js";
+export { DEFAULT_CLEANUP_TIMEOUT_MS, PING_GROUP_RANGE } from "./options.js";
+export { kernelXconnectServer } from "./server.js";
+export type { TaggedLink, XconnectSide, XconnectTag } from "./tag.js";
+export { isTemporaryLinkName, listTaggedLinks, parseXconnectTag, XCONNECT_TAG_PREFIX, xconnectTag } from "./tag.js";

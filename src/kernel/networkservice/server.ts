@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: Apache-2.0
+/** The server half of the kernel cross-connect: builds, refreshes and removes the veth pair. */
+import { type Connection, type Mechanism, MechanismType, Param } from "../../api/index.js";
+import type { NetworkServiceElement, NetworkServiceHandler } from "../../sdk/core/chain.js";
+import type { CallContext } from "../../sdk/core/context.js";
+import { Code, invalidArgument, NsmError } from "../../sdk/core/errors.js";
+import { validateInterfaceName } from "../../sdk/tools/ifname.js";
+import { clientIpPlan, endpointIpPlan, unionIpPlans } from "./ip-plan.js";
+import {
+  loadAndDeleteState,
+  loadEndpointMechanism,
+  loadState,
+  storeState,
+  type XconnectPlan,
+  type XconnectState,
+} from "./metadata.js";
+import { netnsPathFromUrl } from "./netns-url.js";
+import { type KernelXconnectServerOptions, type ResolvedOptions, resolveOptions } from "./options.js";
+import { type XconnectSide, xconnectTag } from "./tag.js";
+import { VethXconnect } from "./veth.js";
+
+const isKernel = (m: Mechanism | undefined): m is Mechanism => m?.type === MechanismType.KERNEL;
+
+/** Where one end goes, from a KERNEL mechanism. */
+interface Location {
+  side: XconnectSide;
+  url: string;
+  netns: string;
+  name: string;
+}
+
+function locate(side: XconnectSide, m: Mechanism): Location {
+  const url = m.parameters[Param.INODE_URL] ?? "";
+  const name = m.parameters[Param.NAME] ?? "";
+  try {
+    const netns = netnsPathFromUrl(url);
+    if (!name) throw invalidArgument("no interface name (parameter name)");
+    validateInterfaceName(name);
+    return { side, url, netns, name };
+  } catch (err) {
+    const e = NsmError.from(err, Code.InvalidArgument);
+    throw new NsmError(`${side}'s KERNEL mechanism: ${e.rawMessage}`, e.code, { cause: e, reason: e.reason });
+  }
+}
+
+function buildPlan(conn: Connection, client: Location, endpoint: Location): XconnectPlan {
+  if (client.netns === endpoint.netns && client.name === endpoint.name) {
+    throw invalidArgument(
+      `client and endpoint ask for the same interface "${client.name}" in the same netns ${client.netns}`,
+    );
+  }
+  const ipc = conn.context?.ipContext;
+  return {
+    client: {
+      side: "client",
+      netns: client.netns,
+      name: client.name,
+      tag: xconnectTag("client", conn.id),
+      ...clientIpPlan(ipc),
+    },
+    endpoint: {
+      side: "endpoint",
+      netns: endpoint.netns,
+      name: endpoint.name,
+      tag: xconnectTag("endpoint", conn.id),
+      ...endpointIpPlan(ipc),
+    },
+    mtu: conn.context?.MTU ?? 0,
+  };
+}
+
+const samePlan = (a: XconnectPlan, b: XconnectPlan) => JSON.stringify(a) === JSON.stringify(b);
+
+const sameLinks = (a: XconnectPlan, b: XconnectPlan) =>
+  (["client", "endpoint"] as const).every(
+    (s) => a[s].netns === b[s].netns && a[s].name === b[s].name && a[s].tag === b[s].tag,
+  );
+
+/**
+ * Brings the kernel from the recorded state to what `conn` asks for, storing the new record
+ * as it goes. Touches nothing when the plan equals a clean record.
+ */
+async function reconcile(
+  o: ResolvedOptions,
+  veth: VethXconnect,
+  clientMechanism: Mechanism | undefined,
+  conn: Connection,
+  ctx: CallContext,
+  previous: XconnectState | undefined,
+): Promise<void> {
+  const old = previous?.programmed;
+  const stale = previous?.stale ?? false;
+  const endpointMechanism = loadEndpointMechanism(ctx);
+  if (!isKernel(clientMechanism) || !isKernel(endpointMechanism)) {
+    // Not (or no longer) a local kernel connection.
+    if (old) await veth.destroy(old, ctx.log);
+    storeState(ctx, { programmed: undefined, stale: false });
+    return;
+  }
+  const client = locate("client", clientMechanism);
+  const endpoint = locate("endpoint", endpointMechanism);
+  const plan = buildPlan(conn, client, endpoint);
+  if (old && !stale && samePlan(old, plan)) return;
+
+  // HOOK(netns-ownership): nothing in the kernel has changed yet.
+  for (const l of [client, endpoint])
+    await o.checkNetns({ side: l.side, url: l.url, netns: l.netns, connection: conn }, ctx);
+
+  if (old && sameLinks(old, plan)) {
+    try {
+      await veth.update(old, plan, stale);
+    } catch (err) {
+      storeState(ctx, { programmed: unionOf(old, plan), stale: true });
+      throw err;
+    }
+    storeState(ctx, { programmed: plan, stale: false });
+    ctx.log.debug({ connId: conn.id }, "kernel cross-connect updated");
+    return;
+  }
+  if (old) {
+    await veth.destroy(old, ctx.log);
+    storeState(ctx, { programmed: undefined, stale: false });
+  }
+  await veth.create(plan, ctx.log);
+  storeState(ctx, { programmed: plan, stale: false });
+  ctx.log.debug(
+    {
+      connId: conn.id,
+      client: `${plan.client.netns}:${plan.client.name}`,
+      endpoint: `${plan.endpoint.netns}:${plan.endpoint.name}`,
+    },
+    "kernel cross-connect created",
+  );
+}
+
+function unionOf(a: XconnectPlan, b: XconnectPlan): XconnectPlan {
+  return {
+    client: { ...b.client, ...unionIpPlans(a.client, b.client) },
+    endpoint: { ...b.endpoint, ...unionIpPlans(a.endpoint, b.endpoint) },
+    mtu: b.mtu,
+  };
+}
+
+async function closeDownstream(next: NetworkServiceHandler, conn: Connection, ctx: CallContext, timeoutMs: number) {
+  try {
+    await next.close(conn, ctx.detached(timeoutMs));
+  } catch (err) {
+    ctx.log.warn({ connId: conn.id, err: String(err) }, "cannot close downstream after a kernel cross-connect failure");
+  }
+}
+
+/**
+ * Programs the local kernel data plane of a forwarder: one veth pair between the client's and
+ * the endpoint's netns, with the connection's addresses, routes and neighbours. Acts after
+ * `next` returns, when both sides' KERNEL mechanisms are known. See `index.ts` for the contract.
+ */
+export function kernelXconnectServer(options: Readonly<KernelXconnectServerOptions>): NetworkServiceElement {
+  const o = resolveOptions(options);
+  const veth = new VethXconnect(o.kernel, o.forwarderNetns);
+  return {
+    name: "kernelXconnectServer",
+    requires: ["metadata"],
+    async request(req, ctx, next) {
+      if (!req.connection) throw invalidArgument("request has no connection");
+      const clientMechanism = req.connection.mechanism;
+      // Fail before opening anything downstream when the client's netns URL is unusable.
+      if (isKernel(clientMechanism)) locate("client", clientMechanism);
+      const previous = loadState(ctx);
+      const conn = await next.request(req, ctx);
+      try {
+        await reconcile(o, veth, clientMechanism, conn, ctx, previous);
+        return conn;
+      } catch (err) {
+        const e = NsmError.from(err, Code.Internal);
+        ctx.log.warn({ connId: conn.id, err: e.message }, "kernel cross-connect failed");
+        // A first Request must leave nothing open; a failed refresh leaves the connection to heal.
+        if (previous === undefined) await closeDownstream(next, conn, ctx, o.cleanupTimeoutMs);
+        throw e;
+      }
+    },
+    async close(conn, ctx, next) {
+      const state = loadAndDeleteState(ctx);
+      let failure: NsmError | undefined;
+      if (state?.programmed) {
+        try {
+          await veth.destroy(state.programmed, ctx.log);
+        } catch (err) {
+          failure = NsmError.from(err, Code.Internal);
+          ctx.log.warn({ connId: conn.id, err: failure.message }, "cannot delete the kernel cross-connect");
+        }
+      }
+      await next.close(conn, ctx);
+      if (failure) throw failure;
+    },
+  };
+}

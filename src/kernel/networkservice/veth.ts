@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The kernel steps of a local cross-connect: create, update (diff) and destroy one veth pair
+ * whose ends live in the client's and the endpoint's netns. Used by `kernelXconnectServer`;
+ * every call goes through {@link KernelApi}.
+ */
+import { Code, NsmError } from "../../sdk/core/errors.js";
+import type { Logger } from "../../sdk/tools/logger.js";
+import type { KernelApi, LinkInfo, LinkRef, NetnsPath } from "../api.js";
+import { diffIpPlans, hasIpv6Address, type IpDiff, type IpPlan } from "./ip-plan.js";
+import type { SidePlan, XconnectPlan } from "./metadata.js";
+import { PING_GROUP_RANGE } from "./options.js";
+import { temporaryLinkNames } from "./tag.js";
+
+const EMPTY: IpPlan = { addresses: [], routes: [], neighbors: [] };
+
+/** True for an error that means "it is not there any more" (link, netns, address, route, neighbour). */
+function isGone(err: unknown): boolean {
+  if (!(err instanceof NsmError)) return false;
+  return err.code === Code.NotFound || err.reason === "EADDRNOTAVAIL";
+}
+
+/** Runs `op`; "already gone" counts as done. */
+async function tolerateGone(op: Promise<void>): Promise<void> {
+  try {
+    await op;
+  } catch (err) {
+    if (!isGone(err)) throw err;
+  }
+}
+
+/** Waits for every promise and then throws the first failure, so that nothing runs behind a rollback. */
+async function settleAll(ops: readonly Promise<void>[]): Promise<void> {
+  const results = await Promise.allSettled(ops);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+}
+
+function foreignLink(side: SidePlan, link: LinkInfo): NsmError {
+  const alias = link.alias === undefined ? "no alias" : `alias ${JSON.stringify(link.alias)}`;
+  return new NsmError(
+    `interface "${side.name}" already exists in the ${side.side}'s netns ${side.netns} and does not belong to ` +
+      `this connection (${alias}, expected "${side.tag}"): request another interface name`,
+    Code.AlreadyExists,
+    { reason: "interface-exists", details: { netns: side.netns, name: side.name, alias: link.alias } },
+  );
+}
+
+export class VethXconnect {
+  readonly #kernel: KernelApi;
+  readonly #forwarderNetns: NetnsPath;
+
+  constructor(kernel: KernelApi, forwarderNetns: NetnsPath) {
+    this.#kernel = kernel;
+    this.#forwarderNetns = forwarderNetns;
+  }
+
+  /**
+   * Creates the pair and programs both ends. A link already holding a target name is replaced
+   * if it carries this connection's tag, and refused (AlreadyExists, nothing changed) otherwise.
+   * On failure, whatever was created is deleted before the error is thrown.
+   */
+  async create(plan: XconnectPlan, log: Logger): Promise<void> {
+    await this.#clearTargets(plan);
+    const k = this.#kernel;
+    const fwd = this.#forwarderNetns;
+    const tmp = temporaryLinkNames();
+    const mtu = plan.mtu || undefined;
+    await k.createVeth(fwd, { name: tmp.client, mtu, peer: { name: tmp.endpoint, mtu } });
+    // Where one end of the pair certainly is: deleting it removes both.
+    let handle: [NetnsPath, LinkRef][] = [
+      [fwd, tmp.endpoint],
+      [fwd, tmp.client],
+    ];
+    try {
+      await this.#place(tmp.client, plan.client);
+      handle = [[plan.client.netns, plan.client.name]];
+      await this.#place(tmp.endpoint, plan.endpoint);
+      await settleAll([this.#programNew(plan.client), this.#programNew(plan.endpoint)]);
+    } catch (err) {
+      await this.#rollback(handle, log);
+      throw err;
+    }
+  }
+
+  /**
+   * Applies the difference between two plans with the same links: MTU, then per netns the
+   * stale routes, neighbours and addresses out, the new addresses, routes and neighbours in.
+   * With `force`, everything in `to` is re-applied (after a half-applied update).
+   */
+  async update(from: XconnectPlan, to: XconnectPlan, force: boolean): Promise<void> {
+    const k = this.#kernel;
+    if (to.mtu !== 0 && (force || to.mtu !== from.mtu)) {
+      await settleAll([
+        k.setLink(to.client.netns, to.client.name, { mtu: to.mtu }),
+        k.setLink(to.endpoint.netns, to.endpoint.name, { mtu: to.mtu }),
+      ]);
+    }
+    await settleAll([
+      this.#apply(to.client, to.client.name, diffIpPlans(from.client, to.client, force)),
+      this.#apply(to.endpoint, to.endpoint.name, diffIpPlans(from.endpoint, to.endpoint, force)),
+    ]);
+  }
+
+  /**
+   * Deletes the pair: the client's end if it is still there and still ours (its peer goes with
+   * it), else the endpoint's. A link or netns already gone counts as deleted; a link with the
+   * name but another alias is left alone.
+   */
+  async destroy(plan: XconnectPlan, log: Logger): Promise<void> {
+    for (const side of [plan.client, plan.endpoint]) {
+      let link: LinkInfo | undefined;
+      try {
+        link = await this.#kernel.findLink(side.netns, side.name);
+      } catch (err) {
+        if (isGone(err)) continue;
+        throw err;
+      }
+      if (!link) continue;
+      if (link.alias !== side.tag) {
+        log.warn({ netns: side.netns, name: side.name, alias: link.alias }, "interface is no longer ours: not deleted");
+        continue;
+      }
+      await tolerateGone(this.#kernel.deleteLink(side.netns, link.index));
+      return;
+    }
+  }
+
+  /** Refuses foreign links with the target names, then deletes ours (left over from an earlier life). */
+  async #clearTargets(plan: XconnectPlan): Promise<void> {
+    const sides = [plan.client, plan.endpoint];
+    const found = await Promise.all(sides.map((s) => this.#kernel.findLink(s.netns, s.name)));
+    sides.forEach((side, i) => {
+      const link = found[i];
+      if (link && link.alias !== side.tag) throw foreignLink(side, link);
+    });
+    for (const [i, side] of sides.entries()) {
+      const stale = found[i];
+      // Deleting the first may already have removed the second (its peer).
+      if (stale) await tolerateGone(this.#kernel.deleteLink(side.netns, stale.index));
+    }
+  }
+
+  /** Moves one end into its netns, renamed, tagged and up, in one RTM_SETLINK. */
+  async #place(tmpName: string, side: SidePlan): Promise<void> {
+    await this.#kernel.setLink(this.#forwarderNetns, tmpName, {
+      netns: side.netns,
+      name: side.name,
+      alias: side.tag,
+      up: true,
+    });
+  }
+
+  async #programNew(side: SidePlan): Promise<void> {
+    const { index } = await this.#kernel.getLink(side.netns, side.name);
+    await this.#apply(side, index, diffIpPlans(EMPTY, side));
+    await this.#kernel.writeSysctl(side.netns, "net.ipv4.ping_group_range", PING_GROUP_RANGE);
+  }
+
+  /** Removals first (a changed route is replaced, not removed), then addresses, routes, neighbours. */
+  async #apply(side: Pick<SidePlan, "netns" | "name">, link: LinkRef, d: IpDiff): Promise<void> {
+    const k = this.#kernel;
+    const netns = side.netns;
+    for (const r of d.removeRoutes) await tolerateGone(k.deleteRoute(netns, { dst: r.dst, gateway: r.gateway, link }));
+    for (const n of d.removeNeighbors) await tolerateGone(k.deleteNeighbor(netns, { link, address: n.address }));
+    for (const a of d.removeAddresses) await tolerateGone(k.deleteAddress(netns, link, a));
+    if (hasIpv6Address({ addresses: d.addAddresses })) {
+      // A link moved into a netns may come with IPv6 disabled; the kernel refuses v6 addresses then.
+      await k.writeSysctl(netns, `net/ipv6/conf/${side.name}/disable_ipv6`, "0");
+    }
+    for (const a of d.addAddresses) await k.replaceAddress(netns, link, a);
+    for (const r of d.addRoutes) {
+      await k.replaceRoute(netns, { dst: r.dst, link, scope: r.scope, gateway: r.gateway, onlink: !!r.gateway });
+    }
+    for (const n of d.addNeighbors) {
+      await k.replaceNeighbor(netns, { link, address: n.address, mac: n.mac, state: "reachable" });
+    }
+  }
+
+  async #rollback(candidates: readonly [NetnsPath, LinkRef][], log: Logger): Promise<void> {
+    for (const [netns, link] of candidates) {
+      try {
+        await this.#kernel.deleteLink(netns, link);
+        return;
+      } catch (err) {
+        if (isGone(err)) continue;
+        log.warn({ netns, link, err: String(err) }, "cannot delete the veth pair after a failure");
+        return;
+      }
+    }
+    log.warn({ candidates }, "veth pair to roll back not found");
+  }
+}
