@@ -30,6 +30,17 @@ other:
 type Command = (args: string[]) => Promise<number | undefined>;
 
 const commands: Record<string, () => Promise<Command>> = {
+  registry: async () => async () => (await import("./registry.js")).runRegistry(),
+  nsmgr: async () => async () => (await import("./nsmgr.js")).runNsmgr(),
+  forwarder: async () => async () => (await import("./forwarder.js")).runForwarder(),
+  nse: async () => async (args) => {
+    if (args[0] !== "icmp-responder") {
+      process.stderr.write(`nsm nse: unknown endpoint "${args[0] ?? ""}" (available: icmp-responder)\n`);
+      return 2;
+    }
+    return (await import("./nse.js")).runIcmpResponder();
+  },
+  nsc: async () => async (args) => (await import("./nsc.js")).runNsc(args),
   sandbox: async () => async () => {
     const { sandboxDemo } = await import("./sandbox-demo.js");
     await sandboxDemo();

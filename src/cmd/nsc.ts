@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * `nsm nsc` (sidecar) and `nsm nsc --init` (upstream cmd-nsc / cmd-nsc-init).
+ * Env: NSM_NAME (nsc), NSM_CONNECT_TO (unix:///var/lib/networkservicemesh/nsm.io.sock),
+ * NSM_NETWORK_SERVICES (required: NSURLs such as kernel://kernel2kernel/nsm-1), NSM_DIAL_TIMEOUT
+ * (5s), NSM_REQUEST_TIMEOUT (15s), NODE_NAME, POD_NAME, CLUSTER_NAME, NSM_LOG_LEVEL.
+ *
+ * Connection ids are `<NSM_NAME>-<i>`. The sidecar first looks for a connection with its id at
+ * nsmgr (made by `--init`) and adopts it, so the hand-over does not build a second path; it
+ * requests until it succeeds, keeps the connections, and closes them on SIGTERM. `--init`
+ * requests every service once and exits 0, or exits 1 with the gRPC status.
+ * The client runs inside its pod's network namespace and names it by pid in the KERNEL mechanism.
+ */
+
+import { createClient as grpcClient } from "../api/grpc.js";
+import {
+  type Connection,
+  ConnectionSchema,
+  clone,
+  create,
+  MonitorConnection,
+  MonitorScopeSelectorSchema,
+  NetworkServiceRequestSchema,
+} from "../api/index.js";
+import type { NetworkServiceHandler } from "../sdk/core/chain.js";
+import { CallContext, sleep } from "../sdk/core/context.js";
+import { NsmError } from "../sdk/core/errors.js";
+import { createClient } from "../sdk/networkservice/chains/client/index.js";
+import { clientInfoClient } from "../sdk/networkservice/common/clientinfo/index.js";
+import { kernelMechanismClient } from "../sdk/networkservice/common/kernelmechanism/index.js";
+import { mechanismsClient } from "../sdk/networkservice/common/mechanisms/index.js";
+import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/tools/grpcurl.js";
+import type { Logger } from "../sdk/tools/logger.js";
+import { type NsUrl, nsUrlMechanism, parseNsUrl } from "../sdk/tools/nsurl.js";
+import { ConfigError, Env } from "./env.js";
+import { roleLogger, untilSignal } from "./serve.js";
+
+interface Wanted {
+  id: string;
+  url: NsUrl;
+  client: NetworkServiceHandler;
+  conn?: Connection;
+}
+
+/** The connection nsmgr already has for `id` (made by nsc --init), as this client's view. */
+async function adoptable(connectTo: string, id: string, type: string, log: Logger): Promise<Connection | undefined> {
+  const channel = dialChannel(connectTo);
+  const ctx = CallContext.create().withCancel({ timeoutMs: 2000 });
+  try {
+    const stream = grpcClient(MonitorConnection, channel).monitorConnections(
+      create(MonitorScopeSelectorSchema, { pathSegments: [{ id }] }),
+      ctx,
+    );
+    for await (const event of stream) {
+      for (const c of Object.values(event.connections)) {
+        if (c.path?.index === 1 && c.path.pathSegments[0]?.id === id && c.mechanism?.type === type) {
+          const mine = clone(ConnectionSchema, c);
+          mine.path!.index = 0;
+          mine.id = id;
+          return mine;
+        }
+      }
+      break;
+    }
+  } catch (err) {
+    log.debug({ id, err: String(err) }, "no connection to adopt");
+  } finally {
+    closeChannel(channel);
+  }
+  return undefined;
+}
+
+export async function runNsc(args: string[], vars: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const init = args.includes("--init");
+  const env = new Env(vars);
+  const name = env.string("NSM_NAME", init ? "cmd-nsc-init" : "nsc");
+  const connectTo = env.parsed("NSM_CONNECT_TO", "unix:///var/lib/networkservicemesh/nsm.io.sock", (v) => {
+    parseNsmUrl(v);
+    return v;
+  });
+  const raw = env.required("NSM_NETWORK_SERVICES");
+  const urls = env.list("NSM_NETWORK_SERVICES").map((u) => env.parsed("NSM_NETWORK_SERVICES", u, parseNsUrl));
+  if (urls.length === 0) throw new ConfigError("NSM_NETWORK_SERVICES", raw, "needs at least one NSURL");
+  const dialTimeoutMs = env.duration("NSM_DIAL_TIMEOUT", "5s");
+  const requestTimeoutMs = env.duration("NSM_REQUEST_TIMEOUT", "15s");
+  const log = roleLogger(env, name);
+  const clientInfo = { nodeName: vars.NODE_NAME, podName: vars.POD_NAME, clusterName: vars.CLUSTER_NAME };
+
+  const wanted: Wanted[] = urls.map((url, i) => ({
+    id: `${name}-${i}`,
+    url,
+    client: createClient({
+      name,
+      connectTo,
+      dialTimeoutMs,
+      additional: [
+        clientInfoClient(clientInfo),
+        mechanismsClient({
+          KERNEL: kernelMechanismClient({
+            inodeUrl: `file:///proc/${process.pid}/ns/net`,
+            interfaceName: url.interfaceName,
+          }),
+        }),
+      ],
+    }),
+  }));
+
+  const requestOnce = async (w: Wanted): Promise<Connection> => {
+    const connection =
+      w.conn ??
+      (init ? undefined : await adoptable(connectTo, w.id, w.url.mechanismType, log)) ??
+      create(ConnectionSchema, { id: w.id, networkService: w.url.networkService, labels: { ...w.url.labels } });
+    const req = create(NetworkServiceRequestSchema, { connection, mechanismPreferences: [nsUrlMechanism(w.url)] });
+    return w.client.request(req, CallContext.create({ deadline: Date.now() + requestTimeoutMs, log }));
+  };
+
+  const stopped = new AbortController();
+  const stop = untilSignal().then(() => stopped.abort());
+  for (const w of wanted) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        w.conn = await requestOnce(w);
+        const ip = w.conn.context?.ipContext;
+        log.info(
+          {
+            id: w.id,
+            service: w.url.networkService,
+            endpoint: w.conn.networkServiceEndpointName,
+            src: ip?.srcIpAddrs,
+            dst: ip?.dstIpAddrs,
+          },
+          "connection established",
+        );
+        break;
+      } catch (err) {
+        const e = NsmError.from(err);
+        log.error({ id: w.id, attempt, err: e.toStatusString() }, `request failed: ${e.toStatusString()}`);
+        if (init) {
+          process.stderr.write(`nsc-init: ${w.url.networkService}: ${e.toStatusString()}\n`);
+          return 1;
+        }
+        try {
+          await sleep(1000, stopped.signal);
+        } catch {
+          return 0;
+        }
+      }
+    }
+  }
+  if (init) return 0;
+  await stop;
+  for (const w of wanted) {
+    if (!w.conn) continue;
+    try {
+      await w.client.close(w.conn, CallContext.create({ deadline: Date.now() + requestTimeoutMs, log }));
+      log.info({ id: w.id }, "connection closed");
+    } catch (err) {
+      log.warn({ id: w.id, err: NsmError.from(err).toStatusString() }, "close failed");
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * `nsm nse icmp-responder`: the reference endpoint (upstream cmd-nse-icmp-responder).
+ * Env: NSM_NAME (icmp-server), NSM_CONNECT_TO (unix:///var/lib/networkservicemesh/nsm.io.sock),
+ * NSM_SERVICE_NAMES (icmp-responder), NSM_PAYLOAD (ETHERNET), NSM_LABELS, NSM_CIDR_PREFIX
+ * (169.254.0.0/16; groups like "[a,b],c"), NSM_REGISTER_SERVICE (true), NSM_UNREGISTER_ITSELF
+ * (false), NSM_EXPIRE (registration lifetime asked for, 1m), NSM_LOG_LEVEL.
+ * Listens on unix://<temp dir>/listen.on and registers through nsmgr. It runs inside its pod's
+ * network namespace and names that namespace by its own pid in the KERNEL mechanism.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "../api/gen/registry_pb.js";
+import { Payload } from "../api/index.js";
+import { passThrough } from "../sdk/core/chain.js";
+import { CallContext } from "../sdk/core/context.js";
+import { createEndpoint } from "../sdk/networkservice/chains/endpoint/index.js";
+import { kernelMechanismServer } from "../sdk/networkservice/common/kernelmechanism/index.js";
+import { mechanismsServer } from "../sdk/networkservice/common/mechanisms/index.js";
+import { point2pointIpamServer } from "../sdk/networkservice/common/point2pointipam/index.js";
+import { registryClient } from "../sdk/registry/chains/client/index.js";
+import { registryClients } from "../sdk/registry/grpc.js";
+import { parseCidrGroups } from "../sdk/tools/cidr.js";
+import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/tools/grpcurl.js";
+import { parseLabels } from "../sdk/tools/labels.js";
+import { ConfigError, Env } from "./env.js";
+import { listen, roleLogger, shutdown, untilSignal } from "./serve.js";
+
+export async function runIcmpResponder(vars: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const env = new Env(vars);
+  const name = env.string("NSM_NAME", "icmp-server");
+  const connectTo = env.parsed("NSM_CONNECT_TO", "unix:///var/lib/networkservicemesh/nsm.io.sock", (v) => {
+    parseNsmUrl(v);
+    return v;
+  });
+  const services = env.list("NSM_SERVICE_NAMES", "icmp-responder");
+  if (services.length === 0) throw new ConfigError("NSM_SERVICE_NAMES", "", "needs at least one service name");
+  const payload = env.string("NSM_PAYLOAD", Payload.ETHERNET);
+  if (payload !== Payload.ETHERNET && payload !== Payload.IP)
+    throw new ConfigError("NSM_PAYLOAD", payload, "expected ETHERNET or IP");
+  const labels = env.parsed("NSM_LABELS", "", parseLabels);
+  const ipam = env.parsed("NSM_CIDR_PREFIX", "169.254.0.0/16", (v) => {
+    const groups = parseCidrGroups(v);
+    if (groups.length === 0) throw new Error("needs at least one CIDR");
+    return point2pointIpamServer({ prefixes: groups });
+  });
+  const registerService = env.bool("NSM_REGISTER_SERVICE", true);
+  const unregisterItself = env.bool("NSM_UNREGISTER_ITSELF", false);
+  const expirationMs = env.duration("NSM_EXPIRE", "1m");
+  const log = roleLogger(env, name);
+
+  const endpoint = createEndpoint({
+    name,
+    log,
+    additional: [
+      ipam,
+      mechanismsServer({
+        KERNEL: kernelMechanismServer({ inodeUrl: `file:///proc/${process.pid}/ns/net` }),
+        NOOP: passThrough("noop"),
+      }),
+    ],
+  });
+  const dir = mkdtempSync(join(tmpdir(), `${name}-`));
+  const server = new grpc.Server();
+  endpoint.register(server);
+  const [url] = await listen(server, [`unix://${dir}/listen.on`]);
+
+  const lifetime = new AbortController();
+  const channel = dialChannel(connectTo);
+  const registration = registryClient({ registry: registryClients(channel), signal: lifetime.signal });
+  const ctx = () => CallContext.create({ deadline: Date.now() + 15_000, log });
+  if (registerService) {
+    for (const svc of services)
+      await registration.ns.register(create(NetworkServiceSchema, { name: svc, payload }), ctx());
+  }
+  const record = create(NetworkServiceEndpointSchema, {
+    name,
+    networkServiceNames: services,
+    networkServiceLabels: Object.fromEntries(services.map((s) => [s, { labels }])),
+    url,
+    expirationTime: { seconds: BigInt(Math.floor((Date.now() + expirationMs) / 1000)), nanos: 0 },
+  });
+  await registration.nse.register(record, ctx());
+  log.info({ url, services, payload, labels }, "endpoint serving and registered");
+  await untilSignal();
+  lifetime.abort();
+  if (unregisterItself) {
+    try {
+      await registration.nse.unregister(record, ctx());
+    } catch (err) {
+      log.warn({ err: String(err) }, "could not unregister");
+    }
+  }
+  endpoint.dispose();
+  await shutdown(server);
+  closeChannel(channel);
+  rmSync(dir, { recursive: true, force: true });
+  log.info("endpoint stopped");
+  return 0;
+}

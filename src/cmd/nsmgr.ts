@@ -1,0 +1,52 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * `nsm nsmgr`: the node's network service manager (upstream cmd-nsmgr).
+ * Env: NSM_NAME (nmgr), NSM_LISTEN_ON (unix:///var/lib/networkservicemesh/nsm.io.sock; the first
+ * tcp:// URL, else the first URL, is the public URL), NSM_REGISTRY_URL (tcp://localhost:5001;
+ * empty → in-memory registry), NSM_DIAL_TIMEOUT (750ms), NSM_FORWARDER_NETWORK_SERVICE_NAME
+ * (forwarder), NSM_EXPIRE (1m), NODE_NAME, POD_NAME, CLUSTER_NAME, NSM_LOG_LEVEL.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { createNsmgr } from "../sdk/networkservice/chains/nsmgr/index.js";
+import { registryClients } from "../sdk/registry/grpc.js";
+import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/tools/grpcurl.js";
+import { Env } from "./env.js";
+import { listen, listenUrls, roleLogger, shutdown, untilSignal } from "./serve.js";
+
+export async function runNsmgr(vars: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const env = new Env(vars);
+  const name = env.string("NSM_NAME", "nmgr");
+  const listenOn = listenUrls(env, "NSM_LISTEN_ON", "unix:///var/lib/networkservicemesh/nsm.io.sock");
+  const registryUrl = vars.NSM_REGISTRY_URL === undefined ? "tcp://localhost:5001" : vars.NSM_REGISTRY_URL;
+  if (registryUrl) env.parsed("NSM_REGISTRY_URL", registryUrl, parseNsmUrl);
+  const dialTimeoutMs = env.duration("NSM_DIAL_TIMEOUT", "750ms");
+  const forwarderServiceName = env.string("NSM_FORWARDER_NETWORK_SERVICE_NAME", "forwarder");
+  const expirationMs = env.duration("NSM_EXPIRE", "1m");
+  const log = roleLogger(env, name);
+
+  const publicUrl = listenOn.find((u) => u.startsWith("tcp://")) ?? listenOn[0]!;
+  const lifetime = new AbortController();
+  const channel = registryUrl ? dialChannel(registryUrl) : undefined;
+  const nsmgr = createNsmgr({
+    name,
+    url: publicUrl,
+    registry: channel ? registryClients(channel) : undefined,
+    dialTimeoutMs,
+    forwarderServiceName,
+    expirationMs,
+    clientInfo: { nodeName: vars.NODE_NAME, podName: vars.POD_NAME, clusterName: vars.CLUSTER_NAME },
+    signal: lifetime.signal,
+    log,
+  });
+  const server = new grpc.Server();
+  nsmgr.register(server);
+  const urls = await listen(server, listenOn);
+  log.info({ urls, publicUrl, registry: registryUrl || "memory" }, "nsmgr serving");
+  await untilSignal();
+  lifetime.abort();
+  nsmgr.dispose();
+  await shutdown(server);
+  if (channel) closeChannel(channel);
+  log.info("nsmgr stopped");
+  return 0;
+}

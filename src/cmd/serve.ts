@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Process plumbing shared by the roles: logger from NSM_LOG_LEVEL, gRPC listening on NSM URLs,
+ * signal handling (SIGTERM/SIGINT stop; SIGUSR1 → trace, SIGUSR2 → back, as upstream).
+ */
+import { chmodSync, mkdirSync, rmSync } from "node:fs";
+import { dirname } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { parseNsmUrl } from "../sdk/tools/grpcurl.js";
+import { createLogger, type Logger, type LogLevel } from "../sdk/tools/logger.js";
+import type { Env } from "./env.js";
+import { ConfigError } from "./env.js";
+
+export function roleLogger(env: Env, name: string): Logger {
+  const level = env.logLevel();
+  const log = createLogger({ level, name });
+  process.on("SIGUSR1", () => {
+    log.level = "trace";
+  });
+  process.on("SIGUSR2", () => {
+    log.level = level as LogLevel;
+  });
+  return log;
+}
+
+/** Checks a list of listen URLs, naming the variable on error. */
+export function listenUrls(env: Env, name: string, def: string): string[] {
+  const urls = env.list(name, def);
+  if (urls.length === 0) throw new ConfigError(name, "", "needs at least one URL");
+  for (const u of urls) env.parsed(name, u, (v) => parseNsmUrl(v));
+  return urls;
+}
+
+/** Binds `server` on every URL (unix sockets: stale file removed, directory created, mode 0777). */
+export async function listen(server: grpc.Server, urls: string[]): Promise<string[]> {
+  const bound: string[] = [];
+  for (const url of urls) {
+    const u = parseNsmUrl(url);
+    let target: string;
+    if (u.scheme === "unix") {
+      mkdirSync(dirname(u.address), { recursive: true });
+      rmSync(u.address, { force: true });
+      target = `unix://${u.address}`;
+    } else {
+      target = u.address;
+    }
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    if (u.scheme === "unix") chmodSync(u.address, 0o777);
+    bound.push(u.scheme === "unix" ? url : `tcp://${u.host}:${port}`);
+  }
+  return bound;
+}
+
+/** Resolves when SIGTERM or SIGINT arrives. */
+export function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (sig: NodeJS.Signals) => {
+      process.off("SIGTERM", on);
+      process.off("SIGINT", on);
+      resolve(sig);
+    };
+    process.on("SIGTERM", on);
+    process.on("SIGINT", on);
+  });
+}
+
+/** Stops a server, letting open calls finish for up to `graceMs`. */
+export function shutdown(server: grpc.Server, graceMs = 1000): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
