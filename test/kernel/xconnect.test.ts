@@ -120,7 +120,7 @@ describe("kernel cross-connect on the real kernel", { skip }, () => {
       chain(
         metadataServer(),
         mechanismsServer({ KERNEL: passThrough("kernel") }),
-        kernelXconnectServer({ kernel, forwarderNetns: nsPath(fwdNs) }),
+        kernelXconnectServer({ kernel }),
         connectServer(
           chain(metadataClient(), mechanismTranslationClient(), kernelXconnectClient(), fakeNse(nsPath(nseNs))),
         ),
@@ -235,7 +235,7 @@ describe("kernel cross-connect on the real kernel", { skip }, () => {
       chain(
         metadataServer(),
         mechanismsServer({ KERNEL: passThrough("kernel") }),
-        kernelXconnectServer({ kernel, forwarderNetns: nsPath(fwdNs) }),
+        kernelXconnectServer({ kernel }),
         connectServer(chain(metadataClient(), mechanismTranslationClient(), kernelXconnectClient(), failing)),
       ),
     );

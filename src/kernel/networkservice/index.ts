@@ -6,11 +6,13 @@
  * their namespaces with one veth pair and give each end what the connection's IP context says
  * (the pure-kernel counterpart of upstream forwarder-vpp's veth + xconnect + the sdk-kernel
  * `connectioncontextkernel` elements):
- * 1. the pair is created in the forwarder's netns under temporary names (`nsx<random>-c/-e`);
- * 2. each end is moved into its pod's netns (from the mechanism's `inodeURL`, see
- *    {@link netnsPathFromUrl}), renamed to the mechanism's `name`, tagged with an alias that
- *    carries the connection id (`nsm:client:<id>` / `nsm:endpoint:<id>`, see `tag.ts`) and
- *    brought up, in one RTM_SETLINK; the MTU (`context.MTU` when non-zero) is set at creation;
+ * 1. the pair is created with each end directly in its pod's netns (from the mechanism's
+ *    `inodeURL`, see {@link netnsPathFromUrl}) under the mechanism's `name`, with the MTU
+ *    (`context.MTU` when non-zero). Upstream creates the pair in the forwarder's netns and moves
+ *    the ends; a move costs the kernel an RCU grace period (~15-20 ms here) and creating in
+ *    place gives the same result, so we create in place;
+ * 2. each end is tagged with an alias that carries the connection id (`nsm:client:<id>` /
+ *    `nsm:endpoint:<id>`, see `tag.ts`) and brought up, in one RTM_SETLINK;
  * 3. the client's netns gets `src_ip_addrs`, link routes for the dst addresses outside the src
  *    prefixes, `src_routes` (empty next hop → the first dst address of the family, on-link) and
  *    `ip_neighbors`; the endpoint's netns gets `dst_ip_addrs`, link routes for the src addresses
@@ -31,7 +33,7 @@
  * added); a changed netns or interface name rebuilds the pair. Close deletes the pair (one end
  * suffices) and forgets.
  *
- * Options: {@link KernelXconnectServerOptions}: `kernel` (required), `forwarderNetns`,
+ * Options: {@link KernelXconnectServerOptions}: `kernel` (required),
  * `checkNetns` (the netns-ownership hook: it allows everything until ownership checks land),
  * `cleanupTimeoutMs`.
  *
@@ -61,4 +63,4 @@ export type { KernelXconnectServerOptions, NetnsCheck, NetnsCheckRequest } from 
 export { DEFAULT_CLEANUP_TIMEOUT_MS, PING_GROUP_RANGE } from "./options.js";
 export { kernelXconnectServer } from "./server.js";
 export type { TaggedLink, XconnectSide, XconnectTag } from "./tag.js";
-export { isTemporaryLinkName, listTaggedLinks, parseXconnectTag, XCONNECT_TAG_PREFIX, xconnectTag } from "./tag.js";
+export { listTaggedLinks, parseXconnectTag, XCONNECT_TAG_PREFIX, xconnectTag } from "./tag.js";

@@ -33,11 +33,6 @@ export type NetnsCheck = (request: NetnsCheckRequest, ctx: CallContext) => Promi
 export interface KernelXconnectServerOptions {
   /** The kernel to program (netlink in production, the fake in unit tests). */
   kernel: KernelApi;
-  /**
-   * The netns the veth pair is created in before its ends move into the pods (a path such as
-   * `/var/run/netns/fwd`). @default undefined: this process's netns
-   */
-  forwarderNetns?: string;
   /** See {@link NetnsCheck}. @default allows every namespace (no ownership check yet) */
   checkNetns?: NetnsCheck;
   /** Deadline for closing downstream after a failed first Request, in ms. @default 5000 */
@@ -46,7 +41,6 @@ export interface KernelXconnectServerOptions {
 
 export interface ResolvedOptions {
   readonly kernel: KernelApi;
-  readonly forwarderNetns: string | undefined;
   readonly checkNetns: NetnsCheck;
   readonly cleanupTimeoutMs: number;
 }
@@ -55,17 +49,12 @@ const allowAll: NetnsCheck = async () => {};
 
 export function resolveOptions(options: Readonly<KernelXconnectServerOptions>): ResolvedOptions {
   if (!options?.kernel) throw invalidArgument("kernelXconnectServer: the kernel option is required");
-  const fwd = options.forwarderNetns;
-  if (fwd !== undefined && fwd !== "" && (!fwd.startsWith("/") || fwd.split("/").includes(".."))) {
-    throw invalidArgument(`kernelXconnectServer: forwarderNetns ${JSON.stringify(fwd)} is not an absolute path`);
-  }
   const timeout = options.cleanupTimeoutMs ?? DEFAULT_CLEANUP_TIMEOUT_MS;
   if (!Number.isInteger(timeout) || timeout <= 0) {
     throw invalidArgument(`kernelXconnectServer: cleanupTimeoutMs must be a positive integer, got ${timeout}`);
   }
   return {
     kernel: options.kernel,
-    forwarderNetns: fwd || undefined,
     checkNetns: options.checkNetns ?? allowAll,
     cleanupTimeoutMs: timeout,
   };

@@ -156,7 +156,7 @@ async function closeDownstream(next: NetworkServiceHandler, conn: Connection, ct
  */
 export function kernelXconnectServer(options: Readonly<KernelXconnectServerOptions>): NetworkServiceElement {
   const o = resolveOptions(options);
-  const veth = new VethXconnect(o.kernel, o.forwarderNetns);
+  const veth = new VethXconnect(o.kernel);
   return {
     name: "kernelXconnectServer",
     requires: ["metadata"],

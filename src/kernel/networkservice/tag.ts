@@ -11,13 +11,8 @@
  *
  * The id is everything after the second `:` (it may itself contain `:`); an alias is at most
  * 255 bytes, so ids up to 242 bytes fit. `ip -d link` shows the alias as `alias nsm:client:…`.
- *
- * Before its ends are moved, the veth pair has temporary names in the forwarder's netns:
- * `nsx<10 random>-c` / `-e` ({@link isTemporaryLinkName}). Links with such names that outlive a
- * Request are leftovers of a crash between create and move, and can be deleted.
  */
 import { invalidArgument } from "../../sdk/core/errors.js";
-import { randomString } from "../../sdk/tools/ifname.js";
 import type { KernelApi, LinkInfo, NetnsPath } from "../api.js";
 
 /** Which end of a local cross-connect: in the client's (NSC) or the endpoint's (NSE) netns. */
@@ -68,18 +63,4 @@ export async function listTaggedLinks(kernel: KernelApi, netns: NetnsPath): Prom
     if (tag) out.push({ link, ...tag });
   }
   return out;
-}
-
-const TEMP_PREFIX = "nsx";
-const TEMP_NAME = /^nsx[0-9A-Za-z]{10}-[ce]$/;
-
-/** True for the temporary names a veth pair has in the forwarder's netns before its ends move. */
-export function isTemporaryLinkName(name: string): boolean {
-  return TEMP_NAME.test(name);
-}
-
-/** A fresh pair of temporary names (15 characters each). */
-export function temporaryLinkNames(): { client: string; endpoint: string } {
-  const base = `${TEMP_PREFIX}${randomString(10)}`;
-  return { client: `${base}-c`, endpoint: `${base}-e` };
 }

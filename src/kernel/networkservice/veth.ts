@@ -10,7 +10,6 @@ import type { KernelApi, LinkInfo, LinkRef, NetnsPath } from "../api.js";
 import { diffIpPlans, hasIpv6Address, type IpDiff, type IpPlan } from "./ip-plan.js";
 import type { SidePlan, XconnectPlan } from "./metadata.js";
 import { PING_GROUP_RANGE } from "./options.js";
-import { temporaryLinkNames } from "./tag.js";
 
 const EMPTY: IpPlan = { addresses: [], routes: [], neighbors: [] };
 
@@ -48,11 +47,9 @@ function foreignLink(side: SidePlan, link: LinkInfo): NsmError {
 
 export class VethXconnect {
   readonly #kernel: KernelApi;
-  readonly #forwarderNetns: NetnsPath;
 
-  constructor(kernel: KernelApi, forwarderNetns: NetnsPath) {
+  constructor(kernel: KernelApi) {
     this.#kernel = kernel;
-    this.#forwarderNetns = forwarderNetns;
   }
 
   /**
@@ -63,22 +60,20 @@ export class VethXconnect {
   async create(plan: XconnectPlan, log: Logger): Promise<void> {
     await this.#clearTargets(plan);
     const k = this.#kernel;
-    const fwd = this.#forwarderNetns;
-    const tmp = temporaryLinkNames();
     const mtu = plan.mtu || undefined;
-    await k.createVeth(fwd, { name: tmp.client, mtu, peer: { name: tmp.endpoint, mtu } });
-    // Where one end of the pair certainly is: deleting it removes both.
-    let handle: [NetnsPath, LinkRef][] = [
-      [fwd, tmp.endpoint],
-      [fwd, tmp.client],
-    ];
+    // Both ends are born in their pods' namespaces under their final names (IFLA_NET_NS_FD for
+    // the peer, the client's netns socket for the other end): moving a link between namespaces
+    // costs the kernel an RCU grace period per move (~15-20 ms here), creating it there does not.
+    await k.createVeth(plan.client.netns, {
+      name: plan.client.name,
+      mtu,
+      peer: { name: plan.endpoint.name, netns: plan.endpoint.netns, mtu },
+    });
     try {
-      await this.#place(tmp.client, plan.client);
-      handle = [[plan.client.netns, plan.client.name]];
-      await this.#place(tmp.endpoint, plan.endpoint);
+      await settleAll([this.#tagAndUp(plan.client), this.#tagAndUp(plan.endpoint)]);
       await settleAll([this.#programNew(plan.client), this.#programNew(plan.endpoint)]);
     } catch (err) {
-      await this.#rollback(handle, log);
+      await this.#rollback([[plan.client.netns, plan.client.name]], log);
       throw err;
     }
   }
@@ -141,14 +136,9 @@ export class VethXconnect {
     }
   }
 
-  /** Moves one end into its netns, renamed, tagged and up, in one RTM_SETLINK. */
-  async #place(tmpName: string, side: SidePlan): Promise<void> {
-    await this.#kernel.setLink(this.#forwarderNetns, tmpName, {
-      netns: side.netns,
-      name: side.name,
-      alias: side.tag,
-      up: true,
-    });
+  /** Tags one end with the connection and brings it up, in one RTM_SETLINK. */
+  async #tagAndUp(side: SidePlan): Promise<void> {
+    await this.#kernel.setLink(side.netns, side.name, { alias: side.tag, up: true });
   }
 
   async #programNew(side: SidePlan): Promise<void> {

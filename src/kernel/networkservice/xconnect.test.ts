@@ -38,7 +38,6 @@ import type { KernelApi } from "../api.js";
 import { nsmErrorFromErrno } from "../errors.js";
 import { createFakeKernel, type FakeKernel } from "../fake.js";
 import {
-  isTemporaryLinkName,
   kernelXconnectClient,
   kernelXconnectServer,
   listTaggedLinks,
@@ -164,7 +163,7 @@ describe("kernelXconnectServer / kernelXconnectClient (fake kernel)", () => {
       chain(
         metadataServer(),
         mechanismsServer({ KERNEL: passThrough("kernel") }),
-        kernelXconnectServer({ kernel: k.kernel, forwarderNetns: FWD, checkNetns: extra.checkNetns }),
+        kernelXconnectServer({ kernel: k.kernel, checkNetns: extra.checkNetns }),
         connectServer(
           chain(
             metadataClient(),
@@ -343,23 +342,17 @@ describe("kernelXconnectServer / kernelXconnectClient (fake kernel)", () => {
     );
   });
 
-  it("a failure while moving the second end rolls back too", async () => {
+  it("a failure while bringing up the endpoint's end rolls back too", async () => {
     k.failWhen((method, args) =>
-      method === "setLink" && (args[2] as { netns?: string }).netns === NSE
-        ? nsmErrorFromErrno(16, "move (injected)")
-        : undefined,
+      method === "setLink" && args[0] === NSE ? nsmErrorFromErrno(16, "up (injected)") : undefined,
     );
     await assert.rejects(fwd.request(request(), ctx()), (err: unknown) => (err as NsmError).code === Code.Unavailable);
     await nothingLeft();
     assert.equal(nse.closes, 1);
   });
 
-  it("a failure while moving the first end leaves nothing in the forwarder's netns", async () => {
-    k.failWhen((method, args) =>
-      method === "setLink" && (args[2] as { netns?: string }).netns === NSC
-        ? nsmErrorFromErrno(12, "move (injected)")
-        : undefined,
-    );
+  it("a failure while creating the pair leaves nothing anywhere", async () => {
+    k.failWhen((method) => (method === "createVeth" ? nsmErrorFromErrno(12, "create (injected)") : undefined));
     await assert.rejects(fwd.request(request(), ctx()), (err: unknown) => (err as NsmError).code === Code.Internal);
     await nothingLeft();
   });
@@ -492,10 +485,6 @@ describe("kernelXconnectServer / kernelXconnectClient (fake kernel)", () => {
       () => bind(chain(kernelXconnectServer({ kernel: k.kernel }))),
       (err: unknown) => (err as NsmError).code === Code.FailedPrecondition,
     );
-    assert.throws(
-      () => kernelXconnectServer({ kernel: k.kernel, forwarderNetns: "relative/path" }),
-      (err: unknown) => (err as NsmError).code === Code.InvalidArgument,
-    );
   });
 
   it("listTaggedLinks finds the links of a connection by tag", async () => {
@@ -530,12 +519,5 @@ describe("tag scheme", () => {
       () => xconnectTag("client", "x".repeat(250)),
       (err: unknown) => (err as NsmError).code === Code.InvalidArgument,
     );
-  });
-
-  it("recognizes temporary names", () => {
-    assert.ok(isTemporaryLinkName("nsxAbCdEfGhIj-c"));
-    assert.ok(isTemporaryLinkName("nsx0123456789-e"));
-    assert.ok(!isTemporaryLinkName("nsm-1"));
-    assert.ok(!isTemporaryLinkName("nsxAbCdEfGhIj-x"));
   });
 });
