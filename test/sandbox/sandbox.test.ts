@@ -146,6 +146,45 @@ describe("sandbox: local connections", () => {
   });
 });
 
+describe("sandbox: monitor passthrough", () => {
+  let sb: Sandbox;
+  before(async () => {
+    sb = await createSandbox({ nodes: 1 });
+  });
+  after(() => sb.close());
+
+  it("an endpoint's death reaches the client's monitor stream as state DOWN, through forwarder and nsmgr", async () => {
+    await sb.registerNetworkService({ name: "fragile", payload: "ETHERNET" });
+    const nse = await sb.addEndpoint({ name: "nse-fragile", networkServices: ["fragile"] });
+    const client = sb.client({ name: "victim" });
+    const conn = await client.request(request("fragile", "victim-0"), ctx());
+    const ch = dialChannel(sb.nodes[0]!.nsmgr.url);
+    const watchCtx = CallContext.create().withCancel({ timeoutMs: 10_000 });
+    const stream = createClient(MonitorConnection, ch)
+      .monitorConnections(create(MonitorScopeSelectorSchema, { pathSegments: [{ id: "victim-0" }] }), watchCtx)
+      [Symbol.asyncIterator]();
+    try {
+      const initial = await stream.next();
+      assert.equal(initial.value?.type, ConnectionEventType.INITIAL_STATE_TRANSFER);
+      await nse.stop();
+      let seen: Connection | undefined;
+      for (let r = await stream.next(); !r.done; r = await stream.next()) {
+        const c = Object.values(r.value.connections)[0];
+        if (c?.state === State.DOWN) {
+          seen = c;
+          break;
+        }
+      }
+      assert.equal(seen?.state, State.DOWN);
+      assert.equal(seen?.path?.pathSegments[0]?.id, "victim-0", "the event is about the client's connection");
+    } finally {
+      await stream.return?.();
+      closeChannel(ch);
+      await client.close(conn, ctx()).catch(() => {});
+    }
+  });
+});
+
 describe("sandbox: selection", () => {
   let sb: Sandbox;
   before(async () => {
