@@ -11,6 +11,7 @@
  */
 import { type NetworkServiceElement, passThrough } from "../../../core/chain.js";
 import type { NseRegistry, NsRegistry } from "../../../registry/api.js";
+import { withQueryCache } from "../../../registry/common/querycache/index.js";
 import type { Logger } from "../../../tools/logger.js";
 import { connectServer } from "../../common/connect/index.js";
 import { discoverServer } from "../../common/discover/index.js";
@@ -36,10 +37,17 @@ export interface ForwarderOptions extends Omit<EndpointOptions, "additional"> {
   additionalClient?: NetworkServiceElement[];
   /** @default 5000 */
   dialTimeoutMs?: number;
+  /** Keep registry look-ups in a watched local cache. @default true */
+  queryCache?: boolean;
   log?: Logger;
 }
 
 export function createForwarder(options: ForwarderOptions): Endpoint {
+  const lifetime = new AbortController();
+  const registries =
+    options.queryCache === false
+      ? { ns: options.nsRegistry, nse: options.nseRegistry }
+      : withQueryCache({ ns: options.nsRegistry, nse: options.nseRegistry }, { signal: lifetime.signal });
   const client = clientChain({
     name: options.name,
     dialTimeoutMs: options.dialTimeoutMs,
@@ -50,14 +58,21 @@ export function createForwarder(options: ForwarderOptions): Endpoint {
       filterMechanismsClient(),
     ],
   });
-  return createEndpoint({
+  const endpoint = createEndpoint({
     ...options,
     additional: [
-      discoverServer({ nsRegistry: options.nsRegistry, nseRegistry: options.nseRegistry }),
+      discoverServer({ nsRegistry: registries.ns, nseRegistry: registries.nse }),
       roundRobinServer(),
       mechanismsServer(options.serverMechanisms ?? { KERNEL: passThrough("kernel") }),
       ...(options.additional ?? []),
       connectServer(client),
     ],
   });
+  return {
+    ...endpoint,
+    dispose() {
+      lifetime.abort();
+      endpoint.dispose();
+    },
+  };
 }

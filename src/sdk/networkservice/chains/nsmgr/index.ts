@@ -12,6 +12,7 @@ import type * as grpc from "@grpc/grpc-js";
 import type { NseRegistry, NsRegistry } from "../../../registry/api.js";
 import { nsmgrRegistry } from "../../../registry/chains/nsmgr/index.js";
 import type { RegistryChains } from "../../../registry/chains/slots.js";
+import { withQueryCache } from "../../../registry/common/querycache/index.js";
 import { nseRegistryFromChain, nsRegistryFromChain } from "../../../registry/core/adapters.js";
 import { serveRegistry } from "../../../registry/grpc.js";
 import type { Logger } from "../../../tools/logger.js";
@@ -51,8 +52,13 @@ export function createNsmgr(options: NsmgrOptions): Nsmgr {
     signal: options.signal,
     clientInfo: options.clientInfo,
   });
-  const nsRegistry = nsRegistryFromChain(registry.ns);
-  const nseRegistry = nseRegistryFromChain(registry.nse);
+  const lifetime = new AbortController();
+  options.signal?.addEventListener("abort", () => lifetime.abort());
+  // Forwarder look-ups repeat for every connection: keep them in a watched local cache.
+  const { ns: nsRegistry, nse: nseRegistry } = withQueryCache(
+    { ns: nsRegistryFromChain(registry.ns), nse: nseRegistryFromChain(registry.nse) },
+    { signal: lifetime.signal },
+  );
   const endpoint = createEndpoint({
     ...options,
     additional: [
@@ -69,6 +75,10 @@ export function createNsmgr(options: NsmgrOptions): Nsmgr {
   return {
     ...endpoint,
     registry,
+    dispose() {
+      lifetime.abort();
+      endpoint.dispose();
+    },
     register(server: grpc.Server) {
       endpoint.register(server);
       serveRegistry(server, registry, { log: options.log });
