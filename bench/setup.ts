@@ -63,7 +63,7 @@ const r3 = (x: number) => Math.round(x * 1000) / 1000;
 const progress = (what: string, i: number) => process.stderr.write(`  ${what}: ${i}/${N}\r`);
 
 function start(ns: string | undefined, name: string, role: string[], env: Record<string, string>): ChildProcess {
-  const cmd = ["node", "--import", "tsx", "src/cmd/main.ts", ...role];
+  const cmd = ["node", "bin/nsm.js", ...role];
   const argv = ns ? ["ip", ["netns", "exec", ns, ...cmd]] : [cmd[0]!, cmd.slice(1)];
   const p = spawn(argv[0] as string, argv[1] as string[], {
     env: { ...process.env, NSM_LOG_LEVEL: "WARN", ...env },

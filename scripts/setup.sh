@@ -32,7 +32,7 @@ export npm_config_nodedir="${npm_config_nodedir:-/usr}"
 stamp=node_modules/.nsm-install-stamp
 if [ ! -f "$stamp" ] || [ package.json -nt "$stamp" ] || { [ -f package-lock.json ] && [ package-lock.json -nt "$stamp" ]; }; then
   say "installing npm packages"
-  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; else npm install --no-audit --no-fund --loglevel=error; fi
+  npm install --no-audit --no-fund --loglevel=error
   touch "$stamp"
 fi
 
@@ -43,4 +43,10 @@ if [ -f native/binding.gyp ]; then
     say "building the netlink addon"
     node native/build.mjs >/dev/null
   fi
+fi
+
+# Compiled JavaScript for the long-running processes (less memory than compiling on the fly).
+if [ ! -f dist/cmd/main.js ] || [ -n "$(find src -newer dist/cmd/main.js -print -quit)" ]; then
+  say "compiling TypeScript"
+  npm run build --silent >/dev/null
 fi

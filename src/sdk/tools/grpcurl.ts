@@ -64,3 +64,56 @@ export function waitForReady(channel: grpc.Client, deadlineMs: number): Promise<
 export function closeChannel(channel: grpc.Client): void {
   grpc.Client.prototype.close.call(channel);
 }
+
+interface Pooled {
+  channel: grpc.Client;
+  refs: number;
+}
+
+const pools = new WeakMap<object, Map<string, Pooled>>();
+const insecureKey = {};
+
+/** A reference to a pooled channel: release it when the connection that uses it ends. */
+export interface ChannelLease {
+  readonly url: string;
+  readonly channel: grpc.Client;
+  release(): void;
+}
+
+/**
+ * A channel to `url` shared by every caller with the same URL and credentials, closed when the
+ * last lease is released. Connections keep their own lease (redialing means releasing one and
+ * acquiring another), so per-connection semantics stay as upstream's while many connections to
+ * the same next hop share one HTTP/2 connection and one set of grpc-js channel objects.
+ */
+export function acquireChannel(url: string, options: DialOptions = {}): ChannelLease {
+  const credKey = options.credentials ?? insecureKey;
+  let pool = pools.get(credKey);
+  if (!pool) {
+    pool = new Map();
+    pools.set(credKey, pool);
+  }
+  const key = `${url}|${JSON.stringify(options.channelOptions ?? {})}`;
+  let entry = pool.get(key);
+  if (!entry) {
+    entry = { channel: dialChannel(url, options), refs: 0 };
+    pool.set(key, entry);
+  }
+  entry.refs++;
+  const e = entry;
+  const p = pool;
+  let released = false;
+  return {
+    url,
+    channel: e.channel,
+    release() {
+      if (released) return;
+      released = true;
+      e.refs--;
+      if (e.refs === 0) {
+        p.delete(key);
+        closeChannel(e.channel);
+      }
+    },
+  };
+}

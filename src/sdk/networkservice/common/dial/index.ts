@@ -2,9 +2,10 @@
 /**
  * dial: opens (and caches per connection) the gRPC channel to the client URL.
  *
- * Purpose: the next hop of a connection is reached through one grpc-js channel, opened on the
- * first Request and reused by refreshes; a changed client URL (reselect) redials and closes
- * the old channel.
+ * Purpose: the next hop of a connection is reached through one grpc-js channel, taken on the
+ * first Request and reused by refreshes; a changed client URL (reselect) redials and lets the
+ * old one go. Channels come from a pool shared by the connections to the same URL
+ * ({@link acquireChannel}): each connection holds a lease, and a channel closes with its last lease.
  * Chain placement: client chains, after clienturl (or discover/roundrobin on a server) and
  * before connect; needs metadata.
  * Per-connection state: the channel and its URL (client-side metadata, key exported through
@@ -17,7 +18,7 @@ import type * as grpc from "@grpc/grpc-js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import { type CallContext, createContextKey } from "../../../core/context.js";
 import { Code, NsmError } from "../../../core/errors.js";
-import { closeChannel, type DialOptions, dialChannel, waitForReady } from "../../../tools/grpcurl.js";
+import { acquireChannel, type ChannelLease, type DialOptions, waitForReady } from "../../../tools/grpcurl.js";
 import { clientUrlOf } from "../clienturl/index.js";
 import { createMetadataKey, metadataOf } from "../metadata/index.js";
 
@@ -28,10 +29,7 @@ export interface DialClientOptions extends DialOptions {
 
 export const DEFAULT_DIAL_TIMEOUT_MS = 5_000;
 
-interface Dialed {
-  url: string;
-  channel: grpc.Client;
-}
+type Dialed = ChannelLease;
 
 const dialedKey = createMetadataKey<Dialed>("dial");
 const channelKey = createContextKey<grpc.Client | undefined>(undefined, "clientChannel");
@@ -46,15 +44,15 @@ export function storedChannelOf(ctx: CallContext): grpc.Client | undefined {
   return metadataOf(ctx, true).load(dialedKey)?.channel;
 }
 
-async function dial(url: string, options: DialClientOptions): Promise<grpc.Client> {
-  const channel = dialChannel(url, options);
+async function dial(url: string, options: DialClientOptions): Promise<ChannelLease> {
+  const lease = acquireChannel(url, options);
   try {
-    await waitForReady(channel, options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS);
+    await waitForReady(lease.channel, options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS);
   } catch (err) {
-    closeChannel(channel);
+    lease.release();
     throw new NsmError(`cannot reach ${url}: ${(err as Error).message}`, Code.Unavailable, { cause: err });
   }
-  return channel;
+  return lease;
 }
 
 export function dialClient(options: DialClientOptions = {}): NetworkServiceElement {
@@ -68,19 +66,19 @@ export function dialClient(options: DialClientOptions = {}): NetworkServiceEleme
       let d = md.load(dialedKey);
       const fresh = !d;
       if (d && d.url !== url) {
-        closeChannel(d.channel);
+        d.release();
         md.delete(dialedKey);
         d = undefined;
       }
       if (!d) {
-        d = { url, channel: await dial(url, options) };
+        d = await dial(url, options);
         md.store(dialedKey, d);
       }
       try {
         return await next.request(req, ctx.with(channelKey, d.channel));
       } catch (err) {
         if (fresh) {
-          closeChannel(d.channel);
+          d.release();
           md.delete(dialedKey);
         }
         throw err;
@@ -93,7 +91,7 @@ export function dialClient(options: DialClientOptions = {}): NetworkServiceEleme
       if (!d && url) {
         // Close after a restart: we have no channel yet, so dial for the Close only.
         try {
-          d = { url, channel: await dial(url, options) };
+          d = await dial(url, options);
         } catch (err) {
           ctx.log.warn({ connId: conn.id, err: String(err) }, "cannot dial to close the connection downstream");
           return;
@@ -102,7 +100,7 @@ export function dialClient(options: DialClientOptions = {}): NetworkServiceEleme
       try {
         await next.close(conn, d ? ctx.with(channelKey, d.channel) : ctx);
       } finally {
-        if (d) closeChannel(d.channel);
+        d?.release();
         md.delete(dialedKey);
       }
     },
