@@ -24,6 +24,7 @@ import { type Logger, silentLogger } from "../../../tools/logger.js";
 import { beginServer } from "../../common/begin/index.js";
 import { metadataServer } from "../../common/metadata/index.js";
 import { ConnectionMonitor, monitorConnectionService, monitorServer } from "../../common/monitor/index.js";
+import { timeoutServer } from "../../common/timeout/index.js";
 import { trimpathServer } from "../../common/trimpath/index.js";
 import { updatePathServer } from "../../common/updatepath/index.js";
 import { validateServer } from "../../common/validate/index.js";
@@ -37,7 +38,7 @@ export interface EndpointOptions {
   updateToken?: NetworkServiceElement;
   /** Slot for the authorize server. @default pass-through */
   authorize?: NetworkServiceElement;
-  /** Slot for the timeout server. @default pass-through */
+  /** Slot for the timeout server. @default timeoutServer() (acts only on paths with token expiry times) */
   timeout?: NetworkServiceElement;
   /** Logger for served calls. @default silent */
   log?: Logger;
@@ -52,7 +53,11 @@ export interface Endpoint extends NetworkServiceHandler {
   dispose(): void;
 }
 
-export function endpointChain(options: EndpointOptions, monitor: ConnectionMonitor): NetworkServiceElement {
+export function endpointChain(
+  options: EndpointOptions,
+  monitor: ConnectionMonitor,
+  lifetime?: AbortSignal,
+): NetworkServiceElement {
   return chain(
     validateServer(),
     updatePathServer(options.name),
@@ -60,7 +65,7 @@ export function endpointChain(options: EndpointOptions, monitor: ConnectionMonit
     options.updateToken ?? passThrough("updatetoken"),
     options.authorize ?? passThrough("authorize"),
     metadataServer(),
-    options.timeout ?? passThrough("timeout"),
+    options.timeout ?? timeoutServer({ signal: lifetime }),
     monitorServer(monitor),
     trimpathServer(),
     ...(options.additional ?? []),
@@ -70,7 +75,8 @@ export function endpointChain(options: EndpointOptions, monitor: ConnectionMonit
 export function createEndpoint(options: EndpointOptions): Endpoint {
   const log = options.log ?? silentLogger;
   const monitor = new ConnectionMonitor(log);
-  const handler = bind(endpointChain(options, monitor));
+  const lifetime = new AbortController();
+  const handler = bind(endpointChain(options, monitor, lifetime.signal));
   return {
     name: options.name,
     monitor,
@@ -91,6 +97,9 @@ export function createEndpoint(options: EndpointOptions): Endpoint {
       );
       addService(server, MonitorConnection, monitorConnectionService(monitor), { log });
     },
-    dispose: () => monitor.close(),
+    dispose: () => {
+      lifetime.abort();
+      monitor.close();
+    },
   };
 }
