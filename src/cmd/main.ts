@@ -14,13 +14,15 @@ roles (configured by the upstream NSM_* environment variables):
   nse icmp-responder       the reference endpoint (NSM_CIDR_PREFIX, NSM_SERVICE_NAMES, ...)
   nsc [--init]             the client: sidecar (keeps connections) or init (request once, exit)
 
-local runtime (one Linux machine, root, no Kubernetes):
-  up [--nodes N]           start a registry and N nodes
-  apply -f FILE|DIR        run upstream-style manifests (Namespace, NetworkService, Deployment, Pod)
-  get pods|networkservices|networkserviceendpoints|connections
-  exec POD|deployments/NAME [-n NS] -- CMD...
-  logs POD|deployments/NAME [-n NS]
-  delete -f FILE|DIR
+local runtime (one Linux machine, root, no Kubernetes; state in --state-dir DIR,
+$NSM_LOCAL_STATE_DIR or /run/nsm-local):
+  up [--nodes N]           start a registry and N nodes (netns with nsmgr and forwarder)
+  apply -f FILE|DIR        run upstream-style manifests (Namespace, NetworkService, Deployment, Pod;
+                           a directory with kustomization.yaml is read as a kustomization)
+  get pods|deployments|nodes|namespaces|networkservices|networkserviceendpoints|connections [-n NS]
+  exec POD|deployments/NAME [-n NS] [-c CONTAINER] -- CMD...
+  logs POD|deployments/NAME [-n NS] [-c CONTAINER] [--raw] [--tail N]
+  delete -f FILE|DIR       stop the pods, delete their namespaces, unregister NetworkServices
   down                     remove every namespace, link and process the runtime made
 
 other:
@@ -41,6 +43,15 @@ const commands: Record<string, () => Promise<Command>> = {
     return (await import("./nse.js")).runIcmpResponder();
   },
   nsc: async () => async (args) => (await import("./nsc.js")).runNsc(args),
+  ...Object.fromEntries(
+    ["up", "apply", "get", "exec", "logs", "delete", "down"].map((name): [string, () => Promise<Command>] => [
+      name,
+      async () => {
+        const { runLocal } = await import("../local/cli.js");
+        return (args) => runLocal(name, args);
+      },
+    ]),
+  ),
   sandbox: async () => async () => {
     const { sandboxDemo } = await import("./sandbox-demo.js");
     await sandboxDemo();

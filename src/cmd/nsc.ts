@@ -29,6 +29,7 @@ import { createClient } from "../sdk/networkservice/chains/client/index.js";
 import { clientInfoClient } from "../sdk/networkservice/common/clientinfo/index.js";
 import { kernelMechanismClient } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsClient } from "../sdk/networkservice/common/mechanisms/index.js";
+import { refreshClient } from "../sdk/networkservice/common/refresh/index.js";
 import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/tools/grpcurl.js";
 import type { Logger } from "../sdk/tools/logger.js";
 import { type NsUrl, nsUrlMechanism, parseNsUrl } from "../sdk/tools/nsurl.js";
@@ -86,6 +87,7 @@ export async function runNsc(args: string[], vars: NodeJS.ProcessEnv = process.e
   const log = roleLogger(env, name);
   const clientInfo = { nodeName: vars.NODE_NAME, podName: vars.POD_NAME, clusterName: vars.CLUSTER_NAME };
 
+  const stopped = new AbortController();
   const wanted: Wanted[] = urls.map((url, i) => ({
     id: `${name}-${i}`,
     url,
@@ -93,6 +95,8 @@ export async function runNsc(args: string[], vars: NodeJS.ProcessEnv = process.e
       name,
       connectTo,
       dialTimeoutMs,
+      // The sidecar keeps its connections alive; init hands them over before the tokens expire.
+      refresh: init ? undefined : refreshClient({ signal: stopped.signal }),
       additional: [
         clientInfoClient(clientInfo),
         mechanismsClient({
@@ -114,7 +118,6 @@ export async function runNsc(args: string[], vars: NodeJS.ProcessEnv = process.e
     return w.client.request(req, CallContext.create({ deadline: Date.now() + requestTimeoutMs, log }));
   };
 
-  const stopped = new AbortController();
   const stop = untilSignal().then(() => stopped.abort());
   for (const w of wanted) {
     for (let attempt = 1; ; attempt++) {
