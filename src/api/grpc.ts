@@ -161,7 +161,8 @@ async function pump(call: grpc.ServerWritableStream<any, any>, source: AsyncIter
     }
     if (!call.cancelled) call.end();
   } catch (err) {
-    if (!call.cancelled) call.destroy(toServiceError(err) as unknown as Error);
+    // grpc-js sends the status as trailers for an "error" event (destroy() would not).
+    if (!call.cancelled) call.emit("error", toServiceError(err));
   }
 }
 

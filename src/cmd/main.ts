@@ -22,6 +22,7 @@ $NSM_LOCAL_STATE_DIR or /run/nsm-local):
   get pods|deployments|nodes|namespaces|networkservices|networkserviceendpoints|connections [-n NS]
   exec POD|deployments/NAME [-n NS] [-c CONTAINER] -- CMD...
   logs POD|deployments/NAME [-n NS] [-c CONTAINER] [--raw] [--tail N]
+                           (-n nsm-system: registry, nsmgr-node-1, forwarder-node-1, ...)
   delete -f FILE|DIR       stop the pods, delete their namespaces, unregister NetworkServices
   down                     remove every namespace, link and process the runtime made
 

@@ -118,7 +118,8 @@ export async function runNsc(args: string[], vars: NodeJS.ProcessEnv = process.e
     return w.client.request(req, CallContext.create({ deadline: Date.now() + requestTimeoutMs, log }));
   };
 
-  const stop = untilSignal().then(() => stopped.abort());
+  // Only the sidecar waits for a signal (which also keeps it alive); init exits when done.
+  const stop = init ? Promise.resolve() : untilSignal().then(() => stopped.abort());
   for (const w of wanted) {
     for (let attempt = 1; ; attempt++) {
       try {

@@ -53,10 +53,14 @@ export async function listen(server: grpc.Server, urls: string[]): Promise<strin
   return bound;
 }
 
-/** Resolves when SIGTERM or SIGINT arrives. */
+/** Resolves when SIGTERM or SIGINT arrives; keeps the process alive until then. */
 export function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
+    // A process whose work is all done (an nsc with live connections and nothing to refresh)
+    // would otherwise exit on an empty event loop instead of waiting to close them.
+    const keepAlive = setInterval(() => {}, 1 << 30);
     const on = (sig: NodeJS.Signals) => {
+      clearInterval(keepAlive);
       process.off("SIGTERM", on);
       process.off("SIGINT", on);
       resolve(sig);

@@ -1,0 +1,596 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Upstream-style manifests for the local runtime: YAML files (multi-document), directories, and
+ * kustomizations (local `resources`/`bases`, `namespace`, `commonLabels`, and strategic-merge
+ * `patches`/`patchesStrategicMerge`), turned into checked objects of the kinds the examples use:
+ * Namespace, NetworkService (`networkservicemesh.io/v1`), Deployment and Pod.
+ *
+ * Everything is checked here, before the runtime changes anything; problems are
+ * {@link LocalError}s that name the file and the object.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { fromJson } from "@bufbuild/protobuf";
+import { parseAllDocuments } from "yaml";
+import { type NetworkService, NetworkServiceSchema } from "../api/gen/registry_pb.js";
+import { LocalError } from "./state.js";
+
+/** The annotation that asks for an injected client (upstream admission webhook). */
+export const NSM_ANNOTATION = "networkservicemesh.io";
+
+type Json = Record<string, unknown>;
+
+/** One object as read, before checking. */
+export interface RawObject {
+  obj: Json;
+  /** Where it came from, for messages: `file.yaml` or `file.yaml (document 2)`. */
+  source: string;
+}
+
+export interface EnvVar {
+  readonly name: string;
+  readonly value?: string;
+  /** `valueFrom.fieldRef.fieldPath`. */
+  readonly fieldPath?: string;
+}
+
+export interface ContainerSpec {
+  readonly name: string;
+  readonly image: string;
+  readonly command?: readonly string[];
+  readonly args?: readonly string[];
+  readonly env: readonly EnvVar[];
+  readonly workingDir?: string;
+}
+
+export interface LabelSelectorRequirement {
+  readonly key: string;
+  readonly operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
+  readonly values: readonly string[];
+}
+
+export interface LabelSelector {
+  readonly matchLabels: Readonly<Record<string, string>>;
+  readonly matchExpressions: readonly LabelSelectorRequirement[];
+}
+
+export interface PodAffinityTerm {
+  readonly topologyKey: string;
+  readonly labelSelector: LabelSelector;
+  /** Namespaces to look in; empty → the pod's own; `["*"]` → all (namespaceSelector: {}). */
+  readonly namespaces: readonly string[];
+}
+
+export interface Affinity {
+  readonly podAffinity: readonly PodAffinityTerm[];
+  readonly podAntiAffinity: readonly PodAffinityTerm[];
+  /** Required node affinity, as alternatives (nodeSelectorTerms) of requirements on node labels. */
+  readonly nodeAffinity: readonly (readonly LabelSelectorRequirement[])[];
+}
+
+export interface PodSpec {
+  readonly containers: readonly ContainerSpec[];
+  readonly initContainers: readonly ContainerSpec[];
+  readonly nodeName?: string;
+  readonly nodeSelector: Readonly<Record<string, string>>;
+  readonly affinity: Affinity;
+}
+
+export interface NamespaceManifest {
+  readonly kind: "Namespace";
+  readonly name: string;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly source: string;
+}
+
+export interface NetworkServiceManifest {
+  readonly kind: "NetworkService";
+  readonly name: string;
+  readonly namespace: string;
+  readonly record: NetworkService;
+  readonly source: string;
+}
+
+export interface WorkloadManifest {
+  readonly kind: "Deployment" | "Pod";
+  readonly name: string;
+  readonly namespace: string;
+  readonly replicas: number;
+  /** Pod labels and annotations (the template's for a Deployment). */
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly spec: PodSpec;
+  /** The pod spec as written, for change detection. */
+  readonly rawSpec: unknown;
+  readonly source: string;
+}
+
+export type Manifest = NamespaceManifest | NetworkServiceManifest | WorkloadManifest;
+
+export const SUPPORTED_KINDS = ["Namespace", "NetworkService", "Deployment", "Pod"] as const;
+
+// ---------------------------------------------------------------------------------------------
+// Reading files
+
+function isObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function parseYamlText(text: string, file: string): RawObject[] {
+  const out: RawObject[] = [];
+  const docs = parseAllDocuments(text, { prettyErrors: true });
+  if (!Array.isArray(docs)) return out; // an empty stream
+  docs.forEach((doc, i) => {
+    const source = docs.length > 1 ? `${file} (document ${i + 1})` : file;
+    const err = doc.errors[0];
+    if (err) {
+      const where = err.linePos?.[0] ? `line ${err.linePos[0].line}, column ${err.linePos[0].col}` : "";
+      const reason = err.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "");
+      throw new LocalError(`${file}: malformed YAML${where ? ` at ${where}` : ""}: ${reason}`);
+    }
+    const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+    if (value === null || value === undefined) return;
+    if (!isObject(value))
+      throw new LocalError(`${source}: expected a Kubernetes object (a mapping), got ${typeof value}`);
+    if (value.kind === "List" && Array.isArray(value.items)) {
+      for (const item of value.items) {
+        if (!isObject(item)) throw new LocalError(`${source}: a List item is not an object`);
+        out.push({ obj: item, source });
+      }
+      return;
+    }
+    out.push({ obj: value, source });
+  });
+  return out;
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new LocalError(
+      code === "ENOENT" ? `${file}: no such file or directory` : `${file}: ${(err as Error).message}`,
+    );
+  }
+}
+
+const KUSTOMIZATION_FILES = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+function kustomizationFile(dir: string): string | undefined {
+  return KUSTOMIZATION_FILES.map((f) => join(dir, f)).find((f) => existsSync(f));
+}
+
+/** Loads every object of a file or directory (a kustomization if the directory has one). */
+export function loadObjects(path: string, warn: (msg: string) => void = () => {}): RawObject[] {
+  const abs = resolve(path);
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(abs);
+  } catch {
+    throw new LocalError(`${path}: no such file or directory`);
+  }
+  if (st.isDirectory()) {
+    const k = kustomizationFile(abs);
+    if (k) return loadKustomization(k, warn, new Set());
+    const files = readdirSync(abs)
+      .filter((f) => /\.(ya?ml|json)$/.test(f))
+      .sort();
+    if (files.length === 0) throw new LocalError(`${path}: no .yaml files in this directory`);
+    return files.flatMap((f) => parseYamlText(readText(join(abs, f)), join(path, f)));
+  }
+  return parseYamlText(readText(abs), path);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kustomize (the subset the examples use)
+
+/** Keys that identify list items for strategic merge (Kubernetes patchMergeKey). */
+const MERGE_KEYS = ["name", "containerPort", "mountPath", "devicePath", "ip", "topologyKey"];
+
+function mergeKeyOf(items: unknown[]): string | undefined {
+  if (items.length === 0 || !items.every(isObject)) return undefined;
+  return MERGE_KEYS.find((k) => items.every((i) => (i as Json)[k] !== undefined));
+}
+
+/** Strategic merge: maps merge by key, lists of named objects merge by name, everything else is replaced. */
+export function strategicMerge(base: unknown, patch: unknown): unknown {
+  if (isObject(base) && isObject(patch)) {
+    const out: Json = { ...base };
+    for (const [k, v] of Object.entries(patch)) {
+      if (k === "$patch") continue;
+      if (v === null) delete out[k];
+      else out[k] = strategicMerge(base[k], v);
+    }
+    return out;
+  }
+  if (Array.isArray(base) && Array.isArray(patch)) {
+    const key = mergeKeyOf(patch);
+    if (!key || !(base.length === 0 || mergeKeyOf(base) === key)) return patch;
+    const out = [...base];
+    for (const item of patch as Json[]) {
+      const i = out.findIndex((b) => (b as Json)[key] === item[key]);
+      if (item.$patch === "delete") {
+        if (i >= 0) out.splice(i, 1);
+      } else if (i >= 0) out[i] = strategicMerge(out[i], item);
+      else out.push(item);
+    }
+    return out;
+  }
+  return patch;
+}
+
+function stringList(v: unknown, what: string, where: string): string[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v) || !v.every((s) => typeof s === "string" || isObject(s)))
+    throw new LocalError(`${where}: \`${what}\` must be a list`);
+  return v as string[];
+}
+
+function isRemote(ref: string): boolean {
+  return /^[a-z]+:\/\//i.test(ref) || /^(github\.com|gitlab\.com|bitbucket\.org)\//.test(ref) || ref.includes("?ref=");
+}
+
+function loadKustomization(file: string, warn: (msg: string) => void, seen: Set<string>): RawObject[] {
+  const dir = dirname(file);
+  if (seen.has(dir)) throw new LocalError(`${file}: kustomizations include each other in a cycle`);
+  seen.add(dir);
+  const docs = parseYamlText(readText(file), file);
+  const k = docs[0]?.obj ?? {};
+  const known = new Set([
+    "apiVersion",
+    "kind",
+    "resources",
+    "bases",
+    "namespace",
+    "patchesStrategicMerge",
+    "patches",
+    "commonLabels",
+  ]);
+  for (const key of Object.keys(k)) if (!known.has(key)) warn(`${file}: ignoring unsupported field \`${key}\``);
+
+  const objects: RawObject[] = [];
+  for (const ref of [...stringList(k.bases, "bases", file), ...stringList(k.resources, "resources", file)]) {
+    if (typeof ref !== "string") throw new LocalError(`${file}: a resource must be a path`);
+    if (isRemote(ref))
+      throw new LocalError(`${file}: remote resource "${ref}" is not supported: download it and refer to a local path`);
+    const p = resolve(dir, ref);
+    if (!existsSync(p)) throw new LocalError(`${file}: resource "${ref}": no such file or directory`);
+    if (statSync(p).isDirectory()) {
+      const sub = kustomizationFile(p);
+      objects.push(...(sub ? loadKustomization(sub, warn, seen) : loadObjects(p, warn)));
+    } else objects.push(...parseYamlText(readText(p), join(dirname(file), ref)));
+  }
+
+  const patches: { patch: Json; source: string; target?: Json }[] = [];
+  for (const p of stringList(k.patchesStrategicMerge, "patchesStrategicMerge", file)) {
+    if (typeof p !== "string") throw new LocalError(`${file}: patchesStrategicMerge entries must be paths or YAML`);
+    const inline = p.includes("\n") || p.includes(":");
+    const docsOf = inline ? parseYamlText(p, `${file} (inline patch)`) : parseYamlText(readText(resolve(dir, p)), p);
+    for (const d of docsOf) patches.push({ patch: d.obj, source: d.source });
+  }
+  for (const p of stringList(k.patches, "patches", file) as unknown[]) {
+    if (!isObject(p)) throw new LocalError(`${file}: a patches entry must have \`path\` or \`patch\``);
+    const text = typeof p.path === "string" ? readText(resolve(dir, p.path)) : p.patch;
+    const source = typeof p.path === "string" ? String(p.path) : `${file} (inline patch)`;
+    if (typeof text !== "string") throw new LocalError(`${file}: a patches entry must have \`path\` or \`patch\``);
+    for (const d of parseYamlText(text, source)) {
+      patches.push({ patch: d.obj, source: d.source, target: isObject(p.target) ? p.target : undefined });
+    }
+  }
+  // JSON 6902 patches are YAML lists: parseYamlText rejects them as "not a mapping".
+  for (const { patch, source, target } of patches) {
+    const kind = (target?.kind as string | undefined) ?? (patch.kind as string | undefined);
+    const name = (target?.name as string | undefined) ?? (patch.metadata as Json | undefined)?.name;
+    const hits = objects.filter(
+      (o) => (kind === undefined || o.obj.kind === kind) && (name === undefined || metaOf(o.obj).name === name),
+    );
+    if (hits.length === 0)
+      throw new LocalError(
+        `${source}: the patch targets ${kind ?? "?"}/${String(name ?? "?")}, which is not among the resources`,
+      );
+    for (const h of hits) {
+      const { kind: _k, apiVersion: _a, metadata: pm, ...rest } = patch;
+      const merged = strategicMerge(h.obj, rest) as Json;
+      if (isObject(pm)) {
+        const { name: _n, ...metaRest } = pm;
+        merged.metadata = strategicMerge(metaOf(h.obj), metaRest);
+      }
+      h.obj = merged;
+    }
+  }
+
+  if (isObject(k.commonLabels)) {
+    const labels = k.commonLabels as Record<string, string>;
+    for (const o of objects) {
+      o.obj = strategicMerge(o.obj, { metadata: { labels } }) as Json;
+      if (o.obj.kind === "Deployment")
+        o.obj = strategicMerge(o.obj, {
+          spec: { selector: { matchLabels: labels }, template: { metadata: { labels } } },
+        }) as Json;
+    }
+  }
+  if (typeof k.namespace === "string" && k.namespace) {
+    for (const o of objects) {
+      if (o.obj.kind === "Namespace") continue;
+      o.obj = { ...o.obj, metadata: { ...metaOf(o.obj), namespace: k.namespace } };
+    }
+  }
+  seen.delete(dir);
+  return objects;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checking objects
+
+function metaOf(obj: Json): Json {
+  return isObject(obj.metadata) ? obj.metadata : {};
+}
+
+const DNS1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+function checkName(name: unknown, where: string, what = "metadata.name"): string {
+  if (typeof name !== "string" || name === "") throw new LocalError(`${where}: \`${what}\` is required`);
+  if (name.length > 63 || !DNS1123.test(name))
+    throw new LocalError(
+      `${where}: ${what} "${name}" is not a valid name (lower case letters, digits and '-', at most 63 characters)`,
+    );
+  return name;
+}
+
+function stringMap(v: unknown, where: string, what: string): Record<string, string> {
+  if (v === undefined || v === null) return {};
+  if (!isObject(v)) throw new LocalError(`${where}: \`${what}\` must be a map`);
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(v)) {
+    if (val !== null && typeof val === "object") throw new LocalError(`${where}: \`${what}.${k}\` must be a string`);
+    out[k] = String(val ?? "");
+  }
+  return out;
+}
+
+function scalarList(v: unknown, where: string, what: string): string[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || v.some((s) => s !== null && typeof s === "object"))
+    throw new LocalError(`${where}: \`${what}\` must be a list of strings`);
+  return v.map((s) => String(s ?? ""));
+}
+
+const FIELD_PATHS = new Set([
+  "metadata.name",
+  "metadata.namespace",
+  "metadata.uid",
+  "spec.nodeName",
+  "spec.serviceAccountName",
+  "status.podIP",
+  "status.hostIP",
+]);
+
+function parseEnv(v: unknown, where: string): EnvVar[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new LocalError(`${where}: \`env\` must be a list`);
+  return v.map((e, i) => {
+    if (!isObject(e) || typeof e.name !== "string" || !e.name)
+      throw new LocalError(`${where}: env[${i}] needs a \`name\``);
+    if (e.valueFrom !== undefined) {
+      const fieldPath = isObject(e.valueFrom) && isObject(e.valueFrom.fieldRef) ? e.valueFrom.fieldRef.fieldPath : "";
+      if (typeof fieldPath !== "string" || !FIELD_PATHS.has(fieldPath))
+        throw new LocalError(
+          `${where}: env ${e.name}: only valueFrom.fieldRef with ${[...FIELD_PATHS].join(", ")} is supported`,
+        );
+      return { name: e.name, fieldPath };
+    }
+    if (e.value !== undefined && e.value !== null && typeof e.value === "object")
+      throw new LocalError(`${where}: env ${e.name}: \`value\` must be a string`);
+    return { name: e.name, value: e.value === undefined || e.value === null ? "" : String(e.value) };
+  });
+}
+
+function parseContainers(v: unknown, where: string, what: string, required: boolean): ContainerSpec[] {
+  if (v === undefined || v === null) {
+    if (required) throw new LocalError(`${where}: \`${what}\` is required`);
+    return [];
+  }
+  if (!Array.isArray(v) || (required && v.length === 0))
+    throw new LocalError(`${where}: \`${what}\` must be a non-empty list`);
+  return v.map((c, i) => {
+    if (!isObject(c)) throw new LocalError(`${where}: ${what}[${i}] must be an object`);
+    const name = checkName(c.name, where, `${what}[${i}].name`);
+    const at = `${where}: container "${name}"`;
+    if (typeof c.image !== "string" || !c.image) throw new LocalError(`${at}: \`image\` is required`);
+    return {
+      name,
+      image: c.image,
+      command: scalarList(c.command, at, "command"),
+      args: scalarList(c.args, at, "args"),
+      env: parseEnv(c.env, at),
+      workingDir: typeof c.workingDir === "string" ? c.workingDir : undefined,
+    };
+  });
+}
+
+function parseSelector(v: unknown, where: string): LabelSelector {
+  if (v === undefined || v === null) return { matchLabels: {}, matchExpressions: [] };
+  if (!isObject(v)) throw new LocalError(`${where}: labelSelector must be a map`);
+  return {
+    matchLabels: stringMap(v.matchLabels, where, "matchLabels"),
+    matchExpressions: parseRequirements(v.matchExpressions, where),
+  };
+}
+
+function parseRequirements(v: unknown, where: string): LabelSelectorRequirement[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new LocalError(`${where}: matchExpressions must be a list`);
+  return v.map((r) => {
+    if (!isObject(r) || typeof r.key !== "string") throw new LocalError(`${where}: a match expression needs a key`);
+    const op = r.operator;
+    if (op !== "In" && op !== "NotIn" && op !== "Exists" && op !== "DoesNotExist")
+      throw new LocalError(`${where}: match expression operator "${String(op)}" is not supported`);
+    return { key: r.key, operator: op, values: scalarList(r.values, where, "values") ?? [] };
+  });
+}
+
+function parseTerms(v: unknown, where: string): PodAffinityTerm[] {
+  if (v === undefined || v === null) return [];
+  if (!isObject(v)) throw new LocalError(`${where} must be a map`);
+  const req = v.requiredDuringSchedulingIgnoredDuringExecution;
+  if (req === undefined || req === null) return [];
+  if (!Array.isArray(req))
+    throw new LocalError(`${where}.requiredDuringSchedulingIgnoredDuringExecution must be a list`);
+  return req.map((t) => {
+    if (!isObject(t)) throw new LocalError(`${where}: an affinity term must be a map`);
+    if (typeof t.topologyKey !== "string" || !t.topologyKey)
+      throw new LocalError(`${where}: an affinity term needs a topologyKey`);
+    let namespaces = scalarList(t.namespaces, where, "namespaces") ?? [];
+    if (isObject(t.namespaceSelector) && Object.keys(t.namespaceSelector).length === 0) namespaces = ["*"];
+    return { topologyKey: t.topologyKey, labelSelector: parseSelector(t.labelSelector, where), namespaces };
+  });
+}
+
+function parseAffinity(v: unknown, where: string): Affinity {
+  if (v === undefined || v === null) return { podAffinity: [], podAntiAffinity: [], nodeAffinity: [] };
+  if (!isObject(v)) throw new LocalError(`${where}: \`affinity\` must be a map`);
+  let nodeAffinity: LabelSelectorRequirement[][] = [];
+  if (isObject(v.nodeAffinity)) {
+    const req = v.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution;
+    if (isObject(req) && Array.isArray(req.nodeSelectorTerms)) {
+      nodeAffinity = req.nodeSelectorTerms.map((t) =>
+        parseRequirements(isObject(t) ? t.matchExpressions : undefined, `${where}: nodeAffinity`),
+      );
+    }
+  }
+  return {
+    podAffinity: parseTerms(v.podAffinity, `${where}: affinity.podAffinity`),
+    podAntiAffinity: parseTerms(v.podAntiAffinity, `${where}: affinity.podAntiAffinity`),
+    nodeAffinity,
+  };
+}
+
+function parsePodSpec(v: unknown, where: string): PodSpec {
+  if (!isObject(v)) throw new LocalError(`${where}: the pod \`spec\` is required`);
+  const containers = parseContainers(v.containers, where, "containers", true);
+  const initContainers = parseContainers(v.initContainers, where, "initContainers", false);
+  const names = new Set<string>();
+  for (const c of [...initContainers, ...containers]) {
+    if (names.has(c.name)) throw new LocalError(`${where}: two containers are named "${c.name}"`);
+    names.add(c.name);
+  }
+  return {
+    containers,
+    initContainers,
+    nodeName: typeof v.nodeName === "string" && v.nodeName ? v.nodeName : undefined,
+    nodeSelector: stringMap(v.nodeSelector, where, "nodeSelector"),
+    affinity: parseAffinity(v.affinity, where),
+  };
+}
+
+function matchesLabels(selector: Record<string, string>, labels: Record<string, string>): boolean {
+  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+/** Checks one raw object and returns it typed. */
+export function checkObject(raw: RawObject, defaultNamespace = "default"): Manifest {
+  const { obj, source } = raw;
+  const kind = obj.kind;
+  const meta = metaOf(obj);
+  const label = `${source}: ${String(kind ?? "?")}/${String(meta.name ?? "?")}`;
+  if (typeof kind !== "string" || !kind) throw new LocalError(`${source}: the object has no \`kind\``);
+  if (!(SUPPORTED_KINDS as readonly string[]).includes(kind))
+    throw new LocalError(`${label}: unknown kind "${kind}" (supported: ${SUPPORTED_KINDS.join(", ")})`);
+  const name = checkName(meta.name, label);
+  const namespace =
+    meta.namespace === undefined ? defaultNamespace : checkName(meta.namespace, label, "metadata.namespace");
+  const apiVersion = String(obj.apiVersion ?? "");
+  switch (kind) {
+    case "Namespace":
+      return { kind, name, annotations: stringMap(meta.annotations, label, "metadata.annotations"), source };
+    case "NetworkService": {
+      if (!apiVersion.startsWith("networkservicemesh.io/"))
+        throw new LocalError(`${label}: apiVersion must be networkservicemesh.io/v1, not "${apiVersion}"`);
+      const spec = isObject(obj.spec) ? obj.spec : {};
+      let record: NetworkService;
+      try {
+        record = fromJson(NetworkServiceSchema, { ...(spec as object), name } as never);
+      } catch (err) {
+        throw new LocalError(`${label}: bad spec: ${(err as Error).message}`);
+      }
+      if (!record.payload) record.payload = "ETHERNET";
+      if (record.payload !== "ETHERNET" && record.payload !== "IP")
+        throw new LocalError(`${label}: payload must be ETHERNET or IP, not "${record.payload}"`);
+      return { kind, name, namespace, record, source };
+    }
+    case "Pod": {
+      const spec = parsePodSpec(obj.spec, label);
+      return {
+        kind,
+        name,
+        namespace,
+        replicas: 1,
+        labels: stringMap(meta.labels, label, "metadata.labels"),
+        annotations: stringMap(meta.annotations, label, "metadata.annotations"),
+        spec,
+        rawSpec: obj.spec,
+        source,
+      };
+    }
+    default: {
+      const spec = isObject(obj.spec) ? obj.spec : undefined;
+      if (!spec) throw new LocalError(`${label}: \`spec\` is required`);
+      const replicas = spec.replicas === undefined || spec.replicas === null ? 1 : spec.replicas;
+      if (typeof replicas !== "number" || !Number.isInteger(replicas) || replicas < 0 || replicas > 100)
+        throw new LocalError(`${label}: replicas must be an integer from 0 to 100`);
+      const template = isObject(spec.template) ? spec.template : undefined;
+      if (!template) throw new LocalError(`${label}: \`spec.template\` is required`);
+      const tmeta = metaOf(template);
+      const labels = stringMap(tmeta.labels, label, "spec.template.metadata.labels");
+      const selector = parseSelector(spec.selector, label);
+      if (Object.keys(selector.matchLabels).length > 0 && !matchesLabels(selector.matchLabels, labels))
+        throw new LocalError(`${label}: spec.selector does not match the template labels`);
+      return {
+        kind: "Deployment",
+        name,
+        namespace,
+        replicas,
+        labels,
+        annotations: stringMap(tmeta.annotations, label, "spec.template.metadata.annotations"),
+        spec: parsePodSpec(template.spec, label),
+        rawSpec: template,
+        source,
+      };
+    }
+  }
+}
+
+/**
+ * Loads and checks every object of `paths` (files or directories); objects without a namespace
+ * go to `defaultNamespace` (kubectl's `-n`).
+ */
+export function loadManifests(
+  paths: readonly string[],
+  warn: (msg: string) => void = () => {},
+  defaultNamespace = "default",
+): Manifest[] {
+  if (paths.length === 0) throw new LocalError("no manifests given: use -f FILE|DIR");
+  checkName(defaultNamespace, "-n", "namespace");
+  const out: Manifest[] = [];
+  for (const p of paths) for (const raw of loadObjects(p, warn)) out.push(checkObject(raw, defaultNamespace));
+  const seen = new Set<string>();
+  for (const m of out) {
+    const key = `${m.kind}/${m.kind === "Namespace" ? "" : m.namespace}/${m.name}`;
+    if (seen.has(key)) throw new LocalError(`${m.source}: ${m.kind}/${m.name} appears twice`);
+    seen.add(key);
+  }
+  return out;
+}
+
+/** Human form of an object: `deployment/nse-kernel`. */
+export function describe(m: Manifest): string {
+  return `${m.kind.toLowerCase()}/${m.name}`;
+}
+
+/** The base name of an image (`ghcr.io/networkservicemesh/ci/cmd-nsc:v1` → `cmd-nsc`). */
+export function imageName(image: string): string {
+  const noDigest = image.split("@")[0]!;
+  const last = basename(noDigest);
+  return last.split(":")[0]!;
+}

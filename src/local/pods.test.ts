@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: Apache-2.0
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { age, renderLogLine, table } from "./inspect.js";
+import { loadManifests, type WorkloadManifest } from "./manifest.js";
+import { buildPod, deploymentPodName, expandVars, NSM_BIN, podNsurls, roleOf } from "./pods.js";
+import { type NodeState, RUNTIME_MARKER_ENV, runtimePaths } from "./state.js";
+
+const EXAMPLE = join(import.meta.dirname, "..", "..", "examples", "kernel2kernel");
+const paths = runtimePaths("/run/nsm-test-pods");
+const node: NodeState = {
+  name: "node-1",
+  netns: `${paths.prefix}-node-1`,
+  dir: join(paths.nodesDir, "node-1"),
+  nsmgrSocket: join(paths.nodesDir, "node-1", "nsm.io.sock"),
+  forwarderSocket: join(paths.nodesDir, "node-1", "forwarder.sock"),
+  createdAt: "",
+};
+
+describe("pods", () => {
+  const [, , nse, alpine] = loadManifests([EXAMPLE]) as WorkloadManifest[];
+
+  it("maps the endpoint image to `nsm nse icmp-responder` with the env of the manifest, on the node's socket", () => {
+    const pod = buildPod({ paths, manifest: nse!, name: "nse-kernel-0123456789-abcde", node });
+    assert.equal(pod.netns, `${paths.prefix}-ns-kernel2kernel-nse-kernel-0123456789-abcde`);
+    const [c] = pod.containers;
+    assert.deepEqual(c!.argv, [process.execPath, NSM_BIN, "nse", "icmp-responder"]);
+    assert.equal(c!.env.NSM_NAME, "nse-kernel-0123456789-abcde");
+    assert.equal(c!.env.NSM_CONNECT_TO, `unix://${node.nsmgrSocket}`);
+    assert.equal(c!.env.NSM_CIDR_PREFIX, "172.16.1.100/31");
+    assert.equal(c!.env.NODE_NAME, "node-1");
+    assert.equal(c!.env[RUNTIME_MARKER_ENV], paths.prefix);
+    assert.equal(c!.env.SPIFFE_ENDPOINT_SOCKET, undefined);
+    assert.equal(pod.nsurls, undefined);
+  });
+
+  it("injects nsc-init and the nsc sidecar into an annotated pod; alpine without a command sleeps", () => {
+    const pod = buildPod({ paths, manifest: alpine!, name: "alpine", node, nsurls: "kernel://kernel2kernel/nsm-1" });
+    assert.deepEqual(
+      pod.containers.map((c) => [c.name, c.type, c.injected]),
+      [
+        ["cmd-nsc-init", "init", true],
+        ["alpine", "app", false],
+        ["cmd-nsc", "app", true],
+      ],
+    );
+    assert.deepEqual(pod.containers[1]!.argv, ["sleep", "infinity"]);
+    const init = pod.containers[0]!;
+    assert.deepEqual(init.argv.slice(-3), [NSM_BIN, "nsc", "--init"]);
+    assert.equal(init.env.NSM_NAME, "alpine");
+    assert.equal(init.env.NSM_NETWORK_SERVICES, "kernel://kernel2kernel/nsm-1");
+    assert.equal(init.env.NSM_CONNECT_TO, `unix://${node.nsmgrSocket}`);
+    assert.deepEqual(pod.containers[2]!.argv.slice(-2), [NSM_BIN, "nsc"]);
+  });
+
+  it("namespace annotation applies to pods without their own", () => {
+    assert.equal(podNsurls({}, { "networkservicemesh.io": "kernel://a/nsm-1" }), "kernel://a/nsm-1");
+    assert.equal(
+      podNsurls({ "networkservicemesh.io": "kernel://b/nsm-1" }, { "networkservicemesh.io": "x" }),
+      "kernel://b/nsm-1",
+    );
+    assert.equal(podNsurls({}, undefined), undefined);
+  });
+
+  it("image roles; other NSM images are refused", () => {
+    assert.deepEqual(roleOf("ghcr.io/networkservicemesh/cmd-nsc-init:v1"), ["nsc", "--init"]);
+    assert.equal(roleOf("alpine:3.15.0"), undefined);
+    assert.throws(
+      () => roleOf("ghcr.io/networkservicemesh/cmd-nse-vl3-vpp:v1"),
+      /NSM component this runtime cannot run/,
+    );
+  });
+
+  it("$(VAR) expansion and pod names", () => {
+    assert.equal(expandVars("$(A)-$(B)-$$(A)", { A: "1" }), "1-$(B)-$(A)");
+    assert.match(
+      deploymentPodName("nse-kernel", "0123456789", () => false),
+      /^nse-kernel-0123456789-[a-z0-9]{5}$/,
+    );
+  });
+
+  it("tables, ages and log lines", () => {
+    assert.equal(table(["A", "BB"], [["xxx", "y"]]), "A     BB\nxxx   y\n");
+    assert.equal(age(Date.now() - 65_000), "65s");
+    assert.equal(age(Date.now() - 200_000), "3m20s");
+    assert.equal(
+      renderLogLine(
+        '{"level":"error","time":"2026-01-02T03:04:05.678Z","name":"x","msg":"request failed","err":"no route"}',
+      ),
+      '03:04:05.678 ERROR request failed err="no route"',
+    );
+    assert.equal(renderLogLine("plain text"), "plain text");
+  });
+});

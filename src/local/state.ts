@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The local runtime's state: one directory holding `state.json` (nodes, pods, processes), a lock
+ * file that serializes the commands that change things, the sockets and the logs.
+ *
+ * Layout of the state directory:
+ * - `state.json`        what exists (written atomically: temp file + rename)
+ * - `lock`              "<pid> <start time>" of the command holding it
+ * - `registry.sock`     the registry
+ * - `nodes/<node>/`     `nsm.io.sock` (nsmgr), `forwarder.sock`
+ * - `logs/`             one file per process: `registry.log`, `<node>-nsmgr.log`, `<ns>_<pod>_<container>.log`
+ * - `tmp/`              TMPDIR of the processes (endpoint sockets)
+ *
+ * Network namespaces are named `<prefix>-…` where the prefix is derived from the directory's
+ * absolute path, so two runtimes (two state directories) never share a name.
+ */
+import { createHash } from "node:crypto";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import { join, resolve } from "node:path";
+import type { Affinity } from "./manifest.js";
+import { isAlive, type ProcRef, procStartTime } from "./proc.js";
+
+/** The default state directory. */
+export const DEFAULT_STATE_DIR = "/run/nsm-local";
+
+/** Environment variable every process of a runtime carries (value: the netns prefix), to find strays. */
+export const RUNTIME_MARKER_ENV = "NSM_LOCAL_RUNTIME";
+
+export class LocalError extends Error {
+  override readonly name = "LocalError";
+}
+
+export interface RuntimePaths {
+  readonly dir: string;
+  readonly stateFile: string;
+  readonly lockFile: string;
+  readonly logsDir: string;
+  readonly nodesDir: string;
+  readonly tmpDir: string;
+  readonly registrySocket: string;
+  /** Netns name prefix, `nsm-<6 hex>`. */
+  readonly prefix: string;
+}
+
+export function runtimePaths(dir: string): RuntimePaths {
+  const abs = resolve(dir);
+  return {
+    dir: abs,
+    stateFile: join(abs, "state.json"),
+    lockFile: join(abs, "lock"),
+    logsDir: join(abs, "logs"),
+    nodesDir: join(abs, "nodes"),
+    tmpDir: join(abs, "tmp"),
+    registrySocket: join(abs, "registry.sock"),
+    prefix: `nsm-${createHash("sha256").update(abs).digest("hex").slice(0, 6)}`,
+  };
+}
+
+/** A process the runtime started and must stop. */
+export interface ManagedProc extends ProcRef {
+  /** Log file (stdout and stderr). */
+  readonly log: string;
+  readonly argv: readonly string[];
+}
+
+export interface NodeState {
+  readonly name: string;
+  readonly netns: string;
+  readonly dir: string;
+  readonly nsmgrSocket: string;
+  readonly forwarderSocket: string;
+  nsmgr?: ManagedProc;
+  forwarder?: ManagedProc;
+  readonly createdAt: string;
+}
+
+export type ContainerType = "init" | "app";
+
+export interface ContainerState {
+  readonly name: string;
+  readonly type: ContainerType;
+  /** True for the client containers added because of the `networkservicemesh.io` annotation. */
+  readonly injected: boolean;
+  readonly image: string;
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string>>;
+  readonly log: string;
+  proc?: ManagedProc;
+  /** Exit code of a finished init container. */
+  exitCode?: number | null;
+}
+
+export type PodPhase = "Pending" | "Running" | "Failed";
+
+export interface PodState {
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid: string;
+  readonly node: string;
+  readonly netns: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly annotations: Readonly<Record<string, string>>;
+  /** The Deployment that made it, if any. */
+  readonly owner?: string;
+  /** The client NSURLs injected, if any. */
+  readonly nsurls?: string;
+  /** Hash of the pod spec as applied (to tell an unchanged re-apply). */
+  readonly specHash: string;
+  /** Scheduling constraints kept for later pods' anti-affinity checks. */
+  readonly affinity?: Affinity;
+  containers: ContainerState[];
+  phase: PodPhase;
+  message?: string;
+  readonly createdAt: string;
+}
+
+export interface DeploymentState {
+  readonly namespace: string;
+  readonly name: string;
+  replicas: number;
+  readonly templateHash: string;
+  readonly createdAt: string;
+}
+
+export interface NamespaceState {
+  readonly name: string;
+  annotations: Record<string, string>;
+  readonly createdAt: string;
+}
+
+export interface NetworkServiceState {
+  readonly namespace: string;
+  readonly name: string;
+  /** The record registered, as proto JSON. */
+  record: unknown;
+  readonly createdAt: string;
+}
+
+export interface State {
+  readonly version: 1;
+  readonly dir: string;
+  readonly prefix: string;
+  /** `starting` until `up` has finished; `up` after. */
+  phase: "starting" | "up";
+  readonly createdAt: string;
+  registry?: ManagedProc;
+  nodes: NodeState[];
+  namespaces: NamespaceState[];
+  networkServices: NetworkServiceState[];
+  deployments: DeploymentState[];
+  pods: PodState[];
+}
+
+export function emptyState(paths: RuntimePaths): State {
+  return {
+    version: 1,
+    dir: paths.dir,
+    prefix: paths.prefix,
+    phase: "starting",
+    createdAt: new Date().toISOString(),
+    nodes: [],
+    namespaces: [],
+    networkServices: [],
+    deployments: [],
+    pods: [],
+  };
+}
+
+/** The state, or undefined when there is none (never `up`, or `down` already ran). */
+export function loadState(paths: RuntimePaths): State | undefined {
+  let text: string;
+  try {
+    text = readFileSync(paths.stateFile, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw err;
+  }
+  let state: State;
+  try {
+    state = JSON.parse(text) as State;
+  } catch {
+    throw new LocalError(`the state file ${paths.stateFile} is damaged; run \`nsm down\` to clean up`);
+  }
+  if (state.version !== 1) throw new LocalError(`the state file ${paths.stateFile} has an unknown version`);
+  return state;
+}
+
+/** Writes the state atomically. */
+export function saveState(paths: RuntimePaths, state: State): void {
+  mkdirSync(paths.dir, { recursive: true });
+  const tmp = `${paths.stateFile}.${process.pid}.tmp`;
+  const fd = openSync(tmp, "w", 0o600);
+  try {
+    writeSync(fd, `${JSON.stringify(state, null, 2)}\n`);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, paths.stateFile);
+}
+
+/** The state of a runtime that is up, or a readable error telling the user to run `nsm up`. */
+export function requireUp(paths: RuntimePaths): State {
+  const state = loadState(paths);
+  if (!state) throw new LocalError(`the local runtime is not up (no state in ${paths.dir}): run \`nsm up\` first`);
+  if (state.phase !== "up")
+    throw new LocalError(
+      `the local runtime in ${paths.dir} did not finish starting: run \`nsm down\`, then \`nsm up\``,
+    );
+  return state;
+}
+
+function readLock(file: string): { pid: number; start: number; what: string } | undefined {
+  try {
+    const [pid, start, ...what] = readFileSync(file, "utf8").trim().split(" ");
+    return { pid: Number(pid), start: Number(start), what: what.join(" ") };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Takes the runtime's lock (waiting up to `waitMs` for another command to finish, and taking over
+ * the lock of a command that died). The state directory must exist. Returns the release function.
+ */
+export async function acquireLock(
+  paths: RuntimePaths,
+  what: string,
+  onWait: (msg: string) => void,
+  waitMs = 180_000,
+): Promise<() => void> {
+  const deadline = Date.now() + waitMs;
+  let told = false;
+  for (;;) {
+    try {
+      const fd = openSync(paths.lockFile, "wx", 0o600);
+      writeSync(fd, `${process.pid} ${procStartTime(process.pid) ?? 0} ${what}\n`);
+      closeSync(fd);
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        const holder = readLock(paths.lockFile);
+        if (holder?.pid === process.pid) rmSync(paths.lockFile, { force: true });
+        process.off("exit", release);
+      };
+      process.on("exit", release);
+      return release;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+    const holder = readLock(paths.lockFile);
+    if (!holder || !isAlive({ pid: holder.pid, start: holder.start })) {
+      // The holder died (or the file is half written: give it a moment first).
+      if (!holder) await new Promise((r) => setTimeout(r, 100));
+      if (!holder && existsSync(paths.lockFile) && readLock(paths.lockFile)) continue;
+      rmSync(paths.lockFile, { force: true });
+      continue;
+    }
+    if (Date.now() > deadline)
+      throw new LocalError(`another nsm command (pid ${holder.pid}: nsm ${holder.what}) is still running; try again`);
+    if (!told) {
+      onWait(`waiting for another nsm command to finish (pid ${holder.pid}: nsm ${holder.what})`);
+      told = true;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * MonitorConnections authorization (upstream `monitorconnection/authorize`).
+ *
+ * Wraps a MonitorConnection service implementation: before streaming, checks the policies
+ * with `spiffeIdConnectionMap` (what each peer requested from this hop, recorded by the
+ * authorize server), `selectorConnectionIds` (the ids in the selector's path segments) and
+ * `serviceSpiffeId` (the caller's SPIFFE ID from its TLS certificate). With the
+ * `service_connection` policy a caller may only monitor connections it requested. Upstream
+ * nsmgr runs this with no policy (any mTLS peer may monitor); that stays the default here.
+ * Failure behaviour: the stream ends at once with PermissionDenied "no sufficient privileges".
+ */
+import type { ConnectionEvent, MonitorScopeSelector } from "../../api/index.js";
+import type { CallContext } from "../../sdk/core/context.js";
+import { checkPolicies, type Policy } from "../policy/policy.js";
+import { peerCertificateOf } from "../tls.js";
+import { trySpiffeIdOfCertificate } from "../x509.js";
+import type { SpiffeIdConnectionMap } from "./authorize.js";
+
+/** The shape of a MonitorConnection service implementation (see `monitorConnectionService`). */
+export interface MonitorConnectionServiceImpl {
+  monitorConnections(selector: MonitorScopeSelector, ctx: CallContext): AsyncIterable<ConnectionEvent>;
+}
+
+export interface AuthorizeMonitorOptions {
+  /** @default none (upstream default): every caller may monitor */
+  readonly policies?: readonly Policy[];
+  /** The map the endpoint's authorize server fills. Required when a policy reads it. */
+  readonly spiffeIdConnectionMap?: SpiffeIdConnectionMap;
+}
+
+/** Wraps `service` so that MonitorConnections is authorized first. */
+export function authorizeMonitorConnectionService(
+  service: MonitorConnectionServiceImpl,
+  options: Readonly<AuthorizeMonitorOptions> = {},
+): MonitorConnectionServiceImpl {
+  const policies = options.policies ?? [];
+  return {
+    async *monitorConnections(selector, ctx) {
+      if (policies.length > 0) {
+        const peerCertificate = peerCertificateOf(ctx);
+        await checkPolicies(
+          policies,
+          {
+            index: 0,
+            pathSegments: [],
+            peerCertificate,
+            spiffeIdConnectionMap: options.spiffeIdConnectionMap?.toRecord() ?? {},
+            selectorConnectionIds: selector.pathSegments.map((s) => s.id),
+            serviceSpiffeId: trySpiffeIdOfCertificate(peerCertificate) ?? "",
+            now: new Date(),
+          },
+          ctx.log,
+          "monitor",
+        );
+      }
+      yield* service.monitorConnections(selector, ctx);
+    },
+  };
+}

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Who is on the other end of a unix socket: the Workload API's caller attestation.
+ *
+ * SPIRE reads the caller's pid with `getsockopt(SO_PEERCRED)`. Node has no API for that, and
+ * `/proc/net/unix` lists sockets without their peers, so the lookup goes:
+ * 1. the accepted socket's fd (`socket._handle.fd`) → `/proc/self/fd/<fd>` → `socket:[<inode>]`;
+ * 2. the peer's inode from the kernel's socket diagnostics (`NETLINK_SOCK_DIAG`,
+ *    `SOCK_DIAG_BY_FAMILY` for `AF_UNIX` with `UDIAG_SHOW_PEER`; what `ss -xp` uses), sent
+ *    through the project's netlink addon;
+ * 3. every process holding that inode: `/proc/<pid>/fd/*` links equal to `socket:[<peer inode>]`.
+ *
+ * Step 3 reads other processes' fd tables, which needs root (CAP_SYS_PTRACE / same uid): run
+ * the Workload API server as root, as a SPIRE agent runs. The result is every pid holding the
+ * client end now (more than one after a fork or fd passing); the server then requires them to
+ * resolve to the same identity. Unlike SO_PEERCRED this sees current holders, not the
+ * connecting process, which is what matters for handing out a key.
+ */
+import { readdir, readlink } from "node:fs/promises";
+import type { Socket } from "node:net";
+import { unavailable } from "../../sdk/core/errors.js";
+
+const NETLINK_SOCK_DIAG = 4;
+const SOCK_DIAG_BY_FAMILY = 20;
+const NLM_F_REQUEST = 0x1;
+const AF_UNIX = 1;
+const UDIAG_SHOW_PEER = 0x4;
+const UNIX_DIAG_PEER = 2;
+const NO_COOKIE = 0xffffffff;
+
+/** Sends one netlink request and returns the reply payloads (after the nlmsghdr). */
+export type NetlinkRequester = (protocol: number, type: number, flags: number, body: Buffer) => Promise<Buffer[]>;
+
+/**
+ * The netlink requester backed by the project's addon (`src/kernel`), loaded on first use so
+ * that nothing needs the addon until a Workload API server identifies a caller.
+ */
+export function addonNetlinkRequester(): { request: NetlinkRequester; close(): Promise<void> } {
+  type Socket = import("../../kernel/netlink.js").NetlinkSocket;
+  const sockets = new Map<number, Promise<Socket>>();
+  const open = (protocol: number): Promise<Socket> => {
+    let s = sockets.get(protocol);
+    if (!s) {
+      s = import("../../kernel/netlink.js").then((k) => k.openNetlinkSocket(k.SELF_NETNS, protocol));
+      sockets.set(protocol, s);
+      s.catch(() => sockets.delete(protocol));
+    }
+    return s;
+  };
+  return {
+    async request(protocol, type, flags, body) {
+      const msgs = await (await open(protocol)).request({ type, flags, body }, "socket diagnostics");
+      return msgs.map((m) => m.payload);
+    },
+    async close() {
+      for (const s of sockets.values()) await s.then((x) => x.close()).catch(() => {});
+      sockets.clear();
+    },
+  };
+}
+
+/** The inode of a socket's fd (`/proc/self/fd/<fd>` → `socket:[N]`). */
+async function inodeOfFd(pidDir: string, fd: number | string): Promise<number | undefined> {
+  try {
+    const m = /^socket:\[(\d+)\]$/.exec(await readlink(`${pidDir}/fd/${fd}`));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The fd of an accepted net.Socket (libuv pipe handle). */
+function fdOf(socket: Socket): number {
+  const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== "number" || fd < 0) throw unavailable("cannot read the fd of the accepted unix socket");
+  return fd;
+}
+
+/** The inode of the peer of the unix socket `inode`, from NETLINK_SOCK_DIAG. */
+export async function unixPeerInode(request: NetlinkRequester, inode: number): Promise<number | undefined> {
+  const body = Buffer.alloc(24);
+  body.writeUInt8(AF_UNIX, 0);
+  body.writeUInt32LE(0xffffffff, 4); // every state
+  body.writeUInt32LE(inode, 8);
+  body.writeUInt32LE(UDIAG_SHOW_PEER, 12);
+  body.writeUInt32LE(NO_COOKIE, 16);
+  body.writeUInt32LE(NO_COOKIE, 20);
+  for (const payload of await request(NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, body)) {
+    if (payload.length < 16 || payload.readUInt32LE(4) !== inode) continue;
+    for (let off = 16; off + 4 <= payload.length; ) {
+      const len = payload.readUInt16LE(off);
+      const type = payload.readUInt16LE(off + 2);
+      if (len < 4) break;
+      if (type === UNIX_DIAG_PEER && len >= 8) return payload.readUInt32LE(off + 4);
+      off += (len + 3) & ~3;
+    }
+  }
+  return undefined;
+}
+
+/** Every pid with an fd on socket `inode` (needs root for other users' processes). */
+export async function pidsHoldingSocket(inode: number): Promise<number[]> {
+  const target = `socket:[${inode}]`;
+  const pids: number[] = [];
+  const entries = await readdir("/proc");
+  await Promise.all(
+    entries
+      .filter((e) => /^\d+$/.test(e))
+      .map(async (pid) => {
+        let fds: string[];
+        try {
+          fds = await readdir(`/proc/${pid}/fd`);
+        } catch {
+          return;
+        }
+        for (const fd of fds) {
+          try {
+            if ((await readlink(`/proc/${pid}/fd/${fd}`)) === target) {
+              pids.push(Number(pid));
+              return;
+            }
+          } catch {
+            // The fd closed meanwhile, or the process is gone.
+          }
+        }
+      }),
+  );
+  return pids.sort((a, b) => a - b);
+}
+
+/** Finds the pids on the other end of an accepted unix socket. */
+export type UnixPeerLookup = (socket: Socket) => Promise<number[]>;
+
+/** The default lookup: fd → inode → peer inode (sock_diag) → pids (/proc scan). */
+export function createUnixPeerLookup(request: NetlinkRequester): UnixPeerLookup {
+  return async (socket) => {
+    const inode = await inodeOfFd("/proc/self", fdOf(socket));
+    if (inode === undefined) throw unavailable("the accepted connection is not a socket fd");
+    const peer = await unixPeerInode(request, inode);
+    if (peer === undefined) return [];
+    return pidsHoldingSocket(peer);
+  };
+}

@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Helpers for the local-runtime tests: each test file gets its own state directory under the temp
+ * dir (so its netns prefix is its own and files can run in parallel), runs the real CLI
+ * (`bin/nsm.js`) and checks the kernel with `ip -j`.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadNativeBinding } from "../../src/kernel/index.js";
+import { findByEnv } from "../../src/local/proc.js";
+import { RUNTIME_MARKER_ENV, runtimePaths } from "../../src/local/state.js";
+
+export const REPO = join(import.meta.dirname, "..", "..");
+export const EXAMPLE = join(REPO, "examples", "kernel2kernel");
+const BIN = join(REPO, "bin", "nsm.js");
+
+/** Why these tests cannot run here, or undefined. */
+export function skipReason(): string | undefined {
+  if (process.getuid?.() !== 0) return "needs root (network namespaces)";
+  try {
+    loadNativeBinding();
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return undefined;
+}
+
+export interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface TestRuntime {
+  readonly dir: string;
+  readonly prefix: string;
+  /** Runs `nsm ARGS` against this runtime's state dir. */
+  nsm(...args: string[]): Promise<Result>;
+  /** Like nsm(), but fails the test (with the output) unless the exit code is 0. */
+  ok(...args: string[]): Promise<string>;
+  /** The runtime's netns names. */
+  netns(): string[];
+  /** Live processes carrying the runtime's marker. */
+  processes(): number[];
+  /** `nsm down` and removal of the temp dir (for after hooks; never throws). */
+  cleanup(): Promise<void>;
+}
+
+export function testRuntime(name: string): TestRuntime {
+  const dir = join(mkdtempSync(join(tmpdir(), `nsm-${name}-`)), "state");
+  const { prefix } = runtimePaths(dir);
+  const nsm = (...args: string[]) =>
+    new Promise<Result>((resolve) => {
+      const child = spawn(process.execPath, [BIN, ...args], {
+        env: { ...process.env, NSM_LOCAL_STATE_DIR: dir },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d) => {
+        stdout += d;
+      });
+      child.stderr.on("data", (d) => {
+        stderr += d;
+      });
+      child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    });
+  const rt: TestRuntime = {
+    dir,
+    prefix,
+    nsm,
+    async ok(...args) {
+      const r = await nsm(...args);
+      if (r.code !== 0)
+        throw new Error(`nsm ${args.join(" ")} exited with ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+      return r.stdout;
+    },
+    netns: () => listNetns().filter((n) => n.startsWith(`${prefix}-`)),
+    processes: () => findByEnv(RUNTIME_MARKER_ENV, prefix).map((p) => p.pid),
+    async cleanup() {
+      await nsm("down");
+      rmSync(join(dir, ".."), { recursive: true, force: true });
+    },
+  };
+  return rt;
+}
+
+export function listNetns(): string[] {
+  return execFileSync("ip", ["netns", "list"], { encoding: "utf8" })
+    .split("\n")
+    .map((l) => l.split(" ")[0]!)
+    .filter(Boolean);
+}
+
+/** `ip -n NETNS -j ARGS`, parsed. */
+export function ipJson(netns: string, ...args: string[]): any[] {
+  const out = execFileSync("ip", ["-n", netns, "-j", ...args], { encoding: "utf8" });
+  return out.trim() ? JSON.parse(out) : [];
+}
+
+/** The IPv4 addresses (`a.b.c.d/len`) of a link in a netns. */
+export function ipv4Of(netns: string, link: string): string[] {
+  const [l] = ipJson(netns, "addr", "show", "dev", link);
+  return (l?.addr_info ?? [])
+    .filter((a: { family: string }) => a.family === "inet")
+    .map((a: { local: string; prefixlen: number }) => `${a.local}/${a.prefixlen}`);
+}
+
+/** The links of a netns other than lo. */
+export function linksOf(netns: string): { ifname: string; ifalias?: string }[] {
+  return ipJson(netns, "link", "show").filter((l: { ifname: string }) => l.ifname !== "lo");
+}
+
+/** Rows of a kubectl-like table printed by `nsm get` (header dropped), split on runs of spaces. */
+export function rows(table: string): string[][] {
+  return table
+    .trim()
+    .split("\n")
+    .slice(1)
+    .map((l) => l.trim().split(/\s{2,}/));
+}
+
+/** The netns of a pod, from the state file. */
+export function podNetns(rt: TestRuntime, namespace: string, pod: string): string {
+  const state = JSON.parse(readFileSync(join(rt.dir, "state.json"), "utf8"));
+  const p = state.pods.find((x: { namespace: string; name: string }) => x.namespace === namespace && x.name === pod);
+  if (!p) throw new Error(`pod ${namespace}/${pod} not in the state`);
+  return p.netns;
+}
