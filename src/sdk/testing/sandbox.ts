@@ -106,6 +106,8 @@ export interface ClientSpec {
   /** @default 0 */
   node?: number;
   additional?: NetworkServiceElement[];
+  /** The client chain's heal slot (e.g. `healClient()`). */
+  heal?: NetworkServiceElement;
 }
 
 export class Sandbox {
@@ -247,6 +249,7 @@ export class Sandbox {
       name: spec.name ?? "nsc",
       connectTo: node.nsmgr.url,
       dialTimeoutMs: 2000,
+      heal: spec.heal,
       additional: spec.additional ?? [mechanismsClient({ KERNEL: kernelMechanismClient() })],
     });
   }

@@ -1,0 +1,92 @@
+// SPDX-License-Identifier: Apache-2.0
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { type Connection, ConnectionSchema, create, NetworkServiceRequestSchema } from "../../src/api/index.js";
+import { CallContext } from "../../src/sdk/core/context.js";
+import { healClient } from "../../src/sdk/networkservice/common/heal/index.js";
+import { createSandbox, type Sandbox } from "../../src/sdk/testing/sandbox.js";
+
+const ctx = () => CallContext.create({ deadline: Date.now() + 10_000 });
+const request = (service: string, id: string) =>
+  create(NetworkServiceRequestSchema, { connection: create(ConnectionSchema, { id, networkService: service }) });
+
+function healed(): {
+  wait(): Promise<{ conn: Connection; how: string }>;
+  onHealed: (c: Connection, how: string) => void;
+} {
+  let resolve: (v: { conn: Connection; how: string }) => void = () => {};
+  let p = new Promise<{ conn: Connection; how: string }>((r) => {
+    resolve = r;
+  });
+  return {
+    wait: () => p,
+    onHealed: (conn, how) => {
+      resolve({ conn, how });
+      p = new Promise((r) => {
+        resolve = r;
+      });
+    },
+  };
+}
+
+describe("sandbox: heal", () => {
+  let sb: Sandbox;
+  const lifetime = new AbortController();
+  before(async () => {
+    sb = await createSandbox({ nodes: 1 });
+  });
+  after(async () => {
+    lifetime.abort();
+    await sb.close();
+  });
+
+  it("reselects another endpoint when its endpoint dies", async () => {
+    await sb.registerNetworkService({ name: "heal-nse", payload: "ETHERNET" });
+    const a = await sb.addEndpoint({ name: "nse-a", networkServices: ["heal-nse"], cidrPrefixes: ["10.1.0.0/24"] });
+    await sb.addEndpoint({ name: "nse-b", networkServices: ["heal-nse"], cidrPrefixes: ["10.2.0.0/24"] });
+    const h = healed();
+    const client = sb.client({ name: "h1", heal: healClient({ signal: lifetime.signal, onHealed: h.onHealed }) });
+    let conn = await client.request(request("heal-nse", "h1-0"), ctx());
+    if (conn.networkServiceEndpointName !== "nse-a") {
+      // Make sure the endpoint we kill is the one in use.
+      await client.close(conn, ctx());
+      conn = await client.request(request("heal-nse", "h1-0"), ctx());
+    }
+    assert.equal(conn.networkServiceEndpointName, "nse-a");
+    const t0 = Date.now();
+    await a.stop();
+    const { conn: after, how } = await h.wait();
+    assert.equal(how, "reselect");
+    assert.equal(after.networkServiceEndpointName, "nse-b");
+    // The default (polite) IPAM keeps the addresses the request carries, as upstream's does.
+    assert.ok(after.context?.ipContext?.srcIpAddrs.includes("10.2.0.1/32"), "an address from the new endpoint");
+    assert.ok(Date.now() - t0 < 5000, `healed in ${Date.now() - t0} ms`);
+    await client.close(after, ctx());
+  });
+
+  it("re-requests on the same path after an nsmgr restart when the data plane is alive", async () => {
+    await sb.registerNetworkService({ name: "heal-mgr", payload: "ETHERNET" });
+    await sb.addEndpoint({ name: "nse-m", networkServices: ["heal-mgr"], cidrPrefixes: ["10.3.0.0/24"] });
+    const h = healed();
+    const client = sb.client({
+      name: "h2",
+      heal: healClient({
+        signal: lifetime.signal,
+        onHealed: h.onHealed,
+        livenessCheck: async () => true,
+        livenessCheckIntervalMs: 60_000,
+      }),
+    });
+    const conn = await client.request(request("heal-mgr", "h2-0"), ctx());
+    await sb.nodes[0]!.nsmgr.restart();
+    const { conn: after, how } = await h.wait();
+    assert.equal(how, "re-request");
+    assert.deepEqual(
+      after.path?.pathSegments.map((s) => s.id),
+      conn.path?.pathSegments.map((s) => s.id),
+      "the same path: same nsmgr, forwarder and endpoint segments",
+    );
+    assert.deepEqual(after.context?.ipContext?.srcIpAddrs, conn.context?.ipContext?.srcIpAddrs);
+    await client.close(after, ctx());
+  });
+});
