@@ -120,6 +120,12 @@ export interface VxlanSpec extends NewLinkCommon {
   port?: number;
   /** Underlay device (in the namespace of the call). */
   underlay?: LinkRef;
+  /**
+   * Create the device directly in this netns (`IFLA_NET_NS_FD`). Its UDP socket, the underlay
+   * lookup and the VNI-in-use check stay in the namespace of the call. Default: the namespace
+   * of the call.
+   */
+  netns?: NetnsPath;
   /** @default false */
   learning?: boolean;
   ttl?: number;
@@ -268,7 +274,11 @@ export interface NetnsId {
 export interface KernelApi {
   /** Creates a veth pair; the peer may be created directly in another netns. */
   createVeth(netns: NetnsPath, spec: VethSpec): Promise<void>;
-  /** Creates a VXLAN device. Its UDP socket stays in this netns even if the device is moved. */
+  /**
+   * Creates a VXLAN device (in `spec.netns` when set). Its UDP socket stays in this netns even
+   * if the device lives or moves elsewhere, and a VNI may be used by only one device per UDP
+   * port among the devices whose socket is in this netns (else `AlreadyExists`).
+   */
   createVxlan(netns: NetnsPath, spec: VxlanSpec): Promise<void>;
   createBridge(netns: NetnsPath, spec: BridgeSpec): Promise<void>;
   /** Creates a persistent TUN/TAP device (no process holds it open). */
@@ -305,6 +315,12 @@ export interface KernelApi {
 
   /** The identity of a netns, for checking that two paths name the same namespace. */
   netnsId(netns: NetnsPath): Promise<NetnsId>;
+
+  /**
+   * Closes the cached socket of one netns (if idle). An open netlink socket keeps its netns
+   * alive, so callers release pod namespaces they are done with.
+   */
+  release(netns: NetnsPath): void;
 
   /** Releases every socket; later calls reopen lazily. */
   close(): Promise<void>;

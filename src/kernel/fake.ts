@@ -63,6 +63,8 @@ interface FakeLink {
   peer?: FakeLink;
   master?: number;
   vxlan?: VxlanInfo;
+  /** For a vxlan: the netns of its UDP socket (where it was created from), see `createVxlan`. */
+  vxlanNet?: FakeNetns;
 }
 
 interface FakeNetns {
@@ -132,6 +134,10 @@ class Fake implements FakeKernel {
     const ns = this.netns(path, `delete ${nsLabel(path)}`);
     for (const link of [...ns.links.values()]) this.removeLink(link);
     this.namespaces.delete(path);
+    // vxlan devices elsewhere whose UDP socket lived in this netns go with it, as in the kernel.
+    for (const other of this.namespaces.values()) {
+      for (const l of [...other.links.values()]) if (l.vxlanNet === ns) this.removeLink(l);
+    }
   }
 
   readSysctl(netns: NetnsPath, key: string): string | undefined {
@@ -247,20 +253,33 @@ class Fake implements FakeKernel {
       throw invalidArgument(`${what}: local ${spec.local} and remote ${spec.remote} differ in family`);
     }
     const ns = this.netns(netns, what);
+    const target = spec.netns === undefined ? ns : this.netns(spec.netns, what);
     const underlay = spec.underlay === undefined ? undefined : this.link(ns, spec.underlay, what);
-    this.nameFree(ns, spec.name, what);
-    const vxlan: VxlanInfo = { vni: spec.vni, port: spec.port ?? 4789, learning: spec.learning ?? false };
+    this.nameFree(target, spec.name, what);
+    const port = spec.port ?? 4789;
+    const v6 = (local ?? remote)?.family === 6;
+    // The kernel refuses a VNI already used on the same port by a device whose socket is in
+    // the same netns (vxlan_vni_in_use), wherever that device lives.
+    for (const other of this.namespaces.values()) {
+      for (const l of other.links.values()) {
+        const o = l.vxlan;
+        if (l.vxlanNet !== ns || !o || o.vni !== spec.vni || o.port !== port) continue;
+        if ((o.local ?? o.remote ?? "").includes(":") === v6) throw nsmErrorFromErrno(E.EEXIST, what);
+      }
+    }
+    const vxlan: VxlanInfo = { vni: spec.vni, port, learning: spec.learning ?? false };
     if (remote) vxlan.remote = formatIp(remote.bytes);
     if (local) vxlan.local = formatIp(local.bytes);
     if (underlay) vxlan.underlayIndex = underlay.index;
     if (spec.ttl !== undefined) vxlan.ttl = spec.ttl;
-    this.addLink(ns, {
+    this.addLink(target, {
       name: spec.name,
       kind: "vxlan",
       mtu: spec.mtu ?? 1450,
       baseFlags: IFF.BROADCAST | IFF.MULTICAST,
       mac: spec.mac ? formatMac(parseMac(spec.mac)) : randomMac(),
       vxlan,
+      vxlanNet: ns,
     });
   }
 
@@ -568,6 +587,8 @@ class Fake implements FakeKernel {
   async netnsId(netns: NetnsPath): Promise<NetnsId> {
     return { ...this.netns(netns, "netns id").id };
   }
+
+  release(_netns: NetnsPath): void {}
 
   async close(): Promise<void> {}
 }

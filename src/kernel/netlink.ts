@@ -265,6 +265,12 @@ class NetlinkKernel implements KernelApi {
     return socket;
   }
 
+  release(netns: NetnsPath): void {
+    const path = nsPathOf(netns);
+    const entry = this.sockets.get(path);
+    if (entry?.socket && entry.socket.users === 0) this.drop(path);
+  }
+
   private drop(path: string): void {
     const entry = this.sockets.get(path);
     if (!entry) return;
@@ -330,7 +336,8 @@ class NetlinkKernel implements KernelApi {
   }
 
   async createVxlan(netns: NetnsPath, spec: VxlanSpec): Promise<void> {
-    const what = `create vxlan "${spec.name}" (vni ${spec.vni}) in ${nsLabel(netns)}`;
+    const into = spec.netns !== undefined ? ` into ${nsLabel(spec.netns)}` : "";
+    const what = `create vxlan "${spec.name}" (vni ${spec.vni}) in ${nsLabel(netns)}${into}`;
     checkName(spec.name, what);
     checkU32(spec.vni, "vni", what, 0, 0xffffff);
     checkU32(spec.port, "port", what, 1, 0xffff);
@@ -351,9 +358,14 @@ class NetlinkKernel implements KernelApi {
       learning: spec.learning,
       ttl: spec.ttl,
     });
-    const link: LinkAttrs & { name: string } = { name: spec.name, mtu: spec.mtu };
-    if (spec.mac) link.mac = parseMac(spec.mac);
-    await this.exec(netns, newLinkRequest("vxlan", link, data), what);
+    const mac = spec.mac ? parseMac(spec.mac) : undefined;
+    // IFLA_NET_NS_FD puts the device in the target netns; the kernel keeps the UDP socket in the
+    // netns of this netlink socket (the vxlan's src_net).
+    await this.withNetnsFd(spec.netns, what, async (netnsFd) => {
+      const link: LinkAttrs & { name: string } = { name: spec.name, mtu: spec.mtu, netnsFd };
+      if (mac) link.mac = mac;
+      await this.exec(netns, newLinkRequest("vxlan", link, data), what);
+    });
   }
 
   async createBridge(netns: NetnsPath, spec: BridgeSpec): Promise<void> {

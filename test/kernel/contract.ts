@@ -226,6 +226,32 @@ export function kernelContract(label: string, makeEnv: () => Promise<ContractEnv
       assert.equal(l.mtu, 1400);
     });
 
+    it("creates a vxlan directly in another netns; its VNI is exclusive per port among devices of one socket netns", async () => {
+      const [node, pod1, pod2] = [await env.newNetns(), await env.newNetns(), await env.newNetns()];
+      const spec = { vni: 77, local: "198.18.0.1", remote: "198.18.0.2", port: 4791 };
+      await k.createVxlan(node, { ...spec, name: "vx-a", mtu: 1400, netns: pod1 });
+      assert.equal(await k.findLink(node, "vx-a"), undefined, "not in the netns of the call");
+      const l = await k.getLink(pod1, "vx-a");
+      assert.equal(l.kind, "vxlan");
+      assert.equal(l.vxlan?.vni, 77);
+      assert.equal(l.vxlan?.port, 4791);
+      assert.equal(l.vxlan?.local, "198.18.0.1");
+      assert.equal(l.mtu, 1400);
+      await assert.rejects(
+        k.createVxlan(node, { ...spec, name: "vx-b", netns: pod2 }),
+        rejectsWith(Code.AlreadyExists),
+      );
+      assert.equal(await k.findLink(pod2, "vx-b"), undefined);
+      await k.createVxlan(node, { ...spec, name: "vx-b", port: 4792, netns: pod2 });
+      await k.createVxlan(pod2, { ...spec, name: "vx-c" });
+      await assert.rejects(
+        k.createVxlan(node, { ...spec, name: "vx-a", vni: 78, netns: pod1 }),
+        rejectsWith(Code.AlreadyExists),
+      );
+      await k.deleteLink(pod1, "vx-a");
+      await k.createVxlan(node, { ...spec, name: "vx-d", netns: pod2 });
+    });
+
     it("creates bridges and tun devices and enslaves a port", async () => {
       const a = await env.newNetns();
       await k.createBridge(a, { name: "br0" });

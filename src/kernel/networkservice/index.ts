@@ -46,8 +46,22 @@
  * is marked stale, so that the next refresh re-applies everything; downstream stays open.
  * Close succeeds when the links or the namespaces are already gone, and never deletes a link
  * that no longer carries the connection's tag.
+ *
+ * Remote (cross-node) connections: `kernelRemoteXconnectServer` / `kernelRemoteXconnectClient`
+ * give the pod's end of a VXLAN tunnel (a VXLAN device created from the node's netns straight
+ * into the pod's, with the negotiated VNI) or a WireGuard tunnel (one `wireguard-go` per
+ * connection in the node's netns, its TUN moved into the pod's), tagged and programmed like the
+ * local ends; see `remote.ts`, `remote-dataplane.ts` and `wireguard-go.ts`.
+ * `kernelForwarderElements()` bundles the local and remote elements and the VXLAN/WireGuard
+ * mechanism elements for `createForwarder`.
  */
 export { kernelXconnectClient } from "./client.js";
+export type {
+  KernelForwarderElements,
+  KernelForwarderElementsOptions,
+  WireguardForwarderOptions,
+} from "./forwarder-elements.js";
+export { kernelForwarderElements } from "./forwarder-elements.js";
 export type { IpDiff, IpPlan, IpRoute, NeighborPlan, RoutePlan } from "./ip-plan.js";
 export {
   clientIpPlan,
@@ -61,6 +75,41 @@ export {
 export { netnsPathFromUrl } from "./netns-url.js";
 export type { KernelXconnectServerOptions, NetnsCheck, NetnsCheckRequest } from "./options.js";
 export { DEFAULT_CLEANUP_TIMEOUT_MS, PING_GROUP_RANGE } from "./options.js";
+export type {
+  KernelRemoteXconnectServer,
+  KernelRemoteXconnectServerOptions,
+  RemoteWireguardOptions,
+} from "./remote.js";
+export {
+  DEFAULT_PERSISTENT_KEEPALIVE_S,
+  DEFAULT_WIREGUARD_LISTEN_TIMEOUT_MS,
+  kernelRemoteXconnectClient,
+  kernelRemoteXconnectServer,
+} from "./remote.js";
+export { WIREGUARD_NAME_PREFIX } from "./remote-dataplane.js";
+export type {
+  PodPlan,
+  RemotePlan,
+  TunnelPlan,
+  VxlanTunnelPlan,
+  WireguardTunnelPlan,
+} from "./remote-metadata.js";
 export { kernelXconnectServer } from "./server.js";
 export type { TaggedLink, XconnectSide, XconnectTag } from "./tag.js";
 export { listTaggedLinks, parseXconnectTag, XCONNECT_TAG_PREFIX, xconnectTag } from "./tag.js";
+export type {
+  WireguardDevice,
+  WireguardGoOptions,
+  WireguardKeyPair,
+  WireguardRunner,
+  WireguardTunnelConfig,
+} from "./wireguard-go.js";
+export {
+  createWireguardGoRunner,
+  DEFAULT_WIREGUARD_GO,
+  DEFAULT_WIREGUARD_RUN_DIR,
+  generateWireguardKeyPair,
+  uapiExchange,
+  uapiSetRequest,
+  wireguardPublicKey,
+} from "./wireguard-go.js";

@@ -58,6 +58,20 @@ export class VethXconnect {
    * On failure, whatever was created is deleted before the error is thrown.
    */
   async create(plan: XconnectPlan, log: Logger): Promise<void> {
+    try {
+      await this.#create(plan, log);
+    } finally {
+      this.#release(plan);
+    }
+  }
+
+  /** The pods' namespaces must not be kept alive by our cached netlink sockets between events. */
+  #release(plan: XconnectPlan): void {
+    this.#kernel.release(plan.client.netns);
+    this.#kernel.release(plan.endpoint.netns);
+  }
+
+  async #create(plan: XconnectPlan, log: Logger): Promise<void> {
     await this.#clearTargets(plan);
     const k = this.#kernel;
     const mtu = plan.mtu || undefined;
@@ -84,6 +98,14 @@ export class VethXconnect {
    * With `force`, everything in `to` is re-applied (after a half-applied update).
    */
   async update(from: XconnectPlan, to: XconnectPlan, force: boolean): Promise<void> {
+    try {
+      await this.#update(from, to, force);
+    } finally {
+      this.#release(to);
+    }
+  }
+
+  async #update(from: XconnectPlan, to: XconnectPlan, force: boolean): Promise<void> {
     const k = this.#kernel;
     if (to.mtu !== 0 && (force || to.mtu !== from.mtu)) {
       await settleAll([
@@ -103,6 +125,14 @@ export class VethXconnect {
    * name but another alias is left alone.
    */
   async destroy(plan: XconnectPlan, log: Logger): Promise<void> {
+    try {
+      await this.#destroy(plan, log);
+    } finally {
+      this.#release(plan);
+    }
+  }
+
+  async #destroy(plan: XconnectPlan, log: Logger): Promise<void> {
     for (const side of [plan.client, plan.endpoint]) {
       let link: LinkInfo | undefined;
       try {

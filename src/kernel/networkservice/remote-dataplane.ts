@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The kernel steps of a remote cross-connect: create, update (diff) and destroy the pod's
+ * tunnel interface. Used by `kernelRemoteXconnectServer`; every kernel call goes through
+ * {@link KernelApi}, every wireguard-go through a {@link WireguardRunner}.
+ *
+ * - VXLAN: one device per connection, created by a netlink socket in the tunnel (node) netns,
+ *   so that its UDP socket lives there, and born in the pod's netns (IFLA_NET_NS_FD) under the
+ *   KERNEL mechanism's name: no move, no RCU grace period.
+ * - WireGuard: one wireguard-go per connection, running in the tunnel netns under a
+ *   machine-unique name; configured over UAPI, its TUN gets the MTU there and is then moved into
+ *   the pod's netns, renamed, tagged and brought up in one RTM_SETLINK (a TUN cannot be created
+ *   elsewhere than where wireguard-go runs: it looks its ifindex up in its own netns).
+ * Then, for both: addresses, routes (and for VXLAN neighbours) from the IP plan and
+ * `ping_group_range`, as the local cross-connect does.
+ */
+import { randomBytes } from "node:crypto";
+import { Code, NsmError } from "../../sdk/core/errors.js";
+import type { Logger } from "../../sdk/tools/logger.js";
+import type { KernelApi, LinkInfo, NetnsPath } from "../api.js";
+import { applyIpDiff, isGone, tolerateGone } from "./ip-apply.js";
+import { diffIpPlans, type IpPlan } from "./ip-plan.js";
+import { PING_GROUP_RANGE } from "./options.js";
+import type { PodPlan, RemotePlan, WireguardTunnelPlan } from "./remote-metadata.js";
+import type { WireguardDevice, WireguardRunner } from "./wireguard-go.js";
+
+const EMPTY: IpPlan = { addresses: [], routes: [], neighbors: [] };
+
+/** What the WireGuard half needs. */
+export interface WireguardDataPlane {
+  runner: WireguardRunner;
+  /** This forwarder's raw 32-byte private key. */
+  privateKey: Buffer;
+  /** Seconds. */
+  persistentKeepaliveS: number;
+  /** How long to wait for wireguard-go to bind its port. */
+  listenTimeoutMs: number;
+}
+
+/** Prefix of the machine-unique names of our wireguard-go interfaces. */
+export const WIREGUARD_NAME_PREFIX = "nsmwg";
+
+function foreignLink(pod: PodPlan, link: LinkInfo): NsmError {
+  const alias = link.alias === undefined ? "no alias" : `alias ${JSON.stringify(link.alias)}`;
+  return new NsmError(
+    `interface "${pod.name}" already exists in the ${pod.side}'s netns ${pod.netns} and does not belong to ` +
+      `this connection (${alias}, expected "${pod.tag}"): request another interface name`,
+    Code.AlreadyExists,
+    { reason: "interface-exists", details: { netns: pod.netns, name: pod.name, alias: link.alias } },
+  );
+}
+
+export class RemoteDataPlane {
+  readonly #kernel: KernelApi;
+  readonly #tunnelNetns: NetnsPath;
+  readonly #wireguard: WireguardDataPlane | undefined;
+
+  constructor(kernel: KernelApi, tunnelNetns: NetnsPath, wireguard: WireguardDataPlane | undefined) {
+    this.#kernel = kernel;
+    this.#tunnelNetns = tunnelNetns;
+    this.#wireguard = wireguard;
+  }
+
+  /**
+   * Creates the pod's interface and programs it. A link already holding the name is replaced if
+   * it carries this connection's tag and refused (AlreadyExists) otherwise. On failure, what was
+   * created is removed before the error is thrown. Resolves with the wireguard-go process, if any.
+   */
+  async create(plan: RemotePlan, log: Logger): Promise<WireguardDevice | undefined> {
+    try {
+      await this.#clearTarget(plan.pod);
+      if (plan.tunnel.type === "VXLAN") {
+        await this.#createVxlan(plan, log);
+        return undefined;
+      }
+      return await this.#createWireguard(plan, plan.tunnel, log);
+    } finally {
+      this.#kernel.release(plan.pod.netns);
+    }
+  }
+
+  /** Applies the differences between two plans with the same interface and tunnel: MTU, addresses, routes. */
+  async update(from: RemotePlan, to: RemotePlan, force: boolean): Promise<void> {
+    const k = this.#kernel;
+    try {
+      if (to.mtu !== 0 && (force || to.mtu !== from.mtu)) await k.setLink(to.pod.netns, to.pod.name, { mtu: to.mtu });
+      await applyIpDiff(k, to.pod.netns, to.pod.name, to.pod.name, diffIpPlans(from.pod, to.pod, force));
+    } finally {
+      k.release(to.pod.netns);
+    }
+  }
+
+  /**
+   * Removes the pod's interface: stops wireguard-go (its TUN goes with it), deletes the VXLAN
+   * device, or a TUN left behind, if it still carries the connection's tag. Gone counts as done.
+   */
+  async destroy(plan: RemotePlan, device: WireguardDevice | undefined, log: Logger): Promise<void> {
+    try {
+      if (device && this.#wireguard) await this.#wireguard.runner.stop(device);
+      await this.#deleteOurs(plan.pod, log);
+    } finally {
+      this.#kernel.release(plan.pod.netns);
+    }
+  }
+
+  async #deleteOurs(pod: PodPlan, log: Logger): Promise<void> {
+    let link: LinkInfo | undefined;
+    try {
+      link = await this.#kernel.findLink(pod.netns, pod.name);
+    } catch (err) {
+      if (isGone(err)) return;
+      throw err;
+    }
+    if (!link) return;
+    if (link.alias !== pod.tag) {
+      log.warn({ netns: pod.netns, name: pod.name, alias: link.alias }, "interface is no longer ours: not deleted");
+      return;
+    }
+    await tolerateGone(this.#kernel.deleteLink(pod.netns, link.index));
+  }
+
+  async #clearTarget(pod: PodPlan): Promise<void> {
+    const link = await this.#kernel.findLink(pod.netns, pod.name);
+    if (!link) return;
+    if (link.alias !== pod.tag) throw foreignLink(pod, link);
+    await tolerateGone(this.#kernel.deleteLink(pod.netns, link.index));
+  }
+
+  async #createVxlan(plan: RemotePlan, log: Logger): Promise<void> {
+    const t = plan.tunnel;
+    if (t.type !== "VXLAN") return;
+    const k = this.#kernel;
+    const pod = plan.pod;
+    await k.createVxlan(this.#tunnelNetns, {
+      name: pod.name,
+      vni: t.vni,
+      local: t.local,
+      remote: t.remote,
+      port: t.port,
+      mtu: plan.mtu || undefined,
+      netns: pod.netns,
+    });
+    try {
+      await k.setLink(pod.netns, pod.name, { alias: pod.tag, up: true });
+      await this.#program(pod);
+    } catch (err) {
+      // Just created under that name (clearTarget made sure it was free): delete it whatever its alias.
+      try {
+        await tolerateGone(k.deleteLink(pod.netns, pod.name));
+      } catch (delErr) {
+        log.warn(
+          { netns: pod.netns, name: pod.name, err: String(delErr) },
+          "cannot delete the VXLAN device after a failure",
+        );
+      }
+      throw err;
+    }
+  }
+
+  async #createWireguard(plan: RemotePlan, t: WireguardTunnelPlan, log: Logger): Promise<WireguardDevice> {
+    const wg = this.#wireguard;
+    if (!wg) {
+      throw new NsmError(
+        "a WIREGUARD connection, but this forwarder has no WireGuard data plane",
+        Code.FailedPrecondition,
+      );
+    }
+    const k = this.#kernel;
+    const pod = plan.pod;
+    const device = await wg.runner.start(await this.#freeWireguardName());
+    try {
+      await wg.runner.configure(device, {
+        privateKey: wg.privateKey,
+        listenPort: t.listenPort,
+        peerPublicKey: Buffer.from(t.peerPublicKey, "base64"),
+        endpoint: { ip: t.remote, port: t.remotePort },
+        persistentKeepaliveS: wg.persistentKeepaliveS,
+      });
+      // The MTU is set while wireguard-go can still see the TUN (it follows it over netlink in its own netns).
+      if (plan.mtu) await k.setLink(this.#tunnelNetns, device.name, { mtu: plan.mtu });
+      await k.setLink(this.#tunnelNetns, device.name, { netns: pod.netns, name: pod.name, alias: pod.tag, up: true });
+      await this.#program(pod);
+      await wg.runner.waitListening(device, t.listenPort, wg.listenTimeoutMs);
+      return device;
+    } catch (err) {
+      try {
+        await wg.runner.stop(device);
+      } catch (stopErr) {
+        log.warn(
+          { name: device.name, pid: device.pid, err: String(stopErr) },
+          "cannot stop wireguard-go after a failure",
+        );
+      }
+      await this.#rollback(pod, log);
+      throw err;
+    }
+  }
+
+  /** A name free on the machine: wireguard-go's sockets share one directory across netns. */
+  async #freeWireguardName(): Promise<string> {
+    for (;;) {
+      const name = `${WIREGUARD_NAME_PREFIX}${randomBytes(4).toString("hex")}`;
+      if (!(await this.#kernel.findLink(this.#tunnelNetns, name))) return name;
+    }
+  }
+
+  async #program(pod: PodPlan): Promise<void> {
+    await applyIpDiff(this.#kernel, pod.netns, pod.name, pod.name, diffIpPlans(EMPTY, pod));
+    await this.#kernel.writeSysctl(pod.netns, "net.ipv4.ping_group_range", PING_GROUP_RANGE);
+  }
+
+  /** After wireguard-go is stopped its TUN is gone; a tagged leftover is deleted all the same. */
+  async #rollback(pod: PodPlan, log: Logger): Promise<void> {
+    try {
+      await this.#deleteOurs(pod, log);
+    } catch (err) {
+      log.warn(
+        { netns: pod.netns, name: pod.name, err: String(err) },
+        "cannot delete the tunnel interface after a failure",
+      );
+    }
+  }
+}
