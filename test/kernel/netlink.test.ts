@@ -7,57 +7,18 @@
  * what the kernel reports.
  */
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { createNetlinkKernel, type KernelApi, loadNativeBinding } from "../../src/kernel/index.js";
+import { createNetlinkKernel, type KernelApi } from "../../src/kernel/index.js";
 import { Code } from "../../src/sdk/core/errors.js";
+import { havePing, ipJson, kernelSkipReason, NetnsSet, nsPath, ping } from "../helpers/netns.js";
 import { kernelContract, rejectsWith } from "./contract.js";
 
-function skipReason(): string | undefined {
-  if (process.getuid?.() !== 0) return "needs root to create network namespaces";
-  try {
-    loadNativeBinding();
-  } catch (err) {
-    return (err as Error).message;
-  }
-  return undefined;
-}
-const skip = skipReason();
-
-const created = new Set<string>();
-
-function addNetns(): string {
-  const name = `nsmt-${randomBytes(4).toString("hex")}`;
-  execFileSync("ip", ["netns", "add", name]);
-  created.add(name);
-  return name;
-}
-
-function delNetns(name: string): void {
-  spawnSync("ip", ["netns", "del", name], { stdio: "ignore" });
-  created.delete(name);
-}
-
-process.on("exit", () => {
-  for (const name of [...created]) delNetns(name);
-});
-
-const nsPath = (name: string) => `/var/run/netns/${name}`;
-
-/** `ip -n NS -j ARGS` parsed. */
-function ipJson(ns: string, ...args: string[]): any[] {
-  const out = execFileSync("ip", ["-n", ns, "-j", ...args], { encoding: "utf8" });
-  return out.trim() ? JSON.parse(out) : [];
-}
-
-function ping(ns: string, ...args: string[]): boolean {
-  const r = spawnSync("ip", ["netns", "exec", ns, "ping", "-c", "1", "-W", "1", ...args], { stdio: "ignore" });
-  return r.status === 0;
-}
-
-const havePing = spawnSync("ping", ["-V"], { stdio: "ignore" }).status === 0;
+const skip = kernelSkipReason();
+const namespaces = new NetnsSet("nsmt");
+const addNetns = () => namespaces.add();
+const delNetns = (name: string) => namespaces.delete(name);
 
 kernelContract(
   "linux rtnetlink",
@@ -164,7 +125,7 @@ describe("linux rtnetlink, checked with ip -j", { skip }, () => {
     if (havePing) {
       assert.ok(ping(nsc, "172.16.1.1"), "IPv4 ping nsc → nse answered");
       assert.ok(ping(nse, "172.16.1.2"), "IPv4 ping nse → nsc answered");
-      assert.ok(ping(nsc, "-6", "fd16::1"), "IPv6 ping nsc → nse answered");
+      assert.ok(ping(nsc, "fd16::1"), "IPv6 ping nsc → nse answered");
     }
 
     await k.deleteLink(nsPath(nsc), "nsm-1");
@@ -226,8 +187,7 @@ describe("linux rtnetlink, checked with ip -j", { skip }, () => {
     await k.createVeth(nsPath(name), { name: "old0", peer: { name: "old1" } });
     delNetns(name);
     await assert.rejects(k.listLinks(nsPath(name)), rejectsWith(Code.NotFound));
-    execFileSync("ip", ["netns", "add", name]);
-    created.add(name);
+    namespaces.addNamed(name);
     assert.deepEqual(
       (await k.listLinks(nsPath(name))).map((l) => l.name),
       ["lo"],

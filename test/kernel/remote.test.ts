@@ -33,7 +33,7 @@ import {
   Payload,
   RouteSchema,
 } from "../../src/api/index.js";
-import { createNetlinkKernel, type KernelApi, loadNativeBinding } from "../../src/kernel/index.js";
+import { createNetlinkKernel, type KernelApi } from "../../src/kernel/index.js";
 import {
   createWireguardGoRunner,
   type KernelForwarderElements,
@@ -50,60 +50,18 @@ import { filterMechanismsClient } from "../../src/sdk/networkservice/common/filt
 import { mechanismsClient, mechanismsServer } from "../../src/sdk/networkservice/common/mechanisms/index.js";
 import { mechanismTranslationClient } from "../../src/sdk/networkservice/common/mechanismtranslation/index.js";
 import { metadataClient, metadataServer } from "../../src/sdk/networkservice/common/metadata/index.js";
+import { havePing, ipJson, kernelSkipReason, NetnsSet, nsPath, ping } from "../helpers/netns.js";
 
 const WIREGUARD_GO = "/usr/bin/wireguard-go";
 
-function skipReason(): string | undefined {
-  if (process.getuid?.() !== 0) return "needs root to create network namespaces";
-  try {
-    loadNativeBinding();
-  } catch (err) {
-    return `the netlink addon is not available: ${(err as Error).message}`;
-  }
-  if (spawnSync("ping", ["-V"], { stdio: "ignore" }).status !== 0) return "needs ping (iputils-ping)";
-  return undefined;
-}
-const skip = skipReason();
+const skip = kernelSkipReason() ?? (havePing ? undefined : "needs ping (iputils-ping)");
 const skipWireguard = skip ?? (existsSync(WIREGUARD_GO) ? undefined : `needs ${WIREGUARD_GO}`);
 
-const prefix = `nsmr-${randomBytes(3).toString("hex")}`;
-const created = new Set<string>();
-
-function addNetns(role: string): string {
-  const name = `${prefix}-${role}`;
-  execFileSync("ip", ["netns", "add", name]);
-  created.add(name);
-  execFileSync("ip", ["-n", name, "link", "set", "lo", "up"]);
-  return name;
-}
-
-function delNetns(name: string): void {
-  spawnSync("ip", ["netns", "del", name], { stdio: "ignore" });
-  created.delete(name);
-}
-
-process.on("exit", () => {
-  for (const name of [...created]) delNetns(name);
-});
-
-const nsPath = (name: string) => `/var/run/netns/${name}`;
-
-function ipJson(ns: string, ...args: string[]): any[] {
-  const out = execFileSync("ip", ["-n", ns, "-d", "-j", ...args], { encoding: "utf8" });
-  return out.trim() ? JSON.parse(out) : [];
-}
+const namespaces = new NetnsSet("nsmr");
+const addNetns = (role: string) => namespaces.add(role);
 
 const links = (ns: string) => ipJson(ns, "link");
 const linkNames = (ns: string) => links(ns).map((l) => l.ifname as string);
-
-/** One ping, retried a few times (the first VXLAN packet waits for ARP, the first WireGuard one for the handshake). */
-function ping(ns: string, address: string, tries = 3): boolean {
-  for (let i = 0; i < tries; i++) {
-    const r = spawnSync("ip", ["netns", "exec", ns, "ping", "-c", "1", "-W", "2", address], { stdio: "ignore" });
-    if (r.status === 0) return true;
-  }
-  return false;
-}
 
 const route = (p: string) => create(RouteSchema, { prefix: p });
 
@@ -256,7 +214,7 @@ describe("remote connections on the real kernel", { skip }, () => {
     await f1?.dispose();
     await f2?.dispose();
     await kernel?.close();
-    for (const n of [...created]) delNetns(n);
+    namespaces.deleteAll();
   });
 
   it("VXLAN (ETHERNET): nsm-1 in the client pod pings the endpoint and back; MTU = underlay − 50; devices live as long as the connection", async (t) => {

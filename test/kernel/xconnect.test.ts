@@ -26,7 +26,7 @@ import {
   newMechanism,
   RouteSchema,
 } from "../../src/api/index.js";
-import { createNetlinkKernel, type KernelApi, loadNativeBinding } from "../../src/kernel/index.js";
+import { createNetlinkKernel, type KernelApi } from "../../src/kernel/index.js";
 import { kernelXconnectClient, kernelXconnectServer, listTaggedLinks } from "../../src/kernel/networkservice/index.js";
 import { bind, chain, type NetworkServiceElement, passThrough } from "../../src/sdk/core/chain.js";
 import { CallContext } from "../../src/sdk/core/context.js";
@@ -35,52 +35,12 @@ import { connectServer } from "../../src/sdk/networkservice/common/connect/index
 import { mechanismsServer } from "../../src/sdk/networkservice/common/mechanisms/index.js";
 import { mechanismTranslationClient } from "../../src/sdk/networkservice/common/mechanismtranslation/index.js";
 import { metadataClient, metadataServer } from "../../src/sdk/networkservice/common/metadata/index.js";
+import { havePing, ipJson, kernelSkipReason, linkNames, NetnsSet, nsPath, ping } from "../helpers/netns.js";
 
-function skipReason(): string | undefined {
-  if (process.getuid?.() !== 0) return "needs root to create network namespaces";
-  try {
-    loadNativeBinding();
-  } catch (err) {
-    return `the netlink addon is not available: ${(err as Error).message}`;
-  }
-  return undefined;
-}
-const skip = skipReason();
-
-const created = new Set<string>();
-
-function addNetns(): string {
-  const name = `nsmx-${randomBytes(4).toString("hex")}`;
-  execFileSync("ip", ["netns", "add", name]);
-  created.add(name);
-  return name;
-}
-
-function delNetns(name: string): void {
-  spawnSync("ip", ["netns", "del", name], { stdio: "ignore" });
-  created.delete(name);
-}
-
-process.on("exit", () => {
-  for (const name of [...created]) delNetns(name);
-});
-
-const nsPath = (name: string) => `/var/run/netns/${name}`;
-
-/** `ip -n NS -j ARGS` parsed. */
-function ipJson(ns: string, ...args: string[]): any[] {
-  const out = execFileSync("ip", ["-n", ns, "-j", ...args], { encoding: "utf8" });
-  return out.trim() ? JSON.parse(out) : [];
-}
-
-const linkNames = (ns: string) => ipJson(ns, "link").map((l) => l.ifname as string);
-
-function ping(ns: string, ...args: string[]): boolean {
-  const r = spawnSync("ip", ["netns", "exec", ns, "ping", "-c", "1", "-W", "2", ...args], { stdio: "ignore" });
-  return r.status === 0;
-}
-
-const havePing = spawnSync("ping", ["-V"], { stdio: "ignore" }).status === 0;
+const skip = kernelSkipReason();
+const namespaces = new NetnsSet("nsmx");
+const addNetns = () => namespaces.add();
+const delNetns = (name: string) => namespaces.delete(name);
 
 const NSE_IF = "icmp-nse-1";
 const route = (prefix: string) => create(RouteSchema, { prefix });
@@ -187,7 +147,7 @@ describe("kernel cross-connect on the real kernel", { skip }, () => {
     if (havePing) {
       assert.ok(ping(nscNs, "172.16.1.100"), "IPv4 ping client → endpoint answered");
       assert.ok(ping(nseNs, "172.16.1.101"), "IPv4 ping endpoint → client answered");
-      assert.ok(ping(nscNs, "-6", "fd16::100"), "IPv6 ping client → endpoint answered");
+      assert.ok(ping(nscNs, "fd16::100"), "IPv6 ping client → endpoint answered");
     }
 
     const before = [c.ifindex, e.ifindex];
