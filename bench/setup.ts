@@ -11,12 +11,17 @@
  * - peer: Debian's CNI `ptp` plugin ADD (with host-local IPAM) into a fresh netns, invoked as a
  *   runtime would (one exec per ADD, config on stdin); its "host" side lives in a throwaway netns.
  * Also the RSS of nsmgr and forwarder with all connections live.
+ * The control plane runs twice, side by side in the same run, its requests interleaved: insecure
+ * (NSM_INSECURE=true) and secure (every hop mTLS with SVIDs from the identity provider, path
+ * tokens, default policies, the forwarder's netns ownership check); `security_overhead_ratio` is
+ * secure p50 / insecure p50. Clients name their netns by the pid of a process inside it
+ * (`file:///proc/<pid>/ns/net`) in both.
  *
  * Usage: npm run bench:setup [-- --connections 200]. Root. The last line is JSON.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -42,7 +47,16 @@ import { kernelMechanismClient } from "../src/sdk/networkservice/common/kernelme
 import { mechanismsClient, mechanismsServer } from "../src/sdk/networkservice/common/mechanisms/index.js";
 import { mechanismTranslationClient } from "../src/sdk/networkservice/common/mechanismtranslation/index.js";
 import { metadataClient, metadataServer } from "../src/sdk/networkservice/common/metadata/index.js";
-import { closeChannel, dialChannel, waitForReady } from "../src/sdk/tools/grpcurl.js";
+import { closeChannel, type DialOptions, dialChannel, waitForReady } from "../src/sdk/tools/grpcurl.js";
+import {
+  componentSpiffeId,
+  createCa,
+  createSecurity,
+  type ProcessIdentity,
+  processIdentity,
+  workloadSpiffeId,
+  writeProcessIdentities,
+} from "../src/security/index.js";
 
 const { values } = parseArgs({ options: { connections: { type: "string", default: "200" } } });
 const N = Number(values.connections);
@@ -76,8 +90,8 @@ function start(ns: string | undefined, name: string, role: string[], env: Record
   return p;
 }
 
-async function ready(url: string): Promise<void> {
-  const ch = dialChannel(url);
+async function ready(url: string, dial: DialOptions = {}): Promise<void> {
+  const ch = dialChannel(url, dial);
   try {
     await waitForReady(ch, 15_000);
   } finally {
@@ -91,36 +105,117 @@ function rssMiB(pid: number): number {
   return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : Number.NaN;
 }
 
-async function ours(): Promise<{ times: number[]; nsmgrRss: number; forwarderRss: number }> {
-  const node = addNetns(`nsmb-${tag}-node`);
-  const nsePod = addNetns(`nsmb-${tag}-nse`);
-  const reg = `unix://${dir}/registry.sock`;
-  const nsm = `unix://${dir}/nsm.sock`;
-  start(undefined, "registry", ["registry"], { NSM_LISTEN_ON: reg });
-  await ready(reg);
-  const nsmgr = start(node, "nsmgr", ["nsmgr"], { NSM_NAME: "nsmgr-1", NSM_LISTEN_ON: nsm, NSM_REGISTRY_URL: reg });
-  await ready(nsm);
-  const fwd = start(node, "forwarder", ["forwarder"], {
-    NSM_NAME: "forwarder-1",
-    NSM_LISTEN_ON: `unix://${dir}/fwd.sock`,
-    NSM_CONNECT_TO: nsm,
-  });
-  start(nsePod, "nse", ["nse", "icmp-responder"], {
-    NSM_NAME: "nse-kernel",
-    NSM_CONNECT_TO: nsm,
-    NSM_SERVICE_NAMES: "kernel2kernel",
-    NSM_CIDR_PREFIX: "10.60.0.0/16",
-  });
-  const clients = Array.from({ length: N + 1 }, (_, i) => addNetns(`nsmb-${tag}-c${i}`));
+/** A process sitting in `netns` (a child of this one): its pid names the netns, as an NSC's does. */
+function holder(netns: string): ChildProcess {
+  const p = spawn("ip", ["netns", "exec", netns, "sleep", "infinity"], { stdio: "ignore" });
+  procs.push(p);
+  return p;
+}
+
+/**
+ * The identity provider of the secure run: the embedded CA serving the Workload API, attesting
+ * the bench's processes from a process identity file (as the local runtime does).
+ */
+async function identityProvider(
+  run: string,
+  spawned: (p: ChildProcess) => ChildProcess,
+): Promise<{ env: Record<string, string>; list(pid: number, id: string): void }> {
+  const trustDomain = "bench.nsm";
+  const ca = await createCa({ trustDomain });
+  const caFile = join(dir, `${run}-ca.json`);
+  writeFileSync(caFile, JSON.stringify(ca.export()), { mode: 0o600 });
+  const file = join(dir, `${run}-identities.json`);
+  const processes: ProcessIdentity[] = [];
+  const list = (pid: number, id: string) => {
+    const entry = processIdentity(pid, id);
+    if (entry) processes.push(entry);
+    writeProcessIdentities(file, { version: 1, trustDomain, processes });
+  };
+  list(process.pid, workloadSpiffeId(trustDomain, "bench", "client"));
+  const socket = join(dir, `${run}-agent.sock`);
+  spawned(
+    start(undefined, "identity-provider", ["identity-provider"], {
+      NSM_LISTEN_ON: `unix://${socket}`,
+      NSM_CA_FILE: caFile,
+      NSM_PROCESS_IDENTITIES: file,
+    }),
+  );
+  for (let i = 0; i < 300 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
+  return {
+    env: { SPIFFE_ENDPOINT_SOCKET: `unix://${socket}`, NSM_PROCESS_IDENTITIES: file },
+    list: (pid, id) => list(pid, id.includes("://") ? id : componentSpiffeId(trustDomain, id)),
+  };
+}
+
+interface Mesh {
+  /** One client Request into a fresh netns; resolves with its duration in ms. */
+  request(i: number): Promise<number>;
+  /** RSS of nsmgr and forwarder now. */
+  rss(): { nsmgr: number; forwarder: number };
+  /** Closes every connection, stops the processes. */
+  close(): Promise<void>;
+}
+
+/**
+ * The kernel2kernel setup through real processes. `secure`: every hop mTLS with SVIDs from the
+ * identity provider, path tokens, the default policies, and the forwarder's netns ownership
+ * check; otherwise all of that off (NSM_INSECURE=true). Clients name their netns by the pid of a
+ * process inside it in both runs.
+ */
+async function mesh(secure: boolean): Promise<Mesh> {
+  const run = secure ? "s" : "i";
+  const own: ChildProcess[] = [];
+  const spawned = <T extends ChildProcess>(p: T): T => {
+    own.push(p);
+    return p;
+  };
+  const node = addNetns(`nsmb-${tag}-${run}node`);
+  const nsePod = addNetns(`nsmb-${tag}-${run}nse`);
+  const idp = secure ? await identityProvider(run, spawned) : undefined;
+  const base: Record<string, string> = idp ? idp.env : { NSM_INSECURE: "true" };
+  const sec = await createSecurity({ socket: idp?.env.SPIFFE_ENDPOINT_SOCKET, insecure: !secure });
+  const dial = sec.dialOptions();
+  const reg = `unix://${dir}/${run}-registry.sock`;
+  const nsm = `unix://${dir}/${run}-nsm.sock`;
+  const registry = spawned(start(undefined, "registry", ["registry"], { ...base, NSM_LISTEN_ON: reg }));
+  idp?.list(registry.pid!, "registry");
+  await ready(reg, dial);
+  const nsmgr = spawned(
+    start(node, "nsmgr", ["nsmgr"], { ...base, NSM_NAME: "nsmgr-1", NSM_LISTEN_ON: nsm, NSM_REGISTRY_URL: reg }),
+  );
+  idp?.list(nsmgr.pid!, "nsmgr-1");
+  await ready(nsm, dial);
+  const fwd = spawned(
+    start(node, "forwarder", ["forwarder"], {
+      ...base,
+      NSM_NAME: "forwarder-1",
+      NSM_LISTEN_ON: `unix://${dir}/${run}-fwd.sock`,
+      NSM_CONNECT_TO: nsm,
+    }),
+  );
+  idp?.list(fwd.pid!, "forwarder-1");
+  const nse = spawned(
+    start(nsePod, "nse", ["nse", "icmp-responder"], {
+      ...base,
+      NSM_NAME: "nse-kernel",
+      NSM_CONNECT_TO: nsm,
+      NSM_SERVICE_NAMES: "kernel2kernel",
+      NSM_CIDR_PREFIX: "10.60.0.0/16",
+    }),
+  );
+  idp?.list(nse.pid!, workloadSpiffeId("bench.nsm", "bench", "nse-kernel"));
+  const clients = Array.from({ length: N + 1 }, (_, i) => spawned(holder(addNetns(`nsmb-${tag}-${run}c${i}`))).pid!);
   const conns: { client: ReturnType<typeof createClient>; conn: Connection }[] = [];
-  const times: number[] = [];
+  const authorize = sec.clientAuthorize();
   const request = async (i: number) => {
     const client = createClient({
       name: `nsc-${i}`,
       connectTo: nsm,
+      ...dial,
+      authorize,
       additional: [
         mechanismsClient({
-          KERNEL: kernelMechanismClient({ inodeUrl: `file://${nsPath(clients[i]!)}`, interfaceName: "nsm-1" }),
+          KERNEL: kernelMechanismClient({ inodeUrl: `file:///proc/${clients[i]}/ns/net`, interfaceName: "nsm-1" }),
         }),
       ],
     });
@@ -143,17 +238,48 @@ async function ours(): Promise<{ times: number[]; nsmgrRss: number; forwarderRss
       await new Promise((r) => setTimeout(r, 100));
     }
   }
-  for (let i = 0; i < N; i++) {
-    times.push(await request(i));
-    if (i % 20 === 0) progress("nsm requests", i);
+  return {
+    request,
+    rss: () => ({ nsmgr: rssMiB(nsmgr.pid!), forwarder: rssMiB(fwd.pid!) }),
+    async close() {
+      for (const [i, c] of conns.entries()) {
+        await c.client.close(c.conn, CallContext.create({ deadline: Date.now() + 15_000 }));
+        if (i % 20 === 0) progress(`${secure ? "secure" : "insecure"} closes`, i);
+      }
+      sec.close();
+      // The identity provider (first, when there is one) goes last: the others hold its streams.
+      const [first, ...rest] = own;
+      for (const p of secure ? rest : own) if (p.exitCode === null) p.kill("SIGTERM");
+      await new Promise((r) => setTimeout(r, 300));
+      if (secure && first?.exitCode === null) first.kill("SIGTERM");
+    },
+  };
+}
+
+/**
+ * Both meshes at once, requests interleaved (insecure, secure, insecure, …), so that whatever
+ * else the machine does slows both alike and the ratio is the cost of security.
+ */
+async function ours(): Promise<{ insecure: number[]; secure: number[]; rss: Record<string, number> }> {
+  const plain = await mesh(false);
+  const secure = await mesh(true);
+  const times = { insecure: [] as number[], secure: [] as number[] };
+  try {
+    for (let i = 0; i < N; i++) {
+      times.insecure.push(await plain.request(i));
+      times.secure.push(await secure.request(i));
+      if (i % 20 === 0) progress("requests (insecure and secure)", i);
+    }
+    const a = plain.rss();
+    const b = secure.rss();
+    return {
+      ...times,
+      rss: { nsmgr: a.nsmgr, forwarder: a.forwarder, secureNsmgr: b.nsmgr, secureForwarder: b.forwarder },
+    };
+  } finally {
+    await plain.close();
+    await secure.close();
   }
-  const nsmgrRss = rssMiB(nsmgr.pid!);
-  const forwarderRss = rssMiB(fwd.pid!);
-  for (const [i, c] of conns.entries()) {
-    await c.client.close(c.conn, CallContext.create({ deadline: Date.now() + 15_000 }));
-    if (i % 20 === 0) progress("closes", i);
-  }
-  return { times, nsmgrRss, forwarderRss };
 }
 
 async function floor(): Promise<number[]> {
@@ -260,28 +386,40 @@ try {
   const o = await ours();
   const result = {
     connections: N,
-    p50_ms: r3(pct(o.times, 50)),
-    p95_ms: r3(pct(o.times, 95)),
+    p50_ms: r3(pct(o.insecure, 50)),
+    p95_ms: r3(pct(o.insecure, 95)),
+    secure_p50_ms: r3(pct(o.secure, 50)),
+    secure_p95_ms: r3(pct(o.secure, 95)),
+    security_overhead_ratio: r3(pct(o.secure, 50) / pct(o.insecure, 50)),
     floor_p50_ms: r3(pct(fl, 50)),
     floor_p95_ms: r3(pct(fl, 95)),
     cni_ptp_p50_ms: r3(pct(cni, 50)),
     cni_ptp_p95_ms: r3(pct(cni, 95)),
-    ratio_vs_floor: r3(pct(o.times, 50) / pct(fl, 50)),
-    ratio_vs_cni: r3(pct(o.times, 50) / pct(cni, 50)),
-    nsmgr_rss_mib: o.nsmgrRss,
-    forwarder_rss_mib: o.forwarderRss,
+    ratio_vs_floor: r3(pct(o.insecure, 50) / pct(fl, 50)),
+    ratio_vs_cni: r3(pct(o.insecure, 50) / pct(cni, 50)),
+    nsmgr_rss_mib: o.rss.nsmgr,
+    forwarder_rss_mib: o.rss.forwarder,
+    secure_nsmgr_rss_mib: o.rss.secureNsmgr,
+    secure_forwarder_rss_mib: o.rss.secureForwarder,
   };
   console.log(`kernel2kernel setup on one node, ${N} connections (client Request → interfaces configured):`);
-  console.log(`  nsm      p50 ${result.p50_ms} ms  p95 ${result.p95_ms} ms`);
+  console.log(
+    `  nsm      p50 ${result.p50_ms} ms  p95 ${result.p95_ms} ms  (NSM_INSECURE=true: no mTLS, tokens or policies)`,
+  );
+  console.log(
+    `  secure   p50 ${result.secure_p50_ms} ms  p95 ${result.secure_p95_ms} ms  (mTLS, path tokens, policies, netns ownership)`,
+  );
   console.log(
     `  floor    p50 ${result.floor_p50_ms} ms  p95 ${result.floor_p95_ms} ms  (same netlink work, no control plane)`,
   );
   console.log(
     `  cni ptp  p50 ${result.cni_ptp_p50_ms} ms  p95 ${result.cni_ptp_p95_ms} ms  (Debian containernetworking-plugins)`,
   );
-  console.log(`  ratios: vs floor ${result.ratio_vs_floor}×, vs CNI ptp ${result.ratio_vs_cni}×`);
   console.log(
-    `  RSS with ${N} live connections: nsmgr ${result.nsmgr_rss_mib} MiB, forwarder ${result.forwarder_rss_mib} MiB`,
+    `  ratios: vs floor ${result.ratio_vs_floor}×, vs CNI ptp ${result.ratio_vs_cni}×, security overhead ${result.security_overhead_ratio}× (secure / insecure p50)`,
+  );
+  console.log(
+    `  RSS with ${N} live connections: nsmgr ${result.nsmgr_rss_mib} MiB, forwarder ${result.forwarder_rss_mib} MiB (secure: ${result.secure_nsmgr_rss_mib}, ${result.secure_forwarder_rss_mib})`,
   );
   console.log(JSON.stringify(result));
 } finally {

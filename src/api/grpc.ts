@@ -54,6 +54,12 @@ export const grpcPeerKey = createContextKey<GrpcPeer | undefined>(undefined, "gr
 /** Metadata to add to outgoing calls made with this context. */
 export const outgoingMetadataKey = createContextKey<Readonly<Record<string, string>>>({}, "outgoingMetadata");
 
+/**
+ * Extra grpc-js call options for outgoing calls made with this context; channel interceptors see
+ * them in their options (e.g. the security call observer).
+ */
+export const callOptionsKey = createContextKey<Readonly<Record<string, unknown>>>({}, "callOptions");
+
 type MethodsOf<S extends DescService> = S["method"];
 type Req<M> = M extends DescMethod ? MessageShape<M["input"]> : never;
 type Res<M> = M extends DescMethod ? MessageShape<M["output"]> : never;
@@ -187,7 +193,8 @@ function callMetadata(ctx: CallContext): grpc.Metadata {
 }
 
 function callOptions(ctx: CallContext): grpc.CallOptions {
-  return ctx.deadline === undefined ? {} : { deadline: ctx.deadline };
+  const extra = ctx.get(callOptionsKey);
+  return ctx.deadline === undefined ? { ...extra } : { ...extra, deadline: ctx.deadline };
 }
 
 /** A client for `svc` over an existing grpc-js channel (`grpc.Client`). */

@@ -4,6 +4,11 @@
  * Env: NSM_NAME (forwarder), NSM_LABELS (p2p:true), NSM_NSNAME (forwarder), NSM_CONNECT_TO
  * (unix:///var/lib/networkservicemesh/nsm.io.sock), NSM_LISTEN_ON (unix:///listen.on.sock),
  * NSM_DIAL_TIMEOUT (750ms), NSM_LOG_LEVEL. Runs in the node's network namespace.
+ * Security (./security.ts): SPIFFE_ENDPOINT_SOCKET, NSM_MAX_TOKEN_LIFETIME,
+ * NSM_REGISTRY_CLIENT_POLICIES, NSM_SERVER_POLICIES, NSM_CLIENT_POLICIES, NSM_MONITOR_POLICIES,
+ * NSM_INSECURE; NSM_PROCESS_IDENTITIES (ours): the root-only process identity file the netns
+ * ownership check resolves `file:///proc/<pid>/ns/net` owners from (without it, in secure mode,
+ * KERNEL connections are refused).
  */
 
 import { create } from "@bufbuild/protobuf";
@@ -17,7 +22,10 @@ import { registryClient } from "../sdk/registry/chains/client/index.js";
 import { registryClients } from "../sdk/registry/grpc.js";
 import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/tools/grpcurl.js";
 import { parseLabels } from "../sdk/tools/labels.js";
+import { netnsOwnership } from "../security/networkservice/netnsowner.js";
+import { processIdentityResolver } from "../security/workloadapi/processes.js";
 import { Env } from "./env.js";
+import { roleSecurity } from "./security.js";
 import { listen, listenUrls, roleLogger, shutdown, untilSignal } from "./serve.js";
 
 export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -31,25 +39,42 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
   });
   const listenOn = listenUrls(env, "NSM_LISTEN_ON", "unix:///listen.on.sock");
   const dialTimeoutMs = env.duration("NSM_DIAL_TIMEOUT", "750ms");
+  const identities = env.raw("NSM_PROCESS_IDENTITIES");
   const log = roleLogger(env, name);
+  const sec = await roleSecurity(env, log);
+  const monitorPolicies = await sec.policies("monitor");
+  // HOOK(netns-ownership): only namespaces the requesting side owns (src/security/networkservice/netnsowner.ts).
+  const owner = netnsOwnership({
+    insecure: sec.insecure,
+    resolveIdentity: identities ? processIdentityResolver(identities) : undefined,
+    log,
+  });
 
   const lifetime = new AbortController();
   const kernel = createNetlinkKernel();
-  const nsmgrChannel = dialChannel(connectTo);
+  const nsmgrChannel = dialChannel(connectTo, sec.dialOptions());
   const viaNsmgr = registryClients(nsmgrChannel);
   const forwarder = createForwarder({
     name,
     nsRegistry: viaNsmgr.ns,
     nseRegistry: viaNsmgr.nse,
     dialTimeoutMs,
-    additional: [kernelXconnectServer({ kernel })],
+    ...sec.endpoint(await sec.policies("server")),
+    dialOptions: sec.dialOptions(),
+    clientAuthorize: sec.clientAuthorize(await sec.policies("client")),
+    monitorService: (service) => sec.monitor(service, monitorPolicies),
+    additional: [owner.server, kernelXconnectServer({ kernel, checkNetns: owner.check })],
     additionalClient: [kernelXconnectClient()],
     log,
   });
   const server = new grpc.Server();
   forwarder.register(server);
-  const [url] = await listen(server, listenOn);
-  const registration = registryClient({ registry: viaNsmgr, signal: lifetime.signal });
+  const [url] = await listen(server, listenOn, sec, log);
+  const registration = registryClient({
+    registry: viaNsmgr,
+    signal: lifetime.signal,
+    security: sec.registryClient(await sec.policies("registryClient")),
+  });
   const record = create(NetworkServiceEndpointSchema, {
     name,
     networkServiceNames: [nsName],
@@ -64,6 +89,7 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
   await shutdown(server);
   closeChannel(nsmgrChannel);
   await kernel.close();
+  sec.close();
   log.info("forwarder stopped");
   return 0;
 }

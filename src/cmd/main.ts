@@ -13,16 +13,22 @@ roles (configured by the upstream NSM_* environment variables):
   forwarder                the kernel forwarder
   nse icmp-responder       the reference endpoint (NSM_CIDR_PREFIX, NSM_SERVICE_NAMES, ...)
   nsc [--init]             the client: sidecar (keeps connections) or init (request once, exit)
+  every role: identity from the SPIFFE Workload API in SPIFFE_ENDPOINT_SOCKET (required), mTLS,
+  path tokens (NSM_MAX_TOKEN_LIFETIME, 10m), policies (NSM_REGISTRY_SERVER_POLICIES, ...);
+  NSM_INSECURE=true turns all of that off, for debugging only
 
 local runtime (one Linux machine, root, no Kubernetes; state in --state-dir DIR,
 $NSM_LOCAL_STATE_DIR or /run/nsm-local):
-  up [--nodes N]           start a registry and N nodes (netns with nsmgr and forwarder)
+  up [--nodes N] [--trust-domain TD] [--insecure]
+                           start the identity provider (SPIFFE trust domain TD, default nsm.local),
+                           a registry and N nodes (netns with nsmgr and forwarder); every hop is
+                           mTLS with path tokens and policies. --insecure: none of that (debugging)
   apply -f FILE|DIR        run upstream-style manifests (Namespace, NetworkService, Deployment, Pod;
                            a directory with kustomization.yaml is read as a kustomization)
   get pods|deployments|nodes|namespaces|networkservices|networkserviceendpoints|connections [-n NS]
   exec POD|deployments/NAME [-n NS] [-c CONTAINER] -- CMD...
   logs POD|deployments/NAME [-n NS] [-c CONTAINER] [--raw] [--tail N]
-                           (-n nsm-system: registry, nsmgr-node-1, forwarder-node-1, ...)
+                           (-n nsm-system: identity-provider, registry, nsmgr-node-1, forwarder-node-1, ...)
   delete -f FILE|DIR       stop the pods, delete their namespaces, unregister NetworkServices
   down                     remove every namespace, link and process the runtime made
 
@@ -44,6 +50,8 @@ const commands: Record<string, () => Promise<Command>> = {
     return (await import("./nse.js")).runIcmpResponder();
   },
   nsc: async () => async (args) => (await import("./nsc.js")).runNsc(args),
+  // Internal (started by `nsm up`): the embedded CA serving the SPIFFE Workload API.
+  "identity-provider": async () => async () => (await import("./identity-provider.js")).runIdentityProvider(),
   ...Object.fromEntries(
     ["up", "apply", "get", "exec", "logs", "delete", "down"].map((name): [string, () => Promise<Command>] => [
       name,
@@ -80,13 +88,13 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
+    // Exit now: a role that failed half way may still hold streams (e.g. the Workload API's).
     if (err instanceof ConfigError) {
       process.stderr.write(`nsm: ${err.message}\n`);
-      process.exitCode = 2;
-      return;
+      process.exit(2);
     }
     const e = err as { toStatusString?: () => string; message?: string };
     process.stderr.write(`nsm: ${e.toStatusString ? e.toStatusString() : (e.message ?? String(err))}\n`);
-    process.exitCode = 1;
+    process.exit(1);
   },
 );

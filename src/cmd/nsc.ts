@@ -3,7 +3,9 @@
  * `nsm nsc` (sidecar) and `nsm nsc --init` (upstream cmd-nsc / cmd-nsc-init).
  * Env: NSM_NAME (nsc), NSM_CONNECT_TO (unix:///var/lib/networkservicemesh/nsm.io.sock),
  * NSM_NETWORK_SERVICES (required: NSURLs such as kernel://kernel2kernel/nsm-1), NSM_DIAL_TIMEOUT
- * (5s), NSM_REQUEST_TIMEOUT (15s), NODE_NAME, POD_NAME, CLUSTER_NAME, NSM_LOG_LEVEL.
+ * (5s), NSM_REQUEST_TIMEOUT (15s), NODE_NAME, POD_NAME, CLUSTER_NAME, NSM_LOG_LEVEL; security
+ * (./security.ts): SPIFFE_ENDPOINT_SOCKET, NSM_MAX_TOKEN_LIFETIME (10m; the opa example sets -1m,
+ * and nsmgr refuses the expired tokens), NSM_CLIENT_POLICIES, NSM_INSECURE.
  *
  * Connection ids are `<NSM_NAME>-<i>`. The sidecar first looks for a connection with its id at
  * nsmgr (made by `--init`) and adopts it, so the hand-over does not build a second path; it
@@ -30,10 +32,11 @@ import { clientInfoClient } from "../sdk/networkservice/common/clientinfo/index.
 import { kernelMechanismClient } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsClient } from "../sdk/networkservice/common/mechanisms/index.js";
 import { refreshClient } from "../sdk/networkservice/common/refresh/index.js";
-import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/tools/grpcurl.js";
+import { closeChannel, type DialOptions, dialChannel, parseNsmUrl } from "../sdk/tools/grpcurl.js";
 import type { Logger } from "../sdk/tools/logger.js";
 import { type NsUrl, nsUrlMechanism, parseNsUrl } from "../sdk/tools/nsurl.js";
 import { ConfigError, Env } from "./env.js";
+import { type RoleSecurity, roleSecurity } from "./security.js";
 import { roleLogger, untilSignal } from "./serve.js";
 
 interface Wanted {
@@ -44,8 +47,14 @@ interface Wanted {
 }
 
 /** The connection nsmgr already has for `id` (made by nsc --init), as this client's view. */
-async function adoptable(connectTo: string, id: string, type: string, log: Logger): Promise<Connection | undefined> {
-  const channel = dialChannel(connectTo);
+async function adoptable(
+  connectTo: string,
+  dial: DialOptions,
+  id: string,
+  type: string,
+  log: Logger,
+): Promise<Connection | undefined> {
+  const channel = dialChannel(connectTo, dial);
   const ctx = CallContext.create().withCancel({ timeoutMs: 2000 });
   try {
     const stream = grpcClient(MonitorConnection, channel).monitorConnections(
@@ -85,8 +94,32 @@ export async function runNsc(args: string[], vars: NodeJS.ProcessEnv = process.e
   const dialTimeoutMs = env.duration("NSM_DIAL_TIMEOUT", "5s");
   const requestTimeoutMs = env.duration("NSM_REQUEST_TIMEOUT", "15s");
   const log = roleLogger(env, name);
+  const sec = await roleSecurity(env, log);
   const clientInfo = { nodeName: vars.NODE_NAME, podName: vars.POD_NAME, clusterName: vars.CLUSTER_NAME };
 
+  try {
+    return await connectAll({ init, name, connectTo, urls, dialTimeoutMs, requestTimeoutMs, clientInfo, sec, log });
+  } finally {
+    sec.close();
+  }
+}
+
+interface NscConfig {
+  readonly init: boolean;
+  readonly name: string;
+  readonly connectTo: string;
+  readonly urls: readonly NsUrl[];
+  readonly dialTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly clientInfo: Parameters<typeof clientInfoClient>[0];
+  readonly sec: RoleSecurity;
+  readonly log: Logger;
+}
+
+/** Requests every service (again until it works, unless init), then keeps them until a signal. */
+async function connectAll(cfg: NscConfig): Promise<number> {
+  const { init, name, connectTo, urls, dialTimeoutMs, requestTimeoutMs, clientInfo, sec, log } = cfg;
+  const authorize = sec.clientAuthorize(await sec.policies("client"));
   const stopped = new AbortController();
   const wanted: Wanted[] = urls.map((url, i) => ({
     id: `${name}-${i}`,
@@ -95,6 +128,8 @@ export async function runNsc(args: string[], vars: NodeJS.ProcessEnv = process.e
       name,
       connectTo,
       dialTimeoutMs,
+      ...sec.dialOptions(),
+      authorize,
       // The sidecar keeps its connections alive; init hands them over before the tokens expire.
       refresh: init ? undefined : refreshClient({ signal: stopped.signal }),
       additional: [
@@ -112,7 +147,7 @@ export async function runNsc(args: string[], vars: NodeJS.ProcessEnv = process.e
   const requestOnce = async (w: Wanted): Promise<Connection> => {
     const connection =
       w.conn ??
-      (init ? undefined : await adoptable(connectTo, w.id, w.url.mechanismType, log)) ??
+      (init ? undefined : await adoptable(connectTo, sec.dialOptions(), w.id, w.url.mechanismType, log)) ??
       create(ConnectionSchema, { id: w.id, networkService: w.url.networkService, labels: { ...w.url.labels } });
     const req = create(NetworkServiceRequestSchema, { connection, mechanismPreferences: [nsUrlMechanism(w.url)] });
     return w.client.request(req, CallContext.create({ deadline: Date.now() + requestTimeoutMs, log }));

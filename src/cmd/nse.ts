@@ -4,7 +4,9 @@
  * Env: NSM_NAME (icmp-server), NSM_CONNECT_TO (unix:///var/lib/networkservicemesh/nsm.io.sock),
  * NSM_SERVICE_NAMES (icmp-responder), NSM_PAYLOAD (ETHERNET), NSM_LABELS, NSM_CIDR_PREFIX
  * (169.254.0.0/16; groups like "[a,b],c"), NSM_REGISTER_SERVICE (true), NSM_UNREGISTER_ITSELF
- * (false), NSM_EXPIRE (registration lifetime asked for, 1m), NSM_LOG_LEVEL.
+ * (false), NSM_EXPIRE (registration lifetime asked for, 1m), NSM_LOG_LEVEL; security
+ * (./security.ts): SPIFFE_ENDPOINT_SOCKET, NSM_MAX_TOKEN_LIFETIME, NSM_REGISTRY_CLIENT_POLICIES,
+ * NSM_SERVER_POLICIES, NSM_MONITOR_POLICIES, NSM_INSECURE.
  * Listens on unix://<temp dir>/listen.on and registers through nsmgr. It runs inside its pod's
  * network namespace and names that namespace by its own pid in the KERNEL mechanism.
  */
@@ -27,6 +29,7 @@ import { parseCidrGroups } from "../sdk/tools/cidr.js";
 import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/tools/grpcurl.js";
 import { parseLabels } from "../sdk/tools/labels.js";
 import { ConfigError, Env } from "./env.js";
+import { roleSecurity } from "./security.js";
 import { listen, roleLogger, shutdown, untilSignal } from "./serve.js";
 
 export async function runIcmpResponder(vars: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -51,10 +54,14 @@ export async function runIcmpResponder(vars: NodeJS.ProcessEnv = process.env): P
   const unregisterItself = env.bool("NSM_UNREGISTER_ITSELF", false);
   const expirationMs = env.duration("NSM_EXPIRE", "1m");
   const log = roleLogger(env, name);
+  const sec = await roleSecurity(env, log);
+  const monitorPolicies = await sec.policies("monitor");
 
   const endpoint = createEndpoint({
     name,
     log,
+    ...sec.endpoint(await sec.policies("server")),
+    monitorService: (service) => sec.monitor(service, monitorPolicies),
     additional: [
       ipam,
       mechanismsServer({
@@ -66,11 +73,15 @@ export async function runIcmpResponder(vars: NodeJS.ProcessEnv = process.env): P
   const dir = mkdtempSync(join(tmpdir(), `${name}-`));
   const server = new grpc.Server();
   endpoint.register(server);
-  const [url] = await listen(server, [`unix://${dir}/listen.on`]);
+  const [url] = await listen(server, [`unix://${dir}/listen.on`], sec, log);
 
   const lifetime = new AbortController();
-  const channel = dialChannel(connectTo);
-  const registration = registryClient({ registry: registryClients(channel), signal: lifetime.signal });
+  const channel = dialChannel(connectTo, sec.dialOptions());
+  const registration = registryClient({
+    registry: registryClients(channel),
+    signal: lifetime.signal,
+    security: sec.registryClient(await sec.policies("registryClient")),
+  });
   const ctx = () => CallContext.create({ deadline: Date.now() + 15_000, log });
   if (registerService) {
     for (const svc of services)
@@ -98,6 +109,7 @@ export async function runIcmpResponder(vars: NodeJS.ProcessEnv = process.env): P
   await shutdown(server);
   closeChannel(channel);
   rmSync(dir, { recursive: true, force: true });
+  sec.close();
   log.info("endpoint stopped");
   return 0;
 }

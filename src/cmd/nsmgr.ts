@@ -4,13 +4,16 @@
  * Env: NSM_NAME (nmgr), NSM_LISTEN_ON (unix:///var/lib/networkservicemesh/nsm.io.sock; the first
  * tcp:// URL, else the first URL, is the public URL), NSM_REGISTRY_URL (tcp://localhost:5001;
  * empty → in-memory registry), NSM_DIAL_TIMEOUT (750ms), NSM_FORWARDER_NETWORK_SERVICE_NAME
- * (forwarder), NSM_EXPIRE (1m), NODE_NAME, POD_NAME, CLUSTER_NAME, NSM_LOG_LEVEL.
+ * (forwarder), NSM_EXPIRE (1m), NODE_NAME, POD_NAME, CLUSTER_NAME, NSM_LOG_LEVEL; security
+ * (./security.ts): SPIFFE_ENDPOINT_SOCKET, NSM_MAX_TOKEN_LIFETIME, NSM_REGISTRY_SERVER_POLICIES,
+ * NSM_REGISTRY_CLIENT_POLICIES, NSM_SERVER_POLICIES, NSM_MONITOR_POLICIES, NSM_INSECURE.
  */
 import * as grpc from "@grpc/grpc-js";
 import { createNsmgr } from "../sdk/networkservice/chains/nsmgr/index.js";
 import { registryClients } from "../sdk/registry/grpc.js";
 import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/tools/grpcurl.js";
 import { Env } from "./env.js";
+import { roleSecurity } from "./security.js";
 import { listen, listenUrls, roleLogger, shutdown, untilSignal } from "./serve.js";
 
 export async function runNsmgr(vars: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -23,14 +26,22 @@ export async function runNsmgr(vars: NodeJS.ProcessEnv = process.env): Promise<n
   const forwarderServiceName = env.string("NSM_FORWARDER_NETWORK_SERVICE_NAME", "forwarder");
   const expirationMs = env.duration("NSM_EXPIRE", "1m");
   const log = roleLogger(env, name);
+  const sec = await roleSecurity(env, log);
+  const monitorPolicies = await sec.policies("monitor");
 
   const publicUrl = listenOn.find((u) => u.startsWith("tcp://")) ?? listenOn[0]!;
   const lifetime = new AbortController();
-  const channel = registryUrl ? dialChannel(registryUrl) : undefined;
+  const channel = registryUrl ? dialChannel(registryUrl, sec.dialOptions()) : undefined;
   const nsmgr = createNsmgr({
     name,
     url: publicUrl,
-    registry: channel ? registryClients(channel) : undefined,
+    registry: channel
+      ? sec.secureRegistryClients(registryClients(channel), await sec.policies("registryClient"))
+      : undefined,
+    registrySecurity: sec.registryServer(await sec.policies("registryServer")),
+    ...sec.endpoint(await sec.policies("server")),
+    dialOptions: sec.dialOptions(),
+    monitorService: (service) => sec.monitor(service, monitorPolicies),
     dialTimeoutMs,
     forwarderServiceName,
     expirationMs,
@@ -40,13 +51,14 @@ export async function runNsmgr(vars: NodeJS.ProcessEnv = process.env): Promise<n
   });
   const server = new grpc.Server();
   nsmgr.register(server);
-  const urls = await listen(server, listenOn);
+  const urls = await listen(server, listenOn, sec, log);
   log.info({ urls, publicUrl, registry: registryUrl || "memory" }, "nsmgr serving");
   await untilSignal();
   lifetime.abort();
   nsmgr.dispose();
   await shutdown(server);
   if (channel) closeChannel(channel);
+  sec.close();
   log.info("nsmgr stopped");
   return 0;
 }

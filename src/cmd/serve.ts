@@ -5,9 +5,11 @@
  */
 import { chmodSync, mkdirSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { parseNsmUrl } from "../sdk/tools/grpcurl.js";
 import { createLogger, type Logger, type LogLevel } from "../sdk/tools/logger.js";
+import type { Security } from "../security/setup.js";
+import { drainOnRotation } from "../security/tls.js";
 import type { Env } from "./env.js";
 import { ConfigError } from "./env.js";
 
@@ -31,8 +33,13 @@ export function listenUrls(env: Env, name: string, def: string): string[] {
   return urls;
 }
 
-/** Binds `server` on every URL (unix sockets: stale file removed, directory created, mode 0777). */
-export async function listen(server: grpc.Server, urls: string[]): Promise<string[]> {
+/**
+ * Binds `server` on every URL (unix sockets: stale file removed, directory created, mode 0777),
+ * with mTLS from `sec` (plaintext only in its explicit insecure mode); connections are drained
+ * when SVIDs rotate, so new calls always present current certificates.
+ */
+export async function listen(server: grpc.Server, urls: string[], sec: Security, log?: Logger): Promise<string[]> {
+  const credentials = sec.serverCredentials();
   const bound: string[] = [];
   for (const url of urls) {
     const u = parseNsmUrl(url);
@@ -45,11 +52,12 @@ export async function listen(server: grpc.Server, urls: string[]): Promise<strin
       target = u.address;
     }
     const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      server.bindAsync(target, credentials, (err, p) => (err ? reject(err) : resolve(p))),
     );
     if (u.scheme === "unix") chmodSync(u.address, 0o777);
     bound.push(u.scheme === "unix" ? url : `tcp://${u.host}:${port}`);
   }
+  drainOnRotation(server, sec.source, { log });
   return bound;
 }
 

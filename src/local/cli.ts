@@ -65,11 +65,14 @@ async function run(command: string, args: readonly string[]): Promise<number> {
   const out = consoleProgress();
   switch (command) {
     case "up": {
-      const p = parseArgs(args, [...COMMON, "--nodes"], []);
+      const p = parseArgs(args, [...COMMON, "--nodes", "--trust-domain"], ["--insecure"]);
       if (p.positional.length) throw new UsageError(`unexpected argument ${p.positional[0]}`);
       const nodes = Number(last(p, "--nodes") ?? "1");
       needRoot();
-      await new LocalRuntime(runtimePaths(stateDir(p)), out).up(nodes);
+      await new LocalRuntime(runtimePaths(stateDir(p)), out).up(nodes, {
+        insecure: p.flags.has("--insecure"),
+        trustDomain: last(p, "--trust-domain"),
+      });
       return 0;
     }
     case "apply":

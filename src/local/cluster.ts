@@ -2,7 +2,8 @@
 /**
  * What the CLI asks the running control plane over gRPC: the registry (NetworkServices from
  * manifests, records for `nsm get`, readiness of forwarders and endpoints) and each node's
- * nsmgr (its connections, from the initial state of MonitorConnections).
+ * nsmgr (its connections, from the initial state of MonitorConnections). `dial` carries the
+ * CLI's mTLS credentials (see ./identity.ts).
  */
 import { connect } from "node:net";
 import { create } from "@bufbuild/protobuf";
@@ -16,12 +17,16 @@ import {
 } from "../api/index.js";
 import { CallContext } from "../sdk/core/context.js";
 import { registryClients } from "../sdk/registry/grpc.js";
-import { closeChannel, dialChannel } from "../sdk/tools/grpcurl.js";
+import { closeChannel, type DialOptions, dialChannel } from "../sdk/tools/grpcurl.js";
 
 const CALL_TIMEOUT_MS = 5000;
 
-async function withRegistry<T>(socket: string, fn: (r: ReturnType<typeof registryClients>) => Promise<T>): Promise<T> {
-  const channel = dialChannel(`unix://${socket}`);
+async function withRegistry<T>(
+  socket: string,
+  dial: DialOptions,
+  fn: (r: ReturnType<typeof registryClients>) => Promise<T>,
+): Promise<T> {
+  const channel = dialChannel(`unix://${socket}`, dial);
   try {
     return await fn(registryClients(channel));
   } finally {
@@ -43,16 +48,24 @@ export function socketAccepts(path: string): Promise<boolean> {
   });
 }
 
-export function registerNetworkService(socket: string, ns: registry.NetworkService): Promise<registry.NetworkService> {
-  return withRegistry(socket, (r) => r.ns.register(ns, ctx()));
+export function registerNetworkService(
+  socket: string,
+  dial: DialOptions,
+  ns: registry.NetworkService,
+): Promise<registry.NetworkService> {
+  return withRegistry(socket, dial, (r) => r.ns.register(ns, ctx()));
 }
 
-export async function unregisterNetworkService(socket: string, ns: registry.NetworkService): Promise<void> {
-  await withRegistry(socket, (r) => r.ns.unregister(ns, ctx()));
+export async function unregisterNetworkService(
+  socket: string,
+  dial: DialOptions,
+  ns: registry.NetworkService,
+): Promise<void> {
+  await withRegistry(socket, dial, (r) => r.ns.unregister(ns, ctx()));
 }
 
-export function findNetworkServices(socket: string): Promise<registry.NetworkService[]> {
-  return withRegistry(socket, async (r) => {
+export function findNetworkServices(socket: string, dial: DialOptions): Promise<registry.NetworkService[]> {
+  return withRegistry(socket, dial, async (r) => {
     const out: registry.NetworkService[] = [];
     const q = create(registry.NetworkServiceQuerySchema, { networkService: create(registry.NetworkServiceSchema) });
     for await (const resp of r.ns.find(q, ctx()))
@@ -62,8 +75,12 @@ export function findNetworkServices(socket: string): Promise<registry.NetworkSer
 }
 
 /** NSE records, all of them or the one named `name`. */
-export function findEndpoints(socket: string, name = ""): Promise<registry.NetworkServiceEndpoint[]> {
-  return withRegistry(socket, async (r) => {
+export function findEndpoints(
+  socket: string,
+  dial: DialOptions,
+  name = "",
+): Promise<registry.NetworkServiceEndpoint[]> {
+  return withRegistry(socket, dial, async (r) => {
     const out: registry.NetworkServiceEndpoint[] = [];
     const q = create(registry.NetworkServiceEndpointQuerySchema, {
       networkServiceEndpoint: create(registry.NetworkServiceEndpointSchema, { name }),
@@ -75,8 +92,8 @@ export function findEndpoints(socket: string, name = ""): Promise<registry.Netwo
 }
 
 /** The connections an nsmgr has now (the initial state transfer of MonitorConnections). */
-export async function nsmgrConnections(socket: string): Promise<Connection[]> {
-  const channel = dialChannel(`unix://${socket}`);
+export async function nsmgrConnections(socket: string, dial: DialOptions): Promise<Connection[]> {
+  const channel = dialChannel(`unix://${socket}`, dial);
   const c = ctx();
   try {
     const stream = createClient(MonitorConnection, channel).monitorConnections(create(MonitorScopeSelectorSchema), c);

@@ -8,8 +8,9 @@ import { readFileSync } from "node:fs";
 import { type Connection, State } from "../api/index.js";
 import { NsmError } from "../sdk/core/errors.js";
 import { findEndpoints, findNetworkServices, nsmgrConnections } from "./cluster.js";
+import { cliDialOptions } from "./identity.js";
 import { isAlive } from "./proc.js";
-import { type ContainerState, LocalError, type PodState, type State as RuntimeState } from "./state.js";
+import { type ContainerState, LocalError, type PodState, type State as RuntimeState, runtimePaths } from "./state.js";
 
 /** Formats rows as a kubectl-style table (columns padded, three spaces apart). */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -135,14 +136,16 @@ async function buildTable(state: RuntimeState, kind: string, namespace?: string)
         }),
       );
     case "networkservices": {
-      const list = await registryCall(() => findNetworkServices(`${state.dir}/registry.sock`));
+      const list = await registryCall(async () =>
+        findNetworkServices(`${state.dir}/registry.sock`, await dialOf(state)),
+      );
       return table(
         ["NAME", "PAYLOAD", "MATCHES"],
         list.sort((a, b) => a.name.localeCompare(b.name)).map((s) => [s.name, s.payload, String(s.matches.length)]),
       );
     }
     case "networkserviceendpoints": {
-      const list = await registryCall(() => findEndpoints(`${state.dir}/registry.sock`));
+      const list = await registryCall(async () => findEndpoints(`${state.dir}/registry.sock`, await dialOf(state)));
       return table(
         ["NAME", "SERVICES", "URL", "EXPIRES"],
         list
@@ -153,7 +156,10 @@ async function buildTable(state: RuntimeState, kind: string, namespace?: string)
     default: {
       const rows: string[][] = [];
       for (const n of state.nodes) {
-        const conns = await registryCall(() => nsmgrConnections(n.nsmgrSocket), `the nsmgr of ${n.name}`);
+        const conns = await registryCall(
+          async () => nsmgrConnections(n.nsmgrSocket, await dialOf(state)),
+          `the nsmgr of ${n.name}`,
+        );
         for (const c of conns) {
           const ip = c.context?.ipContext;
           rows.push([
@@ -173,10 +179,16 @@ async function buildTable(state: RuntimeState, kind: string, namespace?: string)
   }
 }
 
+/** The CLI's credentials for this runtime. */
+function dialOf(state: RuntimeState) {
+  return cliDialOptions(runtimePaths(state.dir), state);
+}
+
 async function registryCall<T>(fn: () => Promise<T>, what = "the registry"): Promise<T> {
   try {
     return await fn();
   } catch (err) {
+    if (err instanceof LocalError) throw err;
     throw new LocalError(`cannot reach ${what}: ${NsmError.from(err).toStatusString()}`);
   }
 }
@@ -186,7 +198,7 @@ export const SYSTEM_NAMESPACE = "nsm-system";
 
 /**
  * The runtime's own components as pods of {@link SYSTEM_NAMESPACE} (for `nsm logs`):
- * `registry`, `nsmgr-<node>`, `forwarder-<node>`.
+ * `identity-provider`, `registry`, `nsmgr-<node>`, `forwarder-<node>`.
  */
 export function systemPods(state: RuntimeState): PodState[] {
   const pod = (name: string, node: string, netns: string, proc: ContainerState["proc"]): PodState => ({
@@ -216,6 +228,7 @@ export function systemPods(state: RuntimeState): PodState[] {
     createdAt: state.createdAt,
   });
   return [
+    ...(state.identityProvider ? [pod("identity-provider", "", "", state.identityProvider)] : []),
     pod("registry", "", "", state.registry),
     ...state.nodes.flatMap((n) => [
       pod(`nsmgr-${n.name}`, n.name, n.netns, n.nsmgr),

@@ -54,6 +54,27 @@ describe("pods", () => {
     assert.deepEqual(pod.containers[2]!.argv.slice(-2), [NSM_BIN, "nsc"]);
   });
 
+  it("gives every container the runtime's Workload API (or the insecure flag), replacing SPIRE's", () => {
+    const security = { SPIFFE_ENDPOINT_SOCKET: "unix:///run/nsm-test-pods/agent.sock" };
+    const nsePod = buildPod({ paths, manifest: nse!, name: "nse-kernel-0123456789-abcde", node, security });
+    assert.equal(nsePod.containers[0]!.env.SPIFFE_ENDPOINT_SOCKET, security.SPIFFE_ENDPOINT_SOCKET);
+    const client = buildPod({ paths, manifest: alpine!, name: "alpine", node, nsurls: "kernel://k/nsm-1", security });
+    for (const c of client.containers)
+      assert.equal(c.env.SPIFFE_ENDPOINT_SOCKET, security.SPIFFE_ENDPOINT_SOCKET, c.name);
+    const insecure = buildPod({
+      paths,
+      manifest: alpine!,
+      name: "alpine",
+      node,
+      nsurls: "kernel://k/nsm-1",
+      security: { NSM_INSECURE: "true" },
+    });
+    for (const c of insecure.containers) {
+      assert.equal(c.env.NSM_INSECURE, "true", c.name);
+      assert.equal(c.env.SPIFFE_ENDPOINT_SOCKET, undefined, c.name);
+    }
+  });
+
   it("namespace annotation applies to pods without their own", () => {
     assert.equal(podNsurls({}, { "networkservicemesh.io": "kernel://a/nsm-1" }), "kernel://a/nsm-1");
     assert.equal(

@@ -126,6 +126,11 @@ export interface BuildPodInput {
   readonly nsurls?: string;
   /** Environment values taken from the CLI's environment (NSM_LOG_LEVEL). */
   readonly inherited?: Readonly<Record<string, string>>;
+  /**
+   * Identity env of every container: `SPIFFE_ENDPOINT_SOCKET` of the runtime's identity provider,
+   * or `NSM_INSECURE=true` for an insecure runtime. @default none
+   */
+  readonly security?: Readonly<Record<string, string>>;
 }
 
 function logFile(paths: RuntimePaths, namespace: string, pod: string, container: string): string {
@@ -171,13 +176,18 @@ export function buildPod(input: BuildPodInput): PodState {
       const v = e.fieldPath !== undefined ? fields[e.fieldPath]! : expandVars(e.value ?? "", env);
       env[e.name] = v;
     }
+    // Upstream pods reach the SPIRE agent at /run/spire/sockets; here every process gets the
+    // runtime's identity provider instead (a value pointing elsewhere is the user's choice).
+    const spiffe = env.SPIFFE_ENDPOINT_SOCKET;
+    if (spiffe === undefined || spiffe.startsWith("unix:///run/spire/")) {
+      delete env.SPIFFE_ENDPOINT_SOCKET;
+      Object.assign(env, input.security);
+    }
     let argv: string[];
     if (role) {
       for (const [k, v] of Object.entries(env)) {
         if (v.startsWith(NSM_SOCKET_DIR)) env[k] = nodeSocketDir + v.slice(NSM_SOCKET_DIR.length);
       }
-      // Upstream pods reach SPIRE here; the local runtime's components run without it.
-      if (env.SPIFFE_ENDPOINT_SOCKET?.startsWith("unix:///run/spire/")) delete env.SPIFFE_ENDPOINT_SOCKET;
       env.NSM_CONNECT_TO ??= `unix://${node.nsmgrSocket}`;
       argv = role.length === 1 && role[0] === "nsc" ? sidecarArgv() : nsmArgv(...role);
     } else {
@@ -208,6 +218,7 @@ export function buildPod(input: BuildPodInput): PodState {
   if (nsurls) {
     const clientEnv = {
       ...roleBase,
+      ...input.security,
       NSM_NAME: name,
       NSM_CONNECT_TO: `unix://${node.nsmgrSocket}`,
       NSM_NETWORK_SERVICES: nsurls,

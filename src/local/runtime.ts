@@ -20,7 +20,15 @@ import { join } from "node:path";
 import { fromJson, toJson } from "@bufbuild/protobuf";
 import { NetworkServiceSchema } from "../api/gen/registry_pb.js";
 import { NsmError } from "../sdk/core/errors.js";
+import { checkTrustDomain } from "../security/spiffeid.js";
 import { findEndpoints, registerNetworkService, socketAccepts, unregisterNetworkService } from "./cluster.js";
+import {
+  cliDialOptions,
+  createRuntimeCa,
+  DEFAULT_TRUST_DOMAIN,
+  RUNTIME_SVID_TTL,
+  writeIdentities,
+} from "./identity.js";
 import { renderLogLine } from "./inspect.js";
 import {
   describe,
@@ -105,6 +113,11 @@ function systemEnv(paths: RuntimePaths, extra: Record<string, string>): Record<s
   return { ...env, ...extra };
 }
 
+/** What every NSM process of the runtime gets for its identity: the Workload API, or insecure. */
+function securityEnv(paths: RuntimePaths, state: Pick<State, "insecure">): Record<string, string> {
+  return state.insecure ? { NSM_INSECURE: "true" } : { SPIFFE_ENDPOINT_SOCKET: `unix://${paths.agentSocket}` };
+}
+
 function inheritedEnv(): Record<string, string> {
   return process.env.NSM_LOG_LEVEL ? { NSM_LOG_LEVEL: process.env.NSM_LOG_LEVEL } : {};
 }
@@ -175,6 +188,8 @@ export class LocalRuntime {
 
   #save(state: State): void {
     saveState(this.paths, state);
+    // Who is who for the identity provider and the forwarders' netns checks.
+    writeIdentities(this.paths, state);
   }
 
   #lock(what: string) {
@@ -184,9 +199,16 @@ export class LocalRuntime {
   // -------------------------------------------------------------------------------------------
   // up
 
-  async up(nodeCount: number): Promise<void> {
+  async up(nodeCount: number, options: UpOptions = {}): Promise<void> {
     if (!Number.isInteger(nodeCount) || nodeCount < 1 || nodeCount > 16)
       throw new LocalError(`--nodes must be an integer from 1 to 16, not ${nodeCount}`);
+    const insecure = options.insecure === true;
+    const trustDomain = options.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+    try {
+      checkTrustDomain(trustDomain);
+    } catch (err) {
+      throw new LocalError(`--trust-domain: ${NsmError.from(err).rawMessage}`);
+    }
     const { paths, out } = this;
     const socketProbe = join(paths.nodesDir, `node-${nodeCount}`, "forwarder.sock");
     if (socketProbe.length > MAX_SOCKET_PATH)
@@ -201,6 +223,10 @@ export class LocalRuntime {
           if (existing.nodes.length !== nodeCount)
             throw new LocalError(
               `the runtime in ${paths.dir} is already up with ${existing.nodes.length} node(s); run \`nsm down\` first to change that`,
+            );
+          if ((existing.insecure === true) !== insecure)
+            throw new LocalError(
+              `the runtime in ${paths.dir} is already up ${existing.insecure ? "in insecure mode" : "with mTLS"}; run \`nsm down\` first to change that`,
             );
           out.say(`already up: ${existing.nodes.length} node(s), state in ${paths.dir}`);
           return;
@@ -219,14 +245,42 @@ export class LocalRuntime {
       out.say(`starting the local runtime: ${nodeCount} node(s), state in ${paths.dir}, netns prefix ${paths.prefix}`);
       for (const d of [paths.logsDir, paths.nodesDir, paths.tmpDir]) mkdirSync(d, { recursive: true });
       const state = emptyState(paths);
+      if (insecure) state.insecure = true;
+      else state.trustDomain = trustDomain;
       this.#save(state);
       try {
+        if (insecure) {
+          out.warn(
+            "INSECURE MODE (--insecure): no identity provider, no mTLS, no path tokens, no policies, no netns ownership checks; every process runs with NSM_INSECURE=true. Debugging only.",
+          );
+        } else {
+          const t = Date.now();
+          await createRuntimeCa(paths, trustDomain);
+          const idp = start(
+            paths,
+            undefined,
+            nsmArgv("identity-provider"),
+            systemEnv(paths, {
+              NSM_LISTEN_ON: `unix://${paths.agentSocket}`,
+              NSM_CA_FILE: paths.caFile,
+              NSM_PROCESS_IDENTITIES: paths.identitiesFile,
+              NSM_SVID_TTL: process.env.NSM_SVID_TTL || RUNTIME_SVID_TTL,
+            }),
+            join(paths.logsDir, "identity-provider.log"),
+          );
+          state.identityProvider = idp.proc;
+          this.#save(state);
+          await waitReady("the identity provider", idp.proc, idp.spawned, () => socketAccepts(paths.agentSocket));
+          out.say(
+            `  identity provider ready: trust domain ${trustDomain}, SPIFFE Workload API on unix://${paths.agentSocket} ${out.took(t)}`,
+          );
+        }
         const t = Date.now();
         const reg = start(
           paths,
           undefined,
           nsmArgv("registry"),
-          systemEnv(paths, { NSM_LISTEN_ON: `unix://${paths.registrySocket}` }),
+          systemEnv(paths, { ...securityEnv(paths, state), NSM_LISTEN_ON: `unix://${paths.registrySocket}` }),
           join(paths.logsDir, "registry.log"),
         );
         state.registry = reg.proc;
@@ -237,6 +291,11 @@ export class LocalRuntime {
         state.phase = "up";
         this.#save(state);
         out.say(`ready: ${nodeCount} node(s) in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+        out.say(
+          insecure
+            ? "security: OFF (insecure mode): plaintext gRPC, no identities"
+            : `security: mTLS on every hop with X.509-SVIDs of trust domain ${trustDomain}, path tokens and policies on`,
+        );
       } catch (err) {
         if (err instanceof LocalError) err.message += "\nrun `nsm down` to clean up what was started";
         throw err;
@@ -267,6 +326,7 @@ export class LocalRuntime {
       node.netns,
       nsmArgv("nsmgr"),
       systemEnv(paths, {
+        ...securityEnv(paths, state),
         NSM_NAME: `nsmgr-${name}`,
         NSM_LISTEN_ON: `unix://${node.nsmgrSocket}`,
         NSM_REGISTRY_URL: `unix://${paths.registrySocket}`,
@@ -284,6 +344,8 @@ export class LocalRuntime {
       node.netns,
       nsmArgv("forwarder"),
       systemEnv(paths, {
+        ...securityEnv(paths, state),
+        ...(state.insecure ? {} : { NSM_PROCESS_IDENTITIES: paths.identitiesFile }),
         NSM_NAME: fwdName,
         NSM_LISTEN_ON: `unix://${node.forwarderSocket}`,
         NSM_CONNECT_TO: `unix://${node.nsmgrSocket}`,
@@ -298,13 +360,15 @@ export class LocalRuntime {
       `forwarder of ${name}`,
       fwd.proc,
       fwd.spawned,
-      async () => (await findEndpoints(paths.registrySocket, fwdName)).length > 0,
+      async () => (await findEndpoints(paths.registrySocket, await cliDialOptions(paths, state), fwdName)).length > 0,
     );
     out.say(`  ${name}: netns ${node.netns}, nsmgr and forwarder ready ${out.took(t)}`);
   }
 
   /** What is wrong with a runtime that should be up, or undefined. */
   #health(state: State): string | undefined {
+    if (!state.insecure && (!state.identityProvider || !isAlive(state.identityProvider)))
+      return "the identity provider is not running";
     if (!state.registry || !isAlive(state.registry)) return "the registry is not running";
     for (const n of state.nodes) {
       if (!n.nsmgr || !isAlive(n.nsmgr)) return `the nsmgr of ${n.name} is not running`;
@@ -405,27 +469,43 @@ export class LocalRuntime {
     // Place pods: those without the client annotation first (endpoints), then clients.
     const placed: PlacedPod[] = state.pods.filter((p) => !removing.has(p));
     const nodes = state.nodes.map((n) => n.name);
-    const ordered = [...wanted.filter((w) => !w.nsurls), ...wanted.filter((w) => w.nsurls)];
-    for (const w of ordered) {
-      const nodeName = placePod(
-        { namespace: w.m.namespace, name: w.name, labels: w.m.labels, spec: w.m.spec },
-        nodes,
-        placed,
-      );
-      const node = state.nodes.find((n) => n.name === nodeName)!;
-      let pod = buildPod({
-        paths: this.paths,
-        manifest: w.m,
-        name: w.name,
-        node,
-        nsurls: w.nsurls,
-        inherited: inheritedEnv(),
-      });
-      if (netnsTaken.has(pod.netns))
-        pod = { ...pod, netns: netnsName(this.paths.prefix, pod.namespace, pod.name, pod.uid) };
-      netnsTaken.add(pod.netns);
-      placed.push({ ...pod, affinity: w.m.spec.affinity });
-      plan.create.push(pod);
+    // A pod whose podAffinity names a pod of this same apply (e.g. a client Deployment listed
+    // before its endpoint) is placed once the others are: go round until nothing more fits.
+    let pending = [...wanted.filter((w) => !w.nsurls), ...wanted.filter((w) => w.nsurls)];
+    while (pending.length > 0) {
+      const deferred: typeof pending = [];
+      let firstError: unknown;
+      for (const w of pending) {
+        let nodeName: string;
+        try {
+          nodeName = placePod(
+            { namespace: w.m.namespace, name: w.name, labels: w.m.labels, spec: w.m.spec },
+            nodes,
+            placed,
+          );
+        } catch (err) {
+          firstError ??= err;
+          deferred.push(w);
+          continue;
+        }
+        const node = state.nodes.find((n) => n.name === nodeName)!;
+        let pod = buildPod({
+          paths: this.paths,
+          manifest: w.m,
+          name: w.name,
+          node,
+          nsurls: w.nsurls,
+          inherited: inheritedEnv(),
+          security: securityEnv(this.paths, state),
+        });
+        if (netnsTaken.has(pod.netns))
+          pod = { ...pod, netns: netnsName(this.paths.prefix, pod.namespace, pod.name, pod.uid) };
+        netnsTaken.add(pod.netns);
+        placed.push({ ...pod, affinity: w.m.spec.affinity });
+        plan.create.push(pod);
+      }
+      if (deferred.length === pending.length) throw firstError;
+      pending = deferred;
     }
     return plan;
   }
@@ -446,7 +526,7 @@ export class LocalRuntime {
     }
     for (const s of plan.services) {
       try {
-        await registerNetworkService(paths.registrySocket, s.record);
+        await registerNetworkService(paths.registrySocket, await cliDialOptions(paths, state), s.record);
       } catch (err) {
         throw new LocalError(
           `networkservice/${s.name}: the registry refused it: ${NsmError.from(err).toStatusString()}`,
@@ -545,7 +625,7 @@ export class LocalRuntime {
         if (role?.[0] === "nse") {
           const nseName = c.env.NSM_NAME || "icmp-server";
           await waitReady(`container "${c.name}"`, c.proc!, spawned, async () => {
-            return (await findEndpoints(paths.registrySocket, nseName)).length > 0;
+            return (await findEndpoints(paths.registrySocket, await cliDialOptions(paths, state), nseName)).length > 0;
           });
           notes.push(`endpoint ${nseName} registered`);
         } else if (c.name === SIDECAR_CLIENT_NAME && c.injected) {
@@ -663,7 +743,11 @@ export class LocalRuntime {
     const s = state.networkServices.find((x) => x.name === name);
     if (!s) return;
     try {
-      await unregisterNetworkService(this.paths.registrySocket, fromJson(NetworkServiceSchema, s.record as never));
+      await unregisterNetworkService(
+        this.paths.registrySocket,
+        await cliDialOptions(this.paths, state),
+        fromJson(NetworkServiceSchema, s.record as never),
+      );
     } catch (err) {
       this.out.warn(`networkservice/${name}: could not unregister: ${NsmError.from(err).toStatusString()}`);
     }
@@ -740,6 +824,7 @@ export class LocalRuntime {
           state.nodes.map((n) => n.nsmgr),
         );
         await stopAll("registry", [state.registry]);
+        await stopAll("identity provider", [state.identityProvider]);
         for (const n of state.nodes) await deleteNetns(n.netns);
       } else {
         out.say(`no runtime state in ${paths.dir}; removing anything left with prefix ${paths.prefix}`);
@@ -769,6 +854,13 @@ export class LocalRuntime {
       release();
     }
   }
+}
+
+export interface UpOptions {
+  /** Run without identities, mTLS and policies (every process gets NSM_INSECURE=true). @default false */
+  readonly insecure?: boolean;
+  /** @default {@link DEFAULT_TRUST_DOMAIN} */
+  readonly trustDomain?: string;
 }
 
 interface ApplyPlan {
@@ -801,9 +893,18 @@ async function killNetnsProcesses(netns: string): Promise<void> {
 /** Removes what the runtime put in its state directory, then the directory if it is empty. */
 function removeStateDir(paths: RuntimePaths): void {
   for (const p of [paths.logsDir, paths.nodesDir, paths.tmpDir]) rmSync(p, { recursive: true, force: true });
-  for (const f of [paths.stateFile, paths.registrySocket, paths.lockFile]) rmSync(f, { force: true });
+  for (const f of [
+    paths.stateFile,
+    paths.registrySocket,
+    paths.agentSocket,
+    paths.caFile,
+    paths.identitiesFile,
+    paths.lockFile,
+  ])
+    rmSync(f, { force: true });
   try {
-    for (const f of readdirSync(paths.dir)) if (/^state\.json\.\d+\.tmp$/.test(f)) rmSync(join(paths.dir, f));
+    for (const f of readdirSync(paths.dir))
+      if (/^(state|identities)\.json\.\d+\.tmp$/.test(f)) rmSync(join(paths.dir, f));
     rmdirSync(paths.dir);
   } catch {
     // not empty (someone else's files) or already gone

@@ -7,6 +7,9 @@
  * - `state.json`        what exists (written atomically: temp file + rename)
  * - `lock`              "<pid> <start time>" of the command holding it
  * - `registry.sock`     the registry
+ * - `ca.json`           the embedded CA (certificate and key; root only)
+ * - `agent.sock`        the SPIFFE Workload API of the identity provider
+ * - `identities.json`   which process is which SPIFFE ID (root only; derived from the state)
  * - `nodes/<node>/`     `nsm.io.sock` (nsmgr), `forwarder.sock`
  * - `logs/`             one file per process: `registry.log`, `<node>-nsmgr.log`, `<ns>_<pod>_<container>.log`
  * - `tmp/`              TMPDIR of the processes (endpoint sockets)
@@ -38,6 +41,12 @@ export interface RuntimePaths {
   readonly nodesDir: string;
   readonly tmpDir: string;
   readonly registrySocket: string;
+  /** The embedded CA (`CertificateAuthority.export()` as JSON, mode 0600). */
+  readonly caFile: string;
+  /** The identity provider's SPIFFE Workload API socket. */
+  readonly agentSocket: string;
+  /** The process identity file the identity provider and forwarders resolve pids with (mode 0600). */
+  readonly identitiesFile: string;
   /** Netns name prefix, `nsm-<6 hex>`. */
   readonly prefix: string;
 }
@@ -52,6 +61,9 @@ export function runtimePaths(dir: string): RuntimePaths {
     nodesDir: join(abs, "nodes"),
     tmpDir: join(abs, "tmp"),
     registrySocket: join(abs, "registry.sock"),
+    caFile: join(abs, "ca.json"),
+    agentSocket: join(abs, "agent.sock"),
+    identitiesFile: join(abs, "identities.json"),
     prefix: `nsm-${createHash("sha256").update(abs).digest("hex").slice(0, 6)}`,
   };
 }
@@ -143,6 +155,12 @@ export interface State {
   /** `starting` until `up` has finished; `up` after. */
   phase: "starting" | "up";
   readonly createdAt: string;
+  /** SPIFFE trust domain of every identity (secure runtimes). */
+  trustDomain?: string;
+  /** Started with `up --insecure`: no identity provider, no mTLS, every process has NSM_INSECURE=true. */
+  insecure?: boolean;
+  /** The identity provider (embedded CA serving the Workload API), secure runtimes only. */
+  identityProvider?: ManagedProc;
   registry?: ManagedProc;
   nodes: NodeState[];
   namespaces: NamespaceState[];

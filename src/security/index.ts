@@ -22,11 +22,17 @@ export type {
   AuthorizeMonitorOptions,
   AuthorizeServerOptions,
   MonitorConnectionServiceImpl,
+  NetnsOwnerCheckRequest,
+  NetnsOwnership,
+  NetnsOwnershipOptions,
 } from "./networkservice/index.js";
 export {
   authorizeClient,
   authorizeMonitorConnectionService,
   authorizeServer,
+  netnsOwnership,
+  netnsUrlPid,
+  nextHopCertificateOf,
   SpiffeIdConnectionMap,
   updateTokenServer,
 } from "./networkservice/index.js";
@@ -75,6 +81,7 @@ export {
 export type { ChannelCredentialsOptions, TlsOptions } from "./tls.js";
 export {
   channelCredentials,
+  drainOnRotation,
   peerCertificateOf,
   peerSpiffeIdOf,
   secureDialOptions,

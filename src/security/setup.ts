@@ -89,6 +89,7 @@ export async function createSecurity(options: Readonly<SecurityOptions>): Promis
     ? createTokenGenerator(source, { maxTokenLifetimeMs: options.maxTokenLifetimeMs })
     : undefined;
   const connections = new SpiffeIdConnectionMap();
+  const trustBundle = () => source?.current().bundle;
   const serverCreds = serverCredentials(source, { insecure, log });
   return {
     insecure,
@@ -101,14 +102,18 @@ export async function createSecurity(options: Readonly<SecurityOptions>): Promis
       tokenGenerator
         ? {
             updateToken: updateTokenServer(tokenGenerator),
-            authorize: authorizeServer({ policies, spiffeIdConnectionMap: connections }),
+            authorize: authorizeServer({ policies, spiffeIdConnectionMap: connections, trustBundle }),
           }
         : { updateToken: passThrough("updatetoken"), authorize: passThrough("authorize") },
-    clientAuthorize: (policies) => (insecure ? passThrough("authorizeClient") : authorizeClient({ policies })),
-    registryServer: (policies) => (tokenGenerator ? registryServerSecurity({ tokenGenerator, policies }) : undefined),
-    registryClient: (policies) => (insecure ? undefined : registryClientSecurity({ policies })),
+    clientAuthorize: (policies) =>
+      insecure ? passThrough("authorizeClient") : authorizeClient({ policies, trustBundle }),
+    registryServer: (policies) =>
+      tokenGenerator ? registryServerSecurity({ tokenGenerator, policies, trustBundle }) : undefined,
+    registryClient: (policies) => (insecure ? undefined : registryClientSecurity({ policies, trustBundle })),
     secureRegistryClients: (registries, policies) =>
-      insecure ? { ns: registries.ns, nse: registries.nse } : secureRegistryClients(registries, { policies }),
+      insecure
+        ? { ns: registries.ns, nse: registries.nse }
+        : secureRegistryClients(registries, { policies, trustBundle }),
     monitor: (service, policies) =>
       insecure ? service : authorizeMonitorConnectionService(service, { policies, spiffeIdConnectionMap: connections }),
     close: () => {

@@ -39,7 +39,9 @@ const ctx = () => CallContext.create({ deadline: Date.now() + 5000 });
 async function call(url: string, options: Parameters<typeof dialChannel>[1]) {
   const channel = dialChannel(url, options);
   try {
-    const { result, observation } = await observeCalls(() => createClient(NetworkService, channel).request(req, ctx()));
+    const { result, observation } = await observeCalls(ctx(), (c) =>
+      createClient(NetworkService, channel).request(req, c),
+    );
     return { id: result.id, server: observation.peerCertificate };
   } finally {
     closeChannel(channel);

@@ -25,9 +25,11 @@
  * (the extension point grpc-js's own TLS credentials use); it is pinned with the grpc-js version.
  */
 import type { X509Certificate } from "node:crypto";
+import { constants as http2constants } from "node:http2";
 import type { Socket } from "node:net";
 import * as tls from "node:tls";
 import * as grpc from "@grpc/grpc-js";
+import type { AuthContext } from "@grpc/grpc-js/build/src/auth-context.js";
 import type { SecureConnector, SecureConnectResult } from "@grpc/grpc-js/build/src/channel-credentials.js";
 import { grpcPeerKey } from "../api/grpc.js";
 import type { CallContext } from "../sdk/core/context.js";
@@ -85,10 +87,17 @@ class SpiffeServerCredentials extends grpc.ServerCredentials {
       secureContextOptions(source.current()),
     );
     source.subscribe((s) => this.updateSecureContextOptions(secureContextOptions(s)));
-    const interceptor: grpc.ServerInterceptor = (_method, call) =>
-      new grpc.ServerInterceptingCall(call, {
+    const interceptor: grpc.ServerInterceptor = (_method, call) => {
+      // The TLS peer does not change during a call: read it once (Node builds a new object, with
+      // fingerprints, on every read), for this check and for the handler.
+      let authContext: AuthContext | undefined;
+      const auth = () => {
+        authContext ??= call.getAuthContext();
+        return authContext;
+      };
+      const intercepting = new grpc.ServerInterceptingCall(call, {
         start: (next) => {
-          const problem = peerProblem(call.getAuthContext()?.sslPeerCertificate, source.current().bundle.trustDomain);
+          const problem = peerProblem(auth()?.sslPeerCertificate, source.current().bundle.trustDomain);
           if (!problem) {
             next();
             return;
@@ -99,6 +108,9 @@ class SpiffeServerCredentials extends grpc.ServerCredentials {
           });
         },
       });
+      intercepting.getAuthContext = auth;
+      return intercepting;
+    };
     this.#interceptors = [interceptor];
   }
 
@@ -124,6 +136,107 @@ export function serverCredentials(source: X509Source | undefined, options: TlsOp
   }
   if (!source) throw invalidArgument("server credentials need an X.509 source (or insecure: true)");
   return new SpiffeServerCredentials(source, log);
+}
+
+/** How long a drained connection still takes new streams before it is closed for them. */
+const DRAIN_DELAY_MS = 2000;
+
+type ServerSession = import("node:http2").ServerHttp2Session;
+
+/** The HTTP/2 sessions of a grpc-js server (its private map of HTTP/2 servers, grpc-js 1.14). */
+function sessionsOf(server: grpc.Server): ServerSession[] | undefined {
+  const servers = (server as unknown as { http2Servers?: Map<unknown, { sessions?: Set<ServerSession> }> })
+    .http2Servers;
+  if (!(servers instanceof Map)) return undefined;
+  return [...servers.values()].flatMap((s) => [...(s.sessions ?? [])]);
+}
+
+/** Whether a certificate (as a TLS socket reports it) expires within `marginMs`. */
+function expiresSoon(cert: tls.PeerCertificate | null | undefined, now: number, marginMs: number): boolean {
+  if (!cert?.valid_to) return false;
+  const to = Date.parse(cert.valid_to);
+  return Number.isFinite(to) && to - now < marginMs;
+}
+
+/** Whether either certificate of a session's TLS connection expires within `marginMs`. */
+function sessionExpiresSoon(session: ServerSession, now: number, marginMs: number): boolean {
+  try {
+    const socket = session.socket as unknown;
+    if (!(socket instanceof tls.TLSSocket)) return false;
+    const local = socket.getCertificate() as tls.PeerCertificate | null;
+    return expiresSoon(local, now, marginMs) || expiresSoon(socket.getPeerCertificate(), now, marginMs);
+  } catch {
+    return false;
+  }
+}
+
+export interface DrainOptions {
+  /** How often to look for connections whose certificates expire soon. @default SVID lifetime / 20, 0.2 s to 5 s */
+  readonly sweepMs?: number;
+  readonly log?: Logger;
+}
+
+/**
+ * Keeps the connections of `server` in step with SVID rotations.
+ *
+ * A TLS connection keeps the certificates of its handshake. Path tokens are always signed with
+ * the current SVID (and say which in `x5c`, so peers still verify them), but a token's expiry is
+ * bounded by the peer certificate of the connection, so a connection must not outlive its
+ * certificates, and a rotation should reach the wire. This drains, the graceful way (RFC 9113
+ * §6.8: a first GOAWAY with the highest stream id, so that nothing in flight is refused — clients
+ * dialed with `secureDialOptions` retry a refused call transparently — then the final one
+ * {@link DRAIN_DELAY_MS} later):
+ * - every connection, when `source` (this server) rotates;
+ * - a connection whose client or server certificate expires within a tenth of the SVID lifetime
+ *   (a client that rotated, or a long-lived connection), found by a periodic sweep.
+ * Calls already running finish on the old connection (monitor and watch streams stay open); new
+ * calls make a new connection whose handshake presents the current SVIDs of both sides. Returns
+ * the function that stops it.
+ */
+export function drainOnRotation(
+  server: grpc.Server,
+  source: X509Source | undefined,
+  options: Readonly<DrainOptions> = {},
+): () => void {
+  if (!source) return () => {};
+  const log = options.log ?? silentLogger;
+  const drained = new WeakSet<ServerSession>();
+  const drain = (which: (s: ServerSession) => boolean, why: string) => {
+    const sessions = sessionsOf(server);
+    if (!sessions) {
+      log.warn("cannot drain connections: unknown grpc-js server internals");
+      return;
+    }
+    const open = sessions.filter((x) => !x.closed && !x.destroyed && !drained.has(x) && which(x));
+    if (open.length === 0) return;
+    for (const session of open) {
+      drained.add(session);
+      try {
+        session.goaway(http2constants.NGHTTP2_NO_ERROR, 2 ** 31 - 1);
+      } catch {
+        // closed meanwhile
+      }
+    }
+    setTimeout(() => {
+      for (const session of open) if (!session.closed && !session.destroyed) session.close();
+    }, DRAIN_DELAY_MS).unref();
+    log.debug({ connections: open.length, why }, "connections drained");
+  };
+  const unsubscribe = source.subscribe(() => drain(() => true, "SVID rotated"));
+  const svid = source.current().svid;
+  const from = Date.parse(svid.certificates[0]?.validFrom ?? "");
+  const lifetime = Number.isFinite(from) ? Math.max(1000, svid.notAfter.getTime() - from) : 3_600_000;
+  const sweepMs = options.sweepMs ?? Math.min(5000, Math.max(200, Math.floor(lifetime / 20)));
+  const marginMs = Math.max(2 * sweepMs, lifetime / 10);
+  const timer = setInterval(() => {
+    const now = Date.now();
+    drain((s) => sessionExpiresSoon(s, now, marginMs), "a certificate expires soon");
+  }, sweepMs);
+  timer.unref();
+  return () => {
+    unsubscribe();
+    clearInterval(timer);
+  };
 }
 
 export interface ChannelCredentialsOptions extends TlsOptions {
@@ -163,10 +276,11 @@ class SpiffeConnector implements SecureConnector {
 
   connect(socket: Socket): Promise<SecureConnectResult> {
     return new Promise((resolve, reject) => {
+      const snapshot = this.owner.snapshot();
       const tlsSocket = tls.connect(
         {
           socket,
-          secureContext: this.owner.secureContext(),
+          secureContext: this.owner.secureContext(snapshot),
           ALPNProtocols: ["h2"],
           rejectUnauthorized: true,
           checkServerIdentity: (_host, cert) => {
@@ -217,9 +331,13 @@ class SpiffeChannelCredentials extends grpc.ChannelCredentials {
     this.#expected = typeof expectedPeer === "string" ? (id) => id === expectedPeer : expectedPeer;
   }
 
-  /** The TLS context of the current SVID and bundle (rebuilt after each source update). */
-  secureContext(): tls.SecureContext {
-    const s = this.source.current();
+  /** The source's current snapshot. */
+  snapshot(): X509Snapshot {
+    return this.source.current();
+  }
+
+  /** The TLS context of a snapshot (the current one is cached until the next source update). */
+  secureContext(s: X509Snapshot = this.source.current()): tls.SecureContext {
     if (!this.#context || this.#version !== s.version) {
       this.#context = tls.createSecureContext(secureContextOptions(s));
       this.#version = s.version;
@@ -271,7 +389,8 @@ export function channelCredentials(
 
 /**
  * Dial options for the `dial` element / `dialChannel`: {@link channelCredentials} plus the
- * call observer the authorize and registry grpcmetadata clients rely on.
+ * call observer the authorize and registry grpcmetadata clients rely on, and transparent
+ * retries (for calls refused by a server draining its connections after a rotation).
  */
 export function secureDialOptions(
   source: X509Source | undefined,
@@ -279,7 +398,10 @@ export function secureDialOptions(
 ): Required<Pick<DialOptions, "credentials" | "channelOptions">> {
   return {
     credentials: channelCredentials(source, options),
-    channelOptions: { interceptors: [callObserverInterceptor] },
+    // Transparent retries only (no retry policy is configured): a call that a draining server
+    // refused before processing it (REFUSED_STREAM, see `drainOnRotation`) goes again on a new
+    // connection.
+    channelOptions: { interceptors: [callObserverInterceptor], "grpc.enable_retries": 1 },
   };
 }
 

@@ -8,6 +8,7 @@ import {
   decodeTokenClaims,
   formatRfc3339Nano,
   parseRfc3339Nano,
+  staticX509Source,
   TOKEN_EXPIRES_METADATA_KEY,
   TOKEN_METADATA_KEY,
   tokenFromMetadata,
@@ -33,7 +34,11 @@ describe("path tokens", () => {
     const before = Date.now();
     const t = await createTokenGenerator(nsc, { maxTokenLifetimeMs: 60_000 })(peer);
     const [header] = t.token.split(".");
-    assert.deepEqual(JSON.parse(Buffer.from(header!, "base64url").toString()), { alg: "ES256", typ: "JWT" });
+    assert.deepEqual(JSON.parse(Buffer.from(header!, "base64url").toString()), {
+      alg: "ES256",
+      typ: "JWT",
+      x5c: [nsc.current().svid.certificates[0]!.raw.toString("base64")],
+    });
     const claims = decodeTokenClaims(t.token);
     assert.equal(claims.sub, pki.id("nsc"));
     assert.deepEqual(claims.aud, [pki.id("nsmgr")]);
@@ -87,5 +92,32 @@ describe("path tokens", () => {
       () => parseRfc3339Nano("2025-01-02 03:04:05"),
       (e: NsmError) => e.code === Code.InvalidArgument,
     );
+  });
+
+  it("verify against the peer certificate, or a rotated SVID of the same identity from the bundle", async () => {
+    const cert = nsc.current().svid.certificates[0]!;
+    const bundle = pki.ca.bundle;
+    // The same identity after a rotation: another key and certificate, same SPIFFE ID and CA.
+    const rotated = staticX509Source(await pki.ca.issue(pki.id("nsc")), bundle);
+    const t = (await createTokenGenerator(rotated)(undefined)).token;
+    assert.equal(await verifyTokenSignature(t, cert), false, "upstream semantics: the peer certificate only");
+    assert.equal(await verifyTokenSignature(t, cert, bundle), true, "x5c names a valid SVID of the same identity");
+    // Another identity's SVID is not enough.
+    const other = (await createTokenGenerator(nsmgr)(undefined)).token;
+    assert.equal(await verifyTokenSignature(other, cert, bundle), false);
+    // Same SPIFFE ID from another CA.
+    const foreign = await createTestPki("test.nsm");
+    try {
+      const f = (await createTokenGenerator(await foreign.source("nsc"))(undefined)).token;
+      assert.equal(await verifyTokenSignature(f, cert, bundle), false);
+    } finally {
+      foreign.close();
+    }
+    // The real certificate in x5c, signed with another key.
+    const [h, p] = t.split(".");
+    const header = JSON.parse(Buffer.from(h!, "base64url").toString()) as { x5c: string[] };
+    header.x5c = [cert.raw.toString("base64")];
+    const stolen = `${Buffer.from(JSON.stringify(header)).toString("base64url")}.${p}.${t.split(".")[2]}`;
+    assert.equal(await verifyTokenSignature(stolen, cert, bundle), false);
   });
 });

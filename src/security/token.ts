@@ -8,13 +8,18 @@
  * Tokens travel as per-RPC metadata `nsm-client-token` with `nsm-client-token-expires` (the
  * expiry as RFC 3339 with nanoseconds, e.g. `2025-01-02T03:04:05.123Z`), and land in
  * `PathSegment.token` / `.expires`.
+ *
+ * Rotation: the protected header also carries the signing SVID (`x5c`, RFC 7515 §4.1.6). A TLS
+ * connection keeps the certificates of its handshake, so after a rotation a hop may sign with a
+ * newer SVID than the one its peer saw; {@link verifyTokenSignature} then accepts the token when
+ * the `x5c` certificate is a valid SVID of the trust bundle with the same SPIFFE ID as the peer's
+ * certificate (upstream verifiers ignore `x5c` and check the peer certificate only).
  */
-import { webcrypto, type X509Certificate } from "node:crypto";
+import { sign as cryptoSign, verify as cryptoVerify, type KeyObject, X509Certificate } from "node:crypto";
 import type * as grpc from "@grpc/grpc-js";
-import { compactVerify, SignJWT } from "jose";
 import { invalidArgument } from "../sdk/core/errors.js";
 import type { X509Source } from "./source.js";
-import { spiffeIdOfCertificate, type X509Svid } from "./x509.js";
+import { spiffeIdOfCertificate, trySpiffeIdOfCertificate, type X509Bundle, type X509Svid } from "./x509.js";
 
 /** Metadata key of the caller's token. */
 export const TOKEN_METADATA_KEY = "nsm-client-token";
@@ -40,34 +45,51 @@ export interface TokenGeneratorOptions {
   readonly maxTokenLifetimeMs?: number;
   /** Clock in epoch ms. @default Date.now */
   readonly now?: () => number;
+  /**
+   * Hand out the same token for the same peer and SVID for this long, instead of signing anew
+   * for every call (0: always sign). Its expiry is then up to this much earlier than a new
+   * token's would be. @default 1/100 of the max lifetime, at most 5 s (0 for a negative one)
+   */
+  readonly reuseMs?: number;
 }
 
-const ES256 = { name: "ECDSA", namedCurve: "P-256" } as const;
-const signingKeys = new WeakMap<X509Svid, Promise<webcrypto.CryptoKey>>();
-const verifyingKeys = new WeakMap<X509Certificate, Promise<webcrypto.CryptoKey>>();
+const publicKeys = new WeakMap<X509Certificate, KeyObject>();
 
-/** The SVID's key as a WebCrypto key, imported once per SVID (jose would convert it on every call). */
-function signingKey(svid: X509Svid): Promise<webcrypto.CryptoKey> {
-  let key = signingKeys.get(svid);
+/** The certificate's public key, extracted once per certificate. */
+function publicKeyOf(cert: X509Certificate): KeyObject {
+  let key = publicKeys.get(cert);
   if (!key) {
-    key = webcrypto.subtle.importKey("pkcs8", svid.privateKey.export({ format: "der", type: "pkcs8" }), ES256, false, [
-      "sign",
-    ]);
-    signingKeys.set(svid, key);
+    key = cert.publicKey;
+    publicKeys.set(cert, key);
   }
   return key;
 }
 
-/** The certificate's public key as a WebCrypto ECDSA P-256 key, imported once per certificate. */
-function verifyingKey(cert: X509Certificate): Promise<webcrypto.CryptoKey> {
-  let key = verifyingKeys.get(cert);
-  if (!key) {
-    key = webcrypto.subtle.importKey("spki", cert.publicKey.export({ format: "der", type: "spki" }), ES256, false, [
-      "verify",
-    ]);
-    verifyingKeys.set(cert, key);
+const certIds = new WeakMap<X509Certificate, string>();
+
+function idOf(cert: X509Certificate): string {
+  let id = certIds.get(cert);
+  if (id === undefined) {
+    id = spiffeIdOfCertificate(cert);
+    certIds.set(cert, id);
   }
-  return key;
+  return id;
+}
+
+/** JWS ES256 (RFC 7515/7518): P-256 ECDSA over SHA-256, signature as r‖s (64 bytes). */
+const ES256_OPTIONS = { dsaEncoding: "ieee-p1363" } as const;
+
+const headers = new WeakMap<X509Svid, string>();
+
+/** The encoded protected header of tokens signed by `svid` (with its leaf certificate as `x5c`). */
+function headerOf(svid: X509Svid): string {
+  let v = headers.get(svid);
+  if (v === undefined) {
+    const x5c = [svid.certificates[0]!.raw.toString("base64")];
+    v = Buffer.from(JSON.stringify({ alg: "ES256", typ: "JWT", x5c })).toString("base64url");
+    headers.set(svid, v);
+  }
+  return v;
 }
 
 /** A token generator that signs with the current SVID of `source`. */
@@ -77,16 +99,26 @@ export function createTokenGenerator(
 ): TokenGenerator {
   const maxMs = options.maxTokenLifetimeMs ?? DEFAULT_MAX_TOKEN_LIFETIME_MS;
   const now = options.now ?? Date.now;
+  const reuseMs = options.reuseMs ?? (maxMs > 0 ? Math.min(5000, Math.floor(maxMs / 100)) : 0);
+  const noPeer = {};
+  const recent = new WeakMap<object, { svid: X509Svid; token: Token; at: number }>();
   return async (peer) => {
     const { svid } = source.current();
-    let expiresMs = Math.min(now() + maxMs, svid.notAfter.getTime());
-    const jwt = new SignJWT({}).setProtectedHeader({ alg: "ES256", typ: "JWT" }).setSubject(svid.spiffeId);
+    const t = now();
+    const last = reuseMs > 0 ? recent.get(peer ?? noPeer) : undefined;
+    if (last && last.svid === svid && t - last.at < reuseMs && last.token.expires.getTime() > t) return last.token;
+    let expiresMs = Math.min(t + maxMs, svid.notAfter.getTime());
+    const claims: Record<string, unknown> = { sub: svid.spiffeId };
     if (peer) {
-      jwt.setAudience([spiffeIdOfCertificate(peer)]);
-      expiresMs = Math.min(expiresMs, new Date(peer.validTo).getTime());
+      claims.aud = [idOf(peer)];
+      expiresMs = Math.min(expiresMs, Date.parse(peer.validTo));
     }
-    jwt.setExpirationTime(Math.floor(expiresMs / 1000));
-    return { token: await jwt.sign(await signingKey(svid)), expires: new Date(expiresMs) };
+    claims.exp = Math.floor(expiresMs / 1000);
+    const input = `${headerOf(svid)}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}`;
+    const signature = cryptoSign("sha256", Buffer.from(input), { key: svid.privateKey, ...ES256_OPTIONS });
+    const token: Token = { token: `${input}.${signature.toString("base64url")}`, expires: new Date(expiresMs) };
+    if (reuseMs > 0) recent.set(peer ?? noPeer, { svid, token, at: t });
+    return token;
   };
 }
 
@@ -198,16 +230,126 @@ export function tokenSubject(token: string): string | undefined {
   }
 }
 
-/**
- * Whether `token` carries a valid ES256 signature by the key of `cert` (Rego's
- * `io.jwt.verify_es256`: the signature only, not the claims).
- */
-export async function verifyTokenSignature(token: string, cert: X509Certificate | undefined): Promise<boolean> {
-  if (!cert || !token) return false;
+const goodHeaders = new Map<string, boolean>();
+
+/** Whether an encoded protected header is one this verifier accepts: `alg` ES256, no `crit`. */
+function acceptableHeader(encoded: string): boolean {
+  let ok = goodHeaders.get(encoded);
+  if (ok === undefined) {
+    try {
+      const h = JSON.parse(Buffer.from(encoded, "base64url").toString("utf8")) as Record<string, unknown>;
+      ok = typeof h === "object" && h !== null && h.alg === "ES256" && h.crit === undefined;
+    } catch {
+      ok = false;
+    }
+    if (goodHeaders.size >= 256) goodHeaders.delete(goodHeaders.keys().next().value!);
+    goodHeaders.set(encoded, ok);
+  }
+  return ok;
+}
+
+const verifiedTokens = new WeakMap<X509Certificate, Map<string, boolean>>();
+
+/** {@link signedBy}, remembered per certificate (a hop sees the same tokens again: reuse, Close). */
+function verified(token: string, cert: X509Certificate): boolean {
+  let seen = verifiedTokens.get(cert);
+  if (!seen) {
+    seen = new Map();
+    verifiedTokens.set(cert, seen);
+  }
+  let ok = seen.get(token);
+  if (ok === undefined) {
+    ok = signedBy(token, cert);
+    if (seen.size >= 256) seen.delete(seen.keys().next().value!);
+    seen.set(token, ok);
+  }
+  return ok;
+}
+
+/** Whether `token` (JWS compact) carries a valid ES256 signature by `cert`'s key. */
+function signedBy(token: string, cert: X509Certificate): boolean {
+  const parts = token.split(".");
+  if (parts.length !== 3 || !acceptableHeader(parts[0]!)) return false;
+  const signature = Buffer.from(parts[2]!, "base64url");
+  if (signature.length !== 64) return false;
   try {
-    await compactVerify(token, await verifyingKey(cert), { algorithms: ["ES256"] });
-    return true;
+    return cryptoVerify(
+      "sha256",
+      Buffer.from(`${parts[0]}.${parts[1]}`),
+      { key: publicKeyOf(cert), ...ES256_OPTIONS },
+      signature,
+    );
   } catch {
     return false;
   }
+}
+
+const x5cCerts = new Map<string, X509Certificate | null>();
+
+/** The certificate of a token's `x5c` header (first entry), or undefined. */
+function x5cCertificate(token: string): X509Certificate | undefined {
+  const dot = token.indexOf(".");
+  if (dot <= 0) return undefined;
+  let header: { x5c?: unknown };
+  try {
+    header = JSON.parse(Buffer.from(token.slice(0, dot), "base64url").toString("utf8")) as { x5c?: unknown };
+  } catch {
+    return undefined;
+  }
+  const first = Array.isArray(header.x5c) ? header.x5c[0] : undefined;
+  if (typeof first !== "string") return undefined;
+  let cert = x5cCerts.get(first);
+  if (cert === undefined) {
+    try {
+      cert = new X509Certificate(Buffer.from(first, "base64"));
+    } catch {
+      cert = null;
+    }
+    if (x5cCerts.size >= 256) x5cCerts.delete(x5cCerts.keys().next().value!);
+    x5cCerts.set(first, cert);
+  }
+  return cert ?? undefined;
+}
+
+const chained = new WeakMap<X509Certificate, WeakSet<X509Certificate>>();
+
+/** Whether `leaf` was signed by one of the bundle's CA certificates. */
+function issuedByBundle(leaf: X509Certificate, bundle: X509Bundle): boolean {
+  for (const ca of bundle.certificates) {
+    let ok = chained.get(ca);
+    if (ok?.has(leaf)) return true;
+    if (leaf.checkIssued(ca) && leaf.verify(ca.publicKey)) {
+      if (!ok) {
+        ok = new WeakSet();
+        chained.set(ca, ok);
+      }
+      ok.add(leaf);
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * Whether `token` carries a valid ES256 signature by the key of `cert` (Rego's
+ * `io.jwt.verify_es256`: the signature only, not the claims). With the verifier's trust
+ * `bundle`, a token signed by a rotated SVID of the same identity also passes: its `x5c`
+ * certificate must be issued by the bundle, valid now, and name the same SPIFFE ID as `cert`.
+ */
+export async function verifyTokenSignature(
+  token: string,
+  cert: X509Certificate | undefined,
+  bundle?: X509Bundle,
+): Promise<boolean> {
+  if (!cert || !token) return false;
+  if (verified(token, cert)) return true;
+  if (!bundle) return false;
+  const signer = x5cCertificate(token);
+  if (!signer || signer === cert) return false;
+  const id = trySpiffeIdOfCertificate(signer);
+  if (!id || id !== trySpiffeIdOfCertificate(cert)) return false;
+  const now = Date.now();
+  if (now < Date.parse(signer.validFrom) || now > Date.parse(signer.validTo)) return false;
+  if (!issuedByBundle(signer, bundle)) return false;
+  return verified(token, signer);
 }

@@ -90,3 +90,47 @@ describe("sandbox: heal", () => {
     await client.close(after, ctx());
   });
 });
+
+describe("sandbox: network service changes", () => {
+  let sb: Sandbox;
+  const lifetime = new AbortController();
+  before(async () => {
+    sb = await createSandbox({ nodes: 1 });
+  });
+  after(async () => {
+    lifetime.abort();
+    await sb.close();
+  });
+
+  it("moves a live client to the endpoint its NetworkService now selects (change-nse-dynamically)", async () => {
+    const selecting = (color: string) => ({
+      name: "color",
+      payload: "ETHERNET",
+      matches: [{ routes: [{ destinationSelector: { color } }] }],
+    });
+    await sb.registerNetworkService(selecting("blue"));
+    await sb.addEndpoint({
+      name: "nse-blue",
+      networkServices: ["color"],
+      labels: { color: "blue" },
+      cidrPrefixes: ["172.16.2.100/31"],
+    });
+    await sb.addEndpoint({
+      name: "nse-green",
+      networkServices: ["color"],
+      labels: { color: "green" },
+      cidrPrefixes: ["172.16.1.100/31"],
+    });
+    const h = healed();
+    const client = sb.client({ name: "h3", heal: healClient({ signal: lifetime.signal, onHealed: h.onHealed }) });
+    const conn = await client.request(request("color", "h3-0"), ctx());
+    assert.equal(conn.networkServiceEndpointName, "nse-blue");
+    await sb.registerNetworkService(selecting("green"));
+    const { conn: moved } = await h.wait();
+    assert.equal(moved.networkServiceEndpointName, "nse-green");
+    await sb.registerNetworkService(selecting("blue"));
+    const { conn: back } = await h.wait();
+    assert.equal(back.networkServiceEndpointName, "nse-blue");
+    await client.close(back, ctx());
+  });
+});

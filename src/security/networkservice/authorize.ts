@@ -31,6 +31,7 @@ import { observeCalls } from "../observe.js";
 import { builtinPolicies, DEFAULT_POLICY_MASKS } from "../policy/load.js";
 import { checkPolicies, type Policy, type PolicyInput, type PolicyPathSegment } from "../policy/policy.js";
 import { peerCertificateOf, peerSpiffeIdOf } from "../tls.js";
+import type { X509Bundle } from "../x509.js";
 
 /** Which connections each peer (by SPIFFE ID) requested from this hop. */
 export class SpiffeIdConnectionMap {
@@ -80,12 +81,14 @@ function pathInput(
   conn: Connection,
   upTo: number | undefined,
   peerCertificate: X509Certificate | undefined,
+  trustBundle: (() => X509Bundle | undefined) | undefined,
 ): PolicyInput {
   const segments = conn.path?.pathSegments ?? [];
   return {
     index: conn.path?.index ?? 0,
     pathSegments: policySegments(upTo === undefined ? segments : segments.slice(0, upTo + 1)),
     peerCertificate,
+    trustBundle: trustBundle?.(),
     now: new Date(),
   };
 }
@@ -95,6 +98,8 @@ export interface AuthorizeServerOptions {
   readonly policies?: readonly Policy[];
   /** Shared with the MonitorConnections authorization. @default a private map */
   readonly spiffeIdConnectionMap?: SpiffeIdConnectionMap;
+  /** This hop's trust bundle (tokens signed by a peer's rotated SVID; see `verifyTokenSignature`). */
+  readonly trustBundle?: () => X509Bundle | undefined;
 }
 
 /** The authorize server element for the endpoint chain's `authorize` slot. */
@@ -108,7 +113,7 @@ export function authorizeServer(options: Readonly<AuthorizeServerOptions> = {}):
     if (!peer || authorized.has(peer)) return;
     await checkPolicies(
       policies,
-      pathInput(conn, conn.path?.index ?? 0, peerCertificateOf(ctx)),
+      pathInput(conn, conn.path?.index ?? 0, peerCertificateOf(ctx), options.trustBundle),
       ctx.log,
       "networkservice",
     );
@@ -149,6 +154,8 @@ export function authorizeServer(options: Readonly<AuthorizeServerOptions> = {}):
 export interface AuthorizeClientOptions {
   /** @default the built-in `common` + `client` policies */
   readonly policies?: readonly Policy[];
+  /** This hop's trust bundle (tokens signed by a peer's rotated SVID; see `verifyTokenSignature`). */
+  readonly trustBundle?: () => X509Bundle | undefined;
 }
 
 interface ClientState {
@@ -157,6 +164,19 @@ interface ClientState {
 
 const clientStateKey = createMetadataKey<ClientState>("authorizeClient");
 
+/**
+ * The TLS certificate of the next hop, as the authorize client of this connection saw it on its
+ * last successful Request (the server whose token `next_token_signed` verified). Server elements
+ * that run the client chain through `connect` may read it after `next` returns.
+ */
+export function nextHopCertificateOf(ctx: CallContext): X509Certificate | undefined {
+  try {
+    return metadataOf(ctx, true).load(clientStateKey)?.server;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The authorize client element for the client chain's `authorize` slot. */
 export function authorizeClient(options: Readonly<AuthorizeClientOptions> = {}): NetworkServiceElement {
   const policies = options.policies ?? builtinPolicies(DEFAULT_POLICY_MASKS.client);
@@ -164,12 +184,12 @@ export function authorizeClient(options: Readonly<AuthorizeClientOptions> = {}):
     name: "authorizeClient",
     requires: ["metadataClient"],
     async request(req, ctx, next) {
-      const { result: conn, observation } = await observeCalls(() => next.request(req, ctx));
+      const { result: conn, observation } = await observeCalls(ctx, (c) => next.request(req, c));
       const md = metadataOf(ctx, true);
       try {
         await checkPolicies(
           policies,
-          pathInput(conn, undefined, observation.peerCertificate),
+          pathInput(conn, undefined, observation.peerCertificate, options.trustBundle),
           ctx.log,
           "networkservice",
         );
@@ -191,7 +211,12 @@ export function authorizeClient(options: Readonly<AuthorizeClientOptions> = {}):
     },
     async close(conn, ctx, next) {
       const state = metadataOf(ctx, true).loadAndDelete(clientStateKey);
-      await checkPolicies(policies, pathInput(conn, undefined, state?.server), ctx.log, "networkservice");
+      await checkPolicies(
+        policies,
+        pathInput(conn, undefined, state?.server, options.trustBundle),
+        ctx.log,
+        "networkservice",
+      );
       await next.close(conn, ctx);
     },
   };

@@ -5,7 +5,9 @@
  * MonitorConnections authorization.
  */
 export type { AuthorizeClientOptions, AuthorizeServerOptions } from "./authorize.js";
-export { authorizeClient, authorizeServer, SpiffeIdConnectionMap } from "./authorize.js";
+export { authorizeClient, authorizeServer, nextHopCertificateOf, SpiffeIdConnectionMap } from "./authorize.js";
 export type { AuthorizeMonitorOptions, MonitorConnectionServiceImpl } from "./monitor.js";
 export { authorizeMonitorConnectionService } from "./monitor.js";
+export type { NetnsOwnerCheckRequest, NetnsOwnership, NetnsOwnershipOptions } from "./netnsowner.js";
+export { netnsOwnership, netnsUrlPid } from "./netnsowner.js";
 export { updateTokenServer } from "./updatetoken.js";

@@ -8,10 +8,14 @@
  * `serviceSpiffeId` (the caller's SPIFFE ID from its TLS certificate). With the
  * `service_connection` policy a caller may only monitor connections it requested. Upstream
  * nsmgr runs this with no policy (any mTLS peer may monitor); that stays the default here.
+ * With the built-in service_connection policy the stream is also filtered: every event carries
+ * only the connections the caller requested (upstream passes a selector that names one of the
+ * caller's connections, then shows everything it selects).
  * Failure behaviour: the stream ends at once with PermissionDenied "no sufficient privileges".
  */
-import type { ConnectionEvent, MonitorScopeSelector } from "../../api/index.js";
+import { type ConnectionEvent, ConnectionEventType, type MonitorScopeSelector } from "../../api/index.js";
 import type { CallContext } from "../../sdk/core/context.js";
+import { monitorServiceConnection } from "../policy/builtin.js";
 import { checkPolicies, type Policy } from "../policy/policy.js";
 import { peerCertificateOf } from "../tls.js";
 import { trySpiffeIdOfCertificate } from "../x509.js";
@@ -54,7 +58,24 @@ export function authorizeMonitorConnectionService(
           "monitor",
         );
       }
-      yield* service.monitorConnections(selector, ctx);
+      if (!policies.includes(monitorServiceConnection)) {
+        yield* service.monitorConnections(selector, ctx);
+        return;
+      }
+      // With service_connection, a selector naming one own connection passes the policy (as
+      // upstream); the events then carry only the caller's own connections, never others'.
+      const caller = trySpiffeIdOfCertificate(peerCertificateOf(ctx)) ?? "";
+      for await (const event of service.monitorConnections(selector, ctx)) {
+        const owned = new Set(options.spiffeIdConnectionMap?.connectionsOf(caller) ?? []);
+        const connections = Object.fromEntries(
+          Object.entries(event.connections).filter(([, c]) =>
+            (c.path?.pathSegments ?? []).some((s) => owned.has(s.id)),
+          ),
+        );
+        const kept = Object.keys(connections).length;
+        if (kept === 0 && event.type !== ConnectionEventType.INITIAL_STATE_TRANSFER) continue;
+        yield kept === Object.keys(event.connections).length ? event : { ...event, connections };
+      }
     },
   };
 }

@@ -244,6 +244,8 @@ describe("NetworkService chains with mTLS, path tokens and policies", () => {
     try {
       assert.deepEqual(await monitor("nsc", ["conn-a"]), ["conn-a"]);
       assert.deepEqual(await monitor("nsc-b", ["conn-b"]), ["conn-b"]);
+      // A selector naming one own connection passes the policy; the others it names are not shown.
+      assert.ok(!(await monitor("nsc", ["conn-a", "conn-b"])).includes("conn-b"));
       const denied = (e: NsmError) => e.code === Code.PermissionDenied && e.rawMessage === PERMISSION_DENIED_MESSAGE;
       await assert.rejects(monitor("nsc-b", ["conn-a"]), denied);
       await assert.rejects(monitor("nsc", []), denied, "an empty selector would show everything");

@@ -66,7 +66,7 @@ export const tokensExpired: Policy = {
 
 async function signedBy(input: PolicyInput, index: number): Promise<boolean> {
   if (index < 0 || index >= input.pathSegments.length) return false;
-  return verifyTokenSignature(input.pathSegments[index]!.token, input.peerCertificate);
+  return verifyTokenSignature(input.pathSegments[index]!.token, input.peerCertificate, input.trustBundle);
 }
 
 /** The previous hop's token was signed by the peer that called us. */

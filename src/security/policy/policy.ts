@@ -12,6 +12,7 @@
 import type { X509Certificate } from "node:crypto";
 import { Code, NsmError } from "../../sdk/core/errors.js";
 import type { Logger } from "../../sdk/tools/logger.js";
+import type { X509Bundle } from "../x509.js";
 
 /** One path segment as policies see it. */
 export interface PolicyPathSegment {
@@ -40,6 +41,12 @@ export interface PolicyInput {
    * the server on a client. Undefined without TLS.
    */
   readonly peerCertificate?: X509Certificate;
+  /**
+   * The verifier's trust bundle: lets the signature policies accept a token signed by a rotated
+   * SVID of the peer's identity (the token's `x5c`; see `verifyTokenSignature`). Not part of the
+   * upstream input.
+   */
+  readonly trustBundle?: X509Bundle;
   /** Registry: the SPIFFE ID of the original requester (`sub` of the first path token). */
   readonly resourceId?: string;
   /** Registry: the NS or NSE name. */

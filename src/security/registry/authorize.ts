@@ -28,6 +28,7 @@ import { builtinPolicies, DEFAULT_POLICY_MASKS } from "../policy/load.js";
 import { checkPolicies, type Policy } from "../policy/policy.js";
 import { peerCertificateOf } from "../tls.js";
 import { tokenSubject } from "../token.js";
+import type { X509Bundle } from "../x509.js";
 import { emptyRegistryPath, type RegistryPath, registryPathKey } from "./path.js";
 
 /** name → `path_ids` of the records registered through an authorize element. */
@@ -38,6 +39,8 @@ export interface RegistryAuthorizeOptions {
   readonly policies?: readonly Policy[];
   /** Share it between elements that must agree on owners. @default a private map */
   readonly resourcePathIdsMap?: ResourcePathIdsMap;
+  /** This hop's trust bundle (tokens signed by a peer's rotated SVID; see `verifyTokenSignature`). */
+  readonly trustBundle?: () => X509Bundle | undefined;
 }
 
 function pathIdsOf(rec: object): readonly string[] {
@@ -53,6 +56,7 @@ async function check<T extends RegistryTypes>(
   leftSideOnly: boolean,
   peerCertificate: X509Certificate | undefined,
   ctx: CallContext,
+  trustBundle?: () => X509Bundle | undefined,
 ): Promise<void> {
   const segments =
     leftSideOnly && path.pathSegments.length > 0 ? path.pathSegments.slice(0, path.index + 1) : path.pathSegments;
@@ -62,6 +66,7 @@ async function check<T extends RegistryTypes>(
       index: leftSideOnly && path.pathSegments.length === 0 ? 0 : path.index,
       pathSegments: segments.map((s) => ({ token: s.token })),
       peerCertificate,
+      trustBundle: trustBundle?.(),
       resourceId: path.pathSegments.length > 0 ? (tokenSubject(path.pathSegments[0]!.token) ?? "") : "",
       resourceName: name,
       resourcePathIdsMap: Object.fromEntries(map),
@@ -82,7 +87,7 @@ export function registryAuthorizeServer<T extends RegistryTypes>(
   const checked = async (rec: T["record"], ctx: CallContext): Promise<boolean> => {
     if (policies.length === 0 || !ctx.get(grpcPeerKey)) return false;
     const path = ctx.get(registryPathKey) ?? emptyRegistryPath();
-    await check(kind, policies, map, kind.nameOf(rec), path, true, peerCertificateOf(ctx), ctx);
+    await check(kind, policies, map, kind.nameOf(rec), path, true, peerCertificateOf(ctx), ctx, options.trustBundle);
     return true;
   };
   return {
@@ -114,10 +119,10 @@ export function registryAuthorizeClient<T extends RegistryTypes>(
       if (policies.length === 0) return next.register(rec, ctx);
       const path = ctx.get(registryPathKey) ?? emptyRegistryPath();
       const inner = ctx.with(registryPathKey, path);
-      const { result: out, observation } = await observeCalls(() => next.register(rec, inner));
+      const { result: out, observation } = await observeCalls(inner, (c) => next.register(rec, c));
       const name = kind.nameOf(out);
       try {
-        await check(kind, policies, map, name, path, false, observation.peerCertificate, ctx);
+        await check(kind, policies, map, name, path, false, observation.peerCertificate, ctx, options.trustBundle);
       } catch (err) {
         if (!map.has(name)) {
           try {
@@ -138,8 +143,18 @@ export function registryAuthorizeClient<T extends RegistryTypes>(
     async unregister(rec, ctx, next) {
       if (policies.length === 0) return next.unregister(rec, ctx);
       const path = ctx.get(registryPathKey) ?? emptyRegistryPath();
-      const { observation } = await observeCalls(() => next.unregister(rec, ctx.with(registryPathKey, path)));
-      await check(kind, policies, map, kind.nameOf(rec), path, false, observation.peerCertificate, ctx);
+      const { observation } = await observeCalls(ctx.with(registryPathKey, path), (c) => next.unregister(rec, c));
+      await check(
+        kind,
+        policies,
+        map,
+        kind.nameOf(rec),
+        path,
+        false,
+        observation.peerCertificate,
+        ctx,
+        options.trustBundle,
+      );
       map.delete(kind.nameOf(rec));
     },
   };

@@ -68,7 +68,7 @@ export function registryGrpcMetadataClient<T extends RegistryTypes>(): RegistryE
       ...ctx.get(outgoingMetadataKey),
       [REGISTRY_PATH_METADATA_KEY]: encodeRegistryPath(path),
     });
-    const { result, observation } = await observeCalls(() => call(out), { join: true });
+    const { result, observation } = await observeCalls(out, call, { join: true });
     const header = observation.responseHeaders?.get(REGISTRY_PATH_METADATA_KEY) ?? [];
     if (header.length > 0) {
       try {

@@ -20,6 +20,7 @@ import { bindRegistry, registryChain } from "../../sdk/registry/core/chain.js";
 import { type NseTypes, type NsTypes, nseKind, nsKind } from "../../sdk/registry/core/kind.js";
 import type { Policy } from "../policy/policy.js";
 import type { TokenGenerator } from "../token.js";
+import type { X509Bundle } from "../x509.js";
 import { type ResourcePathIdsMap, registryAuthorizeClient, registryAuthorizeServer } from "./authorize.js";
 import { registryGrpcMetadataClient, registryGrpcMetadataServer } from "./grpcmetadata.js";
 import { registryUpdatePath } from "./updatepath.js";
@@ -42,22 +43,25 @@ export interface RegistryServerSecurityOptions {
   readonly tokenGenerator: TokenGenerator;
   /** @default common + registry + server (built-in) */
   readonly policies?: readonly Policy[];
+  /** The registry's trust bundle (tokens signed by a peer's rotated SVID). */
+  readonly trustBundle?: () => X509Bundle | undefined;
 }
 
 /** The `security` slot value of the registry server chains (memory registry, nsmgr). */
 export function registryServerSecurity(options: Readonly<RegistryServerSecurityOptions>): RegistrySecurity {
   const nsOwners: ResourcePathIdsMap = new Map();
   const nseOwners: ResourcePathIdsMap = new Map();
+  const authorizeOptions = { policies: options.policies, trustBundle: options.trustBundle };
   return {
     ns: registryChain<NsTypes>(
       registryGrpcMetadataServer(),
       registryUpdatePath(nsKind, options.tokenGenerator),
-      registryAuthorizeServer(nsKind, { policies: options.policies, resourcePathIdsMap: nsOwners }),
+      registryAuthorizeServer(nsKind, { ...authorizeOptions, resourcePathIdsMap: nsOwners }),
     ),
     nse: registryChain<NseTypes>(
       registryGrpcMetadataServer(),
       registryUpdatePath(nseKind, options.tokenGenerator),
-      registryAuthorizeServer(nseKind, { policies: options.policies, resourcePathIdsMap: nseOwners }),
+      registryAuthorizeServer(nseKind, { ...authorizeOptions, resourcePathIdsMap: nseOwners }),
     ),
   };
 }
@@ -65,17 +69,19 @@ export function registryServerSecurity(options: Readonly<RegistryServerSecurityO
 export interface RegistryClientSecurityOptions {
   /** @default common + registry + client (built-in) */
   readonly policies?: readonly Policy[];
+  /** The client's trust bundle (tokens signed by a peer's rotated SVID). */
+  readonly trustBundle?: () => X509Bundle | undefined;
 }
 
 /** The `security` slot value of the registry client chain (NSEs and forwarders registering). */
 export function registryClientSecurity(options: Readonly<RegistryClientSecurityOptions> = {}): RegistrySecurity {
   return {
     ns: registryChain<NsTypes>(
-      registryAuthorizeClient(nsKind, { policies: options.policies }),
+      registryAuthorizeClient(nsKind, { policies: options.policies, trustBundle: options.trustBundle }),
       registryGrpcMetadataClient(),
     ),
     nse: registryChain<NseTypes>(
-      registryAuthorizeClient(nseKind, { policies: options.policies }),
+      registryAuthorizeClient(nseKind, { policies: options.policies, trustBundle: options.trustBundle }),
       registryGrpcMetadataClient(),
     ),
   };

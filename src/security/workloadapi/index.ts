@@ -7,12 +7,21 @@
 export type { X509SourceOptions } from "./client.js";
 export { createX509Source, SPIFFE_ENDPOINT_SOCKET_ENV, snapshotFromResponse, workloadApiTarget } from "./client.js";
 export { netnsInodeOf, parentPid, resolveByNetns, resolveByProcessTree } from "./identity.js";
-export type { NetlinkRequester, UnixPeerLookup } from "./peer.js";
+export type { NetlinkRequester, UnixPeerLookup, UnixPeerLookupOptions } from "./peer.js";
 export {
   addonNetlinkRequester,
   createUnixPeerLookup,
+  namedNetns,
   pidsHoldingSocket,
   unixPeerInode,
 } from "./peer.js";
+export type { ProcessIdentities, ProcessIdentity, ProcessIdentityResolverOptions } from "./processes.js";
+export {
+  processIdentity,
+  processIdentityResolver,
+  processStartTime,
+  readProcessIdentities,
+  writeProcessIdentities,
+} from "./processes.js";
 export type { ResolveIdentity, WorkloadApiServer, WorkloadApiServerOptions } from "./server.js";
 export { serveWorkloadApi, WORKLOAD_API_HEADER } from "./server.js";

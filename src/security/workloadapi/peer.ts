@@ -7,7 +7,9 @@
  * 1. the accepted socket's fd (`socket._handle.fd`) → `/proc/self/fd/<fd>` → `socket:[<inode>]`;
  * 2. the peer's inode from the kernel's socket diagnostics (`NETLINK_SOCK_DIAG`,
  *    `SOCK_DIAG_BY_FAMILY` for `AF_UNIX` with `UDIAG_SHOW_PEER`; what `ss -xp` uses), sent
- *    through the project's netlink addon;
+ *    through the project's netlink addon. Diagnostics only see the sockets of their network
+ *    namespace, and the kernel creates the accepted end in the connecting process's namespace,
+ *    so a caller from another namespace (a pod) is looked up in the named namespaces too;
  * 3. every process holding that inode: `/proc/<pid>/fd/*` links equal to `socket:[<peer inode>]`.
  *
  * Step 3 reads other processes' fd tables, which needs root (CAP_SYS_PTRACE / same uid): run
@@ -16,7 +18,7 @@
  * resolve to the same identity. Unlike SO_PEERCRED this sees current holders, not the
  * connecting process, which is what matters for handing out a key.
  */
-import { readdir, readlink } from "node:fs/promises";
+import { readdir, readlink, stat } from "node:fs/promises";
 import type { Socket } from "node:net";
 import { unavailable } from "../../sdk/core/errors.js";
 
@@ -28,8 +30,17 @@ const UDIAG_SHOW_PEER = 0x4;
 const UNIX_DIAG_PEER = 2;
 const NO_COOKIE = 0xffffffff;
 
-/** Sends one netlink request and returns the reply payloads (after the nlmsghdr). */
-export type NetlinkRequester = (protocol: number, type: number, flags: number, body: Buffer) => Promise<Buffer[]>;
+/**
+ * Sends one netlink request and returns the reply payloads (after the nlmsghdr); in the network
+ * namespace at path `netns` when given (socket diagnostics only see the sockets of their netns).
+ */
+export type NetlinkRequester = (
+  protocol: number,
+  type: number,
+  flags: number,
+  body: Buffer,
+  netns?: string,
+) => Promise<Buffer[]>;
 
 /**
  * The netlink requester backed by the project's addon (`src/kernel`), loaded on first use so
@@ -48,9 +59,20 @@ export function addonNetlinkRequester(): { request: NetlinkRequester; close(): P
     return s;
   };
   return {
-    async request(protocol, type, flags, body) {
-      const msgs = await (await open(protocol)).request({ type, flags, body }, "socket diagnostics");
-      return msgs.map((m) => m.payload);
+    async request(protocol, type, flags, body, netns) {
+      if (netns === undefined) {
+        const msgs = await (await open(protocol)).request({ type, flags, body }, "socket diagnostics");
+        return msgs.map((m) => m.payload);
+      }
+      // Another namespace: a socket for this request only (a kept socket would keep the netns alive).
+      const k = await import("../../kernel/netlink.js");
+      const socket = await k.openNetlinkSocket(netns, protocol);
+      try {
+        const msgs = await socket.request({ type, flags, body }, "socket diagnostics");
+        return msgs.map((m) => m.payload);
+      } finally {
+        await socket.close();
+      }
     },
     async close() {
       for (const s of sockets.values()) await s.then((x) => x.close()).catch(() => {});
@@ -76,8 +98,15 @@ function fdOf(socket: Socket): number {
   return fd;
 }
 
-/** The inode of the peer of the unix socket `inode`, from NETLINK_SOCK_DIAG. */
-export async function unixPeerInode(request: NetlinkRequester, inode: number): Promise<number | undefined> {
+/**
+ * The inode of the peer of the unix socket `inode`, from NETLINK_SOCK_DIAG (asked in `netns`, or
+ * in this process's namespace); undefined when that namespace has no such socket.
+ */
+export async function unixPeerInode(
+  request: NetlinkRequester,
+  inode: number,
+  netns?: string,
+): Promise<number | undefined> {
   const body = Buffer.alloc(24);
   body.writeUInt8(AF_UNIX, 0);
   body.writeUInt32LE(0xffffffff, 4); // every state
@@ -85,7 +114,14 @@ export async function unixPeerInode(request: NetlinkRequester, inode: number): P
   body.writeUInt32LE(UDIAG_SHOW_PEER, 12);
   body.writeUInt32LE(NO_COOKIE, 16);
   body.writeUInt32LE(NO_COOKIE, 20);
-  for (const payload of await request(NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, body)) {
+  let payloads: Buffer[];
+  try {
+    payloads = await request(NETLINK_SOCK_DIAG, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST, body, netns);
+  } catch (err) {
+    if ((err as { reason?: string }).reason === "ENOENT") return undefined;
+    throw err;
+  }
+  for (const payload of payloads) {
     if (payload.length < 16 || payload.readUInt32LE(4) !== inode) continue;
     for (let off = 16; off + 4 <= payload.length; ) {
       const len = payload.readUInt16LE(off);
@@ -131,12 +167,61 @@ export async function pidsHoldingSocket(inode: number): Promise<number[]> {
 /** Finds the pids on the other end of an accepted unix socket. */
 export type UnixPeerLookup = (socket: Socket) => Promise<number[]>;
 
-/** The default lookup: fd → inode → peer inode (sock_diag) → pids (/proc scan). */
-export function createUnixPeerLookup(request: NetlinkRequester): UnixPeerLookup {
+/** Named network namespaces (`ip netns`), most recently created first. */
+export async function namedNetns(dir = "/run/netns"): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const withTime = await Promise.all(
+    names.map(async (n) => {
+      try {
+        return { path: `${dir}/${n}`, t: (await stat(`${dir}/${n}`)).ctimeMs };
+      } catch {
+        return undefined;
+      }
+    }),
+  );
+  return withTime
+    .filter((x): x is { path: string; t: number } => x !== undefined)
+    .sort((a, b) => b.t - a.t)
+    .map((x) => x.path);
+}
+
+export interface UnixPeerLookupOptions {
+  /**
+   * Network namespaces to look in when the connection's socket is not in this process's (the
+   * kernel creates the accepted end in the *connecting* process's namespace).
+   * @default the named namespaces ({@link namedNetns})
+   */
+  readonly otherNetns?: () => Promise<readonly string[]>;
+}
+
+/**
+ * The default lookup: fd → inode → peer inode (sock_diag, in this namespace, then in the others)
+ * → pids (/proc scan).
+ */
+export function createUnixPeerLookup(
+  request: NetlinkRequester,
+  options: Readonly<UnixPeerLookupOptions> = {},
+): UnixPeerLookup {
+  const others = options.otherNetns ?? (() => namedNetns());
   return async (socket) => {
     const inode = await inodeOfFd("/proc/self", fdOf(socket));
     if (inode === undefined) throw unavailable("the accepted connection is not a socket fd");
-    const peer = await unixPeerInode(request, inode);
+    let peer = await unixPeerInode(request, inode);
+    if (peer === undefined) {
+      for (const netns of await others()) {
+        try {
+          peer = await unixPeerInode(request, inode, netns);
+        } catch {
+          continue; // the namespace went away meanwhile
+        }
+        if (peer !== undefined) break;
+      }
+    }
     if (peer === undefined) return [];
     return pidsHoldingSocket(peer);
   };

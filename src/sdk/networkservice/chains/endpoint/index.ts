@@ -12,7 +12,12 @@ import { create } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import type * as grpc from "@grpc/grpc-js";
 import { addService } from "../../../../api/grpc.js";
-import { MonitorConnection, NetworkService } from "../../../../api/index.js";
+import {
+  type ConnectionEvent,
+  MonitorConnection,
+  type MonitorScopeSelector,
+  NetworkService,
+} from "../../../../api/index.js";
 import {
   bind,
   chain,
@@ -20,6 +25,7 @@ import {
   type NetworkServiceHandler,
   passThrough,
 } from "../../../core/chain.js";
+import type { CallContext } from "../../../core/context.js";
 import { type Logger, silentLogger } from "../../../tools/logger.js";
 import { beginServer } from "../../common/begin/index.js";
 import { metadataServer } from "../../common/metadata/index.js";
@@ -40,8 +46,18 @@ export interface EndpointOptions {
   authorize?: NetworkServiceElement;
   /** Slot for the timeout server. @default timeoutServer() (acts only on paths with token expiry times) */
   timeout?: NetworkServiceElement;
+  /**
+   * Wraps the served MonitorConnection service (e.g. with a MonitorConnections authorization).
+   * @default served as is
+   */
+  monitorService?: (service: MonitorConnectionService) => MonitorConnectionService;
   /** Logger for served calls. @default silent */
   log?: Logger;
+}
+
+/** The MonitorConnection service as `register` serves it. */
+export interface MonitorConnectionService {
+  monitorConnections(selector: MonitorScopeSelector, ctx: CallContext): AsyncIterable<ConnectionEvent>;
 }
 
 export interface Endpoint extends NetworkServiceHandler {
@@ -95,7 +111,8 @@ export function createEndpoint(options: EndpointOptions): Endpoint {
         },
         { log },
       );
-      addService(server, MonitorConnection, monitorConnectionService(monitor), { log });
+      const service = monitorConnectionService(monitor);
+      addService(server, MonitorConnection, options.monitorService?.(service) ?? service, { log });
     },
     dispose: () => {
       lifetime.abort();

@@ -12,6 +12,7 @@
 import { type NetworkServiceElement, passThrough } from "../../../core/chain.js";
 import type { NseRegistry, NsRegistry } from "../../../registry/api.js";
 import { withQueryCache } from "../../../registry/common/querycache/index.js";
+import type { DialOptions } from "../../../tools/grpcurl.js";
 import type { Logger } from "../../../tools/logger.js";
 import { connectServer } from "../../common/connect/index.js";
 import { discoverServer } from "../../common/discover/index.js";
@@ -39,6 +40,10 @@ export interface ForwarderOptions extends Omit<EndpointOptions, "additional"> {
   dialTimeoutMs?: number;
   /** Keep registry look-ups in a watched local cache. @default true */
   queryCache?: boolean;
+  /** Credentials and channel options for dialing endpoints (e.g. mTLS with path tokens). @default insecure */
+  dialOptions?: DialOptions;
+  /** The authorize slot of the client chain toward endpoints. @default pass-through */
+  clientAuthorize?: NetworkServiceElement;
   log?: Logger;
 }
 
@@ -51,6 +56,8 @@ export function createForwarder(options: ForwarderOptions): Endpoint {
   const client = clientChain({
     name: options.name,
     dialTimeoutMs: options.dialTimeoutMs,
+    ...options.dialOptions,
+    authorize: options.clientAuthorize,
     additional: [
       mechanismTranslationClient(),
       mechanismsClient(options.clientMechanisms ?? { KERNEL: kernelMechanismClient() }),

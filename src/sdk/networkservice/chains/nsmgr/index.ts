@@ -9,12 +9,14 @@
  * sockets off the cluster registry), backed by a remote registry or by memory.
  */
 import type * as grpc from "@grpc/grpc-js";
+import type { NetworkServiceElement } from "../../../core/chain.js";
 import type { NseRegistry, NsRegistry } from "../../../registry/api.js";
 import { nsmgrRegistry } from "../../../registry/chains/nsmgr/index.js";
-import type { RegistryChains } from "../../../registry/chains/slots.js";
+import type { RegistryChains, RegistrySecurity } from "../../../registry/chains/slots.js";
 import { withQueryCache } from "../../../registry/common/querycache/index.js";
 import { nseRegistryFromChain, nsRegistryFromChain } from "../../../registry/core/adapters.js";
 import { serveRegistry } from "../../../registry/grpc.js";
+import type { DialOptions } from "../../../tools/grpcurl.js";
 import type { Logger } from "../../../tools/logger.js";
 import { type ClientInfoOptions, clientInfoClient } from "../../common/clientinfo/index.js";
 import { connectServer } from "../../common/connect/index.js";
@@ -37,6 +39,12 @@ export interface NsmgrOptions extends Omit<EndpointOptions, "additional"> {
   expirationMs?: number;
   /** nsmgr's lifetime (cancels registry expiry timers). */
   signal?: AbortSignal;
+  /** Credentials and channel options for dialing forwarders (e.g. mTLS with path tokens). @default insecure */
+  dialOptions?: DialOptions;
+  /** The authorize slot of the client chain toward forwarders. @default pass-through */
+  clientAuthorize?: NetworkServiceElement;
+  /** The `security` slot of nsmgr's registry server chains. @default pass-through */
+  registrySecurity?: RegistrySecurity;
   log?: Logger;
 }
 
@@ -51,6 +59,7 @@ export function createNsmgr(options: NsmgrOptions): Nsmgr {
     expirationMs: options.expirationMs,
     signal: options.signal,
     clientInfo: options.clientInfo,
+    security: options.registrySecurity,
   });
   const lifetime = new AbortController();
   options.signal?.addEventListener("abort", () => lifetime.abort());
@@ -69,7 +78,14 @@ export function createNsmgr(options: NsmgrOptions): Nsmgr {
         nsmgrUrl: options.url,
         forwarderServiceName: options.forwarderServiceName,
       }),
-      connectServer(clientChain({ name: options.name, dialTimeoutMs: options.dialTimeoutMs ?? 750 })),
+      connectServer(
+        clientChain({
+          name: options.name,
+          dialTimeoutMs: options.dialTimeoutMs ?? 750,
+          ...options.dialOptions,
+          authorize: options.clientAuthorize,
+        }),
+      ),
     ],
   });
   return {

@@ -23,6 +23,7 @@ import {
   equals,
   type NetworkServiceRequest,
   NetworkServiceRequestSchema,
+  PathSchema,
   State,
 } from "../../../../api/index.js";
 import type { NetworkServiceElement, NetworkServiceHandler } from "../../../core/chain.js";
@@ -138,7 +139,12 @@ class Begin implements NetworkServiceElement {
         if (req.connection?.state === State.RESELECT_REQUESTED) {
           await this.closeDownstream(events, ctx);
         } else if (this.isClient) {
-          request = { ...req, connection: mergeClientConnection(req.connection!, events) };
+          const merged = mergeClientConnection(req.connection!, events);
+          // A client chain run by a server (connect) forwards the path its server received, and
+          // so the path tokens every hop has just renewed (upstream's begin client passes such a
+          // request through unchanged).
+          if (ctx.get(eventFactoryKey) && req.connection?.path) merged.path = clone(PathSchema, req.connection.path);
+          request = { ...req, connection: merged };
         }
       }
       if (ctx.deadline !== undefined) events.eventTimeoutMs = Math.max(1000, ctx.deadline - Date.now());

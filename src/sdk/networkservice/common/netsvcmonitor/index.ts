@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * netsvcmonitor (server, nsmgr): closes a connection whose endpoint no longer matches its
+ * network service.
+ *
+ * Purpose: when a NetworkService's `matches` change (the upstream change-nse-dynamically
+ * example), live clients must move to the newly matching endpoint. nsmgr watches the service of
+ * every connection it forwards; when the endpoint in use is no longer among the candidates the
+ * service selects for the connection's labels, it closes the connection, and the client's heal
+ * reselects.
+ * Chain placement: nsmgr, after discoverforwarder (the connection has its endpoint by the time
+ * next returns).
+ * Per-connection state: the watch (server metadata), stopped by Close.
+ * Failure behaviour: never fails a Request; a broken watch is logged and not retried (the next
+ * refresh starts a new one).
+ */
+import { create } from "@bufbuild/protobuf";
+import { NetworkServiceQuerySchema, NetworkServiceSchema } from "../../../../api/gen/registry_pb.js";
+import type { NetworkServiceElement } from "../../../core/chain.js";
+import type { NseRegistry, NsRegistry } from "../../../registry/api.js";
+import { eventFactoryOf } from "../begin/index.js";
+import { findEndpointByName, matchEndpoint } from "../discover/index.js";
+import { createMetadataKey, metadataOf } from "../metadata/index.js";
+
+export interface NetSvcMonitorOptions {
+  nsRegistry: NsRegistry;
+  nseRegistry: NseRegistry;
+  /** Stops every watch when aborted (nsmgr's lifetime). */
+  signal?: AbortSignal;
+}
+
+const watchKey = createMetadataKey<AbortController>("netsvcmonitor");
+
+export function netSvcMonitorServer(options: NetSvcMonitorOptions): NetworkServiceElement {
+  const all = new Set<AbortController>();
+  options.signal?.addEventListener("abort", () => {
+    for (const ac of all) ac.abort();
+    all.clear();
+  });
+  return {
+    name: "netsvcmonitor",
+    requires: ["metadata"],
+    async request(req, ctx, next) {
+      const conn = await next.request(req, ctx);
+      const md = metadataOf(ctx, false);
+      md.loadAndDelete(watchKey)?.abort();
+      const endpointName = conn.networkServiceEndpointName;
+      if (!endpointName || options.signal?.aborted) return conn;
+      const ac = new AbortController();
+      all.add(ac);
+      md.store(watchKey, ac);
+      const factory = eventFactoryOf(ctx);
+      const labels = { ...conn.labels };
+      const watchCtx = ctx.detached().withCancel({ signal: ac.signal });
+      void (async () => {
+        try {
+          const query = create(NetworkServiceQuerySchema, {
+            networkService: create(NetworkServiceSchema, { name: conn.networkService }),
+            watch: true,
+          });
+          for await (const response of options.nsRegistry.find(query, watchCtx)) {
+            const ns = response.networkService;
+            if (!ns || ns.name !== conn.networkService) continue;
+            const nse = await findEndpointByName(options.nseRegistry, endpointName, watchCtx).catch(() => undefined);
+            const stillMatches = !response.deleted && nse !== undefined && matchEndpoint(labels, ns, [nse]).length > 0;
+            if (!stillMatches) {
+              ctx.log.info(
+                { connId: conn.id, endpoint: endpointName, service: ns.name },
+                "the endpoint no longer matches its network service: closing",
+              );
+              ac.abort();
+              await factory.close().catch(() => {});
+              return;
+            }
+          }
+        } catch (err) {
+          if (!ac.signal.aborted) ctx.log.debug({ connId: conn.id, err: String(err) }, "network service watch broke");
+        } finally {
+          all.delete(ac);
+        }
+      })();
+      return conn;
+    },
+    async close(conn, ctx, next) {
+      const ac = metadataOf(ctx, false).loadAndDelete(watchKey);
+      ac?.abort();
+      if (ac) all.delete(ac);
+      await next.close(conn, ctx);
+    },
+  };
+}
