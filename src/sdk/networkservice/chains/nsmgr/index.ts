@@ -3,7 +3,7 @@
  * The nsmgr: one per node, the entry point for the node's clients and endpoints.
  *
  * NetworkService chain (upstream order): endpoint base → clientinfo → discoverforwarder →
- * connect(client chain without refresh) — nsmgr only chooses the local forwarder; the
+ * netsvcmonitor → connect(client chain without refresh) — nsmgr only chooses the local forwarder; the
  * forwarder chooses the endpoint. Healing is driven by the NSC, so nsmgr never refreshes.
  * Registry: nsmgr also serves both registries to its node (localbypass keeps local NSE
  * sockets off the cluster registry), backed by a remote registry or by memory.
@@ -21,6 +21,7 @@ import type { Logger } from "../../../tools/logger.js";
 import { type ClientInfoOptions, clientInfoClient } from "../../common/clientinfo/index.js";
 import { connectServer } from "../../common/connect/index.js";
 import { discoverForwarderServer } from "../../common/discoverforwarder/index.js";
+import { netSvcMonitorServer } from "../../common/netsvcmonitor/index.js";
 import { clientChain } from "../client/index.js";
 import { createEndpoint, type Endpoint, type EndpointOptions } from "../endpoint/index.js";
 
@@ -78,6 +79,7 @@ export function createNsmgr(options: NsmgrOptions): Nsmgr {
         nsmgrUrl: options.url,
         forwarderServiceName: options.forwarderServiceName,
       }),
+      netSvcMonitorServer({ nsRegistry, nseRegistry, signal: lifetime.signal }),
       connectServer(
         clientChain({
           name: options.name,
