@@ -1,16 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * `nsm forwarder`: the kernel forwarder (veth for local connections).
+ * `nsm forwarder`: the kernel forwarder: veth for local connections; with a tunnel IP, VXLAN
+ * (ETHERNET payload) and WireGuard through wireguard-go (IP payload) for remote ones.
  * Env: NSM_NAME (forwarder), NSM_LABELS (p2p:true), NSM_NSNAME (forwarder), NSM_CONNECT_TO
  * (unix:///var/lib/networkservicemesh/nsm.io.sock), NSM_LISTEN_ON (unix:///listen.on.sock),
- * NSM_DIAL_TIMEOUT (750ms), NSM_LOG_LEVEL. Runs in the node's network namespace.
+ * NSM_DIAL_TIMEOUT (750ms), NSM_TUNNEL_IP (none: local connections only; it must be an address
+ * of this netns), NSM_VXLAN_PORT (4789), NSM_WIREGUARD_PORT (51820, first of the per-tunnel
+ * ports), NSM_MECHANISM_PRIORITY (none), NSM_LOG_LEVEL. Runs in the node's network namespace,
+ * where its tunnel sockets and wireguard-go processes live.
  */
 
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { NetworkServiceEndpointSchema } from "../api/gen/registry_pb.js";
 import { createNetlinkKernel } from "../kernel/index.js";
-import { kernelXconnectClient, kernelXconnectServer } from "../kernel/networkservice/index.js";
+import { kernelForwarderElements } from "../kernel/networkservice/index.js";
 import { CallContext } from "../sdk/core/context.js";
 import { createForwarder } from "../sdk/networkservice/chains/forwarder/index.js";
 import { registryClient } from "../sdk/registry/chains/client/index.js";
@@ -31,10 +35,22 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
   });
   const listenOn = listenUrls(env, "NSM_LISTEN_ON", "unix:///listen.on.sock");
   const dialTimeoutMs = env.duration("NSM_DIAL_TIMEOUT", "750ms");
+  const tunnelIp = env.raw("NSM_TUNNEL_IP") || undefined;
+  const vxlanPort = env.int("NSM_VXLAN_PORT", 4789, 1, 65535);
+  const wireguardPort = env.int("NSM_WIREGUARD_PORT", 51820, 1, 65535);
+  const mechanismPriority = env.list("NSM_MECHANISM_PRIORITY");
   const log = roleLogger(env, name);
 
   const lifetime = new AbortController();
   const kernel = createNetlinkKernel();
+  const dataPlane = await kernelForwarderElements({
+    kernel,
+    tunnelIp,
+    vxlanPort,
+    wireguard: { port: wireguardPort },
+    mechanismPriority,
+    log,
+  });
   const nsmgrChannel = dialChannel(connectTo);
   const viaNsmgr = registryClients(nsmgrChannel);
   const forwarder = createForwarder({
@@ -42,8 +58,10 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
     nsRegistry: viaNsmgr.ns,
     nseRegistry: viaNsmgr.nse,
     dialTimeoutMs,
-    additional: [kernelXconnectServer({ kernel })],
-    additionalClient: [kernelXconnectClient()],
+    serverMechanisms: dataPlane.serverMechanisms,
+    clientMechanisms: dataPlane.clientMechanisms,
+    additional: dataPlane.additional,
+    additionalClient: dataPlane.additionalClient,
     log,
   });
   const server = new grpc.Server();
@@ -57,10 +75,14 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
     url,
   });
   await registration.nse.register(record, CallContext.create({ deadline: Date.now() + 15_000, log }));
-  log.info({ url, nsmgr: connectTo, labels }, "forwarder serving and registered");
+  log.info(
+    { url, nsmgr: connectTo, labels, tunnelIp, underlayMtu: dataPlane.underlayMtu },
+    "forwarder serving and registered",
+  );
   await untilSignal();
   lifetime.abort();
   forwarder.dispose();
+  await dataPlane.dispose();
   await shutdown(server);
   closeChannel(nsmgrChannel);
   await kernel.close();
