@@ -9,9 +9,14 @@
  * nsmgr (made by `--init`) and adopts it, so the hand-over does not build a second path; it
  * requests until it succeeds, keeps the connections, and closes them on SIGTERM. `--init`
  * requests every service once and exits 0, or exits 1 with the gRPC status.
- * The client runs inside its pod's network namespace and names it by pid in the KERNEL mechanism.
+ * The client runs inside its pod's network namespace and names it in the KERNEL mechanism: by
+ * its bind mount in /run/netns when it has one (the local runtime's pods: a path that outlives
+ * `--init`, so the forwarder can still reach the pod when the sidecar closes the connection it
+ * adopted), else by pid.
  */
 
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { createClient as grpcClient } from "../api/grpc.js";
 import {
   type Connection,
@@ -36,6 +41,33 @@ import { type NsUrl, nsUrlMechanism, parseNsUrl } from "../sdk/tools/nsurl.js";
 import { ConfigError, Env } from "./env.js";
 import { roleLogger, untilSignal } from "./serve.js";
 
+/** Where the namespace is bound by `ip netns add`. */
+const NAMED_NETNS_DIR = "/run/netns";
+
+/**
+ * A `file://` URL of this process's network namespace that lives as long as the namespace: its
+ * `/run/netns/NAME` bind mount if there is one (same device and inode, as `ip netns identify`
+ * finds it), else `/proc/<pid>/ns/net`.
+ */
+export function ownNetnsUrl(dir = NAMED_NETNS_DIR): string {
+  const byPid = `file:///proc/${process.pid}/ns/net`;
+  try {
+    const own = statSync("/proc/self/ns/net");
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      try {
+        const st = statSync(path);
+        if (st.dev === own.dev && st.ino === own.ino) return `file://${encodeURI(path)}`;
+      } catch {
+        // a namespace deleted meanwhile
+      }
+    }
+  } catch {
+    // no /run/netns
+  }
+  return byPid;
+}
+
 interface Wanted {
   id: string;
   url: NsUrl;
@@ -44,7 +76,7 @@ interface Wanted {
 }
 
 /** The connection nsmgr already has for `id` (made by nsc --init), as this client's view. */
-async function adoptable(connectTo: string, id: string, type: string, log: Logger): Promise<Connection | undefined> {
+async function adoptable(connectTo: string, id: string, url: NsUrl, log: Logger): Promise<Connection | undefined> {
   const channel = dialChannel(connectTo);
   const ctx = CallContext.create().withCancel({ timeoutMs: 2000 });
   try {
@@ -54,7 +86,14 @@ async function adoptable(connectTo: string, id: string, type: string, log: Logge
     );
     for await (const event of stream) {
       for (const c of Object.values(event.connections)) {
-        if (c.path?.index === 1 && c.path.pathSegments[0]?.id === id && c.mechanism?.type === type) {
+        // Pods of other namespaces may have the same name, hence the same id: the service must
+        // be ours too.
+        if (
+          c.path?.index === 1 &&
+          c.path.pathSegments[0]?.id === id &&
+          c.networkService === url.networkService &&
+          c.mechanism?.type === url.mechanismType
+        ) {
           const mine = clone(ConnectionSchema, c);
           mine.path!.index = 0;
           mine.id = id;
@@ -88,6 +127,7 @@ export async function runNsc(args: string[], vars: NodeJS.ProcessEnv = process.e
   const clientInfo = { nodeName: vars.NODE_NAME, podName: vars.POD_NAME, clusterName: vars.CLUSTER_NAME };
 
   const stopped = new AbortController();
+  const inodeUrl = ownNetnsUrl();
   const wanted: Wanted[] = urls.map((url, i) => ({
     id: `${name}-${i}`,
     url,
@@ -101,7 +141,7 @@ export async function runNsc(args: string[], vars: NodeJS.ProcessEnv = process.e
         clientInfoClient(clientInfo),
         mechanismsClient({
           KERNEL: kernelMechanismClient({
-            inodeUrl: `file:///proc/${process.pid}/ns/net`,
+            inodeUrl,
             interfaceName: url.interfaceName,
           }),
         }),
@@ -112,7 +152,7 @@ export async function runNsc(args: string[], vars: NodeJS.ProcessEnv = process.e
   const requestOnce = async (w: Wanted): Promise<Connection> => {
     const connection =
       w.conn ??
-      (init ? undefined : await adoptable(connectTo, w.id, w.url.mechanismType, log)) ??
+      (init ? undefined : await adoptable(connectTo, w.id, w.url, log)) ??
       create(ConnectionSchema, { id: w.id, networkService: w.url.networkService, labels: { ...w.url.labels } });
     const req = create(NetworkServiceRequestSchema, { connection, mechanismPreferences: [nsUrlMechanism(w.url)] });
     return w.client.request(req, CallContext.create({ deadline: Date.now() + requestTimeoutMs, log }));
