@@ -12,7 +12,13 @@
  *   runtime would (one exec per ADD, config on stdin); its "host" side lives in a throwaway netns.
  * Also the RSS of nsmgr and forwarder with all connections live.
  *
- * Usage: npm run bench:setup [-- --connections 200]. Root. The last line is JSON.
+ * With --remote, also remote setup: the same Requests from a client on node 1 to the endpoint on
+ * node 2 (two node netns joined by a veth underlay 198.18.0.1/24 ↔ 198.18.0.2/24, nsmgrs on their
+ * unix socket and tcp://198.18.0.<i>:5001, forwarders with NSM_TUNNEL_IP): 6 path segments, a
+ * VXLAN device made in each node and moved into the client's and the endpoint's netns. Reported
+ * next to the local figure (remote_* fields and ratio_remote_vs_local).
+ *
+ * Usage: npm run bench:setup [-- --connections 200] [--remote]. Root. The last line is JSON.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -44,7 +50,9 @@ import { mechanismTranslationClient } from "../src/sdk/networkservice/common/mec
 import { metadataClient, metadataServer } from "../src/sdk/networkservice/common/metadata/index.js";
 import { closeChannel, dialChannel, waitForReady } from "../src/sdk/tools/grpcurl.js";
 
-const { values } = parseArgs({ options: { connections: { type: "string", default: "200" } } });
+const { values } = parseArgs({
+  options: { connections: { type: "string", default: "200" }, remote: { type: "boolean", default: false } },
+});
 const N = Number(values.connections);
 const tag = randomBytes(3).toString("hex");
 const dir = mkdtempSync(join(tmpdir(), "nsm-bench-setup-"));
@@ -91,27 +99,82 @@ function rssMiB(pid: number): number {
   return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : Number.NaN;
 }
 
-async function ours(): Promise<{ times: number[]; nsmgrRss: number; forwarderRss: number }> {
-  const node = addNetns(`nsmb-${tag}-node`);
-  const nsePod = addNetns(`nsmb-${tag}-nse`);
-  const reg = `unix://${dir}/registry.sock`;
-  const nsm = `unix://${dir}/nsm.sock`;
-  start(undefined, "registry", ["registry"], { NSM_LISTEN_ON: reg });
-  await ready(reg);
-  const nsmgr = start(node, "nsmgr", ["nsmgr"], { NSM_NAME: "nsmgr-1", NSM_LISTEN_ON: nsm, NSM_REGISTRY_URL: reg });
-  await ready(nsm);
-  const fwd = start(node, "forwarder", ["forwarder"], {
-    NSM_NAME: "forwarder-1",
-    NSM_LISTEN_ON: `unix://${dir}/fwd.sock`,
-    NSM_CONNECT_TO: nsm,
+/** A node: netns, nsmgr (unix socket, plus tcp on the underlay address when remote) and forwarder. */
+async function startNode(
+  p: string,
+  i: number,
+  reg: string,
+  underlay?: string,
+): Promise<{ netns: string; nsm: string; nsmgr: ChildProcess; fwd: ChildProcess }> {
+  const netns = `nsmb-${tag}-${p}node${i}`;
+  const nsm = `unix://${dir}/${p}nsm${i}.sock`;
+  const nsmgr = start(netns, `${p}nsmgr-${i}`, ["nsmgr"], {
+    NSM_NAME: `nsmgr-${i}`,
+    NSM_LISTEN_ON: underlay ? `${nsm},tcp://${underlay}:5001` : nsm,
+    NSM_REGISTRY_URL: reg,
   });
-  start(nsePod, "nse", ["nse", "icmp-responder"], {
-    NSM_NAME: "nse-kernel",
+  await ready(nsm);
+  const fwd = start(netns, `${p}forwarder-${i}`, ["forwarder"], {
+    NSM_NAME: `forwarder-${i}`,
+    NSM_LISTEN_ON: `unix://${dir}/${p}fwd${i}.sock`,
     NSM_CONNECT_TO: nsm,
+    ...(underlay ? { NSM_TUNNEL_IP: underlay } : {}),
+  });
+  return { netns, nsm, nsmgr, fwd };
+}
+
+async function stopPhase(phase: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    phase.map(
+      (p) =>
+        new Promise<void>((resolve) => {
+          if (p.exitCode !== null || p.signalCode !== null) return resolve();
+          p.once("exit", () => resolve());
+          p.kill("SIGTERM");
+        }),
+    ),
+  );
+}
+
+/**
+ * Setup of N connections through real processes: local (client, nsmgr, forwarder and endpoint on
+ * one node) or remote (client on node 1, endpoint on node 2).
+ */
+async function ours(remote: boolean): Promise<{ times: number[]; nsmgrRss: number; forwarderRss: number }> {
+  const p = remote ? "r" : "";
+  const first = procs.length;
+  const reg = `unix://${dir}/${p}registry.sock`;
+  let n1: Awaited<ReturnType<typeof startNode>>;
+  let n2: Awaited<ReturnType<typeof startNode>>;
+  const nsePod = addNetns(`nsmb-${tag}-${p}nse`);
+  start(undefined, `${p}registry`, ["registry"], { NSM_LISTEN_ON: reg });
+  await ready(reg);
+  if (remote) {
+    const a = addNetns(`nsmb-${tag}-rnode1`);
+    const b = addNetns(`nsmb-${tag}-rnode2`);
+    execFileSync("ip", ["-n", a, "link", "add", "u0", "type", "veth", "peer", "name", "u1", "netns", b]);
+    for (const [ns, dev, ip] of [
+      [a, "u0", "198.18.0.1/24"],
+      [b, "u1", "198.18.0.2/24"],
+    ] as const) {
+      execFileSync("ip", ["-n", ns, "addr", "add", ip, "dev", dev]);
+      execFileSync("ip", ["-n", ns, "link", "set", dev, "up"]);
+      execFileSync("ip", ["-n", ns, "link", "set", "lo", "up"]);
+    }
+    [n1, n2] = await Promise.all([startNode(p, 1, reg, "198.18.0.1"), startNode(p, 2, reg, "198.18.0.2")]);
+  } else {
+    addNetns(`nsmb-${tag}-node1`);
+    n1 = n2 = await startNode(p, 1, reg);
+  }
+  start(nsePod, `${p}nse`, ["nse", "icmp-responder"], {
+    NSM_NAME: "nse-kernel",
+    NSM_CONNECT_TO: n2.nsm,
     NSM_SERVICE_NAMES: "kernel2kernel",
     NSM_CIDR_PREFIX: "10.60.0.0/16",
   });
-  const clients = Array.from({ length: N + 1 }, (_, i) => addNetns(`nsmb-${tag}-c${i}`));
+  const nsm = n1.nsm;
+  const { nsmgr, fwd } = n1;
+  const clients = Array.from({ length: N + 1 }, (_, i) => addNetns(`nsmb-${tag}-${p}c${i}`));
   const conns: { client: ReturnType<typeof createClient>; conn: Connection }[] = [];
   const times: number[] = [];
   const request = async (i: number) => {
@@ -143,9 +206,12 @@ async function ours(): Promise<{ times: number[]; nsmgrRss: number; forwarderRss
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+  const warm = conns[0]!.conn;
+  const segments = warm.path?.pathSegments.length ?? 0;
+  if (segments !== (remote ? 6 : 4)) throw new Error(`a ${p ? "remote" : "local"} path of ${segments} segments`);
   for (let i = 0; i < N; i++) {
     times.push(await request(i));
-    if (i % 20 === 0) progress("nsm requests", i);
+    if (i % 20 === 0) progress(`nsm ${remote ? "remote " : ""}requests`, i);
   }
   const nsmgrRss = rssMiB(nsmgr.pid!);
   const forwarderRss = rssMiB(fwd.pid!);
@@ -153,6 +219,7 @@ async function ours(): Promise<{ times: number[]; nsmgrRss: number; forwarderRss
     await c.client.close(c.conn, CallContext.create({ deadline: Date.now() + 15_000 }));
     if (i % 20 === 0) progress("closes", i);
   }
+  await stopPhase(procs.slice(first));
   return { times, nsmgrRss, forwarderRss };
 }
 
@@ -257,7 +324,8 @@ process.on("exit", cleanup);
 try {
   const cni = cniPtp();
   const fl = await floor();
-  const o = await ours();
+  const o = await ours(false);
+  const remote = values.remote ? await ours(true) : undefined;
   const result = {
     connections: N,
     p50_ms: r3(pct(o.times, 50)),
@@ -270,6 +338,15 @@ try {
     ratio_vs_cni: r3(pct(o.times, 50) / pct(cni, 50)),
     nsmgr_rss_mib: o.nsmgrRss,
     forwarder_rss_mib: o.forwarderRss,
+    ...(remote
+      ? {
+          remote_p50_ms: r3(pct(remote.times, 50)),
+          remote_p95_ms: r3(pct(remote.times, 95)),
+          ratio_remote_vs_local: r3(pct(remote.times, 50) / pct(o.times, 50)),
+          remote_nsmgr_rss_mib: remote.nsmgrRss,
+          remote_forwarder_rss_mib: remote.forwarderRss,
+        }
+      : {}),
   };
   console.log(`kernel2kernel setup on one node, ${N} connections (client Request → interfaces configured):`);
   console.log(`  nsm      p50 ${result.p50_ms} ms  p95 ${result.p95_ms} ms`);
@@ -279,7 +356,13 @@ try {
   console.log(
     `  cni ptp  p50 ${result.cni_ptp_p50_ms} ms  p95 ${result.cni_ptp_p95_ms} ms  (Debian containernetworking-plugins)`,
   );
+  if (result.remote_p50_ms !== undefined) {
+    console.log(
+      `  remote   p50 ${result.remote_p50_ms} ms  p95 ${result.remote_p95_ms} ms  (client and endpoint on two nodes: VXLAN, 6 path segments)`,
+    );
+  }
   console.log(`  ratios: vs floor ${result.ratio_vs_floor}×, vs CNI ptp ${result.ratio_vs_cni}×`);
+  if (result.ratio_remote_vs_local !== undefined) console.log(`  remote vs local: ${result.ratio_remote_vs_local}×`);
   console.log(
     `  RSS with ${N} live connections: nsmgr ${result.nsmgr_rss_mib} MiB, forwarder ${result.forwarder_rss_mib} MiB`,
   );
