@@ -58,6 +58,11 @@ import {
   writeProcessIdentities,
 } from "../src/security/index.js";
 
+if (process.argv.includes("--remote")) {
+  // Remote next to local (insecure, processes on two nodes): a separate script.
+  await import("./setup-remote.js");
+  process.exit(0);
+}
 const { values } = parseArgs({ options: { connections: { type: "string", default: "200" } } });
 const N = Number(values.connections);
 const tag = randomBytes(3).toString("hex");

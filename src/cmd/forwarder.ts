@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * `nsm forwarder`: the kernel forwarder (veth for local connections).
+ * `nsm forwarder`: the kernel forwarder: veth for local connections; with a tunnel IP, VXLAN
+ * (ETHERNET payload) and WireGuard through wireguard-go (IP payload) for remote ones.
  * Env: NSM_NAME (forwarder), NSM_LABELS (p2p:true), NSM_NSNAME (forwarder), NSM_CONNECT_TO
  * (unix:///var/lib/networkservicemesh/nsm.io.sock), NSM_LISTEN_ON (unix:///listen.on.sock),
- * NSM_DIAL_TIMEOUT (750ms), NSM_LOG_LEVEL. Runs in the node's network namespace.
+ * NSM_DIAL_TIMEOUT (750ms), NSM_TUNNEL_IP (none: local connections only; it must be an address
+ * of this netns), NSM_VXLAN_PORT (4789), NSM_WIREGUARD_PORT (51820, first of the per-tunnel
+ * ports), NSM_MECHANISM_PRIORITY (none), NSM_LOG_LEVEL. Runs in the node's network namespace,
+ * where its tunnel sockets and wireguard-go processes live.
  * Security (./security.ts): SPIFFE_ENDPOINT_SOCKET, NSM_MAX_TOKEN_LIFETIME,
  * NSM_REGISTRY_CLIENT_POLICIES, NSM_SERVER_POLICIES, NSM_CLIENT_POLICIES, NSM_MONITOR_POLICIES,
  * NSM_INSECURE; NSM_PROCESS_IDENTITIES (ours): the root-only process identity file the netns
@@ -15,7 +19,7 @@ import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { NetworkServiceEndpointSchema } from "../api/gen/registry_pb.js";
 import { createNetlinkKernel } from "../kernel/index.js";
-import { kernelXconnectClient, kernelXconnectServer } from "../kernel/networkservice/index.js";
+import { kernelForwarderElements } from "../kernel/networkservice/index.js";
 import { CallContext } from "../sdk/core/context.js";
 import { createForwarder } from "../sdk/networkservice/chains/forwarder/index.js";
 import { registryClient } from "../sdk/registry/chains/client/index.js";
@@ -40,6 +44,10 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
   const listenOn = listenUrls(env, "NSM_LISTEN_ON", "unix:///listen.on.sock");
   const dialTimeoutMs = env.duration("NSM_DIAL_TIMEOUT", "750ms");
   const identities = env.raw("NSM_PROCESS_IDENTITIES");
+  const tunnelIp = env.raw("NSM_TUNNEL_IP") || undefined;
+  const vxlanPort = env.int("NSM_VXLAN_PORT", 4789, 1, 65535);
+  const wireguardPort = env.int("NSM_WIREGUARD_PORT", 51820, 1, 65535);
+  const mechanismPriority = env.list("NSM_MECHANISM_PRIORITY");
   const log = roleLogger(env, name);
   const sec = await roleSecurity(env, log);
   const monitorPolicies = await sec.policies("monitor");
@@ -52,6 +60,15 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
 
   const lifetime = new AbortController();
   const kernel = createNetlinkKernel();
+  const dataPlane = await kernelForwarderElements({
+    kernel,
+    tunnelIp,
+    vxlanPort,
+    wireguard: { port: wireguardPort },
+    mechanismPriority,
+    checkNetns: owner.check,
+    log,
+  });
   const nsmgrChannel = dialChannel(connectTo, sec.dialOptions());
   const viaNsmgr = registryClients(nsmgrChannel);
   const forwarder = createForwarder({
@@ -63,8 +80,10 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
     dialOptions: sec.dialOptions(),
     clientAuthorize: sec.clientAuthorize(await sec.policies("client")),
     monitorService: (service) => sec.monitor(service, monitorPolicies),
-    additional: [owner.server, kernelXconnectServer({ kernel, checkNetns: owner.check })],
-    additionalClient: [kernelXconnectClient()],
+    serverMechanisms: dataPlane.serverMechanisms,
+    clientMechanisms: dataPlane.clientMechanisms,
+    additional: [owner.server, ...dataPlane.additional],
+    additionalClient: dataPlane.additionalClient,
     log,
   });
   const server = new grpc.Server();
@@ -82,10 +101,14 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
     url,
   });
   await registration.nse.register(record, CallContext.create({ deadline: Date.now() + 15_000, log }));
-  log.info({ url, nsmgr: connectTo, labels }, "forwarder serving and registered");
+  log.info(
+    { url, nsmgr: connectTo, labels, tunnelIp, underlayMtu: dataPlane.underlayMtu },
+    "forwarder serving and registered",
+  );
   await untilSignal();
   lifetime.abort();
   forwarder.dispose();
+  await dataPlane.dispose();
   await shutdown(server);
   closeChannel(nsmgrChannel);
   await kernel.close();

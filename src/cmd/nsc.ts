@@ -23,6 +23,7 @@ import {
   MonitorConnection,
   MonitorScopeSelectorSchema,
   NetworkServiceRequestSchema,
+  Param,
 } from "../api/index.js";
 import type { NetworkServiceHandler } from "../sdk/core/chain.js";
 import { CallContext, sleep } from "../sdk/core/context.js";
@@ -51,7 +52,7 @@ async function adoptable(
   connectTo: string,
   dial: DialOptions,
   id: string,
-  type: string,
+  url: NsUrl,
   log: Logger,
 ): Promise<Connection | undefined> {
   const channel = dialChannel(connectTo, dial);
@@ -63,10 +64,20 @@ async function adoptable(
     );
     for await (const event of stream) {
       for (const c of Object.values(event.connections)) {
-        if (c.path?.index === 1 && c.path.pathSegments[0]?.id === id && c.mechanism?.type === type) {
+        // Pods of other namespaces may have the same name, hence the same id: the service must
+        // be ours too.
+        if (
+          c.path?.index === 1 &&
+          c.path.pathSegments[0]?.id === id &&
+          c.networkService === url.networkService &&
+          c.mechanism?.type === url.mechanismType
+        ) {
           const mine = clone(ConnectionSchema, c);
           mine.path!.index = 0;
           mine.id = id;
+          // The netns was named by --init's pid, which is gone: name it by ours (the same
+          // namespace; the forwarder recognises it by identity and keeps the interface).
+          if (mine.mechanism) mine.mechanism.parameters[Param.INODE_URL] = `file:///proc/${process.pid}/ns/net`;
           return mine;
         }
       }
@@ -147,7 +158,7 @@ async function connectAll(cfg: NscConfig): Promise<number> {
   const requestOnce = async (w: Wanted): Promise<Connection> => {
     const connection =
       w.conn ??
-      (init ? undefined : await adoptable(connectTo, sec.dialOptions(), w.id, w.url.mechanismType, log)) ??
+      (init ? undefined : await adoptable(connectTo, sec.dialOptions(), w.id, w.url, log)) ??
       create(ConnectionSchema, { id: w.id, networkService: w.url.networkService, labels: { ...w.url.labels } });
     const req = create(NetworkServiceRequestSchema, { connection, mechanismPreferences: [nsUrlMechanism(w.url)] });
     return w.client.request(req, CallContext.create({ deadline: Date.now() + requestTimeoutMs, log }));

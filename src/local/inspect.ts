@@ -128,11 +128,11 @@ async function buildTable(state: RuntimeState, kind: string, namespace?: string)
       );
     case "nodes":
       return table(
-        ["NAME", "STATUS", "NETNS", "PODS", "AGE"],
+        ["NAME", "STATUS", "NETNS", "INTERNAL-IP", "PODS", "AGE"],
         state.nodes.map((n) => {
           const ok = n.nsmgr && isAlive(n.nsmgr) && n.forwarder && isAlive(n.forwarder);
           const pods = state.pods.filter((p) => p.node === n.name).length;
-          return [n.name, ok ? "Ready" : "NotReady", n.netns, String(pods), age(n.createdAt)];
+          return [n.name, ok ? "Ready" : "NotReady", n.netns, n.address ?? "<none>", String(pods), age(n.createdAt)];
         }),
       );
     case "networkservices": {
@@ -154,27 +154,36 @@ async function buildTable(state: RuntimeState, kind: string, namespace?: string)
       );
     }
     default: {
-      const rows: string[][] = [];
+      // A remote connection passes two nsmgrs and both report it: one row, on the client's node.
+      const seen = new Map<string, { row: string[]; clientNode: boolean }>();
       for (const n of state.nodes) {
         const conns = await registryCall(
           async () => nsmgrConnections(n.nsmgrSocket, await dialOf(state)),
           `the nsmgr of ${n.name}`,
         );
         for (const c of conns) {
+          const segments = c.path?.pathSegments ?? [];
+          const key = segments.length >= 2 ? `${segments[0]!.id}/${segments[1]!.id}` : `${n.name}/${c.id}`;
+          const clientNode = segments[1]?.name === `nsmgr-${n.name}`;
+          if (seen.get(key)?.clientNode) continue;
           const ip = c.context?.ipContext;
-          rows.push([
+          const row = [
             n.name,
-            c.path?.pathSegments[0]?.id ?? c.id,
+            segments[0]?.id ?? c.id,
             c.networkService,
             c.networkServiceEndpointName,
             (ip?.srcIpAddrs ?? []).join(","),
             (ip?.dstIpAddrs ?? []).join(","),
             State[c.state] ?? String(c.state),
             pathOf(c),
-          ]);
+          ];
+          seen.set(key, { row, clientNode });
         }
       }
-      return table(["NODE", "ID", "SERVICE", "ENDPOINT", "SRC", "DST", "STATE", "PATH"], rows);
+      return table(
+        ["NODE", "ID", "SERVICE", "ENDPOINT", "SRC", "DST", "STATE", "PATH"],
+        [...seen.values()].map((v) => v.row),
+      );
     }
   }
 }

@@ -102,3 +102,39 @@ export async function deleteLinks(name: string): Promise<string[]> {
   }
   return deleted;
 }
+
+/** The underlay: 198.18.0.0/15 (RFC 2544 benchmarking range), never the host's network. */
+export const UNDERLAY_PREFIX_LEN = 24;
+/** The fabric netns's bridge every node's underlay veth is attached to. */
+export const FABRIC_BRIDGE = "br0";
+/** The node's end of its underlay veth. */
+export const NODE_UNDERLAY_LINK = "eth0";
+
+/** The underlay address of node number `index` (1-based): 198.18.0.<index>. */
+export function underlayAddress(index: number): string {
+  if (!Number.isInteger(index) || index < 1 || index > 254)
+    throw new LocalError(`no underlay address for node ${index}`);
+  return `198.18.0.${index}`;
+}
+
+/**
+ * Creates the fabric: a namespace holding one bridge (up, no STP, so ports forward at once)
+ * that joins the nodes' underlay veths. Nothing is added to the root namespace.
+ */
+export async function addFabric(name: string): Promise<void> {
+  await addNetns(name);
+  await ip(["-n", name, "link", "add", FABRIC_BRIDGE, "type", "bridge", "stp_state", "0"]);
+  await ip(["-n", name, "link", "set", FABRIC_BRIDGE, "up"]);
+}
+
+/**
+ * Joins a node to the fabric: a veth created in the fabric netns, its fabric end (`port`, e.g.
+ * `node-1`) on the bridge, its other end moved into the node's netns as
+ * {@link NODE_UNDERLAY_LINK} with `address`/24, both up.
+ */
+export async function attachToFabric(fabric: string, node: string, port: string, address: string): Promise<void> {
+  await ip(["-n", fabric, "link", "add", port, "type", "veth", "peer", "name", NODE_UNDERLAY_LINK, "netns", node]);
+  await ip(["-n", fabric, "link", "set", port, "master", FABRIC_BRIDGE, "up"]);
+  await ip(["-n", node, "addr", "add", `${address}/${UNDERLAY_PREFIX_LEN}`, "dev", NODE_UNDERLAY_LINK]);
+  await ip(["-n", node, "link", "set", NODE_UNDERLAY_LINK, "up"]);
+}

@@ -2,15 +2,18 @@
 /**
  * The local runtime's commands that change things: `up`, `apply`, `delete`, `down`.
  *
- * - `up` starts the registry (unix socket in the state dir) and, per node, a netns
- *   `<prefix>-node-<i>` running nsmgr and forwarder; it waits for each (socket accepting,
- *   forwarder registered) and fails naming the component and the tail of its log.
+ * - `up` makes the fabric (netns `<prefix>-fabric` with the underlay bridge), starts the
+ *   registry (unix socket in the state dir) and, per node, a netns `<prefix>-node-<i>` with
+ *   `eth0` 198.18.0.<i>/24 on the fabric, running nsmgr (node socket + `tcp://198.18.0.<i>:5001`)
+ *   and forwarder (tunnel IP 198.18.0.<i>); it waits for each (socket accepting, forwarder
+ *   registered) and fails naming the component and the tail of its log.
  * - `apply` checks every object and places every pod before it changes anything; then it
  *   registers NetworkServices, starts pods without the client annotation, then annotated pods.
  * - `delete` stops pods (clients first, so their sidecars close connections while the endpoints
  *   still run), deletes their netns and unregisters NetworkServices.
  * - `down` does that for everything, stops forwarders, nsmgrs and the registry, deletes the node
- *   namespaces and the state dir, and checks that nothing with the runtime's prefix remains.
+ *   namespaces (their underlay veths go with them), the fabric and the state dir, and checks that
+ *   nothing with the runtime's prefix remains.
  *
  * Each command holds the lock of the state dir; the state file is saved after every step, so a
  * command that fails half way leaves a state that `down` can clean.
@@ -38,7 +41,17 @@ import {
   type NetworkServiceManifest,
   type WorkloadManifest,
 } from "./manifest.js";
-import { addNetns, deleteLinks, deleteNetns, listOwnNetns, netnsName, netnsPids } from "./netns.js";
+import {
+  addFabric,
+  addNetns,
+  attachToFabric,
+  deleteLinks,
+  deleteNetns,
+  listOwnNetns,
+  netnsName,
+  netnsPids,
+  underlayAddress,
+} from "./netns.js";
 import {
   buildPod,
   deploymentPodName,
@@ -84,6 +97,8 @@ const INIT_CONTAINER_TIMEOUT = 120_000;
 const STOP_GRACE = 10_000;
 /** Longest unix socket path (sun_path is 108 bytes with the terminating NUL). */
 const MAX_SOCKET_PATH = 107;
+/** The nsmgr's TCP port on its node's underlay address (upstream hostPort). */
+const NSMGR_PORT = 5001;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -249,6 +264,11 @@ export class LocalRuntime {
       else state.trustDomain = trustDomain;
       this.#save(state);
       try {
+        const tf = Date.now();
+        state.fabric = netnsName(paths.prefix, "fabric");
+        this.#save(state);
+        await addFabric(state.fabric);
+        out.say(`  fabric: netns ${state.fabric}, bridge for the 198.18.0.0/24 underlay ${out.took(tf)}`);
         if (insecure) {
           out.warn(
             "INSECURE MODE (--insecure): no identity provider, no mTLS, no path tokens, no policies, no netns ownership checks; every process runs with NSM_INSECURE=true. Debugging only.",
@@ -287,7 +307,7 @@ export class LocalRuntime {
         this.#save(state);
         await waitReady("the registry", reg.proc, reg.spawned, () => socketAccepts(paths.registrySocket));
         out.say(`  registry ready on unix://${paths.registrySocket} ${out.took(t)}`);
-        await Promise.all(Array.from({ length: nodeCount }, (_, i) => this.#startNode(state, `node-${i + 1}`)));
+        await Promise.all(Array.from({ length: nodeCount }, (_, i) => this.#startNode(state, i + 1)));
         state.phase = "up";
         this.#save(state);
         out.say(`ready: ${nodeCount} node(s) in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
@@ -305,22 +325,32 @@ export class LocalRuntime {
     }
   }
 
-  async #startNode(state: State, name: string): Promise<void> {
+  /**
+   * Node `index` (1-based): its netns joined to the fabric with 198.18.0.<index>, an nsmgr on the
+   * node's unix socket and `tcp://198.18.0.<index>:5001` (the public URL, which remote forwarders
+   * dial), and a forwarder whose tunnels start at that address.
+   */
+  async #startNode(state: State, index: number): Promise<void> {
     const { paths, out } = this;
     const t = Date.now();
+    const name = `node-${index}`;
     const dir = join(paths.nodesDir, name);
     mkdirSync(dir, { recursive: true });
+    const address = underlayAddress(index);
     const node: NodeState = {
       name,
       netns: netnsName(paths.prefix, name),
       dir,
       nsmgrSocket: join(dir, "nsm.io.sock"),
       forwarderSocket: join(dir, "forwarder.sock"),
+      address,
+      nsmgrUrl: `tcp://${address}:${NSMGR_PORT}`,
       createdAt: new Date().toISOString(),
     };
     state.nodes.push(node);
     this.#save(state);
     await addNetns(node.netns);
+    await attachToFabric(state.fabric!, node.netns, name, address);
     const nsmgr = start(
       paths,
       node.netns,
@@ -328,7 +358,7 @@ export class LocalRuntime {
       systemEnv(paths, {
         ...securityEnv(paths, state),
         NSM_NAME: `nsmgr-${name}`,
-        NSM_LISTEN_ON: `unix://${node.nsmgrSocket}`,
+        NSM_LISTEN_ON: `unix://${node.nsmgrSocket},${node.nsmgrUrl}`,
         NSM_REGISTRY_URL: `unix://${paths.registrySocket}`,
         NODE_NAME: name,
         POD_NAME: `nsmgr-${name}`,
@@ -349,6 +379,7 @@ export class LocalRuntime {
         NSM_NAME: fwdName,
         NSM_LISTEN_ON: `unix://${node.forwarderSocket}`,
         NSM_CONNECT_TO: `unix://${node.nsmgrSocket}`,
+        NSM_TUNNEL_IP: address,
         NODE_NAME: name,
         POD_NAME: fwdName,
       }),
@@ -362,7 +393,7 @@ export class LocalRuntime {
       fwd.spawned,
       async () => (await findEndpoints(paths.registrySocket, await cliDialOptions(paths, state), fwdName)).length > 0,
     );
-    out.say(`  ${name}: netns ${node.netns}, nsmgr and forwarder ready ${out.took(t)}`);
+    out.say(`  ${name}: netns ${node.netns}, underlay ${address}, nsmgr and forwarder ready ${out.took(t)}`);
   }
 
   /** What is wrong with a runtime that should be up, or undefined. */
@@ -825,7 +856,13 @@ export class LocalRuntime {
         );
         await stopAll("registry", [state.registry]);
         await stopAll("identity provider", [state.identityProvider]);
-        for (const n of state.nodes) await deleteNetns(n.netns);
+        // What a forwarder that did not stop cleanly left in its node (wireguard-go) goes too.
+        for (const n of state.nodes) {
+          await killNetnsProcesses(n.netns);
+          await deleteNetns(n.netns);
+        }
+        // The nodes' underlay veths went with their namespaces; the bridge goes with the fabric.
+        if (state.fabric) await deleteNetns(state.fabric);
       } else {
         out.say(`no runtime state in ${paths.dir}; removing anything left with prefix ${paths.prefix}`);
       }

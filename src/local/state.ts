@@ -14,6 +14,9 @@
  * - `logs/`             one file per process: `registry.log`, `<node>-nsmgr.log`, `<ns>_<pod>_<container>.log`
  * - `tmp/`              TMPDIR of the processes (endpoint sockets)
  *
+ * Nodes are joined by an underlay: each node netns has `eth0` with 198.18.0.<i>/24, the other
+ * end of that veth being a port of the bridge `br0` in the netns `<prefix>-fabric`.
+ *
  * Network namespaces are named `<prefix>-…` where the prefix is derived from the directory's
  * absolute path, so two runtimes (two state directories) never share a name.
  */
@@ -81,6 +84,10 @@ export interface NodeState {
   readonly dir: string;
   readonly nsmgrSocket: string;
   readonly forwarderSocket: string;
+  /** Underlay address (198.18.0.<i>, on `eth0`, /24); nodes made before the fabric existed have none. */
+  readonly address?: string;
+  /** The nsmgr's public URL, `tcp://<address>:5001`. */
+  readonly nsmgrUrl?: string;
   nsmgr?: ManagedProc;
   forwarder?: ManagedProc;
   readonly createdAt: string;
@@ -162,6 +169,8 @@ export interface State {
   /** The identity provider (embedded CA serving the Workload API), secure runtimes only. */
   identityProvider?: ManagedProc;
   registry?: ManagedProc;
+  /** The netns holding the underlay bridge that joins the nodes (`<prefix>-fabric`). */
+  fabric?: string;
   nodes: NodeState[];
   namespaces: NamespaceState[];
   networkServices: NetworkServiceState[];

@@ -113,12 +113,12 @@ describe("local runtime: delete and placement on two nodes", { skip }, () => {
   });
 
   it("deleting the whole example removes its pods, namespace and NetworkService", async () => {
-    const podNs = rt.netns().filter((n) => !/-node-\d+$/.test(n));
+    const podNs = rt.netns().filter((n) => !/-(node-\d+|fabric)$/.test(n));
     assert.equal(podNs.length, 1, JSON.stringify(podNs));
     const out = await rt.ok("delete", "-f", EXAMPLE);
     assert.match(out, /namespace "ns-kernel2kernel" deleted/);
     assert.match(out, /networkservice "kernel2kernel" unregistered/);
-    assert.deepEqual(rt.netns().sort(), [`${rt.prefix}-node-1`, `${rt.prefix}-node-2`]);
+    assert.deepEqual(rt.netns().sort(), [`${rt.prefix}-fabric`, `${rt.prefix}-node-1`, `${rt.prefix}-node-2`]);
     assert.ok(!rows(await rt.ok("get", "networkservices")).some((r) => r[0] === "kernel2kernel"));
     assert.match((await rt.nsm("get", "namespaces")).stdout, /No resources found/);
   });

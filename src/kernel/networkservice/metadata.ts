@@ -34,6 +34,8 @@ export interface SidePlan extends IpPlan {
   side: XconnectSide;
   /** The netns path (from the mechanism's `inodeURL`). */
   netns: string;
+  /** The namespace's identity when it could be read (see `followNetns`). */
+  netnsId?: string;
   /** The interface name (the mechanism's `name`). */
   name: string;
   /** The alias, see `tag.ts`. */

@@ -8,6 +8,7 @@
  * absolute path to a netns file. Everything else is `InvalidArgument` with a message that says
  * what to send instead.
  */
+import { statSync } from "node:fs";
 import { invalidArgument, type NsmError } from "../../sdk/core/errors.js";
 
 const bad = (url: string, why: string): NsmError =>
@@ -60,4 +61,28 @@ export function netnsPathFromUrl(url: string): string {
     throw bad(url, "it names the forwarder's own namespace: send file:///proc/<pid>/ns/net with your pid");
   }
   return path;
+}
+
+/** The identity (`dev:ino`) of the namespace at `path`, or undefined when it cannot be read. */
+export function netnsIdentity(path: string): string | undefined {
+  try {
+    const st = statSync(path);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * When a side recorded earlier names the same namespace (same identity) under another path —
+ * an NSC sidecar taking over the connection of `nsc --init`, whose `/proc/<pid>` path died with
+ * it — the record adopts the new path, so the interface is kept and later calls use a live path.
+ */
+export function followNetns(
+  recorded: { netns: string; netnsId?: string },
+  now: { netns: string; netnsId?: string },
+): void {
+  if (recorded.netns !== now.netns && recorded.netnsId !== undefined && recorded.netnsId === now.netnsId) {
+    recorded.netns = now.netns;
+  }
 }

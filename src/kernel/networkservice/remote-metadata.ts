@@ -31,6 +31,8 @@ export interface PodPlan extends IpPlan {
   /** `client`: the NSC's netns (this is the NSC-side forwarder); `endpoint`: the NSE's. */
   side: XconnectSide;
   netns: string;
+  /** The namespace's identity when it could be read (see `followNetns`). */
+  netnsId?: string;
   /** The KERNEL mechanism's `name`. */
   name: string;
   /** The alias, see `tag.ts`. */

@@ -12,7 +12,7 @@ import { tryParseIp } from "../../sdk/tools/cidr.js";
 import { validateInterfaceName } from "../../sdk/tools/ifname.js";
 import { mechanismMtu, minNonZero } from "../../sdk/tools/tunnel.js";
 import { clientIpPlan, endpointIpPlan } from "./ip-plan.js";
-import { netnsPathFromUrl } from "./netns-url.js";
+import { netnsIdentity, netnsPathFromUrl } from "./netns-url.js";
 import type { PodPlan, RemotePlan, TunnelPlan } from "./remote-metadata.js";
 import { type XconnectSide, xconnectTag } from "./tag.js";
 
@@ -27,6 +27,8 @@ export interface PodLocation {
   side: XconnectSide;
   url: string;
   netns: string;
+  /** The namespace's identity when it could be read (see `followNetns`). */
+  netnsId?: string;
   name: string;
 }
 
@@ -37,7 +39,7 @@ export function locatePod(side: XconnectSide, m: Mechanism): PodLocation {
     const netns = netnsPathFromUrl(url);
     if (!name) throw invalidArgument("no interface name (parameter name)");
     validateInterfaceName(name);
-    return { side, url, netns, name };
+    return { side, url, netns, netnsId: netnsIdentity(netns), name };
   } catch (err) {
     const e = NsmError.from(err, Code.InvalidArgument);
     throw new NsmError(`${side}'s KERNEL mechanism: ${e.rawMessage}`, e.code, { cause: e, reason: e.reason });
@@ -135,6 +137,7 @@ export function remotePlan(
   const pod: PodPlan = {
     side: shape.pod.side,
     netns: shape.pod.netns,
+    netnsId: shape.pod.netnsId,
     name: shape.pod.name,
     tag: xconnectTag(shape.pod.side, conn.id),
     ...ip,

@@ -36,6 +36,7 @@ import type { CallContext } from "../../sdk/core/context.js";
 import { Code, invalidArgument, NsmError } from "../../sdk/core/errors.js";
 import type { KernelApi, NetnsPath } from "../api.js";
 import { unionIpPlans } from "./ip-plan.js";
+import { followNetns } from "./netns-url.js";
 import { DEFAULT_CLEANUP_TIMEOUT_MS, type NetnsCheck } from "./options.js";
 import { RemoteDataPlane, type WireguardDataPlane } from "./remote-dataplane.js";
 import {
@@ -174,6 +175,7 @@ export function kernelRemoteXconnectServer(
     const plan = remotePlan(conn, shape);
     // A wireguard-go that died takes its TUN with it: rebuild.
     const alive = plan.tunnel.type !== "WIREGUARD" || device?.running === true;
+    if (old) followNetns(old.pod, plan.pod);
     if (old && alive && !previous?.stale && samePlan(old, plan)) return;
 
     // HOOK(netns-ownership): nothing in the kernel has changed yet.

@@ -1,10 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /** The server half of the kernel cross-connect: builds, refreshes and removes the veth pair. */
-import { type Connection, type Mechanism, MechanismType, Param } from "../../api/index.js";
+import { type Connection, type Mechanism, MechanismType } from "../../api/index.js";
 import type { NetworkServiceElement, NetworkServiceHandler } from "../../sdk/core/chain.js";
 import type { CallContext } from "../../sdk/core/context.js";
 import { Code, invalidArgument, NsmError } from "../../sdk/core/errors.js";
-import { validateInterfaceName } from "../../sdk/tools/ifname.js";
 import { clientIpPlan, endpointIpPlan, unionIpPlans } from "./ip-plan.js";
 import {
   loadAndDeleteState,
@@ -14,34 +13,16 @@ import {
   type XconnectPlan,
   type XconnectState,
 } from "./metadata.js";
-import { netnsPathFromUrl } from "./netns-url.js";
+import { followNetns } from "./netns-url.js";
 import { type KernelXconnectServerOptions, type ResolvedOptions, resolveOptions } from "./options.js";
-import { type XconnectSide, xconnectTag } from "./tag.js";
+import { locatePod, type PodLocation } from "./remote-plan.js";
+import { xconnectTag } from "./tag.js";
 import { VethXconnect } from "./veth.js";
 
 const isKernel = (m: Mechanism | undefined): m is Mechanism => m?.type === MechanismType.KERNEL;
 
-/** Where one end goes, from a KERNEL mechanism. */
-interface Location {
-  side: XconnectSide;
-  url: string;
-  netns: string;
-  name: string;
-}
-
-function locate(side: XconnectSide, m: Mechanism): Location {
-  const url = m.parameters[Param.INODE_URL] ?? "";
-  const name = m.parameters[Param.NAME] ?? "";
-  try {
-    const netns = netnsPathFromUrl(url);
-    if (!name) throw invalidArgument("no interface name (parameter name)");
-    validateInterfaceName(name);
-    return { side, url, netns, name };
-  } catch (err) {
-    const e = NsmError.from(err, Code.InvalidArgument);
-    throw new NsmError(`${side}'s KERNEL mechanism: ${e.rawMessage}`, e.code, { cause: e, reason: e.reason });
-  }
-}
+type Location = PodLocation;
+const locate = locatePod;
 
 function buildPlan(conn: Connection, client: Location, endpoint: Location): XconnectPlan {
   if (client.netns === endpoint.netns && client.name === endpoint.name) {
@@ -54,6 +35,7 @@ function buildPlan(conn: Connection, client: Location, endpoint: Location): Xcon
     client: {
       side: "client",
       netns: client.netns,
+      netnsId: client.netnsId,
       name: client.name,
       tag: xconnectTag("client", conn.id),
       ...clientIpPlan(ipc),
@@ -61,6 +43,7 @@ function buildPlan(conn: Connection, client: Location, endpoint: Location): Xcon
     endpoint: {
       side: "endpoint",
       netns: endpoint.netns,
+      netnsId: endpoint.netnsId,
       name: endpoint.name,
       tag: xconnectTag("endpoint", conn.id),
       ...endpointIpPlan(ipc),
@@ -100,6 +83,10 @@ async function reconcile(
   const client = locate("client", clientMechanism);
   const endpoint = locate("endpoint", endpointMechanism);
   const plan = buildPlan(conn, client, endpoint);
+  if (old) {
+    followNetns(old.client, plan.client);
+    followNetns(old.endpoint, plan.endpoint);
+  }
   if (old && !stale && samePlan(old, plan)) return;
 
   // HOOK(netns-ownership): nothing in the kernel has changed yet.

@@ -21,6 +21,7 @@ import {
   ConnectionSchema,
   clone,
   equals,
+  MechanismSchema,
   type NetworkServiceRequest,
   NetworkServiceRequestSchema,
   PathSchema,
@@ -214,6 +215,14 @@ function mergeClientConnection(requested: Connection, events: ConnectionEvents):
     !(previous?.context && equals(ConnectionContextSchema, requested.context, previous.context))
   ) {
     current.context = requested.context;
+  }
+  // A changed mechanism (e.g. an NSC sidecar naming the pod's netns by its own pid after taking
+  // over from nsc --init) must reach the next hop.
+  if (
+    requested.mechanism &&
+    !(previous?.mechanism && equals(MechanismSchema, requested.mechanism, previous.mechanism))
+  ) {
+    current.mechanism = requested.mechanism;
   }
   current.state = requested.state;
   return current;

@@ -19,6 +19,7 @@
 import { createClient } from "../../../../api/grpc.js";
 import {
   type Connection,
+  ConnectionContextSchema,
   type ConnectionEvent,
   ConnectionEventSchema,
   ConnectionEventType,
@@ -28,6 +29,7 @@ import {
   MonitorConnection,
   type MonitorScopeSelector,
   MonitorScopeSelectorSchema,
+  PathSchema,
   PathSegmentSchema,
   State,
 } from "../../../../api/index.js";
@@ -156,10 +158,13 @@ export class ConnectionMonitor {
     if (!mine?.path || !down.path) return;
     const index = down.path.pathSegments.findIndex((s) => s.id === id);
     if (index < 0) return;
-    const c = clone(ConnectionSchema, down);
-    c.id = id;
-    c.path!.index = index;
-    if (type === ConnectionEventType.DELETE) c.state = State.DOWN;
+    // Our own view stays (id, index, mechanism: the next hop's mechanism is not ours); the path,
+    // context and state are the next hop's (upstream's monitor client filter).
+    const c = clone(ConnectionSchema, mine);
+    c.path = clone(PathSchema, down.path);
+    c.path.index = index;
+    if (down.context) c.context = clone(ConnectionContextSchema, down.context);
+    c.state = type === ConnectionEventType.DELETE ? State.DOWN : down.state;
     this.#connections.set(id, c);
     this.#publish(ConnectionEventType.UPDATE, c);
   }
