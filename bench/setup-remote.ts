@@ -1,22 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * kernel2kernel connection setup on one node: client Request → interface configured in both
- * network namespaces, through real processes (registry, nsmgr and forwarder in a node netns,
- * the icmp-responder in its pod netns) with the client chain in this process; each connection
- * goes into a fresh client netns made beforehand.
- *
- * In the same run:
- * - floor: the same netlink work (veth pair, moves, names, tags, addresses, routes, sysctls)
- *   done directly through the forwarder's kernel element, with no control plane;
- * - peer: Debian's CNI `ptp` plugin ADD (with host-local IPAM) into a fresh netns, invoked as a
- *   runtime would (one exec per ADD, config on stdin); its "host" side lives in a throwaway netns.
- * Also the RSS of nsmgr and forwarder with all connections live.
- *
- * With --remote, also remote setup: the same Requests from a client on node 1 to the endpoint on
- * node 2 (two node netns joined by a veth underlay 198.18.0.1/24 ↔ 198.18.0.2/24, nsmgrs on their
- * unix socket and tcp://198.18.0.<i>:5001, forwarders with NSM_TUNNEL_IP): 6 path segments, a
- * VXLAN device made in each node and moved into the client's and the endpoint's netns. Reported
- * next to the local figure (remote_* fields and ratio_remote_vs_local).
+ * Remote next to local kernel2kernel setup (`npm run bench:setup -- --remote`; bench/setup.ts,
+ * which measures the floor, the CNI peer and the cost of security, hands --remote runs here).
+ * Real processes (insecure): registry, and per node netns an nsmgr (unix socket and
+ * tcp://198.18.0.<i>:5001 on a veth underlay) and a forwarder with NSM_TUNNEL_IP; the endpoint on
+ * node 2 (remote) or node 1 (local); the client chain in this process, one fresh client netns per
+ * connection. Remote connections have 6 path segments and a VXLAN device born in each pod netns.
  *
  * Usage: npm run bench:setup -- --remote [--connections 200] (bench/setup.ts hands --remote runs
  * here). Root. The last line is JSON.
@@ -27,28 +16,11 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import {
-  Cls,
-  type Connection,
-  ConnectionContextSchema,
-  ConnectionSchema,
-  create,
-  IPContextSchema,
-  MechanismType,
-  NetworkServiceRequestSchema,
-  newMechanism,
-  RouteSchema,
-} from "../src/api/index.js";
-import { createNetlinkKernel } from "../src/kernel/index.js";
-import { kernelXconnectClient, kernelXconnectServer } from "../src/kernel/networkservice/index.js";
-import { bind, chain, type NetworkServiceElement, passThrough } from "../src/sdk/core/chain.js";
+import { type Connection, ConnectionSchema, create, NetworkServiceRequestSchema } from "../src/api/index.js";
 import { CallContext } from "../src/sdk/core/context.js";
 import { createClient } from "../src/sdk/networkservice/chains/client/index.js";
-import { connectServer } from "../src/sdk/networkservice/common/connect/index.js";
 import { kernelMechanismClient } from "../src/sdk/networkservice/common/kernelmechanism/index.js";
-import { mechanismsClient, mechanismsServer } from "../src/sdk/networkservice/common/mechanisms/index.js";
-import { mechanismTranslationClient } from "../src/sdk/networkservice/common/mechanismtranslation/index.js";
-import { metadataClient, metadataServer } from "../src/sdk/networkservice/common/metadata/index.js";
+import { mechanismsClient } from "../src/sdk/networkservice/common/mechanisms/index.js";
 import { closeChannel, dialChannel, waitForReady } from "../src/sdk/tools/grpcurl.js";
 
 const { values } = parseArgs({
@@ -65,7 +37,6 @@ const addNetns = (name: string) => {
   netns.push(name);
   return name;
 };
-const nsPath = (n: string) => `/var/run/netns/${n}`;
 const pct = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
@@ -232,97 +203,6 @@ async function ours(remote: boolean): Promise<{ times: number[]; nsmgrRss: numbe
   return { times, nsmgrRss, forwarderRss };
 }
 
-async function floor(): Promise<number[]> {
-  const nse = addNetns(`nsmb-${tag}-fnse`);
-  const clients = Array.from({ length: N }, (_, i) => addNetns(`nsmb-${tag}-f${i}`));
-  const kernel = createNetlinkKernel();
-  const endpoint: NetworkServiceElement = {
-    name: "endpoint",
-    request: async (req) => {
-      const c = req.connection!;
-      c.mechanism = newMechanism(Cls.LOCAL, MechanismType.KERNEL, {
-        name: `e${c.id}`.slice(0, 15),
-        inodeURL: `file://${nsPath(nse)}`,
-      });
-      return c;
-    },
-    close: async () => {},
-  };
-  const h = bind(
-    chain(
-      metadataServer(),
-      mechanismsServer({ KERNEL: passThrough("kernel") }),
-      kernelXconnectServer({ kernel }),
-      connectServer(chain(metadataClient(), mechanismTranslationClient(), kernelXconnectClient(), endpoint)),
-    ),
-  );
-  const times: number[] = [];
-  try {
-    for (let i = 0; i < N; i++) {
-      const a = 1 + 2 * i;
-      const ctx = create(ConnectionContextSchema, {
-        ipContext: create(IPContextSchema, {
-          srcIpAddrs: [`10.61.${a >> 8}.${a & 255}/32`],
-          dstIpAddrs: [`10.61.${(a - 1) >> 8}.${(a - 1) & 255}/32`],
-          srcRoutes: [create(RouteSchema, { prefix: `10.61.${(a - 1) >> 8}.${(a - 1) & 255}/32` })],
-          dstRoutes: [create(RouteSchema, { prefix: `10.61.${a >> 8}.${a & 255}/32` })],
-        }),
-      });
-      const req = create(NetworkServiceRequestSchema, {
-        connection: create(ConnectionSchema, {
-          id: `f${i}`,
-          networkService: "floor",
-          mechanism: newMechanism(Cls.LOCAL, MechanismType.KERNEL, {
-            name: "nsm-1",
-            inodeURL: `file://${nsPath(clients[i]!)}`,
-          }),
-          context: ctx,
-        }),
-      });
-      const t0 = performance.now();
-      await h.request(req, CallContext.create());
-      times.push(performance.now() - t0);
-      if (i % 20 === 0) progress("floor", i);
-    }
-  } finally {
-    await kernel.close();
-  }
-  return times;
-}
-
-function cniPtp(): number[] {
-  const host = addNetns(`nsmb-${tag}-host`);
-  const clients = Array.from({ length: N }, (_, i) => addNetns(`nsmb-${tag}-p${i}`));
-  const conf = JSON.stringify({
-    cniVersion: "1.0.0",
-    name: `bench-${tag}`,
-    type: "ptp",
-    ipMasq: false,
-    ipam: { type: "host-local", subnet: "10.62.0.0/16", dataDir: join(dir, "cni-ipam") },
-  });
-  const times: number[] = [];
-  for (let i = 0; i < N; i++) {
-    const t0 = performance.now();
-    const r = spawnSync("ip", ["netns", "exec", host, "/usr/lib/cni/ptp"], {
-      input: conf,
-      env: {
-        PATH: process.env.PATH,
-        CNI_COMMAND: "ADD",
-        CNI_CONTAINERID: `bench-${tag}-${i}`,
-        CNI_NETNS: nsPath(clients[i]!),
-        CNI_IFNAME: "eth0",
-        CNI_PATH: "/usr/lib/cni",
-      },
-      encoding: "utf8",
-    });
-    const dt = performance.now() - t0;
-    if (r.status !== 0) throw new Error(`ptp ADD failed: ${r.stdout}${r.stderr}`);
-    times.push(dt);
-    if (i % 20 === 0) progress("cni ptp", i);
-  }
-  return times;
-}
-
 function cleanup(): void {
   for (const p of procs) if (p.exitCode === null) p.kill("SIGTERM");
   for (const n of netns.splice(0)) spawnSync("ip", ["netns", "del", n], { stdio: "ignore" });
@@ -331,50 +211,27 @@ function cleanup(): void {
 process.on("exit", cleanup);
 
 try {
-  const cni = cniPtp();
-  const fl = await floor();
-  const o = await ours(false);
-  const remote = values.remote ? await ours(true) : undefined;
+  // The floor and the CNI peer are measured by bench/setup.ts; this run puts remote next to local.
+  const local = await ours(false);
+  const remote = await ours(true);
   const result = {
     connections: N,
-    p50_ms: r3(pct(o.times, 50)),
-    p95_ms: r3(pct(o.times, 95)),
-    floor_p50_ms: r3(pct(fl, 50)),
-    floor_p95_ms: r3(pct(fl, 95)),
-    cni_ptp_p50_ms: r3(pct(cni, 50)),
-    cni_ptp_p95_ms: r3(pct(cni, 95)),
-    ratio_vs_floor: r3(pct(o.times, 50) / pct(fl, 50)),
-    ratio_vs_cni: r3(pct(o.times, 50) / pct(cni, 50)),
-    nsmgr_rss_mib: o.nsmgrRss,
-    forwarder_rss_mib: o.forwarderRss,
-    ...(remote
-      ? {
-          remote_p50_ms: r3(pct(remote.times, 50)),
-          remote_p95_ms: r3(pct(remote.times, 95)),
-          ratio_remote_vs_local: r3(pct(remote.times, 50) / pct(o.times, 50)),
-          remote_nsmgr_rss_mib: remote.nsmgrRss,
-          remote_forwarder_rss_mib: remote.forwarderRss,
-        }
-      : {}),
+    p50_ms: r3(pct(local.times, 50)),
+    p95_ms: r3(pct(local.times, 95)),
+    remote_p50_ms: r3(pct(remote.times, 50)),
+    remote_p95_ms: r3(pct(remote.times, 95)),
+    ratio_remote_vs_local: r3(pct(remote.times, 50) / pct(local.times, 50)),
+    nsmgr_rss_mib: local.nsmgrRss,
+    forwarder_rss_mib: local.forwarderRss,
+    remote_nsmgr_rss_mib: remote.nsmgrRss,
+    remote_forwarder_rss_mib: remote.forwarderRss,
   };
-  console.log(`kernel2kernel setup on one node, ${N} connections (client Request → interfaces configured):`);
-  console.log(`  nsm      p50 ${result.p50_ms} ms  p95 ${result.p95_ms} ms`);
+  console.log(`kernel2kernel setup, ${N} connections (client Request → interfaces configured), insecure:`);
+  console.log(`  local    p50 ${result.p50_ms} ms  p95 ${result.p95_ms} ms  (client and endpoint on one node: veth)`);
   console.log(
-    `  floor    p50 ${result.floor_p50_ms} ms  p95 ${result.floor_p95_ms} ms  (same netlink work, no control plane)`,
+    `  remote   p50 ${result.remote_p50_ms} ms  p95 ${result.remote_p95_ms} ms  (two nodes: VXLAN, 6 path segments)`,
   );
-  console.log(
-    `  cni ptp  p50 ${result.cni_ptp_p50_ms} ms  p95 ${result.cni_ptp_p95_ms} ms  (Debian containernetworking-plugins)`,
-  );
-  if (result.remote_p50_ms !== undefined) {
-    console.log(
-      `  remote   p50 ${result.remote_p50_ms} ms  p95 ${result.remote_p95_ms} ms  (client and endpoint on two nodes: VXLAN, 6 path segments)`,
-    );
-  }
-  console.log(`  ratios: vs floor ${result.ratio_vs_floor}×, vs CNI ptp ${result.ratio_vs_cni}×`);
-  if (result.ratio_remote_vs_local !== undefined) console.log(`  remote vs local: ${result.ratio_remote_vs_local}×`);
-  console.log(
-    `  RSS with ${N} live connections: nsmgr ${result.nsmgr_rss_mib} MiB, forwarder ${result.forwarder_rss_mib} MiB`,
-  );
+  console.log(`  remote vs local: ${result.ratio_remote_vs_local}×`);
   console.log(JSON.stringify(result));
 } finally {
   cleanup();
