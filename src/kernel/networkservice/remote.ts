@@ -31,7 +31,7 @@
  * processes; VXLAN devices stay for a restarted forwarder to re-adopt (by tag).
  */
 import { type Connection, clone, type Mechanism, MechanismSchema } from "../../api/index.js";
-import type { NetworkServiceElement, NetworkServiceHandler } from "../../sdk/core/chain.js";
+import { closeQuietly, type NetworkServiceElement } from "../../sdk/core/chain.js";
 import type { CallContext } from "../../sdk/core/context.js";
 import { Code, invalidArgument, NsmError } from "../../sdk/core/errors.js";
 import type { KernelApi, NetnsPath } from "../api.js";
@@ -102,14 +102,6 @@ const unionOf = (a: RemotePlan, b: RemotePlan): RemotePlan => ({
   ...b,
   pod: { ...b.pod, ...unionIpPlans(a.pod, b.pod) },
 });
-
-async function closeDownstream(next: NetworkServiceHandler, conn: Connection, ctx: CallContext, timeoutMs: number) {
-  try {
-    await next.close(conn, ctx.detached(timeoutMs));
-  } catch (err) {
-    ctx.log.warn({ connId: conn.id, err: String(err) }, "cannot close downstream after a remote cross-connect failure");
-  }
-}
 
 /**
  * Builds the pod's end of a remote connection once `next` has returned and both sides'
@@ -227,7 +219,8 @@ export function kernelRemoteXconnectServer(
         const e = NsmError.from(err, Code.Internal);
         ctx.log.warn({ connId: conn.id, err: e.message }, "remote cross-connect failed");
         // A first Request must leave nothing open; a failed refresh leaves the connection to heal.
-        if (previous === undefined) await closeDownstream(next, conn, ctx, cleanupTimeoutMs);
+        if (previous === undefined)
+          await closeQuietly(next, conn, ctx, "a remote cross-connect failure", cleanupTimeoutMs);
         throw e;
       }
     },

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /** The server half of the kernel cross-connect: builds, refreshes and removes the veth pair. */
 import { type Connection, type Mechanism, MechanismType } from "../../api/index.js";
-import type { NetworkServiceElement, NetworkServiceHandler } from "../../sdk/core/chain.js";
+import { closeQuietly, type NetworkServiceElement } from "../../sdk/core/chain.js";
 import type { CallContext } from "../../sdk/core/context.js";
 import { Code, invalidArgument, NsmError } from "../../sdk/core/errors.js";
 import { clientIpPlan, endpointIpPlan, unionIpPlans } from "./ip-plan.js";
@@ -128,14 +128,6 @@ function unionOf(a: XconnectPlan, b: XconnectPlan): XconnectPlan {
   };
 }
 
-async function closeDownstream(next: NetworkServiceHandler, conn: Connection, ctx: CallContext, timeoutMs: number) {
-  try {
-    await next.close(conn, ctx.detached(timeoutMs));
-  } catch (err) {
-    ctx.log.warn({ connId: conn.id, err: String(err) }, "cannot close downstream after a kernel cross-connect failure");
-  }
-}
-
 /**
  * Programs the local kernel data plane of a forwarder: one veth pair between the client's and
  * the endpoint's netns, with the connection's addresses, routes and neighbours. Acts after
@@ -161,7 +153,8 @@ export function kernelXconnectServer(options: Readonly<KernelXconnectServerOptio
         const e = NsmError.from(err, Code.Internal);
         ctx.log.warn({ connId: conn.id, err: e.message }, "kernel cross-connect failed");
         // A first Request must leave nothing open; a failed refresh leaves the connection to heal.
-        if (previous === undefined) await closeDownstream(next, conn, ctx, o.cleanupTimeoutMs);
+        if (previous === undefined)
+          await closeQuietly(next, conn, ctx, "a kernel cross-connect failure", o.cleanupTimeoutMs);
         throw e;
       }
     },

@@ -163,6 +163,25 @@ function traced(element: NetworkServiceElement, next: NetworkServiceHandler): Ne
 }
 
 /**
+ * Closes what `next` opened when an element's own work fails after `next` succeeded (the element
+ * contract), with a fresh deadline since the request's may be spent. A failure of this Close is
+ * logged, never thrown: the element's own error is the one to return.
+ */
+export async function closeQuietly(
+  next: NetworkServiceHandler,
+  conn: Connection,
+  ctx: CallContext,
+  what: string,
+  timeoutMs = 5000,
+): Promise<void> {
+  try {
+    await next.close(conn, ctx.detached(timeoutMs));
+  } catch (err) {
+    ctx.log.warn({ connId: conn.id, err: String(err) }, `cannot close downstream after ${what}`);
+  }
+}
+
+/**
  * Runs a client chain as a server element (Go's `adapters.NewClientToServer`): the client
  * chain is bound in front of the server chain's `next`.
  */

@@ -17,7 +17,7 @@
 
 import { createClient } from "../../../../api/grpc.js";
 import { NetworkService as NetworkServiceDesc } from "../../../../api/index.js";
-import { bind, type NetworkServiceElement } from "../../../core/chain.js";
+import { bind, closeQuietly, type NetworkServiceElement } from "../../../core/chain.js";
 import { Code, NsmError } from "../../../core/errors.js";
 import { channelOf } from "../dial/index.js";
 
@@ -45,11 +45,7 @@ export function connectServer(client: NetworkServiceElement): NetworkServiceElem
       try {
         return await next.request({ ...req, connection: conn }, ctx);
       } catch (err) {
-        try {
-          await bound.close(conn, ctx.detached(5000));
-        } catch (closeErr) {
-          ctx.log.warn({ connId: conn.id, err: String(closeErr) }, "cannot close downstream after a failure");
-        }
+        await closeQuietly(bound, conn, ctx, "a failure later in the chain");
         throw err;
       }
     },

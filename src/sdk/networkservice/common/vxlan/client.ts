@@ -2,7 +2,6 @@
 /** The VXLAN client: offers VXLAN with this node's tunnel end (upstream `vni.NewClient` + `mtu`). */
 import {
   Cls,
-  type Connection,
   ConnectionSchema,
   clone,
   type Mechanism,
@@ -13,8 +12,7 @@ import {
   Param,
   Payload,
 } from "../../../../api/index.js";
-import type { NetworkServiceElement, NetworkServiceHandler } from "../../../core/chain.js";
-import type { CallContext } from "../../../core/context.js";
+import { closeQuietly, type NetworkServiceElement } from "../../../core/chain.js";
 import { Code, NsmError } from "../../../core/errors.js";
 import { lowerContextMtu, lowerMtu, mechanismMtu } from "../../../tools/tunnel.js";
 import { parseVni } from "./common.js";
@@ -45,14 +43,6 @@ function outgoing(o: Resolved, req: NetworkServiceRequest): NetworkServiceReques
     ? prefs.map((m) => (isVxlan(m) ? fill(o, m) : m))
     : [...prefs, fill(o, newMechanism(Cls.REMOTE, MechanismType.VXLAN))];
   return { ...req, mechanismPreferences };
-}
-
-async function closeQuietly(next: NetworkServiceHandler, conn: Connection, ctx: CallContext): Promise<void> {
-  try {
-    await next.close(conn, ctx.detached(5000));
-  } catch (err) {
-    ctx.log.warn({ connId: conn.id, err: String(err) }, "vxlanClient: cannot close downstream");
-  }
 }
 
 /**
@@ -94,7 +84,7 @@ export function vxlanClient(options: Readonly<VxlanClientOptions>): NetworkServi
         failure = NsmError.from(err, Code.InvalidArgument);
       }
       if (failure) {
-        if (first) await closeQuietly(next, conn, ctx);
+        if (first) await closeQuietly(next, conn, ctx, "vxlanClient");
         throw failure;
       }
       const back = clone(ConnectionSchema, conn);

@@ -13,8 +13,7 @@ import {
   Param,
   Payload,
 } from "../../../../api/index.js";
-import type { NetworkServiceElement, NetworkServiceHandler } from "../../../core/chain.js";
-import type { CallContext } from "../../../core/context.js";
+import { closeQuietly, type NetworkServiceElement } from "../../../core/chain.js";
 import { invalidArgument } from "../../../core/errors.js";
 import { lowerContextMtu, lowerMtu, mechanismMtu } from "../../../tools/tunnel.js";
 import { checkPeerHalf } from "./common.js";
@@ -48,14 +47,6 @@ function outgoing(o: Resolved, req: NetworkServiceRequest, port: () => number): 
   return { ...req, mechanismPreferences };
 }
 
-async function closeQuietly(next: NetworkServiceHandler, conn: Connection, ctx: CallContext): Promise<void> {
-  try {
-    await next.close(conn, ctx.detached(5000));
-  } catch (err) {
-    ctx.log.warn({ connId: conn.id, err: String(err) }, "wireguardClient: cannot close downstream");
-  }
-}
-
 /**
  * Offers a REMOTE/WIREGUARD preference (only for the configured payloads, IP by default) with
  * this node's `src_ip`, a per-connection `src_port` and `src_public_key`, and the `MTU` the tunnel
@@ -87,7 +78,7 @@ export function wireguardClient(options: Readonly<WireguardClientOptions>): Netw
       const failure = checkPeerHalf(conn.mechanism, "dst");
       if (failure) {
         if (first) {
-          await closeQuietly(next, conn, ctx);
+          await closeQuietly(next, conn, ctx, "wireguardClient");
           o.ports.release(owner);
         }
         throw failure;
