@@ -12,16 +12,15 @@
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { type Connection, ConnectionSchema, create, NetworkServiceRequestSchema } from "../src/api/index.js";
+import type { Connection } from "../src/api/index.js";
 import { CallContext } from "../src/sdk/core/context.js";
-import { createClient } from "../src/sdk/networkservice/chains/client/index.js";
-import { kernelMechanismClient } from "../src/sdk/networkservice/common/kernelmechanism/index.js";
-import { mechanismsClient } from "../src/sdk/networkservice/common/mechanisms/index.js";
+import type { createClient } from "../src/sdk/networkservice/chains/client/index.js";
 import { closeChannel, dialChannel, waitForReady } from "../src/sdk/tools/grpcurl.js";
+import { pct, r3, rssMiB, timedKernelRequest, warmUp } from "./common.js";
 
 const { values } = parseArgs({
   options: { connections: { type: "string", default: "200" }, remote: { type: "boolean", default: false } },
@@ -37,9 +36,6 @@ const addNetns = (name: string) => {
   netns.push(name);
   return name;
 };
-const pct = (xs: number[], p: number) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
-const r3 = (x: number) => Math.round(x * 1000) / 1000;
 const progress = (what: string, i: number) => process.stderr.write(`  ${what}: ${i}/${N}\r`);
 
 function start(ns: string | undefined, name: string, role: string[], env: Record<string, string>): ChildProcess {
@@ -64,12 +60,6 @@ async function ready(url: string): Promise<void> {
   } finally {
     closeChannel(ch);
   }
-}
-
-function rssMiB(pid: number): number {
-  // `ip netns exec` execs the command, so the PID is node's own.
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : Number.NaN;
 }
 
 /** A node: netns, nsmgr (unix socket, plus tcp on the underlay address when remote) and forwarder. */
@@ -158,34 +148,11 @@ async function ours(remote: boolean): Promise<{ times: number[]; nsmgrRss: numbe
   const conns: { client: ReturnType<typeof createClient>; conn: Connection }[] = [];
   const times: number[] = [];
   const request = async (i: number) => {
-    const client = createClient({
-      name: `nsc-${i}`,
-      connectTo: nsm,
-      additional: [
-        mechanismsClient({
-          KERNEL: kernelMechanismClient({ inodeUrl: `file:///proc/${clients[i]}/ns/net`, interfaceName: "nsm-1" }),
-        }),
-      ],
-    });
-    const req = create(NetworkServiceRequestSchema, {
-      connection: create(ConnectionSchema, { id: `nsc-${i}-0`, networkService: "kernel2kernel" }),
-    });
-    const t0 = performance.now();
-    const conn = await client.request(req, CallContext.create({ deadline: Date.now() + 15_000 }));
-    const dt = performance.now() - t0;
-    conns.push({ client, conn });
-    return dt;
+    const t = await timedKernelRequest(i, clients[i]!, { connectTo: nsm });
+    conns.push(t);
+    return t.ms;
   };
-  // Warm-up (also waits for the endpoint and forwarder to register).
-  for (let tries = 0; ; tries++) {
-    try {
-      await request(N);
-      break;
-    } catch (err) {
-      if (tries > 100) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  await warmUp(() => request(N));
   const warm = conns[0]!.conn;
   const segments = warm.path?.pathSegments.length ?? 0;
   if (segments !== (remote ? 6 : 4)) throw new Error(`a ${p ? "remote" : "local"} path of ${segments} segments`);

@@ -21,7 +21,7 @@
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -41,10 +41,9 @@ import { createNetlinkKernel } from "../src/kernel/index.js";
 import { kernelXconnectClient, kernelXconnectServer } from "../src/kernel/networkservice/index.js";
 import { bind, chain, type NetworkServiceElement, passThrough } from "../src/sdk/core/chain.js";
 import { CallContext } from "../src/sdk/core/context.js";
-import { createClient } from "../src/sdk/networkservice/chains/client/index.js";
+import type { createClient } from "../src/sdk/networkservice/chains/client/index.js";
 import { connectServer } from "../src/sdk/networkservice/common/connect/index.js";
-import { kernelMechanismClient } from "../src/sdk/networkservice/common/kernelmechanism/index.js";
-import { mechanismsClient, mechanismsServer } from "../src/sdk/networkservice/common/mechanisms/index.js";
+import { mechanismsServer } from "../src/sdk/networkservice/common/mechanisms/index.js";
 import { mechanismTranslationClient } from "../src/sdk/networkservice/common/mechanismtranslation/index.js";
 import { metadataClient, metadataServer } from "../src/sdk/networkservice/common/metadata/index.js";
 import { closeChannel, type DialOptions, dialChannel, waitForReady } from "../src/sdk/tools/grpcurl.js";
@@ -57,6 +56,7 @@ import {
   workloadSpiffeId,
   writeProcessIdentities,
 } from "../src/security/index.js";
+import { pct, r3, rssMiB, timedKernelRequest, warmUp } from "./common.js";
 
 if (process.argv.includes("--remote")) {
   // Remote next to local (insecure, processes on two nodes): a separate script.
@@ -76,9 +76,6 @@ const addNetns = (name: string) => {
   return name;
 };
 const nsPath = (n: string) => `/var/run/netns/${n}`;
-const pct = (xs: number[], p: number) =>
-  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
-const r3 = (x: number) => Math.round(x * 1000) / 1000;
 const progress = (what: string, i: number) => process.stderr.write(`  ${what}: ${i}/${N}\r`);
 
 function start(ns: string | undefined, name: string, role: string[], env: Record<string, string>): ChildProcess {
@@ -102,12 +99,6 @@ async function ready(url: string, dial: DialOptions = {}): Promise<void> {
   } finally {
     closeChannel(ch);
   }
-}
-
-function rssMiB(pid: number): number {
-  // `ip netns exec` execs the command, so the PID is node's own.
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : Number.NaN;
 }
 
 /** A process sitting in `netns` (a child of this one): its pid names the netns, as an NSC's does. */
@@ -213,36 +204,11 @@ async function mesh(secure: boolean): Promise<Mesh> {
   const conns: { client: ReturnType<typeof createClient>; conn: Connection }[] = [];
   const authorize = sec.clientAuthorize();
   const request = async (i: number) => {
-    const client = createClient({
-      name: `nsc-${i}`,
-      connectTo: nsm,
-      ...dial,
-      authorize,
-      additional: [
-        mechanismsClient({
-          KERNEL: kernelMechanismClient({ inodeUrl: `file:///proc/${clients[i]}/ns/net`, interfaceName: "nsm-1" }),
-        }),
-      ],
-    });
-    const req = create(NetworkServiceRequestSchema, {
-      connection: create(ConnectionSchema, { id: `nsc-${i}-0`, networkService: "kernel2kernel" }),
-    });
-    const t0 = performance.now();
-    const conn = await client.request(req, CallContext.create({ deadline: Date.now() + 15_000 }));
-    const dt = performance.now() - t0;
-    conns.push({ client, conn });
-    return dt;
+    const t = await timedKernelRequest(i, clients[i]!, { connectTo: nsm, ...dial, authorize });
+    conns.push(t);
+    return t.ms;
   };
-  // Warm-up (also waits for the endpoint and forwarder to register).
-  for (let tries = 0; ; tries++) {
-    try {
-      await request(N);
-      break;
-    } catch (err) {
-      if (tries > 100) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  await warmUp(() => request(N));
   return {
     request,
     rss: () => ({ nsmgr: rssMiB(nsmgr.pid!), forwarder: rssMiB(fwd.pid!) }),

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: Apache-2.0
+/** Pieces shared by the setup benchmarks: percentiles, RSS, and one timed kernel2kernel Request. */
+import { readFileSync } from "node:fs";
+import { type Connection, ConnectionSchema, create, NetworkServiceRequestSchema } from "../src/api/index.js";
+import type { NetworkServiceElement } from "../src/sdk/core/chain.js";
+import { CallContext } from "../src/sdk/core/context.js";
+import { type ClientOptions, createClient } from "../src/sdk/networkservice/chains/client/index.js";
+import { kernelMechanismClient } from "../src/sdk/networkservice/common/kernelmechanism/index.js";
+import { mechanismsClient } from "../src/sdk/networkservice/common/mechanisms/index.js";
+
+export const pct = (xs: number[], p: number): number =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+
+export const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+
+/** Resident memory of a process in MiB (`ip netns exec` execs, so a role's PID is node's own). */
+export function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : Number.NaN;
+}
+
+export interface TimedConnection {
+  client: ReturnType<typeof createClient>;
+  conn: Connection;
+  ms: number;
+}
+
+/**
+ * One kernel2kernel Request as an NSC makes it, from the netns of process `pid` (named by pid,
+ * as the ownership check wants), timed from the call to the configured interfaces.
+ */
+export async function timedKernelRequest(
+  i: number,
+  pid: number,
+  options: Omit<ClientOptions, "name" | "additional"> & { additional?: NetworkServiceElement[] },
+): Promise<TimedConnection> {
+  const client = createClient({
+    ...options,
+    name: `nsc-${i}`,
+    additional: [
+      ...(options.additional ?? []),
+      mechanismsClient({
+        KERNEL: kernelMechanismClient({ inodeUrl: `file:///proc/${pid}/ns/net`, interfaceName: "nsm-1" }),
+      }),
+    ],
+  });
+  const req = create(NetworkServiceRequestSchema, {
+    connection: create(ConnectionSchema, { id: `nsc-${i}-0`, networkService: "kernel2kernel" }),
+  });
+  const t0 = performance.now();
+  const conn = await client.request(req, CallContext.create({ deadline: Date.now() + 15_000 }));
+  return { client, conn, ms: performance.now() - t0 };
+}
+
+/** Retries `fn` every 100 ms (up to ~10 s): the first Request also waits for registrations. */
+export async function warmUp<T>(fn: () => Promise<T>): Promise<T> {
+  for (let tries = 0; ; tries++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (tries > 100) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
