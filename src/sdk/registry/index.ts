@@ -19,6 +19,7 @@ export type {
 } from "./common/begin/index.js";
 export {
   DEFAULT_REGISTRY_EVENT_TIMEOUT_MS,
+  isRegistryEvent,
   registryBegin,
   registryEventFactoryOf,
 } from "./common/begin/index.js";
@@ -27,6 +28,8 @@ export { registryClientInfo } from "./common/clientinfo/index.js";
 export { registryConnect } from "./common/connect/index.js";
 export type { RegistryExpireOptions } from "./common/expire/index.js";
 export { DEFAULT_NSE_EXPIRATION_MS, registryExpire } from "./common/expire/index.js";
+export type { RegistryHealOptions } from "./common/heal/index.js";
+export { DEFAULT_HEAL_RETRY_INTERVAL_MS, registryHeal } from "./common/heal/index.js";
 export { registryLocalBypass } from "./common/localbypass/index.js";
 export type { RegistryMemoryOptions } from "./common/memory/index.js";
 export { DEFAULT_MAX_PENDING_EVENTS, registryMemory } from "./common/memory/index.js";

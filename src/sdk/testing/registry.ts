@@ -6,7 +6,7 @@
 import { CallContext } from "../core/context.js";
 import type { NsmError } from "../core/errors.js";
 import type { RegistryElement } from "../registry/core/chain.js";
-import type { RegistryTypes } from "../registry/core/kind.js";
+import type { RegistryKind, RegistryTypes } from "../registry/core/kind.js";
 
 /** Counts the calls that pass through and remembers the last record registered. */
 export interface RegistryCounter<T extends RegistryTypes> extends RegistryElement<T> {
@@ -52,6 +52,58 @@ export function registryInjectError<T extends RegistryTypes>(
     register: (rec, ctx, next) => (when.register?.(rec) ? Promise.reject(error()) : next.register(rec, ctx)),
     find: (query, ctx, next) => next.find(query, ctx),
     unregister: (rec, ctx, next) => (when.unregister?.(rec) ? Promise.reject(error()) : next.unregister(rec, ctx)),
+  };
+}
+
+/** Breaks the watch Finds that pass through it, as a registry or nsmgr restart does. */
+export interface RegistryWatchBreaker<T extends RegistryTypes> extends RegistryElement<T> {
+  /** Watch Finds open now. */
+  readonly openWatches: number;
+  /** Watch Finds opened so far. */
+  readonly watchesOpened: number;
+  /** Ends every open watch: with `error` (thrown to the watcher), or as a plain end of stream. */
+  breakWatches(error?: NsmError): void;
+}
+
+export function registryWatchBreaker<T extends RegistryTypes>(kind: RegistryKind<T>): RegistryWatchBreaker<T> {
+  const open = new Set<(error: NsmError | undefined) => void>();
+  let opened = 0;
+  return {
+    name: "watchBreaker",
+    get openWatches() {
+      return open.size;
+    },
+    get watchesOpened() {
+      return opened;
+    },
+    breakWatches(error) {
+      for (const brk of [...open]) brk(error);
+    },
+    register: (rec, ctx, next) => next.register(rec, ctx),
+    async *find(query, ctx, next) {
+      if (!kind.isWatch(query)) {
+        yield* next.find(query, ctx);
+        return;
+      }
+      const ac = new AbortController();
+      let broken: { error: NsmError | undefined } | undefined;
+      const brk = (error: NsmError | undefined) => {
+        broken = { error };
+        ac.abort();
+      };
+      open.add(brk);
+      opened++;
+      try {
+        for await (const resp of next.find(query, ctx.withCancel({ signal: ac.signal }))) {
+          if (broken) break;
+          yield resp;
+        }
+      } finally {
+        open.delete(brk);
+      }
+      if (broken?.error) throw broken.error;
+    },
+    unregister: (rec, ctx, next) => next.unregister(rec, ctx),
   };
 }
 

@@ -9,6 +9,9 @@
  *   `sb.client({ name: "nsc" }).request(...)`; finish with `await sb.close()`.
  * - Every component is restartable on the same URL: `await sb.nodes[0].nsmgr.restart()`,
  *   `await endpoint.stop()` then `await endpoint.start()` (state is lost, as in a real restart).
+ * - Forwarders and endpoints register through `registryClient`, so their registrations heal: after
+ *   a registry or nsmgr restart they register again at once (`registryHeal: false` turns it off,
+ *   for the sandbox or one endpoint).
  * - The forwarder is control-plane only here (no data plane), like upstream's sandbox.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -78,6 +81,8 @@ export interface SandboxOptions {
   nodes?: number;
   /** NSE registration lifetime in the registry and nsmgrs. @default 60000 */
   registryExpirationMs?: number;
+  /** Whether forwarders and endpoints heal their registrations (`registryClient({ heal })`). @default true */
+  registryHeal?: boolean;
   log?: Logger;
 }
 
@@ -98,6 +103,8 @@ export interface EndpointSpec {
   additional?: NetworkServiceElement[];
   /** @default 0 */
   node?: number;
+  /** Whether this endpoint heals its registration. @default the sandbox's `registryHeal` */
+  registryHeal?: boolean;
 }
 
 export interface ClientSpec {
@@ -119,11 +126,13 @@ export class Sandbox {
   readonly #disposers: (() => void)[] = [];
   readonly #log: Logger;
   readonly #expirationMs: number | undefined;
+  readonly #registryHeal: boolean;
 
   constructor(options: SandboxOptions = {}) {
     this.dir = mkdtempSync(join(tmpdir(), "nsm-sandbox-"));
     this.#log = options.log ?? silentLogger;
     this.#expirationMs = options.registryExpirationMs;
+    this.#registryHeal = options.registryHeal ?? true;
     this.registry = new RestartableServer("registry", `unix://${this.dir}/registry.sock`, (server, signal) => {
       serveRegistry(server, memoryRegistry({ expirationMs: this.#expirationMs, signal }), { log: this.#log });
     });
@@ -168,7 +177,7 @@ export class Sandbox {
       f.register(server);
       signal.addEventListener("abort", () => f.dispose());
       this.#afterStart(() =>
-        this.#registerNse(viaNsmgr, signal, {
+        this.#registerNse(viaNsmgr, signal, this.#registryHeal, {
           name: forwarderName,
           networkServiceNames: ["forwarder"],
           networkServiceLabels: { forwarder: { labels: { p2p: "true" } } },
@@ -197,11 +206,12 @@ export class Sandbox {
   async #registerNse(
     registries: { ns: NsRegistry; nse: NseRegistry },
     signal: AbortSignal,
+    heal: boolean,
     nse: MessageInitShape<typeof NetworkServiceEndpointSchema>,
   ): Promise<void> {
-    const chains = registryClient({ registry: registries, signal });
+    const chains = registryClient({ registry: registries, signal, heal });
     const record = create(NetworkServiceEndpointSchema, nse);
-    await chains.nse.register(record, CallContext.create({ deadline: Date.now() + 5000 }));
+    await chains.nse.register(record, CallContext.create({ deadline: Date.now() + 5000, log: this.#log }));
   }
 
   /** Registers (or replaces) a NetworkService in the cluster registry. */
@@ -227,7 +237,7 @@ export class Sandbox {
       endpoint.register(s);
       signal.addEventListener("abort", () => endpoint.dispose());
       this.#afterStart(() =>
-        this.#registerNse(this.registriesAt(node.nsmgr.url), signal, {
+        this.#registerNse(this.registriesAt(node.nsmgr.url), signal, spec.registryHeal ?? this.#registryHeal, {
           name: spec.name,
           networkServiceNames: spec.networkServices,
           networkServiceLabels: Object.fromEntries(spec.networkServices.map((n) => [n, { labels: spec.labels ?? {} }])),

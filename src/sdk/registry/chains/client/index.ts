@@ -4,17 +4,21 @@
  * (or any registry).
  *
  * Order (reference §7.3, registry client chain):
- * - NSE: begin → refresh → security → clientinfo → [additional…] → connect(registry.nse)
+ * - NSE: begin → heal → refresh → security → clientinfo → [additional…] → connect(registry.nse)
  * - NS:  begin → security → [additional…] → connect(registry.ns)
  *
  * refresh keeps the NSE registered (re-Register at 2/3 of the lifetime the registry grants)
  * until it unregisters or the `signal` option aborts; `refresh: false` turns it off.
+ * heal watches the NSE's own record on the same registry (Find, `watch: true`) and registers
+ * again at once when that stream breaks (the nsmgr or the registry restarted) or shows the
+ * record deleted, until it unregisters or `signal` aborts; `heal: false` turns it off.
  * `security` is a pass-through until the security issue fills it.
  */
 import type { NseRegistry, NsRegistry } from "../../api.js";
 import { registryBegin } from "../../common/begin/index.js";
 import { type RegistryClientInfoOptions, registryClientInfo } from "../../common/clientinfo/index.js";
 import { registryConnect } from "../../common/connect/index.js";
+import { registryHeal } from "../../common/heal/index.js";
 import { registryRefresh } from "../../common/refresh/index.js";
 import { bindRegistry, type RegistryElement, registryChain, registryPassThrough } from "../../core/chain.js";
 import { type NseTypes, type NsTypes, nseKind, nsKind } from "../../core/kind.js";
@@ -27,7 +31,14 @@ export interface RegistryClientOptions {
   readonly refresh?: boolean;
   /** Delay between refresh attempts after a failure. @default 200 */
   readonly refreshRetryIntervalMs?: number;
-  /** The client's lifetime: aborting it stops refreshing. @default never */
+  /**
+   * Register NSEs again as soon as the registry loses them (the nsmgr or the registry
+   * restarted), watching each NSE's own record. @default true
+   */
+  readonly heal?: boolean;
+  /** Delay between heal attempts after a failure. @default 200 */
+  readonly healRetryIntervalMs?: number;
+  /** The client's lifetime: aborting it stops refreshing and healing. @default never */
   readonly signal?: AbortSignal;
   /** Node, pod and cluster labels added to registered NSEs. @default none */
   readonly clientInfo?: RegistryClientInfoOptions;
@@ -47,10 +58,15 @@ export function registryClient(options: Readonly<RegistryClientOptions>): Regist
     options.refresh === false
       ? registryPassThrough<NseTypes>("refresh")
       : registryRefresh({ signal: options.signal, retryIntervalMs: options.refreshRetryIntervalMs });
+  const heal =
+    options.heal === false
+      ? registryPassThrough<NseTypes>("heal")
+      : registryHeal({ signal: options.signal, retryIntervalMs: options.healRetryIntervalMs });
   return {
     nse: bindRegistry(
       registryChain<NseTypes>(
         registryBegin(nseKind),
+        heal,
         refresh,
         security.nse,
         registryClientInfo(options.clientInfo),

@@ -6,7 +6,8 @@
  * events fired later by expire (Unregister when the lifetime passes) and refresh (Register
  * again before it passes) run one at a time, in arrival order, for each name. An event
  * re-enters the chain right after begin, so every element after it (setregistrationtime,
- * localbypass, memory…) sees the expiry or refresh as an ordinary call.
+ * localbypass, memory…) sees the expiry or refresh as an ordinary call; an element that must
+ * tell the two apart (refresh keeps the caller's requested lifetime) asks {@link isRegistryEvent}.
  * Chain placement: after security and validation, before every element that keeps per-name
  * state or fires events (expire and refresh declare `requires: ["begin"]`).
  * Per-name state: the last successful registration (as requested), the record the chain
@@ -58,6 +59,8 @@ export const DEFAULT_REGISTRY_EVENT_TIMEOUT_MS = 15_000;
 
 const eventFactoryKey = createContextKey<RegistryEventFactory<any> | undefined>(undefined, "registryEventFactory");
 
+const eventKey = createContextKey<boolean>(false, "registryEvent");
+
 /** The event factory of the registration being handled (set by begin). */
 export function registryEventFactoryOf<T extends RegistryTypes>(ctx: CallContext): RegistryEventFactory<T> {
   const f = ctx.get(eventFactoryKey);
@@ -67,6 +70,14 @@ export function registryEventFactoryOf<T extends RegistryTypes>(ctx: CallContext
     });
   }
   return f as RegistryEventFactory<T>;
+}
+
+/**
+ * Whether this call is an event fired through the event factory (a refresh, a heal or an
+ * expiry replaying the stored registration) rather than a call made by begin's caller.
+ */
+export function isRegistryEvent(ctx: CallContext): boolean {
+  return ctx.get(eventKey);
 }
 
 const RETRY = Symbol("retry");
@@ -93,7 +104,9 @@ class Registration<T extends RegistryTypes> implements RegistryEventFactory<T> {
   }
 
   eventContext(timeoutMs: number | undefined): CallContext {
-    return this.ctx!.detached(timeoutMs ?? this.eventTimeoutMs).with(eventFactoryKey, this);
+    return this.ctx!.detached(timeoutMs ?? this.eventTimeoutMs)
+      .with(eventFactoryKey, this)
+      .with(eventKey, true);
   }
 
   register(options: RegistryRegisterEventOptions<T["record"]> = {}): Promise<T["record"] | undefined> {

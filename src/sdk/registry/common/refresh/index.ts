@@ -8,8 +8,10 @@
  * fails is retried every `retryIntervalMs` (200 ms) until one succeeds, the NSE unregisters or
  * the signal aborts. A refresh re-sends the original request through begin's event factory,
  * so every element after begin (clientinfo, connect…) runs again. If the caller asked for an
- * `expiration_time`, each refresh asks for the same lifetime again from the time it is sent.
- * Chain placement: client chains, right after begin (`requires: ["begin"]`).
+ * `expiration_time`, each refresh asks for the same lifetime again from the time it is sent, and
+ * so does any other event that replays the stored registration (heal), instead of the time left.
+ * Chain placement: client chains, after begin (`requires: ["begin"]`; registryClient puts heal
+ * between them).
  * Per-name state: the scheduled refresh (timer and cancel signal) and the requested lifetime.
  * Cancelled on Unregister and when `signal` aborts; replaced by every successful Register.
  * Options: {@link RegistryRefreshOptions}.
@@ -21,8 +23,8 @@ import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { CallContext } from "../../../core/context.js";
 import { invalidArgument } from "../../../core/errors.js";
 import type { RegistryElement, RegistryHandler } from "../../core/chain.js";
-import type { NseTypes } from "../../core/kind.js";
-import { type RegistryEventFactory, registryEventFactoryOf } from "../begin/index.js";
+import { type NseTypes, nseKind } from "../../core/kind.js";
+import { isRegistryEvent, type RegistryEventFactory, registryEventFactoryOf } from "../begin/index.js";
 
 /** Upstream's retry interval for failed registry refreshes. */
 export const DEFAULT_REFRESH_RETRY_INTERVAL_MS = 200;
@@ -41,8 +43,6 @@ interface Scheduled {
   readonly cancel: AbortController;
   /** The lifetime the caller asked for, re-applied on every refresh. */
   readonly requestedLifetimeMs: number | undefined;
-  /** True while a refresh sent by this schedule is running (its Register re-enters this element). */
-  refreshing: boolean;
 }
 
 class Refresh implements RegistryElement<NseTypes> {
@@ -63,12 +63,20 @@ class Refresh implements RegistryElement<NseTypes> {
   async register(record: NseTypes["record"], ctx: CallContext, next: RegistryHandler<NseTypes>) {
     const factory = registryEventFactoryOf<NseTypes>(ctx);
     const previous = this.#scheduled.get(record.name);
-    const requestedLifetimeMs = previous?.refreshing
+    // An event (this element's refresh, a heal) replays the stored registration, whose
+    // expiration_time is the one asked for the first time: ask for the lifetime again from now.
+    const replay = previous !== undefined && isRegistryEvent(ctx);
+    const requestedLifetimeMs = replay
       ? previous.requestedLifetimeMs
       : record.expirationTime
         ? Math.max(0, timestampMs(record.expirationTime) - Date.now())
         : undefined;
-    const resp = await next.register(record, ctx);
+    let out = record;
+    if (replay && requestedLifetimeMs !== undefined) {
+      out = nseKind.cloneRecord(record);
+      out.expirationTime = timestampFromMs(Date.now() + requestedLifetimeMs);
+    }
+    const resp = await next.register(out, ctx);
     if (resp.expirationTime) {
       this.#schedule(record.name, factory, timestampMs(resp.expirationTime), requestedLifetimeMs, ctx);
     }
@@ -93,23 +101,13 @@ class Refresh implements RegistryElement<NseTypes> {
   ): void {
     this.#cancel(name);
     if (this.#signal?.aborted) return;
-    const s: Scheduled = { timer: undefined, cancel: new AbortController(), requestedLifetimeMs, refreshing: false };
-    const update =
-      requestedLifetimeMs === undefined
-        ? undefined
-        : (r: NseTypes["record"]) => {
-            r.expirationTime = timestampFromMs(Date.now() + requestedLifetimeMs);
-          };
+    const s: Scheduled = { timer: undefined, cancel: new AbortController(), requestedLifetimeMs };
     const attempt = () => {
       s.timer = undefined;
-      s.refreshing = true;
-      factory.register({ signal: s.cancel.signal, update }).then(
-        () => {
-          // On success the re-entered Register has already scheduled the next refresh.
-          s.refreshing = false;
-        },
+      factory.register({ signal: s.cancel.signal }).then(
+        // On success the re-entered Register has already scheduled the next refresh.
+        () => {},
         (err: unknown) => {
-          s.refreshing = false;
           if (s.cancel.signal.aborted) return;
           ctx.log.warn({ registryName: name, err: String(err) }, "registry refresh failed, retrying");
           s.timer = setTimeout(attempt, this.#retryMs);
