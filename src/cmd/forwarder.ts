@@ -8,6 +8,13 @@
  * of this netns), NSM_VXLAN_PORT (4789), NSM_WIREGUARD_PORT (51820, first of the per-tunnel
  * ports), NSM_MECHANISM_PRIORITY (none), NSM_LOG_LEVEL. Runs in the node's network namespace,
  * where its tunnel sockets and wireguard-go processes live.
+ * Restart: every interface is tagged with its owner, `NSM_NAME@<inode of the forwarder's netns>`
+ * (NSM_NAME must stay the same across restarts; the netns qualifies it, because several local
+ * clusters on one machine each have a `forwarder-node-1`, but never in the same node netns).
+ * At start the forwarder finds what an earlier life of the same owner left (it was killed); the
+ * connections refreshed within NSM_RECONCILE_GRACE (a Go duration; default
+ * NSM_MAX_TOKEN_LIFETIME, 10m: a live connection is refreshed before its tokens expire) keep
+ * their interfaces, the others' are deleted and their wireguard-go processes stopped.
  * Security (./security.ts): SPIFFE_ENDPOINT_SOCKET, NSM_MAX_TOKEN_LIFETIME,
  * NSM_REGISTRY_CLIENT_POLICIES, NSM_SERVER_POLICIES, NSM_CLIENT_POLICIES, NSM_MONITOR_POLICIES,
  * NSM_INSECURE; NSM_PROCESS_IDENTITIES (ours): the root-only process identity file the netns
@@ -28,9 +35,25 @@ import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/tools/grpcurl.js"
 import { parseLabels } from "../sdk/tools/labels.js";
 import { netnsOwnership } from "../security/networkservice/netnsowner.js";
 import { processIdentityResolver } from "../security/workloadapi/processes.js";
-import { Env } from "./env.js";
+import { Env, parseDuration } from "./env.js";
 import { roleSecurity } from "./security.js";
 import { listen, listenUrls, roleLogger, shutdown, untilSignal } from "./serve.js";
+
+/**
+ * NSM_RECONCILE_GRACE, by default the longest token lifetime (NSM_MAX_TOKEN_LIFETIME, 10m; a
+ * negative one, tokens born expired, leaves the 10m default).
+ */
+function reconcileGrace(env: Env): number {
+  if (env.raw("NSM_RECONCILE_GRACE") === undefined) {
+    const lifetime = env.duration("NSM_MAX_TOKEN_LIFETIME", "10m");
+    return lifetime >= 0 ? lifetime : 10 * 60_000;
+  }
+  return env.parsed("NSM_RECONCILE_GRACE", "10m", (v) => {
+    const ms = parseDuration(v);
+    if (ms === undefined || ms < 0) throw new Error('not a duration ≥ 0 (examples: "30s", "10m")');
+    return ms;
+  });
+}
 
 export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promise<number> {
   const env = new Env(vars);
@@ -48,6 +71,7 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
   const vxlanPort = env.int("NSM_VXLAN_PORT", 4789, 1, 65535);
   const wireguardPort = env.int("NSM_WIREGUARD_PORT", 51820, 1, 65535);
   const mechanismPriority = env.list("NSM_MECHANISM_PRIORITY");
+  const reconcileGraceMs = reconcileGrace(env);
   const log = roleLogger(env, name);
   const sec = await roleSecurity(env, log);
   const monitorPolicies = await sec.policies("monitor");
@@ -60,6 +84,7 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
 
   const lifetime = new AbortController();
   const kernel = createNetlinkKernel();
+  const tagOwner = `${name}@${(await kernel.netnsId(undefined)).ino}`;
   const dataPlane = await kernelForwarderElements({
     kernel,
     tunnelIp,
@@ -67,6 +92,8 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
     wireguard: { port: wireguardPort },
     mechanismPriority,
     checkNetns: owner.check,
+    owner: tagOwner,
+    reconcileGraceMs,
     log,
   });
   const nsmgrChannel = dialChannel(connectTo, sec.dialOptions());
@@ -102,7 +129,7 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
   });
   await registration.nse.register(record, CallContext.create({ deadline: Date.now() + 15_000, log }));
   log.info(
-    { url, nsmgr: connectTo, labels, tunnelIp, underlayMtu: dataPlane.underlayMtu },
+    { url, nsmgr: connectTo, labels, tunnelIp, underlayMtu: dataPlane.underlayMtu, tagOwner, reconcileGraceMs },
     "forwarder serving and registered",
   );
   await untilSignal();

@@ -317,6 +317,14 @@ export interface KernelApi {
   netnsId(netns: NetnsPath): Promise<NetnsId>;
 
   /**
+   * Every network namespace this process can name, each once (by {@link NetnsId}): its own as
+   * `undefined` first, then one path per other namespace, preferring `/var/run/netns/<name>` over
+   * `/proc/<pid>/ns/net`. A snapshot: a `/proc` path dies with its process (then `NotFound`).
+   * For reconciliation after a restart (finding the links a forwarder made in pods' namespaces).
+   */
+  listNetns(): Promise<NetnsPath[]>;
+
+  /**
    * Closes the cached socket of one netns (if idle). An open netlink socket keeps its netns
    * alive, so callers release pod namespaces they are done with.
    */

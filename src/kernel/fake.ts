@@ -588,6 +588,10 @@ class Fake implements FakeKernel {
     return { ...this.netns(netns, "netns id").id };
   }
 
+  async listNetns(): Promise<NetnsPath[]> {
+    return [...this.namespaces.keys()].map((path) => (path === "" ? undefined : path));
+  }
+
   release(_netns: NetnsPath): void {}
 
   async close(): Promise<void> {}

@@ -13,7 +13,7 @@
  * pool. rtnetlink handles a request within `sendmsg`, so the queue costs little.
  */
 import { randomInt } from "node:crypto";
-import { open } from "node:fs/promises";
+import { open, readdir } from "node:fs/promises";
 import { constants } from "node:os";
 import { Code, invalidArgument, NsmError, unavailable } from "../sdk/core/errors.js";
 import { type Logger, silentLogger } from "../sdk/tools/logger.js";
@@ -83,6 +83,9 @@ import { checkLinkChanges, checkName, checkRef, checkU32, refLabel, sysctlPath }
 
 /** The netns file used for `undefined` / `""`: the main thread's, i.e. this process's netns. */
 export const SELF_NETNS = "/proc/self/ns/net";
+
+/** Where `ip netns add` bind-mounts named namespaces. */
+const NETNS_RUN_DIR = "/var/run/netns";
 
 const nsPathOf = (ns: NetnsPath): string => (ns ? ns : SELF_NETNS);
 const nsLabel = (ns: NetnsPath): string => (ns ? `netns ${ns}` : "own netns");
@@ -589,6 +592,36 @@ class NetlinkKernel implements KernelApi {
     } catch (err) {
       throw nsmErrorFromSystem(err, nsLabel(netns));
     }
+  }
+
+  async listNetns(): Promise<NetnsPath[]> {
+    const seen = new Set<string>();
+    const key = (id: NetnsId) => `${id.dev}:${id.ino}`;
+    const out: NetnsPath[] = [undefined];
+    const own = await this.netnsId(undefined);
+    seen.add(key(own));
+    const names = async (dir: string) => readdir(dir).catch((): string[] => []);
+    const candidates = [
+      ...(await names(NETNS_RUN_DIR)).sort().map((n) => `${NETNS_RUN_DIR}/${n}`),
+      ...(await names("/proc"))
+        .filter((n) => /^\d+$/.test(n))
+        .sort((a, b) => Number(a) - Number(b))
+        .map((pid) => `/proc/${pid}/ns/net`),
+    ];
+    for (const path of candidates) {
+      let id: NetnsId;
+      try {
+        id = this.binding.stat(path);
+      } catch {
+        continue; // the process exited, or not a netns file
+      }
+      // Every netns file lives on nsfs (one st_dev); anything else (a stale file under
+      // /var/run/netns whose mount is gone) is no namespace.
+      if (id.dev !== own.dev || seen.has(key(id))) continue;
+      seen.add(key(id));
+      out.push(path);
+    }
+    return out;
   }
 
   async close(): Promise<void> {

@@ -284,5 +284,27 @@ export function kernelContract(label: string, makeEnv: () => Promise<ContractEnv
       assert.notDeepEqual(ia, ib);
       assert.notDeepEqual(await k.netnsId(undefined), ia);
     });
+
+    it("lists every namespace once: its own first (undefined), then one path each", async () => {
+      const [a, b] = [await env.newNetns(), await env.newNetns()];
+      const listed = await k.listNetns();
+      assert.equal(listed[0], undefined);
+      assert.ok(listed.slice(1).every((p) => typeof p === "string" && p !== ""));
+      const ids: string[] = [];
+      for (const p of listed) {
+        try {
+          const id = await k.netnsId(p);
+          ids.push(`${id.dev}:${id.ino}`);
+        } catch {
+          // a /proc path whose process has exited since
+        }
+      }
+      assert.equal(new Set(ids).size, ids.length, "no namespace twice");
+      for (const ns of [a, b]) {
+        const id = await k.netnsId(ns);
+        assert.ok(ids.includes(`${id.dev}:${id.ino}`), `${ns} is listed`);
+      }
+      assert.ok(listed.includes(a), "a named namespace by its /var/run/netns path");
+    });
   });
 }

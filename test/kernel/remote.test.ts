@@ -225,7 +225,7 @@ describe("remote connections on the real kernel", { skip }, () => {
     const [c] = ipJson(nsc, "link", "show", "nsm-1");
     assert.equal(c.linkinfo.info_kind, "vxlan");
     assert.equal(c.mtu, 1450);
-    assert.equal(c.ifalias, `nsm:client:${run}-conn-1`);
+    assert.equal(c.ifalias, `nsm:client:forwarder:${run}-conn-1`);
     assert.equal(c.linkinfo.info_data.local, "198.18.0.1");
     assert.equal(c.linkinfo.info_data.remote, "198.18.0.2");
     assert.equal(c.linkinfo.info_data.port, 4789);
@@ -305,7 +305,7 @@ describe("remote connections on the real kernel", { skip }, () => {
     const [c] = ipJson(nsc, "link", "show", "nsm-1");
     assert.equal(c.linkinfo?.info_kind, "tun");
     assert.equal(c.mtu, 1420);
-    assert.equal(c.ifalias, `nsm:client:${run}-conn-1`);
+    assert.equal(c.ifalias, `nsm:client:forwarder:${run}-conn-1`);
     const [e] = ipJson(nse, "link", "show", "icmp-nse-1");
     assert.equal(e.mtu, 1420);
     assert.deepEqual(linkNames(node1).sort(), ["lo", "u0"], "the TUN left the node's netns");

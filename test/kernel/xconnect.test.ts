@@ -114,11 +114,11 @@ describe("kernel cross-connect on the real kernel", { skip }, () => {
     assert.deepEqual(linkNames(fwdNs), ["lo"], "nothing stays in the forwarder's netns");
 
     const [c] = ipJson(nscNs, "link", "show", "nsm-1");
-    assert.equal(c.ifalias, `nsm:client:${id}`);
+    assert.equal(c.ifalias, `nsm:client:forwarder:${id}`);
     assert.equal(c.mtu, 1400);
     assert.ok(c.flags.includes("UP"), JSON.stringify(c.flags));
     const [e] = ipJson(nseNs, "link", "show", NSE_IF);
-    assert.equal(e.ifalias, `nsm:endpoint:${id}`);
+    assert.equal(e.ifalias, `nsm:endpoint:forwarder:${id}`);
     assert.equal(e.mtu, 1400);
 
     const addrs = (ns: string, dev: string) =>

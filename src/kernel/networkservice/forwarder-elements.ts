@@ -5,15 +5,21 @@
  * data plane, plus mechanism priority.
  *
  * ```ts
- * const fwd = await kernelForwarderElements({ kernel, tunnelIp: "198.18.0.1" });
+ * const fwd = await kernelForwarderElements({ kernel, tunnelIp: "198.18.0.1", owner: name, reconcileGraceMs: 600_000 });
  * const forwarder = createForwarder({ name, nsRegistry, nseRegistry, ...fwd });
  * // on shutdown: forwarder.dispose(); await fwd.dispose();
  * ```
+ *
+ * Every interface is tagged with `owner` (the forwarder's name), and the endpoint's interface is
+ * named after the connection id (`stable-name.ts`), so that a restarted forwarder asks for the
+ * same one. With `reconcileGraceMs`, the links and wireguard-go processes an earlier life of
+ * this forwarder left (it was killed) are found before this resolves, and their VNIs and
+ * WireGuard ports are held for them; those whose connection is Requested within the grace
+ * period are re-adopted, the others deleted when it ends (`reconcile.ts`).
  */
 import { MechanismType } from "../../api/index.js";
 import { type NetworkServiceElement, passThrough } from "../../sdk/core/chain.js";
 import { Code, invalidArgument, NsmError } from "../../sdk/core/errors.js";
-import { kernelMechanismClient } from "../../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismPriorityClient } from "../../sdk/networkservice/common/mechanismpriority/index.js";
 import type { MechanismElements } from "../../sdk/networkservice/common/mechanisms/index.js";
 import {
@@ -23,7 +29,6 @@ import {
   vxlanServer,
 } from "../../sdk/networkservice/common/vxlan/index.js";
 import {
-  createPortPool,
   DEFAULT_WIREGUARD_PORT,
   DEFAULT_WIREGUARD_PORT_COUNT,
   wireguardClient,
@@ -34,8 +39,18 @@ import { type Logger, silentLogger } from "../../sdk/tools/logger.js";
 import type { KernelApi, NetnsPath } from "../api.js";
 import { kernelXconnectClient } from "./client.js";
 import type { NetnsCheck } from "./options.js";
+import { createReservablePortPool } from "./port-pool.js";
+import {
+  createReconciler,
+  type ReconcileReport,
+  type Reconciler,
+  type ReconcilerOptions,
+  type ReconcileScan,
+} from "./reconcile.js";
 import { kernelRemoteXconnectClient, kernelRemoteXconnectServer } from "./remote.js";
 import { kernelXconnectServer } from "./server.js";
+import { stableKernelMechanismClient } from "./stable-name.js";
+import { checkTagOwner, DEFAULT_TAG_OWNER } from "./tag.js";
 import {
   createWireguardGoRunner,
   generateWireguardKeyPair,
@@ -87,7 +102,30 @@ export interface KernelForwarderElementsOptions {
   mechanismPriority?: readonly string[];
   /** Netns-ownership hook of both cross-connects. */
   checkNetns?: NetnsCheck;
+  /**
+   * The forwarder's name (`NSM_NAME`), written into every interface tag; it must be the same
+   * across restarts and differ from every other forwarder sharing the kernel. @default "forwarder"
+   */
+  owner?: string;
+  /**
+   * Reconciliation after a restart (`NSM_RECONCILE_GRACE`): how long, in ms, the interfaces and
+   * wireguard-go processes of an earlier life tagged with `owner` wait for their connection to be
+   * Requested again (re-adopted) before they are deleted. Live connections are refreshed before
+   * their tokens expire, so the longest token lifetime is the natural value. @default off: what an
+   * earlier life left is re-adopted when Requested, never swept
+   */
+  reconcileGraceMs?: number;
   log?: Logger;
+}
+
+/** Reconciliation of a forwarder started with `reconcileGraceMs`. */
+export interface KernelForwarderReconciliation {
+  /** What an earlier life left: the candidates. */
+  found: ReconcileScan;
+  /** Resolves once the grace period is over and the candidates not Requested are deleted. */
+  swept: Promise<ReconcileReport>;
+  /** Sweeps now, without waiting for the end of the grace period. */
+  sweep(): Promise<ReconcileReport>;
 }
 
 /** The `createForwarder` options this module fills, and what it started. */
@@ -100,7 +138,9 @@ export interface KernelForwarderElements {
   underlayMtu: number | undefined;
   /** This forwarder's WireGuard public key, base64 (undefined when WireGuard is off). */
   wireguardPublicKey: string | undefined;
-  /** Stops the wireguard-go processes (by PID). Idempotent. */
+  /** Present when started with `reconcileGraceMs`. */
+  reconciliation: KernelForwarderReconciliation | undefined;
+  /** Stops the wireguard-go processes (by PID) and disarms the sweep. Idempotent. */
   dispose(): Promise<void>;
 }
 
@@ -135,25 +175,39 @@ export async function kernelForwarderElements(
   const { kernel, tunnelIp, tunnelNetns } = options;
   if (!kernel) throw invalidArgument("kernelForwarderElements: the kernel option is required");
   const log = options.log ?? silentLogger;
+  const owner = options.owner ?? DEFAULT_TAG_OWNER;
+  checkTagOwner(owner);
+  const graceMs = options.reconcileGraceMs;
+  if (graceMs !== undefined && (!Number.isFinite(graceMs) || graceMs < 0)) {
+    throw invalidArgument(`kernelForwarderElements: reconcileGraceMs must be a duration ≥ 0, got ${graceMs}`);
+  }
   const serverMechanisms: Record<string, NetworkServiceElement> = { [MechanismType.KERNEL]: passThrough("kernel") };
   const clientMechanisms: Record<string, NetworkServiceElement> = {
-    [MechanismType.KERNEL]: kernelMechanismClient(),
+    // The endpoint's interface name derives from the connection id: the same in every life.
+    [MechanismType.KERNEL]: stableKernelMechanismClient(),
   };
-  const additional: NetworkServiceElement[] = [kernelXconnectServer({ kernel, checkNetns: options.checkNetns })];
-  const additionalClient: NetworkServiceElement[] = [kernelXconnectClient()];
+  // The reconciler is built first (the elements report Requests to it) and started last, once
+  // the VNI registry and the port pool it fills exist, before anything is served.
+  const reconcilerOf = (parts: Pick<ReconcilerOptions, "runner" | "vnis" | "ports">) =>
+    graceMs === undefined ? undefined : createReconciler({ kernel, owner, graceMs, log, ...parts });
+  const xconnect = { kernel, checkNetns: options.checkNetns, owner };
   const result: KernelForwarderElements = {
     serverMechanisms,
     clientMechanisms,
-    additional,
-    additionalClient,
+    additional: [],
+    additionalClient: [kernelXconnectClient()],
     underlayMtu: undefined,
     wireguardPublicKey: undefined,
+    reconciliation: undefined,
     dispose: async () => {},
   };
+  const { additional, additionalClient } = result;
   const priority = mechanismPriorityClient({ priorities: options.mechanismPriority ?? [] });
   if (tunnelIp === undefined) {
+    const reconciler = reconcilerOf({});
+    additional.push(kernelXconnectServer({ ...xconnect, reconciler }));
     additionalClient.push(priority);
-    return result;
+    return await started(result, reconciler);
   }
   if (!tryParseIp(tunnelIp))
     throw invalidArgument(`kernelForwarderElements: tunnel IP ${JSON.stringify(tunnelIp)} is not an IP address`);
@@ -162,6 +216,8 @@ export async function kernelForwarderElements(
 
   const w = options.wireguard === false ? undefined : (options.wireguard ?? {});
   let wireguard: Parameters<typeof kernelRemoteXconnectServer>[0]["wireguard"];
+  let ports: ReturnType<typeof createReservablePortPool> | undefined;
+  let vnis: ReturnType<typeof createVniRegistry> | undefined;
   if (w) {
     if (!w.runner && !w.launcher?.length && !(await isOwnNetns(kernel, tunnelNetns))) {
       throw invalidArgument(
@@ -172,7 +228,7 @@ export async function kernelForwarderElements(
     const privateKey = w.privateKey ?? generateWireguardKeyPair().privateKey;
     const publicKey = wireguardPublicKey(privateKey).toString("base64");
     const first = w.port ?? DEFAULT_WIREGUARD_PORT;
-    const ports = createPortPool(first, w.portCount ?? Math.min(DEFAULT_WIREGUARD_PORT_COUNT, 0x10000 - first));
+    ports = createReservablePortPool(first, w.portCount ?? Math.min(DEFAULT_WIREGUARD_PORT_COUNT, 0x10000 - first));
     const common = { tunnelIp, publicKey, ports, underlayMtu };
     clientMechanisms[MechanismType.WIREGUARD] = wireguardClient({ ...common, payloads: w.payloads });
     serverMechanisms[MechanismType.WIREGUARD] = wireguardServer(common);
@@ -184,12 +240,14 @@ export async function kernelForwarderElements(
     result.wireguardPublicKey = publicKey;
   }
   if (options.vxlanPort !== false) {
-    const vnis = createVniRegistry();
+    vnis = createVniRegistry();
     const common = { tunnelIp, port: options.vxlanPort ?? DEFAULT_VXLAN_PORT, underlayMtu, vnis };
     clientMechanisms[MechanismType.VXLAN] = vxlanClient({ ...common, payloads: options.vxlanPayloads });
     serverMechanisms[MechanismType.VXLAN] = vxlanServer(common);
   }
-  const remote = kernelRemoteXconnectServer({ kernel, tunnelNetns, wireguard, checkNetns: options.checkNetns });
+  const reconciler = reconcilerOf({ runner: wireguard?.runner, vnis, ports });
+  additional.push(kernelXconnectServer({ ...xconnect, reconciler }));
+  const remote = kernelRemoteXconnectServer({ ...xconnect, tunnelNetns, wireguard, reconciler });
   additional.push(remote);
   additionalClient.push(kernelRemoteXconnectClient(), priority);
   let disposed: Promise<void> | undefined;
@@ -199,6 +257,22 @@ export async function kernelForwarderElements(
       await wireguard?.runner.dispose();
     })();
     return disposed;
+  };
+  return await started(result, reconciler);
+}
+
+/** Runs the reconciler's start scan (when there is one) and exposes it. */
+async function started(
+  result: KernelForwarderElements,
+  reconciler: Reconciler | undefined,
+): Promise<KernelForwarderElements> {
+  if (!reconciler) return result;
+  const found = await reconciler.start();
+  result.reconciliation = { found, swept: reconciler.swept, sweep: () => reconciler.sweep() };
+  const dispose = result.dispose;
+  result.dispose = async () => {
+    reconciler.dispose();
+    await dispose();
   };
   return result;
 }

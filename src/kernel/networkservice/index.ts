@@ -11,8 +11,9 @@
  *    (`context.MTU` when non-zero). Upstream creates the pair in the forwarder's netns and moves
  *    the ends; a move costs the kernel an RCU grace period (~15-20 ms here) and creating in
  *    place gives the same result, so we create in place;
- * 2. each end is tagged with an alias that carries the connection id (`nsm:client:<id>` /
- *    `nsm:endpoint:<id>`, see `tag.ts`) and brought up, in one RTM_SETLINK;
+ * 2. each end is tagged with an alias that carries this forwarder's name and the connection id
+ *    (`nsm:client:<owner>:<id>` / `nsm:endpoint:<owner>:<id>`, see `tag.ts`) and brought up, in
+ *    one RTM_SETLINK;
  * 3. the client's netns gets `src_ip_addrs`, link routes for the dst addresses outside the src
  *    prefixes, `src_routes` (empty next hop → the first dst address of the family, on-link) and
  *    `ip_neighbors`; the endpoint's netns gets `dst_ip_addrs`, link routes for the src addresses
@@ -35,12 +36,22 @@
  *
  * Options: {@link KernelXconnectServerOptions}: `kernel` (required),
  * `checkNetns` (the netns-ownership hook: it allows everything until ownership checks land),
- * `cleanupTimeoutMs`.
+ * `cleanupTimeoutMs`, `owner` (the forwarder's name, in the tags), `reconciler`.
+ *
+ * Restart (reconciliation, `reconcile.ts`): a forwarder killed with SIGKILL leaves its links
+ * behind. The first Request of this life for a connection whose pair is still there (both
+ * target links carry this connection's tags and are each other's peer) re-adopts it: same
+ * ifindex, no interruption, the plan re-applied idempotently (addresses and routes diffed
+ * against what the kernel holds). The endpoint's interface name, which the forwarder chooses, is
+ * derived from the connection id (`stable-name.ts`), so the re-Request names the same one. With
+ * `kernelForwarderElements({ reconcileGraceMs })`, what is not Requested within the grace period
+ * is deleted.
  *
  * Failure behaviour: a bad `inodeURL` or interface name is InvalidArgument; for the client's
  * mechanism it is found before anything is asked downstream. A link that already has a target
- * name is replaced if it carries this connection's tag, else the Request fails with
- * AlreadyExists and nothing is created. When a kernel step fails on the first Request, the pair
+ * name is re-adopted or replaced if it carries this connection's tag, else the Request fails
+ * with AlreadyExists and nothing is created. A re-adopted pair whose re-programming fails is
+ * deleted, as a new one would be. When a kernel step fails on the first Request, the pair
  * is deleted, downstream is closed, and the kernel's error is returned as an NsmError (errno →
  * code in `src/kernel/errors.ts`). When a refresh fails, the error is returned and the record
  * is marked stale, so that the next refresh re-applies everything; downstream stays open.
@@ -53,12 +64,13 @@
  * connection in the node's netns, its TUN moved into the pod's), tagged and programmed like the
  * local ends; see `remote.ts`, `remote-dataplane.ts` and `wireguard-go.ts`.
  * `kernelForwarderElements()` bundles the local and remote elements and the VXLAN/WireGuard
- * mechanism elements for `createForwarder`.
+ * mechanism elements for `createForwarder`, and the reconciler.
  */
 export { kernelXconnectClient } from "./client.js";
 export type {
   KernelForwarderElements,
   KernelForwarderElementsOptions,
+  KernelForwarderReconciliation,
   WireguardForwarderOptions,
 } from "./forwarder-elements.js";
 export { kernelForwarderElements } from "./forwarder-elements.js";
@@ -75,6 +87,17 @@ export {
 export { netnsPathFromUrl } from "./netns-url.js";
 export type { KernelXconnectServerOptions, NetnsCheck, NetnsCheckRequest } from "./options.js";
 export { DEFAULT_CLEANUP_TIMEOUT_MS, PING_GROUP_RANGE } from "./options.js";
+export type { ReservablePortPool } from "./port-pool.js";
+export { createReservablePortPool } from "./port-pool.js";
+export type {
+  OrphanLink,
+  OrphanProcess,
+  ReconcileReport,
+  Reconciler,
+  ReconcilerOptions,
+  ReconcileScan,
+} from "./reconcile.js";
+export { createReconciler } from "./reconcile.js";
 export type {
   KernelRemoteXconnectServer,
   KernelRemoteXconnectServerOptions,
@@ -95,9 +118,18 @@ export type {
   WireguardTunnelPlan,
 } from "./remote-metadata.js";
 export { kernelXconnectServer } from "./server.js";
+export { connectionInterfaceName, stableKernelMechanismClient } from "./stable-name.js";
 export type { TaggedLink, XconnectSide, XconnectTag } from "./tag.js";
-export { listTaggedLinks, parseXconnectTag, XCONNECT_TAG_PREFIX, xconnectTag } from "./tag.js";
+export {
+  checkTagOwner,
+  DEFAULT_TAG_OWNER,
+  listTaggedLinks,
+  parseXconnectTag,
+  XCONNECT_TAG_PREFIX,
+  xconnectTag,
+} from "./tag.js";
 export type {
+  FoundWireguard,
   WireguardDevice,
   WireguardGoOptions,
   WireguardKeyPair,
@@ -111,5 +143,6 @@ export {
   generateWireguardKeyPair,
   uapiExchange,
   uapiSetRequest,
+  WIREGUARD_TAG_ENV,
   wireguardPublicKey,
 } from "./wireguard-go.js";

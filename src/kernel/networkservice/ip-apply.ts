@@ -6,8 +6,13 @@
  * tolerance shared by their cleanup paths.
  */
 import { Code, NsmError } from "../../sdk/core/errors.js";
-import type { KernelApi, LinkRef, NetnsPath } from "../api.js";
-import { hasIpv6Address, type IpDiff } from "./ip-plan.js";
+import { type KernelApi, type LinkRef, type NetnsPath, Scope } from "../api.js";
+import { hasIpv6Address, type IpDiff, type IpPlan, ipPlanOf } from "./ip-plan.js";
+
+/** `RTPROT_BOOT`: the protocol of the routes we add (and of `ip route add` without `proto`). */
+const RTPROT_BOOT = 3;
+/** `RTN_UNICAST`. */
+const RTN_UNICAST = 1;
 
 /** True for an error that means "it is not there any more" (link, netns, address, route, neighbour). */
 export function isGone(err: unknown): boolean {
@@ -48,4 +53,23 @@ export async function applyIpDiff(
   for (const n of d.addNeighbors) {
     await kernel.replaceNeighbor(netns, { link, address: n.address, mac: n.mac, state: "reachable" });
   }
+}
+
+/**
+ * What one interface holds of what a plan programs, read from the kernel, for re-adopting an
+ * interface of an earlier life: its global-scope addresses and the unicast routes of the main
+ * table through it that are ours by protocol (`boot`: not the kernel's prefix routes). No
+ * neighbours: ours cannot be told from learnt ones, so stale ones are left to age out.
+ */
+export async function observedIpPlan(kernel: KernelApi, netns: NetnsPath, index: number): Promise<IpPlan> {
+  const [addresses, routes] = await Promise.all([
+    kernel.listAddresses(netns, { link: index }),
+    kernel.listRoutes(netns, { link: index }),
+  ]);
+  return ipPlanOf(
+    addresses.filter((a) => a.scope === Scope.universe).map((a) => a.cidr),
+    routes
+      .filter((r) => r.protocol === RTPROT_BOOT && r.type === RTN_UNICAST)
+      .map((r) => ({ dst: r.dst, gateway: r.gateway, scope: r.scope === Scope.link ? "link" : "universe" })),
+  );
 }

@@ -219,6 +219,37 @@ export function diffIpPlans(from: IpPlan, to: IpPlan, force = false): IpDiff {
   };
 }
 
+/**
+ * An {@link IpPlan} from what the kernel reports on one interface (addresses as
+ * `address/prefixLength`, routes with a masked `dst`), in the plans' canonical text, so that
+ * `diffIpPlans(observed, plan)` finds exactly what differs. Entries it cannot parse are dropped.
+ */
+export function ipPlanOf(
+  addresses: readonly string[],
+  routes: readonly { dst: string; gateway?: string; scope: "link" | "universe" }[],
+): IpPlan {
+  const canon = (text: string, field: string) => {
+    try {
+      return parseIfAddress(text, field);
+    } catch {
+      return undefined;
+    }
+  };
+  const addrs = addresses.map((a) => canon(a, "address")?.text).filter((a): a is string => a !== undefined);
+  const out = new Map<string, RoutePlan>();
+  for (const r of routes) {
+    const dst = canon(r.dst, "route")?.net.text;
+    const gw = r.gateway === undefined ? undefined : tryParseIp(r.gateway);
+    if (!dst || (r.gateway !== undefined && !gw)) continue;
+    out.set(dst, gw ? { dst, gateway: formatIp(gw), scope: r.scope } : { dst, scope: r.scope });
+  }
+  return {
+    addresses: [...new Set(addrs)].sort(),
+    routes: [...out.values()].sort(byKey((r) => r.dst)),
+    neighbors: [],
+  };
+}
+
 /** Everything in either plan (what may be in the kernel after a diff failed halfway). */
 export function unionIpPlans(a: IpPlan, b: IpPlan): IpPlan {
   const merge = <T>(x: readonly T[], y: readonly T[], key: (v: T) => string) => {

@@ -8,8 +8,10 @@
  * absolute path to a netns file. Everything else is `InvalidArgument` with a message that says
  * what to send instead.
  */
+
 import { statSync } from "node:fs";
 import { invalidArgument, type NsmError } from "../../sdk/core/errors.js";
+import type { KernelApi } from "../api.js";
 
 const bad = (url: string, why: string): NsmError =>
   invalidArgument(`netns URL ${JSON.stringify(url)}: ${why}`, { reason: "bad-netns-url" });
@@ -85,4 +87,25 @@ export function followNetns(
   if (recorded.netns !== now.netns && recorded.netnsId !== undefined && recorded.netnsId === now.netnsId) {
     recorded.netns = now.netns;
   }
+}
+
+/**
+ * A path that reaches the namespace recorded as `side` now: its recorded path while that still
+ * names the same namespace, else any other path to it (a bind mount under /var/run/netns, a
+ * process still inside). The recorded path is usually `/proc/<pid>/ns/net` of the client or
+ * endpoint process; when that process has died (a killed client whose connection expires) the
+ * namespace and the interfaces in it may well live on, held by the pod. Undefined when the
+ * identified namespace is gone; a side recorded without identity keeps its path.
+ */
+export async function relocateNetns(
+  kernel: Pick<KernelApi, "listNetns">,
+  side: { netns: string; netnsId?: string },
+): Promise<string | undefined> {
+  // Without a recorded identity there is nothing to follow: the recorded path is all we have.
+  if (side.netnsId === undefined) return side.netns;
+  if (netnsIdentity(side.netns) === side.netnsId) return side.netns;
+  for (const path of await kernel.listNetns()) {
+    if (path !== undefined && netnsIdentity(path) === side.netnsId) return path;
+  }
+  return undefined;
 }

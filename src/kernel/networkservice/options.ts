@@ -4,7 +4,8 @@ import type { Connection } from "../../api/index.js";
 import type { CallContext } from "../../sdk/core/context.js";
 import { invalidArgument } from "../../sdk/core/errors.js";
 import type { KernelApi } from "../api.js";
-import type { XconnectSide } from "./tag.js";
+import type { Reconciler } from "./reconcile.js";
+import { checkTagOwner, DEFAULT_TAG_OWNER, type XconnectSide } from "./tag.js";
 
 /** Closing downstream after a failed first Request gets this long. */
 export const DEFAULT_CLEANUP_TIMEOUT_MS = 5000;
@@ -37,12 +38,21 @@ export interface KernelXconnectServerOptions {
   checkNetns?: NetnsCheck;
   /** Deadline for closing downstream after a failed first Request, in ms. @default 5000 */
   cleanupTimeoutMs?: number;
+  /**
+   * The forwarder's name, written into every tag (`tag.ts`): links of other owners are never
+   * adopted or deleted. @default "forwarder"
+   */
+  owner?: string;
+  /** Told about every connection Requested, so that its links of an earlier life are not swept. @default none */
+  reconciler?: Reconciler;
 }
 
 export interface ResolvedOptions {
   readonly kernel: KernelApi;
   readonly checkNetns: NetnsCheck;
   readonly cleanupTimeoutMs: number;
+  readonly owner: string;
+  readonly reconciler: Reconciler | undefined;
 }
 
 const allowAll: NetnsCheck = async () => {};
@@ -53,9 +63,13 @@ export function resolveOptions(options: Readonly<KernelXconnectServerOptions>): 
   if (!Number.isInteger(timeout) || timeout <= 0) {
     throw invalidArgument(`kernelXconnectServer: cleanupTimeoutMs must be a positive integer, got ${timeout}`);
   }
+  const owner = options.owner ?? DEFAULT_TAG_OWNER;
+  checkTagOwner(owner);
   return {
     kernel: options.kernel,
     checkNetns: options.checkNetns ?? allowAll,
     cleanupTimeoutMs: timeout,
+    owner,
+    reconciler: options.reconciler,
   };
 }

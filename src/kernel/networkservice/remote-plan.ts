@@ -126,10 +126,11 @@ export function tunnelPlan(m: Mechanism, ours: "src" | "dst"): TunnelPlan {
   };
 }
 
-/** The whole plan for one remote connection. */
+/** The whole plan for one remote connection; the pod's interface is tagged as made by `owner`. */
 export function remotePlan(
   conn: Connection,
   shape: { pod: PodLocation; tunnel: Mechanism; ours: "src" | "dst" },
+  owner: string,
 ): RemotePlan {
   const ipc = conn.context?.ipContext;
   const ip = shape.pod.side === "client" ? clientIpPlan(ipc) : endpointIpPlan(ipc);
@@ -139,7 +140,7 @@ export function remotePlan(
     netns: shape.pod.netns,
     netnsId: shape.pod.netnsId,
     name: shape.pod.name,
-    tag: xconnectTag(shape.pod.side, conn.id),
+    tag: xconnectTag(shape.pod.side, conn.id, owner),
     ...ip,
     // A TUN has no link layer: neighbour entries make no sense on it.
     neighbors: tunnel.type === "WIREGUARD" ? [] : ip.neighbors,

@@ -294,8 +294,8 @@ describe("remote cross-connect (fake kernel, two forwarders)", () => {
     assert.equal(c.vxlan!.vni % 2, 0, "src 198.18.0.1 ≤ dst 198.18.0.2: even VNI");
     assert.deepEqual([c.mtu, e.mtu], [1450, 1450]);
     assert.deepEqual([c.up, e.up], [true, true]);
-    assert.equal(c.alias, "nsm:client:conn-1");
-    assert.equal(e.alias, "nsm:endpoint:f2-conn-1");
+    assert.equal(c.alias, "nsm:client:forwarder:conn-1");
+    assert.equal(e.alias, "nsm:endpoint:forwarder:f2-conn-1");
     assert.deepEqual(await addrs(NSC), ["172.16.1.101/32"]);
     assert.deepEqual(await addrs(NSE), ["172.16.1.100/32"]);
     assert.deepEqual(
@@ -385,8 +385,8 @@ describe("remote cross-connect (fake kernel, two forwarders)", () => {
     assert.equal(conn.context!.MTU, 1420);
     const c = await fake.getLink(NSC, "nsm-1");
     const e = (await fake.listLinks(NSE)).find((l) => l.kind === "tun")!;
-    assert.deepEqual([c.kind, c.mtu, c.up, c.alias], ["tun", 1420, true, "nsm:client:conn-1"]);
-    assert.deepEqual([e.mtu, e.up, e.alias], [1420, true, "nsm:endpoint:f2-conn-1"]);
+    assert.deepEqual([c.kind, c.mtu, c.up, c.alias], ["tun", 1420, true, "nsm:client:forwarder:conn-1"]);
+    assert.deepEqual([e.mtu, e.up, e.alias], [1420, true, "nsm:endpoint:forwarder:f2-conn-1"]);
     assert.deepEqual(await addrs(NSC), ["172.16.1.101/32"]);
     assert.deepEqual(await addrs(NSE), ["172.16.1.100/32"]);
     assert.deepEqual(await names(NODE1), ["lo", "u0"], "the TUN left the node's netns");

@@ -17,9 +17,13 @@
  *
  * Per-connection state: client side: the next hop's mechanism. Server side: the plan last
  * programmed and the wireguard-go process. A refresh with the same plan makes no kernel call; a
- * changed IP context or MTU is applied as a diff on the same interface; a changed tunnel (VNI,
- * peer, port, key), pod netns or name, or a wireguard-go that died, rebuilds it. Close deletes it
- * (stops wireguard-go by PID) and forgets.
+ * changed IP context or MTU is applied as a diff on the same interface, and so is a changed
+ * WireGuard peer (key, address, port: re-configured over UAPI, e.g. after the peer forwarder
+ * restarted with a new key); a changed VXLAN tunnel (VNI, ends, port), our WireGuard port, pod
+ * netns or name, or a wireguard-go that died, rebuilds it. Close deletes it (stops wireguard-go
+ * by PID) and forgets. A first Request whose interface is already there, tagged by this
+ * forwarder for this connection (an earlier life, killed), re-adopts it (see
+ * `remote-dataplane.ts`).
  *
  * Options: {@link KernelRemoteXconnectServerOptions}.
  *
@@ -27,8 +31,10 @@
  * InvalidArgument; VXLAN ports that differ between the ends are FailedPrecondition; a foreign
  * interface with the requested name is AlreadyExists (left alone). A first Request that fails
  * in the kernel leaves nothing behind and closes downstream; a failed refresh keeps the
- * connection and re-applies everything on the next one. `dispose()` stops the wireguard-go
- * processes; VXLAN devices stay for a restarted forwarder to re-adopt (by tag).
+ * connection and re-applies everything on the next one. A re-adopted interface whose
+ * re-programming fails is removed (with its wireguard-go), as a new one would be. `dispose()`
+ * stops the wireguard-go processes (started or adopted); VXLAN devices stay for a restarted
+ * forwarder to re-adopt (by tag).
  */
 import { type Connection, clone, type Mechanism, MechanismSchema } from "../../api/index.js";
 import { closeQuietly, type NetworkServiceElement } from "../../sdk/core/chain.js";
@@ -38,6 +44,7 @@ import type { KernelApi, NetnsPath } from "../api.js";
 import { unionIpPlans } from "./ip-plan.js";
 import { followNetns } from "./netns-url.js";
 import { DEFAULT_CLEANUP_TIMEOUT_MS, type NetnsCheck } from "./options.js";
+import type { Reconciler } from "./reconcile.js";
 import { RemoteDataPlane, type WireguardDataPlane } from "./remote-dataplane.js";
 import {
   loadAndDeleteRemoteState,
@@ -49,6 +56,7 @@ import {
   storeRemoteState,
 } from "./remote-metadata.js";
 import { isKernel, locatePod, remotePlan, remoteShape } from "./remote-plan.js";
+import { checkTagOwner, DEFAULT_TAG_OWNER } from "./tag.js";
 import type { WireguardDevice, WireguardRunner } from "./wireguard-go.js";
 
 /** Keepalive of our WireGuard peers (also what starts the handshake at once). */
@@ -82,21 +90,31 @@ export interface KernelRemoteXconnectServerOptions {
   checkNetns?: NetnsCheck;
   /** Deadline for closing downstream after a failed first Request, in ms. @default 5000 */
   cleanupTimeoutMs?: number;
+  /** The forwarder's name, written into every tag (`tag.ts`). @default "forwarder" */
+  owner?: string;
+  /** Told about every connection Requested, so that its links of an earlier life are not swept. @default none */
+  reconciler?: Reconciler;
 }
 
 /** The server element, with `dispose()` to stop the wireguard-go processes it started. */
 export interface KernelRemoteXconnectServer extends NetworkServiceElement {
-  /** Stops every wireguard-go this element started (by PID). VXLAN devices stay: a restarted forwarder re-adopts them. */
+  /** Stops every wireguard-go this element started or adopted (by PID). VXLAN devices stay: a restarted forwarder re-adopts them. */
   dispose(): Promise<void>;
 }
 
 const samePlan = (a: RemotePlan, b: RemotePlan) => JSON.stringify(a) === JSON.stringify(b);
 
+/** What a WireGuard interface keeps when only its peer changes (the peer's half is re-configured over UAPI). */
+const ourTunnelEnd = (p: RemotePlan) =>
+  p.tunnel.type === "WIREGUARD"
+    ? JSON.stringify({ type: p.tunnel.type, local: p.tunnel.local, listenPort: p.tunnel.listenPort })
+    : JSON.stringify(p.tunnel);
+
 const sameLinks = (a: RemotePlan, b: RemotePlan) =>
   a.pod.netns === b.pod.netns &&
   a.pod.name === b.pod.name &&
   a.pod.tag === b.pod.tag &&
-  JSON.stringify(a.tunnel) === JSON.stringify(b.tunnel);
+  ourTunnelEnd(a) === ourTunnelEnd(b);
 
 const unionOf = (a: RemotePlan, b: RemotePlan): RemotePlan => ({
   ...b,
@@ -134,6 +152,8 @@ export function kernelRemoteXconnectServer(
     };
   }
   const checkNetns: NetnsCheck = options.checkNetns ?? (async () => {});
+  const owner = options.owner ?? DEFAULT_TAG_OWNER;
+  checkTagOwner(owner);
   const dp = new RemoteDataPlane(options.kernel, options.tunnelNetns, wireguard);
   const devices = new Set<WireguardDevice>();
 
@@ -164,7 +184,7 @@ export function kernelRemoteXconnectServer(
       store(ctx, { programmed: undefined, device: undefined, stale: false });
       return;
     }
-    const plan = remotePlan(conn, shape);
+    const plan = remotePlan(conn, shape, owner);
     // A wireguard-go that died takes its TUN with it: rebuild.
     const alive = plan.tunnel.type !== "WIREGUARD" || device?.running === true;
     if (old) followNetns(old.pod, plan.pod);
@@ -175,7 +195,7 @@ export function kernelRemoteXconnectServer(
 
     if (old && alive && sameLinks(old, plan)) {
       try {
-        await dp.update(old, plan, previous?.stale ?? false);
+        await dp.update(old, plan, previous?.stale ?? false, device);
       } catch (err) {
         store(ctx, { programmed: unionOf(old, plan), device, stale: true });
         throw err;
@@ -187,6 +207,24 @@ export function kernelRemoteXconnectServer(
     if (old) {
       await destroy(old, device, ctx);
       store(ctx, { programmed: undefined, device: undefined, stale: false });
+    } else {
+      // No record: the first Request of this life. The interface may be there from an earlier one.
+      await options.reconciler?.claim(conn.id);
+      const adopted = await dp.adopt(plan, ctx.log);
+      if (adopted) {
+        store(ctx, { programmed: plan, device: adopted.device, stale: false });
+        ctx.log.info(
+          {
+            connId: conn.id,
+            tunnel: plan.tunnel.type,
+            pod: `${plan.pod.netns}:${plan.pod.name}`,
+            ifindex: adopted.index,
+            ...(adopted.device ? { wireguardGo: adopted.device.pid, wireguardName: adopted.device.name } : {}),
+          },
+          "remote cross-connect of an earlier life re-adopted",
+        );
+        return;
+      }
     }
     const created = await dp.create(plan, ctx.log);
     store(ctx, { programmed: plan, device: created, stale: false });

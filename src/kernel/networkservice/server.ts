@@ -24,7 +24,7 @@ const isKernel = (m: Mechanism | undefined): m is Mechanism => m?.type === Mecha
 type Location = PodLocation;
 const locate = locatePod;
 
-function buildPlan(conn: Connection, client: Location, endpoint: Location): XconnectPlan {
+function buildPlan(conn: Connection, client: Location, endpoint: Location, owner: string): XconnectPlan {
   if (client.netns === endpoint.netns && client.name === endpoint.name) {
     throw invalidArgument(
       `client and endpoint ask for the same interface "${client.name}" in the same netns ${client.netns}`,
@@ -37,7 +37,7 @@ function buildPlan(conn: Connection, client: Location, endpoint: Location): Xcon
       netns: client.netns,
       netnsId: client.netnsId,
       name: client.name,
-      tag: xconnectTag("client", conn.id),
+      tag: xconnectTag("client", conn.id, owner),
       ...clientIpPlan(ipc),
     },
     endpoint: {
@@ -45,7 +45,7 @@ function buildPlan(conn: Connection, client: Location, endpoint: Location): Xcon
       netns: endpoint.netns,
       netnsId: endpoint.netnsId,
       name: endpoint.name,
-      tag: xconnectTag("endpoint", conn.id),
+      tag: xconnectTag("endpoint", conn.id, owner),
       ...endpointIpPlan(ipc),
     },
     mtu: conn.context?.MTU ?? 0,
@@ -82,7 +82,7 @@ async function reconcile(
   }
   const client = locate("client", clientMechanism);
   const endpoint = locate("endpoint", endpointMechanism);
-  const plan = buildPlan(conn, client, endpoint);
+  const plan = buildPlan(conn, client, endpoint, o.owner);
   if (old) {
     followNetns(old.client, plan.client);
     followNetns(old.endpoint, plan.endpoint);
@@ -107,6 +107,23 @@ async function reconcile(
   if (old) {
     await veth.destroy(old, ctx.log);
     storeState(ctx, { programmed: undefined, stale: false });
+  } else {
+    // No record: the first Request of this life. The pair may be there from an earlier one.
+    await o.reconciler?.claim(conn.id);
+    const adopted = await veth.adopt(plan, ctx.log);
+    if (adopted) {
+      storeState(ctx, { programmed: plan, stale: false });
+      ctx.log.info(
+        {
+          connId: conn.id,
+          client: `${plan.client.netns}:${plan.client.name}`,
+          endpoint: `${plan.endpoint.netns}:${plan.endpoint.name}`,
+          ifindex: adopted,
+        },
+        "kernel cross-connect of an earlier life re-adopted",
+      );
+      return;
+    }
   }
   await veth.create(plan, ctx.log);
   storeState(ctx, { programmed: plan, stale: false });

@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * The kernel steps of a local cross-connect: create, update (diff) and destroy one veth pair
- * whose ends live in the client's and the endpoint's netns. Used by `kernelXconnectServer`;
- * every call goes through {@link KernelApi}.
+ * The kernel steps of a local cross-connect: create, re-adopt (after a forwarder restart),
+ * update (diff) and destroy one veth pair whose ends live in the client's and the endpoint's
+ * netns. Used by `kernelXconnectServer`; every call goes through {@link KernelApi}.
  */
 import { Code, NsmError } from "../../sdk/core/errors.js";
 import type { Logger } from "../../sdk/tools/logger.js";
 import type { KernelApi, LinkInfo, LinkRef, NetnsPath } from "../api.js";
+import { observedIpPlan } from "./ip-apply.js";
 import { diffIpPlans, hasIpv6Address, type IpDiff, type IpPlan } from "./ip-plan.js";
 import type { SidePlan, XconnectPlan } from "./metadata.js";
+import { relocateNetns } from "./netns-url.js";
 import { PING_GROUP_RANGE } from "./options.js";
 
 const EMPTY: IpPlan = { addresses: [], routes: [], neighbors: [] };
@@ -93,6 +95,50 @@ export class VethXconnect {
   }
 
   /**
+   * Re-adopts the pair an earlier life of this forwarder made for this connection: when both
+   * target links exist, carry this plan's tags and are each other's veth peer, they are kept
+   * (same ifindex: traffic goes on) and brought to the plan idempotently: up and MTU, then per
+   * side the addresses and routes diffed against what the kernel holds (stale ones out, every
+   * planned one re-applied with replace semantics), neighbours, `ping_group_range`. Resolves
+   * with the two ifindexes, or undefined when there is no such pair (`create` then deletes what
+   * carries our tags and builds anew). If re-programming fails, the pair is deleted.
+   */
+  async adopt(plan: XconnectPlan, log: Logger): Promise<{ client: number; endpoint: number } | undefined> {
+    try {
+      return await this.#adopt(plan, log);
+    } finally {
+      this.#release(plan);
+    }
+  }
+
+  async #adopt(plan: XconnectPlan, log: Logger): Promise<{ client: number; endpoint: number } | undefined> {
+    const k = this.#kernel;
+    const [c, e] = await Promise.all([
+      k.findLink(plan.client.netns, plan.client.name),
+      k.findLink(plan.endpoint.netns, plan.endpoint.name),
+    ]);
+    if (!c || !e || c.alias !== plan.client.tag || e.alias !== plan.endpoint.tag) return undefined;
+    if (c.kind !== "veth" || e.kind !== "veth" || c.linkIndex !== e.index || e.linkIndex !== c.index) return undefined;
+    try {
+      await settleAll([this.#reprogram(plan.client, c, plan.mtu), this.#reprogram(plan.endpoint, e, plan.mtu)]);
+    } catch (err) {
+      await this.#rollback([[plan.client.netns, c.index]], log);
+      throw err;
+    }
+    return { client: c.index, endpoint: e.index };
+  }
+
+  async #reprogram(side: SidePlan, link: LinkInfo, mtu: number): Promise<void> {
+    const k = this.#kernel;
+    if (!link.up || (mtu !== 0 && link.mtu !== mtu)) {
+      await k.setLink(side.netns, link.index, { up: true, mtu: mtu || undefined });
+    }
+    const observed = await observedIpPlan(k, side.netns, link.index);
+    await this.#apply(side, link.index, diffIpPlans(observed, side, true));
+    await k.writeSysctl(side.netns, "net.ipv4.ping_group_range", PING_GROUP_RANGE);
+  }
+
+  /**
    * Applies the difference between two plans with the same links: MTU, then per netns the
    * stale routes, neighbours and addresses out, the new addresses, routes and neighbours in.
    * With `force`, everything in `to` is re-applied (after a half-applied update).
@@ -134,21 +180,33 @@ export class VethXconnect {
 
   async #destroy(plan: XconnectPlan, log: Logger): Promise<void> {
     for (const side of [plan.client, plan.endpoint]) {
-      let link: LinkInfo | undefined;
+      // The process that named the netns may be gone while the netns (and our link) lives on.
+      const netns = await relocateNetns(this.#kernel, side);
+      if (netns === undefined) continue;
       try {
-        link = await this.#kernel.findLink(side.netns, side.name);
-      } catch (err) {
-        if (isGone(err)) continue;
-        throw err;
+        if (await this.#deleteOurs(netns, side, log)) return;
+      } finally {
+        if (netns !== side.netns) this.#kernel.release(netns);
       }
-      if (!link) continue;
-      if (link.alias !== side.tag) {
-        log.warn({ netns: side.netns, name: side.name, alias: link.alias }, "interface is no longer ours: not deleted");
-        continue;
-      }
-      await tolerateGone(this.#kernel.deleteLink(side.netns, link.index));
-      return;
     }
+  }
+
+  /** Deletes `side`'s link in `netns` if it is there and ours; true when the pair is gone. */
+  async #deleteOurs(netns: NetnsPath, side: SidePlan, log: Logger): Promise<boolean> {
+    let link: LinkInfo | undefined;
+    try {
+      link = await this.#kernel.findLink(netns, side.name);
+    } catch (err) {
+      if (isGone(err)) return false;
+      throw err;
+    }
+    if (!link) return false;
+    if (link.alias !== side.tag) {
+      log.warn({ netns, name: side.name, alias: link.alias }, "interface is no longer ours: not deleted");
+      return false;
+    }
+    await tolerateGone(this.#kernel.deleteLink(netns, link.index));
+    return true;
   }
 
   /** Refuses foreign links with the target names, then deletes ours (left over from an earlier life). */

@@ -11,14 +11,23 @@
  *   so NAME must be unique on the machine, not only in the netns.
  * - Processes are stopped by PID (SIGTERM, then SIGKILL), never by name; the socket file is
  *   removed if the process left it behind.
+ * - Each process carries, in its environment, the tag of the interface it serves
+ *   (`NSM_WIREGUARD_TAG=nsm:<side>:<owner>:<connection id>`, see `tag.ts`). A wireguard-go
+ *   outlives a forwarder killed with SIGKILL; `list()` finds it again (a `/proc` scan for
+ *   `wireguard-go -f NAME` whose environment has a tag; its UAPI socket is
+ *   `/var/run/wireguard/NAME.sock`), so that a restarted forwarder can re-adopt it (configure it
+ *   over UAPI, stop it later by PID) or stop it as an orphan. The tag names the owner: several
+ *   forwarders on one machine each see only their own. A PID is checked against the process's
+ *   start time before every signal, so a reused PID is never signalled.
  *
  * Keys are X25519 (node:crypto); the raw 32 bytes are the last 32 of the DER encodings.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createPrivateKey, createPublicKey, generateKeyPairSync } from "node:crypto";
-import { readFile, rm, stat } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { readdir, readFile, rm, stat } from "node:fs/promises";
 import { createConnection } from "node:net";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { sleep } from "../../sdk/core/context.js";
 import { Code, invalidArgument, NsmError, unavailable } from "../../sdk/core/errors.js";
 import { type Logger, silentLogger } from "../../sdk/tools/logger.js";
@@ -28,6 +37,9 @@ export const DEFAULT_WIREGUARD_GO = "/usr/bin/wireguard-go";
 
 /** Where wireguard-go puts its UAPI sockets (fixed in wireguard-go). */
 export const DEFAULT_WIREGUARD_RUN_DIR = "/var/run/wireguard";
+
+/** The environment variable that carries the tag of the interface a wireguard-go serves. */
+export const WIREGUARD_TAG_ENV = "NSM_WIREGUARD_TAG";
 
 /** An X25519 key pair as raw 32-byte keys. */
 export interface WireguardKeyPair {
@@ -74,17 +86,37 @@ export interface WireguardDevice {
   readonly running: boolean;
 }
 
+/** A running wireguard-go found by {@link WireguardRunner.list}. */
+export interface FoundWireguard {
+  /** Usable with `configure`, `waitListening` and `stop` (by PID) of the runner that found it. */
+  device: WireguardDevice;
+  /** The tag it was started with (the tag of the interface it serves). */
+  tag: string;
+  /** Its UDP port, asked over UAPI (`get=1`); undefined when it did not answer or has none. */
+  listenPort: number | undefined;
+}
+
 /** Starts, configures and stops wireguard-go processes. Replaceable (tests use a fake). */
 export interface WireguardRunner {
-  /** Starts one for `name` and resolves once its UAPI socket answers. AlreadyExists if `name` is in use. */
-  start(name: string): Promise<WireguardDevice>;
+  /**
+   * Starts one for `name` and resolves once its UAPI socket answers. AlreadyExists if `name` is
+   * in use. `tag` (the tag of the interface it will serve) is recorded with the process, for
+   * `list()`.
+   */
+  start(name: string, tag?: string): Promise<WireguardDevice>;
+  /**
+   * Every running wireguard-go started with a tag, whoever started it (this runner, or the runner
+   * of an earlier life of the forwarder). Without it, WireGuard tunnels of an earlier life are
+   * neither re-adopted nor swept.
+   */
+  list?(): Promise<FoundWireguard[]>;
   /** Sets key, port, the one peer (endpoint, allowed IPs 0.0.0.0/0 and ::/0, keepalive) over UAPI. */
   configure(device: WireguardDevice, config: WireguardTunnelConfig): Promise<void>;
   /** Resolves once the process has a UDP socket on `port` (it binds when its interface is up). */
   waitListening(device: WireguardDevice, port: number, timeoutMs: number): Promise<void>;
   /** Stops it by PID and removes its socket; resolves when it has exited. Idempotent. */
   stop(device: WireguardDevice): Promise<void>;
-  /** Stops every process this runner started. */
+  /** Stops every process this runner started (not those it only found). */
   dispose(): Promise<void>;
 }
 
@@ -105,6 +137,9 @@ export interface WireguardGoOptions {
   log?: Logger;
 }
 
+/** Processes inspected at once by `list()`. */
+const LIST_BATCH = 64;
+
 /** Output kept from each process for error messages. */
 const OUTPUT_TAIL_BYTES = 2048;
 
@@ -116,6 +151,62 @@ const CHILD_ENV = {
   WG_PROCESS_FOREGROUND: "1",
   WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD: "1",
 };
+
+/** The state letter and start time (clock ticks since boot) of a process, or undefined when it is gone. */
+function procStat(pid: number): { state: string; startTime: string } | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return undefined;
+  }
+  // "pid (comm) S ppid …": comm may hold spaces and parentheses; field 22 is the start time.
+  const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+  const state = fields[0];
+  const startTime = fields[19];
+  return state && startTime ? { state, startTime } : undefined;
+}
+
+/**
+ * A wireguard-go this runner did not spawn (found by `list()`): signalled by PID after checking
+ * its start time, so that a PID reused by another process is left alone; its exit is polled.
+ */
+class FoundDevice implements WireguardDevice {
+  readonly output = "";
+
+  constructor(
+    readonly name: string,
+    readonly pid: number,
+    readonly socket: string,
+    readonly startTime: string,
+  ) {}
+
+  get running(): boolean {
+    const st = procStat(this.pid);
+    // A zombie has exited: only its parent's wait is missing.
+    return st !== undefined && st.startTime === this.startTime && st.state !== "Z";
+  }
+
+  /** Sends `signal` if the process is still the one found. */
+  signal(signal: NodeJS.Signals): void {
+    if (!this.running) return;
+    try {
+      process.kill(this.pid, signal);
+    } catch {
+      // exited meanwhile
+    }
+  }
+
+  /** True once it has exited, false when still running after `timeoutMs`. */
+  async waitExit(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.running) {
+      if (Date.now() > deadline) return false;
+      await sleep(10);
+    }
+    return true;
+  }
+}
 
 class Device implements WireguardDevice {
   output = "";
@@ -242,18 +333,21 @@ class WireguardGo implements WireguardRunner {
     this.#log = o.log ?? silentLogger;
   }
 
-  #device(d: WireguardDevice): Device {
-    if (!(d instanceof Device)) throw invalidArgument("not a wireguard-go device of this runner");
+  #device(d: WireguardDevice): Device | FoundDevice {
+    if (!(d instanceof Device) && !(d instanceof FoundDevice)) {
+      throw invalidArgument("not a wireguard-go device of this runner");
+    }
     return d;
   }
 
-  async start(name: string): Promise<WireguardDevice> {
+  async start(name: string, tag?: string): Promise<WireguardDevice> {
     const socket = join(this.#runDir, `${name}.sock`);
     if (await exists(socket)) {
       throw new NsmError(`wireguard interface name ${name} is in use on this machine (${socket})`, Code.AlreadyExists);
     }
     const argv = [...this.#launcher, this.#binary, "-f", name];
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], env: CHILD_ENV });
+    const env = tag === undefined ? CHILD_ENV : { ...CHILD_ENV, [WIREGUARD_TAG_ENV]: tag };
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], env });
     const device = new Device(name, child, socket);
     this.#live.add(device);
     void device.exit.then(() => this.#live.delete(device));
@@ -309,8 +403,56 @@ class WireguardGo implements WireguardRunner {
     }
   }
 
+  async list(): Promise<FoundWireguard[]> {
+    const program = basename(this.#binary);
+    const pids = (await readdir("/proc").catch((): string[] => [])).filter((n) => /^\d+$/.test(n)).map(Number);
+    const found: FoundWireguard[] = [];
+    // A bounded number of /proc files open at once, however many processes there are.
+    for (let i = 0; i < pids.length; i += LIST_BATCH) {
+      const batch = await Promise.all(pids.slice(i, i + LIST_BATCH).map((pid) => this.#inspect(pid, program)));
+      for (const f of batch) if (f) found.push(f);
+    }
+    return found.sort((a, b) => a.device.pid - b.device.pid);
+  }
+
+  /** The process `pid` as a FoundWireguard if it is `<program> -f NAME` with a tag in its environment. */
+  async #inspect(pid: number, program: string): Promise<FoundWireguard | undefined> {
+    const read = (file: string) => readFile(`/proc/${pid}/${file}`, "utf8").catch(() => "");
+    const argv = (await read("cmdline")).split("\0");
+    if (argv.at(-1) === "") argv.pop();
+    const name = argv[2];
+    if (argv.length !== 3 || basename(argv[0]!) !== program || argv[1] !== "-f" || !name) return undefined;
+    const prefix = `${WIREGUARD_TAG_ENV}=`;
+    const tag = (await read("environ"))
+      .split("\0")
+      .find((e) => e.startsWith(prefix))
+      ?.slice(prefix.length);
+    const st = procStat(pid);
+    if (!tag || !st || st.state === "Z") return undefined;
+    const device =
+      [...this.#live].find((d) => d.pid === pid) ?? new FoundDevice(name, pid, this.#socket(name), st.startTime);
+    return { device, tag, listenPort: await this.#listenPort(this.#socket(name)) };
+  }
+
+  #socket(name: string): string {
+    return join(this.#runDir, `${name}.sock`);
+  }
+
+  async #listenPort(socket: string): Promise<number | undefined> {
+    try {
+      const port = /^listen_port=(\d+)$/m.exec(await uapiExchange(socket, "get=1\n\n", 1000))?.[1];
+      return port === undefined ? undefined : Number(port);
+    } catch {
+      return undefined;
+    }
+  }
+
   async stop(d: WireguardDevice): Promise<void> {
     const device = this.#device(d);
+    if (device instanceof FoundDevice) {
+      await this.#stopFound(device);
+      return;
+    }
     if (device.running && device.child.pid !== undefined) {
       device.child.kill("SIGTERM");
       const cancel = new AbortController();
@@ -328,6 +470,20 @@ class WireguardGo implements WireguardRunner {
     }
     await device.exit;
     this.#live.delete(device);
+    await rm(device.socket, { force: true });
+  }
+
+  async #stopFound(device: FoundDevice): Promise<void> {
+    device.signal("SIGTERM");
+    if (!(await device.waitExit(this.#stopTimeoutMs))) {
+      this.#log.warn({ name: device.name, pid: device.pid }, "wireguard-go ignored SIGTERM: SIGKILL");
+      device.signal("SIGKILL");
+      if (!(await device.waitExit(this.#stopTimeoutMs))) {
+        throw unavailable(`wireguard-go ${device.name} (pid ${device.pid}) survived SIGKILL`, {
+          reason: "wireguard-go",
+        });
+      }
+    }
     await rm(device.socket, { force: true });
   }
 

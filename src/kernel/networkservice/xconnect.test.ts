@@ -197,8 +197,8 @@ describe("kernelXconnectServer / kernelXconnectClient (fake kernel)", () => {
     const c = await fake.getLink(NSC, "nsm-1");
     const e = await fake.getLink(NSE, "icmp-respo-x1");
     assert.equal(c.kind, "veth");
-    assert.equal(c.alias, "nsm:client:conn-1");
-    assert.equal(e.alias, "nsm:endpoint:conn-1");
+    assert.equal(c.alias, "nsm:client:forwarder:conn-1");
+    assert.equal(e.alias, "nsm:endpoint:forwarder:conn-1");
     assert.deepEqual([c.mtu, e.mtu], [1400, 1400]);
     assert.deepEqual([c.up, e.up], [true, true]);
 
@@ -296,7 +296,7 @@ describe("kernelXconnectServer / kernelXconnectClient (fake kernel)", () => {
     await fwd.request(request(conn), ctx());
     assert.deepEqual(await names(NSE), ["lo", "icmp-respo-x2"]);
     assert.deepEqual(await names(NSC), ["lo", "nsm-1"]);
-    assert.equal((await fake.getLink(NSE, "icmp-respo-x2")).alias, "nsm:endpoint:conn-1");
+    assert.equal((await fake.getLink(NSE, "icmp-respo-x2")).alias, "nsm:endpoint:forwarder:conn-1");
   });
 
   it("Close deletes both ends and forgets; closing again, or after the links are gone, succeeds", async () => {
@@ -340,7 +340,7 @@ describe("kernelXconnectServer / kernelXconnectClient (fake kernel)", () => {
     await fwd.request(request(), ctx());
     assert.equal(
       (await fake.getLink(NSC, "nsm-1")).alias,
-      "nsm:client:conn-1",
+      "nsm:client:forwarder:conn-1",
       "metadata was cleaned: a new Request works",
     );
   });
@@ -422,17 +422,60 @@ describe("kernelXconnectServer / kernelXconnectClient (fake kernel)", () => {
     assert.equal(nse.closes, 1);
   });
 
-  it("a link left over by this connection (forwarder restart) is replaced", async () => {
+  it("a pair left over by this connection (forwarder restart) is re-adopted: no delete, no create, plan re-applied", async () => {
     await fake.createVeth(NSC, { name: "nsm-1", peer: { name: "icmp-respo-x1", netns: NSE } });
-    await fake.setLink(NSC, "nsm-1", { alias: "nsm:client:conn-1" });
-    await fake.setLink(NSE, "icmp-respo-x1", { alias: "nsm:endpoint:conn-1" });
+    await fake.setLink(NSC, "nsm-1", { alias: "nsm:client:forwarder:conn-1" });
+    await fake.setLink(NSE, "icmp-respo-x1", { alias: "nsm:endpoint:forwarder:conn-1" });
+    const index = (await fake.getLink(NSC, "nsm-1")).index;
+    // What an earlier IP context left: a stale address and route, which the adoption removes.
+    await fake.setLink(NSC, "nsm-1", { up: true });
+    await fake.replaceAddress(NSC, "nsm-1", "172.16.9.9/32");
+    await fake.replaceRoute(NSC, { dst: "10.99.0.0/16", link: "nsm-1" });
+    await fwd.request(request(), ctx());
+    const m = k.mutations();
+    assert.ok(!m.includes("deleteLink") && !m.includes("createVeth"), m.join(","));
+    const link = await fake.getLink(NSC, "nsm-1");
+    assert.equal(link.index, index, "same link");
+    assert.deepEqual([link.mtu, link.up], [1400, true]);
+    assert.deepEqual(
+      (await fake.listAddresses(NSC)).map((a) => a.cidr),
+      ["172.16.1.101/32"],
+    );
+    assert.deepEqual((await fake.listRoutes(NSC)).map((r) => r.dst).sort(), ["10.60.0.0/16", "172.16.1.100/32"]);
+    assert.deepEqual(
+      (await fake.listAddresses(NSE)).map((a) => a.cidr),
+      ["172.16.1.100/32"],
+    );
+    assert.equal(fake.readSysctl(NSE, "net.ipv4.ping_group_range"), "0 2147483647");
+    // From now on it is a live connection of this life: a refresh touches nothing.
+    const before = k.calls.length;
+    await fwd.request(request(), ctx());
+    assert.deepEqual(
+      k.calls.slice(before).filter((c) => MUTATIONS.has(c)),
+      [],
+    );
+  });
+
+  it("a left-over end whose peer is not the other target (one pod restarted) is replaced", async () => {
+    await fake.createVeth(NSC, { name: "nsm-1", peer: { name: "old-peer", netns: FWD } });
+    await fake.setLink(NSC, "nsm-1", { alias: "nsm:client:forwarder:conn-1" });
     await fwd.request(request(), ctx());
     const m = k.mutations();
     assert.equal(m[0], "deleteLink", "the leftover is deleted before the new pair is created");
     assert.ok(m.indexOf("createVeth") > 0);
-    const link = await fake.getLink(NSC, "nsm-1");
-    assert.equal(link.mtu, 1400);
+    assert.deepEqual(await names(FWD), ["lo"]);
     assert.deepEqual(await names(NSE), ["lo", "icmp-respo-x1"]);
+  });
+
+  it("a pair tagged by another forwarder for the same connection id is foreign: AlreadyExists", async () => {
+    await fake.createVeth(NSC, { name: "nsm-1", peer: { name: "icmp-respo-x1", netns: NSE } });
+    await fake.setLink(NSC, "nsm-1", { alias: "nsm:client:forwarder-2:conn-1" });
+    await fake.setLink(NSE, "icmp-respo-x1", { alias: "nsm:endpoint:forwarder-2:conn-1" });
+    await assert.rejects(
+      fwd.request(request(), ctx()),
+      (err: unknown) => err instanceof NsmError && err.code === Code.AlreadyExists,
+    );
+    assert.equal((await fake.getLink(NSC, "nsm-1")).alias, "nsm:client:forwarder-2:conn-1", "left alone");
   });
 
   it("does nothing when the endpoint side is not KERNEL; tears down when a refresh moves away from KERNEL", async () => {
@@ -503,15 +546,32 @@ describe("kernelXconnectServer / kernelXconnectClient (fake kernel)", () => {
       [["endpoint", "conn-1", "icmp-respo-x1"]],
     );
     assert.deepEqual(await listTaggedLinks(k.kernel, FWD), []);
+    assert.equal((await listTaggedLinks(k.kernel, NSC, "forwarder")).length, 1, "ours");
+    assert.deepEqual(await listTaggedLinks(k.kernel, NSC, "forwarder-2"), [], "another owner's only");
   });
 });
 
 describe("tag scheme", () => {
-  it("round-trips side and connection id (ids may contain ':')", () => {
-    assert.equal(xconnectTag("client", "a:b"), "nsm:client:a:b");
-    assert.deepEqual(parseXconnectTag("nsm:client:a:b"), { side: "client", connectionId: "a:b" });
-    assert.deepEqual(parseXconnectTag(xconnectTag("endpoint", "3f1c")), { side: "endpoint", connectionId: "3f1c" });
-    for (const alias of [undefined, "", "nsm:client:", "nsm:other:x", "client-x", "server-x"]) {
+  it("round-trips side, owner and connection id (ids may contain ':', owners are escaped)", () => {
+    assert.equal(xconnectTag("client", "a:b", "fwd-1"), "nsm:client:fwd-1:a:b");
+    assert.equal(xconnectTag("client", "x"), "nsm:client:forwarder:x", "default owner");
+    assert.deepEqual(parseXconnectTag("nsm:client:fwd-1:a:b"), { side: "client", owner: "fwd-1", connectionId: "a:b" });
+    assert.deepEqual(parseXconnectTag(xconnectTag("endpoint", "3f1c", "n:1%")), {
+      side: "endpoint",
+      owner: "n:1%",
+      connectionId: "3f1c",
+    });
+    assert.equal(xconnectTag("endpoint", "3f1c", "n:1%"), "nsm:endpoint:n%3A1%25:3f1c");
+    for (const alias of [
+      undefined,
+      "",
+      "nsm:client:",
+      "nsm:client:fwd:",
+      "nsm:client:x",
+      "nsm:other:fwd:x",
+      "client-x",
+      "server-x",
+    ]) {
       assert.equal(parseXconnectTag(alias), undefined, String(alias));
     }
     assert.throws(
@@ -519,7 +579,11 @@ describe("tag scheme", () => {
       (err: unknown) => (err as NsmError).code === Code.InvalidArgument,
     );
     assert.throws(
-      () => xconnectTag("client", "x".repeat(250)),
+      () => xconnectTag("client", "x", ""),
+      (err: unknown) => (err as NsmError).code === Code.InvalidArgument,
+    );
+    assert.throws(
+      () => xconnectTag("client", "x".repeat(240), "forwarder-x"),
       (err: unknown) => (err as NsmError).code === Code.InvalidArgument,
     );
   });
