@@ -3,14 +3,17 @@
  * `nsm nsc` (sidecar) and `nsm nsc --init` (upstream cmd-nsc / cmd-nsc-init).
  * Env: NSM_NAME (nsc), NSM_CONNECT_TO (unix:///var/lib/networkservicemesh/nsm.io.sock),
  * NSM_NETWORK_SERVICES (required: NSURLs such as kernel://kernel2kernel/nsm-1), NSM_DIAL_TIMEOUT
- * (5s), NSM_REQUEST_TIMEOUT (15s), NODE_NAME, POD_NAME, CLUSTER_NAME, NSM_LOG_LEVEL; security
+ * (5s), NSM_REQUEST_TIMEOUT (15s), NSM_LIVENESS_CHECK_ENABLED (true), NSM_LIVENESS_CHECK_INTERVAL
+ * (200ms), NSM_LIVENESS_CHECK_TIMEOUT (1s), NODE_NAME, POD_NAME, CLUSTER_NAME, NSM_LOG_LEVEL; security
  * (./security.ts): SPIFFE_ENDPOINT_SOCKET, NSM_MAX_TOKEN_LIFETIME (10m; the opa example sets -1m,
  * and nsmgr refuses the expired tokens), NSM_CLIENT_POLICIES, NSM_INSECURE.
  *
  * Connection ids are `<NSM_NAME>-<i>`. The sidecar first looks for a connection with its id at
  * nsmgr (made by `--init`) and adopts it, so the hand-over does not build a second path; it
- * requests until it succeeds, keeps the connections, and closes them on SIGTERM. `--init`
- * requests every service once and exits 0, or exits 1 with the gRPC status.
+ * requests until it succeeds, keeps the connections (refresh at 0.2 of the token lifetime; heal:
+ * a broken control plane with a live data plane is re-requested on the same path, a dead data
+ * plane (the liveness ping fails) is reselected), and closes them on SIGTERM. `--init` requests
+ * every service once and exits 0, or exits 1 with the gRPC status.
  * The client runs inside its pod's network namespace and names it by pid in the KERNEL mechanism.
  */
 
@@ -30,12 +33,14 @@ import { CallContext, sleep } from "../sdk/core/context.js";
 import { NsmError } from "../sdk/core/errors.js";
 import { createClient } from "../sdk/networkservice/chains/client/index.js";
 import { clientInfoClient } from "../sdk/networkservice/common/clientinfo/index.js";
+import { type HealClientOptions, healClient } from "../sdk/networkservice/common/heal/index.js";
 import { kernelMechanismClient } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsClient } from "../sdk/networkservice/common/mechanisms/index.js";
 import { refreshClient } from "../sdk/networkservice/common/refresh/index.js";
 import { closeChannel, type DialOptions, dialChannel, parseNsmUrl } from "../sdk/tools/grpcurl.js";
 import type { Logger } from "../sdk/tools/logger.js";
 import { type NsUrl, nsUrlMechanism, parseNsUrl } from "../sdk/tools/nsurl.js";
+import { pingLivenessCheck } from "../sdk/tools/ping.js";
 import { ConfigError, Env } from "./env.js";
 import { type RoleSecurity, roleSecurity } from "./security.js";
 import { roleLogger, untilSignal } from "./serve.js";
@@ -104,15 +109,43 @@ export async function runNsc(args: string[], vars: NodeJS.ProcessEnv = process.e
   if (urls.length === 0) throw new ConfigError("NSM_NETWORK_SERVICES", raw, "needs at least one NSURL");
   const dialTimeoutMs = env.duration("NSM_DIAL_TIMEOUT", "5s");
   const requestTimeoutMs = env.duration("NSM_REQUEST_TIMEOUT", "15s");
+  const liveness: LivenessConfig = {
+    enabled: env.bool("NSM_LIVENESS_CHECK_ENABLED", true),
+    intervalMs: positive(env, "NSM_LIVENESS_CHECK_INTERVAL", "200ms"),
+    timeoutMs: positive(env, "NSM_LIVENESS_CHECK_TIMEOUT", "1s"),
+  };
   const log = roleLogger(env, name);
   const sec = await roleSecurity(env, log);
   const clientInfo = { nodeName: vars.NODE_NAME, podName: vars.POD_NAME, clusterName: vars.CLUSTER_NAME };
 
   try {
-    return await connectAll({ init, name, connectTo, urls, dialTimeoutMs, requestTimeoutMs, clientInfo, sec, log });
+    return await connectAll({
+      init,
+      name,
+      connectTo,
+      urls,
+      dialTimeoutMs,
+      requestTimeoutMs,
+      liveness,
+      clientInfo,
+      sec,
+      log,
+    });
   } finally {
     sec.close();
   }
+}
+
+interface LivenessConfig {
+  readonly enabled: boolean;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+}
+
+function positive(env: Env, name: string, def: string): number {
+  const ms = env.duration(name, def);
+  if (ms <= 0) throw new ConfigError(name, env.string(name, def), "must be a positive duration");
+  return ms;
 }
 
 interface NscConfig {
@@ -122,6 +155,7 @@ interface NscConfig {
   readonly urls: readonly NsUrl[];
   readonly dialTimeoutMs: number;
   readonly requestTimeoutMs: number;
+  readonly liveness: LivenessConfig;
   readonly clientInfo: Parameters<typeof clientInfoClient>[0];
   readonly sec: RoleSecurity;
   readonly log: Logger;
@@ -129,9 +163,15 @@ interface NscConfig {
 
 /** Requests every service (again until it works, unless init), then keeps them until a signal. */
 async function connectAll(cfg: NscConfig): Promise<number> {
-  const { init, name, connectTo, urls, dialTimeoutMs, requestTimeoutMs, clientInfo, sec, log } = cfg;
+  const { init, name, connectTo, urls, dialTimeoutMs, requestTimeoutMs, liveness, clientInfo, sec, log } = cfg;
   const authorize = sec.clientAuthorize(await sec.policies("client"));
   const stopped = new AbortController();
+  const heal: HealClientOptions = {
+    signal: stopped.signal,
+    livenessCheck: liveness.enabled ? pingLivenessCheck({ timeoutMs: liveness.timeoutMs }) : undefined,
+    livenessCheckIntervalMs: liveness.intervalMs,
+    livenessCheckTimeoutMs: liveness.timeoutMs,
+  };
   const wanted: Wanted[] = urls.map((url, i) => ({
     id: `${name}-${i}`,
     url,
@@ -143,6 +183,7 @@ async function connectAll(cfg: NscConfig): Promise<number> {
       authorize,
       // The sidecar keeps its connections alive; init hands them over before the tokens expire.
       refresh: init ? undefined : refreshClient({ signal: stopped.signal }),
+      heal: init ? undefined : healClient(heal),
       additional: [
         clientInfoClient(clientInfo),
         mechanismsClient({

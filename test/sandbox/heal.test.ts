@@ -4,6 +4,9 @@ import { after, before, describe, it } from "node:test";
 import { type Connection, ConnectionSchema, create, NetworkServiceRequestSchema } from "../../src/api/index.js";
 import { CallContext } from "../../src/sdk/core/context.js";
 import { healClient } from "../../src/sdk/networkservice/common/heal/index.js";
+import { kernelMechanismServer } from "../../src/sdk/networkservice/common/kernelmechanism/index.js";
+import { mechanismsServer } from "../../src/sdk/networkservice/common/mechanisms/index.js";
+import { point2pointIpamServer } from "../../src/sdk/networkservice/common/point2pointipam/index.js";
 import { createSandbox, type Sandbox } from "../../src/sdk/testing/sandbox.js";
 
 const ctx = () => CallContext.create({ deadline: Date.now() + 10_000 });
@@ -58,8 +61,8 @@ describe("sandbox: heal", () => {
     const { conn: after, how } = await h.wait();
     assert.equal(how, "reselect");
     assert.equal(after.networkServiceEndpointName, "nse-b");
-    // The default (polite) IPAM keeps the addresses the request carries, as upstream's does.
-    assert.ok(after.context?.ipContext?.srcIpAddrs.includes("10.2.0.1/32"), "an address from the new endpoint");
+    // The new endpoint's IPAM drops the old endpoint's addresses on a reselect.
+    assert.deepEqual(after.context?.ipContext?.srcIpAddrs, ["10.2.0.1/32"], "an address from the new endpoint only");
     assert.ok(Date.now() - t0 < 5000, `healed in ${Date.now() - t0} ms`);
     await client.close(after, ctx());
   });
@@ -88,6 +91,48 @@ describe("sandbox: heal", () => {
     );
     assert.deepEqual(after.context?.ipContext?.srcIpAddrs, conn.context?.ipContext?.srcIpAddrs);
     await client.close(after, ctx());
+  });
+});
+
+describe("sandbox: refresh requested by the endpoint", () => {
+  let sb: Sandbox;
+  const lifetime = new AbortController();
+  before(async () => {
+    sb = await createSandbox({ nodes: 1 });
+  });
+  after(async () => {
+    lifetime.abort();
+    await sb.close();
+  });
+
+  it("a REFRESH_REQUESTED event from the endpoint makes the client re-request its connection", async () => {
+    await sb.registerNetworkService({ name: "heal-refresh", payload: "ETHERNET" });
+    const requests: string[] = [];
+    const nse = await sb.addEndpoint({
+      name: "nse-r",
+      networkServices: ["heal-refresh"],
+      additional: [
+        {
+          name: "countRequests",
+          request: (req, c, next) => {
+            requests.push(req.connection!.id);
+            return next.request(req, c);
+          },
+          close: (conn, c, next) => next.close(conn, c),
+        },
+        point2pointIpamServer({ prefixes: ["10.4.0.0/24"] }),
+        mechanismsServer({ KERNEL: kernelMechanismServer() }),
+      ],
+    });
+    const client = sb.client({ name: "h4", heal: healClient({ signal: lifetime.signal }) });
+    const conn = await client.request(request("heal-refresh", "h4-0"), ctx());
+    assert.equal(requests.length, 1);
+    const atEndpoint = conn.path!.pathSegments.at(-1)!.id;
+    nse.endpoint!.monitor.refreshRequested(atEndpoint);
+    const deadline = Date.now() + 5000;
+    while (requests.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(requests, [atEndpoint, atEndpoint], "the same connection was requested again");
+    await client.close(conn, ctx());
   });
 });
 

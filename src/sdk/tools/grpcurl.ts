@@ -45,18 +45,49 @@ export interface DialOptions {
   channelOptions?: grpc.ChannelOptions;
 }
 
+/**
+ * grpc-js waits 1 s, then up to 120 s between reconnection attempts; a mesh hop that restarts
+ * (nsmgr, forwarder, registry) is back within a second or two and every connection healing
+ * through it waits for the channel, so reconnect fast and often.
+ */
+export const RECONNECT_BACKOFF_OPTIONS: grpc.ChannelOptions = {
+  "grpc.initial_reconnect_backoff_ms": 100,
+  "grpc.max_reconnect_backoff_ms": 500,
+};
+
 /** Opens a grpc-js channel to an NSM URL (insecure unless credentials are given). */
 export function dialChannel(url: string, options: DialOptions = {}): grpc.Client {
   return new grpc.Client(grpcTarget(url), options.credentials ?? grpc.credentials.createInsecure(), {
     "grpc.enable_retries": 0,
+    ...RECONNECT_BACKOFF_OPTIONS,
     ...options.channelOptions,
   });
 }
 
-/** Waits until a channel is connected, or throws Unavailable at the deadline. */
+/**
+ * Waits until a channel is connected. Fails at the deadline, and also as soon as a connection
+ * attempt made by this call fails (TRANSIENT_FAILURE after CONNECTING: nothing listens there,
+ * the TLS handshake was refused…): a dead next hop costs one attempt, not the whole dial
+ * timeout, and the caller (roundrobin's next candidate, heal's next retry) moves on at once.
+ * A channel already backing off from an earlier failure gets until its next attempt.
+ */
 export function waitForReady(channel: grpc.Client, deadlineMs: number): Promise<void> {
+  const ch = channel.getChannel();
+  const deadline = Date.now() + deadlineMs;
   return new Promise((resolve, reject) => {
-    channel.waitForReady(Date.now() + deadlineMs, (err) => (err ? reject(err) : resolve()));
+    let attempted = false;
+    const check = () => {
+      const state = ch.getConnectivityState(true);
+      if (state === grpc.connectivityState.READY) return resolve();
+      if (state === grpc.connectivityState.CONNECTING) attempted = true;
+      if (state === grpc.connectivityState.TRANSIENT_FAILURE && attempted)
+        return reject(new Error("the connection attempt failed"));
+      if (state === grpc.connectivityState.SHUTDOWN) return reject(new Error("the channel is closed"));
+      ch.watchConnectivityState(state, deadline, (err) =>
+        err ? reject(new Error(`not connected within ${deadlineMs} ms`)) : check(),
+      );
+    };
+    check();
   });
 }
 

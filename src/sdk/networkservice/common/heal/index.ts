@@ -5,11 +5,15 @@
  * Purpose: after every successful Request the client watches its connection on the next hop's
  * MonitorConnections stream (selector: its own path segment), and optionally checks the data
  * plane with a liveness check (cmd-nsc: ping every 200 ms, 1 s timeout).
- * - Control plane down (the stream breaks with anything but Canceled, or shows the connection
- *   DOWN or deleted): with a liveness check, check once; alive → re-request on the same path
+ * - Control plane down (the stream breaks, unless this element cancelled it, or shows the
+ *   connection DOWN or deleted; upstream ignores Canceled, but grpc-js reports a server that
+ *   shut down that way): with a liveness check, check once; alive → re-request on the same path
  *   (keeps the data plane across an nsmgr or forwarder restart); dead → reselect. Without a
  *   liveness check → reselect.
- * - Data plane down (the liveness check fails) → reselect.
+ * - REFRESH_REQUESTED on the stream (upstream's upstreamrefresh, folded in here because it
+ *   needs the same stream) → one plain re-request; the new Request watches again.
+ * - Data plane down (the liveness check fails) → reselect; also when the check fails between
+ *   two attempts of a same-path re-request.
  * Re-requests go through begin's event factory and are retried every `retryIntervalMs` until
  * they succeed, the connection is closed, or the client's lifetime ends. Reselect = close the old
  * path (best effort), forget mechanism and endpoint, request with RESELECT_REQUESTED.
@@ -31,7 +35,6 @@ import {
 } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import { type CallContext, sleep } from "../../../core/context.js";
-import { Code, NsmError } from "../../../core/errors.js";
 import { type EventFactory, eventFactoryOf } from "../begin/index.js";
 import { storedChannelOf } from "../dial/index.js";
 import { createMetadataKey, metadataOf } from "../metadata/index.js";
@@ -99,14 +102,29 @@ export function healClient(options: HealClientOptions = {}): NetworkServiceEleme
     w.healing = true;
     w.current.abort();
     try {
-      const reselect = reason === "data-plane" || !(await alive(w.conn));
+      let reselect = reason === "data-plane" || !(await alive(w.conn));
+      let checked = Date.now();
       ctx.log.warn({ connId: w.conn.id, reason, reselect }, "connection broke: healing");
       for (let attempt = 1; !w.closed && !options.signal?.aborted; attempt++) {
         try {
-          // Only the first attempt reselects: later ones retry the new path.
-          const conn = await factory.request({ reselect: reselect && attempt === 1 });
+          // The data plane may die while the same path is retried (an endpoint pod going away
+          // after its process): then reselect. Checked at the liveness interval, as while the
+          // connection is up (the liveness loop stops while healing).
+          if (!reselect && options.livenessCheck && Date.now() - checked >= intervalMs) {
+            checked = Date.now();
+            if (!(await alive(w.conn))) {
+              reselect = true;
+              ctx.log.warn({ connId: w.conn.id, attempt }, "the data plane died while healing: reselecting");
+            }
+          }
+          // A failed reselect leaves the old endpoint in the stored request: every attempt
+          // reselects until one gets a new path.
+          const conn = await factory.request({ reselect });
           options.onHealed?.(conn, reselect ? "reselect" : "re-request");
-          ctx.log.info({ connId: conn.id, attempt, endpoint: conn.networkServiceEndpointName }, "connection healed");
+          ctx.log.info(
+            { connId: conn.id, attempt, reselect, endpoint: conn.networkServiceEndpointName },
+            "connection healed",
+          );
           return;
         } catch (err) {
           if (factory.state !== "established") return;
@@ -142,10 +160,22 @@ export function healClient(options: HealClientOptions = {}): NetworkServiceEleme
             void heal(w, factory, "control-plane", ctx);
             return;
           }
+          if (mine.state === State.REFRESH_REQUESTED && !w.healing) {
+            // Upstream's upstreamrefresh: the endpoint (or a hop) wants the client to come back.
+            ctx.log.info({ connId: w.conn.id }, "refresh requested by the path: re-requesting");
+            factory.request().catch((err: unknown) => {
+              // The watch ended with this event: heal (with retries) takes over.
+              ctx.log.warn({ connId: w.conn.id, err: String(err) }, "requested refresh failed: healing");
+              void heal(w, factory, "control-plane", ctx);
+            });
+            return;
+          }
         }
         if (!ac.signal.aborted) void heal(w, factory, "control-plane", ctx);
-      } catch (err) {
-        if (ac.signal.aborted || (err instanceof NsmError && err.code === Code.Canceled)) return;
+      } catch {
+        // Only our own cancel ends the watch quietly: grpc-js also reports a server that shut
+        // down (SIGTERM: its streams are cancelled) as Canceled.
+        if (ac.signal.aborted) return;
         void heal(w, factory, "control-plane", ctx);
       }
     })();

@@ -81,6 +81,18 @@ export class ConnectionMonitor {
     this.#publish(ConnectionEventType.UPDATE, c);
   }
 
+  /**
+   * Asks the client of a live connection to refresh it now (state REFRESH_REQUESTED on the
+   * monitor stream; passthrough hops re-publish it, the NSC's heal re-requests): an endpoint
+   * whose offer changed (addresses, routes) has its clients come back for it.
+   */
+  refreshRequested(id: string): void {
+    const c = this.#connections.get(id);
+    if (!c) return;
+    c.state = State.REFRESH_REQUESTED;
+    this.#publish(ConnectionEventType.UPDATE, c);
+  }
+
   #publish(type: ConnectionEventType, conn: Connection): void {
     for (const s of this.#subscribers) {
       if (!matchesSelector(conn, s.selector)) continue;

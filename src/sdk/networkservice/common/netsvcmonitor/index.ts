@@ -11,12 +11,15 @@
  * Chain placement: nsmgr, after discoverforwarder (the connection has its endpoint by the time
  * next returns).
  * Per-connection state: the watch (server metadata), stopped by Close.
- * Failure behaviour: never fails a Request; a broken watch is logged and not retried (the next
- * refresh starts a new one).
+ * Failure behaviour: never fails a Request; a broken watch (the registry restarted) is started
+ * again every `rewatchIntervalMs` while the connection lives, and its first answer re-checks the
+ * service. An endpoint missing from the registry does not move a client (it may be
+ * re-registering; a dead endpoint is healed through the monitor and the liveness check).
  */
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceQuerySchema, NetworkServiceSchema } from "../../../../api/gen/registry_pb.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
+import { sleep } from "../../../core/context.js";
 import type { NseRegistry, NsRegistry } from "../../../registry/api.js";
 import { eventFactoryOf } from "../begin/index.js";
 import { findEndpointByName, matchEndpoint } from "../discover/index.js";
@@ -27,7 +30,11 @@ export interface NetSvcMonitorOptions {
   nseRegistry: NseRegistry;
   /** Stops every watch when aborted (nsmgr's lifetime). */
   signal?: AbortSignal;
+  /** Delay before watching again after the watch broke. @default 500 */
+  rewatchIntervalMs?: number;
 }
+
+export const DEFAULT_REWATCH_INTERVAL_MS = 500;
 
 const watchKey = createMetadataKey<AbortController>("netsvcmonitor");
 
@@ -52,29 +59,40 @@ export function netSvcMonitorServer(options: NetSvcMonitorOptions): NetworkServi
       const factory = eventFactoryOf(ctx);
       const labels = { ...conn.labels };
       const watchCtx = ctx.detached().withCancel({ signal: ac.signal });
+      const query = create(NetworkServiceQuerySchema, {
+        networkService: create(NetworkServiceSchema, { name: conn.networkService }),
+        watch: true,
+      });
       void (async () => {
         try {
-          const query = create(NetworkServiceQuerySchema, {
-            networkService: create(NetworkServiceSchema, { name: conn.networkService }),
-            watch: true,
-          });
-          for await (const response of options.nsRegistry.find(query, watchCtx)) {
-            const ns = response.networkService;
-            if (!ns || ns.name !== conn.networkService) continue;
-            const nse = await findEndpointByName(options.nseRegistry, endpointName, watchCtx).catch(() => undefined);
-            const stillMatches = !response.deleted && nse !== undefined && matchEndpoint(labels, ns, [nse]).length > 0;
-            if (!stillMatches) {
-              ctx.log.info(
-                { connId: conn.id, endpoint: endpointName, service: ns.name },
-                "the endpoint no longer matches its network service: closing",
-              );
-              ac.abort();
-              await factory.close().catch(() => {});
-              return;
+          while (!ac.signal.aborted) {
+            try {
+              for await (const response of options.nsRegistry.find(query, watchCtx)) {
+                const ns = response.networkService;
+                if (!ns || ns.name !== conn.networkService) continue;
+                const nse = await findEndpointByName(options.nseRegistry, endpointName, watchCtx).catch(
+                  () => undefined,
+                );
+                // An endpoint missing from the registry may be re-registering (after a registry
+                // or nsmgr restart): only a service deleted, or an endpoint that is there and does
+                // not match, moves the client.
+                const moved = response.deleted || (nse !== undefined && matchEndpoint(labels, ns, [nse]).length === 0);
+                if (moved) {
+                  ctx.log.info(
+                    { connId: conn.id, endpoint: endpointName, service: ns.name },
+                    "the endpoint no longer matches its network service: closing",
+                  );
+                  ac.abort();
+                  await factory.close().catch(() => {});
+                  return;
+                }
+              }
+            } catch (err) {
+              if (!ac.signal.aborted)
+                ctx.log.debug({ connId: conn.id, err: String(err) }, "network service watch broke, watching again");
             }
+            await sleep(options.rewatchIntervalMs ?? DEFAULT_REWATCH_INTERVAL_MS, ac.signal).catch(() => {});
           }
-        } catch (err) {
-          if (!ac.signal.aborted) ctx.log.debug({ connId: conn.id, err: String(err) }, "network service watch broke");
         } finally {
           all.delete(ac);
         }

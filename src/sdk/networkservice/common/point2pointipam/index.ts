@@ -11,7 +11,9 @@
  * `["10.0.0.0/24", "fd00::/64"]` gives a dual-stack connection; inside a group (`[a, b]`)
  * the first prefix with two free addresses is used.
  * Addresses already in the request (a client re-requesting after the endpoint restarted, or
- * healing to another endpoint of the same pool) are recovered when they are free. Addresses in
+ * healing to another endpoint of the same pool) are recovered when they are free; on a reselect
+ * (state RESELECT_REQUESTED) addresses outside this endpoint's prefixes, and the routes to them,
+ * are dropped (they came from the endpoint the client left). Addresses in
  * `ip_context.excluded_prefixes` are never handed out; an address that becomes excluded on a
  * refresh is replaced.
  * Chain placement: endpoint chains, after metadata (`requires: ["metadata"]`), before the
@@ -31,6 +33,7 @@ import {
   type IPContext,
   IPContextSchema,
   RouteSchema,
+  State,
 } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import { Code, invalidArgument, NsmError } from "../../../core/errors.js";
@@ -144,6 +147,20 @@ function removeFromContext(ipc: IPContext, a: Allocation): void {
   ipc.dstRoutes = ipc.dstRoutes.filter((r) => r.prefix !== a.srcText);
 }
 
+/** Removes addresses (and the routes to them) that no prefix of `ours` contains. */
+function dropForeign(ipc: IPContext, ours: PrefixSet): void {
+  const foreign = (text: string) => {
+    const ip = addressOf(text);
+    return ip !== undefined && !ours.contains(ip);
+  };
+  const gone = new Set([...ipc.srcIpAddrs, ...ipc.dstIpAddrs].filter(foreign));
+  if (gone.size === 0) return;
+  ipc.srcIpAddrs = ipc.srcIpAddrs.filter((x) => !gone.has(x));
+  ipc.dstIpAddrs = ipc.dstIpAddrs.filter((x) => !gone.has(x));
+  ipc.srcRoutes = ipc.srcRoutes.filter((r) => !gone.has(r.prefix));
+  ipc.dstRoutes = ipc.dstRoutes.filter((r) => !gone.has(r.prefix));
+}
+
 function parseExcluded(prefixes: readonly string[]): PrefixSet {
   try {
     return new PrefixSet(prefixes);
@@ -156,6 +173,7 @@ function parseExcluded(prefixes: readonly string[]): PrefixSet {
 /** Point-to-point address allocation per connection (see the module doc). */
 export function point2pointIpamServer(options: Readonly<Point2PointIpamOptions>): NetworkServiceElement {
   const groups = buildGroups(options);
+  const ours = new PrefixSet(groups.flat().flatMap((p) => p.cidrs));
   const key = createMetadataKey<Allocations>("point2pointipam");
   return {
     name: "point2pointipam",
@@ -169,6 +187,9 @@ export function point2pointIpamServer(options: Readonly<Point2PointIpamOptions>)
       const exclude = parseExcluded(ipc.excludedPrefixes);
       const md = metadataOf(ctx, false);
       const previous = md.load(key);
+      // A client reselecting from another endpoint brings that endpoint's addresses: they mean
+      // nothing here (and would leave the client routes to an endpoint it no longer reaches).
+      if (!previous && connection.state === State.RESELECT_REQUESTED) dropForeign(ipc, ours);
       const current: Allocations = previous ? [...previous] : [];
       const fresh = new Set<number>();
       const undo = () => {

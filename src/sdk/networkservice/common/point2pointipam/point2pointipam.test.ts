@@ -8,6 +8,8 @@ import {
   create,
   IPContextSchema,
   NetworkServiceRequestSchema,
+  RouteSchema,
+  State,
 } from "../../../../api/index.js";
 import { bind, chain } from "../../../core/chain.js";
 import { CallContext } from "../../../core/context.js";
@@ -92,6 +94,19 @@ describe("point2pointIpamServer", () => {
     assertPair(again, "172.16.1.98/32", "172.16.1.99/32");
     // They are taken now: a new connection gets the first free pair.
     assertPair(await after.request(request("c2"), ctx()), "172.16.1.96/32", "172.16.1.97/32");
+  });
+
+  it("drops another endpoint's addresses and routes when the client reselects to this one", async () => {
+    const h = server(["172.16.11.96/28"]);
+    const req = request("c1", { src: ["172.16.10.97/32"], dst: ["172.16.10.96/32"] });
+    const ipc = req.connection!.context!.ipContext!;
+    ipc.srcRoutes.push(create(RouteSchema, { prefix: "172.16.10.96/32" }));
+    ipc.dstRoutes.push(create(RouteSchema, { prefix: "172.16.10.97/32" }));
+    req.connection!.state = State.RESELECT_REQUESTED;
+    assertPair(await h.request(req, ctx()), "172.16.11.96/32", "172.16.11.97/32");
+    // Without a reselect (e.g. a second IPAM of a composite endpoint), foreign addresses stay.
+    const plain = await h.request(request("c2", { src: ["10.0.0.1/32"], dst: ["10.0.0.0/32"] }), ctx());
+    assert.deepEqual(ipOf(plain).src, ["10.0.0.1/32", "172.16.11.99/32"]);
   });
 
   it("does not recover addresses that are in use by another connection", async () => {
