@@ -30,6 +30,10 @@ $NSM_LOCAL_STATE_DIR or /run/nsm-local):
   logs POD|deployments/NAME [-n NS] [-c CONTAINER] [--raw] [--tail N]
                            (-n nsm-system: identity-provider, registry, nsmgr-node-1, forwarder-node-1, ...)
   delete -f FILE|DIR       stop the pods, delete their namespaces, unregister NetworkServices
+  stop|start|restart registry|identity-provider|nsmgr/NODE|forwarder/NODE|pod/NAME [-n NS] [-c C] [--kill]
+                           stop (SIGTERM, or SIGKILL with --kill) and/or start a component again
+                           with its first command and environment (fault injection; pods keep
+                           their network namespace, as a container restart)
   down                     remove every namespace, link and process the runtime made
 
 other:
@@ -53,13 +57,15 @@ const commands: Record<string, () => Promise<Command>> = {
   // Internal (started by `nsm up`): the embedded CA serving the SPIFFE Workload API.
   "identity-provider": async () => async () => (await import("./identity-provider.js")).runIdentityProvider(),
   ...Object.fromEntries(
-    ["up", "apply", "get", "exec", "logs", "delete", "down"].map((name): [string, () => Promise<Command>] => [
-      name,
-      async () => {
-        const { runLocal } = await import("../local/cli.js");
-        return (args) => runLocal(name, args);
-      },
-    ]),
+    ["up", "apply", "get", "exec", "logs", "delete", "down", "stop", "start", "restart"].map(
+      (name): [string, () => Promise<Command>] => [
+        name,
+        async () => {
+          const { runLocal } = await import("../local/cli.js");
+          return (args) => runLocal(name, args);
+        },
+      ],
+    ),
   ),
   sandbox: async () => async () => {
     const { sandboxDemo } = await import("./sandbox-demo.js");
@@ -85,7 +91,10 @@ async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => {
-    process.exitCode = code;
+    // A role returns once it has shut down (servers drained, connections closed, registrations
+    // dropped): exit now rather than wait for every client-side timer and channel of the SDK
+    // to wind down, which made a stopped nsmgr linger until the runtime's SIGKILL.
+    process.exit(code);
   },
   (err: unknown) => {
     // Exit now: a role that failed half way may still hold streams (e.g. the Workload API's).

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * Command-line front of the local runtime: `nsm up|apply|get|exec|logs|delete|down`.
+ * Command-line front of the local runtime: `nsm up|apply|get|exec|logs|delete|down` and
+ * `nsm stop|start|restart TARGET [--kill]` (fault injection: see `components.ts`).
  *
  * Every subcommand accepts `--state-dir DIR` (default `$NSM_LOCAL_STATE_DIR` or /run/nsm-local).
  * Errors are one line on stderr (`nsm <command>: error: …`, followed by a log tail when a process
@@ -145,6 +146,24 @@ async function run(command: string, args: readonly string[]): Promise<number> {
           tail: tail === undefined ? undefined : Number(tail),
         }),
       );
+      return 0;
+    }
+    case "stop":
+    case "start":
+    case "restart": {
+      const p = parseArgs(args, [...COMMON, "-n", "--namespace", "-c", "--container"], ["--kill"]);
+      const target = p.positional[0];
+      if (!target || p.positional.length > 1)
+        throw new UsageError(
+          `usage: nsm ${command} registry|identity-provider|nsmgr/NODE|forwarder/NODE|pod/NAME [-n NS] [-c CONTAINER]${command === "start" ? "" : " [--kill]"}`,
+        );
+      if (command === "start" && p.flags.has("--kill")) throw new UsageError("--kill is for stop and restart");
+      needRoot();
+      await new LocalRuntime(runtimePaths(stateDir(p)), out).control(command, target, {
+        kill: p.flags.has("--kill"),
+        namespace: last(p, "-n", "--namespace"),
+        container: last(p, "-c", "--container"),
+      });
       return 0;
     }
     default:

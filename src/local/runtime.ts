@@ -18,13 +18,27 @@
  * Each command holds the lock of the state dir; the state file is saved after every step, so a
  * command that fails half way leaves a state that `down` can clean.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { fromJson, toJson } from "@bufbuild/protobuf";
 import { NetworkServiceSchema } from "../api/gen/registry_pb.js";
 import { NsmError } from "../sdk/core/errors.js";
 import { checkTrustDomain } from "../security/spiffeid.js";
 import { findEndpoints, registerNetworkService, socketAccepts, unregisterNetworkService } from "./cluster.js";
+import { type Readiness, resolveComponents } from "./components.js";
 import {
   cliDialOptions,
   createRuntimeCa,
@@ -71,6 +85,7 @@ import {
   spawnDetached,
   stopProc,
   tailFile,
+  waitGone,
 } from "./proc.js";
 import type { Progress } from "./progress.js";
 import { type PlacedPod, placePod } from "./schedule.js";
@@ -117,6 +132,48 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   }
 }
 
+function fileSize(file: string): number {
+  try {
+    return statSync(file).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** Whether a component started with its log at `offset` bytes is ready. */
+async function isReady(r: Readiness, log: string, offset: number): Promise<boolean> {
+  switch (r.kind) {
+    case "socket":
+      return socketAccepts(r.path);
+    case "log": {
+      const fd = openSync(log, "r");
+      try {
+        const size = fstatSync(fd).size;
+        const buf = Buffer.alloc(Math.max(0, size - offset));
+        readSync(fd, buf, 0, buf.length, offset);
+        return buf.toString("utf8").includes(r.text);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    case "running":
+      await sleep(300);
+      return true;
+  }
+}
+
+/** SIGKILL now (a crash, for heal tests); "gone" if it was not running. */
+async function killProc(p: ManagedProc): Promise<"gone" | "killed"> {
+  if (!isAlive(p)) return "gone";
+  try {
+    process.kill(p.pid, "SIGKILL");
+  } catch {
+    return "gone";
+  }
+  await waitGone(p, 5000);
+  return "killed";
+}
+
 function systemEnv(paths: RuntimePaths, extra: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {
     PATH: process.env.PATH || "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -124,8 +181,7 @@ function systemEnv(paths: RuntimePaths, extra: Record<string, string>): Record<s
     TMPDIR: paths.tmpDir,
     [RUNTIME_MARKER_ENV]: paths.prefix,
   };
-  if (process.env.NSM_LOG_LEVEL) env.NSM_LOG_LEVEL = process.env.NSM_LOG_LEVEL;
-  return { ...env, ...extra };
+  return { ...env, ...inheritedEnv(), ...extra };
 }
 
 /** What every NSM process of the runtime gets for its identity: the Workload API, or insecure. */
@@ -133,8 +189,17 @@ function securityEnv(paths: RuntimePaths, state: Pick<State, "insecure">): Recor
   return state.insecure ? { NSM_INSECURE: "true" } : { SPIFFE_ENDPOINT_SOCKET: `unix://${paths.agentSocket}` };
 }
 
+/**
+ * Settings every NSM process of the runtime takes from the environment of `nsm up` / `nsm apply`
+ * (e.g. `NSM_MAX_TOKEN_LIFETIME=20s NSM_REQUEST_TIMEOUT=5s nsm up` for quick expiry in heal
+ * tests, as upstream's extended heal test sets them).
+ */
+const INHERITED_VARIABLES = ["NSM_LOG_LEVEL", "NSM_MAX_TOKEN_LIFETIME", "NSM_REQUEST_TIMEOUT"] as const;
+
 function inheritedEnv(): Record<string, string> {
-  return process.env.NSM_LOG_LEVEL ? { NSM_LOG_LEVEL: process.env.NSM_LOG_LEVEL } : {};
+  const env: Record<string, string> = {};
+  for (const k of INHERITED_VARIABLES) if (process.env[k]) env[k] = process.env[k];
+  return env;
 }
 
 function logTail(file: string): string {
@@ -163,7 +228,7 @@ function start(
 ) {
   mkdirSync(paths.logsDir, { recursive: true });
   const spawned = spawnDetached({ netns, argv, env, log });
-  const proc: ManagedProc = { pid: spawned.pid, start: spawned.start, log, argv };
+  const proc: ManagedProc = { pid: spawned.pid, start: spawned.start, log, argv, netns, env };
   return { proc, spawned };
 }
 
@@ -815,6 +880,80 @@ export class LocalRuntime {
     this.out.say(
       `  pod ${pod.namespace}/${pod.name} stopped${notes.length ? ` (${notes.join("; ")})` : ""} ${this.out.took(t)}`,
     );
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // stop / start / restart
+
+  /**
+   * Stops and/or starts the processes of `target` (see `components.ts`) with the command and
+   * environment they were first started with: fault injection for heal tests and a way to pick
+   * up a rebuilt `nsm`. `kill` stops with SIGKILL at once (a crash) instead of SIGTERM.
+   */
+  async control(
+    action: "stop" | "start" | "restart",
+    target: string,
+    options: { kill?: boolean; namespace?: string; container?: string } = {},
+  ): Promise<void> {
+    const { paths, out } = this;
+    requireUp(paths);
+    const release = await this.#lock(`${action} ${target}`);
+    try {
+      const state = requireUp(paths);
+      const components = resolveComponents(state, target, {
+        paths,
+        namespace: options.namespace,
+        container: options.container,
+        roleOfContainer: (c) =>
+          c.injected ? (c.name === SIDECAR_CLIENT_NAME ? "nsc" : undefined) : roleOf(c.image)?.[0],
+      });
+      if (action !== "start") {
+        await Promise.all(
+          components.map(async (c) => {
+            const p = c.proc;
+            if (!p || !isAlive(p)) {
+              out.say(`${c.label} was not running`);
+              return;
+            }
+            const t = Date.now();
+            const how = options.kill ? await killProc(p) : await stopProc(p, STOP_GRACE);
+            out.say(`${c.label} ${how === "killed" ? "killed (SIGKILL)" : "stopped"}, pid ${p.pid} ${out.took(t)}`);
+          }),
+        );
+      }
+      if (action === "stop") return;
+      for (const c of components) {
+        const old = c.proc;
+        if (old && isAlive(old)) {
+          out.say(`${c.label} is already running (pid ${old.pid})`);
+          continue;
+        }
+        if (!old?.env)
+          throw new LocalError(`${c.label}: no record of how it was started; run \`nsm down\` and \`nsm up\``);
+        const t = Date.now();
+        const offset = fileSize(old.log);
+        const s = start(paths, old.netns, [...old.argv], { ...old.env }, old.log);
+        c.setProc(s.proc);
+        this.#save(state);
+        await waitReady(c.label, s.proc, s.spawned, () => isReady(c.readiness, s.proc.log, offset));
+        out.say(`${c.label} started, pid ${s.proc.pid} ${out.took(t)}`);
+      }
+      // NetworkServices are API objects (CRDs upstream, the state file here): a registry that
+      // starts empty gets them again. Endpoints and forwarders register again by themselves.
+      if (target === "registry") {
+        for (const ns of state.networkServices) {
+          await registerNetworkService(
+            paths.registrySocket,
+            await cliDialOptions(paths, state),
+            fromJson(NetworkServiceSchema, ns.record as never),
+          );
+        }
+        if (state.networkServices.length > 0)
+          out.say(`  ${state.networkServices.length} network service(s) registered again`);
+      }
+    } finally {
+      release();
+    }
   }
 
   // -------------------------------------------------------------------------------------------

@@ -76,6 +76,9 @@ export interface ManagedProc extends ProcRef {
   /** Log file (stdout and stderr). */
   readonly log: string;
   readonly argv: readonly string[];
+  /** What it was started with, so that `nsm restart` can start it again the same way. */
+  readonly netns?: string;
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface NodeState {

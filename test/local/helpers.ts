@@ -5,7 +5,7 @@
  * (`bin/nsm.js`) and checks the kernel with `ip -j`.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadNativeBinding } from "../../src/kernel/index.js";
@@ -48,13 +48,14 @@ export interface TestRuntime {
   cleanup(): Promise<void>;
 }
 
-export function testRuntime(name: string): TestRuntime {
+/** `env`: extra environment for every `nsm` command (e.g. NSM_MAX_TOKEN_LIFETIME, passed on to the runtime's processes). */
+export function testRuntime(name: string, env: Record<string, string> = {}): TestRuntime {
   const dir = join(mkdtempSync(join(tmpdir(), `nsm-${name}-`)), "state");
   const { prefix } = runtimePaths(dir);
   const nsm = (...args: string[]) =>
     new Promise<Result>((resolve) => {
       const child = spawn(process.execPath, [BIN, ...args], {
-        env: { ...process.env, NSM_LOCAL_STATE_DIR: dir },
+        env: { ...process.env, ...env, NSM_LOCAL_STATE_DIR: dir },
         stdio: ["ignore", "pipe", "pipe"],
       });
       let stdout = "";
@@ -80,6 +81,9 @@ export function testRuntime(name: string): TestRuntime {
     netns: () => listNetns().filter((n) => n.startsWith(`${prefix}-`)),
     processes: () => findByEnv(RUNTIME_MARKER_ENV, prefix).map((p) => p.pid),
     async cleanup() {
+      // NSM_TEST_KEEP_LOGS=DIR keeps every component's log for a look after the run.
+      const keep = process.env.NSM_TEST_KEEP_LOGS;
+      if (keep) cpSync(join(dir, "logs"), join(keep, name), { recursive: true, force: true });
       await nsm("down");
       rmSync(join(dir, ".."), { recursive: true, force: true });
     },
