@@ -29,8 +29,10 @@ import {
   vxlanServer,
 } from "../../sdk/networkservice/common/vxlan/index.js";
 import {
+  createPortPool,
   DEFAULT_WIREGUARD_PORT,
   DEFAULT_WIREGUARD_PORT_COUNT,
+  type PortPool,
   wireguardClient,
   wireguardServer,
 } from "../../sdk/networkservice/common/wireguard/index.js";
@@ -39,7 +41,6 @@ import { type Logger, silentLogger } from "../../sdk/tools/logger.js";
 import type { KernelApi, NetnsPath } from "../api.js";
 import { kernelXconnectClient } from "./client.js";
 import type { NetnsCheck } from "./options.js";
-import { createReservablePortPool } from "./port-pool.js";
 import {
   createReconciler,
   type ReconcileReport,
@@ -216,7 +217,7 @@ export async function kernelForwarderElements(
 
   const w = options.wireguard === false ? undefined : (options.wireguard ?? {});
   let wireguard: Parameters<typeof kernelRemoteXconnectServer>[0]["wireguard"];
-  let ports: ReturnType<typeof createReservablePortPool> | undefined;
+  let ports: PortPool | undefined;
   let vnis: ReturnType<typeof createVniRegistry> | undefined;
   if (w) {
     if (!w.runner && !w.launcher?.length && !(await isOwnNetns(kernel, tunnelNetns))) {
@@ -228,7 +229,7 @@ export async function kernelForwarderElements(
     const privateKey = w.privateKey ?? generateWireguardKeyPair().privateKey;
     const publicKey = wireguardPublicKey(privateKey).toString("base64");
     const first = w.port ?? DEFAULT_WIREGUARD_PORT;
-    ports = createReservablePortPool(first, w.portCount ?? Math.min(DEFAULT_WIREGUARD_PORT_COUNT, 0x10000 - first));
+    ports = createPortPool(first, w.portCount ?? Math.min(DEFAULT_WIREGUARD_PORT_COUNT, 0x10000 - first));
     const common = { tunnelIp, publicKey, ports, underlayMtu };
     clientMechanisms[MechanismType.WIREGUARD] = wireguardClient({ ...common, payloads: w.payloads });
     serverMechanisms[MechanismType.WIREGUARD] = wireguardServer(common);

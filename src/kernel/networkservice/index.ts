@@ -87,8 +87,6 @@ export {
 export { netnsPathFromUrl } from "./netns-url.js";
 export type { KernelXconnectServerOptions, NetnsCheck, NetnsCheckRequest } from "./options.js";
 export { DEFAULT_CLEANUP_TIMEOUT_MS, PING_GROUP_RANGE } from "./options.js";
-export type { ReservablePortPool } from "./port-pool.js";
-export { createReservablePortPool } from "./port-pool.js";
 export type {
   OrphanLink,
   OrphanProcess,

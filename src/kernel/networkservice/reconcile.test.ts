@@ -35,12 +35,12 @@ import { filterMechanismsClient } from "../../sdk/networkservice/common/filterme
 import { mechanismsClient, mechanismsServer } from "../../sdk/networkservice/common/mechanisms/index.js";
 import { mechanismTranslationClient } from "../../sdk/networkservice/common/mechanismtranslation/index.js";
 import { metadataClient, metadataServer } from "../../sdk/networkservice/common/metadata/index.js";
+import { createPortPool } from "../../sdk/networkservice/common/wireguard/index.js";
 import type { Logger } from "../../sdk/tools/logger.js";
 import type { KernelApi } from "../api.js";
 import { createFakeKernel, type FakeKernel } from "../fake.js";
 import {
   connectionInterfaceName,
-  createReservablePortPool,
   type KernelForwarderElements,
   type KernelForwarderElementsOptions,
   kernelForwarderElements,
@@ -530,7 +530,7 @@ describe("reconciliation after a restart (fake kernel)", () => {
 
 describe("reservable port pool", () => {
   it("reserve() gives an owner a chosen port; acquire() skips reserved ones", () => {
-    const pool = createReservablePortPool(100, 3);
+    const pool = createPortPool(100, 3);
     assert.equal(pool.reserve("a", 100), true);
     assert.equal(pool.reserve("b", 100), false, "held by another");
     assert.equal(pool.reserve("b", 103), false, "outside the range");

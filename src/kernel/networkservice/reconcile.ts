@@ -30,10 +30,10 @@
  * then builds anew. Everything adopted and deleted is logged with the connection ids.
  */
 import type { VniRegistry } from "../../sdk/networkservice/common/vxlan/index.js";
+import type { PortPool } from "../../sdk/networkservice/common/wireguard/index.js";
 import { type Logger, silentLogger } from "../../sdk/tools/logger.js";
 import type { KernelApi, NetnsPath } from "../api.js";
 import { isGone, tolerateGone } from "./ip-apply.js";
-import type { ReservablePortPool } from "./port-pool.js";
 import { checkTagOwner, listTaggedLinks, parseXconnectTag, type TaggedLink, type XconnectSide } from "./tag.js";
 import type { FoundWireguard, WireguardDevice, WireguardRunner } from "./wireguard-go.js";
 
@@ -48,7 +48,7 @@ export interface ReconcilerOptions {
   /** The forwarder's VNI registry: the VNIs of orphan VXLAN devices are held for their connections. */
   vnis?: VniRegistry;
   /** The forwarder's WireGuard port pool: the ports of orphan wireguard-go processes are held likewise. */
-  ports?: ReservablePortPool;
+  ports?: PortPool;
   /** Namespaces listed at once during a scan. @default 8 */
   concurrency?: number;
   log?: Logger;

@@ -25,6 +25,12 @@ export interface PortPool {
   heldBy(owner: string): number | undefined;
   /** Frees what `owner` holds. */
   release(owner: string): void;
+  /**
+   * Makes `owner` hold `port` (dropping what it held): a forwarder restarted after a crash gives
+   * each connection of its earlier life back the port its still-running wireguard-go listens on.
+   * False, changing nothing, when the port is outside the range or another owner holds it.
+   */
+  reserve(owner: string, port: number): boolean;
   /** The first port and how many there are. */
   readonly first: number;
   readonly count: number;
@@ -34,7 +40,7 @@ export interface PortPool {
 
 class Pool implements PortPool {
   readonly #byOwner = new Map<string, number>();
-  readonly #held = new Set<number>();
+  readonly #byPort = new Map<number, string>();
 
   constructor(
     readonly first: number,
@@ -42,21 +48,29 @@ class Pool implements PortPool {
   ) {}
 
   get size(): number {
-    return this.#held.size;
+    return this.#byPort.size;
   }
 
   acquire(owner: string): number {
     const mine = this.#byOwner.get(owner);
     if (mine !== undefined) return mine;
     for (let port = this.first; port < this.first + this.count; port++) {
-      if (this.#held.has(port)) continue;
-      this.#held.add(port);
-      this.#byOwner.set(owner, port);
+      if (this.#byPort.has(port)) continue;
+      this.#hold(owner, port);
       return port;
     }
     throw new NsmError(`all ${this.count} WireGuard ports from ${this.first} are in use`, Code.ResourceExhausted, {
       reason: "no-port",
     });
+  }
+
+  reserve(owner: string, port: number): boolean {
+    if (!Number.isInteger(port) || port < this.first || port >= this.first + this.count) return false;
+    const holder = this.#byPort.get(port);
+    if (holder !== undefined) return holder === owner;
+    this.release(owner);
+    this.#hold(owner, port);
+    return true;
   }
 
   heldBy(owner: string): number | undefined {
@@ -67,7 +81,12 @@ class Pool implements PortPool {
     const port = this.#byOwner.get(owner);
     if (port === undefined) return;
     this.#byOwner.delete(owner);
-    this.#held.delete(port);
+    this.#byPort.delete(port);
+  }
+
+  #hold(owner: string, port: number): void {
+    this.#byOwner.set(owner, port);
+    this.#byPort.set(port, owner);
   }
 }
 
