@@ -9,11 +9,10 @@
  * The random sequence is seeded (NSM_HEAL_SEED, printed) so a failure can be replayed.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { linksOf, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
+import { linksOf, skipReason, type TestRuntime, testRuntime, wireguardGoIn } from "../local/helpers.js";
 import {
   clientYaml,
   currentEndpoint,
@@ -55,17 +54,6 @@ function prng(seed: number): () => number {
 
 function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
-}
-
-function wireguardGoIn(netns: string): number[] {
-  const pids = execFileSync("ip", ["netns", "pids", netns], { encoding: "utf8" }).split(/\s+/).filter(Boolean);
-  return pids.map(Number).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0]!.endsWith("wireguard-go");
-    } catch {
-      return false;
-    }
-  });
 }
 
 describe("extended heal: 15 random component restarts, 8 clients", { skip, timeout: 600_000 }, () => {
@@ -174,7 +162,7 @@ describe("extended heal: 15 random component restarts, 8 clients", { skip, timeo
     const podNs = state().pods.map((p) => podNetns(rt, NS, p.name));
     const tagged = podNs.flatMap((n) => linksOf(n).filter((l) => l.ifalias?.startsWith("nsm:")));
     assert.equal(tagged.length, 2 * CLIENTS.length, JSON.stringify(tagged.map((l) => l.ifalias)));
-    const wg = state().nodes.flatMap((n) => wireguardGoIn(n.netns));
+    const wg = state().nodes.flatMap((n) => wireguardGoIn(n.netns).map((w) => w.pid));
     assert.equal(wg.length, 2 * CLIENTS.filter((c) => c.nsurl.includes("heal-xip")).length, `wireguard-go: ${wg}`);
     for (const [pid, before] of fdsBefore) {
       const now = fdCount(pid);

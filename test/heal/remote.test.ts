@@ -8,11 +8,10 @@
  * once its tokens expire (NSM_MAX_TOKEN_LIFETIME is short).
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { linksOf, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
+import { linksOf, skipReason, type TestRuntime, testRuntime, wireguardGoIn } from "../local/helpers.js";
 import {
   clientInterface,
   clientYaml,
@@ -36,23 +35,6 @@ const TOKEN_LIFETIME_MS = 20_000;
 const PREFIX: Record<string, string> = { "nse-r1": "172.16.20.", "nse-r2": "172.16.21.", "nse-w": "172.16.22." };
 
 const skip = skipReason() ?? (existsSync("/usr/bin/wireguard-go") ? undefined : "needs /usr/bin/wireguard-go");
-
-/** wireguard-go processes running in a netns. */
-function wireguardGoIn(netns: string): number[] {
-  let pids: number[];
-  try {
-    pids = execFileSync("ip", ["netns", "pids", netns], { encoding: "utf8" }).split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-  return pids.filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0]!.endsWith("wireguard-go");
-    } catch {
-      return false;
-    }
-  });
-}
 
 describe("heal across two nodes (local runtime, VXLAN and WireGuard)", { skip, timeout: 400_000 }, () => {
   let rt: TestRuntime;
@@ -150,7 +132,7 @@ describe("heal across two nodes (local runtime, VXLAN and WireGuard)", { skip, t
   it("clients killed: interfaces, VXLAN devices and wireguard-go processes go once their tokens expire", async () => {
     const endpoints = ["nse-w", currentEndpoint(rt, NS, "cv")].map((n) => podNetns(rt, NS, n));
     const tagged = () => endpoints.flatMap((n) => linksOf(n).filter((l) => l.ifalias?.startsWith("nsm:")));
-    const wg = () => nodes.flatMap((n) => wireguardGoIn(n.netns));
+    const wg = () => nodes.flatMap((n) => wireguardGoIn(n.netns).map((w) => w.pid));
     assert.equal(tagged().length, 2, JSON.stringify(tagged()));
     assert.equal(wg().length, 2, "one wireguard-go per node for the WireGuard connection");
     const t0 = Date.now();

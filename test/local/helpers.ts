@@ -133,3 +133,25 @@ export function podNetns(rt: TestRuntime, namespace: string, pod: string): strin
   if (!p) throw new Error(`pod ${namespace}/${pod} not in the state`);
   return p.netns;
 }
+
+/** The wireguard-go processes running in a netns: pid and interface (UAPI) name. */
+export function wireguardGoIn(netns: string): { pid: number; name: string }[] {
+  let pids: number[];
+  try {
+    pids = execFileSync("ip", ["netns", "pids", netns], { encoding: "utf8" }).split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+  const out: { pid: number; name: string }[] = [];
+  for (const pid of pids) {
+    let argv: string[];
+    try {
+      argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue;
+    }
+    if (!argv[0]?.endsWith("wireguard-go")) continue;
+    out.push({ pid, name: argv.at(argv.indexOf("-f") + 1) ?? argv.at(-2) ?? "" });
+  }
+  return out;
+}

@@ -11,7 +11,18 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ipJson, ipv4Of, linksOf, podNetns, REPO, rows, skipReason, type TestRuntime, testRuntime } from "./helpers.js";
+import {
+  ipJson,
+  ipv4Of,
+  linksOf,
+  podNetns,
+  REPO,
+  rows,
+  skipReason,
+  type TestRuntime,
+  testRuntime,
+  wireguardGoIn,
+} from "./helpers.js";
 
 const ETH = { dir: join(REPO, "examples", "kernel2ethernet2kernel"), ns: "ns-kernel2ethernet2kernel" };
 const IP = { dir: join(REPO, "examples", "kernel2ip2kernel"), ns: "ns-kernel2ip2kernel" };
@@ -30,28 +41,6 @@ interface NodeInfo {
 
 function nodesOf(rt: TestRuntime): NodeInfo[] {
   return JSON.parse(readFileSync(join(rt.dir, "state.json"), "utf8")).nodes;
-}
-
-/** The wireguard-go processes running in a netns: pid and interface (UAPI) name. */
-function wireguardGoIn(netns: string): { pid: number; name: string }[] {
-  let pids: number[];
-  try {
-    pids = execFileSync("ip", ["netns", "pids", netns], { encoding: "utf8" }).split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-  const out: { pid: number; name: string }[] = [];
-  for (const pid of pids) {
-    let argv: string[];
-    try {
-      argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-    } catch {
-      continue;
-    }
-    if (!argv[0]?.endsWith("wireguard-go")) continue;
-    out.push({ pid, name: argv.at(argv.indexOf("-f") + 1) ?? argv.at(-2) ?? "" });
-  }
-  return out;
 }
 
 const alive = (pid: number) => existsSync(`/proc/${pid}`);
