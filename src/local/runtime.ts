@@ -141,7 +141,8 @@ function fileSize(file: string): number {
 }
 
 /** Whether a component started with its log at `offset` bytes is ready. */
-async function isReady(r: Readiness, log: string, offset: number): Promise<boolean> {
+async function isReady(r: Readiness, proc: ManagedProc, offset: number): Promise<boolean> {
+  const log = proc.log;
   switch (r.kind) {
     case "socket":
       return socketAccepts(r.path);
@@ -158,7 +159,7 @@ async function isReady(r: Readiness, log: string, offset: number): Promise<boole
     }
     case "running":
       await sleep(300);
-      return true;
+      return isAlive(proc);
   }
 }
 
@@ -935,7 +936,7 @@ export class LocalRuntime {
         const s = start(paths, old.netns, [...old.argv], { ...old.env }, old.log);
         c.setProc(s.proc);
         this.#save(state);
-        await waitReady(c.label, s.proc, s.spawned, () => isReady(c.readiness, s.proc.log, offset));
+        await waitReady(c.label, s.proc, s.spawned, () => isReady(c.readiness, s.proc, offset));
         out.say(`${c.label} started, pid ${s.proc.pid} ${out.took(t)}`);
       }
       // NetworkServices are API objects (CRDs upstream, the state file here): a registry that
