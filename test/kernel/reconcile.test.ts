@@ -45,14 +45,9 @@ import {
   type WireguardDevice,
   type WireguardRunner,
 } from "../../src/kernel/networkservice/index.js";
-import { bind, chain, type NetworkServiceElement, type NetworkServiceHandler } from "../../src/sdk/core/chain.js";
+import { forwarderChain, hop } from "../../src/kernel/networkservice/testing.js";
+import type { NetworkServiceElement, NetworkServiceHandler } from "../../src/sdk/core/chain.js";
 import { CallContext } from "../../src/sdk/core/context.js";
-import { clientUrlClient } from "../../src/sdk/networkservice/common/clienturl/index.js";
-import { connectServer } from "../../src/sdk/networkservice/common/connect/index.js";
-import { filterMechanismsClient } from "../../src/sdk/networkservice/common/filtermechanisms/index.js";
-import { mechanismsClient, mechanismsServer } from "../../src/sdk/networkservice/common/mechanisms/index.js";
-import { mechanismTranslationClient } from "../../src/sdk/networkservice/common/mechanismtranslation/index.js";
-import { metadataClient, metadataServer } from "../../src/sdk/networkservice/common/metadata/index.js";
 import { havePing, ipJson, kernelSkipReason, linkNames, NetnsSet, nsPath, ping } from "../helpers/netns.js";
 
 const WIREGUARD_GO = "/usr/bin/wireguard-go";
@@ -93,47 +88,6 @@ function fakeNse(nseNetns: string): NetworkServiceElement {
     },
     async close() {},
   };
-}
-
-/** The other node's forwarder, reached through its nsmgr: it has its own connection id. */
-function hop(target: () => NetworkServiceHandler): NetworkServiceElement {
-  const remoteId = (id: string) => `remote-${id}`;
-  return {
-    name: "hop",
-    async request(req) {
-      const connection = clone(ConnectionSchema, req.connection!);
-      connection.id = remoteId(connection.id);
-      const out = clone(ConnectionSchema, await target().request({ ...req, connection }, ctx()));
-      out.id = req.connection!.id;
-      return out;
-    },
-    async close(conn) {
-      const c = clone(ConnectionSchema, conn);
-      c.id = remoteId(c.id);
-      await target().close(c, ctx());
-    },
-  };
-}
-
-function forwarderChain(els: KernelForwarderElements, clientUrl: string, downstream: NetworkServiceElement) {
-  return bind(
-    chain(
-      metadataServer(),
-      mechanismsServer(els.serverMechanisms),
-      ...els.additional,
-      connectServer(
-        chain(
-          metadataClient(),
-          clientUrlClient(clientUrl),
-          mechanismTranslationClient(),
-          mechanismsClient(els.clientMechanisms),
-          ...els.additionalClient,
-          filterMechanismsClient(),
-          downstream,
-        ),
-      ),
-    ),
-  );
 }
 
 /** Every wireguard-go started, for the last-resort cleanup. */
@@ -264,7 +218,7 @@ describe("reconciliation after a forwarder restart, on the real kernel", { skip 
     forwarderChain(
       els,
       REMOTE_NSMGR,
-      hop(() => nseSide),
+      hop(() => nseSide, "remote-"),
     );
   const ifindex = (ns: string, name: string) => ipJson(ns, "link", "show", name)[0]?.ifindex as number;
 

@@ -42,14 +42,9 @@ import {
   type WireguardDevice,
   type WireguardRunner,
 } from "../../src/kernel/networkservice/index.js";
-import { bind, chain, type NetworkServiceElement, type NetworkServiceHandler } from "../../src/sdk/core/chain.js";
+import { forwarderChain, hop } from "../../src/kernel/networkservice/testing.js";
+import type { NetworkServiceElement, NetworkServiceHandler } from "../../src/sdk/core/chain.js";
 import { CallContext } from "../../src/sdk/core/context.js";
-import { clientUrlClient } from "../../src/sdk/networkservice/common/clienturl/index.js";
-import { connectServer } from "../../src/sdk/networkservice/common/connect/index.js";
-import { filterMechanismsClient } from "../../src/sdk/networkservice/common/filtermechanisms/index.js";
-import { mechanismsClient, mechanismsServer } from "../../src/sdk/networkservice/common/mechanisms/index.js";
-import { mechanismTranslationClient } from "../../src/sdk/networkservice/common/mechanismtranslation/index.js";
-import { metadataClient, metadataServer } from "../../src/sdk/networkservice/common/metadata/index.js";
 import { havePing, ipJson, kernelSkipReason, NetnsSet, nsPath, ping } from "../helpers/netns.js";
 
 const WIREGUARD_GO = "/usr/bin/wireguard-go";
@@ -89,47 +84,6 @@ function fakeNse(nseNetns: string): NetworkServiceElement {
     },
     async close() {},
   };
-}
-
-/** The other node's forwarder, reached through its nsmgr: it has its own connection id. */
-function hop(target: () => NetworkServiceHandler): NetworkServiceElement {
-  const remoteId = (id: string) => `remote-${id}`;
-  return {
-    name: "hop",
-    async request(req) {
-      const connection = clone(ConnectionSchema, req.connection!);
-      connection.id = remoteId(connection.id);
-      const out = clone(ConnectionSchema, await target().request({ ...req, connection }, CallContext.create()));
-      out.id = req.connection!.id;
-      return out;
-    },
-    async close(conn) {
-      const c = clone(ConnectionSchema, conn);
-      c.id = remoteId(c.id);
-      await target().close(c, CallContext.create());
-    },
-  };
-}
-
-function forwarderChain(els: KernelForwarderElements, clientUrl: string, downstream: NetworkServiceElement) {
-  return bind(
-    chain(
-      metadataServer(),
-      mechanismsServer(els.serverMechanisms),
-      ...els.additional,
-      connectServer(
-        chain(
-          metadataClient(),
-          clientUrlClient(clientUrl),
-          mechanismTranslationClient(),
-          mechanismsClient(els.clientMechanisms),
-          ...els.additionalClient,
-          filterMechanismsClient(),
-          downstream,
-        ),
-      ),
-    ),
-  );
 }
 
 /** Every wireguard-go started, in order. */
@@ -206,7 +160,7 @@ describe("remote connections on the real kernel", { skip }, () => {
     nscSide = forwarderChain(
       f1,
       "tcp://198.18.0.2:5001",
-      hop(() => nseSide),
+      hop(() => nseSide, "remote-"),
     );
   });
 

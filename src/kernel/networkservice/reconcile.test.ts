@@ -27,21 +27,14 @@ import {
   Payload,
   RouteSchema,
 } from "../../api/index.js";
-import { bind, chain, type NetworkServiceElement, type NetworkServiceHandler } from "../../sdk/core/chain.js";
+import type { NetworkServiceElement } from "../../sdk/core/chain.js";
 import { CallContext } from "../../sdk/core/context.js";
-import { clientUrlClient } from "../../sdk/networkservice/common/clienturl/index.js";
-import { connectServer } from "../../sdk/networkservice/common/connect/index.js";
-import { filterMechanismsClient } from "../../sdk/networkservice/common/filtermechanisms/index.js";
-import { mechanismsClient, mechanismsServer } from "../../sdk/networkservice/common/mechanisms/index.js";
-import { mechanismTranslationClient } from "../../sdk/networkservice/common/mechanismtranslation/index.js";
-import { metadataClient, metadataServer } from "../../sdk/networkservice/common/metadata/index.js";
 import { createPortPool } from "../../sdk/networkservice/common/wireguard/index.js";
 import type { Logger } from "../../sdk/tools/logger.js";
 import type { KernelApi } from "../api.js";
 import { createFakeKernel, type FakeKernel } from "../fake.js";
 import {
   connectionInterfaceName,
-  type KernelForwarderElements,
   type KernelForwarderElementsOptions,
   kernelForwarderElements,
   type WireguardDevice,
@@ -49,6 +42,7 @@ import {
   type WireguardTunnelConfig,
   wireguardPublicKey,
 } from "./index.js";
+import { forwarderChain, hop } from "./testing.js";
 
 const NODE1 = "/var/run/netns/node1";
 const NODE2 = "/var/run/netns/node2";
@@ -146,47 +140,6 @@ function fakeNse(): NetworkServiceElement {
     },
     async close() {},
   };
-}
-
-/** The other node's forwarder, reached through its nsmgr: it has its own connection id. */
-function hop(target: () => NetworkServiceHandler): NetworkServiceElement {
-  const remoteId = (id: string) => `f2-${id}`;
-  return {
-    name: "hop",
-    async request(req) {
-      const connection = clone(ConnectionSchema, req.connection!);
-      connection.id = remoteId(connection.id);
-      const back = clone(ConnectionSchema, await target().request({ ...req, connection }, ctx()));
-      back.id = req.connection!.id;
-      return back;
-    },
-    async close(conn) {
-      const c = clone(ConnectionSchema, conn);
-      c.id = remoteId(c.id);
-      await target().close(c, ctx());
-    },
-  };
-}
-
-function forwarderChain(els: KernelForwarderElements, clientUrl: string, downstream: NetworkServiceElement) {
-  return bind(
-    chain(
-      metadataServer(),
-      mechanismsServer(els.serverMechanisms),
-      ...els.additional,
-      connectServer(
-        chain(
-          metadataClient(),
-          clientUrlClient(clientUrl),
-          mechanismTranslationClient(),
-          mechanismsClient(els.clientMechanisms),
-          ...els.additionalClient,
-          filterMechanismsClient(),
-          downstream,
-        ),
-      ),
-    ),
-  );
 }
 
 function request(id: string, payload: string, name = "nsm-1"): NetworkServiceRequest {

@@ -27,20 +27,13 @@ import {
   Payload,
   RouteSchema,
 } from "../../api/index.js";
-import { bind, chain, type NetworkServiceElement, type NetworkServiceHandler } from "../../sdk/core/chain.js";
+import type { NetworkServiceElement } from "../../sdk/core/chain.js";
 import { CallContext } from "../../sdk/core/context.js";
 import { Code, type NsmError } from "../../sdk/core/errors.js";
-import { clientUrlClient } from "../../sdk/networkservice/common/clienturl/index.js";
-import { connectServer } from "../../sdk/networkservice/common/connect/index.js";
-import { filterMechanismsClient } from "../../sdk/networkservice/common/filtermechanisms/index.js";
-import { mechanismsClient, mechanismsServer } from "../../sdk/networkservice/common/mechanisms/index.js";
-import { mechanismTranslationClient } from "../../sdk/networkservice/common/mechanismtranslation/index.js";
-import { metadataClient, metadataServer } from "../../sdk/networkservice/common/metadata/index.js";
 import type { KernelApi } from "../api.js";
 import { nsmErrorFromErrno } from "../errors.js";
 import { createFakeKernel, type FakeKernel } from "../fake.js";
 import {
-  type KernelForwarderElements,
   type KernelForwarderElementsOptions,
   kernelForwarderElements,
   WIREGUARD_NAME_PREFIX,
@@ -49,6 +42,7 @@ import {
   type WireguardTunnelConfig,
   wireguardPublicKey,
 } from "./index.js";
+import { forwarderChain, hop } from "./testing.js";
 
 const NODE1 = "/var/run/netns/node1";
 const NODE2 = "/var/run/netns/node2";
@@ -162,48 +156,6 @@ function fakeNse(): Nse {
     },
   };
   return nse;
-}
-
-/** Forwards to another node's forwarder, which gives the connection its own id (its path segment). */
-function hop(target: () => NetworkServiceHandler): NetworkServiceElement {
-  const remoteId = (id: string) => `f2-${id}`;
-  return {
-    name: "hop",
-    async request(req) {
-      const connection = clone(ConnectionSchema, req.connection!);
-      connection.id = remoteId(connection.id);
-      const out = await target().request({ ...req, connection }, ctx());
-      const back = clone(ConnectionSchema, out);
-      back.id = req.connection!.id;
-      return back;
-    },
-    async close(conn) {
-      const c = clone(ConnectionSchema, conn);
-      c.id = remoteId(c.id);
-      await target().close(c, ctx());
-    },
-  };
-}
-
-function forwarderChain(els: KernelForwarderElements, clientUrl: string, downstream: NetworkServiceElement) {
-  return bind(
-    chain(
-      metadataServer(),
-      mechanismsServer(els.serverMechanisms),
-      ...els.additional,
-      connectServer(
-        chain(
-          metadataClient(),
-          clientUrlClient(clientUrl),
-          mechanismTranslationClient(),
-          mechanismsClient(els.clientMechanisms),
-          ...els.additionalClient,
-          filterMechanismsClient(),
-          downstream,
-        ),
-      ),
-    ),
-  );
 }
 
 function request(id: string, payload: string, name = "nsm-1"): NetworkServiceRequest {
