@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/peers.sh
 
 echo "== typecheck" >&2
 npx --no-install tsc -p . --noEmit
