@@ -61,7 +61,7 @@ const commands: Record<string, () => Promise<Command>> = {
       (name): [string, () => Promise<Command>] => [
         name,
         async () => {
-          const { runLocal } = await import("../local/cli.js");
+          const { runLocal } = await import("./local.js");
           return (args) => runLocal(name, args);
         },
       ],

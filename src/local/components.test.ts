@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { resolveComponents } from "./components.js";
-import { emptyState, LocalError, runtimePaths, type State } from "./state.js";
+import { LocalError } from "./errors.js";
+import { emptyState, runtimePaths, type State } from "./state.js";
 
 const paths = runtimePaths("/tmp/nsm-components-test");
 const proc = (pid: number) => ({ pid, start: 1, log: `/tmp/${pid}.log`, argv: ["x"] });

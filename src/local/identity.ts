@@ -26,16 +26,14 @@ import {
   type ProcessIdentity,
   writeProcessIdentities,
 } from "../security/workloadapi/processes.js";
-import { LocalError, type ManagedProc, type RuntimePaths, type State } from "./state.js";
+import { LocalError } from "./errors.js";
+import type { ManagedProc, RuntimePaths, State } from "./state.js";
 
 /** The trust domain of a local runtime unless `nsm up --trust-domain` says otherwise. */
 export const DEFAULT_TRUST_DOMAIN = "nsm.local";
 
 /** The SPIFFE ID of the CLI's own (short-lived) SVID. */
 export const CLI_COMPONENT = "cli";
-
-/** Lifetime of the SVIDs the identity provider issues (rotated at half). */
-export const RUNTIME_SVID_TTL = "1h";
 
 /** Every process of the runtime with its SPIFFE ID. */
 export function processIdentitiesOf(state: State): ProcessIdentities {

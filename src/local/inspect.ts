@@ -8,9 +8,10 @@ import { readFileSync } from "node:fs";
 import { type Connection, State } from "../api/index.js";
 import { NsmError } from "../sdk/core/errors.js";
 import { findEndpoints, findNetworkServices, nsmgrConnections } from "./cluster.js";
+import { LocalError } from "./errors.js";
 import { cliDialOptions } from "./identity.js";
 import { isAlive } from "./proc.js";
-import { type ContainerState, LocalError, type PodState, type State as RuntimeState, runtimePaths } from "./state.js";
+import { type ContainerState, type PodState, type State as RuntimeState, runtimePaths } from "./state.js";
 
 /** Formats rows as a kubectl-style table (columns padded, three spaces apart). */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
@@ -95,6 +96,93 @@ export async function getTable(state: RuntimeState, kind: string, namespace?: st
     : `No resources found${namespace ? ` in ${namespace} namespace` : ""}.\n`;
 }
 
+function podsTable(state: RuntimeState, inNs: <T extends { namespace: string }>(items: T[]) => T[]): string {
+  return table(
+    ["NAMESPACE", "NAME", "READY", "STATUS", "NODE", "AGE"],
+    inNs(state.pods).map((p) => {
+      const s = podStatus(p);
+      return [p.namespace, p.name, s.ready, s.status, p.node, age(p.createdAt)];
+    }),
+  );
+}
+
+function deploymentsTable(state: RuntimeState, inNs: <T extends { namespace: string }>(items: T[]) => T[]): string {
+  return table(
+    ["NAMESPACE", "NAME", "READY", "AGE"],
+    inNs(state.deployments).map((d) => {
+      const pods = state.pods.filter((p) => p.namespace === d.namespace && p.owner === d.name);
+      const ready = pods.filter((p) => podStatus(p).status === "Running").length;
+      return [d.namespace, d.name, `${ready}/${d.replicas}`, age(d.createdAt)];
+    }),
+  );
+}
+
+function nodesTable(state: RuntimeState): string {
+  return table(
+    ["NAME", "STATUS", "NETNS", "INTERNAL-IP", "PODS", "AGE"],
+    state.nodes.map((n) => {
+      const ok = n.nsmgr && isAlive(n.nsmgr) && n.forwarder && isAlive(n.forwarder);
+      const pods = state.pods.filter((p) => p.node === n.name).length;
+      return [n.name, ok ? "Ready" : "NotReady", n.netns, n.address ?? "<none>", String(pods), age(n.createdAt)];
+    }),
+  );
+}
+
+async function networkServicesTable(state: RuntimeState): Promise<string> {
+  const list = await registryCall(async () => findNetworkServices(`${state.dir}/registry.sock`, await dialOf(state)));
+  return table(
+    ["NAME", "PAYLOAD", "MATCHES"],
+    list.sort((a, b) => a.name.localeCompare(b.name)).map((s) => [s.name, s.payload, String(s.matches.length)]),
+  );
+}
+
+async function endpointsTable(state: RuntimeState): Promise<string> {
+  const list = await registryCall(async () => findEndpoints(`${state.dir}/registry.sock`, await dialOf(state)));
+  return table(
+    ["NAME", "SERVICES", "URL", "EXPIRES"],
+    list
+      .sort((a, b) => a.name.localeCompare(b.name))
+      .map((e) => [e.name, e.networkServiceNames.join(","), e.url, expires(e.expirationTime)]),
+  );
+}
+
+function connectionRow(node: string, c: Connection): string[] {
+  const segments = c.path?.pathSegments ?? [];
+  const ip = c.context?.ipContext;
+  return [
+    node,
+    segments[0]?.id ?? c.id,
+    c.networkService,
+    c.networkServiceEndpointName,
+    (ip?.srcIpAddrs ?? []).join(","),
+    (ip?.dstIpAddrs ?? []).join(","),
+    State[c.state] ?? String(c.state),
+    pathOf(c),
+  ];
+}
+
+async function connectionsTable(state: RuntimeState): Promise<string> {
+  // A remote connection passes two nsmgrs and both report it: one row, on the client's node.
+  const seen = new Map<string, { row: string[]; clientNode: boolean }>();
+  for (const n of state.nodes) {
+    const conns = await registryCall(
+      async () => nsmgrConnections(n.nsmgrSocket, await dialOf(state)),
+      `the nsmgr of ${n.name}`,
+    );
+    for (const c of conns) {
+      const segments = c.path?.pathSegments ?? [];
+      const key = segments.length >= 2 ? `${segments[0]!.id}/${segments[1]!.id}` : `${n.name}/${c.id}`;
+      const clientNode = segments[1]?.name === `nsmgr-${n.name}`;
+      if (seen.get(key)?.clientNode) continue;
+      seen.set(key, { row: connectionRow(n.name, c), clientNode });
+    }
+  }
+  return table(
+    ["NODE", "ID", "SERVICE", "ENDPOINT", "SRC", "DST", "STATE", "PATH"],
+    [...seen.values()].map((v) => v.row),
+  );
+}
+
 async function buildTable(state: RuntimeState, kind: string, namespace?: string): Promise<string> {
   const k = GET_KINDS[kind];
   if (!k)
@@ -105,86 +193,22 @@ async function buildTable(state: RuntimeState, kind: string, namespace?: string)
     namespace ? items.filter((i) => i.namespace === namespace) : items;
   switch (k) {
     case "pods":
-      return table(
-        ["NAMESPACE", "NAME", "READY", "STATUS", "NODE", "AGE"],
-        inNs(state.pods).map((p) => {
-          const s = podStatus(p);
-          return [p.namespace, p.name, s.ready, s.status, p.node, age(p.createdAt)];
-        }),
-      );
+      return podsTable(state, inNs);
     case "deployments":
-      return table(
-        ["NAMESPACE", "NAME", "READY", "AGE"],
-        inNs(state.deployments).map((d) => {
-          const pods = state.pods.filter((p) => p.namespace === d.namespace && p.owner === d.name);
-          const ready = pods.filter((p) => podStatus(p).status === "Running").length;
-          return [d.namespace, d.name, `${ready}/${d.replicas}`, age(d.createdAt)];
-        }),
-      );
+      return deploymentsTable(state, inNs);
     case "namespaces":
       return table(
         ["NAME", "STATUS", "AGE"],
         state.namespaces.map((n) => [n.name, "Active", age(n.createdAt)]),
       );
     case "nodes":
-      return table(
-        ["NAME", "STATUS", "NETNS", "INTERNAL-IP", "PODS", "AGE"],
-        state.nodes.map((n) => {
-          const ok = n.nsmgr && isAlive(n.nsmgr) && n.forwarder && isAlive(n.forwarder);
-          const pods = state.pods.filter((p) => p.node === n.name).length;
-          return [n.name, ok ? "Ready" : "NotReady", n.netns, n.address ?? "<none>", String(pods), age(n.createdAt)];
-        }),
-      );
-    case "networkservices": {
-      const list = await registryCall(async () =>
-        findNetworkServices(`${state.dir}/registry.sock`, await dialOf(state)),
-      );
-      return table(
-        ["NAME", "PAYLOAD", "MATCHES"],
-        list.sort((a, b) => a.name.localeCompare(b.name)).map((s) => [s.name, s.payload, String(s.matches.length)]),
-      );
-    }
-    case "networkserviceendpoints": {
-      const list = await registryCall(async () => findEndpoints(`${state.dir}/registry.sock`, await dialOf(state)));
-      return table(
-        ["NAME", "SERVICES", "URL", "EXPIRES"],
-        list
-          .sort((a, b) => a.name.localeCompare(b.name))
-          .map((e) => [e.name, e.networkServiceNames.join(","), e.url, expires(e.expirationTime)]),
-      );
-    }
-    default: {
-      // A remote connection passes two nsmgrs and both report it: one row, on the client's node.
-      const seen = new Map<string, { row: string[]; clientNode: boolean }>();
-      for (const n of state.nodes) {
-        const conns = await registryCall(
-          async () => nsmgrConnections(n.nsmgrSocket, await dialOf(state)),
-          `the nsmgr of ${n.name}`,
-        );
-        for (const c of conns) {
-          const segments = c.path?.pathSegments ?? [];
-          const key = segments.length >= 2 ? `${segments[0]!.id}/${segments[1]!.id}` : `${n.name}/${c.id}`;
-          const clientNode = segments[1]?.name === `nsmgr-${n.name}`;
-          if (seen.get(key)?.clientNode) continue;
-          const ip = c.context?.ipContext;
-          const row = [
-            n.name,
-            segments[0]?.id ?? c.id,
-            c.networkService,
-            c.networkServiceEndpointName,
-            (ip?.srcIpAddrs ?? []).join(","),
-            (ip?.dstIpAddrs ?? []).join(","),
-            State[c.state] ?? String(c.state),
-            pathOf(c),
-          ];
-          seen.set(key, { row, clientNode });
-        }
-      }
-      return table(
-        ["NODE", "ID", "SERVICE", "ENDPOINT", "SRC", "DST", "STATE", "PATH"],
-        [...seen.values()].map((v) => v.row),
-      );
-    }
+      return nodesTable(state);
+    case "networkservices":
+      return networkServicesTable(state);
+    case "networkserviceendpoints":
+      return endpointsTable(state);
+    default:
+      return connectionsTable(state);
   }
 }
 
@@ -282,16 +306,25 @@ function pickContainer(pod: PodState, name?: string): ContainerState {
   return apps.find((c) => !c.injected) ?? apps[0]!;
 }
 
+export interface ExecOptions {
+  /** @default the first app container that was not injected */
+  readonly container?: string;
+  /** PATH to find `argv[0]` in when the container's environment has none. */
+  readonly hostPath: string;
+  /** Told why the command could not be started (then the exit code is 127). */
+  readonly onSpawnError: (message: string) => void;
+}
+
 /** Runs `argv` inside the pod's netns with the container's environment; resolves with its exit code. */
-export async function execInPod(pod: PodState, argv: readonly string[], container?: string): Promise<number> {
+export async function execInPod(pod: PodState, argv: readonly string[], options: ExecOptions): Promise<number> {
   if (argv.length === 0) throw new LocalError("nothing to run: give a command after --");
   if (pod.phase !== "Running")
     throw new LocalError(`pod ${pod.namespace}/${pod.name} is ${pod.phase}, not Running: cannot exec into it`);
   if (!pod.netns) throw new LocalError(`${pod.name} has no network namespace of its own: nothing to exec into`);
-  const c = pickContainer(pod, container);
+  const c = pickContainer(pod, options.container);
   const child = spawn("ip", ["netns", "exec", pod.netns, ...argv], {
     stdio: "inherit",
-    env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...c.env },
+    env: { PATH: options.hostPath, ...c.env },
   });
   const ignore = () => {};
   process.on("SIGINT", ignore);
@@ -299,7 +332,7 @@ export async function execInPod(pod: PodState, argv: readonly string[], containe
   try {
     return await new Promise<number>((resolve) => {
       child.once("error", (err) => {
-        process.stderr.write(`nsm exec: ${err.message}\n`);
+        options.onSpawnError(err.message);
         resolve(127);
       });
       child.once("exit", (code, signal) =>

@@ -11,9 +11,9 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { fromJson } from "@bufbuild/protobuf";
-import { parseAllDocuments } from "yaml";
+import { type Document, parseAllDocuments } from "yaml";
 import { type NetworkService, NetworkServiceSchema } from "../api/gen/registry_pb.js";
-import { LocalError } from "./state.js";
+import { LocalError } from "./errors.js";
 
 /** The annotation that asks for an injected client (upstream admission webhook). */
 export const NSM_ANNOTATION = "networkservicemesh.io";
@@ -116,32 +116,29 @@ function isObject(v: unknown): v is Json {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-function parseYamlText(text: string, file: string): RawObject[] {
-  const out: RawObject[] = [];
-  const docs = parseAllDocuments(text, { prettyErrors: true });
-  if (!Array.isArray(docs)) return out; // an empty stream
-  docs.forEach((doc, i) => {
-    const source = docs.length > 1 ? `${file} (document ${i + 1})` : file;
-    const err = doc.errors[0];
-    if (err) {
-      const where = err.linePos?.[0] ? `line ${err.linePos[0].line}, column ${err.linePos[0].col}` : "";
-      const reason = err.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "");
-      throw new LocalError(`${file}: malformed YAML${where ? ` at ${where}` : ""}: ${reason}`);
-    }
-    const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
-    if (value === null || value === undefined) return;
-    if (!isObject(value))
-      throw new LocalError(`${source}: expected a Kubernetes object (a mapping), got ${typeof value}`);
-    if (value.kind === "List" && Array.isArray(value.items)) {
-      for (const item of value.items) {
-        if (!isObject(item)) throw new LocalError(`${source}: a List item is not an object`);
-        out.push({ obj: item, source });
-      }
-      return;
-    }
-    out.push({ obj: value, source });
+/** The objects of one YAML document: none, one, or the items of a `List`. */
+function documentObjects(doc: Document.Parsed, file: string, source: string): RawObject[] {
+  const err = doc.errors[0];
+  if (err) {
+    const where = err.linePos?.[0] ? `line ${err.linePos[0].line}, column ${err.linePos[0].col}` : "";
+    const reason = err.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "");
+    throw new LocalError(`${file}: malformed YAML${where ? ` at ${where}` : ""}: ${reason}`);
+  }
+  const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  if (value === null || value === undefined) return [];
+  if (!isObject(value))
+    throw new LocalError(`${source}: expected a Kubernetes object (a mapping), got ${typeof value}`);
+  if (value.kind !== "List" || !Array.isArray(value.items)) return [{ obj: value, source }];
+  return value.items.map((item: unknown) => {
+    if (!isObject(item)) throw new LocalError(`${source}: a List item is not an object`);
+    return { obj: item, source };
   });
-  return out;
+}
+
+function parseYamlText(text: string, file: string): RawObject[] {
+  const docs = parseAllDocuments(text, { prettyErrors: true });
+  if (!Array.isArray(docs)) return []; // an empty stream
+  return docs.flatMap((doc, i) => documentObjects(doc, file, docs.length > 1 ? `${file} (document ${i + 1})` : file));
 }
 
 function readText(file: string): string {
@@ -193,30 +190,35 @@ function mergeKeyOf(items: unknown[]): string | undefined {
   return MERGE_KEYS.find((k) => items.every((i) => (i as Json)[k] !== undefined));
 }
 
+function mergeMaps(base: Json, patch: Json): Json {
+  const out: Json = { ...base };
+  for (const [k, v] of Object.entries(patch)) {
+    if (k === "$patch") continue;
+    if (v === null) delete out[k];
+    else out[k] = strategicMerge(base[k], v);
+  }
+  return out;
+}
+
+/** Lists of objects with a merge key merge item by item (`$patch: delete` removes one); others are replaced. */
+function mergeLists(base: unknown[], patch: unknown[]): unknown[] {
+  const key = mergeKeyOf(patch);
+  if (!key || !(base.length === 0 || mergeKeyOf(base) === key)) return patch;
+  const out = [...base];
+  for (const item of patch as Json[]) {
+    const i = out.findIndex((b) => (b as Json)[key] === item[key]);
+    if (item.$patch === "delete") {
+      if (i >= 0) out.splice(i, 1);
+    } else if (i >= 0) out[i] = strategicMerge(out[i], item);
+    else out.push(item);
+  }
+  return out;
+}
+
 /** Strategic merge: maps merge by key, lists of named objects merge by name, everything else is replaced. */
 export function strategicMerge(base: unknown, patch: unknown): unknown {
-  if (isObject(base) && isObject(patch)) {
-    const out: Json = { ...base };
-    for (const [k, v] of Object.entries(patch)) {
-      if (k === "$patch") continue;
-      if (v === null) delete out[k];
-      else out[k] = strategicMerge(base[k], v);
-    }
-    return out;
-  }
-  if (Array.isArray(base) && Array.isArray(patch)) {
-    const key = mergeKeyOf(patch);
-    if (!key || !(base.length === 0 || mergeKeyOf(base) === key)) return patch;
-    const out = [...base];
-    for (const item of patch as Json[]) {
-      const i = out.findIndex((b) => (b as Json)[key] === item[key]);
-      if (item.$patch === "delete") {
-        if (i >= 0) out.splice(i, 1);
-      } else if (i >= 0) out[i] = strategicMerge(out[i], item);
-      else out.push(item);
-    }
-    return out;
-  }
+  if (isObject(base) && isObject(patch)) return mergeMaps(base, patch);
+  if (Array.isArray(base) && Array.isArray(patch)) return mergeLists(base, patch);
   return patch;
 }
 
@@ -231,24 +233,27 @@ function isRemote(ref: string): boolean {
   return /^[a-z]+:\/\//i.test(ref) || /^(github\.com|gitlab\.com|bitbucket\.org)\//.test(ref) || ref.includes("?ref=");
 }
 
-function loadKustomization(file: string, warn: (msg: string) => void, seen: Set<string>): RawObject[] {
-  const dir = dirname(file);
-  if (seen.has(dir)) throw new LocalError(`${file}: kustomizations include each other in a cycle`);
-  seen.add(dir);
-  const docs = parseYamlText(readText(file), file);
-  const k = docs[0]?.obj ?? {};
-  const known = new Set([
-    "apiVersion",
-    "kind",
-    "resources",
-    "bases",
-    "namespace",
-    "patchesStrategicMerge",
-    "patches",
-    "commonLabels",
-  ]);
-  for (const key of Object.keys(k)) if (!known.has(key)) warn(`${file}: ignoring unsupported field \`${key}\``);
+const KUSTOMIZATION_FIELDS = new Set([
+  "apiVersion",
+  "kind",
+  "resources",
+  "bases",
+  "namespace",
+  "patchesStrategicMerge",
+  "patches",
+  "commonLabels",
+]);
 
+/** A strategic-merge patch, and which objects it targets (a `patches` entry's `target`). */
+interface Patch {
+  readonly patch: Json;
+  readonly source: string;
+  readonly target?: Json;
+}
+
+/** The objects of the kustomization's `bases` and `resources` (local paths only). */
+function loadResources(k: Json, file: string, warn: (msg: string) => void, seen: Set<string>): RawObject[] {
+  const dir = dirname(file);
   const objects: RawObject[] = [];
   for (const ref of [...stringList(k.bases, "bases", file), ...stringList(k.resources, "resources", file)]) {
     if (typeof ref !== "string") throw new LocalError(`${file}: a resource must be a path`);
@@ -261,55 +266,87 @@ function loadKustomization(file: string, warn: (msg: string) => void, seen: Set<
       objects.push(...(sub ? loadKustomization(sub, warn, seen) : loadObjects(p, warn)));
     } else objects.push(...parseYamlText(readText(p), join(dirname(file), ref)));
   }
+  return objects;
+}
 
-  const patches: { patch: Json; source: string; target?: Json }[] = [];
+/** The kustomization's `patchesStrategicMerge`: file paths or inline YAML. */
+function strategicMergePatches(k: Json, file: string): Patch[] {
+  const patches: Patch[] = [];
   for (const p of stringList(k.patchesStrategicMerge, "patchesStrategicMerge", file)) {
     if (typeof p !== "string") throw new LocalError(`${file}: patchesStrategicMerge entries must be paths or YAML`);
     const inline = p.includes("\n") || p.includes(":");
-    const docsOf = inline ? parseYamlText(p, `${file} (inline patch)`) : parseYamlText(readText(resolve(dir, p)), p);
-    for (const d of docsOf) patches.push({ patch: d.obj, source: d.source });
+    const docs = inline
+      ? parseYamlText(p, `${file} (inline patch)`)
+      : parseYamlText(readText(resolve(dirname(file), p)), p);
+    for (const d of docs) patches.push({ patch: d.obj, source: d.source });
   }
-  for (const p of stringList(k.patches, "patches", file) as unknown[]) {
-    if (!isObject(p)) throw new LocalError(`${file}: a patches entry must have \`path\` or \`patch\``);
-    const text = typeof p.path === "string" ? readText(resolve(dir, p.path)) : p.patch;
-    const source = typeof p.path === "string" ? String(p.path) : `${file} (inline patch)`;
-    if (typeof text !== "string") throw new LocalError(`${file}: a patches entry must have \`path\` or \`patch\``);
-    for (const d of parseYamlText(text, source)) {
-      patches.push({ patch: d.obj, source: d.source, target: isObject(p.target) ? p.target : undefined });
-    }
-  }
-  // JSON 6902 patches are YAML lists: parseYamlText rejects them as "not a mapping".
-  for (const { patch, source, target } of patches) {
-    const kind = (target?.kind as string | undefined) ?? (patch.kind as string | undefined);
-    const name = (target?.name as string | undefined) ?? (patch.metadata as Json | undefined)?.name;
-    const hits = objects.filter(
-      (o) => (kind === undefined || o.obj.kind === kind) && (name === undefined || metaOf(o.obj).name === name),
-    );
-    if (hits.length === 0)
-      throw new LocalError(
-        `${source}: the patch targets ${kind ?? "?"}/${String(name ?? "?")}, which is not among the resources`,
-      );
-    for (const h of hits) {
-      const { kind: _k, apiVersion: _a, metadata: pm, ...rest } = patch;
-      const merged = strategicMerge(h.obj, rest) as Json;
-      if (isObject(pm)) {
-        const { name: _n, ...metaRest } = pm;
-        merged.metadata = strategicMerge(metaOf(h.obj), metaRest);
-      }
-      h.obj = merged;
-    }
-  }
+  return patches;
+}
 
-  if (isObject(k.commonLabels)) {
-    const labels = k.commonLabels as Record<string, string>;
-    for (const o of objects) {
-      o.obj = strategicMerge(o.obj, { metadata: { labels } }) as Json;
-      if (o.obj.kind === "Deployment")
-        o.obj = strategicMerge(o.obj, {
-          spec: { selector: { matchLabels: labels }, template: { metadata: { labels } } },
-        }) as Json;
-    }
+/**
+ * The kustomization's `patches`: `path` or inline `patch`, with an optional `target`. JSON 6902
+ * patches (YAML lists) are refused as "not a mapping".
+ */
+function targetedPatches(k: Json, file: string): Patch[] {
+  const patches: Patch[] = [];
+  for (const p of stringList(k.patches, "patches", file) as unknown[]) {
+    const { text, source } = patchText(p, file);
+    const target = isObject(p) && isObject(p.target) ? p.target : undefined;
+    for (const d of parseYamlText(text, source)) patches.push({ patch: d.obj, source: d.source, target });
   }
+  return patches;
+}
+
+/** The YAML of a `patches` entry (its file's, or inline) and where it came from. */
+function patchText(p: unknown, file: string): { text: string; source: string } {
+  const bad = () => new LocalError(`${file}: a patches entry must have \`path\` or \`patch\``);
+  if (!isObject(p)) throw bad();
+  if (typeof p.path === "string") return { text: readText(resolve(dirname(file), p.path)), source: p.path };
+  if (typeof p.patch !== "string") throw bad();
+  return { text: p.patch, source: `${file} (inline patch)` };
+}
+
+function applyPatch(objects: readonly RawObject[], { patch, source, target }: Patch): void {
+  const kind = (target?.kind as string | undefined) ?? (patch.kind as string | undefined);
+  const name = (target?.name as string | undefined) ?? (patch.metadata as Json | undefined)?.name;
+  const hits = objects.filter(
+    (o) => (kind === undefined || o.obj.kind === kind) && (name === undefined || metaOf(o.obj).name === name),
+  );
+  if (hits.length === 0)
+    throw new LocalError(
+      `${source}: the patch targets ${kind ?? "?"}/${String(name ?? "?")}, which is not among the resources`,
+    );
+  for (const h of hits) {
+    const { kind: _k, apiVersion: _a, metadata: pm, ...rest } = patch;
+    const merged = strategicMerge(h.obj, rest) as Json;
+    if (isObject(pm)) {
+      const { name: _n, ...metaRest } = pm;
+      merged.metadata = strategicMerge(metaOf(h.obj), metaRest);
+    }
+    h.obj = merged;
+  }
+}
+
+function applyCommonLabels(objects: readonly RawObject[], labels: Record<string, string>): void {
+  for (const o of objects) {
+    o.obj = strategicMerge(o.obj, { metadata: { labels } }) as Json;
+    if (o.obj.kind === "Deployment")
+      o.obj = strategicMerge(o.obj, {
+        spec: { selector: { matchLabels: labels }, template: { metadata: { labels } } },
+      }) as Json;
+  }
+}
+
+function loadKustomization(file: string, warn: (msg: string) => void, seen: Set<string>): RawObject[] {
+  const dir = dirname(file);
+  if (seen.has(dir)) throw new LocalError(`${file}: kustomizations include each other in a cycle`);
+  seen.add(dir);
+  const k = parseYamlText(readText(file), file)[0]?.obj ?? {};
+  for (const key of Object.keys(k))
+    if (!KUSTOMIZATION_FIELDS.has(key)) warn(`${file}: ignoring unsupported field \`${key}\``);
+  const objects = loadResources(k, file, warn, seen);
+  for (const patch of [...strategicMergePatches(k, file), ...targetedPatches(k, file)]) applyPatch(objects, patch);
+  if (isObject(k.commonLabels)) applyCommonLabels(objects, k.commonLabels as Record<string, string>);
   if (typeof k.namespace === "string" && k.namespace) {
     for (const o of objects) {
       if (o.obj.kind === "Namespace") continue;
@@ -366,24 +403,26 @@ const FIELD_PATHS = new Set([
   "status.hostIP",
 ]);
 
+function parseEnvVar(e: unknown, i: number, where: string): EnvVar {
+  if (!isObject(e) || typeof e.name !== "string" || !e.name)
+    throw new LocalError(`${where}: env[${i}] needs a \`name\``);
+  if (e.valueFrom !== undefined) {
+    const fieldPath = isObject(e.valueFrom) && isObject(e.valueFrom.fieldRef) ? e.valueFrom.fieldRef.fieldPath : "";
+    if (typeof fieldPath !== "string" || !FIELD_PATHS.has(fieldPath))
+      throw new LocalError(
+        `${where}: env ${e.name}: only valueFrom.fieldRef with ${[...FIELD_PATHS].join(", ")} is supported`,
+      );
+    return { name: e.name, fieldPath };
+  }
+  if (e.value !== undefined && e.value !== null && typeof e.value === "object")
+    throw new LocalError(`${where}: env ${e.name}: \`value\` must be a string`);
+  return { name: e.name, value: e.value === undefined || e.value === null ? "" : String(e.value) };
+}
+
 function parseEnv(v: unknown, where: string): EnvVar[] {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) throw new LocalError(`${where}: \`env\` must be a list`);
-  return v.map((e, i) => {
-    if (!isObject(e) || typeof e.name !== "string" || !e.name)
-      throw new LocalError(`${where}: env[${i}] needs a \`name\``);
-    if (e.valueFrom !== undefined) {
-      const fieldPath = isObject(e.valueFrom) && isObject(e.valueFrom.fieldRef) ? e.valueFrom.fieldRef.fieldPath : "";
-      if (typeof fieldPath !== "string" || !FIELD_PATHS.has(fieldPath))
-        throw new LocalError(
-          `${where}: env ${e.name}: only valueFrom.fieldRef with ${[...FIELD_PATHS].join(", ")} is supported`,
-        );
-      return { name: e.name, fieldPath };
-    }
-    if (e.value !== undefined && e.value !== null && typeof e.value === "object")
-      throw new LocalError(`${where}: env ${e.name}: \`value\` must be a string`);
-    return { name: e.name, value: e.value === undefined || e.value === null ? "" : String(e.value) };
-  });
+  return v.map((e, i) => parseEnvVar(e, i, where));
 }
 
 function parseContainers(v: unknown, where: string, what: string, required: boolean): ContainerSpec[] {
@@ -488,6 +527,76 @@ function matchesLabels(selector: Record<string, string>, labels: Record<string, 
   return Object.entries(selector).every(([k, v]) => labels[k] === v);
 }
 
+function checkNetworkService(obj: Json, base: ObjectBase): NetworkServiceManifest {
+  const { label, name, namespace, source } = base;
+  const apiVersion = String(obj.apiVersion ?? "");
+  if (!apiVersion.startsWith("networkservicemesh.io/"))
+    throw new LocalError(`${label}: apiVersion must be networkservicemesh.io/v1, not "${apiVersion}"`);
+  const spec = isObject(obj.spec) ? obj.spec : {};
+  let record: NetworkService;
+  try {
+    record = fromJson(NetworkServiceSchema, { ...(spec as object), name } as never);
+  } catch (err) {
+    throw new LocalError(`${label}: bad spec: ${(err as Error).message}`);
+  }
+  if (!record.payload) record.payload = "ETHERNET";
+  if (record.payload !== "ETHERNET" && record.payload !== "IP")
+    throw new LocalError(`${label}: payload must be ETHERNET or IP, not "${record.payload}"`);
+  return { kind: "NetworkService", name, namespace, record, source };
+}
+
+function checkPod(obj: Json, base: ObjectBase): WorkloadManifest {
+  const { label, name, namespace, source, meta } = base;
+  return {
+    kind: "Pod",
+    name,
+    namespace,
+    replicas: 1,
+    labels: stringMap(meta.labels, label, "metadata.labels"),
+    annotations: stringMap(meta.annotations, label, "metadata.annotations"),
+    spec: parsePodSpec(obj.spec, label),
+    rawSpec: obj.spec,
+    source,
+  };
+}
+
+function checkDeployment(obj: Json, base: ObjectBase): WorkloadManifest {
+  const { label, name, namespace, source } = base;
+  const spec = isObject(obj.spec) ? obj.spec : undefined;
+  if (!spec) throw new LocalError(`${label}: \`spec\` is required`);
+  const replicas = spec.replicas === undefined || spec.replicas === null ? 1 : spec.replicas;
+  if (typeof replicas !== "number" || !Number.isInteger(replicas) || replicas < 0 || replicas > 100)
+    throw new LocalError(`${label}: replicas must be an integer from 0 to 100`);
+  const template = isObject(spec.template) ? spec.template : undefined;
+  if (!template) throw new LocalError(`${label}: \`spec.template\` is required`);
+  const tmeta = metaOf(template);
+  const labels = stringMap(tmeta.labels, label, "spec.template.metadata.labels");
+  const selector = parseSelector(spec.selector, label);
+  if (Object.keys(selector.matchLabels).length > 0 && !matchesLabels(selector.matchLabels, labels))
+    throw new LocalError(`${label}: spec.selector does not match the template labels`);
+  return {
+    kind: "Deployment",
+    name,
+    namespace,
+    replicas,
+    labels,
+    annotations: stringMap(tmeta.annotations, label, "spec.template.metadata.annotations"),
+    spec: parsePodSpec(template.spec, label),
+    rawSpec: template,
+    source,
+  };
+}
+
+/** What every kind has: where it came from, its checked name and namespace. */
+interface ObjectBase {
+  readonly source: string;
+  /** `file: Kind/name`, for messages. */
+  readonly label: string;
+  readonly meta: Json;
+  readonly name: string;
+  readonly namespace: string;
+}
+
 /** Checks one raw object and returns it typed. */
 export function checkObject(raw: RawObject, defaultNamespace = "default"): Manifest {
   const { obj, source } = raw;
@@ -500,64 +609,16 @@ export function checkObject(raw: RawObject, defaultNamespace = "default"): Manif
   const name = checkName(meta.name, label);
   const namespace =
     meta.namespace === undefined ? defaultNamespace : checkName(meta.namespace, label, "metadata.namespace");
-  const apiVersion = String(obj.apiVersion ?? "");
+  const base: ObjectBase = { source, label, meta, name, namespace };
   switch (kind) {
     case "Namespace":
       return { kind, name, annotations: stringMap(meta.annotations, label, "metadata.annotations"), source };
-    case "NetworkService": {
-      if (!apiVersion.startsWith("networkservicemesh.io/"))
-        throw new LocalError(`${label}: apiVersion must be networkservicemesh.io/v1, not "${apiVersion}"`);
-      const spec = isObject(obj.spec) ? obj.spec : {};
-      let record: NetworkService;
-      try {
-        record = fromJson(NetworkServiceSchema, { ...(spec as object), name } as never);
-      } catch (err) {
-        throw new LocalError(`${label}: bad spec: ${(err as Error).message}`);
-      }
-      if (!record.payload) record.payload = "ETHERNET";
-      if (record.payload !== "ETHERNET" && record.payload !== "IP")
-        throw new LocalError(`${label}: payload must be ETHERNET or IP, not "${record.payload}"`);
-      return { kind, name, namespace, record, source };
-    }
-    case "Pod": {
-      const spec = parsePodSpec(obj.spec, label);
-      return {
-        kind,
-        name,
-        namespace,
-        replicas: 1,
-        labels: stringMap(meta.labels, label, "metadata.labels"),
-        annotations: stringMap(meta.annotations, label, "metadata.annotations"),
-        spec,
-        rawSpec: obj.spec,
-        source,
-      };
-    }
-    default: {
-      const spec = isObject(obj.spec) ? obj.spec : undefined;
-      if (!spec) throw new LocalError(`${label}: \`spec\` is required`);
-      const replicas = spec.replicas === undefined || spec.replicas === null ? 1 : spec.replicas;
-      if (typeof replicas !== "number" || !Number.isInteger(replicas) || replicas < 0 || replicas > 100)
-        throw new LocalError(`${label}: replicas must be an integer from 0 to 100`);
-      const template = isObject(spec.template) ? spec.template : undefined;
-      if (!template) throw new LocalError(`${label}: \`spec.template\` is required`);
-      const tmeta = metaOf(template);
-      const labels = stringMap(tmeta.labels, label, "spec.template.metadata.labels");
-      const selector = parseSelector(spec.selector, label);
-      if (Object.keys(selector.matchLabels).length > 0 && !matchesLabels(selector.matchLabels, labels))
-        throw new LocalError(`${label}: spec.selector does not match the template labels`);
-      return {
-        kind: "Deployment",
-        name,
-        namespace,
-        replicas,
-        labels,
-        annotations: stringMap(tmeta.annotations, label, "spec.template.metadata.annotations"),
-        spec: parsePodSpec(template.spec, label),
-        rawSpec: template,
-        source,
-      };
-    }
+    case "NetworkService":
+      return checkNetworkService(obj, base);
+    case "Pod":
+      return checkPod(obj, base);
+    default:
+      return checkDeployment(obj, base);
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { LocalError } from "./state.js";
+import { LocalError } from "./errors.js";
 
 /** Longest netns name we make (a file name in /run/netns; kept short for readability). */
 const MAX_NETNS_NAME = 60;

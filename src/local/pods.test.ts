@@ -2,6 +2,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { DEFAULT_HOST_PATH } from "./config.js";
+import { systemHost } from "./host.js";
 import { age, renderLogLine, table } from "./inspect.js";
 import { loadManifests, type WorkloadManifest } from "./manifest.js";
 import { buildPod, deploymentPodName, expandVars, NSM_BIN, podNsurls, roleOf } from "./pods.js";
@@ -9,6 +11,7 @@ import { type NodeState, RUNTIME_MARKER_ENV, runtimePaths } from "./state.js";
 
 const EXAMPLE = join(import.meta.dirname, "..", "..", "examples", "kernel2kernel");
 const paths = runtimePaths("/run/nsm-test-pods");
+const common = { paths, hostPath: DEFAULT_HOST_PATH, host: systemHost };
 const node: NodeState = {
   name: "node-1",
   netns: `${paths.prefix}-node-1`,
@@ -22,7 +25,7 @@ describe("pods", () => {
   const [, , nse, alpine] = loadManifests([EXAMPLE]) as WorkloadManifest[];
 
   it("maps the endpoint image to `nsm nse icmp-responder` with the env of the manifest, on the node's socket", () => {
-    const pod = buildPod({ paths, manifest: nse!, name: "nse-kernel-0123456789-abcde", node });
+    const pod = buildPod({ ...common, manifest: nse!, name: "nse-kernel-0123456789-abcde", node });
     assert.equal(pod.netns, `${paths.prefix}-ns-kernel2kernel-nse-kernel-0123456789-abcde`);
     const [c] = pod.containers;
     assert.deepEqual(c!.argv, [process.execPath, NSM_BIN, "nse", "icmp-responder"]);
@@ -36,7 +39,13 @@ describe("pods", () => {
   });
 
   it("injects nsc-init and the nsc sidecar into an annotated pod; alpine without a command sleeps", () => {
-    const pod = buildPod({ paths, manifest: alpine!, name: "alpine", node, nsurls: "kernel://kernel2kernel/nsm-1" });
+    const pod = buildPod({
+      ...common,
+      manifest: alpine!,
+      name: "alpine",
+      node,
+      nsurls: "kernel://kernel2kernel/nsm-1",
+    });
     assert.deepEqual(
       pod.containers.map((c) => [c.name, c.type, c.injected]),
       [
@@ -56,13 +65,20 @@ describe("pods", () => {
 
   it("gives every container the runtime's Workload API (or the insecure flag), replacing SPIRE's", () => {
     const security = { SPIFFE_ENDPOINT_SOCKET: "unix:///run/nsm-test-pods/agent.sock" };
-    const nsePod = buildPod({ paths, manifest: nse!, name: "nse-kernel-0123456789-abcde", node, security });
+    const nsePod = buildPod({ ...common, manifest: nse!, name: "nse-kernel-0123456789-abcde", node, security });
     assert.equal(nsePod.containers[0]!.env.SPIFFE_ENDPOINT_SOCKET, security.SPIFFE_ENDPOINT_SOCKET);
-    const client = buildPod({ paths, manifest: alpine!, name: "alpine", node, nsurls: "kernel://k/nsm-1", security });
+    const client = buildPod({
+      ...common,
+      manifest: alpine!,
+      name: "alpine",
+      node,
+      nsurls: "kernel://k/nsm-1",
+      security,
+    });
     for (const c of client.containers)
       assert.equal(c.env.SPIFFE_ENDPOINT_SOCKET, security.SPIFFE_ENDPOINT_SOCKET, c.name);
     const insecure = buildPod({
-      paths,
+      ...common,
       manifest: alpine!,
       name: "alpine",
       node,
@@ -96,7 +112,7 @@ describe("pods", () => {
   it("$(VAR) expansion and pod names", () => {
     assert.equal(expandVars("$(A)-$(B)-$$(A)", { A: "1" }), "1-$(B)-$(A)");
     assert.match(
-      deploymentPodName("nse-kernel", "0123456789", () => false),
+      deploymentPodName("nse-kernel", "0123456789", () => false, systemHost.randomBytes),
       /^nse-kernel-0123456789-[a-z0-9]{5}$/,
     );
   });

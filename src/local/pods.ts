@@ -14,20 +14,14 @@
  *   manifests) is the node's directory in the state dir, so `NSM_CONNECT_TO` reaches the pod's
  *   node's nsmgr.
  */
-import { createHash, randomBytes } from "node:crypto";
-import { accessSync, constants } from "node:fs";
-import { delimiter, join } from "node:path";
+import { createHash } from "node:crypto";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { LocalError } from "./errors.js";
+import type { Host } from "./host.js";
 import { type ContainerSpec, imageName, NSM_ANNOTATION, type WorkloadManifest } from "./manifest.js";
 import { netnsName } from "./netns.js";
-import {
-  type ContainerState,
-  LocalError,
-  type NodeState,
-  type PodState,
-  RUNTIME_MARKER_ENV,
-  type RuntimePaths,
-} from "./state.js";
+import { type ContainerState, type NodeState, type PodState, RUNTIME_MARKER_ENV, type RuntimePaths } from "./state.js";
 
 /** The `nsm` program (bin/nsm.js next to this source tree). */
 export const NSM_BIN = fileURLToPath(new URL("../../bin/nsm.js", import.meta.url));
@@ -67,19 +61,6 @@ export function roleOf(image: string): readonly string[] | undefined {
   return undefined;
 }
 
-/** True if `cmd` is an executable file (absolute/relative path, or found in PATH). */
-export function commandExists(cmd: string, path = process.env.PATH ?? ""): boolean {
-  const candidates = cmd.includes("/") ? [cmd] : path.split(delimiter).map((d) => join(d || ".", cmd));
-  return candidates.some((c) => {
-    try {
-      accessSync(c, constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
 /** Kubernetes `$(VAR)` expansion (`$$(VAR)` stays literal `$(VAR)`; unknown names are kept). */
 export function expandVars(text: string, vars: Readonly<Record<string, string>>): string {
   return text.replace(/\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)/g, (m, name: string | undefined) => {
@@ -91,9 +72,14 @@ export function expandVars(text: string, vars: Readonly<Record<string, string>>)
 const SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789";
 
 /** `<deployment>-<10 hex of the template>-<5 characters>`, like a ReplicaSet's pods. */
-export function deploymentPodName(deployment: string, templateHash: string, taken: (n: string) => boolean): string {
+export function deploymentPodName(
+  deployment: string,
+  templateHash: string,
+  taken: (n: string) => boolean,
+  random: Host["randomBytes"],
+): string {
   for (;;) {
-    const bytes = randomBytes(5);
+    const bytes = random(5);
     const suffix = [...bytes].map((b) => SUFFIX_CHARS[b % SUFFIX_CHARS.length]).join("");
     const name = `${deployment}-${templateHash}-${suffix}`;
     if (!taken(name)) return name;
@@ -124,6 +110,8 @@ export interface BuildPodInput {
   readonly name: string;
   readonly node: NodeState;
   readonly nsurls?: string;
+  /** PATH of every container that does not set its own. */
+  readonly hostPath: string;
   /** Environment values taken from the CLI's environment (NSM_LOG_LEVEL). */
   readonly inherited?: Readonly<Record<string, string>>;
   /**
@@ -131,18 +119,28 @@ export interface BuildPodInput {
    * or `NSM_INSECURE=true` for an insecure runtime. @default none
    */
   readonly security?: Readonly<Record<string, string>>;
+  /** Command lookup, randomness and clock. */
+  readonly host: Host;
 }
 
 function logFile(paths: RuntimePaths, namespace: string, pod: string, container: string): string {
   return join(paths.logsDir, `${namespace}_${pod}_${container}.log`);
 }
 
-/** Builds a pod's state (phase Pending): its netns name and every container's argv and env. */
-export function buildPod(input: BuildPodInput): PodState {
-  const { paths, manifest: m, name, node, nsurls } = input;
-  const uid = `${hashOf([m.namespace, name, Date.now(), randomBytes(4).toString("hex")], 8)}-local`;
-  const who = `pod ${m.namespace}/${name}`;
-  const hostPath = process.env.PATH || "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/** What every container of one pod starts from. */
+interface PodEnvironment {
+  readonly input: BuildPodInput;
+  readonly who: string;
+  /** Values of `valueFrom.fieldRef`. */
+  readonly fields: Readonly<Record<string, string>>;
+  /** Environment of any container. */
+  readonly base: Readonly<Record<string, string>>;
+  /** Environment of a container running an NSM role. */
+  readonly roleBase: Readonly<Record<string, string>>;
+}
+
+function podEnvironment(input: BuildPodInput, uid: string): PodEnvironment {
+  const { paths, manifest: m, name, node } = input;
   const fields: Record<string, string> = {
     "metadata.name": name,
     "metadata.namespace": m.namespace,
@@ -152,7 +150,7 @@ export function buildPod(input: BuildPodInput): PodState {
     "status.podIP": "",
     "status.hostIP": "",
   };
-  const base = { PATH: hostPath, HOME: "/root", HOSTNAME: name, [RUNTIME_MARKER_ENV]: paths.prefix };
+  const base = { PATH: input.hostPath, HOME: "/root", HOSTNAME: name, [RUNTIME_MARKER_ENV]: paths.prefix };
   const roleBase = {
     ...base,
     TMPDIR: paths.tmpDir,
@@ -161,79 +159,110 @@ export function buildPod(input: BuildPodInput): PodState {
     POD_NAMESPACE: m.namespace,
     ...input.inherited,
   };
+  return { input, who: `pod ${m.namespace}/${name}`, fields, base, roleBase };
+}
+
+/** The container's environment: the manifest's `env` over the base, with the runtime's identity. */
+function containerEnv(pod: PodEnvironment, c: ContainerSpec, role: readonly string[] | undefined) {
+  const env: Record<string, string> = { ...(role ? pod.roleBase : pod.base) };
+  for (const e of c.env) {
+    env[e.name] = e.fieldPath !== undefined ? pod.fields[e.fieldPath]! : expandVars(e.value ?? "", env);
+  }
+  // Upstream pods reach the SPIRE agent at /run/spire/sockets; here every process gets the
+  // runtime's identity provider instead (a value pointing elsewhere is the user's choice).
+  const spiffe = env.SPIFFE_ENDPOINT_SOCKET;
+  if (spiffe === undefined || spiffe.startsWith("unix:///run/spire/")) {
+    delete env.SPIFFE_ENDPOINT_SOCKET;
+    Object.assign(env, pod.input.security);
+  }
+  return env;
+}
+
+/** argv of an NSM role; its sockets under the node's directory instead of the hostPath mount. */
+function roleArgv(node: NodeState, role: readonly string[], env: Record<string, string>): string[] {
   const nodeSocketDir = `unix://${node.dir}/`;
+  for (const [k, v] of Object.entries(env)) {
+    if (v.startsWith(NSM_SOCKET_DIR)) env[k] = nodeSocketDir + v.slice(NSM_SOCKET_DIR.length);
+  }
+  env.NSM_CONNECT_TO ??= `unix://${node.nsmgrSocket}`;
+  return role.length === 1 && role[0] === "nsc" ? sidecarArgv() : nsmArgv(...role);
+}
 
-  const build = (c: ContainerSpec, type: "init" | "app"): ContainerState => {
-    const at = `${who}: container "${c.name}"`;
-    let role: readonly string[] | undefined;
-    try {
-      role = roleOf(c.image);
-    } catch (err) {
-      throw new LocalError(`${at}: ${(err as Error).message}`);
-    }
-    const env: Record<string, string> = { ...(role ? roleBase : base) };
-    for (const e of c.env) {
-      const v = e.fieldPath !== undefined ? fields[e.fieldPath]! : expandVars(e.value ?? "", env);
-      env[e.name] = v;
-    }
-    // Upstream pods reach the SPIRE agent at /run/spire/sockets; here every process gets the
-    // runtime's identity provider instead (a value pointing elsewhere is the user's choice).
-    const spiffe = env.SPIFFE_ENDPOINT_SOCKET;
-    if (spiffe === undefined || spiffe.startsWith("unix:///run/spire/")) {
-      delete env.SPIFFE_ENDPOINT_SOCKET;
-      Object.assign(env, input.security);
-    }
-    let argv: string[];
-    if (role) {
-      for (const [k, v] of Object.entries(env)) {
-        if (v.startsWith(NSM_SOCKET_DIR)) env[k] = nodeSocketDir + v.slice(NSM_SOCKET_DIR.length);
-      }
-      env.NSM_CONNECT_TO ??= `unix://${node.nsmgrSocket}`;
-      argv = role.length === 1 && role[0] === "nsc" ? sidecarArgv() : nsmArgv(...role);
-    } else {
-      if (c.command && c.command.length > 0) argv = [...c.command, ...(c.args ?? [])].map((a) => expandVars(a, env));
-      else if (c.args && c.args.length > 0)
-        throw new LocalError(
-          `${at}: has \`args\` but no \`command\`; the local runtime cannot know the entrypoint of image ${c.image}`,
-        );
-      else argv = ["sleep", "infinity"];
-      if (!commandExists(argv[0]!, env.PATH))
-        throw new LocalError(
-          `${at}: command "${argv[0]}" is not found on this machine (containers run commands from the host filesystem)`,
-        );
-    }
-    return {
-      name: c.name,
-      type,
-      injected: false,
-      image: c.image,
-      argv,
-      env,
-      log: logFile(paths, m.namespace, name, c.name),
-    };
+/** argv of any other container: its command from the host filesystem, or `sleep infinity`. */
+function hostCommandArgv(pod: PodEnvironment, c: ContainerSpec, env: Record<string, string>, at: string): string[] {
+  let argv: string[];
+  if (c.command && c.command.length > 0) argv = [...c.command, ...(c.args ?? [])].map((a) => expandVars(a, env));
+  else if (c.args && c.args.length > 0)
+    throw new LocalError(
+      `${at}: has \`args\` but no \`command\`; the local runtime cannot know the entrypoint of image ${c.image}`,
+    );
+  else argv = ["sleep", "infinity"];
+  if (!pod.input.host.commandExists(argv[0]!, env.PATH ?? ""))
+    throw new LocalError(
+      `${at}: command "${argv[0]}" is not found on this machine (containers run commands from the host filesystem)`,
+    );
+  return argv;
+}
+
+function buildContainer(pod: PodEnvironment, c: ContainerSpec, type: "init" | "app"): ContainerState {
+  const { paths, manifest: m, name, node } = pod.input;
+  const at = `${pod.who}: container "${c.name}"`;
+  let role: readonly string[] | undefined;
+  try {
+    role = roleOf(c.image);
+  } catch (err) {
+    throw new LocalError(`${at}: ${(err as Error).message}`);
+  }
+  const env = containerEnv(pod, c, role);
+  const argv = role ? roleArgv(node, role, env) : hostCommandArgv(pod, c, env, at);
+  return {
+    name: c.name,
+    type,
+    injected: false,
+    image: c.image,
+    argv,
+    env,
+    log: logFile(paths, m.namespace, name, c.name),
   };
+}
 
-  const initContainers = m.spec.initContainers.map((c) => build(c, "init"));
-  const containers = m.spec.containers.map((c) => build(c, "app"));
+/** The client the `networkservicemesh.io` annotation asks for: `cmd-nsc-init` and the `cmd-nsc` sidecar. */
+function injectedClient(pod: PodEnvironment, nsurls: string): { init: ContainerState; sidecar: ContainerState } {
+  const { paths, manifest: m, name, node } = pod.input;
+  const env = {
+    ...pod.roleBase,
+    ...pod.input.security,
+    NSM_NAME: name,
+    NSM_CONNECT_TO: `unix://${node.nsmgrSocket}`,
+    NSM_NETWORK_SERVICES: nsurls,
+  };
+  const injected = (cname: string, type: "init" | "app", argv: string[]): ContainerState => ({
+    name: cname,
+    type,
+    injected: true,
+    image: `${cname} (injected)`,
+    argv,
+    env,
+    log: logFile(paths, m.namespace, name, cname),
+  });
+  return {
+    init: injected(INIT_CLIENT_NAME, "init", nsmArgv("nsc", "--init")),
+    sidecar: injected(SIDECAR_CLIENT_NAME, "app", sidecarArgv()),
+  };
+}
+
+/** Builds a pod's state (phase Pending): its netns name and every container's argv and env. */
+export function buildPod(input: BuildPodInput): PodState {
+  const { paths, manifest: m, name, node, nsurls, host } = input;
+  const random = Buffer.from(host.randomBytes(4)).toString("hex");
+  const uid = `${hashOf([m.namespace, name, host.now(), random], 8)}-local`;
+  const pod = podEnvironment(input, uid);
+  const initContainers = m.spec.initContainers.map((c) => buildContainer(pod, c, "init"));
+  const containers = m.spec.containers.map((c) => buildContainer(pod, c, "app"));
   if (nsurls) {
-    const clientEnv = {
-      ...roleBase,
-      ...input.security,
-      NSM_NAME: name,
-      NSM_CONNECT_TO: `unix://${node.nsmgrSocket}`,
-      NSM_NETWORK_SERVICES: nsurls,
-    };
-    const injected = (cname: string, type: "init" | "app", argv: string[]): ContainerState => ({
-      name: cname,
-      type,
-      injected: true,
-      image: `${cname} (injected)`,
-      argv,
-      env: clientEnv,
-      log: logFile(paths, m.namespace, name, cname),
-    });
-    initContainers.push(injected(INIT_CLIENT_NAME, "init", nsmArgv("nsc", "--init")));
-    containers.push(injected(SIDECAR_CLIENT_NAME, "app", sidecarArgv()));
+    const client = injectedClient(pod, nsurls);
+    initContainers.push(client.init);
+    containers.push(client.sidecar);
   }
   return {
     namespace: m.namespace,
@@ -249,6 +278,6 @@ export function buildPod(input: BuildPodInput): PodState {
     affinity: m.spec.affinity,
     containers: [...initContainers, ...containers],
     phase: "Pending",
-    createdAt: new Date().toISOString(),
+    createdAt: new Date(host.now()).toISOString(),
   };
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * The local runtime's console output: one line per thing that happened, readable by a person.
- * Results and progress go to stdout, warnings and errors to stderr.
+ * How the local runtime reports progress: one line per thing that happened, readable by a person.
+ * The runtime never writes to the console itself; the CLI (src/cmd/local.ts) gives it a
+ * {@link Progress} that writes results and progress to stdout, warnings to stderr.
  */
 
 export interface Progress {
@@ -11,12 +12,4 @@ export interface Progress {
   warn(line: string): void;
   /** Milliseconds since `since`, formatted for the end of a line: `(1.2s)`. */
   took(since: number): string;
-}
-
-export function consoleProgress(out: NodeJS.WritableStream = process.stdout, err = process.stderr): Progress {
-  return {
-    say: (line) => out.write(`${line}\n`),
-    warn: (line) => err.write(`warning: ${line}\n`),
-    took: (since) => `(${((Date.now() - since) / 1000).toFixed(1)}s)`,
-  };
 }

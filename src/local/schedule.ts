@@ -6,8 +6,9 @@
  * `kubernetes.io/hostname` (including existing pods' anti-affinity against the new pod), then
  * the least loaded of the remaining nodes. A pod that cannot be placed is a readable error.
  */
+
+import { LocalError } from "./errors.js";
 import type { Affinity, LabelSelector, LabelSelectorRequirement, PodAffinityTerm, PodSpec } from "./manifest.js";
-import { LocalError } from "./state.js";
 
 export const HOSTNAME_KEY = "kubernetes.io/hostname";
 
@@ -85,15 +86,11 @@ function checkTopology(term: PodAffinityTerm, pod: PodToPlace): void {
     );
 }
 
-/** Chooses the node for `pod`, or throws a LocalError that says why none fits. */
-export function placePod(pod: PodToPlace, nodes: readonly string[], placed: readonly PlacedPod[]): string {
-  const who = `pod ${pod.namespace}/${pod.name}`;
-  let candidates = [...nodes];
-  const narrow = (keep: (n: string) => boolean, why: string) => {
-    candidates = candidates.filter(keep);
-    if (candidates.length === 0) throw new LocalError(`${who} cannot be scheduled: ${why}`);
-  };
-  const { spec } = pod;
+/** Drops the candidate nodes `keep` rejects; throws (saying `why`) when none is left. */
+type Narrow = (keep: (node: string) => boolean, why: string) => void;
+
+/** `nodeName`, `nodeSelector` and required node affinity, on the nodes' labels. */
+function narrowByNodeConstraints(spec: PodSpec, nodes: readonly string[], narrow: Narrow): void {
   if (spec.nodeName !== undefined) {
     narrow((n) => n === spec.nodeName, `nodeName "${spec.nodeName}" is not a node (nodes: ${nodes.join(", ")})`);
   }
@@ -106,38 +103,61 @@ export function placePod(pod: PodToPlace, nodes: readonly string[], placed: read
       "no node satisfies the required nodeAffinity",
     );
   }
-  for (const term of spec.affinity.podAffinity) {
+}
+
+function hostsMatching(term: PodAffinityTerm, pod: PodToPlace, placed: readonly PlacedPod[]): Set<string> {
+  return new Set(placed.filter((p) => termMatches(term, pod.namespace, p)).map((p) => p.node));
+}
+
+function narrowByPodAffinity(pod: PodToPlace, placed: readonly PlacedPod[], narrow: Narrow): void {
+  for (const term of pod.spec.affinity.podAffinity) {
     checkTopology(term, pod);
-    const hosts = new Set(placed.filter((p) => termMatches(term, pod.namespace, p)).map((p) => p.node));
+    const hosts = hostsMatching(term, pod, placed);
     if (hosts.size === 0) {
       // Kubernetes: a pod whose own labels match its affinity term may go first, anywhere.
       if (termMatches(term, pod.namespace, pod)) continue;
+      const where = term.namespaces.includes("*")
+        ? ""
+        : ` in namespace ${(term.namespaces.length ? term.namespaces : [pod.namespace]).join(", ")}`;
       throw new LocalError(
-        `${who} cannot be scheduled: podAffinity requires a node running a pod with ${describeSelector(term.labelSelector)}` +
-          `${term.namespaces.includes("*") ? "" : ` in namespace ${(term.namespaces.length ? term.namespaces : [pod.namespace]).join(", ")}`}, and there is none`,
+        `pod ${pod.namespace}/${pod.name} cannot be scheduled: podAffinity requires a node running a pod with ${describeSelector(term.labelSelector)}${where}, and there is none`,
       );
     }
     narrow((n) => hosts.has(n), `podAffinity and the other constraints exclude every node`);
   }
-  for (const term of spec.affinity.podAntiAffinity) {
+}
+
+/** The pod's own anti-affinity, then existing pods' anti-affinity against it. */
+function narrowByAntiAffinity(pod: PodToPlace, placed: readonly PlacedPod[], narrow: Narrow): void {
+  for (const term of pod.spec.affinity.podAntiAffinity) {
     checkTopology(term, pod);
-    const hosts = new Set(placed.filter((p) => termMatches(term, pod.namespace, p)).map((p) => p.node));
+    const hosts = hostsMatching(term, pod, placed);
     narrow(
       (n) => !hosts.has(n),
       `podAntiAffinity excludes every node: pods with ${describeSelector(term.labelSelector)} run on ${[...hosts].join(", ")}`,
     );
   }
-  // Existing pods' anti-affinity against this pod.
   for (const other of placed) {
     for (const term of other.affinity?.podAntiAffinity ?? []) {
-      if (termMatches(term, other.namespace, pod)) {
-        narrow(
-          (n) => n !== other.node,
-          `the podAntiAffinity of pod ${other.namespace}/${other.name} keeps it off ${other.node}`,
-        );
-      }
+      if (!termMatches(term, other.namespace, pod)) continue;
+      narrow(
+        (n) => n !== other.node,
+        `the podAntiAffinity of pod ${other.namespace}/${other.name} keeps it off ${other.node}`,
+      );
     }
   }
+}
+
+/** Chooses the node for `pod`, or throws a LocalError that says why none fits. */
+export function placePod(pod: PodToPlace, nodes: readonly string[], placed: readonly PlacedPod[]): string {
+  let candidates = [...nodes];
+  const narrow: Narrow = (keep, why) => {
+    candidates = candidates.filter(keep);
+    if (candidates.length === 0) throw new LocalError(`pod ${pod.namespace}/${pod.name} cannot be scheduled: ${why}`);
+  };
+  narrowByNodeConstraints(pod.spec, nodes, narrow);
+  narrowByPodAffinity(pod, placed, narrow);
+  narrowByAntiAffinity(pod, placed, narrow);
   const load = (n: string) => placed.filter((p) => p.node === n).length;
   return candidates.reduce((best, n) => (load(n) < load(best) ? n : best));
 }

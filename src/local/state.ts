@@ -23,6 +23,7 @@
 import { createHash } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { LocalError } from "./errors.js";
 import type { Affinity } from "./manifest.js";
 import { isAlive, type ProcRef, procStartTime } from "./proc.js";
 
@@ -31,10 +32,6 @@ export const DEFAULT_STATE_DIR = "/run/nsm-local";
 
 /** Environment variable every process of a runtime carries (value: the netns prefix), to find strays. */
 export const RUNTIME_MARKER_ENV = "NSM_LOCAL_RUNTIME";
-
-export class LocalError extends Error {
-  override readonly name = "LocalError";
-}
 
 export interface RuntimePaths {
   readonly dir: string;
@@ -239,13 +236,53 @@ export function requireUp(paths: RuntimePaths): State {
   return state;
 }
 
-function readLock(file: string): { pid: number; start: number; what: string } | undefined {
+interface LockHolder {
+  readonly pid: number;
+  readonly start: number;
+  readonly what: string;
+}
+
+function readLock(file: string): LockHolder | undefined {
   try {
     const [pid, start, ...what] = readFileSync(file, "utf8").trim().split(" ");
     return { pid: Number(pid), start: Number(start), what: what.join(" ") };
   } catch {
     return undefined;
   }
+}
+
+/** Creates the lock file for this process, or undefined if someone holds it. */
+function tryLock(paths: RuntimePaths, what: string): (() => void) | undefined {
+  try {
+    const fd = openSync(paths.lockFile, "wx", 0o600);
+    writeSync(fd, `${process.pid} ${procStartTime(process.pid) ?? 0} ${what}\n`);
+    closeSync(fd);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    return undefined;
+  }
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    const holder = readLock(paths.lockFile);
+    if (holder?.pid === process.pid) rmSync(paths.lockFile, { force: true });
+    process.off("exit", release);
+  };
+  process.on("exit", release);
+  return release;
+}
+
+/**
+ * Removes the lock of a command that died; true if it did (or the lock is gone). A lock file
+ * that cannot be read may be half written: it gets a moment first.
+ */
+async function clearDeadLock(paths: RuntimePaths, holder: LockHolder | undefined): Promise<boolean> {
+  if (holder && isAlive({ pid: holder.pid, start: holder.start })) return false;
+  if (!holder) await new Promise((r) => setTimeout(r, 100));
+  if (!holder && existsSync(paths.lockFile) && readLock(paths.lockFile)) return true;
+  rmSync(paths.lockFile, { force: true });
+  return true;
 }
 
 /**
@@ -261,37 +298,14 @@ export async function acquireLock(
   const deadline = Date.now() + waitMs;
   let told = false;
   for (;;) {
-    try {
-      const fd = openSync(paths.lockFile, "wx", 0o600);
-      writeSync(fd, `${process.pid} ${procStartTime(process.pid) ?? 0} ${what}\n`);
-      closeSync(fd);
-      let released = false;
-      const release = () => {
-        if (released) return;
-        released = true;
-        const holder = readLock(paths.lockFile);
-        if (holder?.pid === process.pid) rmSync(paths.lockFile, { force: true });
-        process.off("exit", release);
-      };
-      process.on("exit", release);
-      return release;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    }
+    const release = tryLock(paths, what);
+    if (release) return release;
     const holder = readLock(paths.lockFile);
-    if (!holder || !isAlive({ pid: holder.pid, start: holder.start })) {
-      // The holder died (or the file is half written: give it a moment first).
-      if (!holder) await new Promise((r) => setTimeout(r, 100));
-      if (!holder && existsSync(paths.lockFile) && readLock(paths.lockFile)) continue;
-      rmSync(paths.lockFile, { force: true });
-      continue;
-    }
-    if (Date.now() > deadline)
-      throw new LocalError(`another nsm command (pid ${holder.pid}: nsm ${holder.what}) is still running; try again`);
-    if (!told) {
-      onWait(`waiting for another nsm command to finish (pid ${holder.pid}: nsm ${holder.what})`);
-      told = true;
-    }
+    if (await clearDeadLock(paths, holder)) continue;
+    const other = `pid ${holder!.pid}: nsm ${holder!.what}`;
+    if (Date.now() > deadline) throw new LocalError(`another nsm command (${other}) is still running; try again`);
+    if (!told) onWait(`waiting for another nsm command to finish (${other})`);
+    told = true;
     await new Promise((r) => setTimeout(r, 200));
   }
 }

@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Command-line front of the local runtime (src/local): `nsm up|apply|get|exec|logs|delete|down`
+ * and `nsm stop|start|restart TARGET [--kill]` (fault injection: see src/local/components.ts).
+ *
+ * This is the runtime's CLI layer: it parses the flags, reads the environment into a
+ * {@link LocalConfig}, and owns the console (progress on stdout, warnings and errors on stderr).
+ * Every subcommand accepts `--state-dir DIR` (default `$NSM_LOCAL_STATE_DIR` or /run/nsm-local).
+ * Errors are one line on stderr (`nsm <command>: error: …`, followed by a log tail when a process
+ * died) and exit code 1; usage errors exit 2.
+ */
+import { INHERITED_VARIABLES, type LocalConfig, localConfig } from "../local/config.js";
+import { LocalError } from "../local/errors.js";
+import { execInPod, findPod, GET_KINDS, getTable, podLogs } from "../local/inspect.js";
+import type { Progress } from "../local/progress.js";
+import { LocalRuntime } from "../local/runtime.js";
+import { DEFAULT_STATE_DIR, loadState, type RuntimePaths, requireUp, runtimePaths } from "../local/state.js";
+import { createLogger, parseLogLevel } from "../sdk/tools/logger.js";
+import { Env } from "./env.js";
+
+class UsageError extends Error {}
+
+interface Parsed {
+  flags: Map<string, string[]>;
+  positional: string[];
+  /** Everything after `--`. */
+  rest: string[];
+}
+
+/**
+ * Reads the flag at `args[i]` into `flags`; returns the index of the last argument it used (the
+ * flag's value may be the next one).
+ */
+function readFlag(
+  args: readonly string[],
+  i: number,
+  flags: Map<string, string[]>,
+  spec: { withValue: readonly string[]; booleans: readonly string[] },
+): number {
+  const a = args[i]!;
+  const eq = a.indexOf("=");
+  const key = eq > 0 ? a.slice(0, eq) : a;
+  const add = (v: string) => flags.set(key, [...(flags.get(key) ?? []), v]);
+  if (spec.booleans.includes(key)) {
+    add("true");
+    return i;
+  }
+  if (!spec.withValue.includes(key)) throw new UsageError(`unknown option ${a}`);
+  const v = eq > 0 ? a.slice(eq + 1) : args[i + 1];
+  if (v === undefined) throw new UsageError(`${key} needs a value`);
+  add(v);
+  return eq > 0 ? i : i + 1;
+}
+
+/** Parses `args` given which flags take a value and which are booleans. */
+function parseArgs(args: readonly string[], withValue: readonly string[], booleans: readonly string[]): Parsed {
+  const flags = new Map<string, string[]>();
+  const positional: string[] = [];
+  let i = 0;
+  for (; i < args.length && args[i] !== "--"; i++) {
+    const a = args[i]!;
+    if (a.startsWith("-") && a !== "-") i = readFlag(args, i, flags, { withValue, booleans });
+    else positional.push(a);
+  }
+  return { flags, positional, rest: args.slice(i + 1) as string[] };
+}
+
+const last = (p: Parsed, ...keys: string[]) => keys.flatMap((k) => p.flags.get(k) ?? []).at(-1);
+const all = (p: Parsed, ...keys: string[]) => keys.flatMap((k) => p.flags.get(k) ?? []);
+
+/** What every subcommand gets: the environment, and the console. */
+interface Cli {
+  readonly env: Env;
+  readonly out: Progress;
+}
+
+function stateDir(cli: Cli, p: Parsed): string {
+  return last(p, "--state-dir") ?? cli.env.raw("NSM_LOCAL_STATE_DIR") ?? DEFAULT_STATE_DIR;
+}
+
+function paths(cli: Cli, p: Parsed): RuntimePaths {
+  return runtimePaths(stateDir(cli, p));
+}
+
+/** The runtime's configuration from the CLI's environment. */
+function localConfigFrom(env: Env): LocalConfig {
+  const inherited: Record<string, string> = {};
+  for (const k of INHERITED_VARIABLES) {
+    const v = env.raw(k);
+    if (v !== undefined) inherited[k] = v;
+  }
+  const defaults = localConfig();
+  return {
+    hostPath: env.string("PATH", defaults.hostPath),
+    inherited,
+    svidTtl: env.string("NSM_SVID_TTL", defaults.svidTtl),
+  };
+}
+
+function needRoot(): void {
+  if (process.getuid?.() !== 0)
+    throw new LocalError("the local runtime needs root (network namespaces and veth need CAP_NET_ADMIN)");
+}
+
+/**
+ * The runtime, after checking that we are root. Its structured log (processes started and
+ * stopped, at debug level) goes to stderr at NSM_LOG_LEVEL, default warn.
+ */
+function runtime(cli: Cli, p: Parsed): LocalRuntime {
+  needRoot();
+  const level = parseLogLevel(cli.env.raw("NSM_LOG_LEVEL") ?? "warn") ?? "warn";
+  const log = createLogger({ name: "nsm-local", level });
+  return new LocalRuntime(paths(cli, p), cli.out, { config: localConfigFrom(cli.env), log });
+}
+
+const COMMON = ["--state-dir"];
+
+function noPositional(p: Parsed, hint = ""): void {
+  if (p.positional.length) throw new UsageError(`unexpected argument ${p.positional[0]}${hint}`);
+}
+
+async function upCommand(cli: Cli, args: readonly string[]): Promise<number> {
+  const p = parseArgs(args, [...COMMON, "--nodes", "--trust-domain"], ["--insecure"]);
+  noPositional(p);
+  const nodes = Number(last(p, "--nodes") ?? "1");
+  await runtime(cli, p).up(nodes, { insecure: p.flags.has("--insecure"), trustDomain: last(p, "--trust-domain") });
+  return 0;
+}
+
+async function applyOrDeleteCommand(cli: Cli, command: "apply" | "delete", args: readonly string[]): Promise<number> {
+  const p = parseArgs(args, [...COMMON, "-f", "--filename", "-k", "--kustomize", "-n", "--namespace"], []);
+  noPositional(p, " (use -f FILE|DIR)");
+  const files = all(p, "-f", "--filename", "-k", "--kustomize");
+  if (files.length === 0) throw new UsageError("give the manifests with -f FILE|DIR");
+  const rt = runtime(cli, p);
+  const ns = last(p, "-n", "--namespace");
+  await (command === "apply" ? rt.apply(files, ns) : rt.delete(files, ns));
+  return 0;
+}
+
+async function downCommand(cli: Cli, args: readonly string[]): Promise<number> {
+  const p = parseArgs(args, COMMON, []);
+  noPositional(p);
+  await runtime(cli, p).down();
+  return 0;
+}
+
+async function getCommand(cli: Cli, args: readonly string[]): Promise<number> {
+  const p = parseArgs(args, [...COMMON, "-n", "--namespace"], ["-A", "--all-namespaces"]);
+  const kind = p.positional[0];
+  if (!kind || p.positional.length > 1) {
+    const kinds = Object.keys(GET_KINDS).filter((k) => k.endsWith("s"));
+    throw new UsageError(`usage: nsm get ${kinds.join("|")} [-n NS]`);
+  }
+  const state = requireUp(paths(cli, p));
+  process.stdout.write(await getTable(state, kind, last(p, "-n", "--namespace")));
+  return 0;
+}
+
+async function execCommand(cli: Cli, args: readonly string[]): Promise<number> {
+  const p = parseArgs(
+    args,
+    [...COMMON, "-n", "--namespace", "-c", "--container"],
+    ["-i", "-t", "-it", "-ti", "--stdin", "--tty"],
+  );
+  const target = p.positional[0];
+  if (!target || p.rest.length === 0) throw new UsageError("usage: nsm exec POD|deployments/NAME [-n NS] -- CMD...");
+  if (p.positional.length > 1)
+    throw new UsageError(`put the command after --: nsm exec ${target} -- ${p.positional.slice(1).join(" ")}`);
+  needRoot();
+  const state = requireUp(paths(cli, p));
+  const pod = findPod(state, target, last(p, "-n", "--namespace"));
+  return execInPod(pod, p.rest, {
+    container: last(p, "-c", "--container"),
+    hostPath: localConfigFrom(cli.env).hostPath,
+    onSpawnError: (message) => process.stderr.write(`nsm exec: ${message}\n`),
+  });
+}
+
+async function logsCommand(cli: Cli, args: readonly string[]): Promise<number> {
+  const p = parseArgs(
+    args,
+    [...COMMON, "-n", "--namespace", "-c", "--container", "--tail"],
+    ["--raw", "--all-containers", "--prefix"],
+  );
+  const target = p.positional[0];
+  if (!target || p.positional.length > 1)
+    throw new UsageError("usage: nsm logs POD|deployments/NAME [-n NS] [-c CONTAINER]");
+  const state = loadState(paths(cli, p));
+  if (!state) throw new LocalError(`the local runtime is not up (no state in ${stateDir(cli, p)})`);
+  const pod = findPod(state, target, last(p, "-n", "--namespace"));
+  const tail = last(p, "--tail");
+  if (tail !== undefined && !/^\d+$/.test(tail)) throw new UsageError(`--tail needs a number of lines, not "${tail}"`);
+  const options = { container: last(p, "-c", "--container"), raw: p.flags.has("--raw") };
+  process.stdout.write(podLogs(pod, { ...options, tail: tail === undefined ? undefined : Number(tail) }));
+  return 0;
+}
+
+async function controlCommand(cli: Cli, command: "stop" | "start" | "restart", args: readonly string[]) {
+  const p = parseArgs(args, [...COMMON, "-n", "--namespace", "-c", "--container"], ["--kill"]);
+  const target = p.positional[0];
+  if (!target || p.positional.length > 1)
+    throw new UsageError(
+      `usage: nsm ${command} registry|identity-provider|nsmgr/NODE|forwarder/NODE|pod/NAME [-n NS] [-c CONTAINER]${command === "start" ? "" : " [--kill]"}`,
+    );
+  if (command === "start" && p.flags.has("--kill")) throw new UsageError("--kill is for stop and restart");
+  await runtime(cli, p).control(command, target, {
+    kill: p.flags.has("--kill"),
+    namespace: last(p, "-n", "--namespace"),
+    container: last(p, "-c", "--container"),
+  });
+  return 0;
+}
+
+const COMMANDS: Record<string, (cli: Cli, args: readonly string[]) => Promise<number>> = {
+  up: upCommand,
+  apply: (cli, args) => applyOrDeleteCommand(cli, "apply", args),
+  delete: (cli, args) => applyOrDeleteCommand(cli, "delete", args),
+  down: downCommand,
+  get: getCommand,
+  exec: execCommand,
+  logs: logsCommand,
+  stop: (cli, args) => controlCommand(cli, "stop", args),
+  start: (cli, args) => controlCommand(cli, "start", args),
+  restart: (cli, args) => controlCommand(cli, "restart", args),
+};
+
+/** The runtime's progress on the console: results and progress on stdout, warnings on stderr. */
+export function consoleProgress(out: NodeJS.WritableStream = process.stdout, err = process.stderr): Progress {
+  return {
+    say: (line) => out.write(`${line}\n`),
+    warn: (line) => err.write(`warning: ${line}\n`),
+    took: (since) => `(${((Date.now() - since) / 1000).toFixed(1)}s)`,
+  };
+}
+
+/** Runs one local-runtime subcommand; prints errors and returns the exit code. */
+export async function runLocal(command: string, args: readonly string[]): Promise<number> {
+  try {
+    const run = COMMANDS[command];
+    if (!run) throw new UsageError(`unknown command ${command}`);
+    return await run({ env: new Env(process.env), out: consoleProgress() }, args);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`nsm ${command}: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof LocalError) {
+      process.stderr.write(`nsm ${command}: error: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}

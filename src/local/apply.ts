@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * `apply` and `delete`: load and check the manifests, plan (see ./planner.ts) under the lock,
+ * then perform the plan step by step, saving the state after each, so that a command that fails
+ * half way leaves a state that `delete` or `down` can clean.
+ */
+import { type RuntimeContext, save, withLock } from "./context.js";
+import { LocalError } from "./errors.js";
+import { systemHost } from "./host.js";
+import { health } from "./lifecycle.js";
+import { loadManifests } from "./manifest.js";
+import { type ApplyAction, type DeletePlan, planApply, planDelete } from "./planner.js";
+import { deletePods, startPods } from "./pod-supervisor.js";
+import { registerService, unregisterService } from "./services.js";
+import { type DeploymentState, requireUp, type State } from "./state.js";
+import { securityEnv } from "./supervisor.js";
+
+function applyNamespace(ctx: RuntimeContext, state: State, a: Extract<ApplyAction, { type: "namespace" }>): void {
+  const existing = state.namespaces.find((s) => s.name === a.name);
+  if (existing) existing.annotations = { ...a.annotations };
+  else state.namespaces.push({ name: a.name, annotations: { ...a.annotations }, createdAt: new Date().toISOString() });
+  ctx.out.say(`namespace/${a.name} ${a.result}`);
+}
+
+async function applyService(ctx: RuntimeContext, state: State, a: Extract<ApplyAction, { type: "networkservice" }>) {
+  await registerService(ctx, state, a.record);
+  const existing = state.networkServices.find((x) => x.name === a.name);
+  if (existing) existing.record = a.json;
+  else
+    state.networkServices.push({
+      namespace: a.namespace,
+      name: a.name,
+      record: a.json,
+      createdAt: new Date().toISOString(),
+    });
+  ctx.out.say(`networkservice/${a.name} ${a.result} (payload ${a.record.payload})`);
+}
+
+function applyDeployment(ctx: RuntimeContext, state: State, d: DeploymentState, result: string): void {
+  const existing = state.deployments.find((x) => x.namespace === d.namespace && x.name === d.name);
+  if (existing && existing.templateHash === d.templateHash) existing.replicas = d.replicas;
+  else {
+    state.deployments = state.deployments.filter((x) => !(x.namespace === d.namespace && x.name === d.name));
+    state.deployments.push({ ...d });
+  }
+  ctx.out.say(`deployment.apps/${d.name} ${result} (${d.replicas} replica${d.replicas === 1 ? "" : "s"})`);
+}
+
+/** Performs one action; pods that fail to start are added to `failures` (the others go on). */
+async function perform(ctx: RuntimeContext, state: State, a: ApplyAction, failures: string[]): Promise<void> {
+  switch (a.type) {
+    case "namespace":
+      applyNamespace(ctx, state, a);
+      break;
+    case "networkservice":
+      await applyService(ctx, state, a);
+      break;
+    case "delete-pods":
+      await deletePods(ctx, state, a.pods);
+      return;
+    case "deployment":
+      applyDeployment(ctx, state, a.deployment, a.result);
+      break;
+    case "pod":
+      ctx.out.say(`pod/${a.name} ${a.result}`);
+      return;
+    case "start-pods":
+      failures.push(...(await startPods(ctx, state, a.pods)));
+      return;
+  }
+  save(ctx, state);
+}
+
+/** `nsm apply -f FILES [-n NAMESPACE]`. */
+export async function apply(
+  ctx: RuntimeContext,
+  files: readonly string[],
+  namespace: string | undefined,
+): Promise<void> {
+  const warnings: string[] = [];
+  const manifests = loadManifests(files, (w) => warnings.push(w), namespace);
+  requireUp(ctx.paths);
+  await withLock(ctx, `apply -f ${files.join(" -f ")}`, async () => {
+    const state = requireUp(ctx.paths);
+    const problem = health(state);
+    if (problem) throw new LocalError(`the local runtime is not healthy: ${problem}; see \`nsm down\` and \`nsm up\``);
+    const actions = planApply(
+      { paths: ctx.paths, state, config: ctx.config, security: securityEnv(ctx, state), host: systemHost },
+      manifests,
+    );
+    for (const w of warnings) ctx.out.warn(w);
+    const failures: string[] = [];
+    for (const a of actions) await perform(ctx, state, a, failures);
+    if (failures.length > 0) {
+      throw new LocalError(
+        `${failures.length} pod(s) failed to start:\n${failures.join("\n")}\n(see \`nsm logs POD -n NAMESPACE\`; \`nsm delete -f …\` removes them)`,
+      );
+    }
+  });
+}
+
+async function performDelete(ctx: RuntimeContext, state: State, plan: DeletePlan): Promise<void> {
+  await deletePods(ctx, state, plan.pods);
+  state.deployments = state.deployments.filter((d) => !plan.deployments.has(`${d.namespace}/${d.name}`));
+  save(ctx, state);
+  const said = [...plan.deleted];
+  for (const name of plan.services) {
+    await unregisterService(ctx, state, name);
+    said.push(`networkservice "${name}" unregistered`);
+  }
+  state.namespaces = state.namespaces.filter((n) => !plan.namespaces.includes(n.name));
+  save(ctx, state);
+  for (const l of said) ctx.out.say(l);
+  for (const m of plan.missing) ctx.out.say(`${m} not found (nothing to delete)`);
+}
+
+/** `nsm delete -f FILES [-n NAMESPACE]`. */
+export async function deleteObjects(
+  ctx: RuntimeContext,
+  files: readonly string[],
+  namespace: string | undefined,
+): Promise<void> {
+  const manifests = loadManifests(files, () => {}, namespace);
+  requireUp(ctx.paths);
+  await withLock(ctx, `delete -f ${files.join(" -f ")}`, async () => {
+    const state = requireUp(ctx.paths);
+    await performDelete(ctx, state, planDelete(state, manifests));
+  });
+}

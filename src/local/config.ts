@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The configuration of the local runtime. The runtime never reads the environment: `src/cmd`
+ * reads it (and the flags) and passes a {@link LocalConfig} in.
+ */
+
+/** PATH of the runtime's processes when the CLI has none. */
+export const DEFAULT_HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** Lifetime of the SVIDs the identity provider issues (rotated at half). */
+export const RUNTIME_SVID_TTL = "1h";
+
+/**
+ * Settings every NSM process of the runtime takes from the environment of `nsm up` / `nsm apply`
+ * (e.g. `NSM_MAX_TOKEN_LIFETIME=20s NSM_REQUEST_TIMEOUT=5s nsm up` for quick expiry in heal
+ * tests, as upstream's extended heal test sets them).
+ */
+export const INHERITED_VARIABLES = ["NSM_LOG_LEVEL", "NSM_MAX_TOKEN_LIFETIME", "NSM_REQUEST_TIMEOUT"] as const;
+
+export interface LocalConfig {
+  /** PATH of every process the runtime starts (the CLI's own PATH). */
+  readonly hostPath: string;
+  /** The {@link INHERITED_VARIABLES} that are set, passed on to every NSM process. */
+  readonly inherited: Readonly<Record<string, string>>;
+  /** `NSM_SVID_TTL` of the identity provider (a Go duration). */
+  readonly svidTtl: string;
+}
+
+/** A configuration with the defaults, for callers (and tests) that set only some of it. */
+export function localConfig(overrides: Partial<LocalConfig> = {}): LocalConfig {
+  return { hostPath: DEFAULT_HOST_PATH, inherited: {}, svidTtl: RUNTIME_SVID_TTL, ...overrides };
+}
