@@ -18,7 +18,7 @@ import { DEFAULT_STATE_DIR, loadState, type RuntimePaths, requireUp, runtimePath
 import { createLogger, parseLogLevel } from "../sdk/tools/logger.js";
 import { Env } from "./env.js";
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 interface Parsed {
   flags: Map<string, string[]>;
@@ -53,7 +53,7 @@ function readFlag(
 }
 
 /** Parses `args` given which flags take a value and which are booleans. */
-function parseArgs(args: readonly string[], withValue: readonly string[], booleans: readonly string[]): Parsed {
+export function parseArgs(args: readonly string[], withValue: readonly string[], booleans: readonly string[]): Parsed {
   const flags = new Map<string, string[]>();
   const positional: string[] = [];
   let i = 0;
@@ -83,7 +83,7 @@ function paths(cli: Cli, p: Parsed): RuntimePaths {
 }
 
 /** The runtime's configuration from the CLI's environment. */
-function localConfigFrom(env: Env): LocalConfig {
+export function localConfigFrom(env: Env): LocalConfig {
   const inherited: Record<string, string> = {};
   for (const k of INHERITED_VARIABLES) {
     const v = env.raw(k);
