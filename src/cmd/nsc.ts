@@ -17,7 +17,6 @@
  * The client runs inside its pod's network namespace and names it by pid in the KERNEL mechanism.
  */
 
-import { createClient as grpcClient } from "../api/grpc.js";
 import {
   type Connection,
   ConnectionSchema,
@@ -31,13 +30,14 @@ import {
 import type { NetworkServiceHandler } from "../sdk/core/chain.js";
 import { CallContext, sleep } from "../sdk/core/context.js";
 import { NsmError } from "../sdk/core/errors.js";
+import { closeChannel, type DialOptions, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
+import { grpcClient } from "../sdk/grpc/service.js";
 import { createClient } from "../sdk/networkservice/chains/client/index.js";
 import { clientInfoClient } from "../sdk/networkservice/common/clientinfo/index.js";
 import { type HealClientOptions, healClient } from "../sdk/networkservice/common/heal/index.js";
 import { kernelMechanismClient } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsClient } from "../sdk/networkservice/common/mechanisms/index.js";
 import { refreshClient } from "../sdk/networkservice/common/refresh/index.js";
-import { closeChannel, type DialOptions, dialChannel, parseNsmUrl } from "../sdk/tools/grpcurl.js";
 import type { Logger } from "../sdk/tools/logger.js";
 import { type NsUrl, nsUrlMechanism, parseNsUrl } from "../sdk/tools/nsurl.js";
 import { pingLivenessCheck } from "../sdk/tools/ping.js";

@@ -19,14 +19,14 @@ import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "../api/gen/r
 import { Payload } from "../api/index.js";
 import { passThrough } from "../sdk/core/chain.js";
 import { CallContext } from "../sdk/core/context.js";
+import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
+import { registryClients } from "../sdk/grpc/registry.js";
 import { createEndpoint } from "../sdk/networkservice/chains/endpoint/index.js";
 import { kernelMechanismServer } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsServer } from "../sdk/networkservice/common/mechanisms/index.js";
 import { point2pointIpamServer } from "../sdk/networkservice/common/point2pointipam/index.js";
 import { registryClient } from "../sdk/registry/chains/client/index.js";
-import { registryClients } from "../sdk/registry/grpc.js";
 import { parseCidrGroups } from "../sdk/tools/cidr.js";
-import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/tools/grpcurl.js";
 import { parseLabels } from "../sdk/tools/labels.js";
 import { ConfigError, Env } from "./env.js";
 import { roleSecurity } from "./security.js";

@@ -2,7 +2,7 @@
 /**
  * The registry client shapes that the rest of the SDK depends on.
  *
- * They match both a remote registry reached over gRPC (`createClient(NetworkServiceRegistry, …)`)
+ * They match both a remote registry reached over gRPC (`grpcClient(NetworkServiceRegistry, …)`)
  * and an in-process registry chain, so elements such as discover can use either.
  */
 

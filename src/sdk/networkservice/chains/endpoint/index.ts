@@ -11,7 +11,6 @@
 import { create } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import type * as grpc from "@grpc/grpc-js";
-import { addService } from "../../../../api/grpc.js";
 import {
   type ConnectionEvent,
   MonitorConnection,
@@ -26,6 +25,7 @@ import {
   passThrough,
 } from "../../../core/chain.js";
 import type { CallContext } from "../../../core/context.js";
+import { addService } from "../../../grpc/service.js";
 import { type Logger, silentLogger } from "../../../tools/logger.js";
 import { beginServer } from "../../common/begin/index.js";
 import { metadataServer } from "../../common/metadata/index.js";
