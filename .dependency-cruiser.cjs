@@ -9,6 +9,8 @@
  * - src/sdk imports only src/api and itself; src/sdk/core (the chain engine) only src/api and itself.
  * - src/kernel and src/security never import src/local or src/cmd.
  * - src/local never imports src/cmd.
+ * - src/public holds the package's entry points (package.json "exports"): each re-exports an
+ *   explicit list from any layer, and nothing in src imports them.
  * - No import cycle anywhere in src.
  *
  * Two rules on source text that an import graph cannot express are checked by the same script
@@ -110,6 +112,12 @@ module.exports = {
       "the local runtime never imports src/cmd",
       { path: "^src/local/" },
       { path: "^src/cmd/" },
+    ),
+    ...forbid(
+      "nothing-imports-public",
+      "src/public is the package's surface: it imports the layers, never the other way",
+      { path: "^src/(?!public/)" },
+      { path: "^src/public/" },
     ),
     ...forbid("no-circular", "no import cycles in src", { path: "^src/" }, { circular: true }),
   ],

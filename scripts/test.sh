@@ -12,6 +12,8 @@ echo "== lint" >&2
 npx --no-install biome check --error-on-warnings . >/dev/null
 echo "== layers" >&2
 npm run --silent check:layers
+echo "== API docs (warnings are errors)" >&2
+npm run --silent docs >/dev/null
 echo "== tests" >&2
 mapfile -t files < <(find src test -name '*.test.ts' | sort)
 exec node --import tsx --test --test-concurrency=2 --test-timeout=300000 "${files[@]}"

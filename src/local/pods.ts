@@ -11,8 +11,8 @@
  *   injected: init container `cmd-nsc-init` and sidecar `cmd-nsc`, with `NSM_NETWORK_SERVICES` set
  *   to the annotation and `NSM_NAME` to the pod name.
  * - `unix:///var/lib/networkservicemesh/…` (the hostPath socket directory of the upstream
- *   manifests) is the node's directory in the state dir, so `NSM_CONNECT_TO` reaches the pod's
- *   node's nsmgr.
+ *   manifests) is the node's directory in the state dir, in the env of every container, so
+ *   `NSM_CONNECT_TO` reaches the pod's node's nsmgr.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { accessSync, constants } from "node:fs";
@@ -183,11 +183,12 @@ export function buildPod(input: BuildPodInput): PodState {
       delete env.SPIFFE_ENDPOINT_SOCKET;
       Object.assign(env, input.security);
     }
+    // The hostPath socket directory is the node's, for every container (an SDK program too).
+    for (const [k, v] of Object.entries(env)) {
+      if (v.startsWith(NSM_SOCKET_DIR)) env[k] = nodeSocketDir + v.slice(NSM_SOCKET_DIR.length);
+    }
     let argv: string[];
     if (role) {
-      for (const [k, v] of Object.entries(env)) {
-        if (v.startsWith(NSM_SOCKET_DIR)) env[k] = nodeSocketDir + v.slice(NSM_SOCKET_DIR.length);
-      }
       env.NSM_CONNECT_TO ??= `unix://${node.nsmgrSocket}`;
       argv = role.length === 1 && role[0] === "nsc" ? sidecarArgv() : nsmArgv(...role);
     } else {
