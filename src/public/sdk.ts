@@ -35,6 +35,7 @@ export {
   type DNSConfig,
   DNSConfigSchema,
   type DNSContext,
+  DNSContextSchema,
   type EthernetContext,
   type ExtraPrefixRequest,
   type IPContext,
