@@ -76,6 +76,7 @@ export class RestartableServer {
   }
 }
 
+/** Options of {@link createSandbox}. */
 export interface SandboxOptions {
   /** @default 1 */
   nodes?: number;
@@ -86,12 +87,14 @@ export interface SandboxOptions {
   log?: Logger;
 }
 
+/** A sandbox node: its nsmgr and forwarders. */
 export interface SandboxNode {
   readonly index: number;
   readonly nsmgr: RestartableServer;
   readonly forwarders: RestartableServer[];
 }
 
+/** An endpoint to add to a sandbox. */
 export interface EndpointSpec {
   name: string;
   networkServices: string[];
@@ -107,6 +110,7 @@ export interface EndpointSpec {
   registryHeal?: boolean;
 }
 
+/** A client to add to a sandbox. */
 export interface ClientSpec {
   /** @default "nsc" */
   name?: string;
@@ -117,6 +121,7 @@ export interface ClientSpec {
   heal?: NetworkServiceElement;
 }
 
+/** A running sandbox: add endpoints and clients to it, and close it when done. */
 export class Sandbox {
   readonly dir: string;
   readonly registry: RestartableServer;
@@ -282,6 +287,7 @@ export class Sandbox {
   }
 }
 
+/** A registry and `options.nodes` nodes in this process, over real gRPC on unix sockets. */
 export async function createSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
   const sb = new Sandbox(options);
   await sb.registry.start();

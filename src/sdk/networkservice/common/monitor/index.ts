@@ -60,12 +60,14 @@ export class ConnectionMonitor {
     return [...this.#connections.values()].map((c) => clone(ConnectionSchema, c));
   }
 
+  /** Records `conn` and sends an UPDATE event to the watchers that select it. */
   update(conn: Connection): void {
     const c = clone(ConnectionSchema, conn);
     this.#connections.set(c.id, c);
     this.#publish(ConnectionEventType.UPDATE, c);
   }
 
+  /** Forgets `conn` and sends a DELETE event to the watchers that select it. */
   delete(conn: Connection): void {
     const c = this.#connections.get(conn.id) ?? clone(ConnectionSchema, conn);
     this.#connections.delete(conn.id);
