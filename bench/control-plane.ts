@@ -14,11 +14,11 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
-import { addService, createClient } from "../src/api/grpc.js";
 import { ConnectionSchema, create, NetworkService, NetworkServiceRequestSchema } from "../src/api/index.js";
 import { CallContext } from "../src/sdk/core/context.js";
+import { closeChannel, dialChannel } from "../src/sdk/grpc/dial.js";
+import { addService, grpcClient } from "../src/sdk/grpc/service.js";
 import { createSandbox } from "../src/sdk/testing/sandbox.js";
-import { closeChannel, dialChannel } from "../src/sdk/tools/grpcurl.js";
 
 const { values } = parseArgs({ options: { requests: { type: "string", default: "1000" } } });
 const N = Number(values.requests);
@@ -67,7 +67,7 @@ async function measureFloor(): Promise<number[]> {
     server.bindAsync(url, grpc.ServerCredentials.createInsecure(), (e) => (e ? rej(e) : res())),
   );
   const channel = dialChannel(url);
-  const client = createClient(NetworkService, channel);
+  const client = grpcClient(NetworkService, channel);
   try {
     const times: number[] = [];
     for (let i = 0; i < N + WARMUP; i++) {

@@ -18,8 +18,8 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { Connection } from "../src/api/index.js";
 import { CallContext } from "../src/sdk/core/context.js";
+import { closeChannel, dialChannel, waitForReady } from "../src/sdk/grpc/dial.js";
 import type { createClient } from "../src/sdk/networkservice/chains/client/index.js";
-import { closeChannel, dialChannel, waitForReady } from "../src/sdk/tools/grpcurl.js";
 import { pct, r3, rssMiB, timedKernelRequest, warmUp } from "./common.js";
 
 const { values } = parseArgs({

@@ -41,12 +41,12 @@ import { createNetlinkKernel } from "../src/kernel/index.js";
 import { kernelXconnectClient, kernelXconnectServer } from "../src/kernel/networkservice/index.js";
 import { bind, chain, type NetworkServiceElement, passThrough } from "../src/sdk/core/chain.js";
 import { CallContext } from "../src/sdk/core/context.js";
+import { closeChannel, type DialOptions, dialChannel, waitForReady } from "../src/sdk/grpc/dial.js";
 import type { createClient } from "../src/sdk/networkservice/chains/client/index.js";
 import { connectServer } from "../src/sdk/networkservice/common/connect/index.js";
 import { mechanismsServer } from "../src/sdk/networkservice/common/mechanisms/index.js";
 import { mechanismTranslationClient } from "../src/sdk/networkservice/common/mechanismtranslation/index.js";
 import { metadataClient, metadataServer } from "../src/sdk/networkservice/common/metadata/index.js";
-import { closeChannel, type DialOptions, dialChannel, waitForReady } from "../src/sdk/tools/grpcurl.js";
 import {
   componentSpiffeId,
   createCa,

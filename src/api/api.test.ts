@@ -3,7 +3,6 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { DescMessage } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { grpcDefinition } from "./grpc.js";
 import {
   ConnectionEventSchema,
   ConnectionEventType,
@@ -12,9 +11,7 @@ import {
   equals,
   fromBinary,
   ipam,
-  MonitorConnection,
   MonitorScopeSelectorSchema,
-  NetworkService,
   NetworkServiceRequestSchema,
   registry,
   State,
@@ -132,28 +129,6 @@ describe("wire API", () => {
       ipam.PrefixResponseSchema,
       create(ipam.PrefixResponseSchema, { prefix: "10.0.0.0/24", excludePrefixes: ["x"] }),
     );
-  });
-
-  it("uses the upstream method paths", () => {
-    const paths = (svc: Parameters<typeof grpcDefinition>[0]) => Object.values(grpcDefinition(svc)).map((m) => m.path);
-    assert.deepEqual(paths(NetworkService), [
-      "/networkservice.NetworkService/Request",
-      "/networkservice.NetworkService/Close",
-    ]);
-    assert.deepEqual(paths(MonitorConnection), ["/connection.MonitorConnection/MonitorConnections"]);
-    assert.deepEqual(paths(registry.NetworkServiceRegistry), [
-      "/registry.NetworkServiceRegistry/Register",
-      "/registry.NetworkServiceRegistry/Find",
-      "/registry.NetworkServiceRegistry/Unregister",
-    ]);
-    assert.deepEqual(paths(registry.NetworkServiceEndpointRegistry), [
-      "/registry.NetworkServiceEndpointRegistry/Register",
-      "/registry.NetworkServiceEndpointRegistry/Find",
-      "/registry.NetworkServiceEndpointRegistry/Unregister",
-    ]);
-    assert.deepEqual(paths(ipam.IPAM), ["/ipam.IPAM/ManagePrefixes"]);
-    assert.equal(grpcDefinition(MonitorConnection).monitorConnections?.responseStream, true);
-    assert.equal(grpcDefinition(ipam.IPAM).managePrefixes?.requestStream, true);
   });
 
   it("decodes a Connection encoded by hand from the field numbers", () => {

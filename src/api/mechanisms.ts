@@ -3,9 +3,11 @@
 import { create } from "@bufbuild/protobuf";
 import { type Mechanism, MechanismSchema } from "./gen/connection_pb.js";
 
+/** Mechanism classes: `LOCAL` (same node) or `REMOTE` (between nodes). */
 export const Cls = { LOCAL: "LOCAL", REMOTE: "REMOTE" } as const;
 export type Cls = (typeof Cls)[keyof typeof Cls];
 
+/** Mechanism types (the `type` of a {@link Mechanism}), as upstream names them. */
 export const MechanismType = {
   KERNEL: "KERNEL",
   MEMIF: "MEMIF",
@@ -17,6 +19,7 @@ export const MechanismType = {
   VLAN: "VLAN",
 } as const;
 
+/** What a network service carries: Ethernet frames or IP packets. */
 export const Payload = { ETHERNET: "ETHERNET", IP: "IP" } as const;
 export type Payload = (typeof Payload)[keyof typeof Payload];
 
@@ -47,6 +50,7 @@ export const LINUX_IF_MAX_LENGTH = 15;
 /** The netns URL a client or endpoint puts in its KERNEL mechanism (upstream default). */
 export const DEFAULT_NETNS_URL = "file:///proc/thread-self/ns/net";
 
+/** A {@link Mechanism} of class `cls` and type `type` with `parameters`. */
 export function newMechanism(cls: Cls, type: string, parameters: Record<string, string> = {}): Mechanism {
   return create(MechanismSchema, { cls, type, parameters });
 }

@@ -15,7 +15,7 @@
  * NSM_LOG_LEVEL.
  */
 import { readFileSync } from "node:fs";
-import { parseNsmUrl } from "../sdk/tools/grpcurl.js";
+import { parseNsmUrl } from "../sdk/grpc/dial.js";
 import { type CertificateAuthority, loadCa } from "../security/ca.js";
 import { processIdentityResolver } from "../security/workloadapi/processes.js";
 import { serveWorkloadApi } from "../security/workloadapi/server.js";

@@ -17,7 +17,6 @@
  * The client runs inside its pod's network namespace and names it by pid in the KERNEL mechanism.
  */
 
-import { createClient as grpcClient } from "../api/grpc.js";
 import {
   type Connection,
   ConnectionSchema,
@@ -28,16 +27,17 @@ import {
   NetworkServiceRequestSchema,
   Param,
 } from "../api/index.js";
-import type { NetworkServiceHandler } from "../sdk/core/chain.js";
+import type { NetworkServiceClient, NetworkServiceHandler } from "../sdk/core/chain.js";
 import { CallContext, sleep } from "../sdk/core/context.js";
 import { NsmError } from "../sdk/core/errors.js";
+import { closeChannel, type DialOptions, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
+import { grpcClient } from "../sdk/grpc/service.js";
 import { createClient } from "../sdk/networkservice/chains/client/index.js";
 import { clientInfoClient } from "../sdk/networkservice/common/clientinfo/index.js";
 import { type HealClientOptions, healClient } from "../sdk/networkservice/common/heal/index.js";
 import { kernelMechanismClient } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsClient } from "../sdk/networkservice/common/mechanisms/index.js";
 import { refreshClient } from "../sdk/networkservice/common/refresh/index.js";
-import { closeChannel, type DialOptions, dialChannel, parseNsmUrl } from "../sdk/tools/grpcurl.js";
 import type { Logger } from "../sdk/tools/logger.js";
 import { type NsUrl, nsUrlMechanism, parseNsUrl } from "../sdk/tools/nsurl.js";
 import { pingLivenessCheck } from "../sdk/tools/ping.js";
@@ -96,7 +96,34 @@ async function adoptable(
   return undefined;
 }
 
-export async function runNsc(args: string[], vars: NodeJS.ProcessEnv = process.env): Promise<number> {
+/** What a custom client adds to the reference client. */
+export interface RunClientOptions {
+  /**
+   * Client elements run for every Request and Close of every connection, before the KERNEL
+   * mechanism is chosen; after `next.request()` they see the connection the endpoint returned.
+   * @default none
+   */
+  readonly additional?: readonly NetworkServiceClient[];
+  /** Request every service once and return (as `nsm nsc --init`) instead of keeping them. @default false */
+  readonly init?: boolean;
+}
+
+/**
+ * Runs a client configured as upstream's cmd-nsc (the env above, read from `vars`) with
+ * `options.additional` elements in its chains: requests every NSURL of NSM_NETWORK_SERVICES,
+ * keeps the connections (refresh, heal) and closes them on SIGTERM/SIGINT. Resolves to the
+ * process exit code.
+ */
+export function runClient(vars: NodeJS.ProcessEnv, options: RunClientOptions = {}): Promise<number> {
+  return runNsc(options.init ? ["--init"] : [], vars, options);
+}
+
+/** `nsm nsc [--init]`. */
+export async function runNsc(
+  args: string[],
+  vars: NodeJS.ProcessEnv = process.env,
+  options: RunClientOptions = {},
+): Promise<number> {
   const init = args.includes("--init");
   const env = new Env(vars);
   const name = env.string("NSM_NAME", init ? "cmd-nsc-init" : "nsc");
@@ -128,6 +155,7 @@ export async function runNsc(args: string[], vars: NodeJS.ProcessEnv = process.e
       requestTimeoutMs,
       liveness,
       clientInfo,
+      additional: options.additional ?? [],
       sec,
       log,
     });
@@ -157,6 +185,7 @@ interface NscConfig {
   readonly requestTimeoutMs: number;
   readonly liveness: LivenessConfig;
   readonly clientInfo: Parameters<typeof clientInfoClient>[0];
+  readonly additional: readonly NetworkServiceClient[];
   readonly sec: RoleSecurity;
   readonly log: Logger;
 }
@@ -186,6 +215,7 @@ async function connectAll(cfg: NscConfig): Promise<number> {
       heal: init ? undefined : healClient(heal),
       additional: [
         clientInfoClient(clientInfo),
+        ...cfg.additional,
         mechanismsClient({
           KERNEL: kernelMechanismClient({
             inodeUrl: `file:///proc/${process.pid}/ns/net`,

@@ -17,24 +17,45 @@ import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "../api/gen/registry_pb.js";
 import { Payload } from "../api/index.js";
-import { passThrough } from "../sdk/core/chain.js";
+import { type NetworkServiceServer, passThrough } from "../sdk/core/chain.js";
 import { CallContext } from "../sdk/core/context.js";
+import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
+import { registryClients } from "../sdk/grpc/registry.js";
 import { createEndpoint } from "../sdk/networkservice/chains/endpoint/index.js";
 import { kernelMechanismServer } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsServer } from "../sdk/networkservice/common/mechanisms/index.js";
 import { point2pointIpamServer } from "../sdk/networkservice/common/point2pointipam/index.js";
 import { registryClient } from "../sdk/registry/chains/client/index.js";
-import { registryClients } from "../sdk/registry/grpc.js";
 import { parseCidrGroups } from "../sdk/tools/cidr.js";
-import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/tools/grpcurl.js";
 import { parseLabels } from "../sdk/tools/labels.js";
 import { ConfigError, Env } from "./env.js";
 import { roleSecurity } from "./security.js";
 import { listen, roleLogger, shutdown, untilSignal } from "./serve.js";
 
-export async function runIcmpResponder(vars: NodeJS.ProcessEnv = process.env): Promise<number> {
+/** What a custom endpoint adds to the reference endpoint. */
+export interface RunEndpointOptions {
+  /**
+   * Server elements run for every Request and Close after IPAM (the connection has its
+   * addresses) and before the KERNEL mechanism is applied. @default none
+   */
+  readonly additional?: readonly NetworkServiceServer[];
+  /** `NSM_NAME` when the environment has none. @default "icmp-server" */
+  readonly defaultName?: string;
+}
+
+/** `nsm nse icmp-responder`. */
+export function runIcmpResponder(vars: NodeJS.ProcessEnv = process.env): Promise<number> {
+  return runEndpoint(vars);
+}
+
+/**
+ * Runs an endpoint configured as upstream's cmd-nse-icmp-responder (the env above, read from
+ * `vars`) with `options.additional` elements in its chain: serves, registers through nsmgr, and
+ * stops on SIGTERM/SIGINT. Resolves to the process exit code.
+ */
+export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointOptions = {}): Promise<number> {
   const env = new Env(vars);
-  const name = env.string("NSM_NAME", "icmp-server");
+  const name = env.string("NSM_NAME", options.defaultName ?? "icmp-server");
   const connectTo = env.parsed("NSM_CONNECT_TO", "unix:///var/lib/networkservicemesh/nsm.io.sock", (v) => {
     parseNsmUrl(v);
     return v;
@@ -64,6 +85,7 @@ export async function runIcmpResponder(vars: NodeJS.ProcessEnv = process.env): P
     monitorService: (service) => sec.monitor(service, monitorPolicies),
     additional: [
       ipam,
+      ...(options.additional ?? []),
       mechanismsServer({
         KERNEL: kernelMechanismServer({ inodeUrl: `file:///proc/${process.pid}/ns/net` }),
         NOOP: passThrough("noop"),

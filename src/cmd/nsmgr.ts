@@ -9,9 +9,9 @@
  * NSM_REGISTRY_CLIENT_POLICIES, NSM_SERVER_POLICIES, NSM_MONITOR_POLICIES, NSM_INSECURE.
  */
 import * as grpc from "@grpc/grpc-js";
+import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
+import { registryClients } from "../sdk/grpc/registry.js";
 import { createNsmgr } from "../sdk/networkservice/chains/nsmgr/index.js";
-import { registryClients } from "../sdk/registry/grpc.js";
-import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/tools/grpcurl.js";
 import { Env } from "./env.js";
 import { roleSecurity } from "./security.js";
 import { listen, listenUrls, roleLogger, shutdown, untilSignal } from "./serve.js";

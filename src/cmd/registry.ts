@@ -6,8 +6,8 @@
  * NSM_REGISTRY_SERVER_POLICIES (common + registry + server), NSM_INSECURE.
  */
 import * as grpc from "@grpc/grpc-js";
+import { serveRegistry } from "../sdk/grpc/registry.js";
 import { memoryRegistry } from "../sdk/registry/chains/memory/index.js";
-import { serveRegistry } from "../sdk/registry/grpc.js";
 import { Env } from "./env.js";
 import { roleSecurity } from "./security.js";
 import { listen, listenUrls, roleLogger, shutdown, untilSignal } from "./serve.js";

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * Process plumbing shared by the roles: logger from NSM_LOG_LEVEL, gRPC listening on NSM URLs,
- * signal handling (SIGTERM/SIGINT stop; SIGUSR1 → trace, SIGUSR2 → back, as upstream).
+ * Process plumbing shared by the roles: logger from NSM_LOG_LEVEL, listening with the process's
+ * security (mTLS, drained on SVID rotation) on NSM URLs, signal handling (SIGTERM/SIGINT stop;
+ * SIGUSR1 → trace, SIGUSR2 → back, as upstream). Binding and `shutdown` are the sdk's gRPC glue
+ * (src/sdk/grpc/listen.ts).
  */
-import { chmodSync, mkdirSync, rmSync } from "node:fs";
-import { dirname } from "node:path";
 import type * as grpc from "@grpc/grpc-js";
-import { parseNsmUrl } from "../sdk/tools/grpcurl.js";
+import { parseNsmUrl } from "../sdk/grpc/dial.js";
+import { bindUrls } from "../sdk/grpc/listen.js";
 import { createLogger, type Logger, type LogLevel } from "../sdk/tools/logger.js";
 import type { Security } from "../security/setup.js";
 import { drainOnRotation } from "../security/tls.js";
@@ -34,29 +35,12 @@ export function listenUrls(env: Env, name: string, def: string): string[] {
 }
 
 /**
- * Binds `server` on every URL (unix sockets: stale file removed, directory created, mode 0777),
- * with mTLS from `sec` (plaintext only in its explicit insecure mode); connections are drained
- * when SVIDs rotate, so new calls always present current certificates.
+ * Binds `server` on every URL (see {@link bindUrls}), with mTLS from `sec` (plaintext only in its
+ * explicit insecure mode); connections are drained when SVIDs rotate, so new calls always present
+ * current certificates.
  */
 export async function listen(server: grpc.Server, urls: string[], sec: Security, log?: Logger): Promise<string[]> {
-  const credentials = sec.serverCredentials();
-  const bound: string[] = [];
-  for (const url of urls) {
-    const u = parseNsmUrl(url);
-    let target: string;
-    if (u.scheme === "unix") {
-      mkdirSync(dirname(u.address), { recursive: true });
-      rmSync(u.address, { force: true });
-      target = `unix://${u.address}`;
-    } else {
-      target = u.address;
-    }
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(target, credentials, (err, p) => (err ? reject(err) : resolve(p))),
-    );
-    if (u.scheme === "unix") chmodSync(u.address, 0o777);
-    bound.push(u.scheme === "unix" ? url : `tcp://${u.host}:${port}`);
-  }
+  const bound = await bindUrls(server, urls, sec.serverCredentials());
   drainOnRotation(server, sec.source, { log });
   return bound;
 }
@@ -78,16 +62,4 @@ export function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
-/** Stops a server, letting open calls finish for up to `graceMs`. */
-export function shutdown(server: grpc.Server, graceMs = 1000): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(() => {
-      server.forceShutdown();
-      resolve();
-    }, graceMs);
-    server.tryShutdown(() => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
-}
+export { shutdown } from "../sdk/grpc/listen.js";

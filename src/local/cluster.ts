@@ -7,7 +7,6 @@
  */
 import { connect } from "node:net";
 import { create } from "@bufbuild/protobuf";
-import { createClient } from "../api/grpc.js";
 import {
   type Connection,
   ConnectionEventType,
@@ -16,8 +15,9 @@ import {
   registry,
 } from "../api/index.js";
 import { CallContext } from "../sdk/core/context.js";
-import { registryClients } from "../sdk/registry/grpc.js";
-import { closeChannel, type DialOptions, dialChannel } from "../sdk/tools/grpcurl.js";
+import { closeChannel, type DialOptions, dialChannel } from "../sdk/grpc/dial.js";
+import { registryClients } from "../sdk/grpc/registry.js";
+import { grpcClient } from "../sdk/grpc/service.js";
 
 const CALL_TIMEOUT_MS = 5000;
 
@@ -96,7 +96,7 @@ export async function nsmgrConnections(socket: string, dial: DialOptions): Promi
   const channel = dialChannel(`unix://${socket}`, dial);
   const c = ctx();
   try {
-    const stream = createClient(MonitorConnection, channel).monitorConnections(create(MonitorScopeSelectorSchema), c);
+    const stream = grpcClient(MonitorConnection, channel).monitorConnections(create(MonitorScopeSelectorSchema), c);
     for await (const event of stream) {
       if (event.type === ConnectionEventType.INITIAL_STATE_TRANSFER) return Object.values(event.connections);
     }

@@ -15,7 +15,7 @@
  *   short-lived SVID (`…/component/cli`) from the CA file.
  */
 import { readFileSync, writeFileSync } from "node:fs";
-import type { DialOptions } from "../sdk/tools/grpcurl.js";
+import type { DialOptions } from "../sdk/grpc/dial.js";
 import { type CertificateAuthority, createCa, loadCa } from "../security/ca.js";
 import { staticX509Source } from "../security/source.js";
 import { componentSpiffeId, workloadSpiffeId } from "../security/spiffeid.js";

@@ -11,8 +11,8 @@
  *   injected: init container `cmd-nsc-init` and sidecar `cmd-nsc`, with `NSM_NETWORK_SERVICES` set
  *   to the annotation and `NSM_NAME` to the pod name.
  * - `unix:///var/lib/networkservicemesh/…` (the hostPath socket directory of the upstream
- *   manifests) is the node's directory in the state dir, so `NSM_CONNECT_TO` reaches the pod's
- *   node's nsmgr.
+ *   manifests) is the node's directory in the state dir, in the env of every container, so
+ *   `NSM_CONNECT_TO` reaches the pod's node's nsmgr.
  */
 import { createHash } from "node:crypto";
 import { join } from "node:path";
@@ -178,12 +178,16 @@ function containerEnv(pod: PodEnvironment, c: ContainerSpec, role: readonly stri
   return env;
 }
 
-/** argv of an NSM role; its sockets under the node's directory instead of the hostPath mount. */
-function roleArgv(node: NodeState, role: readonly string[], env: Record<string, string>): string[] {
+/** The hostPath socket directory is the node's, for every container (an SDK program too). */
+function useNodeSocketDir(node: NodeState, env: Record<string, string>): void {
   const nodeSocketDir = `unix://${node.dir}/`;
   for (const [k, v] of Object.entries(env)) {
     if (v.startsWith(NSM_SOCKET_DIR)) env[k] = nodeSocketDir + v.slice(NSM_SOCKET_DIR.length);
   }
+}
+
+/** argv of an NSM role, which reaches the node's nsmgr unless told otherwise. */
+function roleArgv(node: NodeState, role: readonly string[], env: Record<string, string>): string[] {
   env.NSM_CONNECT_TO ??= `unix://${node.nsmgrSocket}`;
   return role.length === 1 && role[0] === "nsc" ? sidecarArgv() : nsmArgv(...role);
 }
@@ -214,6 +218,7 @@ function buildContainer(pod: PodEnvironment, c: ContainerSpec, type: "init" | "a
     throw new LocalError(`${at}: ${(err as Error).message}`);
   }
   const env = containerEnv(pod, c, role);
+  useNodeSocketDir(node, env);
   const argv = role ? roleArgv(node, role, env) : hostCommandArgv(pod, c, env, at);
   return {
     name: c.name,

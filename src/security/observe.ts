@@ -13,8 +13,8 @@
  */
 import type { X509Certificate } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
-import { callOptionsKey } from "../api/grpc.js";
 import type { CallContext } from "../sdk/core/context.js";
+import { callOptionsKey } from "../sdk/grpc/service.js";
 import { certificateOfPeer } from "./x509.js";
 
 /** Facts about the last call made inside an {@link observeCalls} scope. */

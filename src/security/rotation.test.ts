@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { createClient as grpcClient } from "../api/grpc.js";
 import {
   type Connection,
   ConnectionEventType,
@@ -17,9 +16,10 @@ import {
   NetworkServiceRequestSchema,
 } from "../api/index.js";
 import { CallContext } from "../sdk/core/context.js";
+import { closeChannel, dialChannel } from "../sdk/grpc/dial.js";
+import { grpcClient } from "../sdk/grpc/service.js";
 import { createClient } from "../sdk/networkservice/chains/client/index.js";
 import { createEndpoint, type Endpoint } from "../sdk/networkservice/chains/endpoint/index.js";
-import { closeChannel, dialChannel } from "../sdk/tools/grpcurl.js";
 import {
   authorizeClient,
   authorizeServer,

@@ -12,9 +12,9 @@
 import type * as grpc from "@grpc/grpc-js";
 import { type NetworkServiceElement, passThrough } from "../sdk/core/chain.js";
 import { invalidArgument } from "../sdk/core/errors.js";
+import type { DialOptions } from "../sdk/grpc/dial.js";
 import type { NseRegistry, NsRegistry } from "../sdk/registry/api.js";
 import type { RegistrySecurity } from "../sdk/registry/chains/slots.js";
-import type { DialOptions } from "../sdk/tools/grpcurl.js";
 import type { Logger } from "../sdk/tools/logger.js";
 import { silentLogger } from "../sdk/tools/logger.js";
 import { authorizeClient, authorizeServer, SpiffeIdConnectionMap } from "./networkservice/authorize.js";

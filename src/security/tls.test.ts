@@ -2,11 +2,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { addService, createClient } from "../api/grpc.js";
 import { ConnectionSchema, create, NetworkService, NetworkServiceRequestSchema } from "../api/index.js";
 import { CallContext } from "../sdk/core/context.js";
 import { Code, type NsmError } from "../sdk/core/errors.js";
-import { closeChannel, dialChannel } from "../sdk/tools/grpcurl.js";
+import { closeChannel, dialChannel } from "../sdk/grpc/dial.js";
+import { addService, grpcClient } from "../sdk/grpc/service.js";
 import {
   channelCredentials,
   observeCalls,
@@ -40,7 +40,7 @@ async function call(url: string, options: Parameters<typeof dialChannel>[1]) {
   const channel = dialChannel(url, options);
   try {
     const { result, observation } = await observeCalls(ctx(), (c) =>
-      createClient(NetworkService, channel).request(req, c),
+      grpcClient(NetworkService, channel).request(req, c),
     );
     return { id: result.id, server: observation.peerCertificate };
   } finally {

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { createClient } from "../../src/api/grpc.js";
 import {
   type Connection,
   ConnectionEventType,
@@ -14,8 +13,9 @@ import {
 } from "../../src/api/index.js";
 import { CallContext } from "../../src/sdk/core/context.js";
 import { Code, type NsmError } from "../../src/sdk/core/errors.js";
+import { closeChannel, dialChannel } from "../../src/sdk/grpc/dial.js";
+import { grpcClient } from "../../src/sdk/grpc/service.js";
 import { createSandbox, type Sandbox } from "../../src/sdk/testing/sandbox.js";
-import { closeChannel, dialChannel } from "../../src/sdk/tools/grpcurl.js";
 
 const ctx = () => CallContext.create({ deadline: Date.now() + 10_000 });
 const request = (service: string, id: string, labels: Record<string, string> = {}) =>
@@ -130,7 +130,7 @@ describe("sandbox: local connections", () => {
     assert.equal(endpoint.monitor.connections().length, 1);
     const ch = dialChannel(sb.nodes[0]!.nsmgr.url);
     const watchCtx = CallContext.create().withCancel({ timeoutMs: 10_000 });
-    const mon = createClient(MonitorConnection, ch).monitorConnections(
+    const mon = grpcClient(MonitorConnection, ch).monitorConnections(
       create(MonitorScopeSelectorSchema, { pathSegments: [{ id: "watcher-0" }] }),
       watchCtx,
     );
@@ -160,7 +160,7 @@ describe("sandbox: monitor passthrough", () => {
     const conn = await client.request(request("fragile", "victim-0"), ctx());
     const ch = dialChannel(sb.nodes[0]!.nsmgr.url);
     const watchCtx = CallContext.create().withCancel({ timeoutMs: 10_000 });
-    const stream = createClient(MonitorConnection, ch)
+    const stream = grpcClient(MonitorConnection, ch)
       .monitorConnections(create(MonitorScopeSelectorSchema, { pathSegments: [{ id: "victim-0" }] }), watchCtx)
       [Symbol.asyncIterator]();
     try {

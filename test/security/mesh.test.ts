@@ -19,7 +19,6 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { createClient as grpcClient } from "../../src/api/grpc.js";
 import {
   type Connection,
   ConnectionSchema,
@@ -30,6 +29,9 @@ import {
 } from "../../src/api/index.js";
 import { CallContext } from "../../src/sdk/core/context.js";
 import { Code, NsmError } from "../../src/sdk/core/errors.js";
+import { closeChannel, dialChannel } from "../../src/sdk/grpc/dial.js";
+import { registryClients } from "../../src/sdk/grpc/registry.js";
+import { grpcClient } from "../../src/sdk/grpc/service.js";
 import { createClient } from "../../src/sdk/networkservice/chains/client/index.js";
 import { createEndpoint } from "../../src/sdk/networkservice/chains/endpoint/index.js";
 import {
@@ -39,8 +41,6 @@ import {
 import { mechanismsClient, mechanismsServer } from "../../src/sdk/networkservice/common/mechanisms/index.js";
 import { point2pointIpamServer } from "../../src/sdk/networkservice/common/point2pointipam/index.js";
 import { registryClient } from "../../src/sdk/registry/chains/client/index.js";
-import { registryClients } from "../../src/sdk/registry/grpc.js";
-import { closeChannel, dialChannel } from "../../src/sdk/tools/grpcurl.js";
 import {
   authorizeClient,
   authorizeServer,

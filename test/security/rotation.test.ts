@@ -10,7 +10,6 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
-import { createClient as grpcClient } from "../../src/api/grpc.js";
 import {
   ConnectionSchema,
   MonitorConnection,
@@ -18,11 +17,12 @@ import {
   NetworkServiceRequestSchema,
 } from "../../src/api/index.js";
 import { CallContext } from "../../src/sdk/core/context.js";
+import { closeChannel, dialChannel } from "../../src/sdk/grpc/dial.js";
+import { grpcClient } from "../../src/sdk/grpc/service.js";
 import { createClient } from "../../src/sdk/networkservice/chains/client/index.js";
 import { kernelMechanismClient } from "../../src/sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsClient } from "../../src/sdk/networkservice/common/mechanisms/index.js";
 import { refreshClient } from "../../src/sdk/networkservice/common/refresh/index.js";
-import { closeChannel, dialChannel } from "../../src/sdk/tools/grpcurl.js";
 import { authorizeClient, decodeTokenClaims, verifyTokenSignature } from "../../src/security/index.js";
 import { Mesh, skipReason } from "./harness.js";
 

@@ -19,20 +19,30 @@ import { Code, NsmError } from "./errors.js";
 
 /** What an element calls to continue: the rest of the chain. */
 export interface NetworkServiceHandler {
+  /** Passes a Request on; resolves to the connection the rest of the chain returned. */
   request(request: NetworkServiceRequest, ctx: CallContext): Promise<Connection>;
+  /** Passes a Close on. */
   close(conn: Connection, ctx: CallContext): Promise<void>;
 }
 
+/**
+ * A chain element: sees every Request and Close, does its part and calls `next` explicitly
+ * (before it, to change what goes on; after it, to see or change what comes back).
+ */
 export interface NetworkServiceElement {
   /** Used by the trace decorator and by `requires` checks. */
   readonly name?: string;
   /** Names of elements that must come earlier in the bound chain (checked by {@link bind}). */
   readonly requires?: readonly string[];
+  /** Handles a Request; returns the connection, normally `next.request(…)`'s. */
   request(request: NetworkServiceRequest, ctx: CallContext, next: NetworkServiceHandler): Promise<Connection>;
+  /** Handles a Close; undoes what `request` did and calls `next.close(…)`. */
   close(conn: Connection, ctx: CallContext, next: NetworkServiceHandler): Promise<void>;
 }
 
+/** An element of a server (endpoint, nsmgr, forwarder) chain. */
 export type NetworkServiceServer = NetworkServiceElement;
+/** An element of a client chain. */
 export type NetworkServiceClient = NetworkServiceElement;
 
 const chainElements = Symbol("chainElements");

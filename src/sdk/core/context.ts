@@ -16,21 +16,31 @@ export interface ContextKey<T> {
   readonly defaultValue: T;
 }
 
+/** A new key; `description` names it in logs and errors. */
 export function createContextKey<T>(defaultValue: T, description: string): ContextKey<T> {
   return { id: Symbol(description), defaultValue };
 }
 
+/** What a root {@link CallContext} starts with. */
 export interface CallContextInit {
+  /** Aborts the call. */
   signal?: AbortSignal;
   /** Absolute deadline in epoch milliseconds. */
   deadline?: number;
+  /** The structured logger elements log to. @default silent */
   log?: Logger;
 }
 
+/**
+ * The per-call context passed to every element: cancellation and deadline, the structured
+ * logger, and typed values ({@link createContextKey}). Immutable: `with…` returns a new one.
+ */
 export class CallContext {
+  /** Aborted when the call is cancelled or its deadline passes. */
   readonly signal: AbortSignal;
   /** Absolute deadline in epoch milliseconds, if the call has one. */
   readonly deadline: number | undefined;
+  /** The call's structured logger. */
   readonly log: Logger;
   readonly #values: ReadonlyMap<symbol, unknown>;
 
@@ -60,20 +70,24 @@ export class CallContext {
     return this.deadline === undefined ? undefined : Math.max(0, this.deadline - Date.now());
   }
 
+  /** The value of `key` in this context, or its default. */
   get<T>(key: ContextKey<T>): T {
     return this.#values.has(key.id) ? (this.#values.get(key.id) as T) : key.defaultValue;
   }
 
+  /** Whether `key` was set in this context. */
   has(key: ContextKey<unknown>): boolean {
     return this.#values.has(key.id);
   }
 
+  /** A context like this one with `key` set to `value`. */
   with<T>(key: ContextKey<T>, value: T): CallContext {
     const values = new Map(this.#values);
     values.set(key.id, value);
     return new CallContext(this.signal, this.deadline, this.log, values);
   }
 
+  /** A context like this one that logs to `log`. */
   withLog(log: Logger): CallContext {
     return new CallContext(this.signal, this.deadline, log, this.#values);
   }

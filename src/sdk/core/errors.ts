@@ -36,6 +36,7 @@ export function codeName(code: number): string {
   return codeNames.get(code) ?? `Code(${code})`;
 }
 
+/** Optional facts of an {@link NsmError}. */
 export interface NsmErrorOptions {
   /** The error that caused this one. */
   cause?: unknown;
@@ -45,12 +46,19 @@ export interface NsmErrorOptions {
   details?: Record<string, unknown>;
 }
 
+/**
+ * The one error type of the SDK: a message with a gRPC status {@link Code}. Thrown by elements,
+ * it travels as that gRPC status; a gRPC error received becomes one.
+ */
 export class NsmError extends Error {
   override readonly name = "NsmError";
+  /** The gRPC status code. */
   readonly code: Code;
   /** The message without the code prefix; this is what travels as the gRPC status details. */
   readonly rawMessage: string;
+  /** See {@link NsmErrorOptions.reason}. */
   readonly reason: string | undefined;
+  /** See {@link NsmErrorOptions.details}. */
   readonly details: Record<string, unknown> | undefined;
 
   constructor(message: string, code: Code = Code.Unknown, options: NsmErrorOptions = {}) {

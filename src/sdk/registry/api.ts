@@ -2,7 +2,7 @@
 /**
  * The registry client shapes that the rest of the SDK depends on.
  *
- * They match both a remote registry reached over gRPC (`createClient(NetworkServiceRegistry, …)`)
+ * They match both a remote registry reached over gRPC (`grpcClient(NetworkServiceRegistry, …)`)
  * and an in-process registry chain, so elements such as discover can use either.
  */
 
@@ -16,6 +16,7 @@ import type {
 } from "../../api/gen/registry_pb.js";
 import type { CallContext } from "../core/context.js";
 
+/** The NetworkService registry: a remote one over gRPC or a local chain, alike. */
 export interface NsRegistry {
   register(ns: NetworkService, ctx: CallContext): Promise<NetworkService>;
   /** With `watch=false` the stream ends after the current matches; with `watch=true` it follows changes until ctx aborts. */
@@ -23,6 +24,7 @@ export interface NsRegistry {
   unregister(ns: NetworkService, ctx: CallContext): Promise<unknown>;
 }
 
+/** The NetworkServiceEndpoint registry: a remote one over gRPC or a local chain, alike. */
 export interface NseRegistry {
   register(nse: NetworkServiceEndpoint, ctx: CallContext): Promise<NetworkServiceEndpoint>;
   find(query: NetworkServiceEndpointQuery, ctx: CallContext): AsyncIterable<NetworkServiceEndpointResponse>;

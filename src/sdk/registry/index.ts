@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * The registry SDK: elements written once for the NS and NSE registries, the standard chains
- * (memory registry, nsmgr, client) and the gRPC glue.
+ * (memory registry, nsmgr, client); their gRPC serving and clients are re-exported from ../grpc.
  */
+
+export type { Registries } from "../grpc/registry.js";
+export { registryClients, serveRegistry } from "../grpc/registry.js";
 export type { NseRegistry, NsRegistry } from "./api.js";
 export type { RegistryClientOptions } from "./chains/client/index.js";
 export { registryClient } from "./chains/client/index.js";
@@ -64,5 +67,3 @@ export {
   registryServerToClient,
   registryTail,
 } from "./core/index.js";
-export type { Registries } from "./grpc.js";
-export { registryClients, serveRegistry } from "./grpc.js";

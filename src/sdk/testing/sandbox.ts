@@ -22,6 +22,8 @@ import * as grpc from "@grpc/grpc-js";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "../../api/gen/registry_pb.js";
 import { bind, type NetworkServiceElement, type NetworkServiceHandler } from "../core/chain.js";
 import { CallContext } from "../core/context.js";
+import { closeChannel, dialChannel } from "../grpc/dial.js";
+import { registryClients, serveRegistry } from "../grpc/registry.js";
 import { createClient as createClientChain } from "../networkservice/chains/client/index.js";
 import { createEndpoint, type Endpoint } from "../networkservice/chains/endpoint/index.js";
 import { createForwarder } from "../networkservice/chains/forwarder/index.js";
@@ -33,8 +35,6 @@ import type { NseRegistry, NsRegistry } from "../registry/api.js";
 import { registryClient } from "../registry/chains/client/index.js";
 import { memoryRegistry } from "../registry/chains/memory/index.js";
 import { nseRegistryFromChain, nsRegistryFromChain } from "../registry/core/adapters.js";
-import { registryClients, serveRegistry } from "../registry/grpc.js";
-import { closeChannel, dialChannel } from "../tools/grpcurl.js";
 import { type Logger, silentLogger } from "../tools/logger.js";
 
 /** A gRPC server that can be stopped and started again on the same unix socket. */
@@ -76,6 +76,7 @@ export class RestartableServer {
   }
 }
 
+/** Options of {@link createSandbox}. */
 export interface SandboxOptions {
   /** @default 1 */
   nodes?: number;
@@ -86,12 +87,14 @@ export interface SandboxOptions {
   log?: Logger;
 }
 
+/** A sandbox node: its nsmgr and forwarders. */
 export interface SandboxNode {
   readonly index: number;
   readonly nsmgr: RestartableServer;
   readonly forwarders: RestartableServer[];
 }
 
+/** An endpoint to add to a sandbox. */
 export interface EndpointSpec {
   name: string;
   networkServices: string[];
@@ -107,6 +110,7 @@ export interface EndpointSpec {
   registryHeal?: boolean;
 }
 
+/** A client to add to a sandbox. */
 export interface ClientSpec {
   /** @default "nsc" */
   name?: string;
@@ -117,6 +121,7 @@ export interface ClientSpec {
   heal?: NetworkServiceElement;
 }
 
+/** A running sandbox: add endpoints and clients to it, and close it when done. */
 export class Sandbox {
   readonly dir: string;
   readonly registry: RestartableServer;
@@ -282,6 +287,7 @@ export class Sandbox {
   }
 }
 
+/** A registry and `options.nodes` nodes in this process, over real gRPC on unix sockets. */
 export async function createSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
   const sb = new Sandbox(options);
   await sb.registry.start();

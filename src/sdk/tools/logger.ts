@@ -9,11 +9,13 @@ import { pino } from "pino";
 
 export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
 
+/** A log method: `(msg)` or `(fields, msg)`, as pino's. */
 export interface LogFn {
   (fields: Record<string, unknown>, msg?: string): void;
   (msg: string): void;
 }
 
+/** The structured logger elements and processes log to (pino-compatible). */
 export interface Logger {
   trace: LogFn;
   debug: LogFn;

@@ -22,10 +22,10 @@
  * a policy that throws is Internal.
  */
 import type { X509Certificate } from "node:crypto";
-import { type GrpcPeer, grpcPeerKey } from "../../api/grpc.js";
 import type { Connection, PathSegment } from "../../api/index.js";
 import type { NetworkServiceElement } from "../../sdk/core/chain.js";
 import type { CallContext } from "../../sdk/core/context.js";
+import { type GrpcPeer, grpcPeerKey } from "../../sdk/grpc/service.js";
 import { createMetadataKey, metadataOf } from "../../sdk/networkservice/common/metadata/index.js";
 import { observeCalls } from "../observe.js";
 import { builtinPolicies, DEFAULT_POLICY_MASKS } from "../policy/load.js";

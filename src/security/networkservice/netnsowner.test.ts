@@ -3,7 +3,6 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { grpcPeerKey } from "../../api/grpc.js";
 import {
   Cls,
   type Connection,
@@ -18,6 +17,7 @@ import {
 } from "../../api/index.js";
 import { CallContext } from "../../sdk/core/context.js";
 import { Code, type NsmError } from "../../sdk/core/errors.js";
+import { grpcPeerKey } from "../../sdk/grpc/service.js";
 import { monitorServiceConnection } from "../policy/builtin.js";
 import { createTestPki, recordingLogger } from "../testing.js";
 import { SpiffeIdConnectionMap } from "./authorize.js";

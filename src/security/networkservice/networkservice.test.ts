@@ -4,7 +4,6 @@ import { after, before, describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
-import { addService, createClient as grpcClient } from "../../api/grpc.js";
 import {
   type Connection,
   MonitorConnection,
@@ -15,11 +14,12 @@ import {
 import type { NetworkServiceHandler } from "../../sdk/core/chain.js";
 import { CallContext } from "../../sdk/core/context.js";
 import { Code, type NsmError } from "../../sdk/core/errors.js";
+import { closeChannel, dialChannel } from "../../sdk/grpc/dial.js";
+import { addService, grpcClient } from "../../sdk/grpc/service.js";
 import { clientChain, createClient } from "../../sdk/networkservice/chains/client/index.js";
 import { createEndpoint, type Endpoint } from "../../sdk/networkservice/chains/endpoint/index.js";
 import { connectServer } from "../../sdk/networkservice/common/connect/index.js";
 import { monitorConnectionService } from "../../sdk/networkservice/common/monitor/index.js";
-import { closeChannel, dialChannel } from "../../sdk/tools/grpcurl.js";
 import {
   authorizeClient,
   authorizeMonitorConnectionService,

@@ -18,11 +18,11 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { TimestampSchema, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { grpcPeerKey } from "../../api/grpc.js";
 import { type Connection, ConnectionSchema, clone } from "../../api/index.js";
 import type { NetworkServiceElement } from "../../sdk/core/chain.js";
 import type { CallContext } from "../../sdk/core/context.js";
 import { internal, invalidArgument } from "../../sdk/core/errors.js";
+import { grpcPeerKey } from "../../sdk/grpc/service.js";
 import { peerCertificateOf } from "../tls.js";
 import { type TokenGenerator, tokenFromMetadata } from "../token.js";
 

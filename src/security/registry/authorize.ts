@@ -19,8 +19,8 @@
  * Failure behaviour: PermissionDenied "no sufficient privileges" (the failing policy is logged).
  */
 import type { X509Certificate } from "node:crypto";
-import { grpcPeerKey } from "../../api/grpc.js";
 import type { CallContext } from "../../sdk/core/context.js";
+import { grpcPeerKey } from "../../sdk/grpc/service.js";
 import type { RegistryElement } from "../../sdk/registry/core/chain.js";
 import type { RegistryKind, RegistryTypes } from "../../sdk/registry/core/kind.js";
 import { observeCalls } from "../observe.js";

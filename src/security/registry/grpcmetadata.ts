@@ -13,8 +13,9 @@
  * Chain placement: server first in a registry server chain; client right before the connect
  * element (after the authorize client).
  */
-import { grpcPeerKey, outgoingMetadataKey } from "../../api/grpc.js";
+
 import type { CallContext } from "../../sdk/core/context.js";
+import { grpcPeerKey, outgoingMetadataKey } from "../../sdk/grpc/service.js";
 import type { RegistryElement } from "../../sdk/registry/core/chain.js";
 import type { RegistryTypes } from "../../sdk/registry/core/kind.js";
 import { observeCalls } from "../observe.js";

@@ -11,13 +11,13 @@ import {
 } from "../../api/gen/registry_pb.js";
 import { CallContext } from "../../sdk/core/context.js";
 import { Code, type NsmError } from "../../sdk/core/errors.js";
+import { closeChannel, dialChannel } from "../../sdk/grpc/dial.js";
+import { registryClients, serveRegistry } from "../../sdk/grpc/registry.js";
 import { registryClient } from "../../sdk/registry/chains/client/index.js";
 import { memoryRegistry } from "../../sdk/registry/chains/memory/index.js";
 import { nsmgrRegistry } from "../../sdk/registry/chains/nsmgr/index.js";
 import { collectRecords } from "../../sdk/registry/core/adapters.js";
 import { nseKind } from "../../sdk/registry/core/kind.js";
-import { registryClients, serveRegistry } from "../../sdk/registry/grpc.js";
-import { closeChannel, dialChannel } from "../../sdk/tools/grpcurl.js";
 import {
   createTokenGenerator,
   decodeRegistryPath,

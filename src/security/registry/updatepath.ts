@@ -17,9 +17,9 @@
  * Chain placement: registry server chains, after grpcmetadata, before authorize.
  */
 
-import { grpcPeerKey } from "../../api/grpc.js";
 import type { CallContext } from "../../sdk/core/context.js";
 import { internal, invalidArgument } from "../../sdk/core/errors.js";
+import { grpcPeerKey } from "../../sdk/grpc/service.js";
 import type { RegistryElement } from "../../sdk/registry/core/chain.js";
 import type { RegistryKind, RegistryTypes } from "../../sdk/registry/core/kind.js";
 import { peerCertificateOf } from "../tls.js";

@@ -12,10 +12,10 @@
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { SpiffeWorkloadAPI, X509SVIDRequestSchema, type X509SVIDResponse } from "../../api/gen/workload_pb.js";
-import { createClient, outgoingMetadataKey } from "../../api/grpc.js";
 import { CallContext, sleep } from "../../sdk/core/context.js";
 import { Code, invalidArgument, NsmError } from "../../sdk/core/errors.js";
-import { closeChannel } from "../../sdk/tools/grpcurl.js";
+import { closeChannel } from "../../sdk/grpc/dial.js";
+import { grpcClient, outgoingMetadataKey } from "../../sdk/grpc/service.js";
 import type { Logger } from "../../sdk/tools/logger.js";
 import { silentLogger } from "../../sdk/tools/logger.js";
 import { SnapshotHolder, type X509Snapshot, type X509Source } from "../source.js";
@@ -73,7 +73,7 @@ export async function createX509Source(options: Readonly<X509SourceOptions>): Pr
   const log = options.log ?? silentLogger;
   const target = workloadApiTarget(options.socket);
   const channel = new grpc.Client(target, grpc.credentials.createInsecure(), { "grpc.enable_retries": 0 });
-  const client = createClient(SpiffeWorkloadAPI, channel);
+  const client = grpcClient(SpiffeWorkloadAPI, channel);
   const holder = new SnapshotHolder(log);
   const lifetime = new AbortController();
   const retryMs = options.retryMs ?? 200;

@@ -30,8 +30,8 @@ import {
   X509SVIDResponseSchema,
   X509SVIDSchema,
 } from "../../api/gen/workload_pb.js";
-import { grpcDefinition } from "../../api/grpc.js";
 import { Code, invalidArgument, NsmError, permissionDenied } from "../../sdk/core/errors.js";
+import { grpcDefinition } from "../../sdk/grpc/service.js";
 import type { Logger } from "../../sdk/tools/logger.js";
 import { silentLogger } from "../../sdk/tools/logger.js";
 import type { CertificateAuthority } from "../ca.js";

@@ -9,10 +9,10 @@ import { fileURLToPath } from "node:url";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { SpiffeWorkloadAPI, X509BundlesRequestSchema, X509SVIDRequestSchema } from "../../api/gen/workload_pb.js";
-import { createClient, outgoingMetadataKey } from "../../api/grpc.js";
 import { CallContext } from "../../sdk/core/context.js";
 import { Code, type NsmError } from "../../sdk/core/errors.js";
-import { closeChannel } from "../../sdk/tools/grpcurl.js";
+import { closeChannel } from "../../sdk/grpc/dial.js";
+import { grpcClient, outgoingMetadataKey } from "../../sdk/grpc/service.js";
 import { type CertificateAuthority, chainsToBundle, createCa, spiffeIdOfCertificate } from "../index.js";
 import { tempDir } from "../testing.js";
 import {
@@ -85,7 +85,7 @@ describe("Workload API (embedded) over a unix socket", { skip }, () => {
     identities.set(process.pid, ME);
     const channel = new grpc.Client(server.endpoint, grpc.credentials.createInsecure());
     try {
-      const stream = createClient(SpiffeWorkloadAPI, channel).fetchX509SVID(
+      const stream = grpcClient(SpiffeWorkloadAPI, channel).fetchX509SVID(
         create(X509SVIDRequestSchema),
         CallContext.create({ deadline: Date.now() + 5000 }),
       );
@@ -102,7 +102,7 @@ describe("Workload API (embedded) over a unix socket", { skip }, () => {
       [WORKLOAD_API_HEADER]: "true",
     });
     try {
-      const client = createClient(SpiffeWorkloadAPI, channel);
+      const client = grpcClient(SpiffeWorkloadAPI, channel);
       await assert.rejects(
         firstMessage(client.fetchX509SVID(create(X509SVIDRequestSchema), ctx)),
         (e: NsmError) => e.code === Code.PermissionDenied,
@@ -127,7 +127,7 @@ describe("Workload API (embedded) over a unix socket", { skip }, () => {
     });
     try {
       const msg = await firstMessage(
-        createClient(SpiffeWorkloadAPI, channel).fetchX509Bundles(create(X509BundlesRequestSchema), ctx),
+        grpcClient(SpiffeWorkloadAPI, channel).fetchX509Bundles(create(X509BundlesRequestSchema), ctx),
       );
       assert.deepEqual(Object.keys(msg.bundles), ["spiffe://test.nsm"]);
       assert.ok(Buffer.from(msg.bundles["spiffe://test.nsm"]!).equals(ca.certificate.raw));

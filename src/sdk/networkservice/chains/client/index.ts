@@ -20,6 +20,7 @@ import { metadataClient } from "../../common/metadata/index.js";
 import { trimpathClient } from "../../common/trimpath/index.js";
 import { updatePathClient } from "../../common/updatepath/index.js";
 
+/** Options of {@link createClient}. */
 export interface ClientOptions extends DialClientOptions {
   /** This hop's name in the path. */
   name: string;

@@ -11,7 +11,6 @@
 import { create } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import type * as grpc from "@grpc/grpc-js";
-import { addService } from "../../../../api/grpc.js";
 import {
   type ConnectionEvent,
   MonitorConnection,
@@ -26,6 +25,7 @@ import {
   passThrough,
 } from "../../../core/chain.js";
 import type { CallContext } from "../../../core/context.js";
+import { addService } from "../../../grpc/service.js";
 import { type Logger, silentLogger } from "../../../tools/logger.js";
 import { beginServer } from "../../common/begin/index.js";
 import { metadataServer } from "../../common/metadata/index.js";
@@ -35,6 +35,7 @@ import { trimpathServer } from "../../common/trimpath/index.js";
 import { updatePathServer } from "../../common/updatepath/index.js";
 import { validateServer } from "../../common/validate/index.js";
 
+/** Options of {@link createEndpoint}. */
 export interface EndpointOptions {
   /** This hop's name in the path (NSM_NAME). */
   name: string;
@@ -60,8 +61,11 @@ export interface MonitorConnectionService {
   monitorConnections(selector: MonitorScopeSelector, ctx: CallContext): AsyncIterable<ConnectionEvent>;
 }
 
+/** An endpoint chain, ready to serve. */
 export interface Endpoint extends NetworkServiceHandler {
+  /** Its name in the path. */
   readonly name: string;
+  /** The connections it serves, for MonitorConnections. */
   readonly monitor: ConnectionMonitor;
   /** Serves NetworkService and MonitorConnection on a grpc-js server. */
   register(server: grpc.Server): void;
@@ -88,6 +92,7 @@ export function endpointChain(
   );
 }
 
+/** The standard endpoint chain (upstream order) with `options.additional` before its tail. */
 export function createEndpoint(options: EndpointOptions): Endpoint {
   const log = options.log ?? silentLogger;
   const monitor = new ConnectionMonitor(log);

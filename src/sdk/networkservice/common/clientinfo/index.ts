@@ -17,6 +17,7 @@ import { ConnectionSchema, clone } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import { invalidArgument } from "../../../core/errors.js";
 
+/** Options of {@link clientInfoClient}. */
 export interface ClientInfoOptions {
   /** Label `nodeName` (upstream env `NODE_NAME`). @default unset: no label */
   nodeName?: string;

@@ -15,17 +15,17 @@
  * side is closed before the error is returned.
  */
 
-import { createClient } from "../../../../api/grpc.js";
 import { NetworkService as NetworkServiceDesc } from "../../../../api/index.js";
 import { bind, closeQuietly, type NetworkServiceElement } from "../../../core/chain.js";
 import { Code, NsmError } from "../../../core/errors.js";
+import { grpcClient } from "../../../grpc/service.js";
 import { channelOf } from "../dial/index.js";
 
 export function connectClient(): NetworkServiceElement {
   const clientFor = (ctx: Parameters<NetworkServiceElement["request"]>[1]) => {
     const channel = channelOf(ctx);
     if (!channel) throw new NsmError("no channel to the next hop (put dial before connect)", Code.FailedPrecondition);
-    return createClient(NetworkServiceDesc, channel);
+    return grpcClient(NetworkServiceDesc, channel);
   };
   return {
     name: "connect",

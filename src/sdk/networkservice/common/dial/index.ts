@@ -18,7 +18,7 @@ import type * as grpc from "@grpc/grpc-js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import { type CallContext, createContextKey } from "../../../core/context.js";
 import { Code, NsmError } from "../../../core/errors.js";
-import { acquireChannel, type ChannelLease, type DialOptions, waitForReady } from "../../../tools/grpcurl.js";
+import { acquireChannel, type ChannelLease, type DialOptions, waitForReady } from "../../../grpc/dial.js";
 import { clientUrlOf } from "../clienturl/index.js";
 import { createMetadataKey, metadataOf } from "../metadata/index.js";
 

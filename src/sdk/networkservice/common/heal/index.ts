@@ -23,7 +23,6 @@
  * Failure behaviour: never fails a Request.
  */
 
-import { createClient } from "../../../../api/grpc.js";
 import {
   type Connection,
   ConnectionEventType,
@@ -35,6 +34,7 @@ import {
 } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import { type CallContext, sleep } from "../../../core/context.js";
+import { grpcClient } from "../../../grpc/service.js";
 import { type EventFactory, eventFactoryOf } from "../begin/index.js";
 import { storedChannelOf } from "../dial/index.js";
 import { createMetadataKey, metadataOf } from "../metadata/index.js";
@@ -150,7 +150,7 @@ export function healClient(options: HealClientOptions = {}): NetworkServiceEleme
     });
     void (async () => {
       try {
-        for await (const event of createClient(MonitorConnection, channel).monitorConnections(selector, streamCtx)) {
+        for await (const event of grpcClient(MonitorConnection, channel).monitorConnections(selector, streamCtx)) {
           if (event.type === ConnectionEventType.INITIAL_STATE_TRANSFER) continue;
           const mine = Object.values(event.connections).find(
             (c) => c.path?.pathSegments[0]?.id === w.conn.path?.pathSegments[0]?.id,

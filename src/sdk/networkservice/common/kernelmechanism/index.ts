@@ -33,6 +33,7 @@ import { invalidArgument } from "../../../core/errors.js";
 import { generateInterfaceName, validateInterfaceName } from "../../../tools/ifname.js";
 import { createMetadataKey, type MetadataKey, metadataOf } from "../metadata/index.js";
 
+/** Options of {@link kernelMechanismClient} and {@link kernelMechanismServer}. */
 export interface KernelMechanismOptions {
   /**
    * The interface name to ask for (`name` parameter). A name already present in the request

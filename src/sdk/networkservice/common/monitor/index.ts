@@ -16,7 +16,6 @@
  * Failure behaviour: never fails a Request or Close; downstream stream errors are events.
  */
 
-import { createClient } from "../../../../api/grpc.js";
 import {
   type Connection,
   ConnectionContextSchema,
@@ -35,6 +34,7 @@ import {
 } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import type { CallContext } from "../../../core/context.js";
+import { grpcClient } from "../../../grpc/service.js";
 import type { Logger } from "../../../tools/logger.js";
 import { silentLogger } from "../../../tools/logger.js";
 import { storedChannelOf } from "../dial/index.js";
@@ -60,12 +60,14 @@ export class ConnectionMonitor {
     return [...this.#connections.values()].map((c) => clone(ConnectionSchema, c));
   }
 
+  /** Records `conn` and sends an UPDATE event to the watchers that select it. */
   update(conn: Connection): void {
     const c = clone(ConnectionSchema, conn);
     this.#connections.set(c.id, c);
     this.#publish(ConnectionEventType.UPDATE, c);
   }
 
+  /** Forgets `conn` and sends a DELETE event to the watchers that select it. */
   delete(conn: Connection): void {
     const c = this.#connections.get(conn.id) ?? clone(ConnectionSchema, conn);
     this.#connections.delete(conn.id);
@@ -150,7 +152,7 @@ export class ConnectionMonitor {
     const streamCtx = ctx.detached().withCancel({ signal: ac.signal });
     void (async () => {
       try {
-        const client = createClient(MonitorConnection, channel);
+        const client = grpcClient(MonitorConnection, channel);
         for await (const event of client.monitorConnections(selector, streamCtx)) {
           for (const down of Object.values(event.connections)) this.#fromDownstream(id, down, event.type);
         }

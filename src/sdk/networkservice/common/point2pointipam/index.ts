@@ -40,6 +40,7 @@ import { Code, invalidArgument, NsmError } from "../../../core/errors.js";
 import { addressOf, hostPrefix, type IpAddress, IpPool, PrefixSet } from "../../../tools/cidr.js";
 import { createMetadataKey, metadataOf } from "../metadata/index.js";
 
+/** Options of {@link point2pointIpamServer}. */
 export interface Point2PointIpamOptions {
   /**
    * CIDR groups to allocate from, as in `NSM_CIDR_PREFIX`: a string is a group of one prefix,

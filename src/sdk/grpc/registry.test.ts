@@ -9,10 +9,10 @@ import { timestampMs } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "../../api/gen/registry_pb.js";
 import { Code, type NsmError } from "../core/errors.js";
+import { memoryRegistry } from "../registry/chains/memory/index.js";
+import { collectRecords, nseKind, nsKind } from "../registry/core/index.js";
 import { nextWithin, testContext } from "../testing/registry.js";
-import { memoryRegistry } from "./chains/memory/index.js";
-import { collectRecords, nseKind, nsKind } from "./core/index.js";
-import { registryClients, serveRegistry } from "./grpc.js";
+import { registryClients, serveRegistry } from "./registry.js";
 
 const nse = (name: string, url: string) =>
   create(NetworkServiceEndpointSchema, { name, url, networkServiceNames: ["icmp-responder"] });

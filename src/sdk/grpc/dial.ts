@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * NSM URLs to gRPC targets, and channel creation.
+ * NSM URLs to gRPC targets, and channel creation (part of the gRPC glue, see index.ts).
  *
  * NSM names peers with URLs: `unix:///path/to.sock` and `tcp://host:port` (as in NSM_LISTEN_ON,
  * NSM_CONNECT_TO, NSE records). grpc-js wants `unix:///path` or `host:port`.

@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * grpc-js adapters for the protoc-gen-es service descriptors.
+ * grpc-js adapters for the protoc-gen-es service descriptors (part of the gRPC glue, see index.ts).
  *
  * - {@link grpcDefinition} derives a grpc-js `ServiceDefinition` (paths `/<pkg>.<Service>/<Method>`)
  *   from a generated `GenService`, so the wire paths always follow the .proto files.
  * - {@link addService} serves an implementation whose methods take `(request, ctx)` and return a
  *   promise (unary) or an async iterable (server streaming), with a {@link CallContext} carrying
  *   the call's cancellation, deadline and peer facts. NsmErrors become gRPC statuses.
- * - {@link createClient} calls a service the same way. It calls grpc-js's generic request functions
+ * - {@link grpcClient} calls a service the same way. It calls grpc-js's generic request functions
  *   directly, so an RPC named `Close` never collides with `grpc.Client#close`.
  */
 
@@ -15,10 +15,10 @@ import type { DescMessage, DescMethod, DescService, MessageShape } from "@bufbui
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import type { AuthContext } from "@grpc/grpc-js/build/src/auth-context.js";
-import { CallContext, createContextKey } from "../sdk/core/context.js";
-import { Code, NsmError, nsmErrorFromGrpc } from "../sdk/core/errors.js";
-import type { Logger } from "../sdk/tools/logger.js";
-import { silentLogger } from "../sdk/tools/logger.js";
+import { CallContext, createContextKey } from "../core/context.js";
+import { Code, NsmError, nsmErrorFromGrpc } from "../core/errors.js";
+import type { Logger } from "../tools/logger.js";
+import { silentLogger } from "../tools/logger.js";
 
 export function grpcDefinition(svc: DescService): grpc.ServiceDefinition {
   const def: Record<string, grpc.MethodDefinition<any, any>> = {};
@@ -172,7 +172,7 @@ async function pump(call: grpc.ServerWritableStream<any, any>, source: AsyncIter
   }
 }
 
-/** Per-call options of a client created by {@link createClient}. */
+/** Per-call options of a client created by {@link grpcClient}. */
 export interface ClientCallOptions {
   /** Called with the response headers (e.g. the registry `path` header). */
   onHeaders?: (headers: grpc.Metadata) => void;
@@ -198,7 +198,7 @@ function callOptions(ctx: CallContext): grpc.CallOptions {
 }
 
 /** A client for `svc` over an existing grpc-js channel (`grpc.Client`). */
-export function createClient<S extends DescService>(svc: S, channel: grpc.Client): ServiceClient<S> {
+export function grpcClient<S extends DescService>(svc: S, channel: grpc.Client): ServiceClient<S> {
   const client: Record<string, unknown> = {};
   for (const m of svc.methods) {
     const path = `/${svc.typeName}/${m.name}`;

@@ -16,8 +16,8 @@ import { create } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import type * as grpc from "@grpc/grpc-js";
 import { NetworkServiceEndpointRegistry, NetworkServiceRegistry } from "../../api/gen/registry_pb.js";
-import { type AddServiceOptions, addService, createClient } from "../../api/grpc.js";
-import type { NseRegistry, NsRegistry } from "./api.js";
+import type { NseRegistry, NsRegistry } from "../registry/api.js";
+import { type AddServiceOptions, addService, grpcClient } from "./service.js";
 
 /** The two registries a process serves or calls. */
 export interface Registries {
@@ -59,7 +59,7 @@ export function serveRegistry(server: grpc.Server, registries: Registries, optio
 /** Registry clients over an existing grpc-js channel (the caller owns and closes it). */
 export function registryClients(channel: grpc.Client): Registries {
   return {
-    ns: createClient(NetworkServiceRegistry, channel),
-    nse: createClient(NetworkServiceEndpointRegistry, channel),
+    ns: grpcClient(NetworkServiceRegistry, channel),
+    nse: grpcClient(NetworkServiceEndpointRegistry, channel),
   };
 }

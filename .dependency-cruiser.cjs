@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The layering of src/, checked by `npm run check:layers` (scripts/check-layers.mjs, part of
+ * scripts/test.sh). Imports flow one way (DESIGN.md §4):
+ *
+ *     api  <-  sdk  <-  kernel, security  <-  local, cmd
+ *
+ * - src/api is the wire API: it imports nothing of ours but its generated code (src/api/gen).
+ * - src/sdk imports only src/api and itself; src/sdk/core (the chain engine) only src/api and itself.
+ * - src/kernel and src/security never import src/local or src/cmd.
+ * - src/local never imports src/cmd.
+ * - src/public holds the package's entry points (package.json "exports"): each re-exports an
+ *   explicit list from any layer, and nothing in src imports them.
+ * - No import cycle anywhere in src.
+ *
+ * Two rules on source text that an import graph cannot express are checked by the same script
+ * (`sourceRules` below): only src/cmd reads `process.env`, and only src/cmd writes to the
+ * console (`console.*`, `process.stdout`, `process.stderr`); libraries take configuration as
+ * arguments and log through the injected structured logger.
+ *
+ * KNOWN_VIOLATIONS lists what was already wrong when the check came in and is being fixed on
+ * other branches. Each entry names its rule, the file(s) and who fixes it; delete the entry when
+ * that fix is merged. The list must shrink, never grow.
+ */
+
+/** @type {{rule: string, from: string, to?: string, owner: string, why: string}[]} */
+const KNOWN_VIOLATIONS = [
+  // --- branch `core`: sdk/core takes its Logger from sdk/tools (the logger moves into sdk/core).
+  {
+    rule: "sdk-core-is-the-base",
+    from: "^src/sdk/core/context\\.ts$",
+    to: "^src/sdk/tools/logger\\.ts$",
+    owner: "core",
+    why: "sdk/core imports Logger from sdk/tools",
+  },
+  // --- branch `local`: local/manifest.ts <-> local/state.ts import each other.
+  {
+    rule: "no-circular",
+    from: "^src/local/(manifest|state)\\.ts$",
+    owner: "local",
+    why: "manifest <-> state cycle",
+  },
+  // --- branch `local`: src/local reads process.env (configuration must be passed in from src/cmd).
+  { rule: "no-process-env", from: "^src/local/pods\\.ts$", owner: "local", why: "PATH for commands" },
+  { rule: "no-process-env", from: "^src/local/cli\\.ts$", owner: "local", why: "NSM_LOCAL_STATE_DIR" },
+  { rule: "no-process-env", from: "^src/local/inspect\\.ts$", owner: "local", why: "PATH for nsm exec" },
+  {
+    rule: "no-process-env",
+    from: "^src/local/runtime\\.ts$",
+    owner: "local",
+    why: "PATH, inherited vars, NSM_SVID_TTL",
+  },
+  // --- branch `local`: src/local writes to the console (the CLI wiring moves to src/cmd).
+  { rule: "console-only-in-cmd", from: "^src/local/cli\\.ts$", owner: "local", why: "nsm get/describe output, errors" },
+  { rule: "console-only-in-cmd", from: "^src/local/inspect\\.ts$", owner: "local", why: "nsm exec error line" },
+  { rule: "console-only-in-cmd", from: "^src/local/progress\\.ts$", owner: "local", why: "consoleProgress defaults" },
+];
+
+/** A forbidden-import rule. Known violations are not exceptions here: check-layers.mjs sets them aside. */
+function forbid(name, comment, from, to) {
+  return [{ name, comment, severity: "error", from, to }];
+}
+
+module.exports = {
+  forbidden: [
+    ...forbid(
+      "api-imports-only-api",
+      "src/api is the wire API: it imports nothing of ours but src/api (and its generated code)",
+      { path: "^src/api/" },
+      { path: "^src/(?!api/)" },
+    ),
+    ...forbid(
+      "sdk-imports-only-api-and-sdk",
+      "the sdk never imports kernel, security, local, cmd (or any other layer above it)",
+      { path: "^src/sdk/" },
+      { path: "^src/(?!api/|sdk/)" },
+    ),
+    ...forbid(
+      "sdk-core-is-the-base",
+      "sdk/core (the chain engine) imports only src/api and sdk/core",
+      { path: "^src/sdk/core/" },
+      { path: "^src/(?!api/|sdk/core/)" },
+    ),
+    ...forbid(
+      "kernel-security-not-local-cmd",
+      "kernel and security are libraries below the runtimes: they never import local or cmd",
+      { path: "^src/(kernel|security)/" },
+      { path: "^src/(local|cmd)/" },
+    ),
+    ...forbid(
+      "local-not-cmd",
+      "the local runtime never imports src/cmd",
+      { path: "^src/local/" },
+      { path: "^src/cmd/" },
+    ),
+    ...forbid(
+      "nothing-imports-public",
+      "src/public is the package's surface: it imports the layers, never the other way",
+      { path: "^src/(?!public/)" },
+      { path: "^src/public/" },
+    ),
+    ...forbid("no-circular", "no import cycles in src", { path: "^src/" }, { circular: true }),
+  ],
+  options: {
+    doNotFollow: { path: "node_modules" },
+    includeOnly: "^src/",
+    exclude: { path: "^src/api/gen/" },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: "tsconfig.json" },
+    enhancedResolveOptions: { extensions: [".ts", ".js"] },
+  },
+};
+
+/**
+ * For scripts/check-layers.mjs: the rules on source text (applied to src/**.ts, tests included)
+ * and the known violations. Not dependency-cruiser options: attached without being enumerable,
+ * so its schema never sees them.
+ */
+Object.defineProperty(module.exports, "knownViolations", { enumerable: false, value: KNOWN_VIOLATIONS });
+Object.defineProperty(module.exports, "sourceRules", {
+  enumerable: false,
+  value: {
+    rules: [
+      {
+        name: "no-process-env",
+        comment: "only src/cmd reads the environment; pass configuration in",
+        pattern: /\bprocess\.env\b/,
+        allowed: /^src\/cmd\//,
+      },
+      {
+        name: "console-only-in-cmd",
+        comment: "only the CLI layer (src/cmd) writes to the console; libraries use the injected logger",
+        pattern: /\bconsole\.[a-z]+\(|\bprocess\.(stdout|stderr)\b/,
+        allowed: /^src\/cmd\//,
+      },
+    ],
+  },
+});

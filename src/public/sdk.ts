@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * `nsm-ts/sdk`: the public SDK, for writing your own endpoints, clients and chains.
+ *
+ * The surface is this explicit list; everything else in the package is internal and may change.
+ *
+ * - **Run a process** as upstream's cmds do, configured by the same `NSM_*` environment, with
+ *   your own elements in the chain: {@link runEndpoint}, {@link runClient}.
+ * - **Write an element**: an object with `request(req, ctx, next)` and `close(conn, ctx, next)`
+ *   ({@link NetworkServiceElement}); compose with {@link chain}.
+ * - **Build chains** in process: {@link createEndpoint}, {@link createClient}, with the standard
+ *   elements below in their `additional` slots.
+ * - **The wire API** types (generated from NSM's .proto files): {@link Connection},
+ *   {@link NetworkServiceRequest}, {@link IPContext}, {@link DNSContext}…, built with
+ *   {@link create} and their `…Schema`.
+ * - **Errors**: {@link NsmError} with a gRPC {@link Code}.
+ * - **Testing**: {@link createSandbox}, a registry, nodes, endpoints and clients in one process.
+ *
+ * A custom endpoint in about 30 lines is in `examples/sdk/endpoint`.
+ *
+ * @packageDocumentation
+ */
+
+// --- The wire API (generated from NSM's .proto files)
+export {
+  Cls,
+  type Connection,
+  type ConnectionContext,
+  type ConnectionEvent,
+  ConnectionEventType,
+  ConnectionSchema,
+  clone,
+  create,
+  DEFAULT_NETNS_URL,
+  type DNSConfig,
+  DNSConfigSchema,
+  type DNSContext,
+  DNSContextSchema,
+  type EthernetContext,
+  type ExtraPrefixRequest,
+  type IPContext,
+  type IpFamily,
+  IpFamily_Family,
+  type IpNeighbor,
+  type Mechanism,
+  MechanismType,
+  type MonitorScopeSelector,
+  type NetworkServiceRequest,
+  NetworkServiceRequestSchema,
+  newMechanism,
+  type Path,
+  type PathSegment,
+  Payload,
+  type PolicyRoute,
+  type Route,
+  RouteSchema,
+  /** The registry wire API: NetworkService and NetworkServiceEndpoint records, queries, matches. */
+  registry,
+  State,
+} from "../api/index.js";
+// --- Running processes configured by NSM_* env, with your elements
+export { type RunClientOptions, runClient } from "../cmd/nsc.js";
+export { type RunEndpointOptions, runEndpoint } from "../cmd/nse.js";
+// --- Elements and chains: the core
+export type {
+  NetworkServiceClient,
+  NetworkServiceElement,
+  NetworkServiceHandler,
+  NetworkServiceServer,
+} from "../sdk/core/chain.js";
+export { bind, chain, passThrough, tail } from "../sdk/core/chain.js";
+export { CallContext, type CallContextInit, type ContextKey, createContextKey } from "../sdk/core/context.js";
+// --- Errors
+export { Code, NsmError, type NsmErrorOptions } from "../sdk/core/errors.js";
+// --- Standard chains
+export { type ClientOptions, createClient } from "../sdk/networkservice/chains/client/index.js";
+export {
+  createEndpoint,
+  type Endpoint,
+  type EndpointOptions,
+  type MonitorConnectionService,
+} from "../sdk/networkservice/chains/endpoint/index.js";
+// --- Standard elements for the `additional` slots
+export { type ClientInfoOptions, clientInfoClient } from "../sdk/networkservice/common/clientinfo/index.js";
+export {
+  type KernelMechanismOptions,
+  kernelMechanismClient,
+  kernelMechanismServer,
+} from "../sdk/networkservice/common/kernelmechanism/index.js";
+export {
+  type MechanismElements,
+  mechanismsClient,
+  mechanismsServer,
+} from "../sdk/networkservice/common/mechanisms/index.js";
+export { ConnectionMonitor } from "../sdk/networkservice/common/monitor/index.js";
+export {
+  type Point2PointIpamOptions,
+  point2pointIpamServer,
+} from "../sdk/networkservice/common/point2pointipam/index.js";
+// --- Registries, as the testing sandbox exposes them
+export type { NseRegistry, NsRegistry } from "../sdk/registry/api.js";
+// --- Testing
+export {
+  type ClientSpec,
+  createSandbox,
+  type EndpointSpec,
+  RestartableServer,
+  type Sandbox,
+  type SandboxNode,
+  type SandboxOptions,
+} from "../sdk/testing/sandbox.js";
+// --- Tools and logging
+export { generateInterfaceName } from "../sdk/tools/ifname.js";
+export {
+  createLogger,
+  type LogFn,
+  type Logger,
+  type LoggerOptions,
+  type LogLevel,
+  silentLogger,
+} from "../sdk/tools/logger.js";

@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * Serving on NSM URLs: bind a grpc-js server on `unix:///path` and `tcp://host:port` URLs, and
+ * stop it with a grace period. Credentials come from the caller (the security layer's mTLS, or
+ * plaintext in its explicit insecure mode), so this module holds no policy.
+ */
+import { chmodSync, mkdirSync, rmSync } from "node:fs";
+import { dirname } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { parseNsmUrl } from "./dial.js";
+
+/**
+ * Binds `server` on every URL and returns the bound URLs (a `tcp://host:0` URL comes back with
+ * its port). Unix sockets: the directory is created, a stale socket file removed, mode 0777.
+ */
+export async function bindUrls(
+  server: grpc.Server,
+  urls: readonly string[],
+  credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
+): Promise<string[]> {
+  const bound: string[] = [];
+  for (const url of urls) {
+    const u = parseNsmUrl(url);
+    if (u.scheme === "unix") {
+      mkdirSync(dirname(u.address), { recursive: true });
+      rmSync(u.address, { force: true });
+    }
+    const target = u.scheme === "unix" ? `unix://${u.address}` : u.address;
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(target, credentials, (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    if (u.scheme === "unix") chmodSync(u.address, 0o777);
+    bound.push(u.scheme === "unix" ? url : `tcp://${u.host}:${port}`);
+  }
+  return bound;
+}
+
+/** Stops a server, letting open calls finish for up to `graceMs`. */
+export function shutdown(server: grpc.Server, graceMs = 1000): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
