@@ -75,8 +75,9 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
   const log = roleLogger(env, name);
   const sec = await roleSecurity(env, log);
   const monitorPolicies = await sec.policies("monitor");
-  // HOOK(netns-ownership): only namespaces the requesting side owns (src/security/networkservice/netnsowner.ts).
-  const owner = netnsOwnership({
+  // Only namespaces the requesting side owns (src/security/networkservice/netnsowner.ts); the check
+  // is off only in insecure mode (NSM_INSECURE=true), where it still checks the URL form and warns.
+  const ownership = netnsOwnership({
     insecure: sec.insecure,
     resolveIdentity: identities ? processIdentityResolver(identities) : undefined,
     log,
@@ -91,7 +92,7 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
     vxlanPort,
     wireguard: { port: wireguardPort },
     mechanismPriority,
-    checkNetns: owner.check,
+    netnsOwnership: ownership,
     owner: tagOwner,
     reconcileGraceMs,
     log,
@@ -109,7 +110,7 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
     monitorService: (service) => sec.monitor(service, monitorPolicies),
     serverMechanisms: dataPlane.serverMechanisms,
     clientMechanisms: dataPlane.clientMechanisms,
-    additional: [owner.server, ...dataPlane.additional],
+    additional: dataPlane.additional,
     additionalClient: dataPlane.additionalClient,
     log,
   });

@@ -39,6 +39,7 @@ import { createNetlinkKernel, type KernelApi } from "../../src/kernel/index.js";
 import {
   connectionInterfaceName,
   createWireguardGoRunner,
+  insecureNetnsOwnership,
   type KernelForwarderElements,
   type KernelForwarderElementsOptions,
   kernelForwarderElements,
@@ -189,6 +190,7 @@ describe("reconciliation after a forwarder restart, on the real kernel", { skip 
   /** One life of node 1's forwarder (the NSC side), tracked for `after`. */
   const life1 = async (o: Partial<KernelForwarderElementsOptions> = {}) => {
     const els = await kernelForwarderElements({
+      netnsOwnership: insecureNetnsOwnership(),
       kernel,
       tunnelIp: "198.18.0.1",
       tunnelNetns: nsPath(node1),
@@ -203,6 +205,7 @@ describe("reconciliation after a forwarder restart, on the real kernel", { skip 
   /** One life of node 2's forwarder (the NSE side). */
   const life2 = async () => {
     const els = await kernelForwarderElements({
+      netnsOwnership: insecureNetnsOwnership(),
       kernel,
       tunnelIp: "198.18.0.2",
       tunnelNetns: nsPath(node2),

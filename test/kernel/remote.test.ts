@@ -36,6 +36,7 @@ import {
 import { createNetlinkKernel, type KernelApi } from "../../src/kernel/index.js";
 import {
   createWireguardGoRunner,
+  insecureNetnsOwnership,
   type KernelForwarderElements,
   kernelForwarderElements,
   listTaggedLinks,
@@ -145,12 +146,14 @@ describe("remote connections on the real kernel", { skip }, () => {
         ? (false as const)
         : { runner: recording(createWireguardGoRunner({ launcher: ["nsenter", `--net=${nsPath(node)}`] })) };
     f1 = await kernelForwarderElements({
+      netnsOwnership: insecureNetnsOwnership(),
       kernel,
       tunnelIp: "198.18.0.1",
       tunnelNetns: nsPath(node1),
       wireguard: wireguard(node1),
     });
     f2 = await kernelForwarderElements({
+      netnsOwnership: insecureNetnsOwnership(),
       kernel,
       tunnelIp: "198.18.0.2",
       tunnelNetns: nsPath(node2),

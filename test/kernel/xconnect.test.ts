@@ -27,7 +27,12 @@ import {
   RouteSchema,
 } from "../../src/api/index.js";
 import { createNetlinkKernel, type KernelApi } from "../../src/kernel/index.js";
-import { kernelXconnectClient, kernelXconnectServer, listTaggedLinks } from "../../src/kernel/networkservice/index.js";
+import {
+  insecureNetnsOwnership,
+  kernelXconnectClient,
+  kernelXconnectServer,
+  listTaggedLinks,
+} from "../../src/kernel/networkservice/index.js";
 import { bind, chain, type NetworkServiceElement, passThrough } from "../../src/sdk/core/chain.js";
 import { CallContext } from "../../src/sdk/core/context.js";
 import { Code, NsmError } from "../../src/sdk/core/errors.js";
@@ -80,7 +85,7 @@ describe("kernel cross-connect on the real kernel", { skip }, () => {
       chain(
         metadataServer(),
         mechanismsServer({ KERNEL: passThrough("kernel") }),
-        kernelXconnectServer({ kernel }),
+        kernelXconnectServer({ kernel, checkNetns: insecureNetnsOwnership().check }),
         connectServer(
           chain(metadataClient(), mechanismTranslationClient(), kernelXconnectClient(), fakeNse(nsPath(nseNs))),
         ),
@@ -195,7 +200,7 @@ describe("kernel cross-connect on the real kernel", { skip }, () => {
       chain(
         metadataServer(),
         mechanismsServer({ KERNEL: passThrough("kernel") }),
-        kernelXconnectServer({ kernel }),
+        kernelXconnectServer({ kernel, checkNetns: insecureNetnsOwnership().check }),
         connectServer(chain(metadataClient(), mechanismTranslationClient(), kernelXconnectClient(), failing)),
       ),
     );

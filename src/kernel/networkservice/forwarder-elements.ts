@@ -5,10 +5,15 @@
  * data plane, plus mechanism priority.
  *
  * ```ts
- * const fwd = await kernelForwarderElements({ kernel, tunnelIp: "198.18.0.1", owner: name, reconcileGraceMs: 600_000 });
+ * const ownership = netnsOwnership({ resolveIdentity, log }); // src/security/networkservice
+ * const fwd = await kernelForwarderElements({ kernel, netnsOwnership: ownership, tunnelIp: "198.18.0.1", owner: name, reconcileGraceMs: 600_000 });
  * const forwarder = createForwarder({ name, nsRegistry, nseRegistry, ...fwd });
  * // on shutdown: forwarder.dispose(); await fwd.dispose();
  * ```
+ *
+ * Secure by construction: `netnsOwnership` is required; its server element goes first in
+ * `additional`, its check into every cross-connect. Only an explicit
+ * `insecureNetnsOwnership()` (or the security package's insecure mode) turns the check off.
  *
  * Every interface is tagged with `owner` (the forwarder's name), and the endpoint's interface is
  * named after the connection id (`stable-name.ts`), so that a restarted forwarder asks for the
@@ -40,7 +45,7 @@ import { formatIp, tryParseIp } from "../../sdk/tools/cidr.js";
 import { type Logger, silentLogger } from "../../sdk/tools/logger.js";
 import type { KernelApi, NetnsPath } from "../api.js";
 import { kernelXconnectClient } from "./client.js";
-import type { NetnsCheck } from "./options.js";
+import type { NetnsOwnershipCheck } from "./options.js";
 import {
   createReconciler,
   type ReconcileReport,
@@ -101,8 +106,11 @@ export interface KernelForwarderElementsOptions {
   wireguard?: WireguardForwarderOptions | false;
   /** Mechanism types, most preferred first (`NSM_MECHANISM_PRIORITY`). @default [] */
   mechanismPriority?: readonly string[];
-  /** Netns-ownership hook of both cross-connects. */
-  checkNetns?: NetnsCheck;
+  /**
+   * The netns-ownership check (required): its server element is put before the cross-connects,
+   * its check called by them. `insecureNetnsOwnership()` is the explicit way to turn it off.
+   */
+  netnsOwnership: NetnsOwnershipCheck;
   /**
    * The forwarder's name (`NSM_NAME`), written into every interface tag; it must be the same
    * across restarts and differ from every other forwarder sharing the kernel. @default "forwarder"
@@ -145,6 +153,16 @@ export interface KernelForwarderElements {
   dispose(): Promise<void>;
 }
 
+/** The ownership check, or InvalidArgument: a kernel forwarder is never built without one. */
+function requireNetnsOwnership(ownership: NetnsOwnershipCheck | undefined): NetnsOwnershipCheck {
+  if (typeof ownership?.check !== "function" || typeof ownership.server?.request !== "function") {
+    throw invalidArgument(
+      "kernelForwarderElements: the netnsOwnership option is required (insecureNetnsOwnership() turns the check off explicitly)",
+    );
+  }
+  return ownership;
+}
+
 /** The MTU of the link of `netns` that holds `ip`; FailedPrecondition when none does. */
 async function underlayOf(kernel: KernelApi, netns: NetnsPath, ip: string): Promise<number> {
   const want = formatIp(tryParseIp(ip)!);
@@ -178,6 +196,7 @@ export async function kernelForwarderElements(
   const log = options.log ?? silentLogger;
   const owner = options.owner ?? DEFAULT_TAG_OWNER;
   checkTagOwner(owner);
+  const ownership = requireNetnsOwnership(options.netnsOwnership);
   const graceMs = options.reconcileGraceMs;
   if (graceMs !== undefined && (!Number.isFinite(graceMs) || graceMs < 0)) {
     throw invalidArgument(`kernelForwarderElements: reconcileGraceMs must be a duration ≥ 0, got ${graceMs}`);
@@ -191,11 +210,11 @@ export async function kernelForwarderElements(
   // the VNI registry and the port pool it fills exist, before anything is served.
   const reconcilerOf = (parts: Pick<ReconcilerOptions, "runner" | "vnis" | "ports">) =>
     graceMs === undefined ? undefined : createReconciler({ kernel, owner, graceMs, log, ...parts });
-  const xconnect = { kernel, checkNetns: options.checkNetns, owner };
+  const xconnect = { kernel, checkNetns: ownership.check, owner };
   const result: KernelForwarderElements = {
     serverMechanisms,
     clientMechanisms,
-    additional: [],
+    additional: [ownership.server],
     additionalClient: [kernelXconnectClient()],
     underlayMtu: undefined,
     wireguardPublicKey: undefined,

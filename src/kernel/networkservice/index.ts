@@ -34,8 +34,9 @@
  * added); a changed netns or interface name rebuilds the pair. Close deletes the pair (one end
  * suffices) and forgets.
  *
- * Options: {@link KernelXconnectServerOptions}: `kernel` (required),
- * `checkNetns` (the netns-ownership hook: it allows everything until ownership checks land),
+ * Options: {@link KernelXconnectServerOptions}: `kernel` and `checkNetns` (the netns-ownership
+ * check, required: there is no default that allows all; `insecureNetnsOwnership().check` is the
+ * explicit way to turn it off),
  * `cleanupTimeoutMs`, `owner` (the forwarder's name, in the tags), `reconciler`.
  *
  * Restart (reconciliation, `reconcile.ts`): a forwarder killed with SIGKILL leaves its links
@@ -85,8 +86,13 @@ export {
   srcRoutesWithExplicitNextHop,
 } from "./ip-plan.js";
 export { netnsPathFromUrl } from "./netns-url.js";
-export type { KernelXconnectServerOptions, NetnsCheck, NetnsCheckRequest } from "./options.js";
-export { DEFAULT_CLEANUP_TIMEOUT_MS, PING_GROUP_RANGE } from "./options.js";
+export type {
+  KernelXconnectServerOptions,
+  NetnsCheck,
+  NetnsCheckRequest,
+  NetnsOwnershipCheck,
+} from "./options.js";
+export { DEFAULT_CLEANUP_TIMEOUT_MS, insecureNetnsOwnership, PING_GROUP_RANGE } from "./options.js";
 export type {
   OrphanLink,
   OrphanProcess,

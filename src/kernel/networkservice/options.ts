@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 /** Options of the kernel cross-connect elements. */
 import type { Connection } from "../../api/index.js";
+import { type NetworkServiceElement, passThrough } from "../../sdk/core/chain.js";
 import type { CallContext } from "../../sdk/core/context.js";
 import { invalidArgument } from "../../sdk/core/errors.js";
 import type { KernelApi } from "../api.js";
@@ -24,18 +25,55 @@ export interface NetnsCheckRequest {
 }
 
 /**
- * HOOK(netns-ownership): decides whether this connection may use that namespace. It runs for
- * both sides before anything in the kernel changes, and rejects by throwing an NsmError
- * (`PermissionDenied`). Upstream proves ownership by passing the netns fd; here the check is
- * still to be written (a later issue).
+ * Decides whether this connection may use that namespace. It runs for both sides before
+ * anything in the kernel changes, and rejects by throwing an NsmError (`PermissionDenied`).
+ * Upstream proves ownership by passing the netns fd; here `netnsOwnership()` of
+ * `src/security/networkservice/netnsowner.ts` proves it from the process identities.
  */
 export type NetnsCheck = (request: NetnsCheckRequest, ctx: CallContext) => Promise<void>;
+
+/**
+ * The netns-ownership check of a kernel forwarder: `server` goes before the cross-connects in
+ * the server chain (it sees the request as the authorize server passed it), `check` is called by
+ * them for each side. `netnsOwnership()` of the security package builds one; the only one that
+ * does not check is {@link insecureNetnsOwnership}, chosen explicitly.
+ */
+export interface NetnsOwnershipCheck {
+  readonly server: NetworkServiceElement;
+  readonly check: NetnsCheck;
+}
+
+/**
+ * No ownership check at all: any caller may name any namespace, and every check logs a warning.
+ * For insecure mode without the security package and for tests; never a default.
+ */
+export function insecureNetnsOwnership(): NetnsOwnershipCheck {
+  return {
+    server: passThrough("insecureNetnsOwnership"),
+    check: async (req, ctx) => {
+      ctx.log.warn(
+        { connId: req.connection.id, side: req.side, netns: req.url },
+        "INSECURE: netns ownership not checked: any caller can name any namespace",
+      );
+    },
+  };
+}
+
+/** Throws InvalidArgument unless `check` is a function: there is no default that allows all. */
+export function requireNetnsCheck(check: NetnsCheck | undefined, who: string): NetnsCheck {
+  if (typeof check !== "function") {
+    throw invalidArgument(
+      `${who}: checkNetns is required (the netns-ownership check; insecureNetnsOwnership().check turns it off explicitly)`,
+    );
+  }
+  return check;
+}
 
 export interface KernelXconnectServerOptions {
   /** The kernel to program (netlink in production, the fake in unit tests). */
   kernel: KernelApi;
-  /** See {@link NetnsCheck}. @default allows every namespace (no ownership check yet) */
-  checkNetns?: NetnsCheck;
+  /** See {@link NetnsCheck}. Required: `insecureNetnsOwnership().check` is the explicit way to turn it off. */
+  checkNetns: NetnsCheck;
   /** Deadline for closing downstream after a failed first Request, in ms. @default 5000 */
   cleanupTimeoutMs?: number;
   /**
@@ -55,8 +93,6 @@ export interface ResolvedOptions {
   readonly reconciler: Reconciler | undefined;
 }
 
-const allowAll: NetnsCheck = async () => {};
-
 export function resolveOptions(options: Readonly<KernelXconnectServerOptions>): ResolvedOptions {
   if (!options?.kernel) throw invalidArgument("kernelXconnectServer: the kernel option is required");
   const timeout = options.cleanupTimeoutMs ?? DEFAULT_CLEANUP_TIMEOUT_MS;
@@ -67,7 +103,7 @@ export function resolveOptions(options: Readonly<KernelXconnectServerOptions>): 
   checkTagOwner(owner);
   return {
     kernel: options.kernel,
-    checkNetns: options.checkNetns ?? allowAll,
+    checkNetns: requireNetnsCheck(options.checkNetns, "kernelXconnectServer"),
     cleanupTimeoutMs: timeout,
     owner,
     reconciler: options.reconciler,

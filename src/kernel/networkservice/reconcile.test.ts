@@ -42,7 +42,7 @@ import {
   type WireguardTunnelConfig,
   wireguardPublicKey,
 } from "./index.js";
-import { forwarderChain, hop } from "./testing.js";
+import { forwarderChain, hop, uncheckedNetns } from "./testing.js";
 
 const NODE1 = "/var/run/netns/node1";
 const NODE2 = "/var/run/netns/node2";
@@ -194,6 +194,7 @@ describe("reconciliation after a restart (fake kernel)", () => {
   /** One life of the NSC-side forwarder (node 1). */
   const life1 = (o: Partial<KernelForwarderElementsOptions> = {}) =>
     kernelForwarderElements({
+      netnsOwnership: uncheckedNetns,
       kernel: k.kernel,
       tunnelIp: "198.18.0.1",
       tunnelNetns: NODE1,
@@ -206,6 +207,7 @@ describe("reconciliation after a restart (fake kernel)", () => {
   /** The NSE-side forwarder (node 2), which does not restart. */
   const node2 = async () => {
     const f2 = await kernelForwarderElements({
+      netnsOwnership: uncheckedNetns,
       kernel: k.kernel,
       tunnelIp: "198.18.0.2",
       tunnelNetns: NODE2,
@@ -434,6 +436,7 @@ describe("reconciliation after a restart (fake kernel)", () => {
   it("the NSE-side forwarder restarts: its VXLAN device and its wireguard-go are re-adopted the same way", async () => {
     const node2Life = (key = randomBytes(32)) =>
       kernelForwarderElements({
+        netnsOwnership: uncheckedNetns,
         kernel: k.kernel,
         tunnelIp: "198.18.0.2",
         tunnelNetns: NODE2,

@@ -42,7 +42,7 @@ import {
   type WireguardTunnelConfig,
   wireguardPublicKey,
 } from "./index.js";
-import { forwarderChain, hop } from "./testing.js";
+import { forwarderChain, hop, uncheckedNetns } from "./testing.js";
 
 const NODE1 = "/var/run/netns/node1";
 const NODE2 = "/var/run/netns/node2";
@@ -195,6 +195,7 @@ describe("remote cross-connect (fake kernel, two forwarders)", () => {
     o2: Partial<KernelForwarderElementsOptions> = {},
   ) {
     const f1 = await kernelForwarderElements({
+      netnsOwnership: uncheckedNetns,
       kernel: k.kernel,
       tunnelIp: "198.18.0.1",
       tunnelNetns: NODE1,
@@ -202,6 +203,7 @@ describe("remote cross-connect (fake kernel, two forwarders)", () => {
       ...o1,
     });
     const f2 = await kernelForwarderElements({
+      netnsOwnership: uncheckedNetns,
       kernel: k.kernel,
       tunnelIp: "198.18.0.2",
       tunnelNetns: NODE2,
@@ -429,6 +431,7 @@ describe("remote cross-connect (fake kernel, two forwarders)", () => {
 
   it("same node: a unix next hop gets the local KERNEL mechanism and a veth pair, no tunnel", async () => {
     const f1 = await kernelForwarderElements({
+      netnsOwnership: uncheckedNetns,
       kernel: k.kernel,
       tunnelIp: "198.18.0.1",
       tunnelNetns: NODE1,
@@ -473,13 +476,30 @@ describe("remote cross-connect (fake kernel, two forwarders)", () => {
   });
 
   it("checks its configuration: the tunnel IP must be on the node; wireguard-go must be able to run there", async () => {
-    await assert.rejects(kernelForwarderElements({ kernel: fake, tunnelIp: "198.18.0.9", tunnelNetns: NODE1 }), {
-      code: Code.FailedPrecondition,
-    });
-    await assert.rejects(kernelForwarderElements({ kernel: fake, tunnelIp: "198.18.0.1", tunnelNetns: NODE1 }), {
-      code: Code.InvalidArgument,
-    });
+    await assert.rejects(
+      kernelForwarderElements({
+        netnsOwnership: uncheckedNetns,
+        kernel: fake,
+        tunnelIp: "198.18.0.9",
+        tunnelNetns: NODE1,
+      }),
+      {
+        code: Code.FailedPrecondition,
+      },
+    );
+    await assert.rejects(
+      kernelForwarderElements({
+        netnsOwnership: uncheckedNetns,
+        kernel: fake,
+        tunnelIp: "198.18.0.1",
+        tunnelNetns: NODE1,
+      }),
+      {
+        code: Code.InvalidArgument,
+      },
+    );
     const launched = await kernelForwarderElements({
+      netnsOwnership: uncheckedNetns,
       kernel: fake,
       tunnelIp: "198.18.0.1",
       tunnelNetns: NODE1,
@@ -487,7 +507,7 @@ describe("remote cross-connect (fake kernel, two forwarders)", () => {
     });
     assert.deepEqual(Object.keys(launched.serverMechanisms).sort(), ["KERNEL", "VXLAN", "WIREGUARD"]);
     await launched.dispose();
-    const localOnly = await kernelForwarderElements({ kernel: fake });
+    const localOnly = await kernelForwarderElements({ netnsOwnership: uncheckedNetns, kernel: fake });
     assert.deepEqual(Object.keys(localOnly.clientMechanisms), ["KERNEL"]);
   });
 });

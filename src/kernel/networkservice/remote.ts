@@ -43,7 +43,7 @@ import { Code, invalidArgument, NsmError } from "../../sdk/core/errors.js";
 import type { KernelApi, NetnsPath } from "../api.js";
 import { unionIpPlans } from "./ip-plan.js";
 import { followNetns } from "./netns-url.js";
-import { DEFAULT_CLEANUP_TIMEOUT_MS, type NetnsCheck } from "./options.js";
+import { DEFAULT_CLEANUP_TIMEOUT_MS, type NetnsCheck, requireNetnsCheck } from "./options.js";
 import type { Reconciler } from "./reconcile.js";
 import { RemoteDataPlane, type WireguardDataPlane } from "./remote-dataplane.js";
 import {
@@ -86,8 +86,8 @@ export interface KernelRemoteXconnectServerOptions {
   tunnelNetns?: NetnsPath;
   /** The WireGuard data plane. @default none: a WIREGUARD connection fails with FailedPrecondition */
   wireguard?: RemoteWireguardOptions;
-  /** See {@link NetnsCheck}. @default allows every namespace */
-  checkNetns?: NetnsCheck;
+  /** See {@link NetnsCheck}. Required: `insecureNetnsOwnership().check` is the explicit way to turn it off. */
+  checkNetns: NetnsCheck;
   /** Deadline for closing downstream after a failed first Request, in ms. @default 5000 */
   cleanupTimeoutMs?: number;
   /** The forwarder's name, written into every tag (`tag.ts`). @default "forwarder" */
@@ -151,7 +151,7 @@ export function kernelRemoteXconnectServer(
       listenTimeoutMs: w.listenTimeoutMs ?? DEFAULT_WIREGUARD_LISTEN_TIMEOUT_MS,
     };
   }
-  const checkNetns: NetnsCheck = options.checkNetns ?? (async () => {});
+  const checkNetns = requireNetnsCheck(options.checkNetns, "kernelRemoteXconnectServer");
   const owner = options.owner ?? DEFAULT_TAG_OWNER;
   checkTagOwner(owner);
   const dp = new RemoteDataPlane(options.kernel, options.tunnelNetns, wireguard);

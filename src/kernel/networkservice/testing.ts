@@ -15,6 +15,13 @@ import { mechanismsClient, mechanismsServer } from "../../sdk/networkservice/com
 import { mechanismTranslationClient } from "../../sdk/networkservice/common/mechanismtranslation/index.js";
 import { metadataClient, metadataServer } from "../../sdk/networkservice/common/metadata/index.js";
 import type { KernelForwarderElements } from "./forwarder-elements.js";
+import { insecureNetnsOwnership } from "./options.js";
+
+/**
+ * The fake-kernel tests name namespaces by arbitrary paths, which no ownership check accepts:
+ * they turn it off explicitly (the ownership tests are in test/kernel/ownership.test.ts).
+ */
+export const uncheckedNetns = insecureNetnsOwnership();
 
 /**
  * The other node's forwarder, reached through its nsmgr: it gives the connection its own id

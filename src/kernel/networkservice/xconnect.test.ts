@@ -45,6 +45,7 @@ import {
   parseXconnectTag,
   xconnectTag,
 } from "./index.js";
+import { uncheckedNetns } from "./testing.js";
 
 const FWD = "/var/run/netns/fwd";
 const NSC = "/var/run/netns/nsc";
@@ -163,7 +164,7 @@ describe("kernelXconnectServer / kernelXconnectClient (fake kernel)", () => {
       chain(
         metadataServer(),
         mechanismsServer({ KERNEL: passThrough("kernel") }),
-        kernelXconnectServer({ kernel: k.kernel, checkNetns: extra.checkNetns }),
+        kernelXconnectServer({ kernel: k.kernel, checkNetns: extra.checkNetns ?? uncheckedNetns.check }),
         connectServer(
           chain(
             metadataClient(),
@@ -528,7 +529,7 @@ describe("kernelXconnectServer / kernelXconnectClient (fake kernel)", () => {
 
   it("declares that metadata must come first", () => {
     assert.throws(
-      () => bind(chain(kernelXconnectServer({ kernel: k.kernel }))),
+      () => bind(chain(kernelXconnectServer({ kernel: k.kernel, checkNetns: uncheckedNetns.check }))),
       (err: unknown) => (err as NsmError).code === Code.FailedPrecondition,
     );
   });
