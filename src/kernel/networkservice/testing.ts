@@ -14,8 +14,8 @@ import { filterMechanismsClient } from "../../sdk/networkservice/common/filterme
 import { mechanismsClient, mechanismsServer } from "../../sdk/networkservice/common/mechanisms/index.js";
 import { mechanismTranslationClient } from "../../sdk/networkservice/common/mechanismtranslation/index.js";
 import { metadataClient, metadataServer } from "../../sdk/networkservice/common/metadata/index.js";
-import type { KernelForwarderElements } from "./forwarder-elements.js";
-import { insecureNetnsOwnership } from "./options.js";
+import type { KernelForwarderElements } from "./forwarder/elements.js";
+import { insecureNetnsOwnership } from "./xconnect/ownership.js";
 
 /**
  * The fake-kernel tests name namespaces by arbitrary paths, which no ownership check accepts:
