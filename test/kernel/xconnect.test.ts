@@ -33,6 +33,7 @@ import {
   kernelXconnectServer,
   listTaggedLinks,
 } from "../../src/kernel/networkservice/index.js";
+import { route } from "../../src/kernel/networkservice/testing.js";
 import { bind, chain, type NetworkServiceElement, passThrough } from "../../src/sdk/core/chain.js";
 import { CallContext } from "../../src/sdk/core/context.js";
 import { Code, NsmError } from "../../src/sdk/core/errors.js";
@@ -48,8 +49,6 @@ const addNetns = () => namespaces.add();
 const delNetns = (name: string) => namespaces.delete(name);
 
 const NSE_IF = "icmp-nse-1";
-const route = (prefix: string) => create(RouteSchema, { prefix });
-
 /** The endpoint: its own KERNEL mechanism, and point-to-point IPAM for 172.16.1.100/31 and fd16::100/127. */
 function fakeNse(nseNetns: string): NetworkServiceElement {
   return {

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { create, type IPContext, IPContextSchema, RouteSchema } from "../../../api/index.js";
+import { create, type IPContext, IPContextSchema } from "../../../api/index.js";
 import { Code, NsmError } from "../../../sdk/core/errors.js";
 import {
   clientIpPlan,
@@ -13,8 +13,7 @@ import {
   srcIpRoutes,
   srcRoutesWithExplicitNextHop,
 } from "../index.js";
-
-const route = (prefix: string, nextHop = "") => create(RouteSchema, { prefix, nextHop });
+import { route } from "../testing.js";
 
 /** What point2pointipam hands out for 172.16.1.100/31. */
 const p2p = (): IPContext =>

@@ -15,34 +15,26 @@ import { beforeEach, describe, it } from "node:test";
 import {
   Cls,
   type Connection,
-  ConnectionContextSchema,
   ConnectionSchema,
   clone,
   create,
-  IPContextSchema,
   MechanismType,
   type NetworkServiceRequest,
   NetworkServiceRequestSchema,
   newMechanism,
   Payload,
-  RouteSchema,
 } from "../../../api/index.js";
-import type { NetworkServiceElement } from "../../../sdk/core/chain.js";
 import { CallContext } from "../../../sdk/core/context.js";
 import { createPortPool } from "../../../sdk/networkservice/common/wireguard/index.js";
 import type { Logger } from "../../../sdk/tools/logger.js";
-import type { KernelApi } from "../../api.js";
 import { createFakeKernel, type FakeKernel } from "../../fake.js";
 import {
   connectionInterfaceName,
   type KernelForwarderElementsOptions,
   kernelForwarderElements,
-  type WireguardDevice,
-  type WireguardRunner,
-  type WireguardTunnelConfig,
   wireguardPublicKey,
 } from "../index.js";
-import { forwarderChain, hop, uncheckedNetns } from "../testing.js";
+import { fakeWireguardRunner, forwarderChain, hop, instrumentKernel, p2pEndpoint, uncheckedNetns } from "../testing.js";
 
 const NODE1 = "/var/run/netns/node1";
 const NODE2 = "/var/run/netns/node2";
@@ -50,97 +42,11 @@ const NSC = "/var/run/netns/nsc";
 const NSE = "/var/run/netns/nse";
 const OTHER = "/var/run/netns/other-pod";
 const ctx = () => CallContext.create();
-const route = (prefix: string) => create(RouteSchema, { prefix });
 const LOCAL_NSE = "unix:///var/lib/networkservicemesh/nse.sock";
 const REMOTE_NSMGR = "tcp://198.18.0.2:5001";
 
-/** The fake behind a proxy that records every call by name. */
-function instrument(fake: FakeKernel) {
-  const calls: string[] = [];
-  const kernel = new Proxy(fake, {
-    get(target, prop, receiver) {
-      const v = Reflect.get(target, prop, receiver);
-      if (typeof v !== "function") return v;
-      return (...args: unknown[]) => {
-        calls.push(String(prop));
-        return v.apply(target, args);
-      };
-    },
-  }) as KernelApi;
-  return { kernel, calls };
-}
-
-type FakeDevice = WireguardDevice & { running: boolean; tag: string | undefined };
-
-/**
- * wireguard-go on the fake machine: processes outlive the forwarder that started them, carry
- * their tag, and are found again by `list()` with the port they were configured with.
- */
-function fakeRunner(kernel: FakeKernel, netns: string) {
-  let pid = 1000 + Math.floor(Math.random() * 1000);
-  const configs = new Map<string, WireguardTunnelConfig>();
-  const live = new Map<string, FakeDevice>();
-  const started: string[] = [];
-  const stopped: number[] = [];
-  const runner: WireguardRunner = {
-    async start(name, tag) {
-      await kernel.createTun(netns, { name });
-      const d: FakeDevice = { name, pid: pid++, running: true, tag };
-      live.set(name, d);
-      started.push(name);
-      return d;
-    },
-    async list() {
-      return [...live.values()]
-        .filter((d) => d.tag !== undefined)
-        .map((d) => ({ device: d, tag: d.tag!, listenPort: configs.get(d.name)?.listenPort }));
-    },
-    async configure(d, config) {
-      configs.set(d.name, config);
-    },
-    async waitListening() {},
-    async stop(d) {
-      if (!d.running) return;
-      (d as FakeDevice).running = false;
-      live.delete(d.name);
-      stopped.push(d.pid);
-    },
-    async dispose() {
-      for (const d of [...live.values()]) await runner.stop(d);
-    },
-  };
-  return { runner, configs, live, started, stopped };
-}
-
 /** The endpoint's interface of connection `id` (at the NSE-side forwarder), as the forwarder names it. */
 const nseIf = (id: string) => connectionInterfaceName("icmp-responder", id);
-
-/** The endpoint: its KERNEL mechanism and p2p IPAM 172.16.1.(100+2n)/32 ↔ .(101+2n)/32 for `…-n`. */
-function fakeNse(): NetworkServiceElement {
-  return {
-    name: "fakeNse",
-    async request(req) {
-      const conn = clone(ConnectionSchema, req.connection!);
-      const n = Number(/(\d+)$/.exec(conn.id)?.[1] ?? "1") - 1;
-      // As a real endpoint (kernelMechanismServer): the interface name the forwarder offered.
-      const offered = (conn.mechanism ?? req.mechanismPreferences.find((m) => m.type === MechanismType.KERNEL))
-        ?.parameters.name;
-      if (!offered) throw new Error("the forwarder offered no interface name");
-      conn.mechanism = newMechanism(Cls.LOCAL, MechanismType.KERNEL, { inodeURL: `file://${NSE}`, name: offered });
-      conn.context = create(ConnectionContextSchema, {
-        MTU: conn.context?.MTU ?? 0,
-        ipContext: create(IPContextSchema, {
-          srcIpAddrs: [`172.16.1.${101 + 2 * n}/32`],
-          dstIpAddrs: [`172.16.1.${100 + 2 * n}/32`],
-          srcRoutes: [route(`172.16.1.${100 + 2 * n}/32`)],
-          dstRoutes: [route(`172.16.1.${101 + 2 * n}/32`)],
-        }),
-      });
-      return conn;
-    },
-    async close() {},
-  };
-}
 
 function request(id: string, payload: string, name = "nsm-1"): NetworkServiceRequest {
   return create(NetworkServiceRequestSchema, {
@@ -176,9 +82,9 @@ function recordingLog() {
 
 describe("reconciliation after a restart (fake kernel)", () => {
   let fake: FakeKernel;
-  let k: ReturnType<typeof instrument>;
-  let wg1: ReturnType<typeof fakeRunner>;
-  let wg2: ReturnType<typeof fakeRunner>;
+  let k: ReturnType<typeof instrumentKernel>;
+  let wg1: ReturnType<typeof fakeWireguardRunner>;
+  let wg2: ReturnType<typeof fakeWireguardRunner>;
 
   beforeEach(async () => {
     fake = createFakeKernel();
@@ -186,9 +92,9 @@ describe("reconciliation after a restart (fake kernel)", () => {
     await fake.createVeth(NODE1, { name: "u0", peer: { name: "u1", netns: NODE2 } });
     await fake.replaceAddress(NODE1, "u0", "198.18.0.1/24");
     await fake.replaceAddress(NODE2, "u1", "198.18.0.2/24");
-    k = instrument(fake);
-    wg1 = fakeRunner(fake, NODE1);
-    wg2 = fakeRunner(fake, NODE2);
+    k = instrumentKernel(fake);
+    wg1 = fakeWireguardRunner(fake, NODE1);
+    wg2 = fakeWireguardRunner(fake, NODE2);
   });
 
   /** One life of the NSC-side forwarder (node 1). */
@@ -214,7 +120,7 @@ describe("reconciliation after a restart (fake kernel)", () => {
       wireguard: { runner: wg2.runner, privateKey: randomBytes(32) },
       owner: "fwd-2",
     });
-    return forwarderChain(f2, LOCAL_NSE, fakeNse());
+    return forwarderChain(f2, LOCAL_NSE, p2pEndpoint(NSE).element);
   };
 
   const link = (ns: string, name: string) => fake.findLink(ns, name);
@@ -222,7 +128,7 @@ describe("reconciliation after a restart (fake kernel)", () => {
 
   it("local: the refreshed connection's pair is re-adopted (same ifindex, no delete/create); the other is swept", async () => {
     const first = await life1();
-    const fwd = forwarderChain(first, LOCAL_NSE, fakeNse());
+    const fwd = forwarderChain(first, LOCAL_NSE, p2pEndpoint(NSE).element);
     const c1 = await fwd.request(request("conn-1", Payload.ETHERNET, "nsm-1"), ctx());
     await fwd.request(request("conn-2", Payload.ETHERNET, "nsm-2"), ctx());
     const before = { c: (await link(NSC, "nsm-1"))!.index, e: (await link(NSE, nseIf("conn-1")))!.index };
@@ -245,7 +151,7 @@ describe("reconciliation after a restart (fake kernel)", () => {
       ].sort(),
       "only its own links are candidates",
     );
-    const fwd2 = forwarderChain(second, LOCAL_NSE, fakeNse());
+    const fwd2 = forwarderChain(second, LOCAL_NSE, p2pEndpoint(NSE).element);
     const from = k.calls.length;
     await fwd2.request(refresh(c1), CallContext.create({ log }));
     const mutations = k.calls.slice(from);
@@ -274,7 +180,7 @@ describe("reconciliation after a restart (fake kernel)", () => {
   });
 
   it("the sweep runs by itself when the grace period ends; dispose before it deletes nothing", async () => {
-    const fwd = forwarderChain(await life1(), LOCAL_NSE, fakeNse());
+    const fwd = forwarderChain(await life1(), LOCAL_NSE, p2pEndpoint(NSE).element);
     await fwd.request(request("conn-1", Payload.ETHERNET), ctx());
 
     const early = await life1({ reconcileGraceMs: 20 });
@@ -299,21 +205,21 @@ describe("reconciliation after a restart (fake kernel)", () => {
     const none = await life1();
     assert.deepEqual(none.reconciliation!.found, { links: [], processes: [] });
     assert.equal((await none.reconciliation!.swept).deleted.length, 0);
-    const fwd = forwarderChain(none, LOCAL_NSE, fakeNse());
+    const fwd = forwarderChain(none, LOCAL_NSE, p2pEndpoint(NSE).element);
     await fwd.request(request("conn-1", Payload.ETHERNET), ctx());
     const off = await life1({ reconcileGraceMs: undefined });
     assert.equal(off.reconciliation, undefined);
   });
 
   it("a Request arriving while the sweep deletes its links waits, then builds anew", async () => {
-    const fwd = forwarderChain(await life1(), LOCAL_NSE, fakeNse());
+    const fwd = forwarderChain(await life1(), LOCAL_NSE, p2pEndpoint(NSE).element);
     const c1 = await fwd.request(request("conn-1", Payload.ETHERNET), ctx());
     const old = (await link(NSC, "nsm-1"))!.index;
     const second = await life1();
     const sweeping = second.reconciliation!.sweep();
     // The sweep has not claimed conn-1 yet when this arrives; whichever comes first, the result
     // is one working pair and no error.
-    const fwd2 = forwarderChain(second, LOCAL_NSE, fakeNse());
+    const fwd2 = forwarderChain(second, LOCAL_NSE, p2pEndpoint(NSE).element);
     await new Promise((r) => setImmediate(r));
     await fwd2.request(refresh(c1), ctx());
     const report = await sweeping;
@@ -444,7 +350,7 @@ describe("reconciliation after a restart (fake kernel)", () => {
         owner: "fwd-2",
         reconcileGraceMs: 3_600_000,
       });
-    let nseSide = forwarderChain(await node2Life(), LOCAL_NSE, fakeNse());
+    let nseSide = forwarderChain(await node2Life(), LOCAL_NSE, p2pEndpoint(NSE).element);
     const nscSide = forwarderChain(
       await life1(),
       REMOTE_NSMGR,
@@ -460,7 +366,7 @@ describe("reconciliation after a restart (fake kernel)", () => {
 
     const key = randomBytes(32);
     const restarted = await node2Life(key);
-    nseSide = forwarderChain(restarted, LOCAL_NSE, fakeNse());
+    nseSide = forwarderChain(restarted, LOCAL_NSE, p2pEndpoint(NSE).element);
     await nscSide.request(refresh(vx), ctx());
     await nscSide.request(refresh(wg), ctx());
     const now = { vx: (await link(NSE, nseIf("f2-conn-1")))!, wg: (await link(NSE, nseIf("f2-conn-2")))! };

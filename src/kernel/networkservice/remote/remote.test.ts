@@ -15,148 +15,43 @@ import { beforeEach, describe, it } from "node:test";
 import {
   Cls,
   type Connection,
-  ConnectionContextSchema,
   ConnectionSchema,
   clone,
   create,
-  IPContextSchema,
   MechanismType,
   type NetworkServiceRequest,
   NetworkServiceRequestSchema,
   newMechanism,
   Payload,
-  RouteSchema,
 } from "../../../api/index.js";
-import type { NetworkServiceElement } from "../../../sdk/core/chain.js";
 import { CallContext } from "../../../sdk/core/context.js";
 import { Code, type NsmError } from "../../../sdk/core/errors.js";
-import type { KernelApi } from "../../api.js";
 import { nsmErrorFromErrno } from "../../errors.js";
 import { createFakeKernel, type FakeKernel } from "../../fake.js";
 import {
   type KernelForwarderElementsOptions,
   kernelForwarderElements,
   WIREGUARD_NAME_PREFIX,
-  type WireguardDevice,
-  type WireguardRunner,
-  type WireguardTunnelConfig,
   wireguardPublicKey,
 } from "../index.js";
-import { forwarderChain, hop, uncheckedNetns } from "../testing.js";
+import {
+  type FakeEndpoint,
+  fakeWireguardRunner,
+  forwarderChain,
+  hop,
+  instrumentKernel,
+  p2pEndpoint,
+  uncheckedNetns,
+} from "../testing.js";
 
 const NODE1 = "/var/run/netns/node1";
 const NODE2 = "/var/run/netns/node2";
 const NSC = "/var/run/netns/nsc";
 const NSE = "/var/run/netns/nse";
 const NSE_IF = "icmp-nse-1";
+/** The endpoint's interface name when the forwarder's request names none. */
+const nseInterface = (_n: number, conn: Connection) => `${NSE_IF.slice(0, 9)}-${conn.id.slice(-4)}`;
 const ctx = () => CallContext.create();
-const route = (prefix: string) => create(RouteSchema, { prefix });
-
-const READS = new Set(["getLink", "findLink", "listLinks", "listAddresses", "listRoutes", "listNeighbors", "netnsId"]);
-
-/** The fake behind a proxy that records every call and can fail chosen ones. */
-function instrument(fake: FakeKernel) {
-  const calls: string[] = [];
-  let fail: ((method: string, args: unknown[]) => NsmError | undefined) | undefined;
-  const kernel = new Proxy(fake, {
-    get(target, prop, receiver) {
-      const v = Reflect.get(target, prop, receiver);
-      if (typeof v !== "function") return v;
-      return (...args: unknown[]) => {
-        calls.push(String(prop));
-        const err = fail?.(String(prop), args);
-        if (err) return Promise.reject(err);
-        return v.apply(target, args);
-      };
-    },
-  }) as KernelApi;
-  return {
-    kernel,
-    calls,
-    /** Calls that change the kernel (no reads, no socket releases). */
-    mutations: (from = 0) => calls.slice(from).filter((c) => !READS.has(c) && c !== "release"),
-    failWhen(f: typeof fail) {
-      fail = f;
-    },
-  };
-}
-
-/** What wireguard-go would do to the kernel: a TUN named like the device in the node's netns. */
-function fakeRunner(kernel: FakeKernel, netns: string) {
-  let pid = 1000;
-  const configs = new Map<string, WireguardTunnelConfig>();
-  const live = new Map<string, WireguardDevice & { running: boolean }>();
-  const runner: WireguardRunner = {
-    async start(name) {
-      await kernel.createTun(netns, { name });
-      const d = { name, pid: pid++, running: true };
-      live.set(name, d);
-      return d;
-    },
-    async configure(d, config) {
-      configs.set(d.name, config);
-    },
-    async waitListening() {},
-    async stop(d) {
-      (d as { running: boolean }).running = false;
-      live.delete(d.name);
-      // The real TUN vanishes with the process; here the data plane deletes the tagged leftover.
-    },
-    async dispose() {
-      for (const d of [...live.values()]) await runner.stop(d);
-    },
-  };
-  return { runner, configs, live };
-}
-
-interface Nse {
-  element: NetworkServiceElement;
-  requests: number;
-  closes: number;
-  /** Extra `src_routes` prefixes handed to the client. */
-  extraSrcRoutes: string[];
-  /** Makes Requests fail. */
-  failure: NsmError | undefined;
-}
-
-/** The endpoint: its KERNEL mechanism and p2p IPAM 172.16.1.100/31, one address pair per connection. */
-function fakeNse(): Nse {
-  const nse: Nse = {
-    requests: 0,
-    closes: 0,
-    extraSrcRoutes: [],
-    failure: undefined,
-    element: {
-      name: "fakeNse",
-      async request(req) {
-        nse.requests++;
-        if (nse.failure) throw nse.failure;
-        const conn = clone(ConnectionSchema, req.connection!);
-        const kernel = req.mechanismPreferences.find((m) => m.type === MechanismType.KERNEL) ?? conn.mechanism;
-        if (kernel?.type !== MechanismType.KERNEL) throw new Error(`fake NSE got ${kernel?.type}`);
-        conn.mechanism = newMechanism(Cls.LOCAL, MechanismType.KERNEL, {
-          inodeURL: `file://${NSE}`,
-          name: conn.mechanism?.parameters.name ?? `${NSE_IF.slice(0, 9)}-${conn.id.slice(-4)}`,
-        });
-        const n = (Number(/(\d+)$/.exec(conn.id)?.[1] ?? "0") - 1 + 50) % 50;
-        conn.context = create(ConnectionContextSchema, {
-          MTU: conn.context?.MTU ?? 0,
-          ipContext: create(IPContextSchema, {
-            srcIpAddrs: [`172.16.1.${101 + 2 * n}/32`],
-            dstIpAddrs: [`172.16.1.${100 + 2 * n}/32`],
-            srcRoutes: [route(`172.16.1.${100 + 2 * n}/32`), ...nse.extraSrcRoutes.map(route)],
-            dstRoutes: [route(`172.16.1.${101 + 2 * n}/32`)],
-          }),
-        });
-        return conn;
-      },
-      async close() {
-        nse.closes++;
-      },
-    },
-  };
-  return nse;
-}
 
 function request(id: string, payload: string, name = "nsm-1"): NetworkServiceRequest {
   return create(NetworkServiceRequestSchema, {
@@ -172,10 +67,10 @@ function refresh(conn: Connection): NetworkServiceRequest {
 
 describe("remote cross-connect (fake kernel, two forwarders)", () => {
   let fake: FakeKernel;
-  let k: ReturnType<typeof instrument>;
-  let nse: Nse;
-  let wg1: ReturnType<typeof fakeRunner>;
-  let wg2: ReturnType<typeof fakeRunner>;
+  let k: ReturnType<typeof instrumentKernel>;
+  let nse: FakeEndpoint;
+  let wg1: ReturnType<typeof fakeWireguardRunner>;
+  let wg2: ReturnType<typeof fakeWireguardRunner>;
   const keys = { f1: randomBytes(32), f2: randomBytes(32) };
 
   beforeEach(async () => {
@@ -184,10 +79,10 @@ describe("remote cross-connect (fake kernel, two forwarders)", () => {
     await fake.createVeth(NODE1, { name: "u0", peer: { name: "u1", netns: NODE2 } });
     await fake.replaceAddress(NODE1, "u0", "198.18.0.1/24");
     await fake.replaceAddress(NODE2, "u1", "198.18.0.2/24");
-    k = instrument(fake);
-    nse = fakeNse();
-    wg1 = fakeRunner(fake, NODE1);
-    wg2 = fakeRunner(fake, NODE2);
+    k = instrumentKernel(fake);
+    nse = p2pEndpoint(NSE, { interfaceName: nseInterface });
+    wg1 = fakeWireguardRunner(fake, NODE1);
+    wg2 = fakeWireguardRunner(fake, NODE2);
   });
 
   async function pair(

@@ -19,7 +19,6 @@ import {
   MechanismType,
   NetworkServiceRequestSchema,
   newMechanism,
-  RouteSchema,
 } from "../../../api/index.js";
 import {
   bind,
@@ -34,7 +33,6 @@ import { connectServer } from "../../../sdk/networkservice/common/connect/index.
 import { mechanismsServer } from "../../../sdk/networkservice/common/mechanisms/index.js";
 import { mechanismTranslationClient } from "../../../sdk/networkservice/common/mechanismtranslation/index.js";
 import { metadataClient, metadataServer } from "../../../sdk/networkservice/common/metadata/index.js";
-import type { KernelApi } from "../../api.js";
 import { nsmErrorFromErrno } from "../../errors.js";
 import { createFakeKernel, type FakeKernel } from "../../fake.js";
 import {
@@ -45,14 +43,12 @@ import {
   parseXconnectTag,
   xconnectTag,
 } from "../index.js";
-import { uncheckedNetns } from "../testing.js";
+import { instrumentKernel, route, uncheckedNetns } from "../testing.js";
 
 const FWD = "/var/run/netns/fwd";
 const NSC = "/var/run/netns/nsc";
 const NSE = "/var/run/netns/nse";
 const ctx = () => CallContext.create();
-
-const route = (prefix: string, nextHop = "") => create(RouteSchema, { prefix, nextHop });
 
 const p2p = (): IPContext =>
   create(IPContextSchema, {
@@ -61,48 +57,6 @@ const p2p = (): IPContext =>
     srcRoutes: [route("172.16.1.100/32"), route("10.60.0.0/16")],
     dstRoutes: [route("172.16.1.101/32")],
   });
-
-const MUTATIONS = new Set([
-  "createVeth",
-  "createVxlan",
-  "createBridge",
-  "createTun",
-  "setLink",
-  "deleteLink",
-  "replaceAddress",
-  "deleteAddress",
-  "replaceRoute",
-  "deleteRoute",
-  "replaceNeighbor",
-  "deleteNeighbor",
-  "writeSysctl",
-]);
-
-/** The fake behind a proxy that records every call and can fail chosen ones. */
-function instrument(fake: FakeKernel) {
-  const calls: string[] = [];
-  let fail: ((method: string, args: unknown[]) => NsmError | undefined) | undefined;
-  const kernel = new Proxy(fake, {
-    get(target, prop, receiver) {
-      const v = Reflect.get(target, prop, receiver);
-      if (typeof v !== "function") return v;
-      return (...args: unknown[]) => {
-        calls.push(String(prop));
-        const err = fail?.(String(prop), args);
-        if (err) return Promise.reject(err);
-        return v.apply(target, args);
-      };
-    },
-  }) as KernelApi;
-  return {
-    kernel,
-    calls,
-    mutations: () => calls.filter((c) => MUTATIONS.has(c)),
-    failWhen(f: typeof fail) {
-      fail = f;
-    },
-  };
-}
 
 interface Nse {
   element: NetworkServiceElement;
@@ -155,7 +109,7 @@ function request(conn?: Connection, clientUrl = `file://${NSC}`) {
 
 describe("kernelXconnectServer / kernelXconnectClient (fake kernel)", () => {
   let fake: FakeKernel;
-  let k: ReturnType<typeof instrument>;
+  let k: ReturnType<typeof instrumentKernel>;
   let nse: Nse;
   let fwd: NetworkServiceHandler;
 
@@ -180,7 +134,7 @@ describe("kernelXconnectServer / kernelXconnectClient (fake kernel)", () => {
   beforeEach(() => {
     fake = createFakeKernel();
     for (const ns of [FWD, NSC, NSE]) fake.addNetns(ns);
-    k = instrument(fake);
+    k = instrumentKernel(fake);
     nse = fakeNse();
     fwd = build();
   });
@@ -261,7 +215,7 @@ describe("kernelXconnectServer / kernelXconnectClient (fake kernel)", () => {
     nse.ipContext.dstRoutes = [route("172.16.1.103/32")];
     const before = k.calls.length;
     await fwd.request(request(conn), ctx());
-    const done = k.calls.slice(before).filter((c) => MUTATIONS.has(c));
+    const done = k.mutations(before);
     assert.ok(!done.includes("createVeth") && !done.includes("deleteLink"), done.join(","));
     assert.equal((await fake.getLink(NSC, "nsm-1")).index, index, "same link");
     assert.deepEqual(
@@ -451,10 +405,7 @@ describe("kernelXconnectServer / kernelXconnectClient (fake kernel)", () => {
     // From now on it is a live connection of this life: a refresh touches nothing.
     const before = k.calls.length;
     await fwd.request(request(), ctx());
-    assert.deepEqual(
-      k.calls.slice(before).filter((c) => MUTATIONS.has(c)),
-      [],
-    );
+    assert.deepEqual(k.mutations(before), []);
   });
 
   it("a left-over end whose peer is not the other target (one pod restarted) is replaced", async () => {
