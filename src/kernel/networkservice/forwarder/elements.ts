@@ -30,6 +30,7 @@ import type { MechanismElements } from "../../../sdk/networkservice/common/mecha
 import {
   createVniRegistry,
   DEFAULT_VXLAN_PORT,
+  type VniRegistry,
   vxlanClient,
   vxlanServer,
 } from "../../../sdk/networkservice/common/vxlan/index.js";
@@ -52,7 +53,7 @@ import {
   type ReconcileScan,
 } from "../reconcile/reconcile.js";
 import { kernelRemoteXconnectClient } from "../remote/client.js";
-import { kernelRemoteXconnectServer } from "../remote/server.js";
+import { kernelRemoteXconnectServer, type RemoteWireguardOptions } from "../remote/server.js";
 import { stableKernelMechanismClient } from "../stablename/client.js";
 import { kernelXconnectClient } from "../veth/client.js";
 import { kernelXconnectServer } from "../veth/server.js";
@@ -175,6 +176,73 @@ async function isOwnNetns(kernel: KernelApi, netns: NetnsPath): Promise<boolean>
   return a.dev === b.dev && a.ino === b.ino;
 }
 
+/** The options that need checking before anything is built (InvalidArgument). */
+function checkedOptions(options: Readonly<KernelForwarderElementsOptions>) {
+  if (!options.kernel) throw invalidArgument("kernelForwarderElements: the kernel option is required");
+  const owner = options.owner ?? DEFAULT_TAG_OWNER;
+  checkTagOwner(owner);
+  const ownership = requireNetnsOwnership(options.netnsOwnership, "kernelForwarderElements");
+  const graceMs = options.reconcileGraceMs;
+  if (graceMs !== undefined && (!Number.isFinite(graceMs) || graceMs < 0)) {
+    throw invalidArgument(`kernelForwarderElements: reconcileGraceMs must be a duration ≥ 0, got ${graceMs}`);
+  }
+  const tunnelIp = options.tunnelIp;
+  if (tunnelIp !== undefined && !tryParseIp(tunnelIp))
+    throw invalidArgument(`kernelForwarderElements: tunnel IP ${JSON.stringify(tunnelIp)} is not an IP address`);
+  return { owner, ownership, graceMs };
+}
+
+/** A tunnel mechanism's client and server elements. */
+interface TunnelMechanism {
+  client: NetworkServiceElement;
+  server: NetworkServiceElement;
+}
+
+/** WireGuard, unless turned off: its mechanism, its port pool, and the remote cross-connect's WireGuard options. */
+async function wireguardTunnels(
+  options: Readonly<KernelForwarderElementsOptions>,
+  tunnelIp: string,
+  underlayMtu: number,
+  log: Logger,
+): Promise<(TunnelMechanism & { ports: PortPool; publicKey: string; remote: RemoteWireguardOptions }) | undefined> {
+  const w = options.wireguard === false ? undefined : (options.wireguard ?? {});
+  if (!w) return undefined;
+  if (!w.runner && !w.launcher?.length && !(await isOwnNetns(options.kernel, options.tunnelNetns))) {
+    throw invalidArgument(
+      "kernelForwarderElements: wireguard-go runs in this process's netns, not the tunnel netns: " +
+        "run the forwarder in the node's netns, or give wireguard.launcher",
+    );
+  }
+  const privateKey = w.privateKey ?? generateWireguardKeyPair().privateKey;
+  const publicKey = wireguardPublicKey(privateKey).toString("base64");
+  const first = w.port ?? DEFAULT_WIREGUARD_PORT;
+  const ports = createPortPool(first, w.portCount ?? Math.min(DEFAULT_WIREGUARD_PORT_COUNT, 0x10000 - first));
+  const common = { tunnelIp, publicKey, ports, underlayMtu };
+  return {
+    client: wireguardClient({ ...common, payloads: w.payloads }),
+    server: wireguardServer(common),
+    ports,
+    publicKey,
+    remote: {
+      runner: w.runner ?? createWireguardGoRunner({ binary: w.binary, launcher: w.launcher, log }),
+      privateKey,
+      persistentKeepaliveS: w.persistentKeepaliveS,
+    },
+  };
+}
+
+/** VXLAN, unless turned off: its mechanism and the VNI registry. */
+function vxlanTunnels(
+  options: Readonly<KernelForwarderElementsOptions>,
+  tunnelIp: string,
+  underlayMtu: number,
+): (TunnelMechanism & { vnis: VniRegistry }) | undefined {
+  if (options.vxlanPort === false) return undefined;
+  const vnis = createVniRegistry();
+  const common = { tunnelIp, port: options.vxlanPort ?? DEFAULT_VXLAN_PORT, underlayMtu, vnis };
+  return { client: vxlanClient({ ...common, payloads: options.vxlanPayloads }), server: vxlanServer(common), vnis };
+}
+
 /**
  * The kernel forwarder's mechanisms and data-plane elements (see the module doc). Checks the
  * tunnel IP against the tunnel netns and learns the underlay MTU, hence async.
@@ -183,25 +251,18 @@ export async function kernelForwarderElements(
   options: Readonly<KernelForwarderElementsOptions>,
 ): Promise<KernelForwarderElements> {
   const { kernel, tunnelIp, tunnelNetns } = options;
-  if (!kernel) throw invalidArgument("kernelForwarderElements: the kernel option is required");
+  const { owner, ownership, graceMs } = checkedOptions(options);
   const log = options.log ?? silentLogger;
-  const owner = options.owner ?? DEFAULT_TAG_OWNER;
-  checkTagOwner(owner);
-  const ownership = requireNetnsOwnership(options.netnsOwnership, "kernelForwarderElements");
-  const graceMs = options.reconcileGraceMs;
-  if (graceMs !== undefined && (!Number.isFinite(graceMs) || graceMs < 0)) {
-    throw invalidArgument(`kernelForwarderElements: reconcileGraceMs must be a duration ≥ 0, got ${graceMs}`);
-  }
-  const serverMechanisms: Record<string, NetworkServiceElement> = { [MechanismType.KERNEL]: passThrough("kernel") };
-  const clientMechanisms: Record<string, NetworkServiceElement> = {
-    // The endpoint's interface name derives from the connection id: the same in every life.
-    [MechanismType.KERNEL]: stableKernelMechanismClient(),
-  };
   // The reconciler is built first (the elements report Requests to it) and started last, once
   // the VNI registry and the port pool it fills exist, before anything is served.
   const reconcilerOf = (parts: Pick<ReconcilerOptions, "runner" | "vnis" | "ports">) =>
     graceMs === undefined ? undefined : createReconciler({ kernel, owner, graceMs, log, ...parts });
   const xconnect = { kernel, checkNetns: ownership.check, owner };
+  const serverMechanisms: Record<string, NetworkServiceElement> = { [MechanismType.KERNEL]: passThrough("kernel") };
+  // The endpoint's interface name derives from the connection id: the same in every life.
+  const clientMechanisms: Record<string, NetworkServiceElement> = {
+    [MechanismType.KERNEL]: stableKernelMechanismClient(),
+  };
   const result: KernelForwarderElements = {
     serverMechanisms,
     clientMechanisms,
@@ -212,60 +273,35 @@ export async function kernelForwarderElements(
     reconciliation: undefined,
     dispose: async () => {},
   };
-  const { additional, additionalClient } = result;
   const priority = mechanismPriorityClient({ priorities: options.mechanismPriority ?? [] });
   if (tunnelIp === undefined) {
     const reconciler = reconcilerOf({});
-    additional.push(kernelXconnectServer({ ...xconnect, reconciler }));
-    additionalClient.push(priority);
+    result.additional.push(kernelXconnectServer({ ...xconnect, reconciler }));
+    result.additionalClient.push(priority);
     return await started(result, reconciler);
   }
-  if (!tryParseIp(tunnelIp))
-    throw invalidArgument(`kernelForwarderElements: tunnel IP ${JSON.stringify(tunnelIp)} is not an IP address`);
   const underlayMtu = options.underlayMtu ?? (await underlayOf(kernel, tunnelNetns, tunnelIp));
+  const wireguard = await wireguardTunnels(options, tunnelIp, underlayMtu, log);
+  const vxlan = vxlanTunnels(options, tunnelIp, underlayMtu);
+  for (const [type, tunnel] of [
+    [MechanismType.WIREGUARD, wireguard],
+    [MechanismType.VXLAN, vxlan],
+  ] as const) {
+    if (!tunnel) continue;
+    clientMechanisms[type] = tunnel.client;
+    serverMechanisms[type] = tunnel.server;
+  }
   result.underlayMtu = underlayMtu;
-
-  const w = options.wireguard === false ? undefined : (options.wireguard ?? {});
-  let wireguard: Parameters<typeof kernelRemoteXconnectServer>[0]["wireguard"];
-  let ports: PortPool | undefined;
-  let vnis: ReturnType<typeof createVniRegistry> | undefined;
-  if (w) {
-    if (!w.runner && !w.launcher?.length && !(await isOwnNetns(kernel, tunnelNetns))) {
-      throw invalidArgument(
-        "kernelForwarderElements: wireguard-go runs in this process's netns, not the tunnel netns: " +
-          "run the forwarder in the node's netns, or give wireguard.launcher",
-      );
-    }
-    const privateKey = w.privateKey ?? generateWireguardKeyPair().privateKey;
-    const publicKey = wireguardPublicKey(privateKey).toString("base64");
-    const first = w.port ?? DEFAULT_WIREGUARD_PORT;
-    ports = createPortPool(first, w.portCount ?? Math.min(DEFAULT_WIREGUARD_PORT_COUNT, 0x10000 - first));
-    const common = { tunnelIp, publicKey, ports, underlayMtu };
-    clientMechanisms[MechanismType.WIREGUARD] = wireguardClient({ ...common, payloads: w.payloads });
-    serverMechanisms[MechanismType.WIREGUARD] = wireguardServer(common);
-    wireguard = {
-      runner: w.runner ?? createWireguardGoRunner({ binary: w.binary, launcher: w.launcher, log }),
-      privateKey,
-      persistentKeepaliveS: w.persistentKeepaliveS,
-    };
-    result.wireguardPublicKey = publicKey;
-  }
-  if (options.vxlanPort !== false) {
-    vnis = createVniRegistry();
-    const common = { tunnelIp, port: options.vxlanPort ?? DEFAULT_VXLAN_PORT, underlayMtu, vnis };
-    clientMechanisms[MechanismType.VXLAN] = vxlanClient({ ...common, payloads: options.vxlanPayloads });
-    serverMechanisms[MechanismType.VXLAN] = vxlanServer(common);
-  }
-  const reconciler = reconcilerOf({ runner: wireguard?.runner, vnis, ports });
-  additional.push(kernelXconnectServer({ ...xconnect, reconciler }));
-  const remote = kernelRemoteXconnectServer({ ...xconnect, tunnelNetns, wireguard, reconciler });
-  additional.push(remote);
-  additionalClient.push(kernelRemoteXconnectClient(), priority);
+  result.wireguardPublicKey = wireguard?.publicKey;
+  const reconciler = reconcilerOf({ runner: wireguard?.remote.runner, vnis: vxlan?.vnis, ports: wireguard?.ports });
+  const remote = kernelRemoteXconnectServer({ ...xconnect, tunnelNetns, wireguard: wireguard?.remote, reconciler });
+  result.additional.push(kernelXconnectServer({ ...xconnect, reconciler }), remote);
+  result.additionalClient.push(kernelRemoteXconnectClient(), priority);
   let disposed: Promise<void> | undefined;
   result.dispose = () => {
     disposed ??= (async () => {
       await remote.dispose();
-      await wireguard?.runner.dispose();
+      await wireguard?.remote.runner.dispose();
     })();
     return disposed;
   };

@@ -8,7 +8,7 @@ import type { NetnsPath } from "../../api.js";
 import { unionIpPlans } from "../ipcontext/plan.js";
 import type { WireguardDevice, WireguardRunner } from "../wireguard/wireguard-go.js";
 import { followNetns } from "../xconnect/netns.js";
-import { resolveXconnectOptions, type XconnectOptions } from "../xconnect/options.js";
+import { type ResolvedXconnectOptions, resolveXconnectOptions, type XconnectOptions } from "../xconnect/options.js";
 import { isKernel, locatePod } from "../xconnect/pod.js";
 import { RemoteDataPlane, type WireguardDataPlane } from "./dataplane.js";
 import {
@@ -74,50 +74,48 @@ const unionOf = (a: RemotePlan, b: RemotePlan): RemotePlan => ({
   pod: { ...b.pod, ...unionIpPlans(a.pod, b.pod) },
 });
 
-/**
- * Builds the pod's end of a remote connection once `next` has returned and both sides'
- * mechanisms are known: on the NSC-side forwarder (server side KERNEL, client side VXLAN or
- * WIREGUARD) in the client's netns with the client's addresses; on the NSE-side forwarder
- * (server side VXLAN or WIREGUARD, client side KERNEL) in the endpoint's netns with the
- * endpoint's. Anything else (local, NOOP…) is left to other elements. See `index.ts`.
- */
-export function kernelRemoteXconnectServer(
-  options: Readonly<KernelRemoteXconnectServerOptions>,
-): KernelRemoteXconnectServer {
-  const { kernel, checkNetns, cleanupTimeoutMs, owner, reconciler } = resolveXconnectOptions(
-    options,
-    "kernelRemoteXconnectServer",
-  );
-  let wireguard: WireguardDataPlane | undefined;
-  if (options.wireguard) {
-    const w = options.wireguard;
-    if (!Buffer.isBuffer(w.privateKey) || w.privateKey.length !== 32) {
-      throw invalidArgument("kernelRemoteXconnectServer: wireguard.privateKey must be 32 raw bytes");
-    }
-    wireguard = {
-      runner: w.runner,
-      privateKey: w.privateKey,
-      persistentKeepaliveS: w.persistentKeepaliveS ?? DEFAULT_PERSISTENT_KEEPALIVE_S,
-      listenTimeoutMs: w.listenTimeoutMs ?? DEFAULT_WIREGUARD_LISTEN_TIMEOUT_MS,
-    };
+/** The WireGuard data plane of the options, checked (InvalidArgument), defaults filled. */
+function wireguardDataPlaneOf(w: RemoteWireguardOptions | undefined): WireguardDataPlane | undefined {
+  if (!w) return undefined;
+  if (!Buffer.isBuffer(w.privateKey) || w.privateKey.length !== 32) {
+    throw invalidArgument("kernelRemoteXconnectServer: wireguard.privateKey must be 32 raw bytes");
   }
-  const dp = new RemoteDataPlane(kernel, options.tunnelNetns, wireguard);
-  const devices = new Set<WireguardDevice>();
+  return {
+    runner: w.runner,
+    privateKey: w.privateKey,
+    persistentKeepaliveS: w.persistentKeepaliveS ?? DEFAULT_PERSISTENT_KEEPALIVE_S,
+    listenTimeoutMs: w.listenTimeoutMs ?? DEFAULT_WIREGUARD_LISTEN_TIMEOUT_MS,
+  };
+}
 
-  const store = (ctx: CallContext, state: RemoteState) => {
+/** One element's remote cross-connects: the per-connection steps, and the wireguard-go processes it holds. */
+class RemoteXconnect {
+  readonly #devices = new Set<WireguardDevice>();
+  readonly #dp: RemoteDataPlane;
+
+  constructor(
+    readonly o: ResolvedXconnectOptions,
+    tunnelNetns: NetnsPath,
+    readonly wireguard: WireguardDataPlane | undefined,
+  ) {
+    this.#dp = new RemoteDataPlane(o.kernel, tunnelNetns, wireguard);
+  }
+
+  #store(ctx: CallContext, state: RemoteState): void {
     storeRemoteState(ctx, state);
-    if (state.device) devices.add(state.device);
-  };
-  const destroy = async (plan: RemotePlan, device: WireguardDevice | undefined, ctx: CallContext) => {
+    if (state.device) this.#devices.add(state.device);
+  }
+
+  async destroy(plan: RemotePlan, device: WireguardDevice | undefined, ctx: CallContext): Promise<void> {
     try {
-      await dp.destroy(plan, device, ctx.log);
+      await this.#dp.destroy(plan, device, ctx.log);
     } finally {
-      if (device && !device.running) devices.delete(device);
+      if (device && !device.running) this.#devices.delete(device);
     }
-  };
+  }
 
   /** Brings the kernel from the recorded state to what `conn` asks for; touches nothing when they agree. */
-  async function reconcile(
+  async reconcile(
     serverMechanism: Mechanism | undefined,
     conn: Connection,
     ctx: CallContext,
@@ -127,54 +125,76 @@ export function kernelRemoteXconnectServer(
     const device = previous?.device;
     const shape = remoteShape(serverMechanism, loadOutgoingMechanism(ctx));
     if (!shape) {
-      if (old) await destroy(old, device, ctx);
-      store(ctx, { programmed: undefined, device: undefined, stale: false });
+      if (old) await this.destroy(old, device, ctx);
+      this.#store(ctx, { programmed: undefined, device: undefined, stale: false });
       return;
     }
-    const plan = remotePlan(conn, shape, owner);
+    const plan = remotePlan(conn, shape, this.o.owner);
     // A wireguard-go that died takes its TUN with it: rebuild.
     const alive = plan.tunnel.type !== "WIREGUARD" || device?.running === true;
     if (old) followNetns(old.pod, plan.pod);
     if (old && alive && !previous?.stale && samePlan(old, plan)) return;
 
-    // HOOK(netns-ownership): nothing in the kernel has changed yet.
-    await checkNetns({ side: shape.pod.side, url: shape.pod.url, netns: shape.pod.netns, connection: conn }, ctx);
+    // The netns-ownership check: nothing in the kernel has changed yet.
+    await this.o.checkNetns(
+      { side: shape.pod.side, url: shape.pod.url, netns: shape.pod.netns, connection: conn },
+      ctx,
+    );
 
     if (old && alive && sameLinks(old, plan)) {
-      try {
-        await dp.update(old, plan, previous?.stale ?? false, device);
-      } catch (err) {
-        store(ctx, { programmed: unionOf(old, plan), device, stale: true });
-        throw err;
-      }
-      store(ctx, { programmed: plan, device, stale: false });
-      ctx.log.debug({ connId: conn.id }, "remote cross-connect updated");
+      await this.#update(old, plan, previous, conn, ctx);
       return;
     }
     if (old) {
-      await destroy(old, device, ctx);
-      store(ctx, { programmed: undefined, device: undefined, stale: false });
-    } else {
-      // No record: the first Request of this life. The interface may be there from an earlier one.
-      await reconciler?.claim(conn.id);
-      const adopted = await dp.adopt(plan, ctx.log);
-      if (adopted) {
-        store(ctx, { programmed: plan, device: adopted.device, stale: false });
-        ctx.log.info(
-          {
-            connId: conn.id,
-            tunnel: plan.tunnel.type,
-            pod: `${plan.pod.netns}:${plan.pod.name}`,
-            ifindex: adopted.index,
-            ...(adopted.device ? { wireguardGo: adopted.device.pid, wireguardName: adopted.device.name } : {}),
-          },
-          "remote cross-connect of an earlier life re-adopted",
-        );
-        return;
-      }
+      await this.destroy(old, device, ctx);
+      this.#store(ctx, { programmed: undefined, device: undefined, stale: false });
+    } else if (await this.#adopt(plan, conn, ctx)) {
+      return;
     }
-    const created = await dp.create(plan, ctx.log);
-    store(ctx, { programmed: plan, device: created, stale: false });
+    await this.#create(plan, conn, ctx);
+  }
+
+  /** Same interface: applies the difference; a failure leaves a stale record of both plans. */
+  async #update(
+    old: RemotePlan,
+    plan: RemotePlan,
+    previous: RemoteState | undefined,
+    conn: Connection,
+    ctx: CallContext,
+  ) {
+    const device = previous?.device;
+    try {
+      await this.#dp.update(old, plan, previous?.stale ?? false, device);
+    } catch (err) {
+      this.#store(ctx, { programmed: unionOf(old, plan), device, stale: true });
+      throw err;
+    }
+    this.#store(ctx, { programmed: plan, device, stale: false });
+    ctx.log.debug({ connId: conn.id }, "remote cross-connect updated");
+  }
+
+  /** No record: the first Request of this life. The interface may be there from an earlier one. */
+  async #adopt(plan: RemotePlan, conn: Connection, ctx: CallContext): Promise<boolean> {
+    await this.o.reconciler?.claim(conn.id);
+    const adopted = await this.#dp.adopt(plan, ctx.log);
+    if (!adopted) return false;
+    this.#store(ctx, { programmed: plan, device: adopted.device, stale: false });
+    ctx.log.info(
+      {
+        connId: conn.id,
+        tunnel: plan.tunnel.type,
+        pod: `${plan.pod.netns}:${plan.pod.name}`,
+        ifindex: adopted.index,
+        ...(adopted.device ? { wireguardGo: adopted.device.pid, wireguardName: adopted.device.name } : {}),
+      },
+      "remote cross-connect of an earlier life re-adopted",
+    );
+    return true;
+  }
+
+  async #create(plan: RemotePlan, conn: Connection, ctx: CallContext): Promise<void> {
+    const created = await this.#dp.create(plan, ctx.log);
+    this.#store(ctx, { programmed: plan, device: created, stale: false });
     ctx.log.debug(
       {
         connId: conn.id,
@@ -187,6 +207,27 @@ export function kernelRemoteXconnectServer(
     );
   }
 
+  /** Stops every wireguard-go this element started or adopted (by PID). */
+  async dispose(): Promise<void> {
+    const all = [...this.#devices];
+    this.#devices.clear();
+    const wireguard = this.wireguard;
+    if (wireguard) await Promise.all(all.map((d) => wireguard.runner.stop(d)));
+  }
+}
+
+/**
+ * Builds the pod's end of a remote connection once `next` has returned and both sides'
+ * mechanisms are known: on the NSC-side forwarder (server side KERNEL, client side VXLAN or
+ * WIREGUARD) in the client's netns with the client's addresses; on the NSE-side forwarder
+ * (server side VXLAN or WIREGUARD, client side KERNEL) in the endpoint's netns with the
+ * endpoint's. Anything else (local, NOOP…) is left to other elements. See `index.ts`.
+ */
+export function kernelRemoteXconnectServer(
+  options: Readonly<KernelRemoteXconnectServerOptions>,
+): KernelRemoteXconnectServer {
+  const o = resolveXconnectOptions(options, "kernelRemoteXconnectServer");
+  const x = new RemoteXconnect(o, options.tunnelNetns, wireguardDataPlaneOf(options.wireguard));
   return {
     name: "kernelRemoteXconnectServer",
     requires: ["metadata"],
@@ -198,14 +239,14 @@ export function kernelRemoteXconnectServer(
       const previous = loadRemoteState(ctx);
       const conn = await next.request(req, ctx);
       try {
-        await reconcile(conn.mechanism ?? serverMechanism, conn, ctx, previous);
+        await x.reconcile(conn.mechanism ?? serverMechanism, conn, ctx, previous);
         return conn;
       } catch (err) {
         const e = NsmError.from(err, Code.Internal);
         ctx.log.warn({ connId: conn.id, err: e.message }, "remote cross-connect failed");
         // A first Request must leave nothing open; a failed refresh leaves the connection to heal.
         if (previous === undefined)
-          await closeQuietly(next, conn, ctx, "a remote cross-connect failure", cleanupTimeoutMs);
+          await closeQuietly(next, conn, ctx, "a remote cross-connect failure", o.cleanupTimeoutMs);
         throw e;
       }
     },
@@ -215,7 +256,7 @@ export function kernelRemoteXconnectServer(
       // Deleting a VXLAN device waits for an RCU grace period (~35 ms here): do it while the
       // Close travels on, so that the two nodes' deletions overlap instead of adding up.
       const [mine, downstream] = await Promise.allSettled([
-        programmed ? destroy(programmed, state.device, ctx) : Promise.resolve(),
+        programmed ? x.destroy(programmed, state.device, ctx) : Promise.resolve(),
         next.close(conn, ctx),
       ]);
       if (downstream.status === "rejected") throw downstream.reason;
@@ -225,10 +266,6 @@ export function kernelRemoteXconnectServer(
         throw failure;
       }
     },
-    async dispose() {
-      const all = [...devices];
-      devices.clear();
-      if (wireguard) await Promise.all(all.map((d) => wireguard.runner.stop(d)));
-    },
+    dispose: () => x.dispose(),
   };
 }

@@ -12,7 +12,7 @@ import { isGone, tolerateGone } from "../xconnect/gone.js";
 import { relocateNetns } from "../xconnect/netns.js";
 import { PING_GROUP_RANGE } from "../xconnect/options.js";
 import { foreignLinkError, type PodPlan } from "../xconnect/pod.js";
-import type { XconnectPlan } from "./metadata.js";
+import type { VethPlan } from "./metadata.js";
 
 const EMPTY: IpPlan = { addresses: [], routes: [], neighbors: [] };
 
@@ -35,7 +35,7 @@ export class VethDataPlane {
    * if it carries this connection's tag, and refused (AlreadyExists, nothing changed) otherwise.
    * On failure, whatever was created is deleted before the error is thrown.
    */
-  async create(plan: XconnectPlan, log: Logger): Promise<void> {
+  async create(plan: VethPlan, log: Logger): Promise<void> {
     try {
       await this.#create(plan, log);
     } finally {
@@ -44,12 +44,12 @@ export class VethDataPlane {
   }
 
   /** The pods' namespaces must not be kept alive by our cached netlink sockets between events. */
-  #release(plan: XconnectPlan): void {
+  #release(plan: VethPlan): void {
     this.#kernel.release(plan.client.netns);
     this.#kernel.release(plan.endpoint.netns);
   }
 
-  async #create(plan: XconnectPlan, log: Logger): Promise<void> {
+  async #create(plan: VethPlan, log: Logger): Promise<void> {
     await this.#clearTargets(plan);
     const k = this.#kernel;
     const mtu = plan.mtu || undefined;
@@ -79,7 +79,7 @@ export class VethDataPlane {
    * with the two ifindexes, or undefined when there is no such pair (`create` then deletes what
    * carries our tags and builds anew). If re-programming fails, the pair is deleted.
    */
-  async adopt(plan: XconnectPlan, log: Logger): Promise<{ client: number; endpoint: number } | undefined> {
+  async adopt(plan: VethPlan, log: Logger): Promise<{ client: number; endpoint: number } | undefined> {
     try {
       return await this.#adopt(plan, log);
     } finally {
@@ -87,7 +87,7 @@ export class VethDataPlane {
     }
   }
 
-  async #adopt(plan: XconnectPlan, log: Logger): Promise<{ client: number; endpoint: number } | undefined> {
+  async #adopt(plan: VethPlan, log: Logger): Promise<{ client: number; endpoint: number } | undefined> {
     const k = this.#kernel;
     const [c, e] = await Promise.all([
       k.findLink(plan.client.netns, plan.client.name),
@@ -119,7 +119,7 @@ export class VethDataPlane {
    * stale routes, neighbours and addresses out, the new addresses, routes and neighbours in.
    * With `force`, everything in `to` is re-applied (after a half-applied update).
    */
-  async update(from: XconnectPlan, to: XconnectPlan, force: boolean): Promise<void> {
+  async update(from: VethPlan, to: VethPlan, force: boolean): Promise<void> {
     try {
       await this.#update(from, to, force);
     } finally {
@@ -127,7 +127,7 @@ export class VethDataPlane {
     }
   }
 
-  async #update(from: XconnectPlan, to: XconnectPlan, force: boolean): Promise<void> {
+  async #update(from: VethPlan, to: VethPlan, force: boolean): Promise<void> {
     const k = this.#kernel;
     if (to.mtu !== 0 && (force || to.mtu !== from.mtu)) {
       await settleAll([
@@ -146,7 +146,7 @@ export class VethDataPlane {
    * it), else the endpoint's. A link or netns already gone counts as deleted; a link with the
    * name but another alias is left alone.
    */
-  async destroy(plan: XconnectPlan, log: Logger): Promise<void> {
+  async destroy(plan: VethPlan, log: Logger): Promise<void> {
     try {
       await this.#destroy(plan, log);
     } finally {
@@ -154,7 +154,7 @@ export class VethDataPlane {
     }
   }
 
-  async #destroy(plan: XconnectPlan, log: Logger): Promise<void> {
+  async #destroy(plan: VethPlan, log: Logger): Promise<void> {
     for (const side of [plan.client, plan.endpoint]) {
       // The process that named the netns may be gone while the netns (and our link) lives on.
       const netns = await relocateNetns(this.#kernel, side);
@@ -186,7 +186,7 @@ export class VethDataPlane {
   }
 
   /** Refuses foreign links with the target names, then deletes ours (left over from an earlier life). */
-  async #clearTargets(plan: XconnectPlan): Promise<void> {
+  async #clearTargets(plan: VethPlan): Promise<void> {
     const sides = [plan.client, plan.endpoint];
     const found = await Promise.all(sides.map((s) => this.#kernel.findLink(s.netns, s.name)));
     sides.forEach((side, i) => {

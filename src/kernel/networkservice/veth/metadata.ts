@@ -29,7 +29,7 @@ export function deleteEndpointMechanism(ctx: CallContext): void {
 }
 
 /** Everything the kernel should hold for one connection. Plans compare as JSON. */
-export interface XconnectPlan {
+export interface VethPlan {
   client: PodPlan;
   endpoint: PodPlan;
   /** `context.MTU`; 0 = leave the kernel's default. */
@@ -37,9 +37,9 @@ export interface XconnectPlan {
 }
 
 /** The server side's record. */
-export interface XconnectState {
+export interface VethState {
   /** What was programmed (undefined: nothing, e.g. the endpoint side is not KERNEL). */
-  programmed: XconnectPlan | undefined;
+  programmed: VethPlan | undefined;
   /**
    * A refresh failed halfway: `programmed` is the union of the old and the new plan, and the
    * next refresh re-applies everything instead of trusting the record.
@@ -47,16 +47,16 @@ export interface XconnectState {
   stale: boolean;
 }
 
-const stateKey = createMetadataKey<XconnectState>("kernelXconnect.state");
+const stateKey = createMetadataKey<VethState>("kernelXconnect.state");
 
-export function loadState(ctx: CallContext): XconnectState | undefined {
+export function loadVethState(ctx: CallContext): VethState | undefined {
   return metadataOf(ctx, false).load(stateKey);
 }
 
-export function storeState(ctx: CallContext, state: XconnectState): void {
+export function storeVethState(ctx: CallContext, state: VethState): void {
   metadataOf(ctx, false).store(stateKey, state);
 }
 
-export function loadAndDeleteState(ctx: CallContext): XconnectState | undefined {
+export function loadAndDeleteVethState(ctx: CallContext): VethState | undefined {
   return metadataOf(ctx, false).loadAndDelete(stateKey);
 }

@@ -11,19 +11,16 @@ import { isKernel, locatePod, type PodLocation } from "../xconnect/pod.js";
 import { xconnectTag } from "../xconnect/tag.js";
 import { VethDataPlane } from "./dataplane.js";
 import {
-  loadAndDeleteState,
+  loadAndDeleteVethState,
   loadEndpointMechanism,
-  loadState,
-  storeState,
-  type XconnectPlan,
-  type XconnectState,
+  loadVethState,
+  storeVethState,
+  type VethPlan,
+  type VethState,
 } from "./metadata.js";
 import type { KernelXconnectServerOptions } from "./options.js";
 
-type Location = PodLocation;
-const locate = locatePod;
-
-function buildPlan(conn: Connection, client: Location, endpoint: Location, owner: string): XconnectPlan {
+function buildPlan(conn: Connection, client: PodLocation, endpoint: PodLocation, owner: string): VethPlan {
   if (client.netns === endpoint.netns && client.name === endpoint.name) {
     throw invalidArgument(
       `client and endpoint ask for the same interface "${client.name}" in the same netns ${client.netns}`,
@@ -51,81 +48,105 @@ function buildPlan(conn: Connection, client: Location, endpoint: Location, owner
   };
 }
 
-const samePlan = (a: XconnectPlan, b: XconnectPlan) => JSON.stringify(a) === JSON.stringify(b);
+const samePlan = (a: VethPlan, b: VethPlan) => JSON.stringify(a) === JSON.stringify(b);
 
-const sameLinks = (a: XconnectPlan, b: XconnectPlan) =>
+const sameLinks = (a: VethPlan, b: VethPlan) =>
   (["client", "endpoint"] as const).every(
     (s) => a[s].netns === b[s].netns && a[s].name === b[s].name && a[s].tag === b[s].tag,
   );
+
+/** What the steps of one element share. */
+interface VethXconnect {
+  readonly o: ResolvedXconnectOptions;
+  readonly veth: VethDataPlane;
+}
 
 /**
  * Brings the kernel from the recorded state to what `conn` asks for, storing the new record
  * as it goes. Touches nothing when the plan equals a clean record.
  */
 async function reconcile(
-  o: ResolvedXconnectOptions,
-  veth: VethDataPlane,
+  x: VethXconnect,
   clientMechanism: Mechanism | undefined,
   conn: Connection,
   ctx: CallContext,
-  previous: XconnectState | undefined,
+  previous: VethState | undefined,
 ): Promise<void> {
   const old = previous?.programmed;
   const stale = previous?.stale ?? false;
   const endpointMechanism = loadEndpointMechanism(ctx);
   if (!isKernel(clientMechanism) || !isKernel(endpointMechanism)) {
     // Not (or no longer) a local kernel connection.
-    if (old) await veth.destroy(old, ctx.log);
-    storeState(ctx, { programmed: undefined, stale: false });
+    if (old) await x.veth.destroy(old, ctx.log);
+    storeVethState(ctx, { programmed: undefined, stale: false });
     return;
   }
-  const client = locate("client", clientMechanism);
-  const endpoint = locate("endpoint", endpointMechanism);
-  const plan = buildPlan(conn, client, endpoint, o.owner);
+  const client = locatePod("client", clientMechanism);
+  const endpoint = locatePod("endpoint", endpointMechanism);
+  const plan = buildPlan(conn, client, endpoint, x.o.owner);
   if (old) {
     followNetns(old.client, plan.client);
     followNetns(old.endpoint, plan.endpoint);
   }
   if (old && !stale && samePlan(old, plan)) return;
 
-  // HOOK(netns-ownership): nothing in the kernel has changed yet.
+  // The netns-ownership check: nothing in the kernel has changed yet.
   for (const l of [client, endpoint])
-    await o.checkNetns({ side: l.side, url: l.url, netns: l.netns, connection: conn }, ctx);
+    await x.o.checkNetns({ side: l.side, url: l.url, netns: l.netns, connection: conn }, ctx);
 
   if (old && sameLinks(old, plan)) {
-    try {
-      await veth.update(old, plan, stale);
-    } catch (err) {
-      storeState(ctx, { programmed: unionOf(old, plan), stale: true });
-      throw err;
-    }
-    storeState(ctx, { programmed: plan, stale: false });
-    ctx.log.debug({ connId: conn.id }, "kernel cross-connect updated");
+    await update(x, old, plan, stale, conn, ctx);
     return;
   }
   if (old) {
-    await veth.destroy(old, ctx.log);
-    storeState(ctx, { programmed: undefined, stale: false });
-  } else {
-    // No record: the first Request of this life. The pair may be there from an earlier one.
-    await o.reconciler?.claim(conn.id);
-    const adopted = await veth.adopt(plan, ctx.log);
-    if (adopted) {
-      storeState(ctx, { programmed: plan, stale: false });
-      ctx.log.info(
-        {
-          connId: conn.id,
-          client: `${plan.client.netns}:${plan.client.name}`,
-          endpoint: `${plan.endpoint.netns}:${plan.endpoint.name}`,
-          ifindex: adopted,
-        },
-        "kernel cross-connect of an earlier life re-adopted",
-      );
-      return;
-    }
+    await x.veth.destroy(old, ctx.log);
+    storeVethState(ctx, { programmed: undefined, stale: false });
+  } else if (await adoptEarlierLife(x, plan, conn, ctx)) {
+    return;
   }
-  await veth.create(plan, ctx.log);
-  storeState(ctx, { programmed: plan, stale: false });
+  await create(x, plan, conn, ctx);
+}
+
+/** Same links: applies the difference; a failure leaves a stale record of both plans. */
+async function update(
+  x: VethXconnect,
+  old: VethPlan,
+  plan: VethPlan,
+  stale: boolean,
+  conn: Connection,
+  ctx: CallContext,
+): Promise<void> {
+  try {
+    await x.veth.update(old, plan, stale);
+  } catch (err) {
+    storeVethState(ctx, { programmed: unionOf(old, plan), stale: true });
+    throw err;
+  }
+  storeVethState(ctx, { programmed: plan, stale: false });
+  ctx.log.debug({ connId: conn.id }, "kernel cross-connect updated");
+}
+
+/** No record: the first Request of this life. The pair may be there from an earlier one. */
+async function adoptEarlierLife(x: VethXconnect, plan: VethPlan, conn: Connection, ctx: CallContext) {
+  await x.o.reconciler?.claim(conn.id);
+  const adopted = await x.veth.adopt(plan, ctx.log);
+  if (!adopted) return false;
+  storeVethState(ctx, { programmed: plan, stale: false });
+  ctx.log.info(
+    {
+      connId: conn.id,
+      client: `${plan.client.netns}:${plan.client.name}`,
+      endpoint: `${plan.endpoint.netns}:${plan.endpoint.name}`,
+      ifindex: adopted,
+    },
+    "kernel cross-connect of an earlier life re-adopted",
+  );
+  return true;
+}
+
+async function create(x: VethXconnect, plan: VethPlan, conn: Connection, ctx: CallContext): Promise<void> {
+  await x.veth.create(plan, ctx.log);
+  storeVethState(ctx, { programmed: plan, stale: false });
   ctx.log.debug(
     {
       connId: conn.id,
@@ -136,7 +157,7 @@ async function reconcile(
   );
 }
 
-function unionOf(a: XconnectPlan, b: XconnectPlan): XconnectPlan {
+function unionOf(a: VethPlan, b: VethPlan): VethPlan {
   return {
     client: { ...b.client, ...unionIpPlans(a.client, b.client) },
     endpoint: { ...b.endpoint, ...unionIpPlans(a.endpoint, b.endpoint) },
@@ -151,7 +172,7 @@ function unionOf(a: XconnectPlan, b: XconnectPlan): XconnectPlan {
  */
 export function kernelXconnectServer(options: Readonly<KernelXconnectServerOptions>): NetworkServiceElement {
   const o = resolveXconnectOptions(options, "kernelXconnectServer");
-  const veth = new VethDataPlane(o.kernel);
+  const x: VethXconnect = { o, veth: new VethDataPlane(o.kernel) };
   return {
     name: "kernelXconnectServer",
     requires: ["metadata"],
@@ -159,11 +180,11 @@ export function kernelXconnectServer(options: Readonly<KernelXconnectServerOptio
       if (!req.connection) throw invalidArgument("request has no connection");
       const clientMechanism = req.connection.mechanism;
       // Fail before opening anything downstream when the client's netns URL is unusable.
-      if (isKernel(clientMechanism)) locate("client", clientMechanism);
-      const previous = loadState(ctx);
+      if (isKernel(clientMechanism)) locatePod("client", clientMechanism);
+      const previous = loadVethState(ctx);
       const conn = await next.request(req, ctx);
       try {
-        await reconcile(o, veth, clientMechanism, conn, ctx, previous);
+        await reconcile(x, clientMechanism, conn, ctx, previous);
         return conn;
       } catch (err) {
         const e = NsmError.from(err, Code.Internal);
@@ -175,11 +196,11 @@ export function kernelXconnectServer(options: Readonly<KernelXconnectServerOptio
       }
     },
     async close(conn, ctx, next) {
-      const state = loadAndDeleteState(ctx);
+      const state = loadAndDeleteVethState(ctx);
       let failure: NsmError | undefined;
       if (state?.programmed) {
         try {
-          await veth.destroy(state.programmed, ctx.log);
+          await x.veth.destroy(state.programmed, ctx.log);
         } catch (err) {
           failure = NsmError.from(err, Code.Internal);
           ctx.log.warn({ connId: conn.id, err: failure.message }, "cannot delete the kernel cross-connect");
