@@ -5,9 +5,9 @@
  * Purpose: on the NSC-side forwarder the client's KERNEL mechanism meets a tunnel mechanism
  * towards the remote node; on the NSE-side forwarder a tunnel mechanism from the remote node
  * meets the endpoint's KERNEL mechanism. Either way this forwarder gives its pod one interface
- * named as the KERNEL mechanism's `name`, tagged `nsm:client:<id>` / `nsm:endpoint:<id>`
- * (`../xconnect/tag.ts`), with `context.MTU` (or the mechanism's `MTU`, whichever is lower), up, and the
- * pod's side of the IP context (client: src addresses and routes, as the local cross-connect;
+ * named as the KERNEL mechanism's `name`, tagged `nsm:client:<owner>:<id>` /
+ * `nsm:endpoint:<owner>:<id>` (`../xconnect/tag.ts`), with `context.MTU` (or the mechanism's
+ * `MTU`, whichever is lower), up, and the pod's side of the IP context (client: src addresses and routes, as the local cross-connect;
  * endpoint: dst). See `dataplane.ts` for how VXLAN devices and wireguard-go TUNs get there.
  *
  * Chain placement: `kernelRemoteXconnectServer` in `createForwarder({ additional })` (after the
@@ -25,7 +25,8 @@
  * forwarder for this connection (an earlier life, killed), re-adopts it (see
  * `dataplane.ts`).
  *
- * Options: {@link KernelRemoteXconnectServerOptions}.
+ * Options: {@link KernelRemoteXconnectServerOptions}: those of every cross-connect
+ * (`../xconnect/options.ts`: `kernel`, `checkNetns` required), `tunnelNetns` and `wireguard`.
  *
  * Failure behaviour: as the local cross-connect. A bad `inodeURL`/name or tunnel parameter is
  * InvalidArgument; VXLAN ports that differ between the ends are FailedPrecondition; a foreign
@@ -35,6 +36,10 @@
  * re-programming fails is removed (with its wireguard-go), as a new one would be. `dispose()`
  * stops the wireguard-go processes (started or adopted); VXLAN devices stay for a restarted
  * forwarder to re-adopt (by tag).
+ *
+ * Files: `server.ts` and `client.ts` (the elements), `plan.ts` (what a connection asks of the
+ * kernel, pure), `dataplane.ts` (the kernel and wireguard-go steps), `metadata.ts`
+ * (per-connection state).
  */
 export { kernelRemoteXconnectClient } from "./client.js";
 export { WIREGUARD_NAME_PREFIX } from "./dataplane.js";

@@ -12,8 +12,8 @@
  *    the ends; a move costs the kernel an RCU grace period (~15-20 ms here) and creating in
  *    place gives the same result, so we create in place;
  * 2. each end is tagged with an alias that carries this forwarder's name and the connection id
- *    (`nsm:client:<owner>:<id>` / `nsm:endpoint:<owner>:<id>`, see `../xconnect/tag.ts`) and brought up, in
- *    one RTM_SETLINK;
+ *    (`nsm:client:<owner>:<id>` / `nsm:endpoint:<owner>:<id>`, see `../xconnect/tag.ts`) and
+ *    brought up, in one RTM_SETLINK;
  * 3. the client's netns gets `src_ip_addrs`, link routes for the dst addresses outside the src
  *    prefixes, `src_routes` (empty next hop → the first dst address of the family, on-link) and
  *    `ip_neighbors`; the endpoint's netns gets `dst_ip_addrs`, link routes for the src addresses
@@ -23,7 +23,7 @@
  *
  * Chain placement: `kernelXconnectClient()` in the forwarder's client chain
  * (`createForwarder({ additionalClient })`), below mechanismtranslation, so that it sees the
- * endpoint's own mechanism. `kernelXconnectServer({ kernel })` in the server chain
+ * endpoint's own mechanism. `kernelXconnectServer({ kernel, checkNetns })` in the server chain
  * (`createForwarder({ additional })`), after mechanism selection and before connect; it needs
  * `metadata` earlier (declared in `requires`). Both act after `next` returns.
  *
@@ -36,8 +36,8 @@
  *
  * Options: {@link KernelXconnectServerOptions}: `kernel` and `checkNetns` (the netns-ownership
  * check, required: there is no default that allows all; `insecureNetnsOwnership().check` is the
- * explicit way to turn it off),
- * `cleanupTimeoutMs`, `owner` (the forwarder's name, in the tags), `reconciler`.
+ * explicit way to turn it off), `cleanupTimeoutMs`, `owner` (the forwarder's name, in the tags),
+ * `reconciler`; the same for every cross-connect (`../xconnect/options.ts`).
  *
  * Restart (reconciliation, `../reconcile/`): a forwarder killed with SIGKILL leaves its links
  * behind. The first Request of this life for a connection whose pair is still there (both
@@ -59,6 +59,8 @@
  * Close succeeds when the links or the namespaces are already gone, and never deletes a link
  * that no longer carries the connection's tag.
  *
+ * Files: `server.ts` and `client.ts` (the elements), `dataplane.ts` (the kernel steps on the
+ * pair), `metadata.ts` (per-connection state), `options.ts`.
  *
  * Remote (cross-node) connections are `../remote/`; `../forwarder/` bundles both for
  * `createForwarder`.
