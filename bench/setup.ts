@@ -38,7 +38,11 @@ import {
   RouteSchema,
 } from "../src/api/index.js";
 import { createNetlinkKernel } from "../src/kernel/index.js";
-import { kernelXconnectClient, kernelXconnectServer } from "../src/kernel/networkservice/index.js";
+import {
+  insecureNetnsOwnership,
+  kernelXconnectClient,
+  kernelXconnectServer,
+} from "../src/kernel/networkservice/index.js";
 import { bind, chain, type NetworkServiceElement, passThrough } from "../src/sdk/core/chain.js";
 import { CallContext } from "../src/sdk/core/context.js";
 import { closeChannel, type DialOptions, dialChannel, waitForReady } from "../src/sdk/grpc/dial.js";
@@ -273,7 +277,7 @@ async function floor(): Promise<number[]> {
     chain(
       metadataServer(),
       mechanismsServer({ KERNEL: passThrough("kernel") }),
-      kernelXconnectServer({ kernel }),
+      kernelXconnectServer({ kernel, checkNetns: insecureNetnsOwnership().check }),
       connectServer(chain(metadataClient(), mechanismTranslationClient(), kernelXconnectClient(), endpoint)),
     ),
   );

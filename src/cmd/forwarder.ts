@@ -25,7 +25,7 @@
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { NetworkServiceEndpointSchema } from "../api/gen/registry_pb.js";
-import { createNetlinkKernel } from "../kernel/index.js";
+import { createNetlinkKernel, type KernelApi } from "../kernel/index.js";
 import { kernelForwarderElements } from "../kernel/networkservice/index.js";
 import { CallContext } from "../sdk/core/context.js";
 import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
@@ -33,6 +33,7 @@ import { registryClients } from "../sdk/grpc/registry.js";
 import { createForwarder } from "../sdk/networkservice/chains/forwarder/index.js";
 import { registryClient } from "../sdk/registry/chains/client/index.js";
 import { parseLabels } from "../sdk/tools/labels.js";
+import type { Logger } from "../sdk/tools/logger.js";
 import { netnsOwnership } from "../security/networkservice/netnsowner.js";
 import { processIdentityResolver } from "../security/workloadapi/processes.js";
 import { Env, parseDuration } from "./env.js";
@@ -55,47 +56,69 @@ function reconcileGrace(env: Env): number {
   });
 }
 
-export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const env = new Env(vars);
-  const name = env.string("NSM_NAME", "forwarder");
-  const labels = env.parsed("NSM_LABELS", "p2p:true", parseLabels);
-  const nsName = env.string("NSM_NSNAME", "forwarder");
-  const connectTo = env.parsed("NSM_CONNECT_TO", "unix:///var/lib/networkservicemesh/nsm.io.sock", (v) => {
-    parseNsmUrl(v);
-    return v;
-  });
-  const listenOn = listenUrls(env, "NSM_LISTEN_ON", "unix:///listen.on.sock");
-  const dialTimeoutMs = env.duration("NSM_DIAL_TIMEOUT", "750ms");
-  const identities = env.raw("NSM_PROCESS_IDENTITIES");
-  const tunnelIp = env.raw("NSM_TUNNEL_IP") || undefined;
-  const vxlanPort = env.int("NSM_VXLAN_PORT", 4789, 1, 65535);
-  const wireguardPort = env.int("NSM_WIREGUARD_PORT", 51820, 1, 65535);
-  const mechanismPriority = env.list("NSM_MECHANISM_PRIORITY");
-  const reconcileGraceMs = reconcileGrace(env);
-  const log = roleLogger(env, name);
-  const sec = await roleSecurity(env, log);
-  const monitorPolicies = await sec.policies("monitor");
-  // HOOK(netns-ownership): only namespaces the requesting side owns (src/security/networkservice/netnsowner.ts).
-  const owner = netnsOwnership({
-    insecure: sec.insecure,
+/** The forwarder's configuration from the environment (see the module doc). */
+function forwarderConfig(env: Env) {
+  return {
+    name: env.string("NSM_NAME", "forwarder"),
+    labels: env.parsed("NSM_LABELS", "p2p:true", parseLabels),
+    nsName: env.string("NSM_NSNAME", "forwarder"),
+    connectTo: env.parsed("NSM_CONNECT_TO", "unix:///var/lib/networkservicemesh/nsm.io.sock", (v) => {
+      parseNsmUrl(v);
+      return v;
+    }),
+    listenOn: listenUrls(env, "NSM_LISTEN_ON", "unix:///listen.on.sock"),
+    dialTimeoutMs: env.duration("NSM_DIAL_TIMEOUT", "750ms"),
+    identities: env.raw("NSM_PROCESS_IDENTITIES"),
+    tunnelIp: env.raw("NSM_TUNNEL_IP") || undefined,
+    vxlanPort: env.int("NSM_VXLAN_PORT", 4789, 1, 65535),
+    wireguardPort: env.int("NSM_WIREGUARD_PORT", 51820, 1, 65535),
+    mechanismPriority: env.list("NSM_MECHANISM_PRIORITY"),
+    reconcileGraceMs: reconcileGrace(env),
+  };
+}
+
+/**
+ * The kernel data plane, with its netns-ownership check: only namespaces the requesting side
+ * owns (src/security/networkservice/netnsowner.ts). The check is off only in insecure mode
+ * (NSM_INSECURE=true), where it still checks the URL form and warns on every connection.
+ */
+async function kernelDataPlane(
+  config: ReturnType<typeof forwarderConfig>,
+  kernel: KernelApi,
+  tagOwner: string,
+  insecure: boolean,
+  log: Logger,
+) {
+  const { identities } = config;
+  const ownership = netnsOwnership({
+    insecure,
     resolveIdentity: identities ? processIdentityResolver(identities) : undefined,
     log,
   });
+  return await kernelForwarderElements({
+    kernel,
+    tunnelIp: config.tunnelIp,
+    vxlanPort: config.vxlanPort,
+    wireguard: { port: config.wireguardPort },
+    mechanismPriority: config.mechanismPriority,
+    netnsOwnership: ownership,
+    owner: tagOwner,
+    reconcileGraceMs: config.reconcileGraceMs,
+    log,
+  });
+}
 
+export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const env = new Env(vars);
+  const config = forwarderConfig(env);
+  const { name, labels, nsName, connectTo, listenOn, dialTimeoutMs, tunnelIp, reconcileGraceMs } = config;
+  const log = roleLogger(env, name);
+  const sec = await roleSecurity(env, log);
+  const monitorPolicies = await sec.policies("monitor");
   const lifetime = new AbortController();
   const kernel = createNetlinkKernel();
   const tagOwner = `${name}@${(await kernel.netnsId(undefined)).ino}`;
-  const dataPlane = await kernelForwarderElements({
-    kernel,
-    tunnelIp,
-    vxlanPort,
-    wireguard: { port: wireguardPort },
-    mechanismPriority,
-    checkNetns: owner.check,
-    owner: tagOwner,
-    reconcileGraceMs,
-    log,
-  });
+  const dataPlane = await kernelDataPlane(config, kernel, tagOwner, sec.insecure, log);
   const nsmgrChannel = dialChannel(connectTo, sec.dialOptions());
   const viaNsmgr = registryClients(nsmgrChannel);
   const forwarder = createForwarder({
@@ -109,7 +132,7 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
     monitorService: (service) => sec.monitor(service, monitorPolicies),
     serverMechanisms: dataPlane.serverMechanisms,
     clientMechanisms: dataPlane.clientMechanisms,
-    additional: [owner.server, ...dataPlane.additional],
+    additional: dataPlane.additional,
     additionalClient: dataPlane.additionalClient,
     log,
   });

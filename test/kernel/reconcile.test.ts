@@ -23,30 +23,27 @@ import { after, before, describe, it } from "node:test";
 import {
   Cls,
   type Connection,
-  ConnectionContextSchema,
   ConnectionSchema,
   clone,
   create,
-  IPContextSchema,
   MechanismType,
   type NetworkServiceRequest,
   NetworkServiceRequestSchema,
   newMechanism,
   Payload,
-  RouteSchema,
 } from "../../src/api/index.js";
 import { createNetlinkKernel, type KernelApi } from "../../src/kernel/index.js";
 import {
   connectionInterfaceName,
   createWireguardGoRunner,
+  insecureNetnsOwnership,
   type KernelForwarderElements,
   type KernelForwarderElementsOptions,
   kernelForwarderElements,
   type WireguardDevice,
-  type WireguardRunner,
 } from "../../src/kernel/networkservice/index.js";
-import { forwarderChain, hop } from "../../src/kernel/networkservice/testing.js";
-import type { NetworkServiceElement, NetworkServiceHandler } from "../../src/sdk/core/chain.js";
+import { forwarderChain, hop, p2pEndpoint, recordingRunner } from "../../src/kernel/networkservice/testing.js";
+import type { NetworkServiceHandler } from "../../src/sdk/core/chain.js";
 import { CallContext } from "../../src/sdk/core/context.js";
 import { havePing, ipJson, kernelSkipReason, linkNames, NetnsSet, nsPath, ping } from "../helpers/netns.js";
 
@@ -55,7 +52,6 @@ const skip = kernelSkipReason() ?? (havePing ? undefined : "needs ping (iputils-
 const skipWireguard = skip ?? (existsSync(WIREGUARD_GO) ? undefined : `needs ${WIREGUARD_GO}`);
 
 const namespaces = new NetnsSet("nsmrc");
-const route = (p: string) => create(RouteSchema, { prefix: p });
 const ctx = () => CallContext.create();
 const LOCAL_NSE = "unix:///var/lib/networkservicemesh/nse.sock";
 const REMOTE_NSMGR = "tcp://198.18.0.2:5001";
@@ -63,50 +59,8 @@ const REMOTE_NSMGR = "tcp://198.18.0.2:5001";
 /** The endpoint's interface of connection `id` (at the NSE-side forwarder), as the forwarder names it. */
 const nseIf = (id: string) => connectionInterfaceName("icmp-responder", id);
 
-/** The endpoint: a KERNEL mechanism into its netns, and 172.16.1.(100+2n)/32 ↔ .(101+2n)/32 for `…-n`. */
-function fakeNse(nseNetns: string): NetworkServiceElement {
-  return {
-    name: "fakeNse",
-    async request(req) {
-      const conn = clone(ConnectionSchema, req.connection!);
-      const n = Number(/(\d+)$/.exec(conn.id)?.[1] ?? "1") - 1;
-      // As a real endpoint (kernelMechanismServer): the interface name the forwarder offered.
-      const offered = (conn.mechanism ?? req.mechanismPreferences.find((m) => m.type === MechanismType.KERNEL))
-        ?.parameters.name;
-      if (!offered) throw new Error("the forwarder offered no interface name");
-      conn.mechanism = newMechanism(Cls.LOCAL, MechanismType.KERNEL, { inodeURL: `file://${nseNetns}`, name: offered });
-      conn.context = create(ConnectionContextSchema, {
-        MTU: conn.context?.MTU ?? 0,
-        ipContext: create(IPContextSchema, {
-          srcIpAddrs: [`172.16.1.${101 + 2 * n}/32`],
-          dstIpAddrs: [`172.16.1.${100 + 2 * n}/32`],
-          srcRoutes: [route(`172.16.1.${100 + 2 * n}/32`)],
-          dstRoutes: [route(`172.16.1.${101 + 2 * n}/32`)],
-        }),
-      });
-      return conn;
-    },
-    async close() {},
-  };
-}
-
 /** Every wireguard-go started, for the last-resort cleanup. */
 const started: WireguardDevice[] = [];
-
-function recording(r: WireguardRunner): WireguardRunner {
-  return {
-    async start(name, tag) {
-      const d = await r.start(name, tag);
-      started.push(d);
-      return d;
-    },
-    list: () => r.list!(),
-    configure: (d, c) => r.configure(d, c),
-    waitListening: (d, port, ms) => r.waitListening(d, port, ms),
-    stop: (d) => r.stop(d),
-    dispose: () => r.dispose(),
-  };
-}
 
 const alive = (pid: number) => {
   try {
@@ -184,11 +138,14 @@ describe("reconciliation after a forwarder restart, on the real kernel", { skip 
   const wireguard = (node: string) =>
     skipWireguard
       ? (false as const)
-      : { runner: recording(createWireguardGoRunner({ launcher: ["nsenter", `--net=${nsPath(node)}`] })) };
+      : {
+          runner: recordingRunner(createWireguardGoRunner({ launcher: ["nsenter", `--net=${nsPath(node)}`] }), started),
+        };
 
   /** One life of node 1's forwarder (the NSC side), tracked for `after`. */
   const life1 = async (o: Partial<KernelForwarderElementsOptions> = {}) => {
     const els = await kernelForwarderElements({
+      netnsOwnership: insecureNetnsOwnership(),
       kernel,
       tunnelIp: "198.18.0.1",
       tunnelNetns: nsPath(node1),
@@ -203,6 +160,7 @@ describe("reconciliation after a forwarder restart, on the real kernel", { skip 
   /** One life of node 2's forwarder (the NSE side). */
   const life2 = async () => {
     const els = await kernelForwarderElements({
+      netnsOwnership: insecureNetnsOwnership(),
       kernel,
       tunnelIp: "198.18.0.2",
       tunnelNetns: nsPath(node2),
@@ -213,7 +171,7 @@ describe("reconciliation after a forwarder restart, on the real kernel", { skip 
     lives.push(els);
     return els;
   };
-  const local = (els: KernelForwarderElements) => forwarderChain(els, LOCAL_NSE, fakeNse(nsPath(nse)));
+  const local = (els: KernelForwarderElements) => forwarderChain(els, LOCAL_NSE, p2pEndpoint(nsPath(nse)).element);
   const remote = (els: KernelForwarderElements) =>
     forwarderChain(
       els,

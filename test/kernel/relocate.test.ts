@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { after, describe, it } from "node:test";
 import { createNetlinkKernel } from "../../src/kernel/index.js";
-import { netnsIdentity, relocateNetns } from "../../src/kernel/networkservice/netns-url.js";
+import { netnsIdentity, relocateNetns } from "../../src/kernel/networkservice/xconnect/netns.js";
 import { kernelSkipReason, NetnsSet, nsPath } from "../helpers/netns.js";
 
 describe("relocateNetns", { skip: kernelSkipReason() }, () => {

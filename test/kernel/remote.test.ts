@@ -21,29 +21,25 @@ import { after, before, describe, it } from "node:test";
 import {
   Cls,
   type Connection,
-  ConnectionContextSchema,
   ConnectionSchema,
-  clone,
   create,
-  IPContextSchema,
   MechanismType,
   type NetworkServiceRequest,
   NetworkServiceRequestSchema,
   newMechanism,
   Payload,
-  RouteSchema,
 } from "../../src/api/index.js";
 import { createNetlinkKernel, type KernelApi } from "../../src/kernel/index.js";
 import {
   createWireguardGoRunner,
+  insecureNetnsOwnership,
   type KernelForwarderElements,
   kernelForwarderElements,
   listTaggedLinks,
   type WireguardDevice,
-  type WireguardRunner,
 } from "../../src/kernel/networkservice/index.js";
-import { forwarderChain, hop } from "../../src/kernel/networkservice/testing.js";
-import type { NetworkServiceElement, NetworkServiceHandler } from "../../src/sdk/core/chain.js";
+import { forwarderChain, hop, p2pEndpoint, recordingRunner } from "../../src/kernel/networkservice/testing.js";
+import type { NetworkServiceHandler } from "../../src/sdk/core/chain.js";
 import { CallContext } from "../../src/sdk/core/context.js";
 import { havePing, ipJson, kernelSkipReason, NetnsSet, nsPath, ping } from "../helpers/netns.js";
 
@@ -58,51 +54,8 @@ const addNetns = (role: string) => namespaces.add(role);
 const links = (ns: string) => ipJson(ns, "link");
 const linkNames = (ns: string) => links(ns).map((l) => l.ifname as string);
 
-const route = (p: string) => create(RouteSchema, { prefix: p });
-
-/** The endpoint: a KERNEL mechanism into its netns, and 172.16.1.(100+2n)/32 ↔ .(101+2n)/32 for connection n. */
-function fakeNse(nseNetns: string): NetworkServiceElement {
-  return {
-    name: "fakeNse",
-    async request(req) {
-      const conn = clone(ConnectionSchema, req.connection!);
-      const n = Number(/(\d+)$/.exec(conn.id)?.[1] ?? "1") - 1;
-      conn.mechanism = newMechanism(Cls.LOCAL, MechanismType.KERNEL, {
-        inodeURL: `file://${nseNetns}`,
-        name: conn.mechanism?.parameters.name ?? `icmp-nse-${n + 1}`,
-      });
-      conn.context = create(ConnectionContextSchema, {
-        MTU: conn.context?.MTU ?? 0,
-        ipContext: create(IPContextSchema, {
-          srcIpAddrs: [`172.16.1.${101 + 2 * n}/32`],
-          dstIpAddrs: [`172.16.1.${100 + 2 * n}/32`],
-          srcRoutes: [route(`172.16.1.${100 + 2 * n}/32`)],
-          dstRoutes: [route(`172.16.1.${101 + 2 * n}/32`)],
-        }),
-      });
-      return conn;
-    },
-    async close() {},
-  };
-}
-
 /** Every wireguard-go started, in order. */
 const started: WireguardDevice[] = [];
-
-/** The runner, remembering what it started. */
-function recording(r: WireguardRunner): WireguardRunner {
-  return {
-    async start(name) {
-      const d = await r.start(name);
-      started.push(d);
-      return d;
-    },
-    configure: (d, c) => r.configure(d, c),
-    waitListening: (d, port, ms) => r.waitListening(d, port, ms),
-    stop: (d) => r.stop(d),
-    dispose: () => r.dispose(),
-  };
-}
 
 describe("remote connections on the real kernel", { skip }, () => {
   let kernel: KernelApi;
@@ -143,20 +96,31 @@ describe("remote connections on the real kernel", { skip }, () => {
     const wireguard = (node: string) =>
       skipWireguard
         ? (false as const)
-        : { runner: recording(createWireguardGoRunner({ launcher: ["nsenter", `--net=${nsPath(node)}`] })) };
+        : {
+            runner: recordingRunner(
+              createWireguardGoRunner({ launcher: ["nsenter", `--net=${nsPath(node)}`] }),
+              started,
+            ),
+          };
     f1 = await kernelForwarderElements({
+      netnsOwnership: insecureNetnsOwnership(),
       kernel,
       tunnelIp: "198.18.0.1",
       tunnelNetns: nsPath(node1),
       wireguard: wireguard(node1),
     });
     f2 = await kernelForwarderElements({
+      netnsOwnership: insecureNetnsOwnership(),
       kernel,
       tunnelIp: "198.18.0.2",
       tunnelNetns: nsPath(node2),
       wireguard: wireguard(node2),
     });
-    const nseSide = forwarderChain(f2, "unix:///nse.sock", fakeNse(nsPath(nse)));
+    const nseSide = forwarderChain(
+      f2,
+      "unix:///nse.sock",
+      p2pEndpoint(nsPath(nse), { interfaceName: (n) => `icmp-nse-${n + 1}` }).element,
+    );
     nscSide = forwarderChain(
       f1,
       "tcp://198.18.0.2:5001",

@@ -27,7 +27,13 @@ import {
   RouteSchema,
 } from "../../src/api/index.js";
 import { createNetlinkKernel, type KernelApi } from "../../src/kernel/index.js";
-import { kernelXconnectClient, kernelXconnectServer, listTaggedLinks } from "../../src/kernel/networkservice/index.js";
+import {
+  insecureNetnsOwnership,
+  kernelXconnectClient,
+  kernelXconnectServer,
+  listTaggedLinks,
+} from "../../src/kernel/networkservice/index.js";
+import { route } from "../../src/kernel/networkservice/testing.js";
 import { bind, chain, type NetworkServiceElement, passThrough } from "../../src/sdk/core/chain.js";
 import { CallContext } from "../../src/sdk/core/context.js";
 import { Code, NsmError } from "../../src/sdk/core/errors.js";
@@ -43,8 +49,6 @@ const addNetns = () => namespaces.add();
 const delNetns = (name: string) => namespaces.delete(name);
 
 const NSE_IF = "icmp-nse-1";
-const route = (prefix: string) => create(RouteSchema, { prefix });
-
 /** The endpoint: its own KERNEL mechanism, and point-to-point IPAM for 172.16.1.100/31 and fd16::100/127. */
 function fakeNse(nseNetns: string): NetworkServiceElement {
   return {
@@ -80,7 +84,7 @@ describe("kernel cross-connect on the real kernel", { skip }, () => {
       chain(
         metadataServer(),
         mechanismsServer({ KERNEL: passThrough("kernel") }),
-        kernelXconnectServer({ kernel }),
+        kernelXconnectServer({ kernel, checkNetns: insecureNetnsOwnership().check }),
         connectServer(
           chain(metadataClient(), mechanismTranslationClient(), kernelXconnectClient(), fakeNse(nsPath(nseNs))),
         ),
@@ -195,7 +199,7 @@ describe("kernel cross-connect on the real kernel", { skip }, () => {
       chain(
         metadataServer(),
         mechanismsServer({ KERNEL: passThrough("kernel") }),
-        kernelXconnectServer({ kernel }),
+        kernelXconnectServer({ kernel, checkNetns: insecureNetnsOwnership().check }),
         connectServer(chain(metadataClient(), mechanismTranslationClient(), kernelXconnectClient(), failing)),
       ),
     );

@@ -1,146 +1,25 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * kernelxconnect: the forwarder's local (same node) kernel data plane.
- *
- * Purpose: when the client (NSC) and the endpoint (NSE) both use the KERNEL mechanism, connect
- * their namespaces with one veth pair and give each end what the connection's IP context says
- * (the pure-kernel counterpart of upstream forwarder-vpp's veth + xconnect + the sdk-kernel
- * `connectioncontextkernel` elements):
- * 1. the pair is created with each end directly in its pod's netns (from the mechanism's
- *    `inodeURL`, see {@link netnsPathFromUrl}) under the mechanism's `name`, with the MTU
- *    (`context.MTU` when non-zero). Upstream creates the pair in the forwarder's netns and moves
- *    the ends; a move costs the kernel an RCU grace period (~15-20 ms here) and creating in
- *    place gives the same result, so we create in place;
- * 2. each end is tagged with an alias that carries this forwarder's name and the connection id
- *    (`nsm:client:<owner>:<id>` / `nsm:endpoint:<owner>:<id>`, see `tag.ts`) and brought up, in
- *    one RTM_SETLINK;
- * 3. the client's netns gets `src_ip_addrs`, link routes for the dst addresses outside the src
- *    prefixes, `src_routes` (empty next hop → the first dst address of the family, on-link) and
- *    `ip_neighbors`; the endpoint's netns gets `dst_ip_addrs`, link routes for the src addresses
- *    outside the dst prefixes and `dst_routes` (next hop: the first src address). Order per netns:
- *    link up, `disable_ipv6=0` when there are IPv6 addresses, addresses, routes, neighbours,
- *    then `net.ipv4.ping_group_range = 0 2147483647` (unprivileged ping for liveness checks).
- *
- * Chain placement: `kernelXconnectClient()` in the forwarder's client chain
- * (`createForwarder({ additionalClient })`), below mechanismtranslation, so that it sees the
- * endpoint's own mechanism. `kernelXconnectServer({ kernel })` in the server chain
- * (`createForwarder({ additional })`), after mechanism selection and before connect; it needs
- * `metadata` earlier (declared in `requires`). Both act after `next` returns.
- *
- * Per-connection state: client side: the endpoint's KERNEL mechanism (deleted on Close).
- * Server side: the plan last programmed (netns paths, names, tags, MTU, addresses, routes,
- * neighbours). A refresh whose plan equals it makes no kernel call at all; a changed IP
- * context or MTU is applied as a diff (stale routes, neighbours and addresses removed, new ones
- * added); a changed netns or interface name rebuilds the pair. Close deletes the pair (one end
- * suffices) and forgets.
- *
- * Options: {@link KernelXconnectServerOptions}: `kernel` (required),
- * `checkNetns` (the netns-ownership hook: it allows everything until ownership checks land),
- * `cleanupTimeoutMs`, `owner` (the forwarder's name, in the tags), `reconciler`.
- *
- * Restart (reconciliation, `reconcile.ts`): a forwarder killed with SIGKILL leaves its links
- * behind. The first Request of this life for a connection whose pair is still there (both
- * target links carry this connection's tags and are each other's peer) re-adopts it: same
- * ifindex, no interruption, the plan re-applied idempotently (addresses and routes diffed
- * against what the kernel holds). The endpoint's interface name, which the forwarder chooses, is
- * derived from the connection id (`stable-name.ts`), so the re-Request names the same one. With
- * `kernelForwarderElements({ reconcileGraceMs })`, what is not Requested within the grace period
- * is deleted.
- *
- * Failure behaviour: a bad `inodeURL` or interface name is InvalidArgument; for the client's
- * mechanism it is found before anything is asked downstream. A link that already has a target
- * name is re-adopted or replaced if it carries this connection's tag, else the Request fails
- * with AlreadyExists and nothing is created. A re-adopted pair whose re-programming fails is
- * deleted, as a new one would be. When a kernel step fails on the first Request, the pair
- * is deleted, downstream is closed, and the kernel's error is returned as an NsmError (errno →
- * code in `src/kernel/errors.ts`). When a refresh fails, the error is returned and the record
- * is marked stale, so that the next refresh re-applies everything; downstream stays open.
- * Close succeeds when the links or the namespaces are already gone, and never deletes a link
- * that no longer carries the connection's tag.
- *
- * Remote (cross-node) connections: `kernelRemoteXconnectServer` / `kernelRemoteXconnectClient`
- * give the pod's end of a VXLAN tunnel (a VXLAN device created from the node's netns straight
- * into the pod's, with the negotiated VNI) or a WireGuard tunnel (one `wireguard-go` per
- * connection in the node's netns, its TUN moved into the pod's), tagged and programmed like the
- * local ends; see `remote.ts`, `remote-dataplane.ts` and `wireguard-go.ts`.
- * `kernelForwarderElements()` bundles the local and remote elements and the VXLAN/WireGuard
- * mechanism elements for `createForwarder`, and the reconciler.
+ * The kernel forwarder's chain elements, one folder per element as in the sdk
+ * (`src/sdk/networkservice/common/<element>/`):
+ * - `forwarder/`: `kernelForwarderElements()`, everything a kernel forwarder plugs into
+ *   `createForwarder` (mechanisms, cross-connects, the netns-ownership check, reconciliation);
+ * - `veth/`: `kernelXconnectServer` / `kernelXconnectClient`, the local (same node) cross-connect:
+ *   one veth pair between the client's and the endpoint's netns;
+ * - `remote/`: `kernelRemoteXconnectServer` / `kernelRemoteXconnectClient`, the pod's end of a
+ *   cross-node connection (a VXLAN device or a wireguard-go TUN);
+ * - `wireguard/`: the wireguard-go runner (one process per tunnel, UAPI);
+ * - `stablename/`: the KERNEL mechanism client whose interface names survive a restart;
+ * - `ipcontext/`: the connection's IP context as per-netns plans, and their programming;
+ * - `reconcile/`: what a killed forwarder left, re-adopted or swept after a restart;
+ * - `xconnect/`: what the cross-connects share (tags, netns URLs, the ownership check, options).
+ * Test support (`testing.ts`) is not exported here.
  */
-export { kernelXconnectClient } from "./client.js";
-export type {
-  KernelForwarderElements,
-  KernelForwarderElementsOptions,
-  KernelForwarderReconciliation,
-  WireguardForwarderOptions,
-} from "./forwarder-elements.js";
-export { kernelForwarderElements } from "./forwarder-elements.js";
-export type { IpDiff, IpPlan, IpRoute, NeighborPlan, RoutePlan } from "./ip-plan.js";
-export {
-  clientIpPlan,
-  diffIpPlans,
-  dstIpRoutes,
-  dstRoutesWithExplicitNextHop,
-  endpointIpPlan,
-  srcIpRoutes,
-  srcRoutesWithExplicitNextHop,
-} from "./ip-plan.js";
-export { netnsPathFromUrl } from "./netns-url.js";
-export type { KernelXconnectServerOptions, NetnsCheck, NetnsCheckRequest } from "./options.js";
-export { DEFAULT_CLEANUP_TIMEOUT_MS, PING_GROUP_RANGE } from "./options.js";
-export type {
-  OrphanLink,
-  OrphanProcess,
-  ReconcileReport,
-  Reconciler,
-  ReconcilerOptions,
-  ReconcileScan,
-} from "./reconcile.js";
-export { createReconciler } from "./reconcile.js";
-export type {
-  KernelRemoteXconnectServer,
-  KernelRemoteXconnectServerOptions,
-  RemoteWireguardOptions,
-} from "./remote.js";
-export {
-  DEFAULT_PERSISTENT_KEEPALIVE_S,
-  DEFAULT_WIREGUARD_LISTEN_TIMEOUT_MS,
-  kernelRemoteXconnectClient,
-  kernelRemoteXconnectServer,
-} from "./remote.js";
-export { WIREGUARD_NAME_PREFIX } from "./remote-dataplane.js";
-export type {
-  PodPlan,
-  RemotePlan,
-  TunnelPlan,
-  VxlanTunnelPlan,
-  WireguardTunnelPlan,
-} from "./remote-metadata.js";
-export { kernelXconnectServer } from "./server.js";
-export { connectionInterfaceName, stableKernelMechanismClient } from "./stable-name.js";
-export type { TaggedLink, XconnectSide, XconnectTag } from "./tag.js";
-export {
-  checkTagOwner,
-  DEFAULT_TAG_OWNER,
-  listTaggedLinks,
-  parseXconnectTag,
-  XCONNECT_TAG_PREFIX,
-  xconnectTag,
-} from "./tag.js";
-export type {
-  FoundWireguard,
-  WireguardDevice,
-  WireguardGoOptions,
-  WireguardKeyPair,
-  WireguardRunner,
-  WireguardTunnelConfig,
-} from "./wireguard-go.js";
-export {
-  createWireguardGoRunner,
-  DEFAULT_WIREGUARD_GO,
-  DEFAULT_WIREGUARD_RUN_DIR,
-  generateWireguardKeyPair,
-  uapiExchange,
-  uapiSetRequest,
-  WIREGUARD_TAG_ENV,
-  wireguardPublicKey,
-} from "./wireguard-go.js";
+export * from "./forwarder/index.js";
+export * from "./ipcontext/index.js";
+export * from "./reconcile/index.js";
+export * from "./remote/index.js";
+export * from "./stablename/index.js";
+export * from "./veth/index.js";
+export * from "./wireguard/index.js";
+export * from "./xconnect/index.js";

@@ -1,11 +1,25 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * Test support for the kernel forwarder tests (fake and real kernel): a forwarder chain built
- * from `kernelForwarderElements` the way `createForwarder` plugs them in, and a hop to another
- * node's forwarder. Not exported from the package index.
+ * Test support shared by the kernel forwarder tests (fake kernel beside the code, real kernel in
+ * test/kernel): a forwarder chain built from `kernelForwarderElements` the way `createForwarder`
+ * plugs them in, a hop to another node's forwarder, a point-to-point fake endpoint, the fake
+ * kernel instrumented, a fake wireguard-go runner, and `route()`. Not exported from the package
+ * index. (The real-kernel helpers, netns, `ip -j`, skip reasons, are in test/helpers/netns.ts.)
  */
 
-import { ConnectionSchema, clone } from "../../api/index.js";
+import {
+  Cls,
+  type Connection,
+  ConnectionContextSchema,
+  ConnectionSchema,
+  clone,
+  create,
+  IPContextSchema,
+  MechanismType,
+  newMechanism,
+  type Route,
+  RouteSchema,
+} from "../../api/index.js";
 import { bind, chain, type NetworkServiceElement, type NetworkServiceHandler } from "../../sdk/core/chain.js";
 import { CallContext } from "../../sdk/core/context.js";
 import { clientUrlClient } from "../../sdk/networkservice/common/clienturl/index.js";
@@ -14,7 +28,17 @@ import { filterMechanismsClient } from "../../sdk/networkservice/common/filterme
 import { mechanismsClient, mechanismsServer } from "../../sdk/networkservice/common/mechanisms/index.js";
 import { mechanismTranslationClient } from "../../sdk/networkservice/common/mechanismtranslation/index.js";
 import { metadataClient, metadataServer } from "../../sdk/networkservice/common/metadata/index.js";
-import type { KernelForwarderElements } from "./forwarder-elements.js";
+import type { KernelApi } from "../api.js";
+import type { FakeKernel } from "../fake.js";
+import type { KernelForwarderElements } from "./forwarder/elements.js";
+import type { WireguardDevice, WireguardRunner, WireguardTunnelConfig } from "./wireguard/wireguard-go.js";
+import { insecureNetnsOwnership } from "./xconnect/ownership.js";
+
+/**
+ * The fake-kernel tests name namespaces by arbitrary paths, which no ownership check accepts:
+ * they turn it off explicitly (the ownership tests are in test/kernel/ownership.test.ts).
+ */
+export const uncheckedNetns = insecureNetnsOwnership();
 
 /**
  * The other node's forwarder, reached through its nsmgr: it gives the connection its own id
@@ -64,4 +88,181 @@ export function forwarderChain(
       ),
     ),
   );
+}
+
+/** A route of an IP context. */
+export const route = (prefix: string, nextHop = ""): Route => create(RouteSchema, { prefix, nextHop });
+
+/** A fake endpoint and what it saw. */
+export interface FakeEndpoint {
+  element: NetworkServiceElement;
+  requests: number;
+  closes: number;
+  /** Extra `src_routes` prefixes handed to the client. */
+  extraSrcRoutes: string[];
+  /** Makes Requests fail. */
+  failure: Error | undefined;
+}
+
+export interface FakeEndpointOptions {
+  /**
+   * The endpoint's interface name: `"offered"`, the name of the KERNEL mechanism the forwarder
+   * offered (as `kernelMechanismServer` does), or, given `n`, the name for a connection that has
+   * none yet. @default "offered"
+   */
+  interfaceName?: "offered" | ((n: number, conn: Connection) => string);
+}
+
+/**
+ * The endpoint: a KERNEL mechanism into `netns` and point-to-point IPAM, 172.16.1.(100+2n)/32 ↔
+ * .(101+2n)/32 for the connection whose id ends in n+1 (n < 50).
+ */
+export function p2pEndpoint(netns: string, options: FakeEndpointOptions = {}): FakeEndpoint {
+  const naming = options.interfaceName ?? "offered";
+  const nameOf = (conn: Connection, offered: string | undefined, n: number): string => {
+    if (naming !== "offered") return conn.mechanism?.parameters.name ?? naming(n, conn);
+    if (!offered) throw new Error("the forwarder offered no interface name");
+    return offered;
+  };
+  const ep: FakeEndpoint = {
+    requests: 0,
+    closes: 0,
+    extraSrcRoutes: [],
+    failure: undefined,
+    element: {
+      name: "p2pEndpoint",
+      async request(req) {
+        ep.requests++;
+        if (ep.failure) throw ep.failure;
+        const conn = clone(ConnectionSchema, req.connection!);
+        const isKernel = (m: { type: string } | undefined) => m?.type === MechanismType.KERNEL;
+        const kernel = isKernel(conn.mechanism) ? conn.mechanism : req.mechanismPreferences.find(isKernel);
+        if (!kernel) throw new Error(`fake NSE got ${conn.mechanism?.type ?? "no KERNEL mechanism"}`);
+        const n = (Number(/(\d+)$/.exec(conn.id)?.[1] ?? "1") - 1) % 50;
+        const name = nameOf(conn, kernel.parameters.name, n);
+        conn.mechanism = newMechanism(Cls.LOCAL, MechanismType.KERNEL, { inodeURL: `file://${netns}`, name });
+        conn.context = create(ConnectionContextSchema, {
+          MTU: conn.context?.MTU ?? 0,
+          ipContext: create(IPContextSchema, {
+            srcIpAddrs: [`172.16.1.${101 + 2 * n}/32`],
+            dstIpAddrs: [`172.16.1.${100 + 2 * n}/32`],
+            srcRoutes: [route(`172.16.1.${100 + 2 * n}/32`), ...ep.extraSrcRoutes.map((p) => route(p))],
+            dstRoutes: [route(`172.16.1.${101 + 2 * n}/32`)],
+          }),
+        });
+        return conn;
+      },
+      async close() {
+        ep.closes++;
+      },
+    },
+  };
+  return ep;
+}
+
+/** The KernelApi calls that change the kernel. */
+const MUTATIONS: ReadonlySet<string> = new Set([
+  "createVeth",
+  "createVxlan",
+  "createBridge",
+  "createTun",
+  "setLink",
+  "deleteLink",
+  "replaceAddress",
+  "deleteAddress",
+  "replaceRoute",
+  "deleteRoute",
+  "replaceNeighbor",
+  "deleteNeighbor",
+  "writeSysctl",
+]);
+
+/** A kernel call to fail: the error to throw, or undefined to let it run. */
+export type FailWhen = (method: string, args: unknown[]) => Error | undefined;
+
+/** The fake kernel behind a proxy that records every call by name and can fail chosen ones. */
+export function instrumentKernel(fake: FakeKernel) {
+  const calls: string[] = [];
+  let fail: FailWhen | undefined;
+  const kernel = new Proxy(fake, {
+    get(target, prop, receiver) {
+      const v = Reflect.get(target, prop, receiver);
+      if (typeof v !== "function") return v;
+      return (...args: unknown[]) => {
+        calls.push(String(prop));
+        const err = fail?.(String(prop), args);
+        if (err) return Promise.reject(err);
+        return v.apply(target, args);
+      };
+    },
+  }) as KernelApi;
+  return {
+    kernel,
+    calls,
+    /** The calls since `from` that change the kernel. */
+    mutations: (from = 0) => calls.slice(from).filter((c) => MUTATIONS.has(c)),
+    failWhen(f: FailWhen | undefined) {
+      fail = f;
+    },
+  };
+}
+
+type FakeDevice = WireguardDevice & { running: boolean; tag: string | undefined };
+
+/**
+ * wireguard-go on the fake machine: a TUN named like the device in the node's netns; processes
+ * outlive the forwarder that started them, carry their tag, and are found again by `list()`
+ * with the port they were configured with.
+ */
+export function fakeWireguardRunner(kernel: FakeKernel, netns: string) {
+  let pid = 1000 + Math.floor(Math.random() * 1000);
+  const configs = new Map<string, WireguardTunnelConfig>();
+  const live = new Map<string, FakeDevice>();
+  const started: string[] = [];
+  const stopped: number[] = [];
+  const runner: WireguardRunner = {
+    async start(name, tag) {
+      await kernel.createTun(netns, { name });
+      const d: FakeDevice = { name, pid: pid++, running: true, tag };
+      live.set(name, d);
+      started.push(name);
+      return d;
+    },
+    async list() {
+      return [...live.values()]
+        .filter((d) => d.tag !== undefined)
+        .map((d) => ({ device: d, tag: d.tag!, listenPort: configs.get(d.name)?.listenPort }));
+    },
+    async configure(d, config) {
+      configs.set(d.name, config);
+    },
+    async waitListening() {},
+    async stop(d) {
+      // The real TUN vanishes with the process; here the data plane deletes the tagged leftover.
+      if (!d.running) return;
+      (d as FakeDevice).running = false;
+      live.delete(d.name);
+      stopped.push(d.pid);
+    },
+    async dispose() {
+      for (const d of [...live.values()]) await runner.stop(d);
+    },
+  };
+  return { runner, configs, live, started, stopped };
+}
+
+/** `runner`, adding every device it starts to `started` (for a last-resort cleanup by PID). */
+export function recordingRunner(runner: WireguardRunner, started: WireguardDevice[]): WireguardRunner {
+  return {
+    async start(name, tag) {
+      const d = await runner.start(name, tag);
+      started.push(d);
+      return d;
+    },
+    list: runner.list && (() => runner.list!()),
+    configure: (d, c) => runner.configure(d, c),
+    waitListening: (d, port, ms) => runner.waitListening(d, port, ms),
+    stop: (d) => runner.stop(d),
+    dispose: () => runner.dispose(),
+  };
 }
