@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# The whole test suite: setup, generated-code check, types, lint, unit and integration tests.
+# The whole test suite: setup, generated-code check, types, lint, unit and integration tests, then
+# every benchmark in smoke mode (scripts/bench-smoke.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -12,4 +13,6 @@ echo "== lint" >&2
 npx --no-install biome check --error-on-warnings . >/dev/null
 echo "== tests" >&2
 mapfile -t files < <(find src test -name '*.test.ts' | sort)
-exec node --import tsx --test --test-concurrency=2 --test-timeout=300000 "${files[@]}"
+node --import tsx --test --test-concurrency=2 --test-timeout=300000 "${files[@]}"
+echo "== bench smoke" >&2
+bash scripts/bench-smoke.sh
