@@ -17,6 +17,13 @@ benches=(
   "heal|bench/heal.ts --smoke|nse_death_p50_ms nse_death_floor_ms nse_death_ratio_vs_floor nsmgr_restart_p50_ms nsmgr_restart_floor_ms nsmgr_restart_ratio_vs_floor"
 )
 
+# The roles run from dist/ when it is fresh and compile on the fly otherwise (slower, ~35 MB more
+# per process): build it first so the figures are those of what ships.
+if [ ! -f dist/cmd/main.js ] || [ -n "$(find src -newer dist/cmd/main.js -print -quit)" ]; then
+  echo "== bench smoke: dist/ is stale, building it" >&2
+  npm run build --silent >/dev/null
+fi
+
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 failed=()
