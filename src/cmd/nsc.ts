@@ -170,7 +170,7 @@ async function connectAll(cfg: NscConfig): Promise<number> {
   const heal: HealClientOptions = {
     signal: stopped.signal,
     // ICMP echoes through the addon from this process's netns (the pod's): no process per check.
-    livenessCheck: liveness.enabled ? icmpLivenessCheck({ timeoutMs: liveness.timeoutMs }) : undefined,
+    livenessCheck: liveness.enabled ? icmpLivenessCheck({ timeoutMs: liveness.timeoutMs, log }) : undefined,
     livenessCheckIntervalMs: liveness.intervalMs,
     livenessCheckTimeoutMs: liveness.timeoutMs,
   };

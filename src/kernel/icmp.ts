@@ -11,6 +11,7 @@
  * Node has no ICMP sockets, hence the addon.
  */
 import type { Connection } from "../api/index.js";
+import type { Logger } from "../sdk/tools/logger.js";
 import { livenessTargets } from "../sdk/tools/ping.js";
 import { loadNativeBinding, type NativeBinding } from "./native.js";
 
@@ -69,18 +70,30 @@ export function icmpEcho(dst: string, options: IcmpEchoOptions = {}): Promise<bo
  * the source address of its family) in parallel, from the netns at `nsPath` (default: this
  * process's, as the NSC runs in its pod's): alive iff all answer before the timeout and before
  * `signal` aborts. A connection without addresses cannot be checked and counts as alive; an echo
- * that cannot be sent at all (netns gone, socket refused) counts as not alive. Loads the addon
- * at once, so a missing addon fails when the check is made, not on every tick.
+ * that cannot be sent at all (netns gone, socket refused) counts as not alive, and is logged
+ * (`log`, once per error code). Loads the addon at once, so a missing addon fails when the check
+ * is made, not on every tick.
  */
-export function icmpLivenessCheck(options: { timeoutMs?: number; nsPath?: string; binding?: NativeBinding } = {}) {
+export function icmpLivenessCheck(
+  options: { timeoutMs?: number; nsPath?: string; log?: Logger; binding?: NativeBinding } = {},
+) {
   const binding = options.binding ?? loadNativeBinding();
+  const reported = new Set<string>();
+  const failed = (err: Error & { code?: string }): false => {
+    const code = err.code ?? "EUNKNOWN";
+    if (!reported.has(code)) {
+      reported.add(code);
+      options.log?.warn({ err: err.message, code }, "liveness check cannot send ICMP echoes: counting as not alive");
+    }
+    return false;
+  };
   return async (conn: Connection, signal: AbortSignal): Promise<boolean> => {
     const targets = livenessTargets(conn);
     if (targets.length === 0) return true;
     const results = await Promise.all(
       targets.map((t) =>
         icmpEcho(t.dst, { src: t.src, timeoutMs: options.timeoutMs, nsPath: options.nsPath, signal, binding }).catch(
-          () => false,
+          failed,
         ),
       ),
     );

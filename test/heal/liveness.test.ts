@@ -9,6 +9,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { after, describe, it } from "node:test";
 import { ConnectionContextSchema, ConnectionSchema, create, IPContextSchema } from "../../src/api/index.js";
 import { icmpEcho, icmpLivenessCheck } from "../../src/kernel/icmp.js";
+import type { Logger } from "../../src/sdk/tools/logger.js";
 import { kernelSkipReason, NetnsSet, nsPath } from "../helpers/netns.js";
 
 const skip = kernelSkipReason();
@@ -148,8 +149,14 @@ describe("icmpLivenessCheck (the NSC's heal liveness check)", { skip }, () => {
     assert.ok(r.ms < TIMEOUT_MS, `aborted after ${r.ms} ms`);
   });
 
-  it("a netns that cannot be opened is not alive (no exception)", async () => {
-    const check = icmpLivenessCheck({ nsPath: "/nonexistent/ns", timeoutMs: TIMEOUT_MS });
-    assert.equal(await check(connection(["10.98.0.1/24"], ["10.98.0.2/32"]), AbortSignal.timeout(5000)), false);
+  it("a netns that cannot be opened is not alive (no exception), logged once", async () => {
+    const warnings: unknown[] = [];
+    const log = { warn: (obj: unknown) => warnings.push(obj) } as unknown as Logger;
+    const check = icmpLivenessCheck({ nsPath: "/nonexistent/ns", timeoutMs: TIMEOUT_MS, log });
+    const conn = connection(["10.98.0.1/24"], ["10.98.0.2/32"]);
+    assert.equal(await check(conn, AbortSignal.timeout(5000)), false);
+    assert.equal(await check(conn, AbortSignal.timeout(5000)), false);
+    assert.equal(warnings.length, 1, JSON.stringify(warnings));
+    assert.equal((warnings[0] as { code: string }).code, "ENOENT");
   });
 });
