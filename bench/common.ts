@@ -86,7 +86,7 @@ export async function waitAccepting(url: string, dial: DialOptions = {}, timeout
   }
 }
 
-/** `--smoke` and a count option, parsed strictly: the count, or `smoke` when smoke mode is on. */
+/** A count option (`--connections`, `--runs`), parsed strictly; `smokeCount` when `--smoke` is on. */
 export function countOption(raw: string | undefined, name: string, smoke: boolean, smokeCount: number): number {
   if (smoke) return smokeCount;
   const n = Number(raw);
