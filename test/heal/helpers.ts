@@ -13,7 +13,6 @@ import { join } from "node:path";
 import { icmpEcho } from "../../src/kernel/icmp.js";
 import { ipJson, podNetns, type TestRuntime } from "../local/helpers.js";
 
-
 export const NSE_IMAGE = "ghcr.io/networkservicemesh/cmd-nse-icmp-responder:v1.14.0";
 
 export interface NseSpec {
