@@ -33,27 +33,6 @@ const KNOWN_VIOLATIONS = [
     owner: "core",
     why: "sdk/core imports Logger from sdk/tools",
   },
-  // --- branch `local`: local/manifest.ts <-> local/state.ts import each other.
-  {
-    rule: "no-circular",
-    from: "^src/local/(manifest|state)\\.ts$",
-    owner: "local",
-    why: "manifest <-> state cycle",
-  },
-  // --- branch `local`: src/local reads process.env (configuration must be passed in from src/cmd).
-  { rule: "no-process-env", from: "^src/local/pods\\.ts$", owner: "local", why: "PATH for commands" },
-  { rule: "no-process-env", from: "^src/local/cli\\.ts$", owner: "local", why: "NSM_LOCAL_STATE_DIR" },
-  { rule: "no-process-env", from: "^src/local/inspect\\.ts$", owner: "local", why: "PATH for nsm exec" },
-  {
-    rule: "no-process-env",
-    from: "^src/local/runtime\\.ts$",
-    owner: "local",
-    why: "PATH, inherited vars, NSM_SVID_TTL",
-  },
-  // --- branch `local`: src/local writes to the console (the CLI wiring moves to src/cmd).
-  { rule: "console-only-in-cmd", from: "^src/local/cli\\.ts$", owner: "local", why: "nsm get/describe output, errors" },
-  { rule: "console-only-in-cmd", from: "^src/local/inspect\\.ts$", owner: "local", why: "nsm exec error line" },
-  { rule: "console-only-in-cmd", from: "^src/local/progress\\.ts$", owner: "local", why: "consoleProgress defaults" },
 ];
 
 /** A forbidden-import rule. Known violations are not exceptions here: check-layers.mjs sets them aside. */

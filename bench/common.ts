@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { type Connection, ConnectionSchema, create, NetworkServiceRequestSchema } from "../src/api/index.js";
 import type { NetworkServiceElement } from "../src/sdk/core/chain.js";
 import { CallContext } from "../src/sdk/core/context.js";
+import { closeChannel, type DialOptions, dialChannel, waitForReady } from "../src/sdk/grpc/dial.js";
 import { type ClientOptions, createClient } from "../src/sdk/networkservice/chains/client/index.js";
 import { kernelMechanismClient } from "../src/sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsClient } from "../src/sdk/networkservice/common/mechanisms/index.js";
@@ -62,4 +63,33 @@ export async function warmUp<T>(fn: () => Promise<T>): Promise<T> {
       await new Promise((r) => setTimeout(r, 100));
     }
   }
+}
+
+/**
+ * Waits until the gRPC server at `url` accepts (up to `timeoutMs`). A process just spawned has not
+ * bound its socket yet, and `waitForReady` fails on the first refused attempt: dial again until
+ * the deadline.
+ */
+export async function waitAccepting(url: string, dial: DialOptions = {}, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ch = dialChannel(url, dial);
+    try {
+      await waitForReady(ch, Math.max(1, Math.min(2000, deadline - Date.now())));
+      return;
+    } catch (err) {
+      if (Date.now() >= deadline) throw new Error(`${url} not accepting within ${timeoutMs} ms: ${err}`);
+    } finally {
+      closeChannel(ch);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A count option (`--connections`, `--runs`), parsed strictly; `smokeCount` when `--smoke` is on. */
+export function countOption(raw: string | undefined, name: string, smoke: boolean, smokeCount: number): number {
+  if (smoke) return smokeCount;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
+  return n;
 }

@@ -4,7 +4,8 @@
  * over unix sockets, no data plane), next to the floor: 3 bare grpc-js unary calls (one per
  * hop) to a server that answers at once, in the same process and run.
  *
- * Usage: npm run bench:control-plane [-- --requests 1000]
+ * Usage: npm run bench:control-plane [-- --requests 1000] [--smoke]
+ * --smoke: 20 requests (seconds; what scripts/bench-smoke.sh runs so the benchmark cannot rot).
  * The last line is JSON; the ratio is the figure (absolute times on a shared machine are noise).
  */
 
@@ -20,8 +21,11 @@ import { closeChannel, dialChannel } from "../src/sdk/grpc/dial.js";
 import { addService, grpcClient } from "../src/sdk/grpc/service.js";
 import { createSandbox } from "../src/sdk/testing/sandbox.js";
 
-const { values } = parseArgs({ options: { requests: { type: "string", default: "1000" } } });
-const N = Number(values.requests);
+const { values } = parseArgs({
+  options: { requests: { type: "string", default: "1000" }, smoke: { type: "boolean", default: false } },
+});
+const N = values.smoke ? 20 : Number(values.requests);
+if (!Number.isInteger(N) || N < 1) throw new Error("--requests must be a positive integer");
 const WARMUP = Math.min(100, Math.ceil(N / 10));
 
 const pct = (xs: number[], p: number) => {

@@ -17,7 +17,8 @@
  * suites give a connection 10 s (heal_extended: the interface must be back within 10 s after a
  * component restart). Ratios are ours ÷ floor and ours ÷ peer.
  *
- * Usage: npm run bench:heal [-- --runs 10]. Root. The last line is JSON with nse_death_p50_ms,
+ * Usage: npm run bench:heal [-- --runs 10] [--smoke]. Root. --smoke: one run of each (what
+ * scripts/bench-smoke.sh runs so the benchmark cannot rot). The last line is JSON with nse_death_p50_ms,
  * nse_death_max_ms, nsmgr_restart_p50_ms, nsmgr_restart_lost_pings and the floors and ratios.
  */
 import { execFile } from "node:child_process";
@@ -51,8 +52,10 @@ const UPSTREAM_HEAL_BOUND_MS = 10_000;
 const PREFIX: Record<string, string> = { "nse-a": "172.16.40.", "nse-b": "172.16.41." };
 const CIDR: Record<string, string> = { "nse-a": "172.16.40.64/27", "nse-b": "172.16.41.64/27" };
 
-const { values } = parseArgs({ options: { runs: { type: "string", default: "10" } } });
-const RUNS = Number(values.runs);
+const { values } = parseArgs({
+  options: { runs: { type: "string", default: "10" }, smoke: { type: "boolean", default: false } },
+});
+const RUNS = values.smoke ? 1 : Number(values.runs);
 if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error("--runs must be a positive integer");
 
 const dir = mkdtempSync(join(tmpdir(), "nsm-bench-heal-"));

@@ -7,8 +7,8 @@
  * node 2 (remote) or node 1 (local); the client chain in this process, one fresh client netns per
  * connection. Remote connections have 6 path segments and a VXLAN device born in each pod netns.
  *
- * Usage: npm run bench:setup -- --remote [--connections 200] (bench/setup.ts hands --remote runs
- * here). Root. The last line is JSON.
+ * Usage: npm run bench:setup -- --remote [--connections 200] [--smoke] (bench/setup.ts hands
+ * --remote runs here). Root. The last line is JSON. --smoke: 3 connections.
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -18,14 +18,17 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { Connection } from "../src/api/index.js";
 import { CallContext } from "../src/sdk/core/context.js";
-import { closeChannel, dialChannel, waitForReady } from "../src/sdk/grpc/dial.js";
 import type { createClient } from "../src/sdk/networkservice/chains/client/index.js";
-import { pct, r3, rssMiB, timedKernelRequest, warmUp } from "./common.js";
+import { countOption, pct, r3, rssMiB, timedKernelRequest, waitAccepting, warmUp } from "./common.js";
 
 const { values } = parseArgs({
-  options: { connections: { type: "string", default: "200" }, remote: { type: "boolean", default: false } },
+  options: {
+    connections: { type: "string", default: "200" },
+    remote: { type: "boolean", default: false },
+    smoke: { type: "boolean", default: false },
+  },
 });
-const N = Number(values.connections);
+const N = countOption(values.connections, "connections", values.smoke, 3);
 const tag = randomBytes(3).toString("hex");
 const dir = mkdtempSync(join(tmpdir(), "nsm-bench-setup-"));
 const netns: string[] = [];
@@ -53,15 +56,6 @@ function start(ns: string | undefined, name: string, role: string[], env: Record
   return p;
 }
 
-async function ready(url: string): Promise<void> {
-  const ch = dialChannel(url);
-  try {
-    await waitForReady(ch, 15_000);
-  } finally {
-    closeChannel(ch);
-  }
-}
-
 /** A node: netns, nsmgr (unix socket, plus tcp on the underlay address when remote) and forwarder. */
 async function startNode(
   p: string,
@@ -76,7 +70,7 @@ async function startNode(
     NSM_LISTEN_ON: underlay ? `${nsm},tcp://${underlay}:5001` : nsm,
     NSM_REGISTRY_URL: reg,
   });
-  await ready(nsm);
+  await waitAccepting(nsm);
   const fwd = start(netns, `${p}forwarder-${i}`, ["forwarder"], {
     NSM_NAME: `forwarder-${i}`,
     NSM_LISTEN_ON: `unix://${dir}/${p}fwd${i}.sock`,
@@ -111,7 +105,7 @@ async function ours(remote: boolean): Promise<{ times: number[]; nsmgrRss: numbe
   let n2: Awaited<ReturnType<typeof startNode>>;
   const nsePod = addNetns(`nsmb-${tag}-${p}nse`);
   start(undefined, `${p}registry`, ["registry"], { NSM_LISTEN_ON: reg });
-  await ready(reg);
+  await waitAccepting(reg);
   if (remote) {
     const a = addNetns(`nsmb-${tag}-rnode1`);
     const b = addNetns(`nsmb-${tag}-rnode2`);

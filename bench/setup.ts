@@ -17,7 +17,8 @@
  * secure p50 / insecure p50. Clients name their netns by the pid of a process inside it
  * (`file:///proc/<pid>/ns/net`) in both.
  *
- * Usage: npm run bench:setup [-- --connections 200]. Root. The last line is JSON.
+ * Usage: npm run bench:setup [-- --connections 200] [--smoke]. Root. The last line is JSON.
+ * --smoke: 3 connections (seconds; what scripts/bench-smoke.sh runs so the benchmark cannot rot).
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -45,7 +46,6 @@ import {
 } from "../src/kernel/networkservice/index.js";
 import { bind, chain, type NetworkServiceElement, passThrough } from "../src/sdk/core/chain.js";
 import { CallContext } from "../src/sdk/core/context.js";
-import { closeChannel, type DialOptions, dialChannel, waitForReady } from "../src/sdk/grpc/dial.js";
 import type { createClient } from "../src/sdk/networkservice/chains/client/index.js";
 import { connectServer } from "../src/sdk/networkservice/common/connect/index.js";
 import { mechanismsServer } from "../src/sdk/networkservice/common/mechanisms/index.js";
@@ -60,15 +60,17 @@ import {
   workloadSpiffeId,
   writeProcessIdentities,
 } from "../src/security/index.js";
-import { pct, r3, rssMiB, timedKernelRequest, warmUp } from "./common.js";
+import { countOption, pct, r3, rssMiB, timedKernelRequest, waitAccepting, warmUp } from "./common.js";
 
 if (process.argv.includes("--remote")) {
   // Remote next to local (insecure, processes on two nodes): a separate script.
   await import("./setup-remote.js");
   process.exit(0);
 }
-const { values } = parseArgs({ options: { connections: { type: "string", default: "200" } } });
-const N = Number(values.connections);
+const { values } = parseArgs({
+  options: { connections: { type: "string", default: "200" }, smoke: { type: "boolean", default: false } },
+});
+const N = countOption(values.connections, "connections", values.smoke, 3);
 const tag = randomBytes(3).toString("hex");
 const dir = mkdtempSync(join(tmpdir(), "nsm-bench-setup-"));
 const netns: string[] = [];
@@ -94,15 +96,6 @@ function start(ns: string | undefined, name: string, role: string[], env: Record
   });
   procs.push(p);
   return p;
-}
-
-async function ready(url: string, dial: DialOptions = {}): Promise<void> {
-  const ch = dialChannel(url, dial);
-  try {
-    await waitForReady(ch, 15_000);
-  } finally {
-    closeChannel(ch);
-  }
 }
 
 /** A process sitting in `netns` (a child of this one): its pid names the netns, as an NSC's does. */
@@ -179,12 +172,12 @@ async function mesh(secure: boolean): Promise<Mesh> {
   const nsm = `unix://${dir}/${run}-nsm.sock`;
   const registry = spawned(start(undefined, "registry", ["registry"], { ...base, NSM_LISTEN_ON: reg }));
   idp?.list(registry.pid!, "registry");
-  await ready(reg, dial);
+  await waitAccepting(reg, dial);
   const nsmgr = spawned(
     start(node, "nsmgr", ["nsmgr"], { ...base, NSM_NAME: "nsmgr-1", NSM_LISTEN_ON: nsm, NSM_REGISTRY_URL: reg }),
   );
   idp?.list(nsmgr.pid!, "nsmgr-1");
-  await ready(nsm, dial);
+  await waitAccepting(nsm, dial);
   const fwd = spawned(
     start(node, "forwarder", ["forwarder"], {
       ...base,

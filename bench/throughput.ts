@@ -15,7 +15,8 @@
  *
  * Usage: npm run bench:throughput [-- --seconds 5] [--repeat 3]. Root, iperf3, wireguard-go and
  * wg. With --repeat N each pair is measured N times, in alternating order, and the medians count.
- * The last line is JSON; a ratio is NSM ÷ hand-made (1 = no cost).
+ * The last line is JSON; a ratio is NSM ÷ hand-made (1 = no cost). --smoke: 1 s, once each
+ * (what scripts/bench-smoke.sh runs so the benchmark cannot rot).
  */
 import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -28,10 +29,14 @@ const REPO = join(import.meta.dirname, "..");
 const NSM = join(REPO, "bin", "nsm.js");
 
 const { values } = parseArgs({
-  options: { seconds: { type: "string", default: "5" }, repeat: { type: "string", default: "3" } },
+  options: {
+    seconds: { type: "string", default: "5" },
+    repeat: { type: "string", default: "3" },
+    smoke: { type: "boolean", default: false },
+  },
 });
-const SECONDS = Number(values.seconds);
-const REPEAT = Number(values.repeat);
+const SECONDS = values.smoke ? 1 : Number(values.seconds);
+const REPEAT = values.smoke ? 1 : Number(values.repeat);
 if (!Number.isInteger(SECONDS) || SECONDS < 1) throw new Error("--seconds must be a positive integer");
 if (!Number.isInteger(REPEAT) || REPEAT < 1) throw new Error("--repeat must be a positive integer");
 

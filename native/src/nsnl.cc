@@ -13,6 +13,7 @@
 //  - createTun(nsPath, name, tap) -> Promise<void>: a persistent TUN/TAP device in that netns.
 //  - stat(path) -> { dev: bigint, ino: bigint }: netns identity of a path.
 //  - close(fd).
+//  - icmpEcho(nsPath, src, dst, timeoutMs, sequence) -> Promise<boolean>: see icmp.cc.
 //
 // Every setns() happens on a throwaway pthread that exits right after, never on a Node thread
 // (neither the JS thread nor a libuv pool thread). Errors reject/throw an Error carrying
@@ -36,6 +37,8 @@
 #include <functional>
 #include <string>
 #include <vector>
+
+void RegisterIcmp(Napi::Env env, Napi::Object exports);  // icmp.cc
 
 namespace {
 
@@ -309,6 +312,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("createTun", Napi::Function::New(env, CreateTunDevice));
   exports.Set("stat", Napi::Function::New(env, Stat));
   exports.Set("close", Napi::Function::New(env, Close));
+  RegisterIcmp(env, exports);
   return exports;
 }
 

@@ -12,8 +12,9 @@
  * nsmgr (made by `--init`) and adopts it, so the hand-over does not build a second path; it
  * requests until it succeeds, keeps the connections (refresh at 0.2 of the token lifetime; heal:
  * a broken control plane with a live data plane is re-requested on the same path, a dead data
- * plane (the liveness ping fails) is reselected), and closes them on SIGTERM. `--init` requests
- * every service once and exits 0, or exits 1 with the gRPC status.
+ * plane (the liveness check, an ICMP echo through the addon, fails) is reselected), and closes
+ * them on SIGTERM. `--init` requests every service once and exits 0, or exits 1 with the gRPC
+ * status.
  * The client runs inside its pod's network namespace and names it by pid in the KERNEL mechanism.
  */
 
@@ -27,6 +28,7 @@ import {
   NetworkServiceRequestSchema,
   Param,
 } from "../api/index.js";
+import { icmpLivenessCheck } from "../kernel/icmp.js";
 import type { NetworkServiceClient, NetworkServiceHandler } from "../sdk/core/chain.js";
 import { CallContext, sleep } from "../sdk/core/context.js";
 import { NsmError } from "../sdk/core/errors.js";
@@ -40,7 +42,6 @@ import { mechanismsClient } from "../sdk/networkservice/common/mechanisms/index.
 import { refreshClient } from "../sdk/networkservice/common/refresh/index.js";
 import type { Logger } from "../sdk/tools/logger.js";
 import { type NsUrl, nsUrlMechanism, parseNsUrl } from "../sdk/tools/nsurl.js";
-import { pingLivenessCheck } from "../sdk/tools/ping.js";
 import { ConfigError, Env } from "./env.js";
 import { type RoleSecurity, roleSecurity } from "./security.js";
 import { roleLogger, untilSignal } from "./serve.js";
@@ -197,7 +198,8 @@ async function connectAll(cfg: NscConfig): Promise<number> {
   const stopped = new AbortController();
   const heal: HealClientOptions = {
     signal: stopped.signal,
-    livenessCheck: liveness.enabled ? pingLivenessCheck({ timeoutMs: liveness.timeoutMs }) : undefined,
+    // ICMP echoes through the addon from this process's netns (the pod's): no process per check.
+    livenessCheck: liveness.enabled ? icmpLivenessCheck({ timeoutMs: liveness.timeoutMs, log }) : undefined,
     livenessCheckIntervalMs: liveness.intervalMs,
     livenessCheckTimeoutMs: liveness.timeoutMs,
   };

@@ -9,15 +9,29 @@
  * usage serverAuth+clientAuth, subject and authority key identifiers, and a `notBefore` 30 s in
  * the past to absorb clock skew. The CA does not rotate itself (default lifetime one year);
  * persist it with {@link CertificateAuthority.export} and {@link loadCa}.
+ *
+ * @peculiar/x509 (with reflect-metadata) is loaded on first use: it is most of the module-loading
+ * time of every role that imports the security barrel (~0.6 s of ~1 s on a loaded machine), and
+ * only a CA needs it.
  */
-import "reflect-metadata";
 import { createPrivateKey, randomBytes, webcrypto, X509Certificate } from "node:crypto";
-import * as x509 from "@peculiar/x509";
+import type * as X509Lib from "@peculiar/x509";
 import { invalidArgument } from "../sdk/core/errors.js";
 import { checkTrustDomain, parseSpiffeId, trustDomainId } from "./spiffeid.js";
 import { createBundle, spiffeIdOfCertificate, svidFromDer, type X509Bundle, type X509Svid } from "./x509.js";
 
-x509.cryptoProvider.set(webcrypto as never);
+let loading: Promise<typeof X509Lib> | undefined;
+
+/** @peculiar/x509, loaded once, using Node's WebCrypto. */
+function x509Lib(): Promise<typeof X509Lib> {
+  loading ??= (async () => {
+    await import("reflect-metadata");
+    const lib = await import("@peculiar/x509");
+    lib.cryptoProvider.set(webcrypto as never);
+    return lib;
+  })();
+  return loading;
+}
 
 const ALGORITHM = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
 
@@ -72,7 +86,8 @@ class Ca implements CertificateAuthority {
 
   constructor(
     readonly trustDomain: string,
-    private readonly caCert: x509.X509Certificate,
+    private readonly x509: typeof X509Lib,
+    private readonly caCert: X509Lib.X509Certificate,
     private readonly caKey: webcrypto.CryptoKey,
     readonly svidTtlMs: number,
   ) {
@@ -88,6 +103,7 @@ class Ca implements CertificateAuthority {
     const ttlMs = options.ttlMs ?? this.svidTtlMs;
     if (!(ttlMs > 0)) throw invalidArgument(`SVID lifetime must be positive, got ${ttlMs} ms`);
     const now = options.now ?? new Date();
+    const x509 = this.x509;
     const notAfter = new Date(Math.min(now.getTime() + ttlMs, this.caCert.notAfter.getTime()));
     const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
     const cert = await x509.X509CertificateGenerator.create({
@@ -132,6 +148,7 @@ export async function createCa(options: Readonly<CreateCaOptions>): Promise<Cert
   const ttlMs = options.ttlMs ?? DEFAULT_CA_TTL_MS;
   const svidTtlMs = options.svidTtlMs ?? DEFAULT_SVID_TTL_MS;
   if (!(ttlMs > 0) || !(svidTtlMs > 0)) throw invalidArgument("CA and SVID lifetimes must be positive");
+  const x509 = await x509Lib();
   const keys = (await webcrypto.subtle.generateKey(ALGORITHM, true, ["sign", "verify"])) as webcrypto.CryptoKeyPair;
   const now = Date.now();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -153,7 +170,7 @@ export async function createCa(options: Readonly<CreateCaOptions>): Promise<Cert
     format: "pem",
     type: "pkcs8",
   }) as string;
-  return new Ca(trustDomain, cert, keys.privateKey, svidTtlMs).setKeyPem(keyPem);
+  return new Ca(trustDomain, x509, cert, keys.privateKey, svidTtlMs).setKeyPem(keyPem);
 }
 
 export interface LoadCaOptions {
@@ -167,6 +184,7 @@ export interface LoadCaOptions {
 
 /** Loads a CA saved with {@link CertificateAuthority.export}; its trust domain comes from its URI SAN. */
 export async function loadCa(options: Readonly<LoadCaOptions>): Promise<CertificateAuthority> {
+  const x509 = await x509Lib();
   const cert = new x509.X509Certificate(options.certificatePem);
   const nodeCert = new X509Certificate(Buffer.from(cert.rawData));
   if (!nodeCert.ca) throw invalidArgument("the certificate is not a CA certificate");
@@ -178,5 +196,7 @@ export async function loadCa(options: Readonly<LoadCaOptions>): Promise<Certific
   if (!nodeCert.checkPrivateKey(createPrivateKey(options.privateKeyPem))) {
     throw invalidArgument("the private key does not belong to the CA certificate");
   }
-  return new Ca(trustDomain, cert, key, options.svidTtlMs ?? DEFAULT_SVID_TTL_MS).setKeyPem(options.privateKeyPem);
+  return new Ca(trustDomain, x509, cert, key, options.svidTtlMs ?? DEFAULT_SVID_TTL_MS).setKeyPem(
+    options.privateKeyPem,
+  );
 }

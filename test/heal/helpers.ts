@@ -7,13 +7,11 @@
  * runtime's, stopped by PID. Used by test/heal/*.test.ts and bench/heal.ts.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { promisify } from "node:util";
+import { icmpEcho } from "../../src/kernel/icmp.js";
 import { ipJson, podNetns, type TestRuntime } from "../local/helpers.js";
-
-const run = promisify(execFile);
 
 export const NSE_IMAGE = "ghcr.io/networkservicemesh/cmd-nse-icmp-responder:v1.14.0";
 
@@ -123,14 +121,13 @@ export function writeManifest(dir: string, name: string, ...docs: string[]): str
 // ---------------------------------------------------------------------------------------------
 // Pings
 
-/** One echo from the pod's netns; true if answered within `timeoutMs`. */
+/**
+ * One echo from the pod's netns; true if answered within `timeoutMs`. Sent through the addon
+ * (src/kernel/icmp.ts), not a `ping` process: the tests poll this every 20 ms per client, and
+ * two execs per echo slowed the very heals they time.
+ */
 export async function pingOnceFrom(netns: string, dst: string, timeoutMs = 500): Promise<boolean> {
-  try {
-    await run("ip", ["netns", "exec", netns, "ping", "-n", "-q", "-c", "1", "-W", (timeoutMs / 1000).toFixed(3), dst]);
-    return true;
-  } catch {
-    return false;
-  }
+  return icmpEcho(dst, { nsPath: `/var/run/netns/${netns}`, timeoutMs }).catch(() => false);
 }
 
 /** Pings until one is answered; resolves with the time (ms since epoch) of the answer. */
