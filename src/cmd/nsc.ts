@@ -31,6 +31,7 @@ import {
 import type { NetworkServiceHandler } from "../sdk/core/chain.js";
 import { CallContext, sleep } from "../sdk/core/context.js";
 import { NsmError } from "../sdk/core/errors.js";
+import type { Logger } from "../sdk/core/logger.js";
 import { createClient } from "../sdk/networkservice/chains/client/index.js";
 import { clientInfoClient } from "../sdk/networkservice/common/clientinfo/index.js";
 import { type HealClientOptions, healClient } from "../sdk/networkservice/common/heal/index.js";
@@ -38,7 +39,6 @@ import { kernelMechanismClient } from "../sdk/networkservice/common/kernelmechan
 import { mechanismsClient } from "../sdk/networkservice/common/mechanisms/index.js";
 import { refreshClient } from "../sdk/networkservice/common/refresh/index.js";
 import { closeChannel, type DialOptions, dialChannel, parseNsmUrl } from "../sdk/tools/grpcurl.js";
-import type { Logger } from "../sdk/tools/logger.js";
 import { type NsUrl, nsUrlMechanism, parseNsUrl } from "../sdk/tools/nsurl.js";
 import { pingLivenessCheck } from "../sdk/tools/ping.js";
 import { ConfigError, Env } from "./env.js";

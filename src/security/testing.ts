@@ -14,7 +14,7 @@ import { grpcDefinition, grpcPeerKey } from "../api/grpc.js";
 import { MonitorConnection, type MonitorScopeSelector } from "../api/index.js";
 import { CallContext } from "../sdk/core/context.js";
 import { Code, NsmError } from "../sdk/core/errors.js";
-import type { Logger, LogLevel } from "../sdk/tools/logger.js";
+import type { Logger, LogLevel } from "../sdk/core/logger.js";
 import { type CertificateAuthority, createCa } from "./ca.js";
 import type { MonitorConnectionServiceImpl } from "./networkservice/monitor.js";
 import { createCaX509Source, type X509Source } from "./source.js";

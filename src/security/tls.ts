@@ -34,9 +34,9 @@ import type { SecureConnector, SecureConnectResult } from "@grpc/grpc-js/build/s
 import { grpcPeerKey } from "../api/grpc.js";
 import type { CallContext } from "../sdk/core/context.js";
 import { invalidArgument } from "../sdk/core/errors.js";
+import type { Logger } from "../sdk/core/logger.js";
+import { silentLogger } from "../sdk/core/logger.js";
 import type { DialOptions } from "../sdk/tools/grpcurl.js";
-import type { Logger } from "../sdk/tools/logger.js";
-import { silentLogger } from "../sdk/tools/logger.js";
 import { callObserverInterceptor } from "./observe.js";
 import type { X509Snapshot, X509Source } from "./source.js";
 import { trustDomainOf } from "./spiffeid.js";

@@ -29,8 +29,8 @@ import {
 } from "../../api/index.js";
 import type { NetworkServiceElement } from "../../sdk/core/chain.js";
 import { CallContext } from "../../sdk/core/context.js";
+import type { Logger } from "../../sdk/core/logger.js";
 import { createPortPool } from "../../sdk/networkservice/common/wireguard/index.js";
-import type { Logger } from "../../sdk/tools/logger.js";
 import type { KernelApi } from "../api.js";
 import { createFakeKernel, type FakeKernel } from "../fake.js";
 import {

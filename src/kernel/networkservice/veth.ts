@@ -5,7 +5,7 @@
  * netns. Used by `kernelXconnectServer`; every call goes through {@link KernelApi}.
  */
 import { Code, NsmError } from "../../sdk/core/errors.js";
-import type { Logger } from "../../sdk/tools/logger.js";
+import type { Logger } from "../../sdk/core/logger.js";
 import type { KernelApi, LinkInfo, LinkRef, NetnsPath } from "../api.js";
 import { observedIpPlan } from "./ip-apply.js";
 import { diffIpPlans, hasIpv6Address, type IpDiff, type IpPlan } from "./ip-plan.js";

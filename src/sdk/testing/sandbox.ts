@@ -22,6 +22,7 @@ import * as grpc from "@grpc/grpc-js";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "../../api/gen/registry_pb.js";
 import { bind, type NetworkServiceElement, type NetworkServiceHandler } from "../core/chain.js";
 import { CallContext } from "../core/context.js";
+import { type Logger, silentLogger } from "../core/logger.js";
 import { createClient as createClientChain } from "../networkservice/chains/client/index.js";
 import { createEndpoint, type Endpoint } from "../networkservice/chains/endpoint/index.js";
 import { createForwarder } from "../networkservice/chains/forwarder/index.js";
@@ -35,7 +36,6 @@ import { memoryRegistry } from "../registry/chains/memory/index.js";
 import { nseRegistryFromChain, nsRegistryFromChain } from "../registry/core/adapters.js";
 import { registryClients, serveRegistry } from "../registry/grpc.js";
 import { closeChannel, dialChannel } from "../tools/grpcurl.js";
-import { type Logger, silentLogger } from "../tools/logger.js";
 
 /** A gRPC server that can be stopped and started again on the same unix socket. */
 export class RestartableServer {

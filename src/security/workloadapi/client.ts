@@ -15,9 +15,9 @@ import { SpiffeWorkloadAPI, X509SVIDRequestSchema, type X509SVIDResponse } from 
 import { createClient, outgoingMetadataKey } from "../../api/grpc.js";
 import { CallContext, sleep } from "../../sdk/core/context.js";
 import { Code, invalidArgument, NsmError } from "../../sdk/core/errors.js";
+import type { Logger } from "../../sdk/core/logger.js";
+import { silentLogger } from "../../sdk/core/logger.js";
 import { closeChannel } from "../../sdk/tools/grpcurl.js";
-import type { Logger } from "../../sdk/tools/logger.js";
-import { silentLogger } from "../../sdk/tools/logger.js";
 import { SnapshotHolder, type X509Snapshot, type X509Source } from "../source.js";
 import { parseSpiffeId } from "../spiffeid.js";
 import { createBundle, parseDerCertificates, svidFromDer, type X509Bundle } from "../x509.js";

@@ -32,8 +32,8 @@ import {
 } from "../../api/gen/workload_pb.js";
 import { grpcDefinition } from "../../api/grpc.js";
 import { Code, invalidArgument, NsmError, permissionDenied } from "../../sdk/core/errors.js";
-import type { Logger } from "../../sdk/tools/logger.js";
-import { silentLogger } from "../../sdk/tools/logger.js";
+import type { Logger } from "../../sdk/core/logger.js";
+import { silentLogger } from "../../sdk/core/logger.js";
 import type { CertificateAuthority } from "../ca.js";
 import { SvidRotator } from "../source.js";
 import { parseSpiffeId, trustDomainId } from "../spiffeid.js";
