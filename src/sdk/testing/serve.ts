@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * A networkservice chain served over gRPC on a unix socket in a temporary directory (a fake
- * next hop or endpoint for tests of client elements: dial, connect, heal). The server also
- * serves MonitorConnection for the chain's connections.
+ * Servers for tests, each on a unix socket in its own temporary directory: any service set
+ * ({@link serveOnUnixSocket}, e.g. a real endpoint's `register`), or a networkservice chain with
+ * MonitorConnection ({@link serveChain}: a fake next hop or endpoint for tests of client
+ * elements and chains).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
+import type * as grpc from "@grpc/grpc-js";
 import { addService } from "../../api/grpc.js";
 import { MonitorConnection, NetworkService } from "../../api/index.js";
 import { bind, chain, type NetworkServiceElement } from "../core/chain.js";
@@ -25,13 +27,34 @@ export interface ServedChain {
   stop(): Promise<void>;
 }
 
-/** Serves `elements` (after metadata and monitor) as a NetworkService on a fresh unix socket. */
-export async function serveChain(name: string, ...elements: NetworkServiceElement[]): Promise<ServedChain> {
+export interface Served {
+  readonly url: string;
+  readonly server: RestartableServer;
+  /** Stops the server and removes its directory. */
+  stop(): Promise<void>;
+}
+
+/** Serves what `register` adds to a grpc-js server (e.g. `endpoint.register`) on a fresh unix socket. */
+export async function serveOnUnixSocket(name: string, register: (server: grpc.Server) => void): Promise<Served> {
   const dir = mkdtempSync(join(tmpdir(), `nsm-${name}-`));
   const url = `unix://${join(dir, `${name}.sock`)}`;
+  const server = new RestartableServer(name, url, register);
+  await server.start();
+  return {
+    url,
+    server,
+    stop: async () => {
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Serves `elements` (after metadata and monitor) as a NetworkService on a fresh unix socket. */
+export async function serveChain(name: string, ...elements: NetworkServiceElement[]): Promise<ServedChain> {
   const monitor = new ConnectionMonitor();
   const handler = bind(chain(metadataServer(), monitorServer(monitor), ...elements));
-  const server = new RestartableServer(name, url, (s) => {
+  const served = await serveOnUnixSocket(name, (s) => {
     addService(s, NetworkService, {
       request: (req, ctx) => handler.request(req, ctx),
       close: async (conn, ctx) => {
@@ -41,15 +64,12 @@ export async function serveChain(name: string, ...elements: NetworkServiceElemen
     });
     addService(s, MonitorConnection, monitorConnectionService(monitor));
   });
-  await server.start();
   return {
-    url,
-    server,
+    ...served,
     monitor,
     stop: async () => {
-      await server.stop();
+      await served.stop();
       monitor.close();
-      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
