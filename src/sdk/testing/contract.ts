@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * The element contract, as a reusable test suite: {@link elementContract} registers node:test
- * cases that every networkservice element must pass.
+ * cases that every networkservice element must pass ({@link registryElementContract}: the same
+ * for registry elements, on Register and Unregister).
  *
  * (a) A downstream error reaches the caller with its gRPC code unchanged.
  * (b) A failed Request leaves no per-connection state: after it, a Request for another
@@ -26,6 +27,14 @@ import {
 import { bind, chain, type NetworkServiceElement } from "../core/chain.js";
 import { CallContext } from "../core/context.js";
 import { Code, NsmError } from "../core/errors.js";
+import type { RegistryElement, RegistryHandler } from "../registry/core/chain.js";
+import {
+  bindRegistry,
+  collectRecords,
+  type RegistryKind,
+  type RegistryTypes,
+  registryChain,
+} from "../registry/core/index.js";
 
 export interface ContractSetup {
   /** The chain, in call order, with the harness's `downstream` element placed in it. */
@@ -156,6 +165,108 @@ export function elementContract(name: string, factory: ContractFactory): void {
     } finally {
       await stop(fresh);
       await stop(failed);
+    }
+  });
+}
+
+/** What a registry contract run needs: the chain around the harness's downstream, and records. */
+export interface RegistryContractSetup<T extends RegistryTypes> {
+  readonly kind: RegistryKind<T>;
+  /** The chain, in call order, with the harness's `downstream` element placed in it. */
+  readonly elements: readonly RegistryElement<T>[];
+  /** A record named `name` that the chain accepts. */
+  record(name: string): T["record"];
+  cleanup?(): Promise<void> | void;
+}
+
+export type RegistryContractFactory<T extends RegistryTypes> = (
+  downstream: RegistryElement<T>,
+  lifetime: AbortSignal,
+) => Promise<RegistryContractSetup<T>>;
+
+interface RegistryDownstream<T extends RegistryTypes> extends RegistryElement<T> {
+  failNext: boolean;
+  readonly seen: string[];
+}
+
+function registryDownstream<T extends RegistryTypes>(): RegistryDownstream<T> {
+  const d: RegistryDownstream<T> = {
+    name: "contractDownstream",
+    failNext: false,
+    seen: [],
+    async register(rec, ctx, next) {
+      if (d.failNext) {
+        d.failNext = false;
+        throw new NsmError("injected downstream failure", CONTRACT_ERROR_CODE);
+      }
+      d.seen.push(`register ${(rec as { name: string }).name}`);
+      return next.register(rec, ctx);
+    },
+    find: (query, ctx, next) => next.find(query, ctx),
+    async unregister(rec, ctx, next) {
+      d.seen.push(`unregister ${(rec as { name: string }).name}`);
+      return next.unregister(rec, ctx);
+    },
+  };
+  return d;
+}
+
+/** The names a non-watch Find of everything returns (what the chain keeps). */
+async function namesFound<T extends RegistryTypes>(kind: RegistryKind<T>, h: RegistryHandler<T>): Promise<string[]> {
+  const records = await collectRecords(kind, h, kind.query(undefined, false), CallContext.create());
+  return records.map((r) => kind.nameOf(r)).sort();
+}
+
+/** Registers the contract cases for one registry element (Register/Unregister). */
+export function registryElementContract<T extends RegistryTypes>(name: string, factory: RegistryContractFactory<T>) {
+  const start = async () => {
+    const lifetime = new AbortController();
+    const downstream = registryDownstream<T>();
+    const setup = await factory(downstream, lifetime.signal);
+    const handler = bindRegistry(registryChain(...setup.elements));
+    const stop = async () => {
+      lifetime.abort();
+      await setup.cleanup?.();
+    };
+    return { setup, downstream, handler, stop };
+  };
+
+  it(`${name}: a downstream Register error reaches the caller with its code`, async () => {
+    const run = await start();
+    try {
+      run.downstream.failNext = true;
+      await assert.rejects(
+        run.handler.register(run.setup.record("contract-a"), CallContext.create()),
+        (err: unknown) => {
+          assert.equal(NsmError.from(err).code, CONTRACT_ERROR_CODE, `got ${String(err)}`);
+          return true;
+        },
+      );
+    } finally {
+      await run.stop();
+    }
+  });
+
+  it(`${name}: a failed Register leaves no state and an Unregister after it is harmless`, async () => {
+    const fresh = await start();
+    const failed = await start();
+    try {
+      const ctx = () => CallContext.create();
+      for (const n of ["contract-b", "contract-a"]) await fresh.handler.register(fresh.setup.record(n), ctx());
+      failed.downstream.failNext = true;
+      await assert.rejects(failed.handler.register(failed.setup.record("contract-a"), ctx()));
+      assert.deepEqual(await namesFound(failed.setup.kind, failed.handler), [], "a failed Register left a record");
+      await failed.handler.unregister(failed.setup.record("contract-a"), ctx());
+      for (const n of ["contract-b", "contract-a"]) await failed.handler.register(failed.setup.record(n), ctx());
+      assert.deepEqual(
+        await namesFound(failed.setup.kind, failed.handler),
+        await namesFound(fresh.setup.kind, fresh.handler),
+      );
+      const downstreamOf = (d: RegistryDownstream<T>) => d.seen.filter((s) => !s.startsWith("unregister"));
+      assert.deepEqual(downstreamOf(failed.downstream), downstreamOf(fresh.downstream));
+    } finally {
+      await fresh.stop();
+      await failed.stop();
     }
   });
 }
