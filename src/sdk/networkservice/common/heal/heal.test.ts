@@ -11,8 +11,8 @@ import {
 } from "../../../../api/index.js";
 import { bind, chain } from "../../../core/chain.js";
 import { CallContext } from "../../../core/context.js";
+import { delay, eventually } from "../../../testing/async.js";
 import { type Counter, checkRequest, count } from "../../../testing/elements.js";
-import { delay, eventually } from "../../../testing/registry.js";
 import { type ServedChain, serveChain } from "../../../testing/serve.js";
 import { beginClient, beginServer } from "../begin/index.js";
 import { clientUrlClient } from "../clienturl/index.js";

@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { NetworkServiceEndpointSchema, NetworkServiceLabelsSchema } from "../../../../api/gen/registry_pb.js";
-import { delay, testContext } from "../../../testing/registry.js";
+import { delay, testContext } from "../../../testing/async.js";
 import { collectRecords, nseKind } from "../../core/index.js";
 import { registryClients, serveRegistry } from "../../grpc.js";
 import { memoryRegistry } from "../memory/index.js";
