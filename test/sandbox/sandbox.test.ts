@@ -5,7 +5,6 @@ import { createClient } from "../../src/api/grpc.js";
 import {
   type Connection,
   ConnectionEventType,
-  ConnectionSchema,
   create,
   MonitorConnection,
   MonitorScopeSelectorSchema,
@@ -14,14 +13,13 @@ import {
 } from "../../src/api/index.js";
 import { CallContext } from "../../src/sdk/core/context.js";
 import { Code, type NsmError } from "../../src/sdk/core/errors.js";
+import { deadlineContext, nscRequest } from "../../src/sdk/testing/requests.js";
 import { createSandbox, type Sandbox } from "../../src/sdk/testing/sandbox.js";
 import { closeChannel, dialChannel } from "../../src/sdk/tools/grpcurl.js";
 
-const ctx = () => CallContext.create({ deadline: Date.now() + 10_000 });
+const ctx = () => deadlineContext();
 const request = (service: string, id: string, labels: Record<string, string> = {}) =>
-  create(NetworkServiceRequestSchema, {
-    connection: create(ConnectionSchema, { id, networkService: service, labels }),
-  });
+  nscRequest(service, id, { labels });
 
 async function collect<T>(it: AsyncIterable<T>, n: number): Promise<T[]> {
   const out: T[] = [];

@@ -1,18 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { ConnectionSchema, create, NetworkServiceRequestSchema } from "../../../../api/index.js";
 import { CallContext } from "../../../core/context.js";
 import { Code } from "../../../core/errors.js";
 import { type Counter, count } from "../../../testing/elements.js";
 import { probe } from "../../../testing/probe.js";
+import { nscRequest } from "../../../testing/requests.js";
 import { type ServedChain, serveChain } from "../../../testing/serve.js";
 import { beginServer } from "../../common/begin/index.js";
 import { updatePathServer } from "../../common/updatepath/index.js";
 import { createClient } from "./index.js";
 
-const request = () =>
-  create(NetworkServiceRequestSchema, { connection: create(ConnectionSchema, { id: "nsc-1", networkService: "svc" }) });
+const request = () => nscRequest("svc", "nsc-1");
 const ctx = () => CallContext.create();
 
 describe("client chain", () => {

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { ConnectionSchema, create, NetworkServiceRequestSchema } from "../../../../api/index.js";
 import { bind, chain } from "../../../core/chain.js";
 import { CallContext } from "../../../core/context.js";
 import { Code, NsmError } from "../../../core/errors.js";
 import { count, injectError } from "../../../testing/elements.js";
+import { nscRequest } from "../../../testing/requests.js";
 import { type ServedChain, serveChain } from "../../../testing/serve.js";
 import { beginClient, beginServer } from "../begin/index.js";
 import { clientUrlClient } from "../clienturl/index.js";
@@ -14,8 +14,7 @@ import { metadataClient, metadataServer } from "../metadata/index.js";
 import { updatePathClient, updatePathServer } from "../updatepath/index.js";
 import { connectClient, connectServer } from "./index.js";
 
-const request = (id = "c1", networkService = "svc") =>
-  create(NetworkServiceRequestSchema, { connection: create(ConnectionSchema, { id, networkService }) });
+const request = (id = "c1", networkService = "svc") => nscRequest(networkService, id);
 const ctx = () => CallContext.create();
 
 describe("connect", () => {

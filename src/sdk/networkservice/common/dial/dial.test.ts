@@ -2,18 +2,17 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { ConnectionSchema, create, NetworkServiceRequestSchema } from "../../../../api/index.js";
 import { bind, chain, type NetworkServiceElement } from "../../../core/chain.js";
 import { CallContext } from "../../../core/context.js";
 import { Code } from "../../../core/errors.js";
+import { nscRequest } from "../../../testing/requests.js";
 import { type ServedChain, serveChain } from "../../../testing/serve.js";
 import { beginClient } from "../begin/index.js";
 import { withClientUrl } from "../clienturl/index.js";
 import { metadataClient } from "../metadata/index.js";
 import { channelOf, dialClient, storedChannelOf } from "./index.js";
 
-const request = (id = "c1") =>
-  create(NetworkServiceRequestSchema, { connection: create(ConnectionSchema, { id, networkService: "svc" }) });
+const request = (id = "c1") => nscRequest("svc", id);
 
 /** Records the channel each call carries and the one stored for the connection. */
 function spy() {

@@ -1,18 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import {
-  type Connection,
-  ConnectionSchema,
-  clone,
-  create,
-  NetworkServiceRequestSchema,
-  State,
-} from "../../../../api/index.js";
+import { type Connection, ConnectionSchema, clone, State } from "../../../../api/index.js";
 import { bind, chain } from "../../../core/chain.js";
 import { CallContext } from "../../../core/context.js";
 import { delay, eventually } from "../../../testing/async.js";
 import { type Counter, checkRequest, count } from "../../../testing/elements.js";
+import { nscRequest } from "../../../testing/requests.js";
 import { type ServedChain, serveChain } from "../../../testing/serve.js";
 import { beginClient, beginServer } from "../begin/index.js";
 import { clientUrlClient } from "../clienturl/index.js";
@@ -22,8 +16,7 @@ import { metadataClient } from "../metadata/index.js";
 import { updatePathClient, updatePathServer } from "../updatepath/index.js";
 import { type HealClientOptions, healClient } from "./index.js";
 
-const request = () =>
-  create(NetworkServiceRequestSchema, { connection: create(ConnectionSchema, { id: "nsc-1", networkService: "svc" }) });
+const request = () => nscRequest("svc", "nsc-1");
 
 describe("heal", () => {
   let hop: ServedChain;

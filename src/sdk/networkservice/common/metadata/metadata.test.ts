@@ -1,15 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ConnectionSchema, create, NetworkServiceRequestSchema } from "../../../../api/index.js";
 import { bind, chain, type NetworkServiceElement } from "../../../core/chain.js";
 import { CallContext } from "../../../core/context.js";
 import { Code, NsmError } from "../../../core/errors.js";
 import { injectError } from "../../../testing/elements.js";
+import { nscRequest } from "../../../testing/requests.js";
 import { createMetadataKey, metadataClient, metadataOf, metadataServer } from "./index.js";
 
-const request = (id: string) =>
-  create(NetworkServiceRequestSchema, { connection: create(ConnectionSchema, { id, networkService: "svc" }) });
+const request = (id: string) => nscRequest("svc", id);
 const ctx = () => CallContext.create();
 const counterKey = createMetadataKey<number>("counter");
 

@@ -8,7 +8,6 @@ import {
   NetworkServiceLabelsSchema,
   NetworkServiceSchema,
 } from "../../../../api/gen/registry_pb.js";
-import { ConnectionSchema, NetworkServiceRequestSchema } from "../../../../api/index.js";
 import { bind, chain, type NetworkServiceElement } from "../../../core/chain.js";
 import { CallContext } from "../../../core/context.js";
 import type { NseRegistry, NsRegistry } from "../../../registry/api.js";
@@ -16,13 +15,13 @@ import { memoryRegistry } from "../../../registry/chains/memory/index.js";
 import { nseRegistryFromChain, nsRegistryFromChain } from "../../../registry/core/adapters.js";
 import { delay, eventually } from "../../../testing/async.js";
 import { count } from "../../../testing/elements.js";
+import { nscRequest } from "../../../testing/requests.js";
 import { beginServer } from "../begin/index.js";
 import { metadataServer } from "../metadata/index.js";
 import { netSvcMonitorServer } from "./index.js";
 
 const ctx = () => CallContext.create();
-const request = (id = "c1") =>
-  create(NetworkServiceRequestSchema, { connection: create(ConnectionSchema, { id, networkService: "svc" }) });
+const request = (id = "c1") => nscRequest("svc", id);
 
 const endpoint = (name: string, labels: Record<string, string>) =>
   create(NetworkServiceEndpointSchema, {
