@@ -12,8 +12,9 @@ import { create } from "@bufbuild/protobuf";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import type * as grpc from "@grpc/grpc-js";
 import { addService } from "../../api/grpc.js";
-import { MonitorConnection, NetworkService } from "../../api/index.js";
+import { MonitorConnection, type MonitorScopeSelector, NetworkService } from "../../api/index.js";
 import { bind, chain, type NetworkServiceElement } from "../core/chain.js";
+import type { CallContext } from "../core/context.js";
 import { metadataServer } from "../networkservice/common/metadata/index.js";
 import { ConnectionMonitor, monitorConnectionService, monitorServer } from "../networkservice/common/monitor/index.js";
 import { RestartableServer } from "./sandbox.js";
@@ -23,6 +24,8 @@ export interface ServedChain {
   readonly server: RestartableServer;
   /** The connections of the served chain, for MonitorConnection and assertions. */
   readonly monitor: ConnectionMonitor;
+  /** MonitorConnections streams open now whose subscription is live. */
+  openWatches(): number;
   /** Stops the server and removes its directory. */
   stop(): Promise<void>;
 }
@@ -62,11 +65,32 @@ export async function serveChain(name: string, ...elements: NetworkServiceElemen
         return create(EmptySchema);
       },
     });
-    addService(s, MonitorConnection, monitorConnectionService(monitor));
+    const service = monitorConnectionService(monitor);
+    addService(s, MonitorConnection, {
+      monitorConnections: (selector: MonitorScopeSelector, ctx: CallContext) =>
+        counted(service.monitorConnections(selector, ctx)),
+    });
   });
+  let watches = 0;
+  /** Counts a MonitorConnections stream as open once its subscription is live (first event sent). */
+  async function* counted<E>(stream: AsyncIterable<E>): AsyncGenerator<E> {
+    let open = false;
+    try {
+      for await (const event of stream) {
+        if (!open) {
+          open = true;
+          watches++;
+        }
+        yield event;
+      }
+    } finally {
+      if (open) watches--;
+    }
+  }
   return {
     ...served,
     monitor,
+    openWatches: () => watches,
     stop: async () => {
       await served.stop();
       monitor.close();

@@ -61,10 +61,9 @@ describe("heal", () => {
         connectClient(),
       ),
     );
-  /** The hop's record of the connection, once its monitor has it (the watch has started by then). */
+  /** The hop's record of the connection, once the client's watch of it is live. */
   const watched = async (): Promise<Connection> => {
-    await eventually(() => hop.monitor.connections().length === 1);
-    await delay(50);
+    await eventually(() => hop.monitor.connections().length === 1 && hop.openWatches() === 1);
     return hop.monitor.connections()[0]!;
   };
 
@@ -77,6 +76,7 @@ describe("heal", () => {
     assert.equal(seen.requests, 2);
     assert.equal(seen.closes, 1, "the old path was closed first");
     assert.deepEqual(states, [State.UP, State.RESELECT_REQUESTED]);
+    await eventually(() => hop.openWatches() === 1, 2000);
     await h.close(request().connection!, CallContext.create());
   });
 
@@ -126,6 +126,7 @@ describe("heal", () => {
     await h.request(request(), CallContext.create());
     const conn = await watched();
     await h.close(request().connection!, CallContext.create());
+    await eventually(() => hop.openWatches() === 0);
     hop.monitor.update(Object.assign(clone(ConnectionSchema, conn), { state: State.DOWN }));
     await delay(150);
     assert.deepEqual(healed, []);
