@@ -29,7 +29,6 @@
  * A Request that claims a candidate while the sweep is deleting it waits for the deletion and
  * then builds anew. Everything adopted and deleted is logged with the connection ids.
  */
-
 import { type Logger, silentLogger } from "../../sdk/core/logger.js";
 import type { VniRegistry } from "../../sdk/networkservice/common/vxlan/index.js";
 import type { PortPool } from "../../sdk/networkservice/common/wireguard/index.js";
