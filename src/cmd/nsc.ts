@@ -32,6 +32,7 @@ import { icmpLivenessCheck } from "../kernel/icmp.js";
 import type { NetworkServiceClient, NetworkServiceHandler } from "../sdk/core/chain.js";
 import { CallContext, sleep } from "../sdk/core/context.js";
 import { NsmError } from "../sdk/core/errors.js";
+import type { Logger } from "../sdk/core/logger.js";
 import { closeChannel, type DialOptions, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
 import { grpcClient } from "../sdk/grpc/service.js";
 import { createClient } from "../sdk/networkservice/chains/client/index.js";
@@ -40,7 +41,6 @@ import { type HealClientOptions, healClient } from "../sdk/networkservice/common
 import { kernelMechanismClient } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsClient } from "../sdk/networkservice/common/mechanisms/index.js";
 import { refreshClient } from "../sdk/networkservice/common/refresh/index.js";
-import type { Logger } from "../sdk/tools/logger.js";
 import { type NsUrl, nsUrlMechanism, parseNsUrl } from "../sdk/tools/nsurl.js";
 import { ConfigError, Env } from "./env.js";
 import { type RoleSecurity, roleSecurity } from "./security.js";

@@ -19,7 +19,7 @@
  * src/security/README.md).
  */
 
-import type { Logger } from "../sdk/tools/logger.js";
+import type { Logger } from "../sdk/core/logger.js";
 import { DEFAULT_POLICY_MASKS, loadPolicies, type Policy } from "../security/policy/index.js";
 import { createSecurity, type Security } from "../security/setup.js";
 import { ConfigError, type Env } from "./env.js";

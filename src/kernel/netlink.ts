@@ -16,7 +16,7 @@ import { randomInt } from "node:crypto";
 import { open, readdir } from "node:fs/promises";
 import { constants } from "node:os";
 import { Code, invalidArgument, NsmError, unavailable } from "../sdk/core/errors.js";
-import { type Logger, silentLogger } from "../sdk/tools/logger.js";
+import { type Logger, silentLogger } from "../sdk/core/logger.js";
 import {
   type AddressFilter,
   type AddressInfo,

@@ -12,11 +12,11 @@
 import type * as grpc from "@grpc/grpc-js";
 import { type NetworkServiceElement, passThrough } from "../sdk/core/chain.js";
 import { invalidArgument } from "../sdk/core/errors.js";
+import type { Logger } from "../sdk/core/logger.js";
+import { silentLogger } from "../sdk/core/logger.js";
 import type { DialOptions } from "../sdk/grpc/dial.js";
 import type { NseRegistry, NsRegistry } from "../sdk/registry/api.js";
 import type { RegistrySecurity } from "../sdk/registry/chains/slots.js";
-import type { Logger } from "../sdk/tools/logger.js";
-import { silentLogger } from "../sdk/tools/logger.js";
 import { authorizeClient, authorizeServer, SpiffeIdConnectionMap } from "./networkservice/authorize.js";
 import { authorizeMonitorConnectionService, type MonitorConnectionServiceImpl } from "./networkservice/monitor.js";
 import { updateTokenServer } from "./networkservice/updatetoken.js";

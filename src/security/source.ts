@@ -12,8 +12,8 @@
  * - {@link staticX509Source}: a fixed snapshot (tests).
  */
 import { invalidArgument, unavailable } from "../sdk/core/errors.js";
-import type { Logger } from "../sdk/tools/logger.js";
-import { silentLogger } from "../sdk/tools/logger.js";
+import type { Logger } from "../sdk/core/logger.js";
+import { silentLogger } from "../sdk/core/logger.js";
 import type { CertificateAuthority } from "./ca.js";
 import { trustDomainOf } from "./spiffeid.js";
 import type { X509Bundle, X509Svid } from "./x509.js";

@@ -1,17 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type Connection, ConnectionSchema, create, NetworkServiceRequestSchema } from "../../src/api/index.js";
-import { CallContext } from "../../src/sdk/core/context.js";
+import type { Connection } from "../../src/api/index.js";
 import { healClient } from "../../src/sdk/networkservice/common/heal/index.js";
 import { kernelMechanismServer } from "../../src/sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsServer } from "../../src/sdk/networkservice/common/mechanisms/index.js";
 import { point2pointIpamServer } from "../../src/sdk/networkservice/common/point2pointipam/index.js";
+import { deadlineContext, nscRequest } from "../../src/sdk/testing/requests.js";
 import { createSandbox, type Sandbox } from "../../src/sdk/testing/sandbox.js";
 
-const ctx = () => CallContext.create({ deadline: Date.now() + 10_000 });
-const request = (service: string, id: string) =>
-  create(NetworkServiceRequestSchema, { connection: create(ConnectionSchema, { id, networkService: service }) });
+const ctx = () => deadlineContext();
+const request = (service: string, id: string) => nscRequest(service, id);
 
 function healed(): {
   wait(): Promise<{ conn: Connection; how: string }>;

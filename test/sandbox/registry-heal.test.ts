@@ -3,18 +3,14 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { NetworkServiceEndpoint } from "../../src/api/gen/registry_pb.js";
-import { ConnectionSchema, create, NetworkServiceRequestSchema } from "../../src/api/index.js";
-import { CallContext } from "../../src/sdk/core/context.js";
 import { Code, NsmError } from "../../src/sdk/core/errors.js";
 import type { NseRegistry } from "../../src/sdk/registry/api.js";
 import { collectRecords, nseKind } from "../../src/sdk/registry/core/index.js";
+import { deadlineContext, nscRequest } from "../../src/sdk/testing/requests.js";
 import { createSandbox, type Sandbox } from "../../src/sdk/testing/sandbox.js";
 
-const ctx = (ms = 3000) => CallContext.create({ deadline: Date.now() + ms });
-const request = (service: string, id: string, endpoint = "") =>
-  create(NetworkServiceRequestSchema, {
-    connection: create(ConnectionSchema, { id, networkService: service, networkServiceEndpointName: endpoint }),
-  });
+const ctx = (ms = 3000) => deadlineContext(ms);
+const request = (service: string, id: string, endpoint = "") => nscRequest(service, id, { endpoint });
 
 /** The records among `names` that `registry` returns now (none while it cannot answer). */
 async function records(registry: NseRegistry, names: string[]): Promise<Map<string, NetworkServiceEndpoint>> {

@@ -4,7 +4,6 @@ import { after, before, describe, it } from "node:test";
 import {
   type Connection,
   ConnectionEventType,
-  ConnectionSchema,
   create,
   MonitorConnection,
   MonitorScopeSelectorSchema,
@@ -15,13 +14,12 @@ import { CallContext } from "../../src/sdk/core/context.js";
 import { Code, type NsmError } from "../../src/sdk/core/errors.js";
 import { closeChannel, dialChannel } from "../../src/sdk/grpc/dial.js";
 import { grpcClient } from "../../src/sdk/grpc/service.js";
+import { deadlineContext, nscRequest } from "../../src/sdk/testing/requests.js";
 import { createSandbox, type Sandbox } from "../../src/sdk/testing/sandbox.js";
 
-const ctx = () => CallContext.create({ deadline: Date.now() + 10_000 });
+const ctx = () => deadlineContext();
 const request = (service: string, id: string, labels: Record<string, string> = {}) =>
-  create(NetworkServiceRequestSchema, {
-    connection: create(ConnectionSchema, { id, networkService: service, labels }),
-  });
+  nscRequest(service, id, { labels });
 
 async function collect<T>(it: AsyncIterable<T>, n: number): Promise<T[]> {
   const out: T[] = [];

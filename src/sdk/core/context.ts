@@ -7,8 +7,9 @@
  * (client URL, client connection, candidates found by discover, begin's event factory...).
  * A CallContext is immutable: `with*` methods return a new one.
  */
-import { type Logger, silentLogger } from "../tools/logger.js";
+
 import { Code, NsmError } from "./errors.js";
+import { type Logger, silentLogger } from "./logger.js";
 
 /** A typed key for a value carried by a {@link CallContext}. */
 export interface ContextKey<T> {

@@ -22,6 +22,7 @@ import * as grpc from "@grpc/grpc-js";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "../../api/gen/registry_pb.js";
 import { bind, type NetworkServiceElement, type NetworkServiceHandler } from "../core/chain.js";
 import { CallContext } from "../core/context.js";
+import { type Logger, silentLogger } from "../core/logger.js";
 import { closeChannel, dialChannel } from "../grpc/dial.js";
 import { registryClients, serveRegistry } from "../grpc/registry.js";
 import { createClient as createClientChain } from "../networkservice/chains/client/index.js";
@@ -35,7 +36,6 @@ import type { NseRegistry, NsRegistry } from "../registry/api.js";
 import { registryClient } from "../registry/chains/client/index.js";
 import { memoryRegistry } from "../registry/chains/memory/index.js";
 import { nseRegistryFromChain, nsRegistryFromChain } from "../registry/core/adapters.js";
-import { type Logger, silentLogger } from "../tools/logger.js";
 
 /** A gRPC server that can be stopped and started again on the same unix socket. */
 export class RestartableServer {

@@ -1,31 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * The logger interface every library module uses, and its pino-backed implementation.
- *
- * Libraries never write to the console; they receive a {@link Logger} (usually `ctx.log`) and
- * log structured fields (`connId`, `element`, ...). Only `src/cmd` chooses where logs go.
+ * The pino-backed implementation of the {@link Logger} interface (`../core/logger.ts`), and the
+ * parser for NSM_LOG_LEVEL. Only `src/cmd` chooses where logs go. The interface and
+ * `silentLogger` are re-exported here for callers that import them from this module.
  */
 import { pino } from "pino";
+import type { Logger, LogLevel } from "../core/logger.js";
 
-export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal" | "silent";
-
-/** A log method: `(msg)` or `(fields, msg)`, as pino's. */
-export interface LogFn {
-  (fields: Record<string, unknown>, msg?: string): void;
-  (msg: string): void;
-}
-
-/** The structured logger elements and processes log to (pino-compatible). */
-export interface Logger {
-  trace: LogFn;
-  debug: LogFn;
-  info: LogFn;
-  warn: LogFn;
-  error: LogFn;
-  child(bindings: Record<string, unknown>): Logger;
-  isLevelEnabled(level: LogLevel): boolean;
-  level: string;
-}
+export type { LogFn, Logger, LogLevel } from "../core/logger.js";
+export { silentLogger } from "../core/logger.js";
 
 export interface LoggerOptions {
   /** @default "info" */
@@ -58,17 +41,3 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   );
   return p as unknown as Logger;
 }
-
-const noop = () => {};
-
-/** A logger that drops everything; the default for contexts built without one. */
-export const silentLogger: Logger = {
-  trace: noop,
-  debug: noop,
-  info: noop,
-  warn: noop,
-  error: noop,
-  child: () => silentLogger,
-  isLevelEnabled: () => false,
-  level: "silent",
-};

@@ -32,7 +32,7 @@ import { type Connection, MechanismType, Param } from "../../api/index.js";
 import type { NetworkServiceElement } from "../../sdk/core/chain.js";
 import { type CallContext, createContextKey } from "../../sdk/core/context.js";
 import { invalidArgument, type NsmError, permissionDenied } from "../../sdk/core/errors.js";
-import type { Logger } from "../../sdk/tools/logger.js";
+import type { Logger } from "../../sdk/core/logger.js";
 import { tokenSubject } from "../token.js";
 import type { ResolveIdentity } from "../workloadapi/server.js";
 import { trySpiffeIdOfCertificate } from "../x509.js";

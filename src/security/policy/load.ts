@@ -31,8 +31,8 @@ import { readdirSync, statSync } from "node:fs";
 import { dirname, extname, isAbsolute, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { invalidArgument } from "../../sdk/core/errors.js";
-import type { Logger } from "../../sdk/tools/logger.js";
-import { silentLogger } from "../../sdk/tools/logger.js";
+import type { Logger } from "../../sdk/core/logger.js";
+import { silentLogger } from "../../sdk/core/logger.js";
 import { BUILTIN_POLICIES } from "./builtin.js";
 import type { Policy, PolicyInput } from "./policy.js";
 

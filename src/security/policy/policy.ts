@@ -11,7 +11,7 @@
  */
 import type { X509Certificate } from "node:crypto";
 import { Code, NsmError } from "../../sdk/core/errors.js";
-import type { Logger } from "../../sdk/tools/logger.js";
+import type { Logger } from "../../sdk/core/logger.js";
 import type { X509Bundle } from "../x509.js";
 
 /** One path segment as policies see it. */

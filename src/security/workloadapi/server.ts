@@ -31,9 +31,9 @@ import {
   X509SVIDSchema,
 } from "../../api/gen/workload_pb.js";
 import { Code, invalidArgument, NsmError, permissionDenied } from "../../sdk/core/errors.js";
+import type { Logger } from "../../sdk/core/logger.js";
+import { silentLogger } from "../../sdk/core/logger.js";
 import { grpcDefinition } from "../../sdk/grpc/service.js";
-import type { Logger } from "../../sdk/tools/logger.js";
-import { silentLogger } from "../../sdk/tools/logger.js";
 import type { CertificateAuthority } from "../ca.js";
 import { SvidRotator } from "../source.js";
 import { parseSpiffeId, trustDomainId } from "../spiffeid.js";

@@ -25,6 +25,7 @@
 import { MechanismType } from "../../../api/index.js";
 import { type NetworkServiceElement, passThrough } from "../../../sdk/core/chain.js";
 import { Code, invalidArgument, NsmError } from "../../../sdk/core/errors.js";
+import { type Logger, silentLogger } from "../../../sdk/core/logger.js";
 import { mechanismPriorityClient } from "../../../sdk/networkservice/common/mechanismpriority/index.js";
 import type { MechanismElements } from "../../../sdk/networkservice/common/mechanisms/index.js";
 import {
@@ -43,7 +44,6 @@ import {
   wireguardServer,
 } from "../../../sdk/networkservice/common/wireguard/index.js";
 import { formatIp, tryParseIp } from "../../../sdk/tools/cidr.js";
-import { type Logger, silentLogger } from "../../../sdk/tools/logger.js";
 import type { KernelApi, NetnsPath } from "../../api.js";
 import {
   createReconciler,

@@ -25,8 +25,8 @@ import {
   Payload,
 } from "../../../api/index.js";
 import { CallContext } from "../../../sdk/core/context.js";
+import type { Logger } from "../../../sdk/core/logger.js";
 import { createPortPool } from "../../../sdk/networkservice/common/wireguard/index.js";
-import type { Logger } from "../../../sdk/tools/logger.js";
 import { createFakeKernel, type FakeKernel } from "../../fake.js";
 import {
   connectionInterfaceName,

@@ -29,9 +29,10 @@
  * A Request that claims a candidate while the sweep is deleting it waits for the deletion and
  * then builds anew. Everything adopted and deleted is logged with the connection ids.
  */
+
+import { type Logger, silentLogger } from "../../../sdk/core/logger.js";
 import type { VniRegistry } from "../../../sdk/networkservice/common/vxlan/index.js";
 import type { PortPool } from "../../../sdk/networkservice/common/wireguard/index.js";
-import { type Logger, silentLogger } from "../../../sdk/tools/logger.js";
 import type { KernelApi, NetnsPath } from "../../api.js";
 import type { FoundWireguard, WireguardDevice, WireguardRunner } from "../wireguard/wireguard-go.js";
 import { isGone, tolerateGone } from "../xconnect/gone.js";

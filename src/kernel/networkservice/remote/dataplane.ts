@@ -31,8 +31,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { Code, NsmError } from "../../../sdk/core/errors.js";
+import type { Logger } from "../../../sdk/core/logger.js";
 import { formatIp, tryParseIp } from "../../../sdk/tools/cidr.js";
-import type { Logger } from "../../../sdk/tools/logger.js";
 import type { KernelApi, LinkInfo, NetnsPath, VxlanInfo } from "../../api.js";
 import { applyIpDiff, observedIpPlan } from "../ipcontext/apply.js";
 import { diffIpPlans, type IpPlan } from "../ipcontext/plan.js";

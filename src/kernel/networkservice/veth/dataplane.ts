@@ -4,7 +4,7 @@
  * update (diff) and destroy one veth pair whose ends live in the client's and the endpoint's
  * netns. Used by `kernelXconnectServer`; every call goes through {@link KernelApi}.
  */
-import type { Logger } from "../../../sdk/tools/logger.js";
+import type { Logger } from "../../../sdk/core/logger.js";
 import type { KernelApi, LinkInfo, LinkRef, NetnsPath } from "../../api.js";
 import { observedIpPlan } from "../ipcontext/apply.js";
 import { diffIpPlans, hasIpv6Address, type IpDiff, type IpPlan } from "../ipcontext/plan.js";

@@ -30,7 +30,7 @@ import { createConnection } from "node:net";
 import { basename, join } from "node:path";
 import { sleep } from "../../../sdk/core/context.js";
 import { Code, invalidArgument, NsmError, unavailable } from "../../../sdk/core/errors.js";
-import { type Logger, silentLogger } from "../../../sdk/tools/logger.js";
+import { type Logger, silentLogger } from "../../../sdk/core/logger.js";
 
 /** Debian's wireguard-go. */
 export const DEFAULT_WIREGUARD_GO = "/usr/bin/wireguard-go";

@@ -25,8 +25,8 @@ import {
   passThrough,
 } from "../../../core/chain.js";
 import type { CallContext } from "../../../core/context.js";
+import { type Logger, silentLogger } from "../../../core/logger.js";
 import { addService } from "../../../grpc/service.js";
-import { type Logger, silentLogger } from "../../../tools/logger.js";
 import { beginServer } from "../../common/begin/index.js";
 import { metadataServer } from "../../common/metadata/index.js";
 import { ConnectionMonitor, monitorConnectionService, monitorServer } from "../../common/monitor/index.js";

@@ -10,10 +10,10 @@
  * `next` returns, when both sides' mechanisms are known.
  */
 import { type NetworkServiceElement, passThrough } from "../../../core/chain.js";
+import type { Logger } from "../../../core/logger.js";
 import type { DialOptions } from "../../../grpc/dial.js";
 import type { NseRegistry, NsRegistry } from "../../../registry/api.js";
 import { withQueryCache } from "../../../registry/common/querycache/index.js";
-import type { Logger } from "../../../tools/logger.js";
 import { connectServer } from "../../common/connect/index.js";
 import { discoverServer } from "../../common/discover/index.js";
 import { filterMechanismsClient } from "../../common/filtermechanisms/index.js";

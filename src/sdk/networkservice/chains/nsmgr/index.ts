@@ -10,6 +10,7 @@
  */
 import type * as grpc from "@grpc/grpc-js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
+import type { Logger } from "../../../core/logger.js";
 import type { DialOptions } from "../../../grpc/dial.js";
 import { serveRegistry } from "../../../grpc/registry.js";
 import type { NseRegistry, NsRegistry } from "../../../registry/api.js";
@@ -17,7 +18,6 @@ import { nsmgrRegistry } from "../../../registry/chains/nsmgr/index.js";
 import type { RegistryChains, RegistrySecurity } from "../../../registry/chains/slots.js";
 import { withQueryCache } from "../../../registry/common/querycache/index.js";
 import { nseRegistryFromChain, nsRegistryFromChain } from "../../../registry/core/adapters.js";
-import type { Logger } from "../../../tools/logger.js";
 import { type ClientInfoOptions, clientInfoClient } from "../../common/clientinfo/index.js";
 import { connectServer } from "../../common/connect/index.js";
 import { discoverForwarderServer } from "../../common/discoverforwarder/index.js";

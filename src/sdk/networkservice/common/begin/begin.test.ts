@@ -112,4 +112,32 @@ describe("begin", () => {
     assert.equal(c.closes, 2);
     assert.equal(factory!.state, "closed");
   });
+
+  it("keeps next per connection: events and Close use the chain each connection came through", async () => {
+    // One begin instance used in front of two different continuations (a chain reused by two
+    // servers): each connection's events go where its own Request went, and a Close goes to
+    // the next it is given.
+    const begin = beginServer();
+    const a = count();
+    const b = count();
+    let factory: EventFactory | undefined;
+    const grab: NetworkServiceElement = {
+      name: "grab",
+      request: (req, ctx, next) => {
+        if (req.connection?.id === "ca") factory = eventFactoryOf(ctx);
+        return next.request(req, ctx);
+      },
+      close: (conn, ctx, next) => next.close(conn, ctx),
+    };
+    const ha = bind(chain(begin, grab, a));
+    const hb = bind(chain(begin, grab, b));
+    await ha.request(request("ca"), CallContext.create());
+    await hb.request(request("cb"), CallContext.create());
+    await factory!.request();
+    assert.deepEqual([a.requests, b.requests], [2, 1], "the event for ca went down ca's chain");
+    await hb.close(create(ConnectionSchema, { id: "cb" }), CallContext.create());
+    assert.deepEqual([a.closes, b.closes], [0, 1]);
+    await factory!.close();
+    assert.deepEqual([a.closes, b.closes], [1, 1]);
+  });
 });

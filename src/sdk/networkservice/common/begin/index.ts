@@ -76,6 +76,8 @@ class ConnectionEvents implements EventFactory {
   request_: NetworkServiceRequest | undefined;
   conn: Connection | undefined;
   ctx: CallContext | undefined;
+  /** The rest of the chain as the last Request or Close of this connection was given it. */
+  next: NetworkServiceHandler | undefined;
   eventTimeoutMs = DEFAULT_EVENT_TIMEOUT_MS;
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -118,7 +120,6 @@ class ConnectionEvents implements EventFactory {
 class Begin implements NetworkServiceElement {
   readonly name: string;
   readonly #events = new Map<string, ConnectionEvents>();
-  #next: NetworkServiceHandler | undefined;
 
   constructor(readonly isClient: boolean) {
     this.name = isClient ? "beginClient" : "begin";
@@ -127,7 +128,6 @@ class Begin implements NetworkServiceElement {
   async request(req: NetworkServiceRequest, ctx: CallContext, next: NetworkServiceHandler): Promise<Connection> {
     const id = req.connection?.id;
     if (!id) throw new NsmError("begin needs a connection id (put updatepath before it)", Code.InvalidArgument);
-    this.#next = next;
     let ev = this.#events.get(id);
     if (!ev) {
       ev = new ConnectionEvents(id, this);
@@ -150,15 +150,17 @@ class Begin implements NetworkServiceElement {
       }
       if (ctx.deadline !== undefined) events.eventTimeoutMs = Math.max(1000, ctx.deadline - Date.now());
       events.ctx = ctx;
+      events.next = next;
       return this.forward(events, request, ctx);
     });
   }
 
-  async close(conn: Connection, ctx: CallContext, _next: NetworkServiceHandler): Promise<void> {
+  async close(conn: Connection, ctx: CallContext, next: NetworkServiceHandler): Promise<void> {
     const events = this.#events.get(conn.id);
     if (!events) return;
     await events.serial(async () => {
       if (events.state !== "established") return;
+      events.next = next;
       await this.finish(events, ctx);
     });
   }
@@ -166,7 +168,7 @@ class Begin implements NetworkServiceElement {
   /** Runs the rest of the chain for a Request; records the result. Runs inside the serial executor. */
   async forward(events: ConnectionEvents, req: NetworkServiceRequest, ctx: CallContext): Promise<Connection> {
     try {
-      const conn = await this.#next!.request(req, ctx.with(eventFactoryKey, events));
+      const conn = await events.next!.request(req, ctx.with(eventFactoryKey, events));
       if (!this.isClient) conn.state = State.UP;
       events.request_ = clone(NetworkServiceRequestSchema, req);
       events.conn = clone(ConnectionSchema, conn);
@@ -185,13 +187,13 @@ class Begin implements NetworkServiceElement {
   async finish(events: ConnectionEvents, ctx: CallContext): Promise<void> {
     events.state = "closed";
     this.#events.delete(events.id);
-    await this.#next!.close(clone(ConnectionSchema, events.conn!), ctx.with(eventFactoryKey, events));
+    await events.next!.close(clone(ConnectionSchema, events.conn!), ctx.with(eventFactoryKey, events));
   }
 
   /** Closes the old downstream path before a reselect; failures are logged, not returned. */
   async closeDownstream(events: ConnectionEvents, ctx: CallContext): Promise<void> {
     try {
-      await this.#next!.close(clone(ConnectionSchema, events.conn!), ctx.with(eventFactoryKey, events));
+      await events.next!.close(clone(ConnectionSchema, events.conn!), ctx.with(eventFactoryKey, events));
     } catch (err) {
       ctx.log.warn({ connId: events.id, err: String(err) }, "could not close the old connection before reselect");
     }

@@ -15,7 +15,7 @@
  */
 import { ConnectionSchema, clone } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
-import { invalidArgument } from "../../../core/errors.js";
+import { requestConnection } from "../../../core/request.js";
 
 /** Options of {@link clientInfoClient}. */
 export interface ClientInfoOptions {
@@ -36,11 +36,11 @@ export function clientInfoClient(options: Readonly<ClientInfoOptions> = {}): Net
   }).filter((e): e is [string, string] => e[1] !== undefined);
   return {
     name: "clientinfo",
-    request(req, ctx, next) {
-      if (!req.connection) return Promise.reject(invalidArgument("request has no connection"));
-      const missing = add.filter(([k]) => !Object.hasOwn(req.connection!.labels, k));
+    async request(req, ctx, next) {
+      const requested = requestConnection(req);
+      const missing = add.filter(([k]) => !Object.hasOwn(requested.labels, k));
       if (missing.length === 0) return next.request(req, ctx);
-      const connection = clone(ConnectionSchema, req.connection);
+      const connection = clone(ConnectionSchema, requested);
       for (const [k, v] of missing) connection.labels[k] = v;
       return next.request({ ...req, connection }, ctx);
     },

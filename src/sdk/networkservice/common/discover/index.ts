@@ -22,6 +22,7 @@ import { ConnectionSchema, clone } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import { type CallContext, createContextKey } from "../../../core/context.js";
 import { invalidArgument, notFound } from "../../../core/errors.js";
+import { requestConnection } from "../../../core/request.js";
 import type { NseRegistry, NsRegistry } from "../../../registry/api.js";
 import { clientUrlOf, withClientUrl } from "../clienturl/index.js";
 import { matchEndpoint } from "./match.js";
@@ -66,8 +67,7 @@ export function discoverServer(options: Readonly<DiscoverOptions>): NetworkServi
     name: "discover",
     async request(req, ctx, next) {
       if (clientUrlOf(ctx) !== undefined) return next.request(req, ctx);
-      const conn = req.connection;
-      if (!conn) throw invalidArgument("request has no connection");
+      const conn = requestConnection(req);
       if (conn.networkServiceEndpointName) {
         const nse = await findEndpointByName(nseRegistry, conn.networkServiceEndpointName, ctx);
         if (!nse.url) throw notFound(`network service endpoint "${nse.name}" has no URL`, { reason: "no-endpoint" });

@@ -25,6 +25,7 @@ import type { NetworkService, NetworkServiceEndpoint } from "../../../../api/gen
 import { type Connection, ConnectionSchema, clone, nextSegment, State } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import { invalidArgument, NsmError, notFound } from "../../../core/errors.js";
+import { requestConnection } from "../../../core/request.js";
 import type { NseRegistry, NsRegistry } from "../../../registry/api.js";
 import { withClientUrl } from "../clienturl/index.js";
 import { dropExpired, findEndpoints, findNetworkService, isSubset } from "../discover/index.js";
@@ -99,8 +100,7 @@ export function discoverForwarderServer(options: Readonly<DiscoverForwarderOptio
     name: "discoverforwarder",
     requires: ["metadata"],
     async request(req, ctx, next) {
-      const conn = req.connection;
-      if (!conn) throw invalidArgument("request has no connection");
+      const conn = requestConnection(req);
       const md = metadataOf(ctx, false);
       const reselect = conn.state === State.RESELECT_REQUESTED;
       if (reselect) md.delete(chosenKey);

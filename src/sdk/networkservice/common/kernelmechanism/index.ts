@@ -30,6 +30,7 @@ import {
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import type { CallContext } from "../../../core/context.js";
 import { invalidArgument } from "../../../core/errors.js";
+import { requestConnection } from "../../../core/request.js";
 import { generateInterfaceName, validateInterfaceName } from "../../../tools/ifname.js";
 import { createMetadataKey, type MetadataKey, metadataOf } from "../metadata/index.js";
 
@@ -90,9 +91,8 @@ export function kernelMechanismClient(options: Readonly<KernelMechanismOptions> 
   const nameKey = createMetadataKey<string>("kernelMechanismClient.name");
   return {
     name: "kernelMechanismClient",
-    request(req, ctx, next) {
-      if (!req.connection) return Promise.reject(invalidArgument("request has no connection"));
-      const conn = req.connection;
+    async request(req, ctx, next) {
+      const conn = requestConnection(req);
       const kernelPrefs = req.mechanismPreferences.filter(isKernel);
       const current = isKernel(conn.mechanism) ? conn.mechanism : undefined;
       const given = kernelPrefs.map((m) => m.parameters[Param.NAME]).find(Boolean) ?? current?.parameters[Param.NAME];

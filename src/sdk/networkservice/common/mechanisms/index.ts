@@ -28,6 +28,7 @@ import {
 import { chain, type NetworkServiceElement, type NetworkServiceHandler } from "../../../core/chain.js";
 import type { CallContext } from "../../../core/context.js";
 import { invalidArgument, NsmError } from "../../../core/errors.js";
+import { requestConnection } from "../../../core/request.js";
 
 /** Elements per mechanism type (the wire `Mechanism.type`, e.g. `KERNEL`). */
 export type MechanismElements = Readonly<Record<string, NetworkServiceElement>>;
@@ -99,9 +100,8 @@ export function mechanismsServer(mechanisms: MechanismElements): NetworkServiceE
   const map = copy(mechanisms);
   return {
     name: "mechanisms",
-    request(req, ctx, next) {
-      if (!req.connection) return Promise.reject(invalidArgument("request has no connection"));
-      const mech = req.connection.mechanism;
+    async request(req, ctx, next) {
+      const mech = requestConnection(req).mechanism;
       if (mech) {
         const sub = lookup(map, mech.type);
         if (!sub) return Promise.reject(cannotSupport([mech.type]));
@@ -126,9 +126,8 @@ export function mechanismsClient(mechanisms: MechanismElements): NetworkServiceE
   const everyone = all.length ? chain(...all) : undefined;
   return {
     name: "mechanismsClient",
-    request(req, ctx, next) {
-      if (!req.connection) return Promise.reject(invalidArgument("request has no connection"));
-      const mech = req.connection.mechanism;
+    async request(req, ctx, next) {
+      const mech = requestConnection(req).mechanism;
       if (mech) {
         const sub = lookup(map, mech.type);
         if (!sub) return Promise.reject(cannotSupport([mech.type]));

@@ -16,7 +16,7 @@
  */
 import { ConnectionSchema, clone, type Mechanism, MechanismSchema } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
-import { invalidArgument } from "../../../core/errors.js";
+import { requestConnection } from "../../../core/request.js";
 import { createMetadataKey, metadataOf } from "../metadata/index.js";
 
 const outgoingKey = createMetadataKey<Mechanism>("mechanismtranslation");
@@ -26,15 +26,15 @@ export function mechanismTranslationClient(): NetworkServiceElement {
   return {
     name: "mechanismtranslation",
     async request(req, ctx, next) {
-      if (!req.connection) throw invalidArgument("request has no connection");
+      const requested = requestConnection(req);
+      const connection = clone(ConnectionSchema, requested);
       const md = metadataOf(ctx, true);
-      const connection = clone(ConnectionSchema, req.connection);
       const stored = md.load(outgoingKey);
       connection.mechanism = stored ? clone(MechanismSchema, stored) : undefined;
       const out = await next.request({ ...req, connection, mechanismPreferences: [] }, ctx);
       if (out.mechanism) md.store(outgoingKey, clone(MechanismSchema, out.mechanism));
       const back = clone(ConnectionSchema, out);
-      back.mechanism = req.connection.mechanism ? clone(MechanismSchema, req.connection.mechanism) : undefined;
+      back.mechanism = requested.mechanism ? clone(MechanismSchema, requested.mechanism) : undefined;
       return back;
     },
     async close(conn, ctx, next) {

@@ -34,9 +34,9 @@ import {
 } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import type { CallContext } from "../../../core/context.js";
+import type { Logger } from "../../../core/logger.js";
+import { silentLogger } from "../../../core/logger.js";
 import { grpcClient } from "../../../grpc/service.js";
-import type { Logger } from "../../../tools/logger.js";
-import { silentLogger } from "../../../tools/logger.js";
 import { storedChannelOf } from "../dial/index.js";
 import { matchesSelector } from "./selector.js";
 

@@ -37,6 +37,7 @@ import {
 } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import { Code, invalidArgument, NsmError } from "../../../core/errors.js";
+import { requestConnection } from "../../../core/request.js";
 import { addressOf, hostPrefix, type IpAddress, IpPool, PrefixSet } from "../../../tools/cidr.js";
 import { createMetadataKey, metadataOf } from "../metadata/index.js";
 
@@ -180,8 +181,7 @@ export function point2pointIpamServer(options: Readonly<Point2PointIpamOptions>)
     name: "point2pointipam",
     requires: ["metadata"],
     async request(req, ctx, next) {
-      if (!req.connection) throw invalidArgument("request has no connection");
-      const connection = clone(ConnectionSchema, req.connection);
+      const connection = clone(ConnectionSchema, requestConnection(req));
       connection.context ??= create(ConnectionContextSchema);
       connection.context.ipContext ??= create(IPContextSchema);
       const ipc = connection.context.ipContext;

@@ -9,15 +9,16 @@
  * a one-segment path and by `0.2 + 0.2 × index / segments` otherwise (0.2 for an NSC). A failed
  * refresh is retried every 200 ms until the connection is closed or the chain's lifetime ends.
  * Chain placement: client chains, after begin and metadata.
- * Per-connection state: the pending timer (client metadata); cancelled by Close and by the next
- * Request (which schedules anew).
+ * Per-connection state: the pending refresh (one task per connection id); cancelled by Close and
+ * by the next Request (which schedules anew).
  * Failure behaviour: never fails a Request; paths without expiry times are not refreshed.
  */
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import type { Connection } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
+import { requestConnection } from "../../../core/request.js";
+import { KeyedTimers, type ScheduledTask } from "../../../tools/timers.js";
 import { eventFactoryOf } from "../begin/index.js";
-import { createMetadataKey, metadataOf } from "../metadata/index.js";
 
 export interface RefreshClientOptions {
   /** Stops all refreshing when aborted (the client's lifetime). */
@@ -42,63 +43,39 @@ export function refreshDelayMs(conn: Connection, now = Date.now()): number | und
   return Math.max(0, Math.floor(min * scale));
 }
 
-interface RefreshState {
-  timer: NodeJS.Timeout | undefined;
-  closed: boolean;
-}
-
-const stateKey = createMetadataKey<RefreshState>("refresh");
-
 export function refreshClient(options: RefreshClientOptions = {}): NetworkServiceElement {
   const retryMs = options.retryIntervalMs ?? DEFAULT_REFRESH_RETRY_INTERVAL_MS;
-  const live = new Set<RefreshState>();
-  options.signal?.addEventListener("abort", () => {
-    for (const st of live) {
-      st.closed = true;
-      clearTimeout(st.timer);
-    }
-    live.clear();
-  });
+  // Per connection id: the next refresh. Replaced by every Request, cancelled by Close.
+  const timers = new KeyedTimers<string>({ signal: options.signal });
   return {
     name: "refresh",
     requires: ["metadataClient"],
     async request(req, ctx, next) {
-      const state = metadataOf(ctx, true).loadOrStore(stateKey, () => ({ timer: undefined, closed: false }));
-      clearTimeout(state.timer);
-      state.timer = undefined;
+      const id = requestConnection(req).id;
+      timers.cancel(id);
       const factory = eventFactoryOf(ctx);
-      const schedule = (delay: number) => {
-        if (state.closed || options.signal?.aborted) return;
-        live.add(state);
-        state.timer = setTimeout(() => {
-          state.timer = undefined;
-          // A successful refresh re-enters this element and schedules the next one.
-          factory.request().catch((err: unknown) => {
-            // The re-entered Request may already have scheduled the retry.
-            if (state.closed || state.timer || factory.state !== "established") return;
-            ctx.log.warn({ connId: req.connection?.id, err: String(err) }, "refresh failed, retrying");
-            schedule(retryMs);
-          });
-        }, delay);
+      const refresh = (task: ScheduledTask<undefined>) => {
+        // A successful refresh re-enters this element and schedules the next one.
+        factory.request().catch((err: unknown) => {
+          // The re-entered Request may already have scheduled the retry (then this task is replaced).
+          if (task.signal.aborted || factory.state !== "established") return;
+          ctx.log.warn({ connId: id, err: String(err) }, "refresh failed, retrying");
+          task.retry(retryMs);
+        });
       };
       let conn: Awaited<ReturnType<typeof next.request>>;
       try {
         conn = await next.request(req, ctx);
       } catch (err) {
-        if (factory.state === "established") schedule(retryMs);
+        if (factory.state === "established") timers.schedule(id, retryMs, refresh, undefined);
         throw err;
       }
       const delay = refreshDelayMs(conn);
-      if (delay !== undefined) schedule(delay);
+      if (delay !== undefined) timers.schedule(id, delay, refresh, undefined);
       return conn;
     },
     async close(conn, ctx, next) {
-      const state = metadataOf(ctx, true).loadAndDelete(stateKey);
-      if (state) {
-        state.closed = true;
-        clearTimeout(state.timer);
-        live.delete(state);
-      }
+      timers.cancel(conn.id);
       await next.close(conn, ctx);
     },
   };

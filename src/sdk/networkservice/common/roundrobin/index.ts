@@ -16,7 +16,8 @@
  */
 import { ConnectionSchema, clone } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
-import { invalidArgument, NsmError, notFound } from "../../../core/errors.js";
+import { NsmError, notFound } from "../../../core/errors.js";
+import { requestConnection } from "../../../core/request.js";
 import { clientUrlOf, withClientUrl } from "../clienturl/index.js";
 import { candidatesOf } from "../discover/index.js";
 
@@ -27,10 +28,10 @@ export function roundRobinServer(): NetworkServiceElement {
     name: "roundrobin",
     async request(req, ctx, next) {
       if (clientUrlOf(ctx) !== undefined) return next.request(req, ctx);
-      if (!req.connection) throw invalidArgument("request has no connection");
+      const requested = requestConnection(req);
       const candidates = candidatesOf(ctx);
       const endpoints = candidates?.endpoints ?? [];
-      const service = candidates?.networkService.name ?? req.connection.networkService;
+      const service = candidates?.networkService.name ?? requested.networkService;
       if (endpoints.length === 0) {
         throw notFound(`no endpoint candidates for network service "${service}"`, { reason: "no-candidates" });
       }
@@ -40,7 +41,7 @@ export function roundRobinServer(): NetworkServiceElement {
         const n = counters.get(service) ?? 0;
         counters.set(service, n + 1);
         const nse = endpoints[n % endpoints.length]!;
-        const connection = clone(ConnectionSchema, req.connection);
+        const connection = clone(ConnectionSchema, requested);
         connection.networkServiceEndpointName = nse.name;
         try {
           return await next.request({ ...req, connection }, withClientUrl(ctx, nse.url));
@@ -48,7 +49,7 @@ export function roundRobinServer(): NetworkServiceElement {
           ctx.throwIfDone();
           last = NsmError.from(err);
           failures.push(`${attempt}. ${nse.name} (${nse.url}): ${last.rawMessage}`);
-          ctx.log.debug({ connId: req.connection.id, endpoint: nse.name, err: String(err) }, "endpoint failed");
+          ctx.log.debug({ connId: requested.id, endpoint: nse.name, err: String(err) }, "endpoint failed");
         }
       }
       throw new NsmError(`all candidates have failed: ${failures.join("; ")}`, last!.code, {

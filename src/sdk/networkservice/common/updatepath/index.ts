@@ -12,6 +12,7 @@
 import { type Connection, ConnectionSchema, clone } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import { invalidArgument } from "../../../core/errors.js";
+import { requestConnection } from "../../../core/request.js";
 import { restorePath, updatePath } from "./common.js";
 
 export { restorePath, updatePath } from "./common.js";
@@ -21,8 +22,7 @@ function createUpdatePath(name: string, elementName: string): NetworkServiceElem
   return {
     name: elementName,
     async request(req, ctx, next) {
-      if (!req.connection) throw invalidArgument("request has no connection");
-      const conn = clone(ConnectionSchema, req.connection);
+      const conn = clone(ConnectionSchema, requestConnection(req));
       const index = updatePath(conn, name);
       const out = await next.request({ ...req, connection: conn }, ctx);
       return restorePath(out, index);

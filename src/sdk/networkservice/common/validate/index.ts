@@ -12,6 +12,7 @@
 import { LINUX_IF_MAX_LENGTH, Param } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import { invalidArgument } from "../../../core/errors.js";
+import { requestConnection } from "../../../core/request.js";
 
 const IFNAME = /^[^\s/:]+$/;
 
@@ -19,8 +20,7 @@ export function validateServer(): NetworkServiceElement {
   return {
     name: "validate",
     request(req, ctx, next) {
-      const c = req.connection;
-      if (!c) throw invalidArgument("request has no connection");
+      const c = requestConnection(req);
       if (!c.networkService)
         throw invalidArgument("connection.network_service is empty: name the network service to connect to");
       const p = c.path;

@@ -14,6 +14,7 @@ import {
 } from "../../../../api/index.js";
 import { closeQuietly, type NetworkServiceElement } from "../../../core/chain.js";
 import { Code, NsmError } from "../../../core/errors.js";
+import { requestConnection } from "../../../core/request.js";
 import { lowerContextMtu, lowerMtu, mechanismMtu } from "../../../tools/tunnel.js";
 import { parseVni } from "./common.js";
 import { type Resolved, resolveOptions, type VxlanClientOptions } from "./options.js";
@@ -56,10 +57,10 @@ export function vxlanClient(options: Readonly<VxlanClientOptions>): NetworkServi
   return {
     name: "vxlanClient",
     async request(req, ctx, next) {
-      if (!req.connection) throw new NsmError("request has no connection", Code.InvalidArgument);
+      const requested = requestConnection(req);
       const out = outgoing(o, req);
       if (!out) return next.request(req, ctx);
-      const owner = `vxlanClient:${req.connection.id}`;
+      const owner = `vxlanClient:${requested.id}`;
       const first = o.vnis.heldBy(owner) === undefined;
       const conn = await next.request(out, ctx);
       if (!isVxlan(conn.mechanism)) {

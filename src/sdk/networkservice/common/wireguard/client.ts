@@ -14,7 +14,7 @@ import {
   Payload,
 } from "../../../../api/index.js";
 import { closeQuietly, type NetworkServiceElement } from "../../../core/chain.js";
-import { invalidArgument } from "../../../core/errors.js";
+import { requestConnection } from "../../../core/request.js";
 import { lowerContextMtu, lowerMtu, mechanismMtu } from "../../../tools/tunnel.js";
 import { checkPeerHalf } from "./common.js";
 import { type Resolved, resolveOptions, type WireguardClientOptions } from "./options.js";
@@ -59,8 +59,7 @@ export function wireguardClient(options: Readonly<WireguardClientOptions>): Netw
   return {
     name: "wireguardClient",
     async request(req, ctx, next) {
-      if (!req.connection) throw invalidArgument("request has no connection");
-      const owner = `wireguardClient:${req.connection.id}`;
+      const owner = `wireguardClient:${requestConnection(req).id}`;
       const first = o.ports.heldBy(owner) === undefined;
       const out = outgoing(o, req, () => o.ports.acquire(owner));
       if (!out) return next.request(req, ctx);

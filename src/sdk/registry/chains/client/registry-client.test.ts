@@ -8,7 +8,7 @@ import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { NetworkServiceEndpointSchema, NetworkServiceLabelsSchema } from "../../../../api/gen/registry_pb.js";
 import { registryClients, serveRegistry } from "../../../grpc/registry.js";
-import { delay, testContext } from "../../../testing/registry.js";
+import { delay, testContext } from "../../../testing/async.js";
 import { collectRecords, nseKind } from "../../core/index.js";
 import { memoryRegistry } from "../memory/index.js";
 import { nsmgrRegistry } from "../nsmgr/index.js";

@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "../../../../api/gen/registry_pb.js";
 import { Code, type NsmError } from "../../../core/errors.js";
-import { activeTimers, nextWithin, testContext } from "../../../testing/registry.js";
+import { activeTimers, nextWithin, testContext } from "../../../testing/async.js";
 import { collectRecords, nseKind, nsKind } from "../../core/index.js";
 import { memoryRegistry } from "./index.js";
 

@@ -7,7 +7,7 @@ import {
   NetworkServiceLabelsSchema,
   NetworkServiceSchema,
 } from "../../../../api/gen/registry_pb.js";
-import { delay, testContext } from "../../../testing/registry.js";
+import { delay, testContext } from "../../../testing/async.js";
 import { collectRecords, nseKind, nseRegistryFromChain, nsKind, nsRegistryFromChain } from "../../core/index.js";
 import { memoryRegistry } from "../memory/index.js";
 import { nsmgrRegistry } from "./index.js";

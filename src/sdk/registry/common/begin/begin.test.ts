@@ -4,7 +4,8 @@ import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceEndpointSchema } from "../../../../api/gen/registry_pb.js";
 import { Code, NsmError } from "../../../core/errors.js";
-import { delay, registryCount, registryInjectError, testContext } from "../../../testing/registry.js";
+import { delay, testContext } from "../../../testing/async.js";
+import { registryCount, registryInjectError } from "../../../testing/registry.js";
 import { bindRegistry, type NseTypes, nseKind, type RegistryElement, registryChain } from "../../core/index.js";
 import { type RegistryEventFactory, registryBegin, registryEventFactoryOf } from "./index.js";
 

@@ -5,7 +5,7 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { NetworkServiceEndpointSchema } from "../../../../api/gen/registry_pb.js";
 import { Code, type NsmError } from "../../../core/errors.js";
-import { activeTimers, delay, nextWithin, testContext } from "../../../testing/registry.js";
+import { activeTimers, delay, nextWithin, testContext } from "../../../testing/async.js";
 import { bindRegistry, collectRecords, type NseTypes, nseKind, registryChain } from "../../core/index.js";
 import { registryBegin } from "../begin/index.js";
 import { registryMemory } from "../memory/index.js";

@@ -21,15 +21,13 @@
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { CallContext } from "../../../core/context.js";
 import { invalidArgument } from "../../../core/errors.js";
+import { KeyedTimers, MAX_TIMER_MS } from "../../../tools/timers.js";
 import type { RegistryElement, RegistryHandler } from "../../core/chain.js";
 import { type NseTypes, nseKind } from "../../core/kind.js";
 import { type RegistryEventFactory, registryEventFactoryOf } from "../begin/index.js";
 
 /** Upstream's default NSE lifetime in the registry (1 minute). */
 export const DEFAULT_NSE_EXPIRATION_MS = 60_000;
-
-/** The longest delay `setTimeout` accepts. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface RegistryExpireOptions {
   /** The lifetime given to a registration. @default 60000 (upstream `defaultExpiration`, 1 min) */
@@ -44,17 +42,11 @@ export interface RegistryExpireOptions {
   readonly tokenExpiresAtMs?: (ctx: CallContext) => number | undefined;
 }
 
-interface Scheduled {
-  readonly timer: NodeJS.Timeout;
-  readonly cancel: AbortController;
-}
-
 class Expire implements RegistryElement<NseTypes> {
   readonly name = "expire";
   readonly requires = ["begin"] as const;
-  readonly #scheduled = new Map<string, Scheduled>();
+  readonly #scheduled: KeyedTimers<string>;
   readonly #expirationMs: number;
-  readonly #signal: AbortSignal | undefined;
   readonly #tokenExpiresAtMs: ((ctx: CallContext) => number | undefined) | undefined;
 
   constructor(options: Readonly<RegistryExpireOptions>) {
@@ -63,9 +55,8 @@ class Expire implements RegistryElement<NseTypes> {
       throw invalidArgument(`expirationMs must be in (0, ${MAX_TIMER_MS}], got ${ms}`);
     }
     this.#expirationMs = ms;
-    this.#signal = options.signal;
+    this.#scheduled = new KeyedTimers({ signal: options.signal });
     this.#tokenExpiresAtMs = options.tokenExpiresAtMs;
-    this.#signal?.addEventListener("abort", () => this.#cancelAll(), { once: true });
   }
 
   async register(record: NseTypes["record"], ctx: CallContext, next: RegistryHandler<NseTypes>) {
@@ -87,45 +78,30 @@ class Expire implements RegistryElement<NseTypes> {
   }
 
   async unregister(record: NseTypes["record"], ctx: CallContext, next: RegistryHandler<NseTypes>) {
-    this.#cancel(record.name);
+    this.#scheduled.cancel(record.name);
     await next.unregister(record, ctx);
   }
 
   #schedule(name: string, factory: RegistryEventFactory<NseTypes>, expiresAt: number, ctx: CallContext): void {
-    this.#cancel(name);
-    if (this.#signal?.aborted) return;
-    const cancel = new AbortController();
-    const delay = Math.min(MAX_TIMER_MS, Math.max(0, expiresAt - Date.now()));
-    // The entry stays until the Unregister event has run: a Register queued before that event
-    // replaces the entry and aborts `cancel`, so begin skips the stale expiry.
-    const forget = () => {
-      if (this.#scheduled.get(name)?.cancel === cancel) this.#scheduled.delete(name);
-    };
-    const timer = setTimeout(() => {
-      factory.unregister({ signal: cancel.signal }).then(
-        (ran) => {
-          forget();
-          if (ran) ctx.log.debug({ registryName: name }, "registration expired");
-        },
-        (err: unknown) => {
-          forget();
-          ctx.log.warn({ registryName: name, err: String(err) }, "unregister on expiry failed");
-        },
-      );
-    }, delay);
-    this.#scheduled.set(name, { timer, cancel });
-  }
-
-  #cancel(name: string): void {
-    const s = this.#scheduled.get(name);
-    if (!s) return;
-    clearTimeout(s.timer);
-    s.cancel.abort();
-    this.#scheduled.delete(name);
-  }
-
-  #cancelAll(): void {
-    for (const name of [...this.#scheduled.keys()]) this.#cancel(name);
+    // The task stays current until the Unregister event has run: a Register queued before that
+    // event replaces the task and aborts its signal, so begin skips the stale expiry.
+    this.#scheduled.schedule(
+      name,
+      expiresAt - Date.now(),
+      (task) => {
+        factory.unregister({ signal: task.signal }).then(
+          (ran) => {
+            task.done();
+            if (ran) ctx.log.debug({ registryName: name }, "registration expired");
+          },
+          (err: unknown) => {
+            task.done();
+            ctx.log.warn({ registryName: name, err: String(err) }, "unregister on expiry failed");
+          },
+        );
+      },
+      undefined,
+    );
   }
 }
 

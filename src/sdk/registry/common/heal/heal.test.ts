@@ -5,15 +5,8 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { NetworkServiceEndpointSchema } from "../../../../api/gen/registry_pb.js";
 import { Code, NsmError } from "../../../core/errors.js";
-import {
-  activeTimers,
-  delay,
-  eventually,
-  registryCount,
-  registryInjectError,
-  registryWatchBreaker,
-  testContext,
-} from "../../../testing/registry.js";
+import { activeTimers, delay, eventually, testContext } from "../../../testing/async.js";
+import { registryCount, registryInjectError, registryWatchBreaker } from "../../../testing/registry.js";
 import {
   bindRegistry,
   collectRecords,

@@ -22,14 +22,13 @@
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import type { CallContext } from "../../../core/context.js";
 import { invalidArgument } from "../../../core/errors.js";
+import { KeyedTimers, type ScheduledTask } from "../../../tools/timers.js";
 import type { RegistryElement, RegistryHandler } from "../../core/chain.js";
 import { type NseTypes, nseKind } from "../../core/kind.js";
 import { isRegistryEvent, type RegistryEventFactory, registryEventFactoryOf } from "../begin/index.js";
 
 /** Upstream's retry interval for failed registry refreshes. */
 export const DEFAULT_REFRESH_RETRY_INTERVAL_MS = 200;
-
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface RegistryRefreshOptions {
   /** The element's lifetime: when it aborts, no more refreshes are sent. @default never */
@@ -38,26 +37,18 @@ export interface RegistryRefreshOptions {
   readonly retryIntervalMs?: number;
 }
 
-interface Scheduled {
-  timer: NodeJS.Timeout | undefined;
-  readonly cancel: AbortController;
-  /** The lifetime the caller asked for, re-applied on every refresh. */
-  readonly requestedLifetimeMs: number | undefined;
-}
-
 class Refresh implements RegistryElement<NseTypes> {
   readonly name = "refresh";
   readonly requires = ["begin"] as const;
-  readonly #scheduled = new Map<string, Scheduled>();
-  readonly #signal: AbortSignal | undefined;
+  /** Per name: the next refresh, with the lifetime the caller asked for (re-applied on every refresh). */
+  readonly #scheduled: KeyedTimers<string, number | undefined>;
   readonly #retryMs: number;
 
   constructor(options: Readonly<RegistryRefreshOptions>) {
     const retry = options.retryIntervalMs ?? DEFAULT_REFRESH_RETRY_INTERVAL_MS;
     if (!Number.isFinite(retry) || retry <= 0) throw invalidArgument(`retryIntervalMs must be positive, got ${retry}`);
     this.#retryMs = retry;
-    this.#signal = options.signal;
-    this.#signal?.addEventListener("abort", () => this.#cancelAll(), { once: true });
+    this.#scheduled = new KeyedTimers({ signal: options.signal });
   }
 
   async register(record: NseTypes["record"], ctx: CallContext, next: RegistryHandler<NseTypes>) {
@@ -67,7 +58,7 @@ class Refresh implements RegistryElement<NseTypes> {
     // expiration_time is the one asked for the first time: ask for the lifetime again from now.
     const replay = previous !== undefined && isRegistryEvent(ctx);
     const requestedLifetimeMs = replay
-      ? previous.requestedLifetimeMs
+      ? previous.data
       : record.expirationTime
         ? Math.max(0, timestampMs(record.expirationTime) - Date.now())
         : undefined;
@@ -88,7 +79,7 @@ class Refresh implements RegistryElement<NseTypes> {
   }
 
   async unregister(record: NseTypes["record"], ctx: CallContext, next: RegistryHandler<NseTypes>) {
-    this.#cancel(record.name);
+    this.#scheduled.cancel(record.name);
     await next.unregister(record, ctx);
   }
 
@@ -99,36 +90,18 @@ class Refresh implements RegistryElement<NseTypes> {
     requestedLifetimeMs: number | undefined,
     ctx: CallContext,
   ): void {
-    this.#cancel(name);
-    if (this.#signal?.aborted) return;
-    const s: Scheduled = { timer: undefined, cancel: new AbortController(), requestedLifetimeMs };
-    const attempt = () => {
-      s.timer = undefined;
-      factory.register({ signal: s.cancel.signal }).then(
+    const attempt = (task: ScheduledTask<number | undefined>) => {
+      factory.register({ signal: task.signal }).then(
         // On success the re-entered Register has already scheduled the next refresh.
         () => {},
         (err: unknown) => {
-          if (s.cancel.signal.aborted) return;
+          if (task.signal.aborted) return;
           ctx.log.warn({ registryName: name, err: String(err) }, "registry refresh failed, retrying");
-          s.timer = setTimeout(attempt, this.#retryMs);
+          task.retry(this.#retryMs);
         },
       );
     };
-    const delay = Math.min(MAX_TIMER_MS, Math.max(0, ((expiresAt - Date.now()) * 2) / 3));
-    s.timer = setTimeout(attempt, delay);
-    this.#scheduled.set(name, s);
-  }
-
-  #cancel(name: string): void {
-    const s = this.#scheduled.get(name);
-    if (!s) return;
-    if (s.timer) clearTimeout(s.timer);
-    s.cancel.abort();
-    this.#scheduled.delete(name);
-  }
-
-  #cancelAll(): void {
-    for (const name of [...this.#scheduled.keys()]) this.#cancel(name);
+    this.#scheduled.schedule(name, ((expiresAt - Date.now()) * 2) / 3, attempt, requestedLifetimeMs);
   }
 }
 

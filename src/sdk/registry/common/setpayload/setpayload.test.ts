@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceSchema } from "../../../../api/gen/registry_pb.js";
-import { testContext } from "../../../testing/registry.js";
+import { testContext } from "../../../testing/async.js";
 import { bindRegistry } from "../../core/index.js";
 import { DEFAULT_NS_PAYLOAD, registrySetPayload } from "./index.js";
 

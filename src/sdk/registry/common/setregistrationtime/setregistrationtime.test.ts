@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { NetworkServiceEndpointSchema } from "../../../../api/gen/registry_pb.js";
-import { delay, testContext } from "../../../testing/registry.js";
+import { delay, testContext } from "../../../testing/async.js";
 import { bindRegistry } from "../../core/index.js";
 import { registrySetRegistrationTime } from "./index.js";
 

@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "../../../../api/gen/registry_pb.js";
 import { Code, type NsmError } from "../../../core/errors.js";
-import { testContext } from "../../../testing/registry.js";
+import { testContext } from "../../../testing/async.js";
 import { bindRegistry, collectRecords, nseKind, nsKind, registryChain } from "../../core/index.js";
 import { registryMemory } from "../memory/index.js";
 import { nsmUrlProblem, registryValidation } from "./index.js";
