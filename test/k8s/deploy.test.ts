@@ -211,6 +211,12 @@ describe("deploy/k8s and deploy/helm/nsm on a real kube-apiserver", { skip }, ()
     assert.equal(await can(["delete", `${mwc}/nsm-mutating-webhook`]), true);
     assert.equal(await can(["delete", `${mwc}/someone-elses`]), false);
     assert.equal(await can(["list", mwc]), false);
+    // The webhook names its configuration after NSM_NAME: the one name it was granted.
+    const name = await cluster.kubectl([
+      ...["get", "deployment/admission-webhook-k8s", "-n", "nsm-helm", "-o"],
+      "jsonpath={.spec.template.spec.containers[0].env[?(@.name=='NSM_NAME')].value}",
+    ]);
+    assert.equal(name.stdout, "nsm-mutating-webhook", name.stderr);
   });
 });
 
