@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -169,6 +171,60 @@ describe("deploy/k8s and deploy/helm/nsm on a real kube-apiserver", { skip }, ()
     assert.match(outside.stderr, /no endpoints available for service "admission-webhook-svc"/);
     const inside = await create("nsm-system");
     assert.equal(inside.code, 0, inside.stderr);
+  });
+
+  it("the apiserver sends an annotated pod through deploy/k8s's webhook rules and stores the patch", async () => {
+    const cert = await cluster.issueServingCertificate(["127.0.0.1"]);
+    const seen: string[] = [];
+    const server = createHttpsServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
+      let body = "";
+      req.on("data", (chunk) => {
+        body += chunk;
+      });
+      req.on("end", () => {
+        const review = JSON.parse(body) as { request: { uid: string; kind: { kind: string }; namespace: string } };
+        seen.push(`${req.method} ${req.url} ${review.request.kind.kind} ${review.request.namespace}`);
+        const patch = [{ op: "add", path: "/metadata/labels", value: { "nsm-test/mutated": "true" } }];
+        const response = { uid: review.request.uid, allowed: true, patchType: "JSONPatch" };
+        const answer = { ...response, patch: Buffer.from(JSON.stringify(patch)).toString("base64") };
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response: answer }));
+      });
+    });
+    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      // The shipped rules and selectors, with the Service swapped for this server's URL (no pod
+      // can back the Service here: EndpointSlices may not point at loopback) and the caBundle
+      // SPIRE's controller manager would set for a configuration labelled spiffe.io/webhook.
+      const clientConfig = {
+        url: `https://127.0.0.1:${port}/mutate`,
+        caBundle: Buffer.from(cert.caPem).toString("base64"),
+      };
+      const patched = await cluster.kubectl([
+        ...["patch", "mutatingwebhookconfiguration", "nsm-mutating-webhook", "--type=json", "-p"],
+        JSON.stringify([{ op: "replace", path: "/webhooks/0/clientConfig", value: clientConfig }]),
+      ]);
+      assert.equal(patched.code, 0, patched.stderr);
+      const pod = await cluster.kubectl([
+        ...["run", "probe", "-n", "default", "--image=busybox", "--restart=Never"],
+        "--annotations=networkservicemesh.io=kernel://icmp-responder/nsm-1",
+      ]);
+      assert.equal(pod.code, 0, pod.stderr);
+      const labels = await cluster.kubectl([
+        "get",
+        "pod",
+        "probe",
+        "-n",
+        "default",
+        "-o",
+        "jsonpath={.metadata.labels}",
+      ]);
+      assert.match(labels.stdout, /"nsm-test\/mutated":"true"/);
+      assert.deepEqual(seen, ["POST /mutate?timeout=10s Pod default"]);
+    } finally {
+      await new Promise((done) => server.close(done));
+    }
   });
 
   it("each service account of deploy/k8s can do what its role needs and nothing else", async () => {
