@@ -132,6 +132,27 @@ describe("deploy/k8s and deploy/helm/nsm on a real kube-apiserver", { skip }, ()
     await findAll(cluster, built.stdout);
   });
 
+  it("every stored workload runs `nsm <role>` from the one image, with SPIRE's socket at /run/spire/sockets", async () => {
+    const spec = ".spec.template.spec";
+    const r = await cluster.kubectl([
+      ...["get", "daemonsets,deployments", "-n", "nsm-system", "-o"],
+      `jsonpath={range .items[*]}{.metadata.name} {${spec}.containers[0].image} {${spec}.containers[0].command} {${spec}.volumes[?(@.name=='spire-agent-socket')].hostPath.path} {${spec}.hostNetwork} {${spec}.containers[0].securityContext.privileged}{"\\n"}{end}`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = r.stdout
+      .trim()
+      .split("\n")
+      .map((row) => row.trimEnd())
+      .sort();
+    const nsm = (role: string) => `nsm-ts/nsm:0.1.0 ["nsm","${role}"] /run/spire/sockets`;
+    assert.deepEqual(rows, [
+      `admission-webhook-k8s ${nsm("admission-webhook")}`,
+      `forwarder ${nsm("forwarder")} true true`,
+      `nsmgr ${nsm("nsmgr")}`,
+      `registry-k8s ${nsm("registry")}`,
+    ]);
+  });
+
   it("the apiserver refuses a manifest strict validation finds wrong (the checks above can fail)", async () => {
     const built = await cluster.kubectl(["kustomize", join(repo, "deploy/k8s")]);
     const broken = built.stdout.replace(/^( *)privileged: true$/m, "$1privileged: true\n$1priviledged: true");
