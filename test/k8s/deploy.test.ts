@@ -275,6 +275,37 @@ describe("deploy/k8s and deploy/helm/nsm on a real kube-apiserver", { skip }, ()
     await assertRbac(cluster, "nsm-helm");
   });
 
+  it("the chart on the etcd backend: accepted, and the registry gets no Kubernetes API rights", async () => {
+    const rendered = await helm([
+      ...["template", "nsm", "deploy/helm/nsm", "--namespace", "nsm-etcd", "--set", "createNamespace=true"],
+      ...["--set", "registry.backend=etcd", "--set", "registry.etcd.endpoints={http://etcd-0:2379,http://etcd-1:2379}"],
+      ...["--set", "registry.replicas=2", "--set", "admissionWebhook.enabled=false"],
+    ]);
+    assert.ok(!manifests(rendered).some((m) => m.kind === "Role" || m.kind === "MutatingWebhookConfiguration"));
+    // The nsm-helm install's webhook (not running here) would refuse this install's workloads.
+    const removed = await cluster.kubectl(["delete", "mutatingwebhookconfiguration", "nsm-mutating-webhook"]);
+    assert.equal(removed.code, 0, removed.stderr);
+    await applyAndFind(cluster, rendered, "helm-etcd");
+    const env = await cluster.kubectl([
+      ...["get", "deployment/registry-k8s", "-n", "nsm-etcd", "-o"],
+      "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].env[?(@.name=='NSM_ETCD_ENDPOINTS')].value}",
+    ]);
+    assert.equal(env.stdout, "2 http://etcd-0:2379,http://etcd-1:2379", env.stderr);
+    assert.equal(
+      await canI(cluster, "nsm-etcd", "registry-k8s-sa", [
+        "list",
+        "networkserviceendpoints.networkservicemesh.io",
+        "-n",
+        "nsm-etcd",
+      ]),
+      false,
+    );
+    await assert.rejects(
+      helm(["template", "nsm", "deploy/helm/nsm", "--set", "registry.backend=etcd"]),
+      /endpoints is required/,
+    );
+  });
+
   it("the chart's selfregister mode lets the webhook manage its own configuration, only that one", async () => {
     const rendered = await helm([
       ...["template", "nsm", "deploy/helm/nsm", "--namespace", "nsm-helm"],
