@@ -8,7 +8,7 @@ import { ConfigError } from "./env.js";
 const USAGE = `usage: nsm <command> [args]
 
 roles (configured by the upstream NSM_* environment variables):
-  registry                 the registry (memory backend)
+  registry                 the registry (NSM_REGISTRY_BACKEND: memory, etcd or k8s)
   nsmgr                    the node's network service manager
   forwarder                the kernel forwarder
   nse icmp-responder       the reference endpoint (NSM_CIDR_PREFIX, NSM_SERVICE_NAMES, ...)
