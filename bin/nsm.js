@@ -3,7 +3,7 @@
 // The `nsm` command. Runs the compiled JavaScript in dist/ when it is newer than every source
 // file (`npm run build`; ~35 MB less memory per process than compiling on the fly), and the
 // TypeScript sources through tsx's loader otherwise.
-import { readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -21,7 +21,9 @@ function newestMtime(dir) {
 
 function compiledIsFresh() {
   try {
-    return statSync(join(root, "dist/cmd/main.js")).mtimeMs >= newestMtime(join(root, "src"));
+    const compiled = statSync(join(root, "dist/cmd/main.js")).mtimeMs;
+    // An installed tree (the container image) ships dist/ without src/: it is all there is.
+    return !existsSync(join(root, "src")) || compiled >= newestMtime(join(root, "src"));
   } catch {
     return false;
   }

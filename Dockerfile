@@ -1,0 +1,32 @@
+# SPDX-License-Identifier: Apache-2.0
+# The single nsm-ts image: every role is `nsm <role>` (registry, nsmgr, forwarder, nsc,
+# nse icmp-responder, admission-webhook). deploy/k8s and deploy/helm/nsm run it.
+#   docker build -t nsm-ts/nsm:0.1.0 .
+# test/k8s/dockerfile.test.ts checks that what this file copies exists and that every role
+# starts from the runtime stage's file tree.
+
+FROM node:20-bookworm-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends g++ make python3 \
+  && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY native ./native
+# `npm ci` runs the install script, which builds the netlink addon (native/build.mjs).
+RUN npm ci
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY bin ./bin
+RUN npm run build && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+# wireguard-go: the forwarder's userspace WireGuard tunnels; iproute2 for debugging in the pod.
+RUN apt-get update && apt-get install -y --no-install-recommends wireguard-go iproute2 \
+  && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/native/build/Release/nsnl.node ./native/build/Release/nsnl.node
+COPY --from=build /app/dist ./dist
+COPY --from=build /app/bin ./bin
+RUN ln -s /app/bin/nsm.js /usr/local/bin/nsm
+CMD ["nsm", "help"]
