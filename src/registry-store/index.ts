@@ -161,6 +161,7 @@ export async function* followStore<R extends object>(
       logSkipped(store.backend, "", snap.skipped, log);
       yield* relistEvents(snap, seen);
       revision = snap.revision;
+      if (signal.aborted) return;
     }
     try {
       for await (const ev of store.watch(revision, signal)) {

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
+import { KubeConfig } from "@kubernetes/client-node";
 import {
   type NetworkService,
   type NetworkServiceEndpoint,
@@ -12,8 +13,9 @@ import {
   NetworkServiceSchema,
 } from "../../src/api/gen/registry_pb.js";
 import { etcdStores } from "../../src/etcd/store.js";
+import { k8sStores } from "../../src/k8s/registry/store.js";
 import { storeRegistry } from "../../src/registry-store/chain.js";
-import { type RecordStore, registryStore } from "../../src/registry-store/index.js";
+import { followStore, type RecordStore, registryStore, StoreGone } from "../../src/registry-store/index.js";
 import { CallContext } from "../../src/sdk/core/context.js";
 import { Code, type NsmError } from "../../src/sdk/core/errors.js";
 import { memoryRegistry } from "../../src/sdk/registry/chains/memory/index.js";
@@ -30,7 +32,9 @@ import {
 } from "../../src/sdk/registry/core/index.js";
 import { eventually, nextWithin, testContext } from "../../src/sdk/testing/registry.js";
 import type { Logger } from "../../src/sdk/tools/logger.js";
+import { type KubeCluster, missingK8sPeers, startCluster } from "./harness.js";
 import { type EtcdServer, missingEtcd, startEtcd } from "./registry-etcd.js";
+import { applyCrds } from "./registry-k8s.js";
 
 /** The stores of one isolated space (etcd prefix, k8s namespace) of a backend. */
 interface Stores {
@@ -47,7 +51,7 @@ export interface Backend {
   start(): Promise<void>;
   stop(): Promise<void>;
   /** Stores on `space`: two calls with the same space are two replicas on the same data. */
-  stores?(space: string): Stores;
+  stores?(space: string): Promise<Stores>;
 }
 
 let etcd: EtcdServer | undefined;
@@ -60,7 +64,7 @@ const etcdBackend: Backend = {
   async stop() {
     await etcd?.stop();
   },
-  stores(space) {
+  async stores(space) {
     const prefix = `/nsm-test/${space}`;
     const s = etcdStores({ endpoints: [etcd!.endpoint], prefix });
     return {
@@ -78,11 +82,48 @@ const etcdBackend: Backend = {
 
 const memoryBackend: Backend = { name: "memory", skip: undefined, start: async () => {}, stop: async () => {} };
 
-/** The backends; the k8s one is added by registry-k8s (apiserver harness). */
-export const backends: Backend[] = [memoryBackend, etcdBackend];
+let cluster: KubeCluster | undefined;
+let kubeConfig: KubeConfig | undefined;
+const k8sBackend: Backend = {
+  name: "k8s",
+  skip: missingK8sPeers(),
+  async start() {
+    cluster = await startCluster();
+    await applyCrds(cluster);
+    kubeConfig = new KubeConfig();
+    kubeConfig.loadFromFile(cluster.kubeconfigPath);
+  },
+  async stop() {
+    await cluster?.stop();
+  },
+  async stores(space) {
+    await cluster!.kubectl(["create", "namespace", space]); // AlreadyExists for a second replica
+    const s = k8sStores(kubeConfig!, space);
+    return {
+      ...s,
+      async writeRaw(kind, name, value) {
+        let spec: unknown;
+        try {
+          spec = JSON.parse(value);
+        } catch {
+          spec = { name: 7, url: { not: "a string" } }; // a spec no record decodes from
+        }
+        if (typeof spec !== "object" || Array.isArray(spec)) spec = { name: 7, url: { not: "a string" } };
+        const resource = kind === "nse" ? "NetworkServiceEndpoint" : "NetworkService";
+        const body = { apiVersion: "networkservicemesh.io/v1", kind: resource, metadata: { name }, spec };
+        const r = await cluster!.kubectl(["-n", space, "create", "-f", "-"], { input: JSON.stringify(body) });
+        assert.equal(r.code, 0, r.stderr);
+      },
+      close: () => {},
+    };
+  },
+};
+
+/** The backends every storage test runs on. */
+export const backends: Backend[] = [memoryBackend, etcdBackend, k8sBackend];
 
 let spaceSeq = 0;
-const newSpace = () => `t${process.pid}-${Date.now()}-${spaceSeq++}`;
+const newSpace = () => `t${process.pid}-${Date.now()}-${spaceSeq++}`; // also a valid namespace name
 
 const nse = (name: string, services: string[], url = "") =>
   create(NetworkServiceEndpointSchema, { name, networkServiceNames: services, url });
@@ -109,22 +150,22 @@ function runStorageSuite(backend: Backend): void {
   after(() => {
     for (const c of cleanups.splice(0)) c();
   });
-  function element<T extends RegistryTypes>(kind: RegistryKind<T>): RegistryElement<T> {
+  async function element<T extends RegistryTypes>(kind: RegistryKind<T>): Promise<RegistryElement<T>> {
     if (!backend.stores) return registryMemory(kind);
-    const s = backend.stores(newSpace());
+    const s = await backend.stores(newSpace());
     cleanups.push(() => s.close());
     return registryStore(kind, (kind.id === "nse" ? s.nse : s.ns) as unknown as RecordStore<T["record"]>);
   }
-  function chains(life: AbortSignal, expirationMs: number): RegistryChains {
+  async function chains(life: AbortSignal, expirationMs: number): Promise<RegistryChains> {
     if (!backend.stores) return memoryRegistry({ expirationMs, signal: life });
-    const s = backend.stores(newSpace());
+    const s = await backend.stores(newSpace());
     cleanups.push(() => s.close());
     return storeRegistry({ nseStore: s.nse, nsStore: s.ns, expirationMs, signal: life });
   }
 
   it("Find without watch yields the current matches and ends", async () => {
     const { ctx, cancel } = testContext();
-    const h = bindRegistry(element(nseKind));
+    const h = bindRegistry(await element(nseKind));
     await h.register(nse("a", ["s1"]), ctx);
     await h.register(nse("b", ["s1", "s2"]), ctx);
     await h.register(nse("c", ["s3"]), ctx);
@@ -142,7 +183,7 @@ function runStorageSuite(backend: Backend): void {
 
   it("replaces a record on re-register and forgets it on unregister", async () => {
     const { ctx, cancel } = testContext();
-    const h = bindRegistry(element(nseKind));
+    const h = bindRegistry(await element(nseKind));
     await h.register(nse("a", ["s1"], "tcp://1.1.1.1:1"), ctx);
     await h.register(nse("a", ["s1"], "tcp://2.2.2.2:2"), ctx);
     let all = await collectRecords(nseKind, h, nseKind.query(undefined, false), ctx);
@@ -158,7 +199,7 @@ function runStorageSuite(backend: Backend): void {
 
   it("stores copies: changing a returned or found record does not change the store", async () => {
     const { ctx, cancel } = testContext();
-    const h = bindRegistry(element(nseKind));
+    const h = bindRegistry(await element(nseKind));
     const input = nse("a", ["s1"], "tcp://1.1.1.1:1");
     const out = await h.register(input, ctx);
     out.url = "changed";
@@ -172,7 +213,7 @@ function runStorageSuite(backend: Backend): void {
 
   it("Find with watch yields current matches, then updates and deletions that match, until aborted", async () => {
     const { ctx, cancel } = testContext();
-    const h = bindRegistry(element(nseKind));
+    const h = bindRegistry(await element(nseKind));
     await h.register(nse("a", ["s1"]), ctx);
     await h.register(nse("other", ["s2"]), ctx);
     const watch = testContext();
@@ -199,7 +240,7 @@ function runStorageSuite(backend: Backend): void {
 
   it("delivers each event to every watcher", async () => {
     const { ctx, cancel } = testContext();
-    const h = bindRegistry(element(nseKind));
+    const h = bindRegistry(await element(nseKind));
     const [w1, w2] = [testContext(), testContext()];
     const it1 = h.find(nseKind.query(undefined, true), w1.ctx)[Symbol.asyncIterator]();
     const it2 = h.find(nseKind.query(undefined, true), w2.ctx)[Symbol.asyncIterator]();
@@ -216,7 +257,7 @@ function runStorageSuite(backend: Backend): void {
 
   it("serves NetworkServices with the NS matching rules", async () => {
     const { ctx, cancel } = testContext();
-    const h = bindRegistry(element(nsKind));
+    const h = bindRegistry(await element(nsKind));
     await h.register(create(NetworkServiceSchema, { name: "svc", payload: "ETHERNET" }), ctx);
     await h.register(create(NetworkServiceSchema, { name: "svc2", payload: "IP" }), ctx);
     const eth = await collectRecords(
@@ -245,7 +286,7 @@ function runStorageSuite(backend: Backend): void {
   it("the registry chain expires NSEs, keeps the registration time, sets the NS payload and validates", async () => {
     const { ctx, cancel } = testContext();
     const life = new AbortController();
-    const reg = chains(life.signal, 1500);
+    const reg = await chains(life.signal, 1500);
     const rec = nse("nse", ["s"], "unix:///nse.sock");
     const watch = testContext();
     const it = reg.nse.find(nseKind.query(undefined, true), watch.ctx)[Symbol.asyncIterator]();
@@ -283,7 +324,7 @@ function runSharedStoreSuite(backend: Backend): void {
 
   it("two replicas on the same store serve the same records, and a watcher on one sees the other's", async () => {
     const space = newSpace();
-    const [sa, sb] = [stores(space), stores(space)];
+    const [sa, sb] = [await stores(space), await stores(space)];
     const life = new AbortController();
     const a = storeRegistry({ nseStore: sa.nse, nsStore: sa.ns, signal: life.signal });
     const b = storeRegistry({ nseStore: sb.nse, nsStore: sb.ns, signal: life.signal });
@@ -317,14 +358,14 @@ function runSharedStoreSuite(backend: Backend): void {
   it("a registry restart loses nothing", async () => {
     const space = newSpace();
     const { ctx, cancel } = testContext();
-    const s1 = stores(space);
+    const s1 = await stores(space);
     const life1 = new AbortController();
     const r1 = storeRegistry({ nseStore: s1.nse, nsStore: s1.ns, signal: life1.signal });
     await r1.nse.register(nse("kept", ["svc"], "tcp://10.0.0.2:5001"), ctx);
     await r1.ns.register(create(NetworkServiceSchema, { name: "svc" }), ctx);
     life1.abort();
     s1.close();
-    const s2 = stores(space);
+    const s2 = await stores(space);
     const r2 = storeRegistry({ nseStore: s2.nse, nsStore: s2.ns });
     const found = await collectRecords(nseKind, r2.nse, nseKind.query(undefined, false), ctx);
     assert.deepEqual(
@@ -338,7 +379,7 @@ function runSharedStoreSuite(backend: Backend): void {
 
   it("skips bad stored records with a log line naming each, in Find and in a watch", async () => {
     const space = newSpace();
-    const s = stores(space);
+    const s = await stores(space);
     const { log, lines } = captureLogger();
     const ctx = CallContext.create({ signal: AbortSignal.timeout(10_000), log });
     const life = new AbortController();
@@ -396,7 +437,7 @@ describe("etcd leases", { skip: etcdBackend.skip }, () => {
   after(() => etcdBackend.stop());
   it("a record whose registry is gone disappears when its lease ends", async () => {
     const space = newSpace();
-    const [sa, sb] = [etcdBackend.stores!(space), etcdBackend.stores!(space)];
+    const [sa, sb] = [await etcdBackend.stores!(space), await etcdBackend.stores!(space)];
     const life = new AbortController();
     const a = storeRegistry({ nseStore: sa.nse, nsStore: sa.ns, expirationMs: 1500, signal: life.signal });
     const b = storeRegistry({ nseStore: sb.nse, nsStore: sb.ns });
@@ -408,5 +449,49 @@ describe("etcd leases", { skip: etcdBackend.skip }, () => {
     await eventually(async () => (await sb.nse.list(ctx.signal)).records.length === 0, 5000, 200);
     sb.close();
     cancel();
+  });
+});
+
+describe("followStore", () => {
+  it("lists again when the watch revision is gone and yields the differences", async () => {
+    type Rec = { name: string; v: number };
+    let listed: Rec[] = [
+      { name: "a", v: 1 },
+      { name: "b", v: 1 },
+    ];
+    let lists = 0;
+    let watches = 0;
+    const store: RecordStore<Rec> = {
+      backend: "fake",
+      put: async () => {},
+      remove: async () => {},
+      list: async () => {
+        lists++;
+        return { records: listed, skipped: [], revision: String(lists * 10) };
+      },
+      async *watch(revision, signal) {
+        watches++;
+        if (watches === 1) {
+          assert.equal(revision, "10");
+          yield { revision: "11", record: { name: "c", v: 1 }, deleted: false };
+          listed = [
+            { name: "b", v: 2 },
+            { name: "c", v: 1 },
+          ];
+          throw new StoreGone("410 Gone");
+        }
+        assert.equal(revision, "20");
+        if (!signal.aborted) await new Promise((r) => signal.addEventListener("abort", r, { once: true }));
+      },
+    };
+    const ac = new AbortController();
+    const seen: string[] = [];
+    const { log } = captureLogger();
+    for await (const ev of followStore(store, ac.signal, log)) {
+      seen.push(`${ev.deleted ? "-" : "+"}${ev.record?.name}${ev.record?.v}`);
+      if (seen.length === 6) ac.abort();
+    }
+    assert.deepEqual(seen, ["+a1", "+b1", "+c1", "-a1", "+b2", "+c1"]);
+    assert.equal(lists, 2);
   });
 });

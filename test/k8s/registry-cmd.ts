@@ -14,6 +14,7 @@ const NSM = join(import.meta.dirname, "../../bin/nsm.js");
 export interface RegistryProcess {
   readonly url: string;
   readonly pid: number;
+  readonly child: ChildProcess;
   readonly clients: Registries;
   readonly output: () => string;
   stop(): Promise<void>;
@@ -34,23 +35,27 @@ async function waitServing(clients: Registries, child: ChildProcess, output: () 
   }
 }
 
-/** Starts `nsm registry` on 127.0.0.1:`port` with `env` added (NSM_REGISTRY_BACKEND etc.). */
-export async function startRegistryProcess(port: number, env: Record<string, string>): Promise<RegistryProcess> {
-  const url = `127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [NSM, "registry"], {
-    env: { ...process.env, NSM_LISTEN_ON: `tcp://${url}`, NSM_INSECURE: "true", NSM_LOG_LEVEL: "info", ...env },
+/** A started `nsm <role>` process: its output so far, and stop() (SIGTERM by PID, SIGKILL after 5 s). */
+export interface NsmProcess {
+  readonly pid: number;
+  readonly child: ChildProcess;
+  readonly output: () => string;
+  stop(): Promise<void>;
+}
+
+/** Spawns `nsm ...args` with `env` added to this process's environment. */
+export function spawnNsm(args: string[], env: Record<string, string>): NsmProcess {
+  const child = spawn(process.execPath, [NSM, ...args], {
+    env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
   const keep = (d: Buffer) => {
-    out = (out + d.toString()).slice(-20_000);
+    out = (out + d.toString()).slice(-50_000);
   };
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
-  const channel = new grpc.Client(url, grpc.credentials.createInsecure());
-  const clients = registryClients(channel);
   const stop = async () => {
-    channel.close();
     if (child.exitCode !== null || child.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       const kill = setTimeout(() => child.pid && process.kill(child.pid, "SIGKILL"), 5000);
@@ -61,11 +66,30 @@ export async function startRegistryProcess(port: number, env: Record<string, str
       if (child.pid) process.kill(child.pid, "SIGTERM");
     });
   };
+  return { pid: child.pid ?? 0, child, output: () => out, stop };
+}
+
+/** Starts `nsm registry` on 127.0.0.1:`port` with `env` added (NSM_REGISTRY_BACKEND etc.). */
+export async function startRegistryProcess(port: number, env: Record<string, string>): Promise<RegistryProcess> {
+  const url = `127.0.0.1:${port}`;
+  const proc = spawnNsm(["registry"], {
+    NSM_LISTEN_ON: `tcp://${url}`,
+    NSM_INSECURE: "true",
+    NSM_LOG_LEVEL: "info",
+    ...env,
+  });
+  const channel = new grpc.Client(url, grpc.credentials.createInsecure());
+  const clients = registryClients(channel);
+  const stop = async () => {
+    channel.close();
+    await proc.stop();
+  };
+  const child = proc.child;
   try {
-    await waitServing(clients, child, () => out);
+    await waitServing(clients, child, proc.output);
   } catch (err) {
     await stop();
     throw err;
   }
-  return { url, pid: child.pid ?? 0, clients, output: () => out, stop };
+  return { url, pid: proc.pid, child: proc.child, clients, output: proc.output, stop };
 }
