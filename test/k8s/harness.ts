@@ -75,6 +75,7 @@ function run(cmd: string, args: string[], options: { input?: string; env?: NodeJ
       const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
       resolve({ code, stdout, stderr: stderr || (err && typeof err.code !== "number" ? err.message : "") });
     });
+    child.stdin?.on("error", () => {}); // EPIPE when kubectl exits before reading its input
     child.stdin?.end(options.input ?? "");
   });
 }

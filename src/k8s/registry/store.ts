@@ -152,7 +152,8 @@ export class K8sRecordStore<S extends DescMessage> implements RecordStore<Messag
     try {
       return { record: specToRecord(this.schema, item.spec, name) };
     } catch (err) {
-      return { skipped: { name: `${this.namespace}/${name}`, reason: `not a ${this.resource.kind}: ${String(err)}` } };
+      const reason = `${this.resource.kind} ${this.namespace}/${name} holds no record: ${String(err)}`;
+      return { skipped: { name, reason } };
     }
   }
 
