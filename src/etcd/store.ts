@@ -106,6 +106,16 @@ class EtcdRecordStore<S extends DescMessage & { typeName: string }> implements R
     return { records, skipped, revision: res.header.revision };
   }
 
+  async get(name: string): Promise<StoreSnapshot<MessageShape<S>>> {
+    const res = await this.client.kv.range({ key: Buffer.from(this.#dir + name) });
+    const decoded = res.kvs.map((kv) => this.#decode(kv));
+    return {
+      records: decoded.flatMap((d) => ("record" in d ? [d.record] : [])),
+      skipped: decoded.flatMap((d) => ("skipped" in d ? [d.skipped] : [])),
+      revision: res.header.revision,
+    };
+  }
+
   async *watch(revision: string, signal: AbortSignal): AsyncGenerator<StoreEvent<MessageShape<S>>> {
     const queue = new EventQueue<StoreEvent<MessageShape<S>>>();
     const start = String(BigInt(revision) + 1n);

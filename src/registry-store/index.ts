@@ -62,6 +62,8 @@ export interface RecordStore<R> {
   /** Deletes the record with this name; a missing record is not an error. */
   remove(name: string): Promise<void>;
   list(signal: AbortSignal): Promise<StoreSnapshot<R>>;
+  /** The record named `name` (a Find by name reads one record, not the list), or the reason it is skipped. */
+  get(name: string): Promise<StoreSnapshot<R>>;
   /** The changes after `revision` until `signal` aborts (or the store ends the watch). */
   watch(revision: string, signal: AbortSignal): AsyncIterable<StoreEvent<R>>;
 }
@@ -104,7 +106,8 @@ class StoreElement<T extends RegistryTypes> implements RegistryElement<T> {
   async *find(query: T["query"], ctx: CallContext, next: RegistryHandler<T>): AsyncGenerator<T["response"]> {
     const template = this.kind.queryTemplate(query);
     if (!this.kind.isWatch(query)) {
-      const snap = await this.store.list(ctx.signal);
+      const name = template ? this.kind.nameOf(template) : "";
+      const snap = name ? await this.store.get(name) : await this.store.list(ctx.signal);
       for (const rec of this.#servable(snap, ctx.log)) {
         if (this.kind.matches(template, rec)) yield this.kind.response(rec, false);
       }

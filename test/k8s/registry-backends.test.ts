@@ -404,6 +404,12 @@ function runSharedStoreSuite(backend: Backend): void {
       ["good"],
     );
     assert.equal((await collectRecords(nsKind, reg.ns, nsKind.query(undefined, false), ctx)).length, 0);
+    for (const name of ["bad-url", "garbage", "missing"]) {
+      const byName = await collectRecords(nseKind, reg.nse, nseKind.query(nse(name, []), false), ctx);
+      assert.equal(byName.length, 0, `Find by name ${name}`);
+    }
+    const good = await collectRecords(nseKind, reg.nse, nseKind.query(nse("good", []), false), ctx);
+    assert.equal(good[0]?.url, "tcp://10.0.0.3:5001");
     for (const name of ["bad-url", "expired", "garbage", "weird"]) {
       assert.ok(
         lines.some((l) => l.includes(`"name":"${name}"`)),
@@ -465,6 +471,7 @@ describe("followStore", () => {
       backend: "fake",
       put: async () => {},
       remove: async () => {},
+      get: async () => ({ records: [], skipped: [], revision: "0" }),
       list: async () => {
         lists++;
         return { records: listed, skipped: [], revision: String(lists * 10) };

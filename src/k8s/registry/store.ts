@@ -147,6 +147,21 @@ export class K8sRecordStore<S extends DescMessage> implements RecordStore<Messag
     return { records, skipped, revision: resourceVersion };
   }
 
+  async get(name: string): Promise<StoreSnapshot<MessageShape<S>>> {
+    let item: CustomResource;
+    try {
+      item = await this.#api.getNamespacedCustomObject({ ...this.#where(), name });
+    } catch (err) {
+      if (statusCode(err) === 404) return { records: [], skipped: [], revision: "" };
+      throw err;
+    }
+    const d = this.#decode(item);
+    const revision = item.metadata?.resourceVersion ?? "";
+    return "record" in d
+      ? { records: [d.record], skipped: [], revision }
+      : { records: [], skipped: [d.skipped], revision };
+  }
+
   #decode(item: CustomResource): { record: MessageShape<S> } | { skipped: { name: string; reason: string } } {
     const name = item.metadata?.name ?? "";
     try {
