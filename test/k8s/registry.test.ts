@@ -33,6 +33,7 @@ describe("nsm registry on the Kubernetes apiserver", { skip: missingK8sPeers() }
       KUBECONFIG: cluster.kubeconfigPath,
       NSM_NAMESPACE: NAMESPACE,
       NSM_EXPIRE: "4s",
+      NSM_EXPIRE_PERIOD: "1s",
     });
   });
   after(async () => {
@@ -120,5 +121,23 @@ describe("nsm registry on the Kubernetes apiserver", { skip: missingK8sPeers() }
       5000,
     );
     assert.equal(registry.child.exitCode, null);
+  });
+
+  it("deletes an expired NSE resource that no live registry registered (a dead replica's)", async () => {
+    const orphan = {
+      apiVersion: "networkservicemesh.io/v1",
+      kind: "NetworkServiceEndpoint",
+      metadata: { name: "orphan-nse", namespace: NAMESPACE },
+      spec: {
+        name: "orphan-nse",
+        url: "tcp://10.2.0.3:5001",
+        network_service_names: ["x"],
+        expiration_time: { seconds: Math.floor(Date.now() / 1000) - 5 },
+      },
+    };
+    const created = await cluster.kubectl(["apply", "-f", "-"], { input: JSON.stringify(orphan) });
+    assert.equal(created.code, 0, created.stderr);
+    await eventually(async () => !(await listNses()).items.some((i) => i.metadata.name === "orphan-nse"), 10_000, 250);
+    assert.match(registry.output(), /deleted expired NetworkServiceEndpoints/);
   });
 });

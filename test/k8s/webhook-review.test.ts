@@ -119,6 +119,30 @@ describe("admission review", () => {
     assert.equal(out.spec.containers, undefined);
   });
 
+  it("patches the templates of StatefulSets, DaemonSets and Jobs, and leaves a Deployment's ReplicaSet to it", async () => {
+    for (const kind of ["StatefulSet", "DaemonSet", "Job"]) {
+      const obj = {
+        metadata: { name: "w", annotations: { "networkservicemesh.io": "kernel://svc/nsm-1" } },
+        spec: { template: { metadata: { labels: { app: "w" } }, spec: { containers: [{ name: "app", image: "x" }] } } },
+      };
+      const resp = await reviewAdmission(review(kind, obj), config, noNamespace);
+      assert.equal(applyPatch(obj, resp.patch!).spec.template.spec.containers.length, 2, kind);
+    }
+    const rs = {
+      metadata: { name: "rs", ownerReferences: [{ kind: "Deployment" }] },
+      spec: {
+        template: {
+          metadata: { annotations: { "networkservicemesh.io": "kernel://svc/nsm-1" } },
+          spec: { containers: [{ name: "app", image: "x" }] },
+        },
+      },
+    };
+    assert.deepEqual(await reviewAdmission(review("ReplicaSet", rs), config, noNamespace), {
+      uid: "u-1",
+      allowed: true,
+    });
+  });
+
   it("denies a malformed annotation with a message naming the bad NSURL", async () => {
     const obj = pod({ "networkservicemesh.io": "kernel://good/nsm-1,://broken" });
     const resp = await reviewAdmission(review("Pod", obj), config, noNamespace);
