@@ -144,9 +144,19 @@ interface Started {
   log: string;
 }
 
+/**
+ * The environment without proxy settings: the apiserver calls webhooks and kubectl calls the
+ * apiserver, and none of that may leave the machine through a proxy.
+ */
+function localEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of Object.keys(env)) if (/^(https?|all|no)_proxy$/i.test(name)) delete env[name];
+  return { ...env, NO_PROXY: "*" };
+}
+
 function start(cmd: string, args: string[], log: string): Started {
   const out = createWriteStream(log);
-  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "pipe"], env: localEnv() });
   child.stdout?.pipe(out, { end: false });
   child.stderr?.pipe(out, { end: false });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
@@ -249,6 +259,10 @@ function apiserverArgs(dir: string, port: number, etcdUrl: string): string[] {
     ...["--service-account-key-file", p("sa.pub"), "--service-account-signing-key-file", p("sa.key")],
     ...["--service-account-issuer", "https://kubernetes.default.svc.cluster.local"],
     ...["--service-cluster-ip-range", "10.0.0.0/24", "--endpoint-reconciler-type", "none"],
+    // A webhook or aggregated API referenced by Service is dialled at its Endpoints' addresses,
+    // never at a cluster IP (which would be routed out of the machine). No controller makes
+    // Endpoints here, so such calls fail locally unless a test creates them (e.g. 127.0.0.1).
+    "--enable-aggregator-routing=true",
     // No controller-manager creates the "default" ServiceAccount of a namespace, so the
     // ServiceAccount admission plugin would refuse every pod (envtest disables it too).
     ...["--disable-admission-plugins", "ServiceAccount", "--enable-priority-and-fairness=false"],
@@ -287,6 +301,7 @@ export async function startCluster(): Promise<KubeCluster> {
     const kubectl = (args: string[], options: KubectlOptions = {}) =>
       run(peerPath("kubectl"), ["--kubeconfig", kubeconfigPath, ...(options.as ? ["--as", options.as] : []), ...args], {
         input: options.input,
+        env: localEnv(),
       });
     return {
       kubeconfigPath,
