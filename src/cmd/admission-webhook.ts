@@ -12,8 +12,10 @@
  * generated), NSM_CA_BUNDLE_FILE_PATH (the caBundle to register with file certificates),
  * NSM_SIDECAR_LIMITS_MEMORY (80Mi), NSM_SIDECAR_LIMITS_CPU (200m), NSM_SIDECAR_REQUESTS_MEMORY
  * (40Mi), NSM_SIDECAR_REQUESTS_CPU (100m), NSM_LOG_LEVEL, KUBECONFIG (else in-cluster).
- * Ours: NSM_LISTEN_ON (`tcp://host:port`, default tcp://:443) and NSM_WEBHOOK_URL (register this
- * https URL instead of the Service, for a webhook outside the cluster).
+ * Ours: NSM_LISTEN_ON (`tcp://host:port`, default tcp://:443), NSM_WEBHOOK_URL (register this
+ * https URL instead of the Service, for a webhook outside the cluster), NSM_INIT_CONTAINER_COMMAND
+ * and NSM_CONTAINER_COMMAND (space-separated command of the injected containers; default: the
+ * image's entrypoint, or `nsm nsc --init` / `nsm nsc` for our single image `.../nsm:TAG`).
  */
 import { readFileSync } from "node:fs";
 import type { InjectionConfig } from "../k8s/webhook/review.js";
@@ -30,6 +32,8 @@ function pairs(env: Env, name: string, sep: string): { name: string; value: stri
   });
 }
 
+const words = (v: string | undefined) => (v ?? "").split(/\s+/).filter((w) => w !== "");
+
 export function injectionConfig(env: Env): InjectionConfig {
   return {
     annotation: env.string("NSM_ANNOTATION", "networkservicemesh.io"),
@@ -38,6 +42,8 @@ export function injectionConfig(env: Env): InjectionConfig {
     labels: Object.fromEntries(pairs(env, "NSM_LABELS", ":").map((p) => [p.name, p.value])),
     envs: pairs(env, "NSM_ENVS", "="),
     nsurlEnvName: env.string("NSM_NSURL_ENV_NAME", "NSM_NETWORK_SERVICES"),
+    initContainerCommand: words(env.raw("NSM_INIT_CONTAINER_COMMAND")),
+    containerCommand: words(env.raw("NSM_CONTAINER_COMMAND")),
     sidecarResources: {
       limits: {
         memory: env.string("NSM_SIDECAR_LIMITS_MEMORY", "80Mi"),

@@ -14,8 +14,8 @@ import { silentLogger } from "../../src/sdk/tools/logger.js";
 
 const config = injectionConfig(
   new Env({
-    NSM_INIT_CONTAINER_IMAGES: "ghcr.io/nsm-ts/nsm:0.1.0-nsc-init",
-    NSM_CONTAINER_IMAGES: "ghcr.io/nsm-ts/cmd-nsc:0.1.0",
+    NSM_INIT_CONTAINER_IMAGES: "ghcr.io/networkservicemesh/cmd-nsc-init:v1.14.0",
+    NSM_CONTAINER_IMAGES: "ghcr.io/networkservicemesh/cmd-nsc:v1.14.0",
     NSM_LABELS: "spiffe.io/spiffe-id:true",
     NSM_ENVS: "NSM_LOG_LEVEL=DEBUG",
   }),
@@ -64,7 +64,7 @@ describe("admission review", () => {
     );
     assert.deepEqual(
       out.spec.initContainers.map((c: { name: string }) => c.name),
-      ["nsm"],
+      ["cmd-nsc-init"],
     );
     const sidecar = out.spec.containers[1];
     const env = Object.fromEntries(sidecar.env.map((e: { name: string; value?: string }) => [e.name, e.value]));
@@ -141,6 +141,21 @@ describe("admission review", () => {
       uid: "u-1",
       allowed: true,
     });
+  });
+
+  it("runs our single image as nsm nsc --init and nsm nsc, named nsc-init and nsc", async () => {
+    const single = injectionConfig(
+      new Env({ NSM_INIT_CONTAINER_IMAGES: "nsm-ts/nsm:0.1.0", NSM_CONTAINER_IMAGES: "nsm-ts/nsm:0.1.0" }),
+    );
+    const obj = pod({ "networkservicemesh.io": "kernel://svc/nsm-1" });
+    const out = applyPatch(obj, (await reviewAdmission(review("Pod", obj), single, noNamespace)).patch!);
+    assert.deepEqual(out.spec.initContainers[0].command, ["nsm", "nsc", "--init"]);
+    assert.equal(out.spec.initContainers[0].name, "nsc-init");
+    assert.deepEqual(out.spec.containers[1].command, ["nsm", "nsc"]);
+    assert.equal(out.spec.containers[1].name, "nsc");
+    assert.equal(out.spec.containers[0].command, undefined);
+    const again = await reviewAdmission(review("Pod", out), single, noNamespace);
+    assert.equal(again.patch, undefined);
   });
 
   it("denies a malformed annotation with a message naming the bad NSURL", async () => {

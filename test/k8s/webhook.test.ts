@@ -15,6 +15,7 @@ const WEBHOOK = "nsm-test-webhook";
 
 interface Container {
   name: string;
+  command?: string[];
   env?: { name: string; value?: string }[];
 }
 interface PodSpec {
@@ -35,8 +36,9 @@ describe("nsm admission-webhook with kube-apiserver", { skip: missingK8sPeers() 
       NSM_WEBHOOK_MODE: "selfregister",
       NSM_LISTEN_ON: `tcp://127.0.0.1:${port}`,
       NSM_WEBHOOK_URL: `https://127.0.0.1:${port}/mutate`,
-      NSM_INIT_CONTAINER_IMAGES: "ghcr.io/nsm-ts/nsc-init:0.1.0",
-      NSM_CONTAINER_IMAGES: "ghcr.io/nsm-ts/nsc:0.1.0",
+      // As deploy/k8s: our single image for both (run as `nsm nsc --init` and `nsm nsc`).
+      NSM_INIT_CONTAINER_IMAGES: "nsm-ts/nsm:0.1.0",
+      NSM_CONTAINER_IMAGES: "nsm-ts/nsm:0.1.0",
       NSM_LABELS: "spiffe.io/spiffe-id:true",
     });
     const deadline = Date.now() + 60_000;
@@ -75,6 +77,8 @@ describe("nsm admission-webhook with kube-apiserver", { skip: missingK8sPeers() 
       spec.initContainers?.map((c) => c.name),
       ["nsc-init"],
     );
+    assert.deepEqual(spec.containers[1]!.command, ["nsm", "nsc"]);
+    assert.deepEqual(spec.initContainers?.[0]?.command, ["nsm", "nsc", "--init"]);
     const env = spec.containers[1]!.env ?? [];
     assert.equal(env.find((e) => e.name === "NSM_NETWORK_SERVICES")?.value, nsurl);
     assert.deepEqual(spec.volumes?.map((v) => v.name).sort(), ["nsm-socket", "spire-agent-socket"]);

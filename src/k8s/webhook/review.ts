@@ -31,7 +31,19 @@ export interface InjectionConfig {
   /** @default "NSM_NETWORK_SERVICES" */
   readonly nsurlEnvName: string;
   readonly sidecarResources: { limits: Record<string, string>; requests: Record<string, string> };
+  /** Command of the injected init containers; empty: the image's entrypoint (see {@link SINGLE_IMAGE}). */
+  readonly initContainerCommand?: readonly string[];
+  /** Command of the injected sidecars; empty: the image's entrypoint (see {@link SINGLE_IMAGE}). */
+  readonly containerCommand?: readonly string[];
 }
+
+/**
+ * Our single image (`nsm-ts/nsm`, every role is `nsm <role>`): when an injected image is it and
+ * no command is configured, the init container runs `nsm nsc --init` and is named `nsc-init`,
+ * the sidecar runs `nsm nsc` and is named `nsc` (upstream's images each have their own
+ * entrypoint and name).
+ */
+export const SINGLE_IMAGE = "nsm";
 
 export interface AdmissionRequest {
   readonly uid: string;
@@ -95,6 +107,13 @@ export function containerNameOf(image: string): string {
   return base.split("@")[0]!.split(":")[0]!;
 }
 
+/** The injected container's name: the image's base name, `nsc-init`/`nsc` for {@link SINGLE_IMAGE}. */
+export function injectedName(image: string, init: boolean): string {
+  const name = containerNameOf(image);
+  if (name !== SINGLE_IMAGE) return name;
+  return init ? "nsc-init" : "nsc";
+}
+
 /** The SR-IOV pools the NSURLs ask for (`?sriovToken=pool`), counted. */
 function sriovPools(nsurls: string[]): Record<string, string> {
   const counts = new Map<string, number>();
@@ -106,10 +125,14 @@ function sriovPools(nsurls: string[]): Record<string, string> {
   return Object.fromEntries([...counts].map(([k, v]) => [k, String(v)]));
 }
 
-function injectedContainer(image: string, annotation: string, config: InjectionConfig): Container {
+function injectedContainer(image: string, init: boolean, annotation: string, config: InjectionConfig): Container {
+  const single = containerNameOf(image) === SINGLE_IMAGE;
+  const configured = (init ? config.initContainerCommand : config.containerCommand) ?? [];
+  const command = configured.length ? configured : single ? ["nsm", "nsc", ...(init ? ["--init"] : [])] : [];
   return {
-    name: containerNameOf(image),
+    name: injectedName(image, init),
     image,
+    ...(command.length ? { command: [...command] } : {}),
     imagePullPolicy: "IfNotPresent",
     env: [
       ...config.envs,
@@ -126,7 +149,10 @@ function injectedContainer(image: string, annotation: string, config: InjectionC
 }
 
 function alreadyInjected(spec: PodSpec, config: InjectionConfig): boolean {
-  const ours = new Set([...config.initContainerImages, ...config.containerImages].map(containerNameOf));
+  const ours = new Set([
+    ...config.initContainerImages.map((img) => injectedName(img, true)),
+    ...config.containerImages.map((img) => injectedName(img, false)),
+  ]);
   const containers = [...(spec.initContainers ?? []), ...(spec.containers ?? [])];
   if (containers.some((c) => c.name !== undefined && ours.has(c.name))) return true;
   return (spec.volumes ?? []).some((v) => v.name === SPIRE_VOLUME || v.name === NSM_VOLUME);
@@ -143,11 +169,11 @@ export function injectionPatch(
   const nsurls = annotation.split(",").map((s) => s.trim());
   const pools = sriovPools(nsurls);
   const init = config.initContainerImages.map((img) => {
-    const c = injectedContainer(img, annotation, config);
+    const c = injectedContainer(img, true, annotation, config);
     return Object.keys(pools).length ? { ...c, resources: { limits: pools } } : c;
   });
   const sidecars = config.containerImages.map((img) => ({
-    ...injectedContainer(img, annotation, config),
+    ...injectedContainer(img, false, annotation, config),
     resources: config.sidecarResources,
   }));
   const hostDir = (name: string, path: string) => ({ name, hostPath: { path, type: "Directory" } });
