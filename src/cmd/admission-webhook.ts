@@ -8,8 +8,8 @@
  * (NSM_NETWORK_SERVICES), NSM_INIT_CONTAINER_IMAGES, NSM_CONTAINER_IMAGES (comma-separated),
  * NSM_ENVS (`K=V,K2=V2`), NSM_WEBHOOK_MODE (spire | selfregister: register the
  * MutatingWebhookConfiguration with our caBundle at start and delete it at exit),
- * NSM_CERT_FILE_PATH + NSM_KEY_FILE_PATH (serving certificate; without them a self-signed one is
- * generated), NSM_CA_BUNDLE_FILE_PATH (the caBundle to register with file certificates),
+ * NSM_CERT_FILE_PATH + NSM_KEY_FILE_PATH (serving certificate; without them the SPIFFE SVID in
+ * spire mode with SPIFFE_ENDPOINT_SOCKET, else a generated self-signed one), NSM_CA_BUNDLE_FILE_PATH (the caBundle to register with file certificates),
  * NSM_SIDECAR_LIMITS_MEMORY (80Mi), NSM_SIDECAR_LIMITS_CPU (200m), NSM_SIDECAR_REQUESTS_MEMORY
  * (40Mi), NSM_SIDECAR_REQUESTS_CPU (100m), NSM_LOG_LEVEL, KUBECONFIG (else in-cluster).
  * Ours: NSM_LISTEN_ON (`tcp://host:port`, default tcp://:443), NSM_WEBHOOK_URL (register this
@@ -64,21 +64,51 @@ function listenAddress(env: Env): { host: string; port: number } {
   return { host: m[1]!.replace(/^\[|\]$/g, "") || "0.0.0.0", port: Number(m[2]) };
 }
 
-async function servingCertificate(env: Env, names: string[], log: Logger): Promise<ServingCertificate> {
+interface CertificateSource {
+  readonly initial: ServingCertificate;
+  /** Calls `update` with every renewed certificate (SPIFFE SVID rotation). */
+  follow(update: (cert: ServingCertificate) => void): void;
+  close(): void;
+}
+
+/**
+ * The serving certificate: from NSM_CERT_FILE_PATH/NSM_KEY_FILE_PATH when set; in `spire` mode
+ * with SPIFFE_ENDPOINT_SOCKET, the workload's X.509 SVID from the Workload API, renewed as it
+ * rotates (SPIRE gives it the Service's DNS name, upstream's spiffe-dns-webhook label, and the
+ * caBundle is the trust bundle); otherwise a generated self-signed one.
+ */
+async function servingCertificate(env: Env, mode: string, names: string[], log: Logger): Promise<CertificateSource> {
+  const fixed = (initial: ServingCertificate): CertificateSource => ({ initial, follow: () => {}, close: () => {} });
   const certFile = env.raw("NSM_CERT_FILE_PATH");
   const keyFile = env.raw("NSM_KEY_FILE_PATH");
   if (certFile && keyFile) {
     const certPem = readFileSync(certFile, "utf8");
     const caFile = env.raw("NSM_CA_BUNDLE_FILE_PATH");
+    const caBundlePem = caFile ? readFileSync(caFile, "utf8") : certPem;
+    return fixed({ certPem, keyPem: readFileSync(keyFile, "utf8"), caBundlePem });
+  }
+  const socket = env.raw("SPIFFE_ENDPOINT_SOCKET");
+  if (mode === "spire" && socket) {
+    const { createSecurity } = await import("../security/index.js");
+    const sec = await createSecurity({ socket, log });
+    const source = sec.source!;
+    const of = (s: ReturnType<typeof source.current>): ServingCertificate => ({
+      certPem: s.svid.certificatesPem,
+      keyPem: s.svid.privateKeyPem,
+      caBundlePem: s.bundle.pem,
+    });
+    log.info({ spiffeId: source.current().svid.spiffeId }, "serving the SPIFFE X.509 SVID");
     return {
-      certPem,
-      keyPem: readFileSync(keyFile, "utf8"),
-      caBundlePem: caFile ? readFileSync(caFile, "utf8") : certPem,
+      initial: of(source.current()),
+      follow: (update) => {
+        source.subscribe((s) => update(of(s)));
+      },
+      close: () => sec.close(),
     };
   }
   const { selfSignedCertificate } = await import("../k8s/webhook/server.js");
   log.info({ names }, "generated a self-signed serving certificate");
-  return selfSignedCertificate(`networkservicemesh.${names[0]}-ca`, names);
+  return fixed(await selfSignedCertificate(`networkservicemesh.${names[0]}-ca`, names));
 }
 
 export async function runAdmissionWebhook(vars: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -97,7 +127,8 @@ export async function runAdmissionWebhook(vars: NodeJS.ProcessEnv = process.env)
   const { host, port } = listenAddress(env);
   const names = [`${service.name}.${service.namespace}`, `${service.name}.${service.namespace}.svc`];
   if (url) names.push(new URL(url).hostname.replace(/^\[|\]$/g, ""));
-  const certificate = await servingCertificate(env, names, log);
+  const certificates = await servingCertificate(env, mode, names, log);
+  const certificate = certificates.initial;
 
   const { KubeConfig } = await import("@kubernetes/client-node");
   const { apiNamespaceAnnotations, registerWebhook, unregisterWebhook } = await import("../k8s/webhook/register.js");
@@ -108,6 +139,7 @@ export async function runAdmissionWebhook(vars: NodeJS.ProcessEnv = process.env)
   else kc.loadFromCluster();
 
   const server = webhookServer({ config, certificate, namespaceAnnotations: apiNamespaceAnnotations(kc), log });
+  certificates.follow((c) => server.setSecureContext({ cert: c.certPem, key: c.keyPem, minVersion: "TLSv1.2" }));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => resolve());
@@ -123,6 +155,7 @@ export async function runAdmissionWebhook(vars: NodeJS.ProcessEnv = process.env)
   }
   await new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeAllConnections();
+  certificates.close();
   log.info("admission webhook stopped");
   return 0;
 }

@@ -227,3 +227,73 @@ describe("admission webhook HTTPS server", () => {
     assert.equal(applyPatch(obj, parsed.response.patch).spec.containers.length, 2);
   });
 });
+
+describe("nsm admission-webhook in spire mode", () => {
+  it("serves the workload's SPIFFE X.509 SVID from SPIFFE_ENDPOINT_SOCKET", async () => {
+    const { createCa, serveWorkloadApi } = await import("../../src/security/index.js");
+    const { spawnNsm } = await import("./registry-cmd.js");
+    const { freePort } = await import("./registry-etcd.js");
+    const { mkdtempSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const dir = mkdtempSync(join(tmpdir(), "nsm-webhook-"));
+    const ca = await createCa({ trustDomain: "k8s.nsm" });
+    const id = "spiffe://k8s.nsm/ns/nsm-system/sa/admission-webhook-sa";
+    const api = await serveWorkloadApi({ ca, socket: join(dir, "agent.sock"), resolveIdentity: () => id });
+    const port = await freePort();
+    const { writeFileSync } = await import("node:fs");
+    writeFileSync(
+      join(dir, "kubeconfig"),
+      [
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters: [{name: c, cluster: {server: 'https://127.0.0.1:1'}}]",
+        "users: [{name: u, user: {}}]",
+        "contexts: [{name: x, context: {cluster: c, user: u}}]",
+        "current-context: x",
+      ].join("\n"),
+    );
+    const proc = spawnNsm(["admission-webhook"], {
+      SPIFFE_ENDPOINT_SOCKET: api.endpoint,
+      NSM_WEBHOOK_MODE: "spire",
+      NSM_LISTEN_ON: `tcp://127.0.0.1:${port}`,
+      KUBECONFIG: join(dir, "kubeconfig"), // an unreachable cluster: this test makes no namespace lookups
+    });
+    try {
+      const peer = await (async () => {
+        const deadline = Date.now() + 30_000;
+        for (;;) {
+          try {
+            return await new Promise<string>((resolve, reject) => {
+              const req = request(
+                {
+                  host: "127.0.0.1",
+                  port,
+                  path: "/ready",
+                  ca: ca.export().certificatePem,
+                  checkServerIdentity: () => undefined,
+                },
+                (res) => {
+                  const cert = (res.socket as import("node:tls").TLSSocket).getPeerCertificate();
+                  res.resume();
+                  resolve(`${res.statusCode} ${cert.subjectaltname}`);
+                },
+              );
+              req.on("error", reject);
+              req.end();
+            });
+          } catch (err) {
+            if (Date.now() > deadline || proc.child.exitCode !== null)
+              throw new Error(`${String(err)}: ${proc.output()}`);
+            await new Promise((r) => setTimeout(r, 300));
+          }
+        }
+      })();
+      assert.equal(peer, `200 URI:${id}`);
+    } finally {
+      await proc.stop();
+      await api.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
