@@ -6,7 +6,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
+import { KubeConfig } from "@kubernetes/client-node";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "../../src/api/gen/registry_pb.js";
+import { k8sStores } from "../../src/k8s/registry/store.js";
+import { StoreGone } from "../../src/registry-store/index.js";
 import { CallContext } from "../../src/sdk/core/context.js";
 import { collectRecords, nseKind, nsKind } from "../../src/sdk/registry/core/index.js";
 import { eventually, nextWithin } from "../../src/sdk/testing/registry.js";
@@ -139,5 +142,27 @@ describe("nsm registry on the Kubernetes apiserver", { skip: missingK8sPeers() }
     assert.equal(created.code, 0, created.stderr);
     await eventually(async () => !(await listNses()).items.some((i) => i.metadata.name === "orphan-nse"), 10_000, 250);
     assert.match(registry.output(), /deleted expired NetworkServiceEndpoints/);
+  });
+
+  it("a watch from a revision the apiserver no longer has ends with StoreGone (410), so the follower lists again", async () => {
+    const kc = new KubeConfig();
+    kc.loadFromFile(cluster.kubeconfigPath);
+    const store = k8sStores(kc, NAMESPACE).nse;
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), 10_000);
+    try {
+      await assert.rejects(
+        (async () => {
+          for await (const _ of store.watch("1", ac.signal)) {
+            // events before the error are fine; the watch must not go on forever
+          }
+          throw new Error(ac.signal.aborted ? "no 410 within 10 s" : "watch ended without 410");
+        })(),
+        (err: unknown) => err instanceof StoreGone,
+      );
+    } finally {
+      clearTimeout(timer);
+      ac.abort();
+    }
   });
 });
