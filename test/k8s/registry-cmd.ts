@@ -23,13 +23,13 @@ export interface RegistryProcess {
 async function waitServing(clients: Registries, child: ChildProcess, output: () => string): Promise<void> {
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`nsm registry exited ${child.exitCode}: ${output()}`);
+    if (child.exitCode !== null) throw new Error(`nsm exited ${child.exitCode}: ${output()}`);
     try {
       const ctx = CallContext.create({ deadline: Date.now() + 1000 });
       for await (const _ of clients.ns.find(create(NetworkServiceQuerySchema, {}), ctx)) break;
       return;
     } catch (err) {
-      if (Date.now() > deadline) throw new Error(`nsm registry not serving: ${String(err)}: ${output()}`);
+      if (Date.now() > deadline) throw new Error(`nsm not serving the registry API: ${String(err)}: ${output()}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   }
@@ -69,10 +69,17 @@ export function spawnNsm(args: string[], env: Record<string, string>): NsmProces
   return { pid: child.pid ?? 0, child, output: () => out, stop };
 }
 
-/** Starts `nsm registry` on 127.0.0.1:`port` with `env` added (NSM_REGISTRY_BACKEND etc.). */
-export async function startRegistryProcess(port: number, env: Record<string, string>): Promise<RegistryProcess> {
+/**
+ * Starts `nsm registry` (or another role serving the registry API, e.g. `nsmgr`) on
+ * 127.0.0.1:`port` with `env` added (NSM_REGISTRY_BACKEND etc.).
+ */
+export async function startRegistryProcess(
+  port: number,
+  env: Record<string, string>,
+  role = "registry",
+): Promise<RegistryProcess> {
   const url = `127.0.0.1:${port}`;
-  const proc = spawnNsm(["registry"], {
+  const proc = spawnNsm([role], {
     NSM_LISTEN_ON: `tcp://${url}`,
     NSM_INSECURE: "true",
     NSM_LOG_LEVEL: "info",

@@ -69,6 +69,33 @@ describe("nsm registry on the Kubernetes apiserver", { skip: missingK8sPeers() }
     await eventually(async () => (await listNses()).items.length === 0, 10_000, 250);
   });
 
+  it("an NSE registered through nsmgr (NSM_REGISTRY_URL = this registry) appears with nsmgr's URL and expires", async () => {
+    const nsmgr = await startRegistryProcess(
+      await freePort(),
+      { NSM_REGISTRY_URL: `tcp://${registry.url}`, NSM_NAME: "nsmgr-node-1", NSM_EXPIRE: "4s" },
+      "nsmgr",
+    );
+    try {
+      const ctx = CallContext.create({ deadline: Date.now() + 30_000 });
+      const rec = create(NetworkServiceEndpointSchema, {
+        name: "nse-via-nsmgr",
+        networkServiceNames: ["icmp-responder"],
+        url: "tcp://10.2.0.9:5001",
+      });
+      await nsmgr.clients.nse.register(rec, ctx);
+      const item = (await listNses()).items.find((i) => i.metadata.name === "nse-via-nsmgr");
+      assert.ok(item, "kubectl does not list nse-via-nsmgr");
+      assert.equal(item.spec.url, `tcp://${nsmgr.url}`);
+      await eventually(
+        async () => !(await listNses()).items.some((i) => i.metadata.name === "nse-via-nsmgr"),
+        15_000,
+        250,
+      );
+    } finally {
+      await nsmgr.stop();
+    }
+  });
+
   it("a NetworkService created with kubectl reaches a registry watcher", async () => {
     const watch = new AbortController();
     const it = registry.clients.ns
