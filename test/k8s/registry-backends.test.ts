@@ -355,6 +355,27 @@ function runSharedStoreSuite(backend: Backend): void {
     sb.close();
   });
 
+  it("replicas writing the same record in turn all succeed (conflicts retried) and the last write wins", async () => {
+    const space = newSpace();
+    const [sa, sb] = [await stores(space), await stores(space)];
+    const life = new AbortController();
+    const a = storeRegistry({ nseStore: sa.nse, nsStore: sa.ns, signal: life.signal });
+    const b = storeRegistry({ nseStore: sb.nse, nsStore: sb.ns, signal: life.signal });
+    const { ctx, cancel } = testContext(20_000);
+    for (const [i, r] of [a, b, a, b, a].entries()) {
+      await r.nse.register(nse("shared", ["svc"], `tcp://10.9.0.${i}:5001`), ctx);
+    }
+    const found = await collectRecords(nseKind, b.nse, nseKind.query(undefined, false), ctx);
+    assert.deepEqual(
+      found.map((r) => r.url),
+      ["tcp://10.9.0.4:5001"],
+    );
+    life.abort();
+    cancel();
+    sa.close();
+    sb.close();
+  });
+
   it("a registry restart loses nothing", async () => {
     const space = newSpace();
     const { ctx, cancel } = testContext();
