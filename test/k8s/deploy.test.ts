@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { createServer as createHttpsServer } from "node:https";
+import type { AddressInfo } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -130,6 +132,27 @@ describe("deploy/k8s and deploy/helm/nsm on a real kube-apiserver", { skip }, ()
     await findAll(cluster, built.stdout);
   });
 
+  it("every stored workload runs `nsm <role>` from the one image, with SPIRE's socket at /run/spire/sockets", async () => {
+    const spec = ".spec.template.spec";
+    const r = await cluster.kubectl([
+      ...["get", "daemonsets,deployments", "-n", "nsm-system", "-o"],
+      `jsonpath={range .items[*]}{.metadata.name} {${spec}.containers[0].image} {${spec}.containers[0].command} {${spec}.volumes[?(@.name=='spire-agent-socket')].hostPath.path} {${spec}.hostNetwork} {${spec}.containers[0].securityContext.privileged}{"\\n"}{end}`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = r.stdout
+      .trim()
+      .split("\n")
+      .map((row) => row.trimEnd())
+      .sort();
+    const nsm = (role: string) => `nsm-ts/nsm:0.1.0 ["nsm","${role}"] /run/spire/sockets`;
+    assert.deepEqual(rows, [
+      `admission-webhook-k8s ${nsm("admission-webhook")}`,
+      `forwarder ${nsm("forwarder")} true true`,
+      `nsmgr ${nsm("nsmgr")}`,
+      `registry-k8s ${nsm("registry")}`,
+    ]);
+  });
+
   it("the apiserver refuses a manifest strict validation finds wrong (the checks above can fail)", async () => {
     const built = await cluster.kubectl(["kustomize", join(repo, "deploy/k8s")]);
     const broken = built.stdout.replace(/^( *)privileged: true$/m, "$1privileged: true\n$1priviledged: true");
@@ -171,6 +194,60 @@ describe("deploy/k8s and deploy/helm/nsm on a real kube-apiserver", { skip }, ()
     assert.equal(inside.code, 0, inside.stderr);
   });
 
+  it("the apiserver sends an annotated pod through deploy/k8s's webhook rules and stores the patch", async () => {
+    const cert = await cluster.issueServingCertificate(["127.0.0.1"]);
+    const seen: string[] = [];
+    const server = createHttpsServer({ cert: cert.certPem, key: cert.keyPem }, (req, res) => {
+      let body = "";
+      req.on("data", (chunk) => {
+        body += chunk;
+      });
+      req.on("end", () => {
+        const review = JSON.parse(body) as { request: { uid: string; kind: { kind: string }; namespace: string } };
+        seen.push(`${req.method} ${req.url} ${review.request.kind.kind} ${review.request.namespace}`);
+        const patch = [{ op: "add", path: "/metadata/labels", value: { "nsm-test/mutated": "true" } }];
+        const response = { uid: review.request.uid, allowed: true, patchType: "JSONPatch" };
+        const answer = { ...response, patch: Buffer.from(JSON.stringify(patch)).toString("base64") };
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ apiVersion: "admission.k8s.io/v1", kind: "AdmissionReview", response: answer }));
+      });
+    });
+    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      // The shipped rules and selectors, with the Service swapped for this server's URL (no pod
+      // can back the Service here: EndpointSlices may not point at loopback) and the caBundle
+      // SPIRE's controller manager would set for a configuration labelled spiffe.io/webhook.
+      const clientConfig = {
+        url: `https://127.0.0.1:${port}/mutate`,
+        caBundle: Buffer.from(cert.caPem).toString("base64"),
+      };
+      const patched = await cluster.kubectl([
+        ...["patch", "mutatingwebhookconfiguration", "nsm-mutating-webhook", "--type=json", "-p"],
+        JSON.stringify([{ op: "replace", path: "/webhooks/0/clientConfig", value: clientConfig }]),
+      ]);
+      assert.equal(patched.code, 0, patched.stderr);
+      const pod = await cluster.kubectl([
+        ...["run", "probe", "-n", "default", "--image=busybox", "--restart=Never"],
+        "--annotations=networkservicemesh.io=kernel://icmp-responder/nsm-1",
+      ]);
+      assert.equal(pod.code, 0, pod.stderr);
+      const labels = await cluster.kubectl([
+        "get",
+        "pod",
+        "probe",
+        "-n",
+        "default",
+        "-o",
+        "jsonpath={.metadata.labels}",
+      ]);
+      assert.match(labels.stdout, /"nsm-test\/mutated":"true"/);
+      assert.deepEqual(seen, ["POST /mutate?timeout=10s Pod default"]);
+    } finally {
+      await new Promise((done) => server.close(done));
+    }
+  });
+
   it("each service account of deploy/k8s can do what its role needs and nothing else", async () => {
     await assertRbac(cluster, "nsm-system");
   });
@@ -196,6 +273,37 @@ describe("deploy/k8s and deploy/helm/nsm on a real kube-apiserver", { skip }, ()
     ]);
     assert.equal(env.stdout, "WIREGUARD,VXLAN", env.stderr);
     await assertRbac(cluster, "nsm-helm");
+  });
+
+  it("the chart on the etcd backend: accepted, and the registry gets no Kubernetes API rights", async () => {
+    const rendered = await helm([
+      ...["template", "nsm", "deploy/helm/nsm", "--namespace", "nsm-etcd", "--set", "createNamespace=true"],
+      ...["--set", "registry.backend=etcd", "--set", "registry.etcd.endpoints={http://etcd-0:2379,http://etcd-1:2379}"],
+      ...["--set", "registry.replicas=2", "--set", "admissionWebhook.enabled=false"],
+    ]);
+    assert.ok(!manifests(rendered).some((m) => m.kind === "Role" || m.kind === "MutatingWebhookConfiguration"));
+    // The nsm-helm install's webhook (not running here) would refuse this install's workloads.
+    const removed = await cluster.kubectl(["delete", "mutatingwebhookconfiguration", "nsm-mutating-webhook"]);
+    assert.equal(removed.code, 0, removed.stderr);
+    await applyAndFind(cluster, rendered, "helm-etcd");
+    const env = await cluster.kubectl([
+      ...["get", "deployment/registry-k8s", "-n", "nsm-etcd", "-o"],
+      "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].env[?(@.name=='NSM_ETCD_ENDPOINTS')].value}",
+    ]);
+    assert.equal(env.stdout, "2 http://etcd-0:2379,http://etcd-1:2379", env.stderr);
+    assert.equal(
+      await canI(cluster, "nsm-etcd", "registry-k8s-sa", [
+        "list",
+        "networkserviceendpoints.networkservicemesh.io",
+        "-n",
+        "nsm-etcd",
+      ]),
+      false,
+    );
+    await assert.rejects(
+      helm(["template", "nsm", "deploy/helm/nsm", "--set", "registry.backend=etcd"]),
+      /endpoints is required/,
+    );
   });
 
   it("the chart's selfregister mode lets the webhook manage its own configuration, only that one", async () => {

@@ -11,7 +11,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
-import { createServer } from "node:net";
+import { createServer, isIP } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { missingPeers, peerPath } from "../helpers/peers.js";
@@ -52,8 +52,17 @@ export interface KubeCluster {
   dir: string;
   /** Runs the kubectl peer against this cluster; never throws on a non-zero exit. */
   kubectl(args: string[], options?: KubectlOptions): Promise<KubectlResult>;
+  /** A serving certificate for these DNS names or IPs, signed by the cluster's CA (PEM strings). */
+  issueServingCertificate(names: string[]): Promise<ServingCertificate>;
   /** Stops the apiserver then etcd (SIGTERM by PID, SIGKILL after 10 s) and removes `dir`. */
   stop(): Promise<void>;
+}
+
+export interface ServingCertificate {
+  certPem: string;
+  keyPem: string;
+  /** The cluster's CA certificate: a webhook configuration's caBundle. */
+  caPem: string;
 }
 
 /** A TCP port free on 127.0.0.1 right now. */
@@ -100,6 +109,18 @@ async function makeCertificates(dir: string): Promise<void> {
     "DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:127.0.0.1,IP:10.0.0.1";
   await signLeaf(dir, "apiserver", "/CN=kube-apiserver", `subjectAltName=${sans}\nextendedKeyUsage=serverAuth`);
   await signLeaf(dir, "admin", "/O=system:masters/CN=nsm-test-admin", "extendedKeyUsage=clientAuth");
+}
+
+let issued = 0;
+
+async function issueServingCertificate(dir: string, names: string[]): Promise<ServingCertificate> {
+  const name = `serving-${++issued}`;
+  const p = (file: string) => join(dir, file);
+  await openssl(dir, ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", p(`${name}.key`)]);
+  const sans = names.map((n) => (isIP(n) ? `IP:${n}` : `DNS:${n}`)).join(",");
+  await signLeaf(dir, name, `/CN=${names[0]}`, `subjectAltName=${sans}\nextendedKeyUsage=serverAuth`);
+  const read = (file: string) => readFileSync(p(file), "utf8");
+  return { certPem: read(`${name}.crt`), keyPem: read(`${name}.key`), caPem: read("ca.crt") };
 }
 
 async function signLeaf(dir: string, name: string, subject: string, extensions: string): Promise<void> {
@@ -259,9 +280,10 @@ function apiserverArgs(dir: string, port: number, etcdUrl: string): string[] {
     ...["--service-account-key-file", p("sa.pub"), "--service-account-signing-key-file", p("sa.key")],
     ...["--service-account-issuer", "https://kubernetes.default.svc.cluster.local"],
     ...["--service-cluster-ip-range", "10.0.0.0/24", "--endpoint-reconciler-type", "none"],
-    // A webhook or aggregated API referenced by Service is dialled at its Endpoints' addresses,
-    // never at a cluster IP (which would be routed out of the machine). No controller makes
-    // Endpoints here, so such calls fail locally unless a test creates them (e.g. 127.0.0.1).
+    // A webhook or aggregated API referenced by Service is dialled at its EndpointSlices'
+    // addresses, never at a cluster IP (which would be routed out of the machine). No controller
+    // makes EndpointSlices here (and they may not name loopback), so such calls fail at once with
+    // "no endpoints available": tests register webhooks by URL (https://127.0.0.1:PORT/...).
     "--enable-aggregator-routing=true",
     // No controller-manager creates the "default" ServiceAccount of a namespace, so the
     // ServiceAccount admission plugin would refuse every pod (envtest disables it too).
@@ -304,6 +326,7 @@ export async function startCluster(): Promise<KubeCluster> {
         env: localEnv(),
       });
     return {
+      issueServingCertificate: (names: string[]) => issueServingCertificate(dir, names),
       kubeconfigPath,
       server,
       caPath: join(dir, "ca.crt"),
