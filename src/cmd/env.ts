@@ -6,7 +6,8 @@
  * {@link ConfigError} that names the variable, so a process stops at start with one line
  * such as `NSM_CIDR_PREFIX="172.16.1.300/31": not a valid CIDR`.
  */
-import { type LogLevel, parseLogLevel } from "../sdk/tools/logger.js";
+import type { LogLevel } from "../sdk/core/logger.js";
+import { parseLogLevel } from "../sdk/tools/logger.js";
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";

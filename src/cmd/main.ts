@@ -8,7 +8,8 @@ import { ConfigError } from "./env.js";
 const USAGE = `usage: nsm <command> [args]
 
 roles (configured by the upstream NSM_* environment variables):
-  registry                 the registry (memory backend)
+  registry                 the registry (NSM_REGISTRY_BACKEND: memory, etcd or k8s)
+  admission-webhook        injects the NSM client into pods annotated networkservicemesh.io
   nsmgr                    the node's network service manager
   forwarder                the kernel forwarder
   nse icmp-responder       the reference endpoint (NSM_CIDR_PREFIX, NSM_SERVICE_NAMES, ...)
@@ -44,6 +45,7 @@ type Command = (args: string[]) => Promise<number | undefined>;
 
 const commands: Record<string, () => Promise<Command>> = {
   registry: async () => async () => (await import("./registry.js")).runRegistry(),
+  "admission-webhook": async () => async () => (await import("./admission-webhook.js")).runAdmissionWebhook(),
   nsmgr: async () => async () => (await import("./nsmgr.js")).runNsmgr(),
   forwarder: async () => async () => (await import("./forwarder.js")).runForwarder(),
   nse: async () => async (args) => {

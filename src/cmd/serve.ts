@@ -6,9 +6,10 @@
  * (src/sdk/grpc/listen.ts).
  */
 import type * as grpc from "@grpc/grpc-js";
+import type { Logger, LogLevel } from "../sdk/core/logger.js";
 import { parseNsmUrl } from "../sdk/grpc/dial.js";
 import { bindUrls } from "../sdk/grpc/listen.js";
-import { createLogger, type Logger, type LogLevel } from "../sdk/tools/logger.js";
+import { createLogger } from "../sdk/tools/logger.js";
 import type { Security } from "../security/setup.js";
 import { drainOnRotation } from "../security/tls.js";
 import type { Env } from "./env.js";

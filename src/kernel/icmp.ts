@@ -11,7 +11,7 @@
  * Node has no ICMP sockets, hence the addon.
  */
 import type { Connection } from "../api/index.js";
-import type { Logger } from "../sdk/tools/logger.js";
+import type { Logger } from "../sdk/core/logger.js";
 import { livenessTargets } from "../sdk/tools/ping.js";
 import { loadNativeBinding, type NativeBinding } from "./native.js";
 

@@ -4,7 +4,7 @@
  * progress goes (the CLI's console, through {@link Progress}), the structured logger, and the two
  * things every changing command does: save the state and hold the state directory's lock.
  */
-import type { Logger } from "../sdk/tools/logger.js";
+import type { Logger } from "../sdk/core/logger.js";
 import type { LocalConfig } from "./config.js";
 import { writeIdentities } from "./identity.js";
 import type { Progress } from "./progress.js";

@@ -12,8 +12,8 @@
  * - ./control.ts: `stop|start|restart`
  * - ./errors.ts: {@link LocalError}, the one error type
  */
-import type { Logger } from "../sdk/tools/logger.js";
-import { silentLogger } from "../sdk/tools/logger.js";
+import type { Logger } from "../sdk/core/logger.js";
+import { silentLogger } from "../sdk/core/logger.js";
 import { apply, deleteObjects } from "./apply.js";
 import { type LocalConfig, localConfig } from "./config.js";
 import type { RuntimeContext } from "./context.js";

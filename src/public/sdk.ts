@@ -72,6 +72,7 @@ export { bind, chain, passThrough, tail } from "../sdk/core/chain.js";
 export { CallContext, type CallContextInit, type ContextKey, createContextKey } from "../sdk/core/context.js";
 // --- Errors
 export { Code, NsmError, type NsmErrorOptions } from "../sdk/core/errors.js";
+export { type LogFn, type Logger, type LogLevel, silentLogger } from "../sdk/core/logger.js";
 // --- Standard chains
 export { type ClientOptions, createClient } from "../sdk/networkservice/chains/client/index.js";
 export {
@@ -111,11 +112,4 @@ export {
 } from "../sdk/testing/sandbox.js";
 // --- Tools and logging
 export { generateInterfaceName } from "../sdk/tools/ifname.js";
-export {
-  createLogger,
-  type LogFn,
-  type Logger,
-  type LoggerOptions,
-  type LogLevel,
-  silentLogger,
-} from "../sdk/tools/logger.js";
+export { createLogger, type LoggerOptions } from "../sdk/tools/logger.js";

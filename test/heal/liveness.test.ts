@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { after, describe, it } from "node:test";
 import { ConnectionContextSchema, ConnectionSchema, create, IPContextSchema } from "../../src/api/index.js";
 import { icmpEcho, icmpLivenessCheck } from "../../src/kernel/icmp.js";
-import type { Logger } from "../../src/sdk/tools/logger.js";
+import type { Logger } from "../../src/sdk/core/logger.js";
 import { kernelSkipReason, NetnsSet, nsPath } from "../helpers/netns.js";
 
 const skip = kernelSkipReason();

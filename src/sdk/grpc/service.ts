@@ -17,8 +17,8 @@ import * as grpc from "@grpc/grpc-js";
 import type { AuthContext } from "@grpc/grpc-js/build/src/auth-context.js";
 import { CallContext, createContextKey } from "../core/context.js";
 import { Code, NsmError, nsmErrorFromGrpc } from "../core/errors.js";
-import type { Logger } from "../tools/logger.js";
-import { silentLogger } from "../tools/logger.js";
+import type { Logger } from "../core/logger.js";
+import { silentLogger } from "../core/logger.js";
 
 export function grpcDefinition(svc: DescService): grpc.ServiceDefinition {
   const def: Record<string, grpc.MethodDefinition<any, any>> = {};

@@ -1,14 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * The pino-backed implementation of the {@link Logger} interface (`../core/logger.ts`), and the
- * parser for NSM_LOG_LEVEL. Only `src/cmd` chooses where logs go. The interface and
- * `silentLogger` are re-exported here for callers that import them from this module.
+ * parser for NSM_LOG_LEVEL. Only `src/cmd` chooses where logs go.
  */
 import { pino } from "pino";
 import type { Logger, LogLevel } from "../core/logger.js";
-
-export type { LogFn, Logger, LogLevel } from "../core/logger.js";
-export { silentLogger } from "../core/logger.js";
 
 export interface LoggerOptions {
   /** @default "info" */
