@@ -1,0 +1,262 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * grpcurl (the real one, built by scripts/peers.sh) against our registry and nsmgr of a local
+ * runtime started with `nsm up --insecure`, with .proto files that are not ours to decide the wire:
+ * upstream's own (github.com/networkservicemesh/api in the Go module cache, when the module proxy
+ * served it) and, always, the repository's proto/ (what our code is generated from). Each set:
+ * Register + Find of an NSE, a watch that sees an NSE registered after it started, and Requests
+ * with bad input answered with InvalidArgument.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { missingPeers, peerPath } from "../helpers/peers.js";
+import { REPO, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
+
+interface ProtoSet {
+  readonly name: string;
+  /** -import-path roots. */
+  readonly importPaths: string[];
+  /** -proto files (relative to an import path) for the registry and for networkservice. */
+  readonly registry: string;
+  readonly networkservice: string;
+}
+
+/** upstream's .proto files from the Go module cache, or why there are none. */
+function upstreamProtos(): ProtoSet | string {
+  let modcache: string;
+  try {
+    modcache = execFileSync("go", ["env", "GOMODCACHE"], { encoding: "utf8" }).trim();
+  } catch (err) {
+    return `go env GOMODCACHE failed: ${(err as Error).message}`;
+  }
+  const dir = join(modcache, "github.com", "networkservicemesh");
+  const versions = existsSync(dir) ? readdirSync(dir).filter((d) => d.startsWith("api@")) : [];
+  const newest = versions.sort().at(-1);
+  if (!newest)
+    return `github.com/networkservicemesh/api is not in the Go module cache (${dir}): the upstream NSM peers were not built (see ${join("/var/cache/nsm-peers", "failed")})`;
+  const api = join(dir, newest, "pkg", "api");
+  return {
+    name: `upstream ${newest}`,
+    importPaths: [join(dir, newest, "pkg", "api"), modcache, join(dir, newest)],
+    registry: relProto(api, "registry", "registry.proto"),
+    networkservice: relProto(api, "networkservice", "networkservice.proto"),
+  };
+}
+
+function relProto(root: string, dir: string, file: string): string {
+  return existsSync(join(root, dir, file)) ? join(dir, file) : file;
+}
+
+const OURS: ProtoSet = {
+  name: "repository proto/",
+  importPaths: [join(REPO, "proto"), join(REPO, "proto", "networkservice")],
+  registry: "registry/registry.proto",
+  networkservice: "networkservice.proto",
+};
+
+interface Call {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function grpcurlArgs(protos: ProtoSet, proto: string, socket: string, method: string, data: string, extra: string[]) {
+  return [
+    "-plaintext",
+    ...protos.importPaths.flatMap((p) => ["-import-path", p]),
+    "-proto",
+    proto,
+    "-d",
+    data,
+    ...extra,
+    // grpcurl's -unix flag dials TCP in v1.9.3 as built here; a unix:// target works.
+    `unix://${socket}`,
+    method,
+  ];
+}
+
+/** Runs grpcurl to completion. */
+function grpcurl(protos: ProtoSet, proto: string, socket: string, method: string, data: string, extra: string[] = []) {
+  return new Promise<Call>((resolve) => {
+    const child = spawn(peerPath("grpcurl"), grpcurlArgs(protos, proto, socket, method, data, extra), {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    collect(child).then(resolve);
+  });
+}
+
+function collect(child: ChildProcess): Promise<Call> {
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d) => {
+    stdout += d;
+  });
+  child.stderr?.on("data", (d) => {
+    stderr += d;
+  });
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr })));
+}
+
+/** The values of every top-level JSON object grpcurl printed (it prints one per message). */
+function messages(stdout: string): any[] {
+  const out: any[] = [];
+  let depth = 0;
+  let start = -1;
+  for (let i = 0; i < stdout.length; i++) {
+    const c = stdout[i];
+    if (c === "{") {
+      if (depth === 0) start = i;
+      depth++;
+    } else if (c === "}") {
+      depth--;
+      if (depth === 0) out.push(JSON.parse(stdout.slice(start, i + 1)));
+    }
+  }
+  return out;
+}
+
+const skip = skipReason() ?? missingPeers("grpcurl");
+const upstream = upstreamProtos();
+const sets: [ProtoSet, string | undefined][] = [
+  [
+    typeof upstream === "string" ? { ...OURS, name: "upstream" } : upstream,
+    typeof upstream === "string" ? upstream : undefined,
+  ],
+  [OURS, undefined],
+];
+
+describe("interop: grpcurl against our registry and nsmgr (nsm up --insecure)", { skip }, () => {
+  let rt: TestRuntime;
+  let registrySocket: string;
+  let nsmgrSocket: string;
+
+  before(async () => {
+    rt = testRuntime("grpcurl");
+    await rt.ok("up", "--insecure");
+    registrySocket = join(rt.dir, "registry.sock");
+    nsmgrSocket = join(rt.dir, "nodes", "node-1", "nsm.io.sock");
+  });
+  after(() => rt?.cleanup());
+
+  for (const [protos, setSkip] of sets) {
+    describe(`with ${protos.name} .proto files`, { skip: setSkip }, () => {
+      const tag = protos === OURS ? "ours" : "upstream";
+      const nse = (name: string) =>
+        JSON.stringify({
+          name,
+          network_service_names: [`grpcurl-${tag}`],
+          url: "tcp://127.0.0.1:1",
+          network_service_labels: { [`grpcurl-${tag}`]: { labels: { app: "grpcurl" } } },
+        });
+
+      it("Register then Find an NSE by name on the registry", async () => {
+        const reg = await grpcurl(
+          protos,
+          protos.registry,
+          registrySocket,
+          "registry.NetworkServiceEndpointRegistry/Register",
+          nse(`nse-${tag}-1`),
+        );
+        assert.equal(reg.code, 0, reg.stderr);
+        const registered = messages(reg.stdout)[0];
+        assert.equal(registered.name, `nse-${tag}-1`);
+        assert.ok(registered.expirationTime, "the registry sets an expiration time");
+        const find = await grpcurl(
+          protos,
+          protos.registry,
+          registrySocket,
+          "registry.NetworkServiceEndpointRegistry/Find",
+          JSON.stringify({ network_service_endpoint: { name: `nse-${tag}-1` } }),
+        );
+        assert.equal(find.code, 0, find.stderr);
+        const found = messages(find.stdout);
+        assert.equal(found.length, 1, find.stdout);
+        assert.equal(found[0].networkServiceEndpoint.name, `nse-${tag}-1`);
+        assert.deepEqual(found[0].networkServiceEndpoint.networkServiceNames, [`grpcurl-${tag}`]);
+        assert.equal(found[0].networkServiceEndpoint.url, "tcp://127.0.0.1:1");
+      });
+
+      it("Find also lists the node's forwarder, registered by our runtime", async () => {
+        const find = await grpcurl(
+          protos,
+          protos.registry,
+          registrySocket,
+          "registry.NetworkServiceEndpointRegistry/Find",
+          JSON.stringify({ network_service_endpoint: { name: "forwarder-node-1" } }),
+        );
+        assert.equal(find.code, 0, find.stderr);
+        const [f] = messages(find.stdout);
+        assert.equal(f?.networkServiceEndpoint?.name, "forwarder-node-1", find.stdout);
+      });
+
+      it("a watching Find sees an NSE registered after it started", async () => {
+        const watch = spawn(
+          peerPath("grpcurl"),
+          grpcurlArgs(
+            protos,
+            protos.registry,
+            registrySocket,
+            "registry.NetworkServiceEndpointRegistry/Find",
+            JSON.stringify({ network_service_endpoint: { network_service_names: [`grpcurl-${tag}`] }, watch: true }),
+            ["-max-time", "4"],
+          ),
+          { stdio: ["ignore", "pipe", "pipe"] },
+        );
+        const done = collect(watch);
+        await new Promise((r) => setTimeout(r, 1000));
+        const reg = await grpcurl(
+          protos,
+          protos.registry,
+          registrySocket,
+          "registry.NetworkServiceEndpointRegistry/Register",
+          nse(`nse-${tag}-2`),
+        );
+        assert.equal(reg.code, 0, reg.stderr);
+        const out = await done;
+        assert.match(out.stderr, /DeadlineExceeded/, "the watch stays open until grpcurl's -max-time");
+        const names = messages(out.stdout).map((m) => m.networkServiceEndpoint?.name);
+        assert.ok(names.includes(`nse-${tag}-1`), `the existing NSE first: ${names}`);
+        assert.ok(names.includes(`nse-${tag}-2`), `then the new one: ${names}`);
+      });
+
+      it("nsmgr answers a Request without a connection with InvalidArgument", async () => {
+        const r = await grpcurl(
+          protos,
+          protos.networkservice,
+          nsmgrSocket,
+          "networkservice.NetworkService/Request",
+          "{}",
+        );
+        assert.notEqual(r.code, 0, r.stdout);
+        assert.match(r.stderr, /Code: InvalidArgument/, r.stderr);
+      });
+
+      it("nsmgr answers a Request for an unknown mechanism-less, service-less connection with InvalidArgument", async () => {
+        const r = await grpcurl(
+          protos,
+          protos.networkservice,
+          nsmgrSocket,
+          "networkservice.NetworkService/Request",
+          JSON.stringify({ connection: { id: "grpcurl-bad" } }),
+        );
+        assert.notEqual(r.code, 0, r.stdout);
+        assert.match(r.stderr, /Code: InvalidArgument/, r.stderr);
+      });
+
+      it("the registry refuses an NSE with no name and a URL that is not one, with InvalidArgument", async () => {
+        const r = await grpcurl(
+          protos,
+          protos.registry,
+          registrySocket,
+          "registry.NetworkServiceEndpointRegistry/Register",
+          JSON.stringify({ network_service_names: ["x"], url: "not a url" }),
+        );
+        assert.notEqual(r.code, 0, r.stdout);
+        assert.match(r.stderr, /Code: InvalidArgument/, r.stderr);
+      });
+    });
+  }
+});
