@@ -13,7 +13,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { missingPeers, peerPath } from "../helpers/peers.js";
-import { REPO, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
+import { EXAMPLE, linksOf, REPO, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
 
 interface ProtoSet {
   readonly name: string;
@@ -201,7 +201,7 @@ describe("interop: grpcurl against our registry and nsmgr (nsm up --insecure)", 
             registrySocket,
             "registry.NetworkServiceEndpointRegistry/Find",
             JSON.stringify({ network_service_endpoint: { network_service_names: [`grpcurl-${tag}`] }, watch: true }),
-            ["-max-time", "4"],
+            ["-max-time", "6"],
           ),
           { stdio: ["ignore", "pipe", "pipe"] },
         );
@@ -216,7 +216,11 @@ describe("interop: grpcurl against our registry and nsmgr (nsm up --insecure)", 
         );
         assert.equal(reg.code, 0, reg.stderr);
         const out = await done;
-        assert.match(out.stderr, /DeadlineExceeded/, "the watch stays open until grpcurl's -max-time");
+        assert.match(
+          out.stderr,
+          /DeadlineExceeded/,
+          `the watch stays open until grpcurl's -max-time (exit ${out.code}): ${out.stderr}${out.stdout}`,
+        );
         const names = messages(out.stdout).map((m) => m.networkServiceEndpoint?.name);
         assert.ok(names.includes(`nse-${tag}-1`), `the existing NSE first: ${names}`);
         assert.ok(names.includes(`nse-${tag}-2`), `then the new one: ${names}`);
@@ -259,4 +263,33 @@ describe("interop: grpcurl against our registry and nsmgr (nsm up --insecure)", 
       });
     });
   }
+
+  describe("a Request naming its netns as upstream's NSC does (inode://dev/ino, no fd passed)", () => {
+    before(async () => {
+      await rt.ok("apply", "-f", EXAMPLE);
+    });
+
+    it("is InvalidArgument from our forwarder, and no nsm-9 interface is created", async () => {
+      const links = () => rt.netns().flatMap((n) => linksOf(n).map((l) => l.ifname));
+      const before = links();
+      const r = await grpcurl(
+        OURS,
+        OURS.networkservice,
+        nsmgrSocket,
+        "networkservice.NetworkService/Request",
+        JSON.stringify({
+          connection: { id: "grpcurl-inode", network_service: "kernel2kernel", payload: "ETHERNET" },
+          mechanism_preferences: [
+            { cls: "LOCAL", type: "KERNEL", parameters: { inodeURL: "inode://4/4026531840", name: "nsm-9" } },
+          ],
+        }),
+        ["-max-time", "30"],
+      );
+      assert.notEqual(r.code, 0, r.stdout);
+      assert.match(r.stderr, /Code: InvalidArgument/, r.stderr);
+      assert.match(r.stderr, /inode:\/\/4\/4026531840/, "the message names the refused URL");
+      assert.ok(!links().includes("nsm-9"), "no interface named nsm-9");
+      assert.deepEqual(links().sort(), before.sort(), "no link added or removed anywhere in the runtime");
+    });
+  });
 });
