@@ -49,7 +49,9 @@ nsm_peer() {
   first=$(cat "$NSM_PEERS_DIR/failed/$name")
   peer_via_module "$name" "$module" "$NSM_UPSTREAM_VERSION" "$module"
   if [ -f "$NSM_PEERS_DIR/failed/$name" ]; then
-    fail "$name" "$(printf '%s\n\nthen:\n%s' "$first" "$(cat "$NSM_PEERS_DIR/failed/$name")")"
+    # both attempts in the record (each already said FAILED)
+    printf '%s\n\nthen:\n%s\n' "$first" "$(cat "$NSM_PEERS_DIR/failed/$name")" >"$NSM_PEERS_DIR/failed/$name.both"
+    mv -f "$NSM_PEERS_DIR/failed/$name.both" "$NSM_PEERS_DIR/failed/$name"
   fi
 }
 
