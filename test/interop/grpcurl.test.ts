@@ -5,13 +5,17 @@
  * upstream's own (github.com/networkservicemesh/api in the Go module cache, when the module proxy
  * served it) and, always, the repository's proto/ (what our code is generated from). Each set:
  * Register + Find of an NSE, a watch that sees an NSE registered after it started, and Requests
- * with bad input answered with InvalidArgument.
+ * with bad input answered with InvalidArgument; a Request naming its netns as upstream's NSC does
+ * (`inode://dev/ino`) is refused. Then the same with mTLS on a secure runtime (`nsm up`): grpcurl
+ * holds an X.509-SVID issued from the runtime's CA; without one, or with one of a stranger CA of the
+ * same trust domain, the handshake is refused.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { createCa, loadCa } from "../../src/security/ca.js";
 import { missingPeers, peerPath } from "../helpers/peers.js";
 import { EXAMPLE, linksOf, REPO, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
 
@@ -65,7 +69,9 @@ interface Call {
 
 function grpcurlArgs(protos: ProtoSet, proto: string, socket: string, method: string, data: string, extra: string[]) {
   return [
-    "-plaintext",
+    // plaintext unless the caller asks for TLS (`-insecure`: grpcurl cannot verify a SPIFFE server
+    // certificate, which names no host; our server still verifies grpcurl's).
+    ...(extra.includes("-insecure") ? [] : ["-plaintext"]),
     ...protos.importPaths.flatMap((p) => ["-import-path", p]),
     "-proto",
     proto,
@@ -292,4 +298,76 @@ describe("interop: grpcurl against our registry and nsmgr (nsm up --insecure)", 
       assert.deepEqual(links().sort(), before.sort(), "no link added or removed anywhere in the runtime");
     });
   });
+});
+
+describe("interop: grpcurl with mTLS, holding an X.509-SVID of our runtime's CA (nsm up)", { skip }, () => {
+  let rt: TestRuntime;
+  const tls = (name: string) => [
+    "-insecure",
+    "-cert",
+    join(rt.dir, `${name}.crt`),
+    "-key",
+    join(rt.dir, `${name}.key`),
+  ];
+
+  before(async () => {
+    rt = testRuntime("grpcurl-mtls");
+    await rt.ok("up");
+    const ca = await loadCa(JSON.parse(readFileSync(join(rt.dir, "ca.json"), "utf8")));
+    const stranger = await createCa({ trustDomain: ca.trustDomain });
+    for (const [name, from] of [
+      ["svid", ca],
+      ["stranger", stranger],
+    ] as const) {
+      const svid = await from.issue(`spiffe://${ca.trustDomain}/ns/default/pod/grpcurl`);
+      writeFileSync(join(rt.dir, `${name}.crt`), svid.certificatesPem);
+      writeFileSync(join(rt.dir, `${name}.key`), svid.privateKeyPem, { mode: 0o600 });
+    }
+  });
+  after(() => rt?.cleanup());
+
+  it("Find on the registry answers with the node's forwarder", async () => {
+    const r = await grpcurl(
+      OURS,
+      OURS.registry,
+      join(rt.dir, "registry.sock"),
+      "registry.NetworkServiceEndpointRegistry/Find",
+      JSON.stringify({ network_service_endpoint: { name: "forwarder-node-1" } }),
+      tls("svid"),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(messages(r.stdout)[0]?.networkServiceEndpoint?.name, "forwarder-node-1", r.stdout);
+  });
+
+  it("nsmgr answers a Request without a connection with InvalidArgument", async () => {
+    const r = await grpcurl(
+      OURS,
+      OURS.networkservice,
+      join(rt.dir, "nodes", "node-1", "nsm.io.sock"),
+      "networkservice.NetworkService/Request",
+      "{}",
+      tls("svid"),
+    );
+    assert.match(r.stderr, /Code: InvalidArgument/, r.stderr);
+  });
+
+  for (const [what, extra] of [
+    ["no client certificate", ["-insecure"]],
+    ["a certificate of another CA with the same trust domain", ["stranger"]],
+  ] as const) {
+    it(`with ${what}, the registry refuses the TLS handshake`, async () => {
+      const args = extra[0] === "stranger" ? tls("stranger") : [...extra];
+      const r = await grpcurl(
+        OURS,
+        OURS.registry,
+        join(rt.dir, "registry.sock"),
+        "registry.NetworkServiceEndpointRegistry/Find",
+        "{}",
+        [...args, "-max-time", "3"],
+      );
+      assert.notEqual(r.code, 0, r.stdout);
+      assert.equal(messages(r.stdout).length, 0, r.stdout);
+      assert.match(r.stderr, /Failed to dial target host/, r.stderr);
+    });
+  }
 });
