@@ -9,9 +9,9 @@ SPIRE_VERSION=v1.13.3
 GRPCURL_VERSION=v1.9.3
 
 # peer_via_module NAME MODULE VERSION PACKAGE [CGO]: builds PACKAGE from a throwaway module in the
-# cache that requires it as a tool (`go get -tool`) and repeats MODULE's own replace lines, which
-# `go install PACKAGE@VERSION` refuses to honour (and which the module proxy needs when it lists
-# no versions of MODULE).
+# cache that requires it as a tool (`go get -tool`) and repeats MODULE's own replace lines. For
+# modules `go install PACKAGE@VERSION` refuses: ones with replace directives, and ones whose
+# versions the module proxy does not list (SPIRE here: an exact version is served, no list).
 peer_via_module() {
   local name=$1 module=$2 version=$3 pkg=$4 cgo=${5:-0}
   built "$name" "$version" && return 0
