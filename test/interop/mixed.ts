@@ -17,8 +17,8 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { registry } from "../../src/api/index.js";
 import { CallContext } from "../../src/sdk/core/context.js";
-import { registryClients } from "../../src/sdk/registry/grpc.js";
-import { closeChannel, dialChannel } from "../../src/sdk/tools/grpcurl.js";
+import { closeChannel, dialChannel } from "../../src/sdk/grpc/dial.js";
+import { registryClients } from "../../src/sdk/grpc/registry.js";
 import {
   type CertificateAuthority,
   createCa,

@@ -16,8 +16,8 @@ import { after, before, describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { registry } from "../../src/api/index.js";
 import { CallContext } from "../../src/sdk/core/context.js";
-import { registryClients } from "../../src/sdk/registry/grpc.js";
-import { closeChannel, dialChannel } from "../../src/sdk/tools/grpcurl.js";
+import { closeChannel, dialChannel } from "../../src/sdk/grpc/dial.js";
+import { registryClients } from "../../src/sdk/grpc/registry.js";
 import {
   createTokenGenerator,
   createX509Source,
