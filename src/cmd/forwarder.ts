@@ -27,6 +27,7 @@ import * as grpc from "@grpc/grpc-js";
 import { NetworkServiceEndpointSchema } from "../api/gen/registry_pb.js";
 import { createNetlinkKernel } from "../kernel/index.js";
 import { kernelForwarderElements } from "../kernel/networkservice/index.js";
+import { interfaceMetrics } from "../observe/interfaces.js";
 import { CallContext } from "../sdk/core/context.js";
 import { createForwarder } from "../sdk/networkservice/chains/forwarder/index.js";
 import { registryClient } from "../sdk/registry/chains/client/index.js";
@@ -36,6 +37,7 @@ import { parseLabels } from "../sdk/tools/labels.js";
 import { netnsOwnership } from "../security/networkservice/netnsowner.js";
 import { processIdentityResolver } from "../security/workloadapi/processes.js";
 import { Env, parseDuration } from "./env.js";
+import { roleObservability } from "./observe.js";
 import { roleSecurity } from "./security.js";
 import { listen, listenUrls, roleLogger, shutdown, untilSignal } from "./serve.js";
 
@@ -73,6 +75,7 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
   const mechanismPriority = env.list("NSM_MECHANISM_PRIORITY");
   const reconcileGraceMs = reconcileGrace(env);
   const log = roleLogger(env, name);
+  const obs = await roleObservability(env, "forwarder", name, log);
   const sec = await roleSecurity(env, log);
   const monitorPolicies = await sec.policies("monitor");
   // HOOK(netns-ownership): only namespaces the requesting side owns (src/security/networkservice/netnsowner.ts).
@@ -96,6 +99,8 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
     reconcileGraceMs,
     log,
   });
+  const counters = interfaceMetrics({ kernel, name, node: vars.NODE_NAME, log });
+  if (obs.metrics) counters.register(obs.metrics.registry);
   const nsmgrChannel = dialChannel(connectTo, sec.dialOptions());
   const viaNsmgr = registryClients(nsmgrChannel);
   const forwarder = createForwarder({
@@ -109,7 +114,8 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
     monitorService: (service) => sec.monitor(service, monitorPolicies),
     serverMechanisms: dataPlane.serverMechanisms,
     clientMechanisms: dataPlane.clientMechanisms,
-    additional: [owner.server, ...dataPlane.additional],
+    additional: [counters.server, owner.server, ...dataPlane.additional],
+    observe: obs.element,
     additionalClient: dataPlane.additionalClient,
     log,
   });
@@ -140,6 +146,7 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
   closeChannel(nsmgrChannel);
   await kernel.close();
   sec.close();
+  await obs.close();
   log.info("forwarder stopped");
   return 0;
 }

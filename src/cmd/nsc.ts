@@ -28,7 +28,7 @@ import {
   NetworkServiceRequestSchema,
   Param,
 } from "../api/index.js";
-import type { NetworkServiceHandler } from "../sdk/core/chain.js";
+import { bind, type NetworkServiceElement, type NetworkServiceHandler } from "../sdk/core/chain.js";
 import { CallContext, sleep } from "../sdk/core/context.js";
 import { NsmError } from "../sdk/core/errors.js";
 import { createClient } from "../sdk/networkservice/chains/client/index.js";
@@ -42,6 +42,7 @@ import type { Logger } from "../sdk/tools/logger.js";
 import { type NsUrl, nsUrlMechanism, parseNsUrl } from "../sdk/tools/nsurl.js";
 import { pingLivenessCheck } from "../sdk/tools/ping.js";
 import { ConfigError, Env } from "./env.js";
+import { roleObservability } from "./observe.js";
 import { type RoleSecurity, roleSecurity } from "./security.js";
 import { roleLogger, untilSignal } from "./serve.js";
 
@@ -115,6 +116,7 @@ export async function runNsc(args: string[], vars: NodeJS.ProcessEnv = process.e
     timeoutMs: positive(env, "NSM_LIVENESS_CHECK_TIMEOUT", "1s"),
   };
   const log = roleLogger(env, name);
+  const obs = await roleObservability(env, "nsc", name, log);
   const sec = await roleSecurity(env, log);
   const clientInfo = { nodeName: vars.NODE_NAME, podName: vars.POD_NAME, clusterName: vars.CLUSTER_NAME };
 
@@ -129,10 +131,12 @@ export async function runNsc(args: string[], vars: NodeJS.ProcessEnv = process.e
       liveness,
       clientInfo,
       sec,
+      observe: obs.element,
       log,
     });
   } finally {
     sec.close();
+    await obs.close();
   }
 }
 
@@ -158,6 +162,8 @@ interface NscConfig {
   readonly liveness: LivenessConfig;
   readonly clientInfo: Parameters<typeof clientInfoClient>[0];
   readonly sec: RoleSecurity;
+  /** The metrics element, in front of each client chain. */
+  readonly observe?: NetworkServiceElement;
   readonly log: Logger;
 }
 
@@ -172,28 +178,31 @@ async function connectAll(cfg: NscConfig): Promise<number> {
     livenessCheckIntervalMs: liveness.intervalMs,
     livenessCheckTimeoutMs: liveness.timeoutMs,
   };
+  const observed = (client: NetworkServiceHandler) => (cfg.observe ? bind(cfg.observe, client) : client);
   const wanted: Wanted[] = urls.map((url, i) => ({
     id: `${name}-${i}`,
     url,
-    client: createClient({
-      name,
-      connectTo,
-      dialTimeoutMs,
-      ...sec.dialOptions(),
-      authorize,
-      // The sidecar keeps its connections alive; init hands them over before the tokens expire.
-      refresh: init ? undefined : refreshClient({ signal: stopped.signal }),
-      heal: init ? undefined : healClient(heal),
-      additional: [
-        clientInfoClient(clientInfo),
-        mechanismsClient({
-          KERNEL: kernelMechanismClient({
-            inodeUrl: `file:///proc/${process.pid}/ns/net`,
-            interfaceName: url.interfaceName,
+    client: observed(
+      createClient({
+        name,
+        connectTo,
+        dialTimeoutMs,
+        ...sec.dialOptions(),
+        authorize,
+        // The sidecar keeps its connections alive; init hands them over before the tokens expire.
+        refresh: init ? undefined : refreshClient({ signal: stopped.signal }),
+        heal: init ? undefined : healClient(heal),
+        additional: [
+          clientInfoClient(clientInfo),
+          mechanismsClient({
+            KERNEL: kernelMechanismClient({
+              inodeUrl: `file:///proc/${process.pid}/ns/net`,
+              interfaceName: url.interfaceName,
+            }),
           }),
-        }),
-      ],
-    }),
+        ],
+      }),
+    ),
   }));
 
   const requestOnce = async (w: Wanted): Promise<Connection> => {

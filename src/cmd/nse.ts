@@ -29,6 +29,7 @@ import { parseCidrGroups } from "../sdk/tools/cidr.js";
 import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/tools/grpcurl.js";
 import { parseLabels } from "../sdk/tools/labels.js";
 import { ConfigError, Env } from "./env.js";
+import { roleObservability } from "./observe.js";
 import { roleSecurity } from "./security.js";
 import { listen, roleLogger, shutdown, untilSignal } from "./serve.js";
 
@@ -54,12 +55,14 @@ export async function runIcmpResponder(vars: NodeJS.ProcessEnv = process.env): P
   const unregisterItself = env.bool("NSM_UNREGISTER_ITSELF", false);
   const expirationMs = env.duration("NSM_EXPIRE", "1m");
   const log = roleLogger(env, name);
+  const obs = await roleObservability(env, "nse", name, log);
   const sec = await roleSecurity(env, log);
   const monitorPolicies = await sec.policies("monitor");
 
   const endpoint = createEndpoint({
     name,
     log,
+    observe: obs.element,
     ...sec.endpoint(await sec.policies("server")),
     monitorService: (service) => sec.monitor(service, monitorPolicies),
     additional: [
@@ -110,6 +113,7 @@ export async function runIcmpResponder(vars: NodeJS.ProcessEnv = process.env): P
   closeChannel(channel);
   rmSync(dir, { recursive: true, force: true });
   sec.close();
+  await obs.close();
   log.info("endpoint stopped");
   return 0;
 }

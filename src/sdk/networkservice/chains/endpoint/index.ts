@@ -40,6 +40,8 @@ export interface EndpointOptions {
   name: string;
   /** Elements after the base chain (IPAM, mechanisms, connect…). @default [] */
   additional?: NetworkServiceElement[];
+  /** Runs first, before validate (e.g. the metrics element, which then counts refused Requests too). @default none */
+  observe?: NetworkServiceElement;
   /** Slot for updatetoken. @default pass-through */
   updateToken?: NetworkServiceElement;
   /** Slot for the authorize server. @default pass-through */
@@ -75,6 +77,7 @@ export function endpointChain(
   lifetime?: AbortSignal,
 ): NetworkServiceElement {
   return chain(
+    ...(options.observe ? [options.observe] : []),
     validateServer(),
     updatePathServer(options.name),
     beginServer(),
