@@ -28,11 +28,12 @@ import {
   NetworkServiceRequestSchema,
   Param,
 } from "../api/index.js";
-import { bind, type NetworkServiceElement, type NetworkServiceHandler } from "../sdk/core/chain.js";
+import { bind, chain, type NetworkServiceElement, type NetworkServiceHandler } from "../sdk/core/chain.js";
 import { CallContext, sleep } from "../sdk/core/context.js";
 import { NsmError } from "../sdk/core/errors.js";
 import { createClient } from "../sdk/networkservice/chains/client/index.js";
 import { clientInfoClient } from "../sdk/networkservice/common/clientinfo/index.js";
+import { connLogServer } from "../sdk/networkservice/common/connlog/index.js";
 import { type HealClientOptions, healClient } from "../sdk/networkservice/common/heal/index.js";
 import { kernelMechanismClient } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsClient } from "../sdk/networkservice/common/mechanisms/index.js";
@@ -178,7 +179,9 @@ async function connectAll(cfg: NscConfig): Promise<number> {
     livenessCheckIntervalMs: liveness.intervalMs,
     livenessCheckTimeoutMs: liveness.timeoutMs,
   };
-  const observed = (client: NetworkServiceHandler) => (cfg.observe ? bind(cfg.observe, client) : client);
+  // Metrics (when on) and the connection id on every log line, in front of each client chain.
+  const top = chain(...(cfg.observe ? [cfg.observe] : []), connLogServer());
+  const observed = (client: NetworkServiceHandler) => bind(top, client);
   const wanted: Wanted[] = urls.map((url, i) => ({
     id: `${name}-${i}`,
     url,

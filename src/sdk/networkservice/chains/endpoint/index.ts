@@ -2,7 +2,7 @@
 /**
  * The endpoint chain: the base of every NSM server (NSE, nsmgr, forwarder).
  *
- * Order (upstream): validate → updatepath(name) → begin → updatetoken slot → authorize slot →
+ * Order (upstream, after our metrics and connlog): validate → updatepath(name) → begin → updatetoken slot → authorize slot →
  * metadata → timeout slot → monitor → trimpath → additional…
  * The security and timeout slots are pass-through until those features are configured.
  * `register(server)` serves `networkservice.NetworkService` and `connection.MonitorConnection`.
@@ -28,6 +28,7 @@ import {
 import type { CallContext } from "../../../core/context.js";
 import { type Logger, silentLogger } from "../../../tools/logger.js";
 import { beginServer } from "../../common/begin/index.js";
+import { connLogServer } from "../../common/connlog/index.js";
 import { metadataServer } from "../../common/metadata/index.js";
 import { ConnectionMonitor, monitorConnectionService, monitorServer } from "../../common/monitor/index.js";
 import { timeoutServer } from "../../common/timeout/index.js";
@@ -78,6 +79,7 @@ export function endpointChain(
 ): NetworkServiceElement {
   return chain(
     ...(options.observe ? [options.observe] : []),
+    connLogServer(),
     validateServer(),
     updatePathServer(options.name),
     beginServer(),
