@@ -13,7 +13,7 @@ import { INHERITED_VARIABLES, type LocalConfig, localConfig } from "../local/con
 import { describeConnection, topTable } from "../local/describe.js";
 import { LocalError } from "../local/errors.js";
 import { followPodLogs } from "../local/follow.js";
-import { execInPod, findPod, GET_KINDS, getTable, podLogs } from "../local/inspect.js";
+import { execInPod, findPod, GET_KINDS, getTable, podLogs, SYSTEM_NAMESPACE } from "../local/inspect.js";
 import type { Progress } from "../local/progress.js";
 import { LocalRuntime } from "../local/runtime.js";
 import { DEFAULT_STATE_DIR, loadState, type RuntimePaths, requireUp, runtimePaths } from "../local/state.js";
@@ -218,6 +218,15 @@ async function execCommand(cli: Cli, args: readonly string[]): Promise<number> {
   });
 }
 
+/** `nsmgr/NODE`, `forwarder/NODE`, `registry`, `identity-provider` (as `nsm stop` names them) → their nsm-system pod. */
+function componentPod(target: string, namespace: string | undefined): { name: string; namespace: string | undefined } {
+  const m = /^(nsmgr|forwarder)\/(.+)$/.exec(target);
+  if (m) return { name: `${m[1]}-${m[2]}`, namespace: SYSTEM_NAMESPACE };
+  if (namespace === undefined && (target === "registry" || target === "identity-provider"))
+    return { name: target, namespace: SYSTEM_NAMESPACE };
+  return { name: target, namespace };
+}
+
 async function logsCommand(cli: Cli, args: readonly string[]): Promise<number> {
   const p = parseArgs(
     args,
@@ -226,10 +235,13 @@ async function logsCommand(cli: Cli, args: readonly string[]): Promise<number> {
   );
   const target = p.positional[0];
   if (!target || p.positional.length > 1)
-    throw new UsageError("usage: nsm logs POD|deployments/NAME [-n NS] [-c CONTAINER]");
+    throw new UsageError(
+      "usage: nsm logs POD|deployments/NAME|registry|nsmgr/NODE|forwarder/NODE [-n NS] [-c CONTAINER] [-f]",
+    );
   const state = loadState(paths(cli, p));
   if (!state) throw new LocalError(`the local runtime is not up (no state in ${stateDir(cli, p)})`);
-  const pod = findPod(state, target, last(p, "-n", "--namespace"));
+  const component = componentPod(target, last(p, "-n", "--namespace"));
+  const pod = findPod(state, component.name, component.namespace);
   const tail = last(p, "--tail");
   if (tail !== undefined && !/^\d+$/.test(tail)) throw new UsageError(`--tail needs a number of lines, not "${tail}"`);
   const options = { container: last(p, "-c", "--container"), raw: p.flags.has("--raw") };

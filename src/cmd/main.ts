@@ -30,7 +30,7 @@ $NSM_LOCAL_STATE_DIR or /run/nsm-local):
   describe connection ID   path (names, token expiries, metrics), mechanisms, IP context, DNS, traffic
   top connections [--once] [--interval 1s]   rx/tx rates of each connection's client interface
   exec POD|deployments/NAME [-n NS] [-c CONTAINER] -- CMD...
-  logs POD|deployments/NAME [-n NS] [-c CONTAINER] [--raw] [--tail N] [-f]
+  logs POD|deployments/NAME|registry|nsmgr/NODE|forwarder/NODE [-n NS] [-c CONTAINER] [--raw] [--tail N] [-f]
                            (-n nsm-system: identity-provider, registry, nsmgr-node-1, forwarder-node-1, ...)
   delete -f FILE|DIR       stop the pods, delete their namespaces, unregister NetworkServices
   stop|start|restart registry|identity-provider|nsmgr/NODE|forwarder/NODE|pod/NAME [-n NS] [-c C] [--kill]

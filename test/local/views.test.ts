@@ -170,5 +170,9 @@ describe("local runtime: connection views (kernel2kernel)", { skip }, () => {
     }
     const code = await new Promise((r) => child.once("exit", r));
     assert.equal(code, 0);
+    // Components are named as nsm stop names them.
+    assert.match(await rt.ok("logs", "nsmgr/node-1"), /^\[nsmgr\] .*nsmgr serving/m);
+    assert.match(await rt.ok("logs", "forwarder/node-1", "--tail", "50"), /^\[forwarder\] /m);
+    assert.match(await rt.ok("logs", "registry"), /^\[registry\] .*registry serving/m);
   });
 });
