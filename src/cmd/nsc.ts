@@ -133,6 +133,7 @@ export async function runNsc(args: string[], vars: NodeJS.ProcessEnv = process.e
       clientInfo,
       sec,
       observe: obs.element,
+      healed: obs.metrics?.observer.healed,
       log,
     });
   } finally {
@@ -165,6 +166,8 @@ interface NscConfig {
   readonly sec: RoleSecurity;
   /** The metrics element, in front of each client chain. */
   readonly observe?: NetworkServiceElement;
+  /** Counts successful heals (metrics). */
+  readonly healed?: (how: "re-request" | "reselect") => void;
   readonly log: Logger;
 }
 
@@ -178,6 +181,7 @@ async function connectAll(cfg: NscConfig): Promise<number> {
     livenessCheck: liveness.enabled ? pingLivenessCheck({ timeoutMs: liveness.timeoutMs }) : undefined,
     livenessCheckIntervalMs: liveness.intervalMs,
     livenessCheckTimeoutMs: liveness.timeoutMs,
+    onHealed: cfg.healed && ((_conn, how) => cfg.healed?.(how)),
   };
   // Metrics (when on) and the connection id on every log line, in front of each client chain.
   const top = chain(...(cfg.observe ? [cfg.observe] : []), connLogServer());

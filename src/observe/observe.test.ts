@@ -89,6 +89,8 @@ describe("role metrics over HTTP", () => {
       assert.equal(value(text, "nsm_calls_total", { ...role, op: "request", code: "PermissionDenied" }), 1);
       assert.equal(value(text, "nsm_call_duration_seconds_count", { ...role, op: "request", code: "OK" }), 2);
       assert.equal(value(text, "nsm_connections", role), 2);
+      m.observer.healed?.("reselect");
+      assert.equal(value(await scrape(server.url), "nsm_heals_total", { ...role, how: "reselect" }), 1);
       assert.match(text, /process_resident_memory_bytes\{/);
       assert.equal((await fetch(server.url.replace("/metrics", "/other"))).status, 404);
     } finally {

@@ -7,7 +7,8 @@
  * sdk's `metricsServer` element through {@link RoleMetrics.observer}:
  * - `nsm_calls_total{op="request"|"close",code}`: finished calls by gRPC result code;
  * - `nsm_call_duration_seconds{op,code}`: their latency (histogram);
- * - `nsm_connections`: live connections; `nsm_reselects_total`: Requests answered under a new id.
+ * - `nsm_connections`: live connections; `nsm_reselects_total`: Requests answered under a new id;
+ * - `nsm_heals_total{how="re-request"|"reselect"}`: a client's successful heals.
  * Other modules add theirs to `registry` (registry records and watchers, interface counters).
  *
  * {@link servePrometheus} serves `GET /metrics` in the text format on NSM_PROMETHEUS_LISTEN_ON
@@ -65,6 +66,12 @@ export function createRoleMetrics(role: string, name: string): RoleMetrics {
     help: "Requests of a live connection answered under another connection id",
     registers: [registry],
   });
+  const heals = new Counter({
+    name: "nsm_heals_total",
+    help: "Successful heals of a client's connections, by kind",
+    labelNames: ["how"],
+    registers: [registry],
+  });
   const observer: CallObserver = {
     observeCall(op, code, seconds) {
       calls.inc({ op, code });
@@ -72,6 +79,7 @@ export function createRoleMetrics(role: string, name: string): RoleMetrics {
     },
     liveConnections: (count) => connections.set(count),
     reselected: () => reselects.inc(),
+    healed: (how) => heals.inc({ how }),
   };
   return { registry, observer };
 }

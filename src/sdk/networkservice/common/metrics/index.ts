@@ -25,6 +25,8 @@ export interface CallObserver {
   liveConnections(count: number): void;
   /** A Request of an existing connection came back under another id. */
   reselected?(): void;
+  /** A client's heal succeeded (reported by the heal element's `onHealed`, not by this element). */
+  healed?(how: "re-request" | "reselect"): void;
 }
 
 /** The gRPC code name of what a call threw (`Unknown` for a plain Error). */
