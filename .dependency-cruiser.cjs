@@ -3,11 +3,11 @@
  * The layering of src/, checked by `npm run check:layers` (scripts/check-layers.mjs, part of
  * scripts/test.sh). Imports flow one way (DESIGN.md §4):
  *
- *     api  <-  sdk  <-  kernel, security, registry-store, etcd, k8s  <-  local, cmd
+ *     api  <-  sdk  <-  kernel, security, registry-store, etcd, k8s, observe  <-  local, cmd
  *
  * - src/api is the wire API: it imports nothing of ours but its generated code (src/api/gen).
  * - src/sdk imports only src/api and itself; src/sdk/core (the chain engine) only src/api and itself.
- * - src/kernel, src/security and the registry stores (src/registry-store, src/etcd, src/k8s) are
+ * - src/kernel, src/security and the registry stores (src/registry-store, src/etcd, src/k8s) and src/observe (metrics) are
  *   libraries on top of the sdk: they never import src/local or src/cmd.
  * - src/local never imports src/cmd.
  * - src/public holds the package's entry points (package.json "exports"): each re-exports an
@@ -55,7 +55,7 @@ module.exports = {
     ...forbid(
       "libraries-not-local-cmd",
       "kernel, security and the registry stores are libraries below the runtimes: they never import local or cmd",
-      { path: "^src/(kernel|security|registry-store|etcd|k8s)/" },
+      { path: "^src/(kernel|security|registry-store|etcd|k8s|observe)/" },
       { path: "^src/(local|cmd)/" },
     ),
     ...forbid(

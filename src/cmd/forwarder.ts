@@ -27,6 +27,7 @@ import * as grpc from "@grpc/grpc-js";
 import { NetworkServiceEndpointSchema } from "../api/gen/registry_pb.js";
 import { createNetlinkKernel, type KernelApi } from "../kernel/index.js";
 import { kernelForwarderElements } from "../kernel/networkservice/index.js";
+import { interfaceMetrics } from "../observe/interfaces.js";
 import { CallContext } from "../sdk/core/context.js";
 import type { Logger } from "../sdk/core/logger.js";
 import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
@@ -37,6 +38,7 @@ import { parseLabels } from "../sdk/tools/labels.js";
 import { netnsOwnership } from "../security/networkservice/netnsowner.js";
 import { processIdentityResolver } from "../security/workloadapi/processes.js";
 import { Env, parseDuration } from "./env.js";
+import { roleObservability } from "./observe.js";
 import { roleSecurity } from "./security.js";
 import { listen, listenUrls, roleLogger, shutdown, untilSignal } from "./serve.js";
 
@@ -113,12 +115,15 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
   const config = forwarderConfig(env);
   const { name, labels, nsName, connectTo, listenOn, dialTimeoutMs, tunnelIp, reconcileGraceMs } = config;
   const log = roleLogger(env, name);
+  const obs = await roleObservability(env, "forwarder", name, log);
   const sec = await roleSecurity(env, log);
   const monitorPolicies = await sec.policies("monitor");
   const lifetime = new AbortController();
   const kernel = createNetlinkKernel();
   const tagOwner = `${name}@${(await kernel.netnsId(undefined)).ino}`;
   const dataPlane = await kernelDataPlane(config, kernel, tagOwner, sec.insecure, log);
+  const counters = interfaceMetrics({ kernel, name, node: vars.NODE_NAME, log });
+  if (obs.metrics) counters.register(obs.metrics.registry);
   const nsmgrChannel = dialChannel(connectTo, sec.dialOptions());
   const viaNsmgr = registryClients(nsmgrChannel);
   const forwarder = createForwarder({
@@ -132,7 +137,8 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
     monitorService: (service) => sec.monitor(service, monitorPolicies),
     serverMechanisms: dataPlane.serverMechanisms,
     clientMechanisms: dataPlane.clientMechanisms,
-    additional: dataPlane.additional,
+    additional: [counters.server, ...dataPlane.additional],
+    observe: obs.element,
     additionalClient: dataPlane.additionalClient,
     log,
   });
@@ -163,6 +169,7 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
   closeChannel(nsmgrChannel);
   await kernel.close();
   sec.close();
+  await obs.close();
   log.info("forwarder stopped");
   return 0;
 }

@@ -10,13 +10,16 @@
  * died) and exit code 1; usage errors exit 2.
  */
 import { INHERITED_VARIABLES, type LocalConfig, localConfig } from "../local/config.js";
+import { describeConnection, topTable } from "../local/describe.js";
 import { LocalError } from "../local/errors.js";
-import { execInPod, findPod, GET_KINDS, getTable, podLogs } from "../local/inspect.js";
+import { followPodLogs } from "../local/follow.js";
+import { execInPod, findPod, GET_KINDS, getTable, podLogs, SYSTEM_NAMESPACE } from "../local/inspect.js";
 import type { Progress } from "../local/progress.js";
 import { LocalRuntime } from "../local/runtime.js";
 import { DEFAULT_STATE_DIR, loadState, type RuntimePaths, requireUp, runtimePaths } from "../local/state.js";
+import { connectionsDocument, pickConnection, runtimeConnections, wideTable } from "../local/views.js";
 import { createLogger, parseLogLevel } from "../sdk/tools/logger.js";
-import { Env } from "./env.js";
+import { Env, parseDuration } from "./env.js";
 
 export class UsageError extends Error {}
 
@@ -146,15 +149,53 @@ async function downCommand(cli: Cli, args: readonly string[]): Promise<number> {
 }
 
 async function getCommand(cli: Cli, args: readonly string[]): Promise<number> {
-  const p = parseArgs(args, [...COMMON, "-n", "--namespace"], ["-A", "--all-namespaces"]);
+  const p = parseArgs(args, [...COMMON, "-n", "--namespace", "-o", "--output"], ["-A", "--all-namespaces"]);
   const kind = p.positional[0];
   if (!kind || p.positional.length > 1) {
     const kinds = Object.keys(GET_KINDS).filter((k) => k.endsWith("s"));
-    throw new UsageError(`usage: nsm get ${kinds.join("|")} [-n NS]`);
+    throw new UsageError(`usage: nsm get ${kinds.join("|")} [-n NS] [-o wide|json|yaml (connections)]`);
+  }
+  const output = last(p, "-o", "--output");
+  if (output !== undefined) {
+    if (GET_KINDS[kind] !== "connections") throw new UsageError("-o is for connections (nsm get connections -o wide)");
+    if (!["wide", "json", "yaml"].includes(output)) throw new UsageError(`-o ${output}: expected wide, json or yaml`);
+    const list = await runtimeConnections(requireUp(paths(cli, p)));
+    process.stdout.write(output === "wide" ? wideTable(list) : connectionsDocument(list, output as "json" | "yaml"));
+    return 0;
   }
   const state = requireUp(paths(cli, p));
   process.stdout.write(await getTable(state, kind, last(p, "-n", "--namespace")));
   return 0;
+}
+
+async function describeCommand(cli: Cli, args: readonly string[]): Promise<number> {
+  const p = parseArgs(args, COMMON, []);
+  const [kind, id] = p.positional;
+  if (!kind || GET_KINDS[kind] !== "connections" || !id || p.positional.length > 2)
+    throw new UsageError("usage: nsm describe connection ID");
+  needRoot();
+  const list = await runtimeConnections(requireUp(paths(cli, p)));
+  process.stdout.write(await describeConnection(pickConnection(list, id)));
+  return 0;
+}
+
+async function topCommand(cli: Cli, args: readonly string[]): Promise<number> {
+  const p = parseArgs(args, [...COMMON, "--interval"], ["--once"]);
+  if (p.positional.length !== 1 || GET_KINDS[p.positional[0]!] !== "connections")
+    throw new UsageError("usage: nsm top connections [--once] [--interval 1s]");
+  const intervalMs = parseDuration(last(p, "--interval") ?? "1s");
+  if (intervalMs === undefined || intervalMs <= 0)
+    throw new UsageError("--interval needs a positive duration (1s, 500ms)");
+  needRoot();
+  const state = requireUp(paths(cli, p));
+  for (;;) {
+    const screen = await topTable(await runtimeConnections(state), intervalMs);
+    if (p.flags.has("--once")) {
+      process.stdout.write(screen);
+      return 0;
+    }
+    process.stdout.write(`\x1b[H\x1b[2J${new Date().toISOString()}  every ${intervalMs}ms (Ctrl-C to stop)\n${screen}`);
+  }
 }
 
 async function execCommand(cli: Cli, args: readonly string[]): Promise<number> {
@@ -177,22 +218,41 @@ async function execCommand(cli: Cli, args: readonly string[]): Promise<number> {
   });
 }
 
+/** `nsmgr/NODE`, `forwarder/NODE`, `registry`, `identity-provider` (as `nsm stop` names them) → their nsm-system pod. */
+function componentPod(target: string, namespace: string | undefined): { name: string; namespace: string | undefined } {
+  const m = /^(nsmgr|forwarder)\/(.+)$/.exec(target);
+  if (m) return { name: `${m[1]}-${m[2]}`, namespace: SYSTEM_NAMESPACE };
+  if (namespace === undefined && (target === "registry" || target === "identity-provider"))
+    return { name: target, namespace: SYSTEM_NAMESPACE };
+  return { name: target, namespace };
+}
+
 async function logsCommand(cli: Cli, args: readonly string[]): Promise<number> {
   const p = parseArgs(
     args,
     [...COMMON, "-n", "--namespace", "-c", "--container", "--tail"],
-    ["--raw", "--all-containers", "--prefix"],
+    ["--raw", "--all-containers", "--prefix", "-f", "--follow"],
   );
   const target = p.positional[0];
   if (!target || p.positional.length > 1)
-    throw new UsageError("usage: nsm logs POD|deployments/NAME [-n NS] [-c CONTAINER]");
+    throw new UsageError(
+      "usage: nsm logs POD|deployments/NAME|registry|nsmgr/NODE|forwarder/NODE [-n NS] [-c CONTAINER] [-f]",
+    );
   const state = loadState(paths(cli, p));
   if (!state) throw new LocalError(`the local runtime is not up (no state in ${stateDir(cli, p)})`);
-  const pod = findPod(state, target, last(p, "-n", "--namespace"));
+  const component = componentPod(target, last(p, "-n", "--namespace"));
+  const pod = findPod(state, component.name, component.namespace);
   const tail = last(p, "--tail");
   if (tail !== undefined && !/^\d+$/.test(tail)) throw new UsageError(`--tail needs a number of lines, not "${tail}"`);
   const options = { container: last(p, "-c", "--container"), raw: p.flags.has("--raw") };
   process.stdout.write(podLogs(pod, { ...options, tail: tail === undefined ? undefined : Number(tail) }));
+  if (p.flags.has("-f") || p.flags.has("--follow")) {
+    const stop = new AbortController();
+    const onSignal = () => stop.abort();
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    await followPodLogs(pod, (text) => process.stdout.write(text), { ...options, signal: stop.signal });
+  }
   return 0;
 }
 
@@ -218,6 +278,8 @@ const COMMANDS: Record<string, (cli: Cli, args: readonly string[]) => Promise<nu
   delete: (cli, args) => applyOrDeleteCommand(cli, "delete", args),
   down: downCommand,
   get: getCommand,
+  describe: describeCommand,
+  top: topCommand,
   exec: execCommand,
   logs: logsCommand,
   stop: (cli, args) => controlCommand(cli, "stop", args),

@@ -27,8 +27,11 @@ $NSM_LOCAL_STATE_DIR or /run/nsm-local):
   apply -f FILE|DIR        run upstream-style manifests (Namespace, NetworkService, Deployment, Pod;
                            a directory with kustomization.yaml is read as a kustomization)
   get pods|deployments|nodes|namespaces|networkservices|networkserviceendpoints|connections [-n NS]
+      connections -o wide|json|yaml   per-hop detail: mechanisms, interface, token expiries
+  describe connection ID   path (names, token expiries, metrics), mechanisms, IP context, DNS, traffic
+  top connections [--once] [--interval 1s]   rx/tx rates of each connection's client interface
   exec POD|deployments/NAME [-n NS] [-c CONTAINER] -- CMD...
-  logs POD|deployments/NAME [-n NS] [-c CONTAINER] [--raw] [--tail N]
+  logs POD|deployments/NAME|registry|nsmgr/NODE|forwarder/NODE [-n NS] [-c CONTAINER] [--raw] [--tail N] [-f]
                            (-n nsm-system: identity-provider, registry, nsmgr-node-1, forwarder-node-1, ...)
   delete -f FILE|DIR       stop the pods, delete their namespaces, unregister NetworkServices
   stop|start|restart registry|identity-provider|nsmgr/NODE|forwarder/NODE|pod/NAME [-n NS] [-c C] [--kill]
@@ -59,7 +62,7 @@ const commands: Record<string, () => Promise<Command>> = {
   // Internal (started by `nsm up`): the embedded CA serving the SPIFFE Workload API.
   "identity-provider": async () => async () => (await import("./identity-provider.js")).runIdentityProvider(),
   ...Object.fromEntries(
-    ["up", "apply", "get", "exec", "logs", "delete", "down", "stop", "start", "restart"].map(
+    ["up", "apply", "get", "describe", "top", "exec", "logs", "delete", "down", "stop", "start", "restart"].map(
       (name): [string, () => Promise<Command>] => [
         name,
         async () => {

@@ -29,7 +29,13 @@ import {
   Param,
 } from "../api/index.js";
 import { icmpLivenessCheck } from "../kernel/icmp.js";
-import type { NetworkServiceClient, NetworkServiceHandler } from "../sdk/core/chain.js";
+import {
+  bind,
+  chain,
+  type NetworkServiceClient,
+  type NetworkServiceElement,
+  type NetworkServiceHandler,
+} from "../sdk/core/chain.js";
 import { CallContext, sleep } from "../sdk/core/context.js";
 import { NsmError } from "../sdk/core/errors.js";
 import type { Logger } from "../sdk/core/logger.js";
@@ -37,12 +43,14 @@ import { closeChannel, type DialOptions, dialChannel, parseNsmUrl } from "../sdk
 import { grpcClient } from "../sdk/grpc/service.js";
 import { createClient } from "../sdk/networkservice/chains/client/index.js";
 import { clientInfoClient } from "../sdk/networkservice/common/clientinfo/index.js";
+import { connLogServer } from "../sdk/networkservice/common/connlog/index.js";
 import { type HealClientOptions, healClient } from "../sdk/networkservice/common/heal/index.js";
 import { kernelMechanismClient } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsClient } from "../sdk/networkservice/common/mechanisms/index.js";
 import { refreshClient } from "../sdk/networkservice/common/refresh/index.js";
 import { type NsUrl, nsUrlMechanism, parseNsUrl } from "../sdk/tools/nsurl.js";
 import { ConfigError, Env } from "./env.js";
+import { roleObservability } from "./observe.js";
 import { type RoleSecurity, roleSecurity } from "./security.js";
 import { roleLogger, untilSignal } from "./serve.js";
 
@@ -143,6 +151,7 @@ export async function runNsc(
     timeoutMs: positive(env, "NSM_LIVENESS_CHECK_TIMEOUT", "1s"),
   };
   const log = roleLogger(env, name);
+  const obs = await roleObservability(env, "nsc", name, log);
   const sec = await roleSecurity(env, log);
   const clientInfo = { nodeName: vars.NODE_NAME, podName: vars.POD_NAME, clusterName: vars.CLUSTER_NAME };
 
@@ -158,10 +167,13 @@ export async function runNsc(
       clientInfo,
       additional: options.additional ?? [],
       sec,
+      observe: obs.element,
+      healed: obs.metrics?.observer.healed,
       log,
     });
   } finally {
     sec.close();
+    await obs.close();
   }
 }
 
@@ -188,6 +200,10 @@ interface NscConfig {
   readonly clientInfo: Parameters<typeof clientInfoClient>[0];
   readonly additional: readonly NetworkServiceClient[];
   readonly sec: RoleSecurity;
+  /** The metrics element, in front of each client chain. */
+  readonly observe?: NetworkServiceElement;
+  /** Counts successful heals (metrics). */
+  readonly healed?: (how: "re-request" | "reselect") => void;
   readonly log: Logger;
 }
 
@@ -202,30 +218,36 @@ async function connectAll(cfg: NscConfig): Promise<number> {
     livenessCheck: liveness.enabled ? icmpLivenessCheck({ timeoutMs: liveness.timeoutMs, log }) : undefined,
     livenessCheckIntervalMs: liveness.intervalMs,
     livenessCheckTimeoutMs: liveness.timeoutMs,
+    onHealed: cfg.healed && ((_conn, how) => cfg.healed?.(how)),
   };
+  // Metrics (when on) and the connection id on every log line, in front of each client chain.
+  const top = chain(...(cfg.observe ? [cfg.observe] : []), connLogServer());
+  const observed = (client: NetworkServiceHandler) => bind(top, client);
   const wanted: Wanted[] = urls.map((url, i) => ({
     id: `${name}-${i}`,
     url,
-    client: createClient({
-      name,
-      connectTo,
-      dialTimeoutMs,
-      ...sec.dialOptions(),
-      authorize,
-      // The sidecar keeps its connections alive; init hands them over before the tokens expire.
-      refresh: init ? undefined : refreshClient({ signal: stopped.signal }),
-      heal: init ? undefined : healClient(heal),
-      additional: [
-        clientInfoClient(clientInfo),
-        ...cfg.additional,
-        mechanismsClient({
-          KERNEL: kernelMechanismClient({
-            inodeUrl: `file:///proc/${process.pid}/ns/net`,
-            interfaceName: url.interfaceName,
+    client: observed(
+      createClient({
+        name,
+        connectTo,
+        dialTimeoutMs,
+        ...sec.dialOptions(),
+        authorize,
+        // The sidecar keeps its connections alive; init hands them over before the tokens expire.
+        refresh: init ? undefined : refreshClient({ signal: stopped.signal }),
+        heal: init ? undefined : healClient(heal),
+        additional: [
+          clientInfoClient(clientInfo),
+          ...cfg.additional,
+          mechanismsClient({
+            KERNEL: kernelMechanismClient({
+              inodeUrl: `file:///proc/${process.pid}/ns/net`,
+              interfaceName: url.interfaceName,
+            }),
           }),
-        }),
-      ],
-    }),
+        ],
+      }),
+    ),
   }));
 
   const requestOnce = async (w: Wanted): Promise<Connection> => {

@@ -29,6 +29,7 @@ import { registryClient } from "../sdk/registry/chains/client/index.js";
 import { parseCidrGroups } from "../sdk/tools/cidr.js";
 import { parseLabels } from "../sdk/tools/labels.js";
 import { ConfigError, Env } from "./env.js";
+import { roleObservability } from "./observe.js";
 import { roleSecurity } from "./security.js";
 import { listen, roleLogger, shutdown, untilSignal } from "./serve.js";
 
@@ -75,12 +76,14 @@ export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointO
   const unregisterItself = env.bool("NSM_UNREGISTER_ITSELF", false);
   const expirationMs = env.duration("NSM_EXPIRE", "1m");
   const log = roleLogger(env, name);
+  const obs = await roleObservability(env, "nse", name, log);
   const sec = await roleSecurity(env, log);
   const monitorPolicies = await sec.policies("monitor");
 
   const endpoint = createEndpoint({
     name,
     log,
+    observe: obs.element,
     ...sec.endpoint(await sec.policies("server")),
     monitorService: (service) => sec.monitor(service, monitorPolicies),
     additional: [
@@ -132,6 +135,7 @@ export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointO
   closeChannel(channel);
   rmSync(dir, { recursive: true, force: true });
   sec.close();
+  await obs.close();
   log.info("endpoint stopped");
   return 0;
 }

@@ -13,6 +13,7 @@ import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
 import { registryClients } from "../sdk/grpc/registry.js";
 import { createNsmgr } from "../sdk/networkservice/chains/nsmgr/index.js";
 import { Env } from "./env.js";
+import { roleObservability } from "./observe.js";
 import { roleSecurity } from "./security.js";
 import { listen, listenUrls, roleLogger, shutdown, untilSignal } from "./serve.js";
 
@@ -26,6 +27,7 @@ export async function runNsmgr(vars: NodeJS.ProcessEnv = process.env): Promise<n
   const forwarderServiceName = env.string("NSM_FORWARDER_NETWORK_SERVICE_NAME", "forwarder");
   const expirationMs = env.duration("NSM_EXPIRE", "1m");
   const log = roleLogger(env, name);
+  const obs = await roleObservability(env, "nsmgr", name, log);
   const sec = await roleSecurity(env, log);
   const monitorPolicies = await sec.policies("monitor");
 
@@ -47,6 +49,7 @@ export async function runNsmgr(vars: NodeJS.ProcessEnv = process.env): Promise<n
     expirationMs,
     clientInfo: { nodeName: vars.NODE_NAME, podName: vars.POD_NAME, clusterName: vars.CLUSTER_NAME },
     signal: lifetime.signal,
+    observe: obs.element,
     log,
   });
   const server = new grpc.Server();
@@ -59,6 +62,7 @@ export async function runNsmgr(vars: NodeJS.ProcessEnv = process.env): Promise<n
   await shutdown(server);
   if (channel) closeChannel(channel);
   sec.close();
+  await obs.close();
   log.info("nsmgr stopped");
   return 0;
 }

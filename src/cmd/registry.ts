@@ -14,11 +14,13 @@
  *   deleted.
  */
 import * as grpc from "@grpc/grpc-js";
+import { observeRegistry } from "../observe/registry.js";
 import type { Logger } from "../sdk/core/logger.js";
 import { serveRegistry } from "../sdk/grpc/registry.js";
 import { memoryRegistry } from "../sdk/registry/chains/memory/index.js";
 import type { RegistryChains, RegistrySecurity } from "../sdk/registry/chains/slots.js";
 import { Env } from "./env.js";
+import { roleObservability } from "./observe.js";
 import { roleSecurity } from "./security.js";
 import { listen, listenUrls, roleLogger, shutdown, untilSignal } from "./serve.js";
 
@@ -87,12 +89,14 @@ export async function runRegistry(vars: NodeJS.ProcessEnv = process.env): Promis
   const listenOn = listenUrls(env, "NSM_LISTEN_ON", "unix:///listen.on.socket");
   const expirationMs = env.duration("NSM_EXPIRE", "1m");
   const log = roleLogger(env, "registry");
+  const obs = await roleObservability(env, "registry", "registry", log);
   const sec = await roleSecurity(env, log);
   const security = sec.registryServer(await sec.policies("registryServer"));
   const lifetime = new AbortController();
   const backend = await registryBackend(env, { expirationMs, signal: lifetime.signal, security, log });
   const server = new grpc.Server();
-  serveRegistry(server, backend.chains, { log });
+  const chains = obs.metrics ? observeRegistry(backend.chains, obs.metrics.registry) : backend.chains;
+  serveRegistry(server, chains, { log });
   const urls = await listen(server, listenOn, sec, log);
   log.info({ urls, expirationMs }, "registry serving");
   await untilSignal();
@@ -100,6 +104,7 @@ export async function runRegistry(vars: NodeJS.ProcessEnv = process.env): Promis
   await shutdown(server);
   backend.close();
   sec.close();
+  await obs.close();
   log.info("registry stopped");
   return 0;
 }

@@ -52,6 +52,18 @@ export type NeighborStateName = "permanent" | "reachable" | "stale" | "noarp";
 /** The main routing table (`RT_TABLE_MAIN`). */
 export const MAIN_TABLE = 254;
 
+/** The counters of one link (the first eight of the kernel's `struct rtnl_link_stats64`). */
+export interface LinkStats {
+  rxPackets: number;
+  txPackets: number;
+  rxBytes: number;
+  txBytes: number;
+  rxErrors: number;
+  txErrors: number;
+  rxDropped: number;
+  txDropped: number;
+}
+
 /** A link as the kernel reports it (RTM_NEWLINK). */
 export interface LinkInfo {
   index: number;
@@ -288,6 +300,8 @@ export interface KernelApi {
   /** Like {@link getLink}, but `undefined` when there is no such link. */
   findLink(netns: NetnsPath, link: LinkRef): Promise<LinkInfo | undefined>;
   listLinks(netns: NetnsPath): Promise<LinkInfo[]>;
+  /** A link's counters (`IFLA_STATS64`); `undefined` when there is no such link. */
+  linkStats(netns: NetnsPath, link: LinkRef): Promise<LinkStats | undefined>;
   /** Move, rename, alias, MTU, up/down, MAC, master; see {@link LinkChanges}. */
   setLink(netns: NetnsPath, link: LinkRef, changes: LinkChanges): Promise<void>;
   /** Deletes a link (a veth's peer goes with it, wherever it is). */

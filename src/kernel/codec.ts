@@ -13,7 +13,7 @@ import { isIP } from "node:net";
 import { endianness } from "node:os";
 import ipaddr from "ipaddr.js";
 import { invalidArgument } from "../sdk/core/errors.js";
-import type { AddressInfo, LinkInfo, NeighborInfo, RouteInfo, VxlanInfo } from "./api.js";
+import type { AddressInfo, LinkInfo, LinkStats, NeighborInfo, RouteInfo, VxlanInfo } from "./api.js";
 
 const LE = endianness() === "LE";
 
@@ -667,4 +667,37 @@ export function decodeNeighbor(p: Buffer): NeighborInfo {
   const ll = attrs.get(NDA.LLADDR);
   if (ll && ll.length === 6) info.mac = formatMac(ll);
   return info;
+}
+
+// ---------------------------------------------------------------- link statistics
+
+/** `IFLA_STATS64`: a `struct rtnl_link_stats64` (u64 counters, host byte order). */
+export const IFLA_STATS64 = 23;
+
+/** RTM_GETLINK of one link (by index, or by name when index is 0) with its statistics. */
+export function getLinkStatsRequest(index: number, name?: string): NlRequest {
+  const attrs = index === 0 && name !== undefined ? [attrStrz(IFLA.IFNAME, name)] : [];
+  return { type: RTM.GETLINK, flags: NLM_F.REQUEST, body: Buffer.concat([ifinfomsg({ index }), ...attrs]) };
+}
+
+const STATS64_FIELDS = [
+  "rxPackets",
+  "txPackets",
+  "rxBytes",
+  "txBytes",
+  "rxErrors",
+  "txErrors",
+  "rxDropped",
+  "txDropped",
+] as const;
+
+/** RTM_NEWLINK payload → its IFLA_STATS64 counters, or undefined when the reply carries none. */
+export function decodeLinkStats(p: Buffer): LinkStats | undefined {
+  const raw = parseAttrs(p, 16).get(IFLA_STATS64);
+  if (!raw || raw.length < STATS64_FIELDS.length * 8) return undefined;
+  const stats = {} as LinkStats;
+  STATS64_FIELDS.forEach((field, i) => {
+    stats[field] = Number(LE ? raw.readBigUInt64LE(i * 8) : raw.readBigUInt64BE(i * 8));
+  });
+  return stats;
 }

@@ -28,6 +28,7 @@ import {
   type LinkChanges,
   type LinkInfo,
   type LinkRef,
+  type LinkStats,
   MAIN_TABLE,
   type NeighborFilter,
   type NeighborInfo,
@@ -49,6 +50,16 @@ import { nsmErrorFromErrno } from "./errors.js";
 import { checkLinkChanges, checkName, checkRef, checkU32, refLabel, sysctlPath } from "./validate.js";
 
 const E = constants.errno;
+const ZERO_STATS: LinkStats = {
+  rxPackets: 0,
+  txPackets: 0,
+  rxBytes: 0,
+  txBytes: 0,
+  rxErrors: 0,
+  txErrors: 0,
+  rxDropped: 0,
+  txDropped: 0,
+};
 
 interface FakeLink {
   ns: FakeNetns;
@@ -192,6 +203,8 @@ class Fake implements FakeKernel {
     }
   }
 
+  private readonly counters = new WeakMap<FakeLink, LinkStats>();
+
   private info(l: FakeLink): LinkInfo {
     const info: LinkInfo = {
       index: l.index,
@@ -324,6 +337,22 @@ class Fake implements FakeKernel {
     checkRef(link, what);
     const l = this.find(this.netns(netns, what), link);
     return l && this.info(l);
+  }
+
+  /** Zeros, or what {@link setLinkStats} set (the fake carries no traffic). */
+  async linkStats(netns: NetnsPath, ref: LinkRef): Promise<LinkStats | undefined> {
+    const what = `get statistics of link ${refLabel(ref)} in ${nsLabel(netns)}`;
+    checkRef(ref, what);
+    const l = this.find(this.netns(netns, what), ref);
+    if (!l) return undefined;
+    return { ...(this.counters.get(l) ?? ZERO_STATS) };
+  }
+
+  /** Test helper: the counters {@link linkStats} reports for a link. */
+  setLinkStats(netns: NetnsPath, ref: LinkRef, stats: Partial<LinkStats>): void {
+    const what = `set statistics of link ${refLabel(ref)} in ${nsLabel(netns)}`;
+    const l = this.link(this.netns(netns, what), ref, what);
+    this.counters.set(l, { ...ZERO_STATS, ...stats });
   }
 
   async listLinks(netns: NetnsPath): Promise<LinkInfo[]> {

@@ -26,6 +26,7 @@ import {
   type LinkChanges,
   type LinkInfo,
   type LinkRef,
+  type LinkStats,
   MAIN_TABLE,
   type NeighborFilter,
   type NeighborInfo,
@@ -49,6 +50,7 @@ import {
   decodeDone,
   decodeError,
   decodeLink,
+  decodeLinkStats,
   decodeNeighbor,
   decodeRoute,
   delLinkRequest,
@@ -58,6 +60,7 @@ import {
   dumpRoutesRequest,
   encodeRequest,
   getLinkRequest,
+  getLinkStatsRequest,
   type IpBytes,
   type LinkAttrs,
   NETLINK_ROUTE,
@@ -419,6 +422,20 @@ class NetlinkKernel implements KernelApi {
       throw err;
     } finally {
       socket.users--;
+    }
+  }
+
+  async linkStats(netns: NetnsPath, ref: LinkRef): Promise<LinkStats | undefined> {
+    const what = `get statistics of link ${refLabel(ref)} in ${nsLabel(netns)}`;
+    checkRef(ref, what);
+    const req = typeof ref === "number" ? getLinkStatsRequest(ref) : getLinkStatsRequest(0, ref);
+    try {
+      const msgs = await this.exec(netns, req, what);
+      const m = msgs.find((x) => x.type === RTM.NEWLINK);
+      return m ? decodeLinkStats(m.payload) : undefined;
+    } catch (err) {
+      if (err instanceof NsmError && err.code === Code.NotFound) return undefined;
+      throw err;
     }
   }
 

@@ -15,7 +15,21 @@ export const RUNTIME_SVID_TTL = "1h";
  * (e.g. `NSM_MAX_TOKEN_LIFETIME=20s NSM_REQUEST_TIMEOUT=5s nsm up` for quick expiry in heal
  * tests, as upstream's extended heal test sets them).
  */
-export const INHERITED_VARIABLES = ["NSM_LOG_LEVEL", "NSM_MAX_TOKEN_LIFETIME", "NSM_REQUEST_TIMEOUT"] as const;
+export const INHERITED_VARIABLES = [
+  "NSM_LOG_LEVEL",
+  "NSM_MAX_TOKEN_LIFETIME",
+  "NSM_REQUEST_TIMEOUT",
+  "NSM_PROMETHEUS",
+] as const;
+
+/**
+ * Where the system components serve Prometheus metrics when `NSM_PROMETHEUS=true` reaches them:
+ * nsmgr and forwarder on the node's underlay address (reachable from the node netns), the
+ * registry on a free loopback port of the root netns (never on the host's addresses). Pods use
+ * upstream's default `:9090` inside their own netns.
+ */
+export const PROMETHEUS_PORTS = { nsmgr: 9090, forwarder: 9091 } as const;
+export const REGISTRY_PROMETHEUS_LISTEN_ON = "127.0.0.1:0";
 
 export interface LocalConfig {
   /** PATH of every process the runtime starts (the CLI's own PATH). */

@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { NsmError } from "../sdk/core/errors.js";
 import { checkTrustDomain } from "../security/spiffeid.js";
 import { findEndpoints, socketAccepts } from "./cluster.js";
+import { PROMETHEUS_PORTS, REGISTRY_PROMETHEUS_LISTEN_ON } from "./config.js";
 import { type RuntimeContext, save, withLock } from "./context.js";
 import { LocalError } from "./errors.js";
 import { cliDialOptions, createRuntimeCa, DEFAULT_TRUST_DOMAIN } from "./identity.js";
@@ -146,7 +147,11 @@ async function startRegistry(ctx: RuntimeContext, state: State): Promise<void> {
   const reg = startProcess(ctx, {
     netns: undefined,
     argv: nsmArgv("registry"),
-    env: systemEnv(ctx, { ...securityEnv(ctx, state), NSM_LISTEN_ON: `unix://${paths.registrySocket}` }),
+    env: systemEnv(ctx, {
+      ...securityEnv(ctx, state),
+      NSM_LISTEN_ON: `unix://${paths.registrySocket}`,
+      NSM_PROMETHEUS_LISTEN_ON: REGISTRY_PROMETHEUS_LISTEN_ON,
+    }),
     log: join(paths.logsDir, "registry.log"),
   });
   state.registry = reg.proc;
@@ -189,6 +194,7 @@ async function startNsmgr(ctx: RuntimeContext, state: State, node: NodeState): P
       NSM_NAME: `nsmgr-${node.name}`,
       NSM_LISTEN_ON: `unix://${node.nsmgrSocket},${node.nsmgrUrl}`,
       NSM_REGISTRY_URL: `unix://${paths.registrySocket}`,
+      NSM_PROMETHEUS_LISTEN_ON: `${node.address ?? "127.0.0.1"}:${PROMETHEUS_PORTS.nsmgr}`,
       NODE_NAME: node.name,
       POD_NAME: `nsmgr-${node.name}`,
     }),
@@ -213,6 +219,7 @@ async function startForwarder(ctx: RuntimeContext, state: State, node: NodeState
       NSM_LISTEN_ON: `unix://${node.forwarderSocket}`,
       NSM_CONNECT_TO: `unix://${node.nsmgrSocket}`,
       NSM_TUNNEL_IP: node.address!,
+      NSM_PROMETHEUS_LISTEN_ON: `${node.address}:${PROMETHEUS_PORTS.forwarder}`,
       NODE_NAME: node.name,
       POD_NAME: fwdName,
     }),

@@ -2,7 +2,7 @@
 /**
  * The endpoint chain: the base of every NSM server (NSE, nsmgr, forwarder).
  *
- * Order (upstream): validate → updatepath(name) → begin → updatetoken slot → authorize slot →
+ * Order (upstream, after our metrics and connlog): validate → updatepath(name) → begin → updatetoken slot → authorize slot →
  * metadata → timeout slot → monitor → trimpath → additional…
  * The security and timeout slots are pass-through until those features are configured.
  * `register(server)` serves `networkservice.NetworkService` and `connection.MonitorConnection`.
@@ -28,6 +28,7 @@ import type { CallContext } from "../../../core/context.js";
 import { type Logger, silentLogger } from "../../../core/logger.js";
 import { addService } from "../../../grpc/service.js";
 import { beginServer } from "../../common/begin/index.js";
+import { connLogServer } from "../../common/connlog/index.js";
 import { metadataServer } from "../../common/metadata/index.js";
 import { ConnectionMonitor, monitorConnectionService, monitorServer } from "../../common/monitor/index.js";
 import { timeoutServer } from "../../common/timeout/index.js";
@@ -41,6 +42,8 @@ export interface EndpointOptions {
   name: string;
   /** Elements after the base chain (IPAM, mechanisms, connect…). @default [] */
   additional?: NetworkServiceElement[];
+  /** Runs first, before validate (e.g. the metrics element, which then counts refused Requests too). @default none */
+  observe?: NetworkServiceElement;
   /** Slot for updatetoken. @default pass-through */
   updateToken?: NetworkServiceElement;
   /** Slot for the authorize server. @default pass-through */
@@ -79,6 +82,8 @@ export function endpointChain(
   lifetime?: AbortSignal,
 ): NetworkServiceElement {
   return chain(
+    ...(options.observe ? [options.observe] : []),
+    connLogServer(),
     validateServer(),
     updatePathServer(options.name),
     beginServer(),

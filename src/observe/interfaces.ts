@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * The forwarder's per-connection interface counters: rx/tx bytes, packets, errors and drops of
+ * the client's interface (the KERNEL mechanism the forwarder serves: `name` in the netns of
+ * `inodeURL`), read from the kernel (`IFLA_STATS64`) and reported two ways:
+ * - in the forwarder's own path segment `metrics` map on every Request and refresh (as
+ *   upstream's forwarder metrics element does), keys `rx_bytes`, `tx_bytes`, `rx_packets`,
+ *   `tx_packets`, `rx_error_packets`, `tx_error_packets`, `rx_drop_packets`, `tx_drop_packets`;
+ * - as Prometheus counters `nsm_interface_{rx,tx}_{bytes,packets,drops}_total` labelled
+ *   `service`, `endpoint`, `node`, `connection` and `interface`, read at scrape time.
+ * rx/tx are from the client interface's point of view (rx: what reached the client).
+ *
+ * Chain placement: in the forwarder's server chain after the data plane elements (it reads the
+ * connection they returned). Failure behaviour: a read that fails or takes longer than
+ * `readTimeoutMs` leaves the map as it was; a Request never fails or waits long for counters.
+ */
+
+import { Counter, type Registry } from "prom-client";
+import type { Connection } from "../api/index.js";
+import { Param } from "../api/mechanisms.js";
+import type { KernelApi, LinkStats } from "../kernel/api.js";
+import { netnsPathFromUrl } from "../kernel/networkservice/xconnect/netns.js";
+import type { NetworkServiceElement } from "../sdk/core/chain.js";
+import type { Logger } from "../sdk/core/logger.js";
+
+export interface InterfaceMetricsOptions {
+  kernel: Pick<KernelApi, "linkStats">;
+  /** The forwarder's name: the path segment whose `metrics` map is filled. */
+  name: string;
+  /** The node label of the Prometheus series. @default "" */
+  node?: string;
+  /** @default 200 */
+  readTimeoutMs?: number;
+  log: Logger;
+}
+
+interface Tracked {
+  netns: string;
+  ifname: string;
+  service: string;
+  endpoint: string;
+}
+
+/** Path segment metrics keys for link counters. */
+export function segmentMetrics(s: LinkStats): Record<string, string> {
+  return {
+    rx_bytes: String(s.rxBytes),
+    tx_bytes: String(s.txBytes),
+    rx_packets: String(s.rxPackets),
+    tx_packets: String(s.txPackets),
+    rx_error_packets: String(s.rxErrors),
+    tx_error_packets: String(s.txErrors),
+    rx_drop_packets: String(s.rxDropped),
+    tx_drop_packets: String(s.txDropped),
+  };
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(undefined), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      () => {
+        clearTimeout(t);
+        resolve(undefined);
+      },
+    );
+  });
+}
+
+/** Where the client's interface is, from the KERNEL mechanism the forwarder serves. */
+function clientInterface(conn: Connection): Pick<Tracked, "netns" | "ifname"> | undefined {
+  const m = conn.mechanism;
+  if (m?.type !== "KERNEL") return undefined;
+  const ifname = m.parameters[Param.NAME];
+  try {
+    return ifname ? { netns: netnsPathFromUrl(m.parameters[Param.INODE_URL] ?? ""), ifname } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface InterfaceMetrics {
+  readonly server: NetworkServiceElement;
+  /** Adds the Prometheus counters to `registry`. */
+  register(registry: Registry): void;
+}
+
+/** See the module doc. */
+export function interfaceMetrics(options: InterfaceMetricsOptions): InterfaceMetrics {
+  const tracked = new Map<string, Tracked>();
+  const timeoutMs = options.readTimeoutMs ?? 200;
+  const read = (t: Tracked) => withTimeout(options.kernel.linkStats(t.netns, t.ifname), timeoutMs);
+  const server: NetworkServiceElement = {
+    name: "interfaceMetrics",
+    async request(req, ctx, next) {
+      const conn = await next.request(req, ctx);
+      const where = clientInterface(conn);
+      if (!where) return conn;
+      const t = { ...where, service: conn.networkService, endpoint: conn.networkServiceEndpointName };
+      tracked.set(conn.id, t);
+      const stats = await read(t);
+      const segment = conn.path?.pathSegments.find((s) => s.name === options.name);
+      if (stats && segment) Object.assign(segment.metrics, segmentMetrics(stats));
+      return conn;
+    },
+    async close(conn, ctx, next) {
+      tracked.delete(conn.id);
+      return next.close(conn, ctx);
+    },
+  };
+  return { server, register: (registry) => registerCounters(registry, tracked, read, options.node ?? "") };
+}
+
+const SERIES = [
+  ["rx_bytes", "rxBytes", "Bytes received by the client's interface"],
+  ["tx_bytes", "txBytes", "Bytes sent by the client's interface"],
+  ["rx_packets", "rxPackets", "Packets received by the client's interface"],
+  ["tx_packets", "txPackets", "Packets sent by the client's interface"],
+  ["rx_drops", "rxDropped", "Received packets dropped on the client's interface"],
+  ["tx_drops", "txDropped", "Sent packets dropped on the client's interface"],
+] as const;
+
+function registerCounters(
+  registry: Registry,
+  tracked: Map<string, Tracked>,
+  read: (t: Tracked) => Promise<LinkStats | undefined>,
+  node: string,
+): void {
+  const labelNames = ["service", "endpoint", "node", "connection", "interface"] as const;
+  const counters: Counter<(typeof labelNames)[number]>[] = [];
+  // One kernel read per connection per scrape, shared by the counters (prom-client collects them in parallel).
+  let snapshot: Promise<[string, Tracked, LinkStats | undefined][]> | undefined;
+  const readAll = () => {
+    snapshot ??= (async () => {
+      const entries = [...tracked.entries()];
+      const stats = await Promise.all(entries.map(([, t]) => read(t)));
+      setTimeout(() => {
+        snapshot = undefined;
+      }, 500).unref();
+      return entries.map(([id, t], i): [string, Tracked, LinkStats | undefined] => [id, t, stats[i]]);
+    })();
+    return snapshot;
+  };
+  SERIES.forEach(([suffix, field, help]) => {
+    counters.push(
+      new Counter({
+        name: `nsm_interface_${suffix}_total`,
+        help,
+        labelNames,
+        registers: [registry],
+        async collect() {
+          const rows = await readAll();
+          this.reset();
+          for (const [id, t, s] of rows) {
+            if (!s) continue;
+            this.inc({ service: t.service, endpoint: t.endpoint, node, connection: id, interface: t.ifname }, s[field]);
+          }
+        },
+      }),
+    );
+  });
+}
