@@ -1,10 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
-import { createServer } from "node:net";
 import { describe, it } from "node:test";
 import { ConnectionSchema, create, NetworkServiceRequestSchema, registry as reg } from "../api/index.js";
-import { ConfigError, Env } from "../cmd/env.js";
-import { roleObservability } from "../cmd/observe.js";
 import type { LinkStats } from "../kernel/api.js";
 import { bind, chain } from "../sdk/core/chain.js";
 import { CallContext } from "../sdk/core/context.js";
@@ -180,57 +177,5 @@ describe("registry metrics", () => {
     text = await m.registry.metrics();
     assert.match(text, /nsm_registry_watchers\{kind="nse",role="registry",name="registry"\} 0/);
     lifetime.abort();
-  });
-});
-
-describe("roleObservability (NSM_PROMETHEUS, NSM_PROMETHEUS_LISTEN_ON)", () => {
-  it("is off by default and serves nothing", async () => {
-    const obs = await roleObservability(new Env({}), "nse", "nse-1", silentLogger);
-    assert.equal(obs.element, undefined);
-  });
-
-  it("stops at start with an error naming the variable for a bad or busy address", async () => {
-    await assert.rejects(
-      roleObservability(
-        new Env({ NSM_PROMETHEUS: "true", NSM_PROMETHEUS_LISTEN_ON: "nope" }),
-        "nse",
-        "n",
-        silentLogger,
-      ),
-      (err: unknown) => err instanceof ConfigError && err.message.startsWith('NSM_PROMETHEUS_LISTEN_ON="nope"'),
-    );
-    const busy = createServer();
-    await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
-    const port = (busy.address() as { port: number }).port;
-    try {
-      await assert.rejects(
-        roleObservability(
-          new Env({ NSM_PROMETHEUS: "true", NSM_PROMETHEUS_LISTEN_ON: `127.0.0.1:${port}` }),
-          "nse",
-          "n",
-          silentLogger,
-        ),
-        (err: unknown) =>
-          err instanceof ConfigError && /NSM_PROMETHEUS_LISTEN_ON=.*cannot listen: .*EADDRINUSE/.test(err.message),
-      );
-    } finally {
-      busy.close();
-    }
-  });
-
-  it("serves the role's metrics when on", async () => {
-    const obs = await roleObservability(
-      new Env({ NSM_PROMETHEUS: "true", NSM_PROMETHEUS_LISTEN_ON: "127.0.0.1:0" }),
-      "nsc",
-      "nsc-1",
-      silentLogger,
-    );
-    try {
-      assert.ok(obs.element);
-      assert.ok(obs.metrics);
-      assert.match(await obs.metrics.registry.metrics(), /nsm_connections\{role="nsc",name="nsc-1"\} 0/);
-    } finally {
-      await obs.close();
-    }
   });
 });
