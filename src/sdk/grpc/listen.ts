@@ -8,6 +8,7 @@ import { chmodSync, mkdirSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { parseNsmUrl } from "./dial.js";
+import { endOpenStreams } from "./service.js";
 
 /**
  * Binds `server` on every URL and returns the bound URLs (a `tcp://host:0` URL comes back with
@@ -35,8 +36,12 @@ export async function bindUrls(
   return bound;
 }
 
-/** Stops a server, letting open calls finish for up to `graceMs`. */
+/**
+ * Stops a server: its open streams end at once (see {@link endOpenStreams}), unary calls in
+ * flight may finish for up to `graceMs`.
+ */
 export function shutdown(server: grpc.Server, graceMs = 1000): Promise<void> {
+  endOpenStreams(server);
   return new Promise((resolve) => {
     const t = setTimeout(() => {
       server.forceShutdown();

@@ -1,8 +1,26 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
+import { EventEmitter } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
-import { ipam, MonitorConnection, NetworkService, registry } from "../../api/index.js";
-import { grpcDefinition } from "./service.js";
+import * as grpc from "@grpc/grpc-js";
+import {
+  ConnectionEventSchema,
+  ConnectionEventType,
+  create,
+  ipam,
+  MonitorConnection,
+  MonitorScopeSelectorSchema,
+  NetworkService,
+  registry,
+} from "../../api/index.js";
+import { CallContext } from "../core/context.js";
+import { Code, NsmError } from "../core/errors.js";
+import { closeChannel, dialChannel } from "./dial.js";
+import { bindUrls, shutdown } from "./listen.js";
+import { addService, grpcClient, grpcDefinition } from "./service.js";
 
 describe("grpcDefinition", () => {
   it("uses the upstream method paths", () => {
@@ -25,5 +43,83 @@ describe("grpcDefinition", () => {
     assert.deepEqual(paths(ipam.IPAM), ["/ipam.IPAM/ManagePrefixes"]);
     assert.equal(grpcDefinition(MonitorConnection).monitorConnections?.responseStream, true);
     assert.equal(grpcDefinition(ipam.IPAM).managePrefixes?.requestStream, true);
+  });
+});
+
+describe("shutdown", () => {
+  it("ends open streams at once with UNAVAILABLE instead of waiting out the grace period", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "nsm-grpc-"));
+    const server = new grpc.Server();
+    let served = 0;
+    addService(server, MonitorConnection, {
+      async *monitorConnections() {
+        served++;
+        yield create(ConnectionEventSchema, { type: ConnectionEventType.INITIAL_STATE_TRANSFER });
+        await new Promise(() => {}); // a monitor waits for events that never come
+      },
+    });
+    const [url] = await bindUrls(server, [`unix://${join(dir, "s.sock")}`]);
+    const channel = dialChannel(url!);
+    try {
+      const stream = grpcClient(MonitorConnection, channel).monitorConnections(
+        create(MonitorScopeSelectorSchema, {}),
+        CallContext.create(),
+      );
+      const it = stream[Symbol.asyncIterator]();
+      assert.equal((await it.next()).value?.type, ConnectionEventType.INITIAL_STATE_TRANSFER);
+      const started = Date.now();
+      await shutdown(server, 5000);
+      assert.ok(Date.now() - started < 1000, `shutdown took ${Date.now() - started} ms with one stream open`);
+      await assert.rejects(it.next(), (err: unknown) => err instanceof NsmError && err.code === Code.Unavailable);
+      assert.equal(served, 1);
+    } finally {
+      closeChannel(channel);
+      server.forceShutdown();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("server streams", () => {
+  it("end with DEADLINE_EXCEEDED, never OK, when the server sees the deadline pass first", async () => {
+    // The handler is driven directly with a stand-in call, so the server's deadline always comes
+    // first (over a real connection the client's own timer usually wins the race).
+    let handlers: grpc.UntypedServiceImplementation = {};
+    const server = { addService: (_d: unknown, h: grpc.UntypedServiceImplementation) => (handlers = h) };
+    addService(server as unknown as grpc.Server, MonitorConnection, {
+      async *monitorConnections(_req, ctx) {
+        yield create(ConnectionEventSchema, { type: ConnectionEventType.INITIAL_STATE_TRANSFER });
+        // A watch that ends quietly once its context is done (as the registry's do).
+        await new Promise((r) => ctx.signal.addEventListener("abort", r));
+      },
+    });
+    const call = Object.assign(new EventEmitter(), {
+      cancelled: false,
+      request: create(MonitorScopeSelectorSchema, {}),
+      metadata: new grpc.Metadata(),
+      getDeadline: () => new Date(Date.now() + 100),
+      getPeer: () => "test",
+      getAuthContext: () => undefined,
+      sendMetadata: () => {},
+      written: 0,
+      ended: false,
+      write() {
+        this.written++;
+        return true;
+      },
+      end() {
+        this.ended = true;
+      },
+    });
+    const status = new Promise<grpc.StatusObject>((resolve, reject) => {
+      call.on("error", resolve);
+      // Also keeps the event loop alive: the deadline's own timer does not.
+      setTimeout(() => reject(new Error(`no status; ended with OK: ${call.ended}`)), 2000);
+    });
+    (handlers.monitorConnections as (c: unknown) => void)(call);
+    const s = await status;
+    assert.equal(s.code, grpc.status.DEADLINE_EXCEEDED);
+    assert.equal(call.written, 1);
+    assert.equal(call.ended, false, "a stream cut short by its deadline never ends with OK");
   });
 });

@@ -105,6 +105,41 @@ function callContext(
   return CallContext.create({ signal: ac.signal, deadline, log }).with(grpcPeerKey, peer);
 }
 
+/**
+ * The server-streaming calls (monitors, registry watches) each server has open, as functions that
+ * end them. A graceful stop ends these first ({@link endOpenStreams}): they never finish by
+ * themselves, so a stop that waited for them would always wait out its whole grace period.
+ */
+const openStreams = new WeakMap<grpc.Server, Set<() => void>>();
+
+/**
+ * Ends every server-streaming call open on `server` with UNAVAILABLE ("server is stopping"), as
+ * a peer sees when the process dies; their clients heal or watch again elsewhere. Unary calls
+ * in flight are left to finish.
+ */
+export function endOpenStreams(server: grpc.Server): void {
+  const open = openStreams.get(server);
+  if (!open) return;
+  for (const end of [...open]) end();
+  open.clear();
+}
+
+function trackStream(
+  server: grpc.Server,
+  call: grpc.ServerWritableStream<any, any>,
+): { ended(): boolean; untrack(): void } {
+  let ended = false;
+  const end = () => {
+    if (ended || call.cancelled) return;
+    ended = true;
+    call.emit("error", { code: grpc.status.UNAVAILABLE, details: "server is stopping", metadata: new grpc.Metadata() });
+  };
+  let open = openStreams.get(server);
+  if (!open) openStreams.set(server, (open = new Set()));
+  open.add(end);
+  return { ended: () => ended, untrack: () => open.delete(end) };
+}
+
 /** Serves `impl` for the service `svc` on `server`. */
 export function addService<S extends DescService>(
   server: grpc.Server,
@@ -134,7 +169,10 @@ export function addService<S extends DescService>(
     } else if (m.methodKind === "server_streaming") {
       handlers[m.localName] = (call: grpc.ServerWritableStream<any, any>) => {
         const ctx = callContext(call, log);
-        void pump(call, fn.call(impl, call.request, ctx) as AsyncIterable<unknown>, ctx);
+        const tracked = trackStream(server, call);
+        void pump(call, fn.call(impl, call.request, ctx) as AsyncIterable<unknown>, ctx, tracked.ended).finally(
+          tracked.untrack,
+        );
       };
     } else {
       throw new NsmError(`${m.methodKind} methods are not supported by addService`, Code.Unimplemented);
@@ -143,11 +181,17 @@ export function addService<S extends DescService>(
   server.addService(grpcDefinition(svc), handlers);
 }
 
-async function pump(call: grpc.ServerWritableStream<any, any>, source: AsyncIterable<unknown>, ctx: CallContext) {
+async function pump(
+  call: grpc.ServerWritableStream<any, any>,
+  source: AsyncIterable<unknown>,
+  ctx: CallContext,
+  ended: () => boolean,
+) {
   let headersSent = false;
+  const over = () => call.cancelled || ended();
   try {
     for await (const item of source) {
-      if (call.cancelled || ctx.signal.aborted) break;
+      if (over() || ctx.signal.aborted) break;
       if (!headersSent) {
         const headers = ctx.get(grpcPeerKey)!.responseHeaders;
         if (Object.keys(headers.getMap()).length > 0) call.sendMetadata(headers);
@@ -165,11 +209,24 @@ async function pump(call: grpc.ServerWritableStream<any, any>, source: AsyncIter
         });
       }
     }
-    if (!call.cancelled) call.end();
+    if (over()) return;
+    if (ctx.signal.aborted) call.emit("error", abortStatus(ctx));
+    else call.end();
   } catch (err) {
     // grpc-js sends the status as trailers for an "error" event (destroy() would not).
-    if (!call.cancelled) call.emit("error", toServiceError(err));
+    if (!over()) call.emit("error", ctx.signal.aborted ? abortStatus(ctx) : toServiceError(err));
   }
+}
+
+/**
+ * The status of a stream whose own context ended: its deadline passed (the server's timer can
+ * fire before the client's) or it was cancelled. Never OK: the stream did not finish.
+ */
+function abortStatus(ctx: CallContext): grpc.StatusObject {
+  const expired = ctx.deadline !== undefined && Date.now() >= ctx.deadline;
+  return expired
+    ? { code: grpc.status.DEADLINE_EXCEEDED, details: "deadline exceeded", metadata: new grpc.Metadata() }
+    : { code: grpc.status.CANCELLED, details: "call cancelled", metadata: new grpc.Metadata() };
 }
 
 /** Per-call options of a client created by {@link grpcClient}. */
