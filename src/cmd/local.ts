@@ -247,7 +247,7 @@ const alive = (p: Parameters<typeof isAlive>[0] | undefined) => p !== undefined 
 /** `get` goes the kubectl way for its kinds when asked for a name, a selector, a format or nsm-system. */
 function usesKubectlGet(p: Parsed): boolean {
   const word = p.positional[0]!;
-  if (word.includes("/")) return true;
+  if (word.includes("/") || !GET_KINDS[word]) return true;
   if (!KINDS[word.toLowerCase()]) return false;
   const flags = ["-l", "--selector", "--field-selector", "-o", "--output", "--template", "--no-headers"];
   return (

@@ -55,7 +55,12 @@ function metaOf(o: Json): Json {
   return (o.metadata ?? {}) as Json;
 }
 
-/** The objects `q` selects; names that do not exist are an error (kubectl: NotFound). */
+function byNamespaceAndName(a: Json, b: Json): number {
+  const key = (o: Json) => `${String(metaOf(o).namespace ?? "")}/${String(metaOf(o).name)}`;
+  return key(a).localeCompare(key(b));
+}
+
+/** The objects `q` selects (sorted by namespace and name, as the API server lists them); names that do not exist are an error (kubectl: NotFound). */
 export function selectObjects(state: State, q: Query, alive: Alive): Json[] {
   const labels = parseLabelSelector(q.selector);
   const fields = parseFieldSelector(q.fieldSelector, FIELD_SELECTORS[q.kind]);
@@ -64,7 +69,7 @@ export function selectObjects(state: State, q: Query, alive: Alive): Json[] {
   const picked = inScope.filter(
     (o) => labels((metaOf(o).labels ?? {}) as Record<string, string>) && fields((p) => fieldOf(o, p)),
   );
-  if (q.names.length === 0) return picked;
+  if (q.names.length === 0) return picked.sort(byNamespaceAndName);
   return q.names.map((name) => {
     const o = picked.find((x) => metaOf(x).name === name);
     if (!o) throw notFound(q, name);
