@@ -341,6 +341,15 @@ async function metadataCommand(cli: Cli, field: "labels" | "annotations", args: 
   return 0;
 }
 
+async function createCommand(cli: Cli, args: readonly string[]): Promise<number> {
+  const p = parseArgs(args, COMMON, []);
+  const [what, name, ...rest] = p.positional;
+  if (what === undefined || !["namespace", "ns"].includes(what) || name === undefined || rest.length > 0)
+    throw new UsageError("usage: nsm create namespace NAME (other objects: nsm apply -f FILE)");
+  await runtime(cli, p).createNamespace(name);
+  return 0;
+}
+
 async function describeCommand(cli: Cli, args: readonly string[]): Promise<number> {
   const p = parseArgs(args, [...COMMON, "-n", "--namespace", "-l", "--selector"], ["-A", "--all-namespaces"]);
   const state = requireUp(paths(cli, p));
@@ -357,6 +366,7 @@ const COMMANDS: Record<string, (cli: Cli, args: readonly string[]) => Promise<nu
   label: (cli, args) => metadataCommand(cli, "labels", args),
   annotate: (cli, args) => metadataCommand(cli, "annotations", args),
   describe: describeCommand,
+  create: createCommand,
   up: upCommand,
   apply: (cli, args) => applyOrDeleteCommand(cli, "apply", args),
   delete: (cli, args) => applyOrDeleteCommand(cli, "delete", args),

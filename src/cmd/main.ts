@@ -39,6 +39,7 @@ $NSM_LOCAL_STATE_DIR or /run/nsm-local):
   scale deployment NAME --replicas=N [-n NS]
   label|annotate pod|ns NAME KEY=VALUE… [KEY-…] [--overwrite]
   describe KIND [NAME] [-n NS]
+  create namespace NAME
   stop|start|restart registry|identity-provider|nsmgr/NODE|forwarder/NODE|pod/NAME [-n NS] [-c C] [--kill]
                            stop (SIGTERM, or SIGKILL with --kill) and/or start a component again
                            with its first command and environment (fault injection; pods keep
@@ -83,6 +84,7 @@ const commands: Record<string, () => Promise<Command>> = {
       "label",
       "annotate",
       "describe",
+      "create",
     ].map((name): [string, () => Promise<Command>] => [
       name,
       async () => {

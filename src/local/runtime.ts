@@ -18,7 +18,7 @@ import { apply, deleteObjects } from "./apply.js";
 import { type LocalConfig, localConfig } from "./config.js";
 import type { RuntimeContext } from "./context.js";
 import { type ControlAction, type ControlOptions, control } from "./control.js";
-import { changeMetadata, deleteSelected, type MetadataField, scale } from "./kubectl/actions.js";
+import { changeMetadata, createNamespace, deleteSelected, type MetadataField, scale } from "./kubectl/actions.js";
 import type { Query } from "./kubectl/query.js";
 import { down, type UpOptions, up } from "./lifecycle.js";
 import type { Progress } from "./progress.js";
@@ -64,6 +64,11 @@ export class LocalRuntime {
   /** `delete KIND NAME…|-l SELECTOR` (see ./kubectl/actions.ts). */
   deleteSelected(query: Query): Promise<void> {
     return deleteSelected(this.#ctx, query);
+  }
+
+  /** `create namespace NAME`. */
+  createNamespace(name: string): Promise<void> {
+    return createNamespace(this.#ctx, name);
   }
 
   /** `scale deployment NAME --replicas N`. */

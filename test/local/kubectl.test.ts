@@ -188,6 +188,16 @@ describe("kubectl-compatible CLI: upstream Kernel2Kernel README", { skip }, () =
     );
   });
 
+  it("create ns makes an empty namespace once; delete ns removes it", async () => {
+    assert.equal(await rt.ok("create", "ns", "ns-extra"), "namespace/ns-extra created\n");
+    const again = await rt.nsm("create", "namespace", "ns-extra");
+    assert.equal(again.code, 1);
+    assert.match(again.stderr.trim(), /^nsm create: error: namespaces "ns-extra" already exists$/);
+    assert.match(await rt.ok("get", "ns", "-o", "name"), /^namespace\/ns-extra$/m);
+    assert.match(await rt.ok("delete", "ns", "ns-extra"), /namespace "ns-extra" deleted/);
+    assert.doesNotMatch(await rt.ok("get", "ns", "-o", "name"), /ns-extra/);
+  });
+
   it("delete ns removes the example; wait --for=delete returns at once for what is gone", async () => {
     const out = await rt.ok("delete", "ns", NS);
     assert.match(out, /namespace "ns-kernel2kernel" deleted/);

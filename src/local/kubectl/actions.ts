@@ -217,3 +217,22 @@ export async function changeMetadata(
     save(ctx, state);
   });
 }
+
+const DNS1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/** `nsm create namespace|ns NAME`. */
+export async function createNamespace(ctx: RuntimeContext, name: string): Promise<void> {
+  if (name.length > 63 || !DNS1123.test(name))
+    throw new LocalError(
+      `namespace name "${name}" is not valid (lower case letters, digits and '-', at most 63 characters)`,
+    );
+  requireUp(ctx.paths);
+  await withLock(ctx, "create namespace", async () => {
+    const state = requireUp(ctx.paths);
+    if (name === "default" || name === SYSTEM_NAMESPACE || state.namespaces.some((n) => n.name === name))
+      throw new LocalError(`namespaces "${name}" already exists`);
+    state.namespaces.push({ name, annotations: {}, createdAt: new Date().toISOString() });
+    save(ctx, state);
+    ctx.out.say(`namespace/${name} created`);
+  });
+}
