@@ -13,7 +13,13 @@ import { INHERITED_VARIABLES, type LocalConfig, localConfig } from "../local/con
 import { describeConnection, topTable } from "../local/describe.js";
 import { LocalError } from "../local/errors.js";
 import { followPodLogs } from "../local/follow.js";
-import { execInPod, findPod, GET_KINDS, getTable, podLogs, SYSTEM_NAMESPACE } from "../local/inspect.js";
+import { execInPod, findPod, GET_KINDS, getTable, podLogs } from "../local/inspect.js";
+import { describeObjects } from "../local/kubectl/describe.js";
+import { KINDS, SYSTEM_NAMESPACE } from "../local/kubectl/objects.js";
+import { render } from "../local/kubectl/output.js";
+import { noResources, parseTargets, type Query, selectObjects } from "../local/kubectl/query.js";
+import { parseDuration as parseKubectlDuration, parseWaitFor, waitFor } from "../local/kubectl/wait.js";
+import { isAlive } from "../local/proc.js";
 import type { Progress } from "../local/progress.js";
 import { LocalRuntime } from "../local/runtime.js";
 import { DEFAULT_STATE_DIR, loadState, type RuntimePaths, requireUp, runtimePaths } from "../local/state.js";
@@ -131,7 +137,13 @@ async function upCommand(cli: Cli, args: readonly string[]): Promise<number> {
 }
 
 async function applyOrDeleteCommand(cli: Cli, command: "apply" | "delete", args: readonly string[]): Promise<number> {
-  const p = parseArgs(args, [...COMMON, "-f", "--filename", "-k", "--kustomize", "-n", "--namespace"], []);
+  const del = command === "delete";
+  const p = parseArgs(
+    args,
+    [...COMMON, "-f", "--filename", "-k", "--kustomize", "-n", "--namespace", ...(del ? DELETE_FLAGS : [])],
+    del ? DELETE_BOOLEANS : [],
+  );
+  if (del && p.positional.length > 0) return deleteByName(cli, p);
   noPositional(p, " (use -f FILE|DIR)");
   const files = all(p, "-f", "--filename", "-k", "--kustomize");
   if (files.length === 0) throw new UsageError("give the manifests with -f FILE|DIR");
@@ -148,27 +160,49 @@ async function downCommand(cli: Cli, args: readonly string[]): Promise<number> {
   return 0;
 }
 
+const GET_FLAGS = [
+  ...COMMON,
+  "-n",
+  "--namespace",
+  "-l",
+  "--selector",
+  "--field-selector",
+  "-o",
+  "--output",
+  "--template",
+];
+
 async function getCommand(cli: Cli, args: readonly string[]): Promise<number> {
-  const p = parseArgs(args, [...COMMON, "-n", "--namespace", "-o", "--output"], ["-A", "--all-namespaces"]);
+  const p = parseArgs(args, GET_FLAGS, ["-A", "--all-namespaces", "--no-headers", "--show-kind"]);
   const kind = p.positional[0];
+  if (kind && GET_KINDS[kind] === "connections") return getConnections(cli, p);
+  if (kind && usesKubectlGet(p)) return kubectlGet(cli, p);
   if (!kind || p.positional.length > 1) {
     const kinds = Object.keys(GET_KINDS).filter((k) => k.endsWith("s"));
-    throw new UsageError(`usage: nsm get ${kinds.join("|")} [-n NS] [-o wide|json|yaml (connections)]`);
-  }
-  const output = last(p, "-o", "--output");
-  if (output !== undefined) {
-    if (GET_KINDS[kind] !== "connections") throw new UsageError("-o is for connections (nsm get connections -o wide)");
-    if (!["wide", "json", "yaml"].includes(output)) throw new UsageError(`-o ${output}: expected wide, json or yaml`);
-    const list = await runtimeConnections(requireUp(paths(cli, p)));
-    process.stdout.write(output === "wide" ? wideTable(list) : connectionsDocument(list, output as "json" | "yaml"));
-    return 0;
+    throw new UsageError(
+      `usage: nsm get ${kinds.join("|")} [NAME] [-n NS] [-l SEL] [--field-selector F==V] [-o FORMAT]`,
+    );
   }
   const state = requireUp(paths(cli, p));
   process.stdout.write(await getTable(state, kind, last(p, "-n", "--namespace")));
   return 0;
 }
 
-async function describeCommand(cli: Cli, args: readonly string[]): Promise<number> {
+/** `nsm get connections [-o wide|json|yaml]`: the runtime's connections, hop by hop. */
+async function getConnections(cli: Cli, p: Parsed): Promise<number> {
+  if (p.positional.length > 1) throw new UsageError("usage: nsm get connections [-o wide|json|yaml]");
+  const output = last(p, "-o", "--output");
+  if (output === undefined) {
+    process.stdout.write(await getTable(requireUp(paths(cli, p)), "connections", undefined));
+    return 0;
+  }
+  if (!["wide", "json", "yaml"].includes(output)) throw new UsageError(`-o ${output}: expected wide, json or yaml`);
+  const list = await runtimeConnections(requireUp(paths(cli, p)));
+  process.stdout.write(output === "wide" ? wideTable(list) : connectionsDocument(list, output as "json" | "yaml"));
+  return 0;
+}
+
+async function describeConnectionCommand(cli: Cli, args: readonly string[]): Promise<number> {
   const p = parseArgs(args, COMMON, []);
   const [kind, id] = p.positional;
   if (!kind || GET_KINDS[kind] !== "connections" || !id || p.positional.length > 2)
@@ -272,13 +306,140 @@ async function controlCommand(cli: Cli, command: "stop" | "start" | "restart", a
   return 0;
 }
 
+// ---------------------------------------------------------------------------------------------
+// kubectl-compatible verbs (logic in src/local/kubectl/)
+
+const alive = (p: Parameters<typeof isAlive>[0] | undefined) => p !== undefined && isAlive(p);
+
+/** `get` goes the kubectl way for its kinds when asked for a name, a selector, a format or nsm-system. */
+function usesKubectlGet(p: Parsed): boolean {
+  const word = p.positional[0]!;
+  if (word.includes("/") || !GET_KINDS[word]) return true;
+  if (!KINDS[word.toLowerCase()]) return false;
+  const flags = ["-l", "--selector", "--field-selector", "-o", "--output", "--template", "--no-headers"];
+  return (
+    p.positional.length > 1 || flags.some((f) => p.flags.has(f)) || last(p, "-n", "--namespace") === SYSTEM_NAMESPACE
+  );
+}
+
+/** The query of a kubectl-style command: targets, namespace (-A: all), selectors. */
+function queryOf(p: Parsed, words: readonly string[], allByDefault = false): Query {
+  const { kind, names } = parseTargets(words);
+  const all = p.flags.has("-A") || p.flags.has("--all-namespaces") || (allByDefault && !p.flags.has("-n"));
+  return {
+    kind,
+    names,
+    namespace: all ? undefined : (last(p, "-n", "--namespace") ?? "default"),
+    selector: last(p, "-l", "--selector"),
+    fieldSelector: last(p, "--field-selector"),
+  };
+}
+
+async function kubectlGet(cli: Cli, p: Parsed): Promise<number> {
+  const state = requireUp(paths(cli, p));
+  const q = queryOf(p, p.positional);
+  const objects = selectObjects(state, q, alive);
+  const output = last(p, "-o", "--output");
+  const template = last(p, "--template");
+  if (objects.length === 0 && q.names.length === 0 && output === undefined && template === undefined) {
+    process.stderr.write(`${noResources(q)}\n`);
+    return 0;
+  }
+  let text = render(q.kind, objects, {
+    output,
+    template,
+    single: q.names.length === 1,
+    allNamespaces: q.namespace === undefined,
+  });
+  if (p.flags.has("--no-headers") && output === undefined) text = text.split("\n").slice(1).join("\n");
+  process.stdout.write(text);
+  return 0;
+}
+
+const DELETE_FLAGS = ["-l", "--selector", "--field-selector", "--grace-period", "--timeout", "--wait", "--cascade"];
+const DELETE_BOOLEANS = ["--all", "--now", "--force", "--ignore-not-found", "-A", "--all-namespaces"];
+
+async function deleteByName(cli: Cli, p: Parsed): Promise<number> {
+  if (all(p, "-f", "--filename", "-k", "--kustomize").length > 0)
+    throw new UsageError("give either -f/-k or KIND NAME, not both");
+  const q = queryOf(p, p.positional);
+  if (q.names.length === 0 && q.selector === undefined && q.fieldSelector === undefined && !p.flags.has("--all"))
+    throw new UsageError(`resource(s) were provided, but no name was specified (give NAME, -l SELECTOR or --all)`);
+  try {
+    await runtime(cli, p).deleteSelected(q);
+  } catch (err) {
+    if (p.flags.has("--ignore-not-found") && err instanceof LocalError && / not found/.test(err.message)) return 0;
+    throw err;
+  }
+  return 0;
+}
+
+async function waitCommand(cli: Cli, args: readonly string[]): Promise<number> {
+  const p = parseArgs(args, [...GET_FLAGS, "--for", "--timeout"], ["-A", "--all-namespaces", "--all"]);
+  const cond = parseWaitFor(last(p, "--for"));
+  const timeout = parseKubectlDuration(last(p, "--timeout") ?? "30s");
+  const q = queryOf(p, p.positional);
+  if (q.names.length === 0 && q.selector === undefined && q.fieldSelector === undefined && !p.flags.has("--all"))
+    throw new UsageError("resource(s) were provided, but no name was specified (give NAME, -l SELECTOR or --all)");
+  const lines = await waitFor(paths(cli, p), q, cond, timeout);
+  for (const l of lines) process.stdout.write(`${l}\n`);
+  return 0;
+}
+
+async function scaleCommand(cli: Cli, args: readonly string[]): Promise<number> {
+  const p = parseArgs(args, [...COMMON, "-n", "--namespace", "-l", "--selector", "--replicas", "--timeout"], ["--all"]);
+  const replicas = last(p, "--replicas");
+  if (replicas === undefined || !/^\d+$/.test(replicas))
+    throw new UsageError("--replicas=COUNT is required (a number)");
+  await runtime(cli, p).scale(queryOf(p, p.positional), Number(replicas));
+  return 0;
+}
+
+async function metadataCommand(cli: Cli, field: "labels" | "annotations", args: readonly string[]): Promise<number> {
+  const p = parseArgs(args, [...COMMON, "-n", "--namespace", "-l", "--selector"], ["--overwrite", "--all"]);
+  const isChange = (w: string) => w.includes("=") || w.endsWith("-");
+  const targets = p.positional.filter((w, i) => i === 0 || !isChange(w));
+  const changes = p.positional.filter((w, i) => i > 0 && isChange(w));
+  if (targets.length === 0 || changes.length === 0)
+    throw new UsageError(
+      `usage: nsm ${field === "labels" ? "label" : "annotate"} KIND NAME KEY=VALUE… [KEY-…] [--overwrite]`,
+    );
+  await runtime(cli, p).changeMetadata(queryOf(p, targets), field, changes, p.flags.has("--overwrite"));
+  return 0;
+}
+
+async function createCommand(cli: Cli, args: readonly string[]): Promise<number> {
+  const p = parseArgs(args, COMMON, []);
+  const [what, name, ...rest] = p.positional;
+  if (what === undefined || !["namespace", "ns"].includes(what) || name === undefined || rest.length > 0)
+    throw new UsageError("usage: nsm create namespace NAME (other objects: nsm apply -f FILE)");
+  await runtime(cli, p).createNamespace(name);
+  return 0;
+}
+
+async function describeCommand(cli: Cli, args: readonly string[]): Promise<number> {
+  const p = parseArgs(args, [...COMMON, "-n", "--namespace", "-l", "--selector"], ["-A", "--all-namespaces"]);
+  const state = requireUp(paths(cli, p));
+  const q = queryOf(p, p.positional);
+  const objects = selectObjects(state, q, alive);
+  if (objects.length === 0) process.stderr.write(`${noResources(q)}\n`);
+  process.stdout.write(describeObjects(q.kind, objects));
+  return 0;
+}
+
 const COMMANDS: Record<string, (cli: Cli, args: readonly string[]) => Promise<number>> = {
+  wait: waitCommand,
+  scale: scaleCommand,
+  label: (cli, args) => metadataCommand(cli, "labels", args),
+  annotate: (cli, args) => metadataCommand(cli, "annotations", args),
+  describe: (cli, args) =>
+    GET_KINDS[args[0] ?? ""] === "connections" ? describeConnectionCommand(cli, args) : describeCommand(cli, args),
+  create: createCommand,
   up: upCommand,
   apply: (cli, args) => applyOrDeleteCommand(cli, "apply", args),
   delete: (cli, args) => applyOrDeleteCommand(cli, "delete", args),
   down: downCommand,
   get: getCommand,
-  describe: describeCommand,
   top: topCommand,
   exec: execCommand,
   logs: logsCommand,

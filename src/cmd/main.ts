@@ -34,6 +34,15 @@ $NSM_LOCAL_STATE_DIR or /run/nsm-local):
   logs POD|deployments/NAME|registry|nsmgr/NODE|forwarder/NODE [-n NS] [-c CONTAINER] [--raw] [--tail N] [-f]
                            (-n nsm-system: identity-provider, registry, nsmgr-node-1, forwarder-node-1, ...)
   delete -f FILE|DIR       stop the pods, delete their namespaces, unregister NetworkServices
+  delete ns|pod|deployment NAME…|-l SEL [-n NS]
+                           by name or selector; a Deployment makes a deleted pod again; a pod of
+                           nsm-system (registry, nsmgr-NODE, forwarder-NODE) restarts that component
+  get KIND [NAME] [-l SEL] [--field-selector spec.nodeName==N] [-o name|wide|json|yaml|jsonpath=…|go-template=…]
+  wait --for=condition=ready|delete [--timeout=1m] pod NAME|-l SEL [-n NS]
+  scale deployment NAME --replicas=N [-n NS]
+  label|annotate pod|ns NAME KEY=VALUE… [KEY-…] [--overwrite]
+  describe KIND [NAME] [-n NS]
+  create namespace NAME
   stop|start|restart registry|identity-provider|nsmgr/NODE|forwarder/NODE|pod/NAME [-n NS] [-c C] [--kill]
                            stop (SIGTERM, or SIGKILL with --kill) and/or start a component again
                            with its first command and environment (fault injection; pods keep
@@ -62,15 +71,31 @@ const commands: Record<string, () => Promise<Command>> = {
   // Internal (started by `nsm up`): the embedded CA serving the SPIFFE Workload API.
   "identity-provider": async () => async () => (await import("./identity-provider.js")).runIdentityProvider(),
   ...Object.fromEntries(
-    ["up", "apply", "get", "describe", "top", "exec", "logs", "delete", "down", "stop", "start", "restart"].map(
-      (name): [string, () => Promise<Command>] => [
-        name,
-        async () => {
-          const { runLocal } = await import("./local.js");
-          return (args) => runLocal(name, args);
-        },
-      ],
-    ),
+    [
+      "up",
+      "apply",
+      "get",
+      "exec",
+      "logs",
+      "delete",
+      "down",
+      "stop",
+      "start",
+      "restart",
+      "wait",
+      "scale",
+      "label",
+      "annotate",
+      "describe",
+      "top",
+      "create",
+    ].map((name): [string, () => Promise<Command>] => [
+      name,
+      async () => {
+        const { runLocal } = await import("./local.js");
+        return (args) => runLocal(name, args);
+      },
+    ]),
   ),
   sandbox: async () => async () => {
     const { sandboxDemo } = await import("./sandbox-demo.js");
@@ -87,7 +112,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const load = commands[name];
   if (!load) {
-    process.stderr.write(`nsm: unknown command "${name}"\n\n${USAGE}`);
+    process.stderr.write(`nsm: unknown command "${name}" (see nsm --help)\n`);
     return 2;
   }
   const run = await load();

@@ -9,7 +9,7 @@ import { LocalError } from "./errors.js";
 import { systemHost } from "./host.js";
 import { health } from "./lifecycle.js";
 import { loadManifests } from "./manifest.js";
-import { type ApplyAction, type DeletePlan, planApply, planDelete } from "./planner.js";
+import { type ApplyAction, type DeletePlan, type PlanInput, planApply, planDelete } from "./planner.js";
 import { deletePods, startPods } from "./pod-supervisor.js";
 import { registerService, unregisterService } from "./services.js";
 import { type DeploymentState, requireUp, type State } from "./state.js";
@@ -71,6 +71,26 @@ async function perform(ctx: RuntimeContext, state: State, a: ApplyAction, failur
   save(ctx, state);
 }
 
+/** What the planner needs from the runtime (see ./planner.ts). */
+export function planInput(ctx: RuntimeContext, state: State): PlanInput {
+  return { paths: ctx.paths, state, config: ctx.config, security: securityEnv(ctx, state), host: systemHost };
+}
+
+/** Performs planned actions in order; pods that failed to start are one error at the end. */
+export async function performActions(
+  ctx: RuntimeContext,
+  state: State,
+  actions: readonly ApplyAction[],
+): Promise<void> {
+  const failures: string[] = [];
+  for (const a of actions) await perform(ctx, state, a, failures);
+  if (failures.length > 0) {
+    throw new LocalError(
+      `${failures.length} pod(s) failed to start:\n${failures.join("\n")}\n(see \`nsm logs POD -n NAMESPACE\`; \`nsm delete -f …\` removes them)`,
+    );
+  }
+}
+
 /** `nsm apply -f FILES [-n NAMESPACE]`. */
 export async function apply(
   ctx: RuntimeContext,
@@ -84,22 +104,14 @@ export async function apply(
     const state = requireUp(ctx.paths);
     const problem = health(state);
     if (problem) throw new LocalError(`the local runtime is not healthy: ${problem}; see \`nsm down\` and \`nsm up\``);
-    const actions = planApply(
-      { paths: ctx.paths, state, config: ctx.config, security: securityEnv(ctx, state), host: systemHost },
-      manifests,
-    );
+    const actions = planApply(planInput(ctx, state), manifests);
     for (const w of warnings) ctx.out.warn(w);
-    const failures: string[] = [];
-    for (const a of actions) await perform(ctx, state, a, failures);
-    if (failures.length > 0) {
-      throw new LocalError(
-        `${failures.length} pod(s) failed to start:\n${failures.join("\n")}\n(see \`nsm logs POD -n NAMESPACE\`; \`nsm delete -f …\` removes them)`,
-      );
-    }
+    await performActions(ctx, state, actions);
   });
 }
 
-async function performDelete(ctx: RuntimeContext, state: State, plan: DeletePlan): Promise<void> {
+/** Stops the plan's pods, forgets its Deployments, unregisters its NetworkServices, forgets its namespaces. */
+export async function performDelete(ctx: RuntimeContext, state: State, plan: DeletePlan): Promise<void> {
   await deletePods(ctx, state, plan.pods);
   state.deployments = state.deployments.filter((d) => !plan.deployments.has(`${d.namespace}/${d.name}`));
   save(ctx, state);

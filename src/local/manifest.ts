@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * Upstream-style manifests for the local runtime: YAML files (multi-document), directories, and
- * kustomizations (local `resources`/`bases`, `namespace`, `commonLabels`, and strategic-merge
- * `patches`/`patchesStrategicMerge`), turned into checked objects of the kinds the examples use:
+ * kustomizations (local `resources`/`bases`, `namespace`, `commonLabels`, strategic-merge
+ * `patches`/`patchesStrategicMerge`; JSON 6902 patches, `labels` and `namePrefix`/`nameSuffix`
+ * in ./kustomize.ts), turned into checked objects of the kinds the examples use:
  * Namespace, NetworkService (`networkservicemesh.io/v1`), Deployment and Pod.
  *
  * Everything is checked here, before the runtime changes anything; problems are
@@ -14,6 +15,14 @@ import { fromJson } from "@bufbuild/protobuf";
 import { type Document, parseAllDocuments } from "yaml";
 import { type NetworkService, NetworkServiceSchema } from "../api/gen/registry_pb.js";
 import { LocalError } from "./errors.js";
+import {
+  applyJson6902,
+  applyLabels,
+  applyNameAffixes,
+  type Json6902Patch,
+  json6902Ops,
+  patchesJson6902,
+} from "./kustomize.js";
 
 /** The annotation that asks for an injected client (upstream admission webhook). */
 export const NSM_ANNOTATION = "networkservicemesh.io";
@@ -242,6 +251,10 @@ const KUSTOMIZATION_FIELDS = new Set([
   "patchesStrategicMerge",
   "patches",
   "commonLabels",
+  "patchesJson6902",
+  "labels",
+  "namePrefix",
+  "nameSuffix",
 ]);
 
 /** A strategic-merge patch, and which objects it targets (a `patches` entry's `target`). */
@@ -284,17 +297,21 @@ function strategicMergePatches(k: Json, file: string): Patch[] {
 }
 
 /**
- * The kustomization's `patches`: `path` or inline `patch`, with an optional `target`. JSON 6902
- * patches (YAML lists) are refused as "not a mapping".
+ * The kustomization's `patches`: `path` or inline `patch`, with an optional `target`; a patch
+ * whose content is a list of operations is a JSON 6902 patch (its `target` is required).
  */
-function targetedPatches(k: Json, file: string): Patch[] {
-  const patches: Patch[] = [];
+function targetedPatches(k: Json, file: string): { merge: Patch[]; json6902: Json6902Patch[] } {
+  const merge: Patch[] = [];
+  const json6902: Json6902Patch[] = [];
   for (const p of stringList(k.patches, "patches", file) as unknown[]) {
     const { text, source } = patchText(p, file);
     const target = isObject(p) && isObject(p.target) ? p.target : undefined;
-    for (const d of parseYamlText(text, source)) patches.push({ patch: d.obj, source: d.source, target });
+    const ops = json6902Ops(text, source);
+    if (ops && !target) throw new LocalError(`${source}: a JSON 6902 patch needs a \`target\``);
+    if (ops && target) json6902.push({ ops, target, source });
+    else for (const d of parseYamlText(text, source)) merge.push({ patch: d.obj, source: d.source, target });
   }
-  return patches;
+  return { merge, json6902 };
 }
 
 /** The YAML of a `patches` entry (its file's, or inline) and where it came from. */
@@ -345,8 +362,12 @@ function loadKustomization(file: string, warn: (msg: string) => void, seen: Set<
   for (const key of Object.keys(k))
     if (!KUSTOMIZATION_FIELDS.has(key)) warn(`${file}: ignoring unsupported field \`${key}\``);
   const objects = loadResources(k, file, warn, seen);
-  for (const patch of [...strategicMergePatches(k, file), ...targetedPatches(k, file)]) applyPatch(objects, patch);
+  const targeted = targetedPatches(k, file);
+  for (const patch of [...strategicMergePatches(k, file), ...targeted.merge]) applyPatch(objects, patch);
+  for (const patch of [...patchesJson6902(k, file, readText), ...targeted.json6902]) applyJson6902(objects, patch);
   if (isObject(k.commonLabels)) applyCommonLabels(objects, k.commonLabels as Record<string, string>);
+  applyLabels(objects, k.labels, file);
+  applyNameAffixes(objects, k.namePrefix, k.nameSuffix, file);
   if (typeof k.namespace === "string" && k.namespace) {
     for (const o of objects) {
       if (o.obj.kind === "Namespace") continue;

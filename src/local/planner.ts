@@ -147,7 +147,14 @@ function decideDeployment(
   const unchanged = dep && !replaced && dep.replicas === m.replicas && owned.length === m.replicas;
   const result = unchanged ? "unchanged" : dep ? "configured" : "created";
   const createdAt = dep?.createdAt ?? new Date(host.now()).toISOString();
-  const deployment = { namespace: m.namespace, name: m.name, replicas: m.replicas, templateHash, createdAt };
+  const deployment = {
+    namespace: m.namespace,
+    name: m.name,
+    replicas: m.replicas,
+    templateHash,
+    createdAt,
+    template: m,
+  };
   d.actions.push({ type: "deployment", deployment, result });
   const newestFirst = [...keep].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   for (const p of newestFirst.slice(0, Math.max(0, keep.length - m.replicas))) d.remove.add(p);

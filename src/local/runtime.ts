@@ -18,6 +18,8 @@ import { apply, deleteObjects } from "./apply.js";
 import { type LocalConfig, localConfig } from "./config.js";
 import type { RuntimeContext } from "./context.js";
 import { type ControlAction, type ControlOptions, control } from "./control.js";
+import { changeMetadata, createNamespace, deleteSelected, type MetadataField, scale } from "./kubectl/actions.js";
+import type { Query } from "./kubectl/query.js";
 import { down, type UpOptions, up } from "./lifecycle.js";
 import type { Progress } from "./progress.js";
 import type { RuntimePaths } from "./state.js";
@@ -57,6 +59,26 @@ export class LocalRuntime {
 
   control(action: ControlAction, target: string, options: ControlOptions = {}): Promise<void> {
     return control(this.#ctx, action, target, options);
+  }
+
+  /** `delete KIND NAME…|-l SELECTOR` (see ./kubectl/actions.ts). */
+  deleteSelected(query: Query): Promise<void> {
+    return deleteSelected(this.#ctx, query);
+  }
+
+  /** `create namespace NAME`. */
+  createNamespace(name: string): Promise<void> {
+    return createNamespace(this.#ctx, name);
+  }
+
+  /** `scale deployment NAME --replicas N`. */
+  scale(query: Query, replicas: number): Promise<void> {
+    return scale(this.#ctx, query, replicas);
+  }
+
+  /** `label|annotate KIND NAME k=v… k-…`. */
+  changeMetadata(query: Query, field: MetadataField, changes: readonly string[], overwrite: boolean): Promise<void> {
+    return changeMetadata(this.#ctx, query, field, changes, overwrite);
   }
 
   down(): Promise<void> {

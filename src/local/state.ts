@@ -24,7 +24,7 @@ import { createHash } from "node:crypto";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { LocalError } from "./errors.js";
-import type { Affinity } from "./manifest.js";
+import type { Affinity, WorkloadManifest } from "./manifest.js";
 import { isAlive, type ProcRef, procStartTime } from "./proc.js";
 
 /** The default state directory. */
@@ -138,12 +138,16 @@ export interface DeploymentState {
   readonly name: string;
   replicas: number;
   readonly templateHash: string;
+  /** The Deployment as applied, so that `scale` and a deleted pod can make pods again. */
+  readonly template?: WorkloadManifest;
   readonly createdAt: string;
 }
 
 export interface NamespaceState {
   readonly name: string;
   annotations: Record<string, string>;
+  /** Set by `nsm label ns`. */
+  labels?: Record<string, string>;
   readonly createdAt: string;
 }
 

@@ -134,8 +134,8 @@ function trackStream(
     ended = true;
     call.emit("error", { code: grpc.status.UNAVAILABLE, details: "server is stopping", metadata: new grpc.Metadata() });
   };
-  let open = openStreams.get(server);
-  if (!open) openStreams.set(server, (open = new Set()));
+  const open = openStreams.get(server) ?? new Set<() => void>();
+  openStreams.set(server, open);
   open.add(end);
   return { ended: () => ended, untrack: () => open.delete(end) };
 }
