@@ -78,6 +78,35 @@ export function fdTableOfCall(call: unknown): FdTable | undefined {
   return fdSocketUnder(c?.stream?.session?.socket)?.fds;
 }
 
+/** The newest relayed connection dialed to each socket path (replies' descriptors arrive there). */
+const dialed = new Map<string, FdSocket>();
+
+/**
+ * The descriptor table of the newest live connection dialed with {@link fdChannelCredentials}
+ * to the unix socket `path` (where descriptors sent back with responses arrive).
+ */
+export function fdTableOfDialed(path: string): FdTable | undefined {
+  const s = dialed.get(path);
+  return s && !s.destroyed ? s.fds : undefined;
+}
+
+/**
+ * Sends descriptors back on the connection a server call came on, with the next bytes written
+ * there (the response). Returns false (and closes them) when that connection passes no
+ * descriptors.
+ */
+export function sendFdsOnCall(call: unknown, fds: readonly number[]): boolean {
+  let c = (call as CallInternals | undefined)?.call;
+  for (let i = 0; c && !c.stream && i < 8; i++) c = c.nextCall;
+  const socket = fdSocketUnder(c?.stream?.session?.socket);
+  if (!socket || socket.destroyed) {
+    for (const fd of fds) closeQuietly(fd);
+    return false;
+  }
+  socket.sendFds(fds);
+  return true;
+}
+
 /** Descriptors waiting for the next call to a socket path. */
 const pending = new Map<string, number[]>();
 
@@ -140,6 +169,10 @@ class FdConnector implements SecureConnector {
       return Promise.reject(err);
     }
     this.#socket = relayed;
+    dialed.set(this.path, relayed);
+    relayed.once("close", () => {
+      if (dialed.get(this.path) === relayed) dialed.delete(this.path);
+    });
     return this.inner.connect(relayed as unknown as Parameters<SecureConnector["connect"]>[0]);
   }
 
@@ -184,6 +217,23 @@ class FdChannelCredentials extends grpc.ChannelCredentials {
 }
 
 const wrapped = new WeakMap<grpc.ChannelCredentials, grpc.ChannelCredentials>();
+
+/** Whether channel credentials pass descriptors on unix targets (made by {@link fdChannelCredentials}). */
+export function passesFds(credentials: grpc.ChannelCredentials | undefined): boolean {
+  return credentials instanceof FdChannelCredentials;
+}
+
+const fdChannels = new WeakSet<grpc.Client>();
+
+/** Records that `channel` was made with descriptor-passing credentials (dialChannel does). */
+export function markFdChannel(channel: grpc.Client): void {
+  fdChannels.add(channel);
+}
+
+/** Whether `channel` passes descriptors (see {@link markFdChannel}). */
+export function isFdChannel(channel: grpc.Client): boolean {
+  return fdChannels.has(channel);
+}
 
 /**
  * Channel credentials that pass descriptors on `unix://` targets (other targets are dialed as

@@ -20,7 +20,7 @@ import { Code, NsmError, nsmErrorFromGrpc } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { silentLogger } from "../core/logger.js";
 import type { FdTable } from "./fdsocket.js";
-import { fdTableOfCall } from "./fdtransport.js";
+import { fdTableOfCall, sendFdsOnCall } from "./fdtransport.js";
 
 export function grpcDefinition(svc: DescService): grpc.ServiceDefinition {
   const def: Record<string, grpc.MethodDefinition<any, any>> = {};
@@ -54,6 +54,8 @@ export interface GrpcPeer {
    * served with descriptor passing (`bindFdUnix`); undefined otherwise.
    */
   readonly fds?: FdTable;
+  /** Sends descriptors back on that connection with the next bytes written (the response). */
+  readonly sendFds?: (fds: readonly number[]) => boolean;
 }
 
 export const grpcPeerKey = createContextKey<GrpcPeer | undefined>(undefined, "grpcPeer");
@@ -103,12 +105,14 @@ function callContext(
   } catch {
     authContext = undefined;
   }
+  const fds = fdTableOfCall(call);
   const peer: GrpcPeer = {
     address: call.getPeer(),
     metadata: call.metadata,
     authContext,
     responseHeaders: new grpc.Metadata(),
-    fds: fdTableOfCall(call),
+    fds,
+    sendFds: fds ? (f) => sendFdsOnCall(call, f) : undefined,
   };
   return CallContext.create({ signal: ac.signal, deadline, log }).with(grpcPeerKey, peer);
 }

@@ -1,41 +1,58 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * recvfd: the receiving end of sendfd (upstream NSM's recvfd server).
+ * recvfd: the receiving end of sendfd (upstream NSM's recvfd server and client).
  *
  * Purpose: a KERNEL mechanism's `inodeURL` of the form `inode://<dev>/<ino>` names a descriptor
- * sent with SCM_RIGHTS on the unix connection the call came on (`GrpcPeer.fds`). The element
- * waits for it (bounded by the call's deadline, or `waitMs`), swaps the parameter for
- * `file:///proc/<own pid>/fd/<n>` for the rest of the chain, and puts the `inode://` URL back on
- * the way out, so the next hop's sendfd sends the namespace on again.
- * Chain placement: early in a server chain (before anything that reads `inodeURL`).
+ * sent with SCM_RIGHTS on the unix connection: for {@link recvFdServer}, the one the request
+ * came on (`GrpcPeer.fds`); for {@link recvFdClient}, the one the response came back on. The
+ * element waits for it (bounded by the call's deadline, or `waitMs`), swaps the parameter for
+ * `file:///proc/<own pid>/fd/<n>` (server: for the rest of its chain, then back to `inode://`
+ * in what it returns, so the previous hop sees its own URL; client: in the connection it
+ * returns), and records that URL as received in the call's context ({@link isReceivedNetns}), the
+ * proof of ownership a forwarder accepts.
+ * Chain placement: server: early, before anything that reads `inodeURL`; client: before dial.
  * Per-connection state: the descriptors a connection id uses; a refresh that sends the
  * namespace again replaces them; they are closed on Close (and a first Request that fails
  * closes what it took). Descriptors no call took are closed when the unix connection ends.
- * Options: `requireSenderNetns`: the descriptor must be the netns of the process at the other
- * end of the unix socket (SO_PEERCRED), for the first hop after a client or endpoint;
- * `waitMs`: the longest wait for a descriptor.
+ * Options: {@link RecvFdOptions}.
  * Failure behaviour: a malformed `inode://` URL, one that came on a connection that passes no
  * descriptors, or one whose descriptor does not arrive in time is InvalidArgument; a descriptor
  * that is not the sender's own namespace (with `requireSenderNetns`) is PermissionDenied.
  * Nothing goes further down the chain in each case.
  */
 import { statSync } from "node:fs";
-import { type Connection, type Mechanism, Param } from "../../../../api/index.js";
-import type { NetworkServiceElement } from "../../../core/chain.js";
-import type { CallContext } from "../../../core/context.js";
+import { type Connection, ConnectionSchema, clone, type Mechanism, Param } from "../../../../api/index.js";
+import { closeQuietly as closeDownstream, type NetworkServiceElement } from "../../../core/chain.js";
+import { type CallContext, createContextKey } from "../../../core/context.js";
 import { invalidArgument, permissionDenied } from "../../../core/errors.js";
 import { closeQuietly, type FdTable, inodeKeyOfFd } from "../../../grpc/fdsocket.js";
+import { fdTableOfDialed } from "../../../grpc/fdtransport.js";
 import { grpcPeerKey } from "../../../grpc/service.js";
+import { clientUrlOf } from "../clienturl/index.js";
 import { kernelMechanismsOf } from "../sendfd/index.js";
 
 const INODE_URL = /^inode:\/\/([0-9]{1,20})\/([0-9]{1,20})$/;
 
 export interface RecvFdOptions {
-  /** Refuse a descriptor that is not the netns of the sending process. @default false */
+  /**
+   * Refuse a descriptor that is not the netns of the process at the other end of the unix
+   * socket (SO_PEERCRED): for the hop right after the NSC (server) or the NSE (client).
+   * @default false
+   */
   readonly requireSenderNetns?: boolean;
   /** The longest wait for a descriptor. @default until the call's deadline */
   readonly waitMs?: number;
 }
+
+/** URLs (`file:///proc/<pid>/fd/<n>`) that name descriptors received during this call. */
+const receivedKey = createContextKey<Set<string> | undefined>(undefined, "recvfd.received");
+
+/** Whether `url` names a descriptor this process received for the current call. */
+export function isReceivedNetns(ctx: CallContext, url: string): boolean {
+  return ctx.get(receivedKey)?.has(url) === true;
+}
+
+const fdUrl = (fd: number) => `file:///proc/${process.pid}/fd/${fd}`;
 
 /** Descriptors a connection id holds, by `dev/ino` key. */
 type Held = Map<string, number>;
@@ -46,12 +63,8 @@ function keyOfInodeUrl(url: string): string {
   return `${m[1]}/${m[2]}`;
 }
 
-function waitSignal(ctx: CallContext, waitMs: number | undefined): AbortSignal {
-  return waitMs === undefined ? ctx.signal : AbortSignal.any([ctx.signal, AbortSignal.timeout(waitMs)]);
-}
-
 function checkSenderNetns(fd: number, table: FdTable, key: string): void {
-  let own: string;
+  let own = "";
   try {
     const st = statSync(`/proc/${table.peerPid}/ns/net`, { bigint: true });
     own = `${st.dev}/${st.ino}`;
@@ -66,113 +79,171 @@ function checkSenderNetns(fd: number, table: FdTable, key: string): void {
 }
 
 /** The descriptor for `key`: newly arrived, or the one this connection already holds. */
-async function descriptorFor(
-  key: string,
-  held: Held | undefined,
-  table: FdTable,
-  ctx: CallContext,
-  options: RecvFdOptions,
-): Promise<number> {
+async function descriptorFor(key: string, held: Held | undefined, table: FdTable, ctx: CallContext, waitMs?: number) {
   const arrived = table.take(key);
   if (arrived !== undefined) return arrived;
   const mine = held?.get(key);
   if (mine !== undefined) return mine;
+  const signal = waitMs === undefined ? ctx.signal : AbortSignal.any([ctx.signal, AbortSignal.timeout(waitMs)]);
   try {
-    return await table.waitFor(key, waitSignal(ctx, options.waitMs));
+    return await table.waitFor(key, signal);
   } catch (err) {
     throw invalidArgument(`recvfd: no descriptor for inode://${key}: ${(err as Error).message}`);
   }
 }
 
-/** See the module doc. */
-export function recvFdServer(options: Readonly<RecvFdOptions> = {}): NetworkServiceElement {
-  const byConnection = new Map<string, Held>();
+/** The descriptors held per connection id, shared by the request and close paths of one element. */
+class HeldFds {
+  readonly #byConnection = new Map<string, Held>();
 
-  const receive = async (mechs: Mechanism[], connId: string, ctx: CallContext) => {
+  constructor(private readonly options: Readonly<RecvFdOptions>) {}
+
+  get(connId: string): Held | undefined {
+    return this.#byConnection.get(connId);
+  }
+
+  /** Swaps every `inode://` URL of `mechs` for a received descriptor; returns what it took. */
+  async receive(mechs: Mechanism[], connId: string, table: FdTable | undefined, ctx: CallContext): Promise<Held> {
     const taken: Held = new Map();
-    const table = ctx.get(grpcPeerKey)?.fds;
-    const held = byConnection.get(connId);
+    const held = this.#byConnection.get(connId);
     try {
       for (const m of mechs) {
         const url = m.parameters[Param.INODE_URL] ?? "";
         if (!url.startsWith("inode://")) continue;
         const key = keyOfInodeUrl(url);
         if (!table) throw invalidArgument(`recvfd: ${url} came on a connection that passes no descriptors`);
-        const fd = taken.get(key) ?? (await descriptorFor(key, held, table, ctx, options));
+        const fd = taken.get(key) ?? (await descriptorFor(key, held, table, ctx, this.options.waitMs));
         taken.set(key, fd);
-        if (options.requireSenderNetns) checkSenderNetns(fd, table, key);
-        m.parameters[Param.INODE_URL] = `file:///proc/${process.pid}/fd/${fd}`;
+        if (this.options.requireSenderNetns) checkSenderNetns(fd, table, key);
+        m.parameters[Param.INODE_URL] = fdUrl(fd);
+        ctx.get(receivedKey)?.add(fdUrl(fd));
       }
     } catch (err) {
-      for (const fd of taken.values()) if (![...(held?.values() ?? [])].includes(fd)) closeQuietly(fd);
+      this.drop(connId, taken);
       throw err;
     }
     return taken;
-  };
+  }
 
-  const keep = (connId: string, taken: Held) => {
-    const held = byConnection.get(connId) ?? new Map<string, number>();
+  /** Keeps what a successful Request took (closing descriptors it replaced). */
+  keep(connId: string, taken: Held): void {
+    const held = this.#byConnection.get(connId) ?? new Map<string, number>();
     for (const [key, fd] of taken) {
       const old = held.get(key);
       if (old !== undefined && old !== fd) closeQuietly(old);
       held.set(key, fd);
     }
-    if (held.size > 0) byConnection.set(connId, held);
-  };
+    if (held.size > 0) this.#byConnection.set(connId, held);
+  }
 
-  const release = (connId: string) => {
-    for (const fd of byConnection.get(connId)?.values() ?? []) closeQuietly(fd);
-    byConnection.delete(connId);
-  };
+  /** Closes what a failed Request took and this connection does not hold. */
+  drop(connId: string, taken: Held): void {
+    const mine = new Set(this.#byConnection.get(connId)?.values() ?? []);
+    for (const fd of taken.values()) if (!mine.has(fd)) closeQuietly(fd);
+  }
 
+  release(connId: string): void {
+    for (const fd of this.#byConnection.get(connId)?.values() ?? []) closeQuietly(fd);
+    this.#byConnection.delete(connId);
+  }
+}
+
+/** Puts `inode://key` back where `file:///proc/<pid>/fd/<n>` of a held descriptor is. */
+function toInodeUrls(mechs: readonly Mechanism[], held: Held | undefined): void {
+  for (const m of mechs) {
+    for (const [key, fd] of held ?? []) {
+      if (m.parameters[Param.INODE_URL] === fdUrl(fd)) m.parameters[Param.INODE_URL] = `inode://${key}`;
+    }
+  }
+}
+
+/** Swaps held `inode://key` URLs for their descriptors' paths. */
+function toFdUrls(mechs: readonly Mechanism[], held: Held | undefined): void {
+  for (const m of mechs) {
+    const url = m.parameters[Param.INODE_URL] ?? "";
+    const fd = url.startsWith("inode://") ? held?.get(url.slice("inode://".length)) : undefined;
+    if (fd !== undefined) m.parameters[Param.INODE_URL] = fdUrl(fd);
+  }
+}
+
+/** See the module doc: descriptors that came with a Request. */
+export function recvFdServer(options: Readonly<RecvFdOptions> = {}): NetworkServiceElement {
+  const held = new HeldFds(options);
   return {
     name: "recvFdServer",
     async request(req, ctx, next) {
+      const c = ctx.get(receivedKey) ? ctx : ctx.with(receivedKey, new Set<string>());
       const mechs = kernelMechanismsOf(req.connection, req.mechanismPreferences);
-      const original = mechs.map((m) => m.parameters[Param.INODE_URL]);
+      const original = mechs.map((m) => m.parameters[Param.INODE_URL] ?? "");
       const connId = req.connection?.id ?? "";
-      const taken = await receive(mechs, connId, ctx);
-      const restore = (conn: Connection | undefined) => restoreUrls(kernelMechanismsOf(conn), taken);
+      const taken = await held.receive(mechs, connId, ctx.get(grpcPeerKey)?.fds, c);
       let conn: Connection;
       try {
-        conn = await next.request(req, ctx);
+        conn = await next.request(req, c);
       } catch (err) {
-        if (!byConnection.has(connId)) for (const fd of taken.values()) closeQuietly(fd);
-        else keep(connId, taken);
+        held.drop(connId, taken);
         mechs.forEach((m, i) => {
-          if (original[i] !== undefined) m.parameters[Param.INODE_URL] = original[i];
+          m.parameters[Param.INODE_URL] = original[i] ?? "";
         });
         throw err;
       }
-      keep(conn.id || connId, taken);
-      restore(conn);
-      return conn;
+      held.keep(conn.id || connId, taken);
+      if (taken.size === 0) return conn;
+      const out = clone(ConnectionSchema, conn);
+      toInodeUrls(kernelMechanismsOf(out), taken);
+      return out;
     },
     async close(conn, ctx, next) {
-      const held = byConnection.get(conn.id);
+      const mine = held.get(conn.id);
+      const c = ctx.get(receivedKey) ? ctx : ctx.with(receivedKey, new Set<string>());
       const mechs = kernelMechanismsOf(conn);
-      for (const m of mechs) {
-        const url = m.parameters[Param.INODE_URL] ?? "";
-        const fd = url.startsWith("inode://") ? held?.get(url.slice("inode://".length)) : undefined;
-        if (fd !== undefined) m.parameters[Param.INODE_URL] = `file:///proc/${process.pid}/fd/${fd}`;
-      }
+      toFdUrls(mechs, mine);
+      for (const fd of mine?.values() ?? []) c.get(receivedKey)?.add(fdUrl(fd));
       try {
-        return await next.close(conn, ctx);
+        return await next.close(conn, c);
       } finally {
-        if (held) restoreUrls(mechs, held);
-        release(conn.id);
+        toInodeUrls(mechs, mine);
+        held.release(conn.id);
       }
     },
   };
 }
 
-/** Puts `inode://key` back where `file:///proc/<pid>/fd/<n>` of a held descriptor is. */
-function restoreUrls(mechs: readonly Mechanism[], held: Held): void {
-  for (const m of mechs) {
-    for (const [key, fd] of held) {
-      if (m.parameters[Param.INODE_URL] === `file:///proc/${process.pid}/fd/${fd}`) {
-        m.parameters[Param.INODE_URL] = `inode://${key}`;
+/** See the module doc: descriptors that came back with the response (the endpoint's netns). */
+export function recvFdClient(options: Readonly<RecvFdOptions> = {}): NetworkServiceElement {
+  const held = new HeldFds(options);
+  const tableOf = (ctx: CallContext) => {
+    const url = clientUrlOf(ctx) ?? "";
+    return url.startsWith("unix://") ? fdTableOfDialed(url.slice("unix://".length)) : undefined;
+  };
+  return {
+    name: "recvFdClient",
+    async request(req, ctx, next) {
+      const connId = req.connection?.id ?? "";
+      const mechs = kernelMechanismsOf(req.connection, req.mechanismPreferences);
+      toInodeUrls(mechs, held.get(connId));
+      const conn = await next.request(req, ctx);
+      const out = clone(ConnectionSchema, conn);
+      let taken: Held;
+      try {
+        taken = await held.receive(kernelMechanismsOf(out), conn.id || connId, tableOf(ctx), ctx);
+      } catch (err) {
+        if (!held.get(conn.id || connId)) await closeDownstream(next, conn, ctx, "the endpoint's netns was refused");
+        throw err;
       }
-    }
-  }
+      held.keep(conn.id || connId, taken);
+      return taken.size === 0 ? conn : out;
+    },
+    async close(conn, ctx, next) {
+      const mine = held.get(conn.id);
+      const mechs = kernelMechanismsOf(conn);
+      toInodeUrls(mechs, mine);
+      try {
+        return await next.close(conn, ctx);
+      } finally {
+        toFdUrls(mechs, mine);
+        held.release(conn.id);
+      }
+    },
+  };
 }

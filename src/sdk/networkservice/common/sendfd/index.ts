@@ -8,21 +8,33 @@
  * (`queueFdsFor` of src/sdk/grpc/fdtransport.ts); it rides on the call's bytes with SCM_RIGHTS.
  * The receiver's recvfd element finds it by that key. On the way back the `file://` URL is put
  * back into the returned connection.
- * Chain placement: in a client chain after the mechanism elements, before dial; the dial must
- * use `fdChannelCredentials` (otherwise nothing carries the descriptor and the receiver answers
- * InvalidArgument).
+ * {@link sendFdServer} does the same for the connection a server returns (an NSE naming its own
+ * netns): the descriptor goes back on the connection the call came on, with the response.
+ * Chain placement: client: after the mechanism elements, before dial; the dial must use
+ * `fdChannelCredentials` (otherwise nothing carries the descriptor and the receiver answers
+ * InvalidArgument). Server: early (it works on what the rest of the chain returns).
  * Per-connection state: none (each Request sends again; descriptors no call carried are closed
  * when the call returns).
- * Options: none. Only `unix://` next hops get descriptors; other URLs are left as they are.
+ * Options: none. Only `unix://` next hops dialed with descriptor-passing credentials get
+ * descriptors; otherwise the URLs are left as they are.
  * Failure behaviour: a `file://` path that cannot be opened is InvalidArgument, before the call.
  */
 import { openSync, statSync } from "node:fs";
-import { type Connection, type Mechanism, MechanismType, Param } from "../../../../api/index.js";
+import {
+  type Connection,
+  ConnectionSchema,
+  clone,
+  type Mechanism,
+  MechanismType,
+  Param,
+} from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import { invalidArgument } from "../../../core/errors.js";
 import { closeQuietly } from "../../../grpc/fdsocket.js";
-import { dropQueuedFds, queueFdsFor } from "../../../grpc/fdtransport.js";
+import { dropQueuedFds, isFdChannel, queueFdsFor } from "../../../grpc/fdtransport.js";
+import { grpcPeerKey } from "../../../grpc/service.js";
 import { clientUrlOf } from "../clienturl/index.js";
+import { channelOf } from "../dial/index.js";
 
 /** O_PATH (Linux): a descriptor naming the file, with no access to its contents. */
 const O_PATH = 0o10000000;
@@ -45,7 +57,7 @@ interface Swap {
 }
 
 /** Opens each `file://` URL, swaps in its `inode://` URL; returns the descriptors and swaps. */
-function openAndSwap(mechs: readonly Mechanism[]): { fds: number[]; swaps: Swap[] } {
+export function openAndSwap(mechs: readonly Mechanism[]): { fds: number[]; swaps: Swap[] } {
   const fds: number[] = [];
   const swaps: Swap[] = [];
   try {
@@ -66,7 +78,7 @@ function openAndSwap(mechs: readonly Mechanism[]): { fds: number[]; swaps: Swap[
 }
 
 /** Puts the `file://` URLs back where the `inode://` ones are. */
-function swapBack(mechs: readonly Mechanism[], swaps: readonly Swap[]): void {
+export function swapBack(mechs: readonly Mechanism[], swaps: readonly Swap[]): void {
   for (const m of mechs) {
     const s = swaps.find((x) => x.inodeUrl === m.parameters[Param.INODE_URL]);
     if (s) m.parameters[Param.INODE_URL] = s.fileUrl;
@@ -79,7 +91,8 @@ export function sendFdClient(): NetworkServiceElement {
     name: "sendFdClient",
     async request(req, ctx, next) {
       const url = clientUrlOf(ctx) ?? "";
-      if (!url.startsWith("unix://")) return next.request(req, ctx);
+      const channel = channelOf(ctx);
+      if (!url.startsWith("unix://") || (channel && !isFdChannel(channel))) return next.request(req, ctx);
       const socketPath = url.slice("unix://".length);
       const { fds, swaps } = openAndSwap(kernelMechanismsOf(req.connection, req.mechanismPreferences));
       queueFdsFor(socketPath, fds);
@@ -91,6 +104,24 @@ export function sendFdClient(): NetworkServiceElement {
         dropQueuedFds(socketPath, fds);
         swapBack(kernelMechanismsOf(req.connection, req.mechanismPreferences), swaps);
       }
+    },
+    close: (conn, ctx, next) => next.close(conn, ctx),
+  };
+}
+
+/** See the module doc: the server's own `file://` netns goes back as a descriptor. */
+export function sendFdServer(): NetworkServiceElement {
+  return {
+    name: "sendFdServer",
+    async request(req, ctx, next) {
+      const conn = await next.request(req, ctx);
+      const send = ctx.get(grpcPeerKey)?.sendFds;
+      const file = kernelMechanismsOf(conn).some((m) => m.parameters[Param.INODE_URL]?.startsWith("file://"));
+      if (!send || !file) return conn;
+      const out = clone(ConnectionSchema, conn);
+      const { fds } = openAndSwap(kernelMechanismsOf(out));
+      send(fds);
+      return out;
     },
     close: (conn, ctx, next) => next.close(conn, ctx),
   };
