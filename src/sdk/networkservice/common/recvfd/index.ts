@@ -5,7 +5,7 @@
  * Purpose: a KERNEL mechanism's `inodeURL` of the form `inode://<dev>/<ino>` names a descriptor
  * sent with SCM_RIGHTS on the unix connection: for {@link recvFdServer}, the one the request
  * came on (`GrpcPeer.fds`); for {@link recvFdClient}, the one the response came back on. The
- * element waits for it (bounded by the call's deadline, or `waitMs`), swaps the parameter for
+ * element waits for it (bounded by the call's deadline and `waitMs`), swaps the parameter for
  * `file:///proc/<own pid>/fd/<n>` (server: for the rest of its chain, then back to `inode://`
  * in what it returns, so the previous hop sees its own URL; client: in the connection it
  * returns), and records that URL as received in the call's context ({@link isReceivedNetns}), the
@@ -31,6 +31,7 @@ import { grpcPeerKey } from "../../../grpc/service.js";
 import { clientUrlOf } from "../clienturl/index.js";
 import { kernelMechanismsOf } from "../sendfd/index.js";
 
+const DEFAULT_WAIT_MS = 5000;
 const INODE_URL = /^inode:\/\/([0-9]{1,20})\/([0-9]{1,20})$/;
 
 export interface RecvFdOptions {
@@ -40,7 +41,10 @@ export interface RecvFdOptions {
    * @default false
    */
   readonly requireSenderNetns?: boolean;
-  /** The longest wait for a descriptor. @default until the call's deadline */
+  /**
+   * The longest wait for a descriptor (it normally comes with the request's own bytes); the
+   * call's deadline ends the wait earlier. @default 5000
+   */
   readonly waitMs?: number;
 }
 
@@ -84,11 +88,15 @@ async function descriptorFor(key: string, held: Held | undefined, table: FdTable
   if (arrived !== undefined) return arrived;
   const mine = held?.get(key);
   if (mine !== undefined) return mine;
-  const signal = waitMs === undefined ? ctx.signal : AbortSignal.any([ctx.signal, AbortSignal.timeout(waitMs)]);
+  // A timer of our own (AbortSignal.timeout's does not keep the process alive while waiting).
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(), waitMs ?? DEFAULT_WAIT_MS);
   try {
-    return await table.waitFor(key, signal);
+    return await table.waitFor(key, AbortSignal.any([ctx.signal, timeout.signal]));
   } catch (err) {
     throw invalidArgument(`recvfd: no descriptor for inode://${key}: ${(err as Error).message}`);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
