@@ -48,12 +48,33 @@ export interface RecvFdOptions {
   readonly waitMs?: number;
 }
 
-/** URLs (`file:///proc/<pid>/fd/<n>`) that name descriptors received during this call. */
-const receivedKey = createContextKey<Set<string> | undefined>(undefined, "recvfd.received");
+/**
+ * What recvfd elements share during one incoming call (made by the outermost recvFdServer):
+ * the URLs (`file:///proc/<pid>/fd/<n>`) of descriptors received for it, and descriptors to
+ * close once the whole call is done (a recvFdClient's on Close: the server elements above it,
+ * the cross-connect, still remove the interface in that namespace after the client chain).
+ */
+interface CallFds {
+  readonly received: Set<string>;
+  readonly closeAfter: number[];
+}
+
+const callFdsKey = createContextKey<CallFds | undefined>(undefined, "recvfd.call");
 
 /** Whether `url` names a descriptor this process received for the current call. */
 export function isReceivedNetns(ctx: CallContext, url: string): boolean {
-  return ctx.get(receivedKey)?.has(url) === true;
+  return ctx.get(callFdsKey)?.received.has(url) === true;
+}
+
+/** Runs `fn` with the call's shared state, creating it (and closing its deferred descriptors after) if absent. */
+async function withCallFds<T>(ctx: CallContext, fn: (ctx: CallContext) => Promise<T>): Promise<T> {
+  if (ctx.get(callFdsKey)) return fn(ctx);
+  const state: CallFds = { received: new Set(), closeAfter: [] };
+  try {
+    return await fn(ctx.with(callFdsKey, state));
+  } finally {
+    for (const fd of state.closeAfter.splice(0)) closeQuietly(fd);
+  }
 }
 
 const fdUrl = (fd: number) => `file:///proc/${process.pid}/fd/${fd}`;
@@ -124,7 +145,7 @@ class HeldFds {
         taken.set(key, fd);
         if (this.options.requireSenderNetns) checkSenderNetns(fd, table, key);
         m.parameters[Param.INODE_URL] = fdUrl(fd);
-        ctx.get(receivedKey)?.add(fdUrl(fd));
+        ctx.get(callFdsKey)?.received.add(fdUrl(fd));
       }
     } catch (err) {
       this.drop(connId, taken);
@@ -150,8 +171,13 @@ class HeldFds {
     for (const fd of taken.values()) if (!mine.has(fd)) closeQuietly(fd);
   }
 
-  release(connId: string): void {
-    for (const fd of this.#byConnection.get(connId)?.values() ?? []) closeQuietly(fd);
+  /** Closes what `connId` holds: now, or when the call in `ctx` is done (see CallFds). */
+  release(connId: string, ctx?: CallContext): void {
+    const later = ctx?.get(callFdsKey)?.closeAfter;
+    for (const fd of this.#byConnection.get(connId)?.values() ?? []) {
+      if (later) later.push(fd);
+      else closeQuietly(fd);
+    }
     this.#byConnection.delete(connId);
   }
 }
@@ -179,41 +205,41 @@ export function recvFdServer(options: Readonly<RecvFdOptions> = {}): NetworkServ
   const held = new HeldFds(options);
   return {
     name: "recvFdServer",
-    async request(req, ctx, next) {
-      const c = ctx.get(receivedKey) ? ctx : ctx.with(receivedKey, new Set<string>());
-      const mechs = kernelMechanismsOf(req.connection, req.mechanismPreferences);
-      const original = mechs.map((m) => m.parameters[Param.INODE_URL] ?? "");
-      const connId = req.connection?.id ?? "";
-      const taken = await held.receive(mechs, connId, ctx.get(grpcPeerKey)?.fds, c);
-      let conn: Connection;
-      try {
-        conn = await next.request(req, c);
-      } catch (err) {
-        held.drop(connId, taken);
-        mechs.forEach((m, i) => {
-          m.parameters[Param.INODE_URL] = original[i] ?? "";
-        });
-        throw err;
-      }
-      held.keep(conn.id || connId, taken);
-      if (taken.size === 0) return conn;
-      const out = clone(ConnectionSchema, conn);
-      toInodeUrls(kernelMechanismsOf(out), taken);
-      return out;
-    },
-    async close(conn, ctx, next) {
-      const mine = held.get(conn.id);
-      const c = ctx.get(receivedKey) ? ctx : ctx.with(receivedKey, new Set<string>());
-      const mechs = kernelMechanismsOf(conn);
-      toFdUrls(mechs, mine);
-      for (const fd of mine?.values() ?? []) c.get(receivedKey)?.add(fdUrl(fd));
-      try {
-        return await next.close(conn, c);
-      } finally {
-        toInodeUrls(mechs, mine);
-        held.release(conn.id);
-      }
-    },
+    request: (req, ctx, next) =>
+      withCallFds(ctx, async (c) => {
+        const mechs = kernelMechanismsOf(req.connection, req.mechanismPreferences);
+        const original = mechs.map((m) => m.parameters[Param.INODE_URL] ?? "");
+        const connId = req.connection?.id ?? "";
+        const taken = await held.receive(mechs, connId, c.get(grpcPeerKey)?.fds, c);
+        let conn: Connection;
+        try {
+          conn = await next.request(req, c);
+        } catch (err) {
+          held.drop(connId, taken);
+          mechs.forEach((m, i) => {
+            m.parameters[Param.INODE_URL] = original[i] ?? "";
+          });
+          throw err;
+        }
+        held.keep(conn.id || connId, taken);
+        if (taken.size === 0) return conn;
+        const out = clone(ConnectionSchema, conn);
+        toInodeUrls(kernelMechanismsOf(out), taken);
+        return out;
+      }),
+    close: (conn, ctx, next) =>
+      withCallFds(ctx, async (c) => {
+        const mine = held.get(conn.id);
+        const mechs = kernelMechanismsOf(conn);
+        toFdUrls(mechs, mine);
+        for (const fd of mine?.values() ?? []) c.get(callFdsKey)?.received.add(fdUrl(fd));
+        try {
+          return await next.close(conn, c);
+        } finally {
+          toInodeUrls(mechs, mine);
+          held.release(conn.id);
+        }
+      }),
   };
 }
 
@@ -250,7 +276,7 @@ export function recvFdClient(options: Readonly<RecvFdOptions> = {}): NetworkServ
         return await next.close(conn, ctx);
       } finally {
         toFdUrls(mechs, mine);
-        held.release(conn.id);
+        held.release(conn.id, ctx);
       }
     },
   };
