@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { EXAMPLE, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
+import { EXAMPLE, linksOf, podNetns, rows, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
 
 const NS = "ns-kernel2kernel";
 const skip = skipReason();
@@ -87,6 +87,9 @@ describe("grpcfd: kernel2kernel with namespaces passed as descriptors", { skip }
     );
     // nsmgr holds the client's; the forwarder dials the local endpoint directly (localbypass).
     assert.ok(netnsFds(nsmgr) >= baseline.nsmgr + 1, `nsmgr: ${netnsFds(nsmgr)} vs ${baseline.nsmgr}`);
+    const nsePod = rows(await rt.ok("get", "pods", "-n", NS)).find((r) => r[1]!.startsWith("nse-kernel-"))![1]!;
+    const endpointNetns = podNetns(rt, NS, nsePod);
+    assert.equal(linksOf(endpointNetns).filter((l) => l.ifalias?.startsWith("nsm:")).length, 1);
     await rt.ok("delete", "-f", join(EXAMPLE, "client.yaml"), "-n", NS);
     let left = { nsmgr: -1, forwarder: -1 };
     for (let i = 0; i < 50; i++) {
@@ -95,5 +98,7 @@ describe("grpcfd: kernel2kernel with namespaces passed as descriptors", { skip }
       await settle(200);
     }
     assert.deepEqual(left, baseline, "every namespace descriptor received was closed");
+    const leftLinks = linksOf(endpointNetns).filter((l) => l.ifalias?.startsWith("nsm:"));
+    assert.deepEqual(leftLinks, [], "the endpoint's interface was removed (through its received descriptor)");
   });
 });
