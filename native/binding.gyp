@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "nsnl",
-      "sources": ["src/nsnl.cc", "src/icmp.cc"],
+      "sources": ["src/nsnl.cc", "src/icmp.cc", "src/fdpass.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "cflags_cc": ["-O2", "-Wall", "-Wextra"]

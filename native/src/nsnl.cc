@@ -14,6 +14,7 @@
 //  - stat(path) -> { dev: bigint, ino: bigint }: netns identity of a path.
 //  - close(fd).
 //  - icmpEcho(nsPath, src, dst, timeoutMs, sequence) -> Promise<boolean>: see icmp.cc.
+//  - unix sockets passing descriptors (unixListen, unixConnect, recvFds, sendFd, pollFd…): see fdpass.cc.
 //
 // Every setns() happens on a throwaway pthread that exits right after, never on a Node thread
 // (neither the JS thread nor a libuv pool thread). Errors reject/throw an Error carrying
@@ -38,7 +39,8 @@
 #include <string>
 #include <vector>
 
-void RegisterIcmp(Napi::Env env, Napi::Object exports);  // icmp.cc
+void RegisterIcmp(Napi::Env env, Napi::Object exports);    // icmp.cc
+void RegisterFdPass(Napi::Env env, Napi::Object exports);  // fdpass.cc
 
 namespace {
 
@@ -313,6 +315,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("stat", Napi::Function::New(env, Stat));
   exports.Set("close", Napi::Function::New(env, Close));
   RegisterIcmp(env, exports);
+  RegisterFdPass(env, exports);
   return exports;
 }
 

@@ -48,6 +48,7 @@ import { type HealClientOptions, healClient } from "../sdk/networkservice/common
 import { kernelMechanismClient } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsClient } from "../sdk/networkservice/common/mechanisms/index.js";
 import { refreshClient } from "../sdk/networkservice/common/refresh/index.js";
+import { sendFdClient } from "../sdk/networkservice/common/sendfd/index.js";
 import { type NsUrl, nsUrlMechanism, parseNsUrl } from "../sdk/tools/nsurl.js";
 import { ConfigError, Env } from "./env.js";
 import { roleObservability } from "./observe.js";
@@ -245,6 +246,8 @@ async function connectAll(cfg: NscConfig): Promise<number> {
               interfaceName: url.interfaceName,
             }),
           }),
+          // Our netns goes to nsmgr as a descriptor (upstream's grpcfd).
+          sendFdClient(),
         ],
       }),
     ),

@@ -25,6 +25,7 @@ import { createEndpoint } from "../sdk/networkservice/chains/endpoint/index.js";
 import { kernelMechanismServer } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsServer } from "../sdk/networkservice/common/mechanisms/index.js";
 import { point2pointIpamServer } from "../sdk/networkservice/common/point2pointipam/index.js";
+import { sendFdServer } from "../sdk/networkservice/common/sendfd/index.js";
 import { registryClient } from "../sdk/registry/chains/client/index.js";
 import { parseCidrGroups } from "../sdk/tools/cidr.js";
 import { parseLabels } from "../sdk/tools/labels.js";
@@ -87,6 +88,8 @@ export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointO
     ...sec.endpoint(await sec.policies("server")),
     monitorService: (service) => sec.monitor(service, monitorPolicies),
     additional: [
+      // Our netns goes back to nsmgr as a descriptor (upstream's grpcfd).
+      sendFdServer(),
       ipam,
       ...(options.additional ?? []),
       mechanismsServer({

@@ -15,6 +15,7 @@ import { invalidArgument } from "../sdk/core/errors.js";
 import type { Logger } from "../sdk/core/logger.js";
 import { silentLogger } from "../sdk/core/logger.js";
 import type { DialOptions } from "../sdk/grpc/dial.js";
+import { fdChannelCredentials } from "../sdk/grpc/fdtransport.js";
 import type { NseRegistry, NsRegistry } from "../sdk/registry/api.js";
 import type { RegistrySecurity } from "../sdk/registry/chains/slots.js";
 import { authorizeClient, authorizeServer, SpiffeIdConnectionMap } from "./networkservice/authorize.js";
@@ -52,7 +53,7 @@ export interface Security {
   readonly spiffeIdConnectionMap: SpiffeIdConnectionMap;
   /** For `server.bindAsync` (every listen URL). */
   serverCredentials(): grpc.ServerCredentials;
-  /** For `dialChannel`, `clientChain`/`createClient` options and other dials. */
+  /** For `dialChannel`, `clientChain`/`createClient` options and other dials (unix targets pass descriptors, see fdtransport.ts). */
   dialOptions(expectedPeer?: string): Required<Pick<DialOptions, "credentials" | "channelOptions">>;
   /** `updateToken` and `authorize` slot values for `createEndpoint` (default server policies). */
   endpoint(policies?: readonly Policy[]): { updateToken: NetworkServiceElement; authorize: NetworkServiceElement };
@@ -97,7 +98,10 @@ export async function createSecurity(options: Readonly<SecurityOptions>): Promis
     tokenGenerator,
     spiffeIdConnectionMap: connections,
     serverCredentials: () => serverCreds,
-    dialOptions: (expectedPeer) => secureDialOptions(source, { insecure, log, tokenGenerator, expectedPeer }),
+    dialOptions: (expectedPeer) => {
+      const o = secureDialOptions(source, { insecure, log, tokenGenerator, expectedPeer });
+      return { ...o, credentials: fdChannelCredentials(o.credentials) };
+    },
     endpoint: (policies) =>
       tokenGenerator
         ? {

@@ -7,6 +7,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { invalidArgument } from "../core/errors.js";
+import { markFdChannel, passesFds } from "./fdtransport.js";
 
 export interface ParsedUrl {
   readonly scheme: "unix" | "tcp";
@@ -57,11 +58,13 @@ export const RECONNECT_BACKOFF_OPTIONS: grpc.ChannelOptions = {
 
 /** Opens a grpc-js channel to an NSM URL (insecure unless credentials are given). */
 export function dialChannel(url: string, options: DialOptions = {}): grpc.Client {
-  return new grpc.Client(grpcTarget(url), options.credentials ?? grpc.credentials.createInsecure(), {
+  const channel = new grpc.Client(grpcTarget(url), options.credentials ?? grpc.credentials.createInsecure(), {
     "grpc.enable_retries": 0,
     ...RECONNECT_BACKOFF_OPTIONS,
     ...options.channelOptions,
   });
+  if (passesFds(options.credentials)) markFdChannel(channel);
+  return channel;
 }
 
 /**

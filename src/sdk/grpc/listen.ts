@@ -8,7 +8,20 @@ import { chmodSync, mkdirSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { parseNsmUrl } from "./dial.js";
+import { bindFdUnix, type FdServerBinding } from "./fdtransport.js";
 import { endOpenStreams } from "./service.js";
+
+/** Options of {@link bindUrls}. */
+export interface BindOptions {
+  /**
+   * Serve `unix://` URLs with file-descriptor passing (upstream NSM's grpcfd: see
+   * fdtransport.ts); stop such a server with {@link shutdown}, which also closes those sockets.
+   * @default false
+   */
+  readonly passFds?: boolean;
+}
+
+const fdBindings = new WeakMap<grpc.Server, FdServerBinding[]>();
 
 /**
  * Binds `server` on every URL and returns the bound URLs (a `tcp://host:0` URL comes back with
@@ -18,10 +31,17 @@ export async function bindUrls(
   server: grpc.Server,
   urls: readonly string[],
   credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure(),
+  options: BindOptions = {},
 ): Promise<string[]> {
   const bound: string[] = [];
   for (const url of urls) {
     const u = parseNsmUrl(url);
+    if (u.scheme === "unix" && options.passFds) {
+      const b = bindFdUnix(server, u.address, credentials);
+      fdBindings.set(server, [...(fdBindings.get(server) ?? []), b]);
+      bound.push(url);
+      continue;
+    }
     if (u.scheme === "unix") {
       mkdirSync(dirname(u.address), { recursive: true });
       rmSync(u.address, { force: true });
@@ -42,6 +62,8 @@ export async function bindUrls(
  */
 export function shutdown(server: grpc.Server, graceMs = 1000): Promise<void> {
   endOpenStreams(server);
+  for (const b of fdBindings.get(server) ?? []) b.close();
+  fdBindings.delete(server);
   return new Promise((resolve) => {
     const t = setTimeout(() => {
       server.forceShutdown();

@@ -19,6 +19,8 @@ import { CallContext, createContextKey } from "../core/context.js";
 import { Code, NsmError, nsmErrorFromGrpc } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { silentLogger } from "../core/logger.js";
+import type { FdTable } from "./fdsocket.js";
+import { fdTableOfCall, sendFdsOnCall } from "./fdtransport.js";
 
 export function grpcDefinition(svc: DescService): grpc.ServiceDefinition {
   const def: Record<string, grpc.MethodDefinition<any, any>> = {};
@@ -47,6 +49,13 @@ export interface GrpcPeer {
   readonly authContext: AuthContext | undefined;
   /** Headers to send back with the response (e.g. the registry `path` header). */
   readonly responseHeaders: grpc.Metadata;
+  /**
+   * Descriptors received on the connection this call came on, when it came over a unix socket
+   * served with descriptor passing (`bindFdUnix`); undefined otherwise.
+   */
+  readonly fds?: FdTable;
+  /** Sends descriptors back on that connection with the next bytes written (the response). */
+  readonly sendFds?: (fds: readonly number[]) => boolean;
 }
 
 export const grpcPeerKey = createContextKey<GrpcPeer | undefined>(undefined, "grpcPeer");
@@ -96,11 +105,14 @@ function callContext(
   } catch {
     authContext = undefined;
   }
+  const fds = fdTableOfCall(call);
   const peer: GrpcPeer = {
     address: call.getPeer(),
     metadata: call.metadata,
     authContext,
     responseHeaders: new grpc.Metadata(),
+    fds,
+    sendFds: fds ? (f) => sendFdsOnCall(call, f) : undefined,
   };
   return CallContext.create({ signal: ac.signal, deadline, log }).with(grpcPeerKey, peer);
 }

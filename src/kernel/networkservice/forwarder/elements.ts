@@ -28,6 +28,7 @@ import { Code, invalidArgument, NsmError } from "../../../sdk/core/errors.js";
 import { type Logger, silentLogger } from "../../../sdk/core/logger.js";
 import { mechanismPriorityClient } from "../../../sdk/networkservice/common/mechanismpriority/index.js";
 import type { MechanismElements } from "../../../sdk/networkservice/common/mechanisms/index.js";
+import { recvFdClient, recvFdServer } from "../../../sdk/networkservice/common/recvfd/index.js";
 import {
   createVniRegistry,
   DEFAULT_VXLAN_PORT,
@@ -63,7 +64,7 @@ import {
   type WireguardRunner,
   wireguardPublicKey,
 } from "../wireguard/wireguard-go.js";
-import { type NetnsOwnershipCheck, requireNetnsOwnership } from "../xconnect/ownership.js";
+import { acceptReceivedNetns, type NetnsOwnershipCheck, requireNetnsOwnership } from "../xconnect/ownership.js";
 import { checkTagOwner, DEFAULT_TAG_OWNER } from "../xconnect/tag.js";
 
 export interface WireguardForwarderOptions {
@@ -181,7 +182,7 @@ function checkedOptions(options: Readonly<KernelForwarderElementsOptions>) {
   if (!options.kernel) throw invalidArgument("kernelForwarderElements: the kernel option is required");
   const owner = options.owner ?? DEFAULT_TAG_OWNER;
   checkTagOwner(owner);
-  const ownership = requireNetnsOwnership(options.netnsOwnership, "kernelForwarderElements");
+  const ownership = acceptReceivedNetns(requireNetnsOwnership(options.netnsOwnership, "kernelForwarderElements"));
   const graceMs = options.reconcileGraceMs;
   if (graceMs !== undefined && (!Number.isFinite(graceMs) || graceMs < 0)) {
     throw invalidArgument(`kernelForwarderElements: reconcileGraceMs must be a duration ≥ 0, got ${graceMs}`);
@@ -266,7 +267,10 @@ export async function kernelForwarderElements(
   const result: KernelForwarderElements = {
     serverMechanisms,
     clientMechanisms,
-    additional: [ownership.server],
+    // Namespaces passed as descriptors (upstream's grpcfd) come first / go last, see recvfd. A
+    // local endpoint is dialed directly (nsmgr's localbypass), so the endpoint's descriptor must
+    // be the netns of the process that sent it.
+    additional: [recvFdServer(), ownership.server],
     additionalClient: [kernelXconnectClient()],
     underlayMtu: undefined,
     wireguardPublicKey: undefined,
@@ -277,7 +281,7 @@ export async function kernelForwarderElements(
   if (tunnelIp === undefined) {
     const reconciler = reconcilerOf({});
     result.additional.push(kernelXconnectServer({ ...xconnect, reconciler }));
-    result.additionalClient.push(priority);
+    result.additionalClient.push(priority, recvFdClient({ requireSenderNetns: true }));
     return await started(result, reconciler);
   }
   const underlayMtu = options.underlayMtu ?? (await underlayOf(kernel, tunnelNetns, tunnelIp));
@@ -296,7 +300,7 @@ export async function kernelForwarderElements(
   const reconciler = reconcilerOf({ runner: wireguard?.remote.runner, vnis: vxlan?.vnis, ports: wireguard?.ports });
   const remote = kernelRemoteXconnectServer({ ...xconnect, tunnelNetns, wireguard: wireguard?.remote, reconciler });
   result.additional.push(kernelXconnectServer({ ...xconnect, reconciler }), remote);
-  result.additionalClient.push(kernelRemoteXconnectClient(), priority);
+  result.additionalClient.push(kernelRemoteXconnectClient(), priority, recvFdClient({ requireSenderNetns: true }));
   let disposed: Promise<void> | undefined;
   result.dispose = () => {
     disposed ??= (async () => {

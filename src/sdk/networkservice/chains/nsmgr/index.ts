@@ -22,6 +22,8 @@ import { type ClientInfoOptions, clientInfoClient } from "../../common/clientinf
 import { connectServer } from "../../common/connect/index.js";
 import { discoverForwarderServer } from "../../common/discoverforwarder/index.js";
 import { netSvcMonitorServer } from "../../common/netsvcmonitor/index.js";
+import { recvFdClient, recvFdServer } from "../../common/recvfd/index.js";
+import { sendFdClient, sendFdServer } from "../../common/sendfd/index.js";
 import { clientChain } from "../client/index.js";
 import { createEndpoint, type Endpoint, type EndpointOptions } from "../endpoint/index.js";
 
@@ -72,6 +74,10 @@ export function createNsmgr(options: NsmgrOptions): Nsmgr {
   const endpoint = createEndpoint({
     ...options,
     additional: [
+      // Namespaces passed as descriptors (upstream's grpcfd): the NSC's come with its Request,
+      // the NSE's with its response; each is checked against the sending process and sent on.
+      sendFdServer(),
+      recvFdServer({ requireSenderNetns: true }),
       clientInfoClient(options.clientInfo ?? {}),
       discoverForwarderServer({
         nsRegistry,
@@ -86,6 +92,7 @@ export function createNsmgr(options: NsmgrOptions): Nsmgr {
           dialTimeoutMs: options.dialTimeoutMs ?? 750,
           ...options.dialOptions,
           authorize: options.clientAuthorize,
+          additional: [recvFdClient({ requireSenderNetns: true }), sendFdClient()],
         }),
       ),
     ],

@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: Apache-2.0
+import assert from "node:assert/strict";
+import { openSync, readdirSync } from "node:fs";
+import { describe, it } from "node:test";
+import * as grpc from "@grpc/grpc-js";
+import {
+  type Connection,
+  ConnectionSchema,
+  create,
+  MechanismType,
+  type NetworkServiceRequest,
+  NetworkServiceRequestSchema,
+  Param,
+} from "../../../../api/index.js";
+import { bind, chain, type NetworkServiceElement } from "../../../core/chain.js";
+import { CallContext } from "../../../core/context.js";
+import { Code, NsmError } from "../../../core/errors.js";
+import { FdTable } from "../../../grpc/fdsocket.js";
+import { grpcPeerKey } from "../../../grpc/service.js";
+import { inodeUrlOfPath } from "../sendfd/index.js";
+import { isReceivedNetns, recvFdServer } from "./index.js";
+
+const O_PATH = 0o10000000;
+const NETNS = `/proc/${process.pid}/ns/net`;
+const openFds = () => readdirSync("/proc/self/fd").length;
+
+function request(id: string, inodeUrl: string): NetworkServiceRequest {
+  return create(NetworkServiceRequestSchema, {
+    connection: create(ConnectionSchema, {
+      id,
+      mechanism: { cls: "LOCAL", type: MechanismType.KERNEL, parameters: { [Param.INODE_URL]: inodeUrl } },
+    }),
+  });
+}
+
+function ctxWith(fds: FdTable | undefined, timeoutMs = 2000): CallContext {
+  return CallContext.create({ deadline: Date.now() + timeoutMs }).with(grpcPeerKey, {
+    address: "unknown",
+    metadata: new grpc.Metadata(),
+    authContext: undefined,
+    responseHeaders: new grpc.Metadata(),
+    fds,
+  });
+}
+
+/** Records the URL it sees and whether the context marks it as received; fails when told to. */
+function tail(seen: { url: string; received: boolean }[], fail = false): NetworkServiceElement {
+  return {
+    name: "tail",
+    async request(req, ctx) {
+      const url = req.connection?.mechanism?.parameters[Param.INODE_URL] ?? "";
+      seen.push({ url, received: isReceivedNetns(ctx, url) });
+      if (fail) throw new NsmError("downstream failed", Code.Unavailable);
+      return req.connection as Connection;
+    },
+    close: async () => ({}) as never,
+  };
+}
+
+async function codeOf(p: Promise<unknown>): Promise<number> {
+  try {
+    await p;
+  } catch (err) {
+    return NsmError.from(err).code;
+  }
+  return Code.OK;
+}
+
+describe("recvfd server", () => {
+  it("swaps inode:// for the received descriptor, marks it received, and restores it on the way out", async () => {
+    const table = new FdTable();
+    const seen: { url: string; received: boolean }[] = [];
+    const h = bind(chain(recvFdServer(), tail(seen)));
+    const before = openFds();
+    table.add(openSync(NETNS, O_PATH));
+    const inode = inodeUrlOfPath(NETNS);
+    const conn = await h.request(request("a", inode), ctxWith(table));
+    assert.match(seen[0]!.url, new RegExp(`^file:///proc/${process.pid}/fd/\\d+$`));
+    assert.equal(inodeUrlOfPath(seen[0]!.url.slice("file://".length)), inode, "the descriptor is that namespace");
+    assert.equal(seen[0]!.received, true);
+    assert.equal(conn.mechanism?.parameters[Param.INODE_URL], inode, "the caller gets its own URL back");
+    assert.equal(openFds(), before + 1, "held for the connection");
+
+    const refreshed = await h.request(request("a", inode), ctxWith(table));
+    assert.equal(
+      refreshed.mechanism?.parameters[Param.INODE_URL],
+      inode,
+      "a refresh without a new descriptor reuses it",
+    );
+    assert.equal(seen[1]!.url, seen[0]!.url);
+
+    await h.close(conn, ctxWith(table));
+    assert.equal(openFds(), before, "Close closed it");
+    table.closeAll();
+  });
+
+  it("a refresh that sends the namespace again replaces the descriptor (no pile-up)", async () => {
+    const table = new FdTable();
+    const h = bind(chain(recvFdServer(), tail([])));
+    const before = openFds();
+    const inode = inodeUrlOfPath(NETNS);
+    for (let i = 0; i < 3; i++) {
+      table.add(openSync(NETNS, O_PATH));
+      await h.request(request("b", inode), ctxWith(table));
+    }
+    assert.equal(openFds(), before + 1);
+    await h.close(create(ConnectionSchema, { id: "b" }), ctxWith(table));
+    assert.equal(openFds(), before);
+  });
+
+  it("bad input is InvalidArgument and goes no further: no descriptor, no fd-passing connection, a malformed URL", async () => {
+    const seen: { url: string; received: boolean }[] = [];
+    const h = bind(chain(recvFdServer({ waitMs: 200 }), tail(seen)));
+    const inode = inodeUrlOfPath(NETNS);
+    const t0 = Date.now();
+    assert.equal(await codeOf(h.request(request("c", inode), ctxWith(new FdTable()))), Code.InvalidArgument);
+    assert.ok(Date.now() - t0 < 1500, "waited waitMs, not the whole deadline");
+    assert.equal(await codeOf(h.request(request("c", inode), ctxWith(undefined))), Code.InvalidArgument);
+    assert.equal(await codeOf(h.request(request("c", "inode://4/x"), ctxWith(new FdTable()))), Code.InvalidArgument);
+    assert.equal(seen.length, 0);
+  });
+
+  it("a descriptor that is not the sender's netns is PermissionDenied (requireSenderNetns), and closed", async () => {
+    const table = new FdTable();
+    table.peerPid = 1 << 22; // no such process: the sender's netns cannot match
+    const h = bind(chain(recvFdServer({ requireSenderNetns: true }), tail([])));
+    const before = openFds();
+    table.add(openSync(NETNS, O_PATH));
+    const code = await codeOf(h.request(request("d", inodeUrlOfPath(NETNS)), ctxWith(table)));
+    assert.equal(code, Code.PermissionDenied);
+    assert.equal(openFds(), before, "the refused descriptor was closed");
+  });
+
+  it("a failed first Request closes what it took and leaves the request as it was", async () => {
+    const table = new FdTable();
+    const h = bind(chain(recvFdServer(), tail([], true)));
+    const before = openFds();
+    table.add(openSync(NETNS, O_PATH));
+    const req = request("e", inodeUrlOfPath(NETNS));
+    assert.equal(await codeOf(h.request(req, ctxWith(table))), Code.Unavailable);
+    assert.equal(openFds(), before);
+    assert.equal(req.connection?.mechanism?.parameters[Param.INODE_URL], inodeUrlOfPath(NETNS));
+  });
+
+  it("file:// URLs pass untouched and are not marked received", async () => {
+    const seen: { url: string; received: boolean }[] = [];
+    const h = bind(chain(recvFdServer(), tail(seen)));
+    await h.request(request("f", `file:///proc/${process.pid}/fd/3`), ctxWith(new FdTable()));
+    assert.deepEqual(seen, [{ url: `file:///proc/${process.pid}/fd/3`, received: false }]);
+  });
+});
+
+describe("FdTable", () => {
+  it("a waiter gets the descriptor that arrives later; closeAll closes what is held and fails waiters", async () => {
+    const table = new FdTable();
+    const key = inodeUrlOfPath(NETNS).slice("inode://".length);
+    const before = openFds();
+    const waiting = table.waitFor(key, AbortSignal.timeout(2000));
+    table.add(openSync(NETNS, O_PATH));
+    const fd = await waiting;
+    assert.ok(fd > 2);
+    table.add(openSync(NETNS, O_PATH));
+    table.add(openSync(NETNS, O_PATH));
+    assert.equal(table.size, 1, "one per key");
+    const late = table.waitFor("1/2", AbortSignal.timeout(2000));
+    table.closeAll();
+    await assert.rejects(late);
+    assert.equal(openFds(), before + 1, "only the taken one is still open");
+    const { closeSync } = await import("node:fs");
+    closeSync(fd);
+    table.add(openSync(NETNS, O_PATH));
+    assert.equal(openFds(), before, "a descriptor arriving after closeAll is closed at once");
+  });
+});
