@@ -6,7 +6,8 @@
  * Purpose: a hop of a service chain (firewall, passthrough) serves one connection and, inside
  * the same Request, requests the same network service again with its own labels
  * (replacelabels), so the NetworkService's `matches` lead to the next hop. The path continues:
- * the outgoing request keeps this hop's segment, the next nsmgr adds its own. The IP context
+ * the outgoing request keeps this hop's segment, the next nsmgr adds its own; it names the
+ * endpoint chosen downstream before (or none), never this hop. The IP context
  * comes back from the final endpoint unchanged, and the connection returned upstream keeps the
  * incoming mechanism (mechanismtranslation).
  * The hop owns two KERNEL interfaces in its netns: the incoming one (named by the incoming
@@ -18,7 +19,7 @@
  * Options: {@link PassthroughOptions}.
  * Failure behaviour: errors of the next hop come back with their code; nothing is kept.
  */
-import { Cls, MechanismType, newMechanism, Param } from "../../../../api/index.js";
+import { Cls, ConnectionSchema, clone, MechanismType, newMechanism, Param } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import { type CallContext, createContextKey } from "../../../core/context.js";
 import { requestConnection } from "../../../core/request.js";
@@ -66,6 +67,35 @@ export function passthroughLinksOf(ctx: CallContext): PassthroughLinks | undefin
   return metadataOf(ctx, false).load(linksKey);
 }
 
+const nextEndpointKey = createMetadataKey<string>("passthrough.nextEndpoint");
+
+/**
+ * The endpoint name towards the next hop: the one chosen downstream last time (a refresh stays
+ * on it), never this hop's own (which the incoming connection carries: nsmgr would send the
+ * request back here). The connection handed back keeps the incoming name.
+ */
+function nextEndpointClient(): NetworkServiceElement {
+  return {
+    name: "passthroughNextEndpoint",
+    async request(req, ctx, next) {
+      const incoming = requestConnection(req);
+      const md = metadataOf(ctx, true);
+      const connection = clone(ConnectionSchema, incoming);
+      connection.networkServiceEndpointName = md.load(nextEndpointKey) ?? "";
+      const out = await next.request({ ...req, connection }, ctx);
+      md.store(nextEndpointKey, out.networkServiceEndpointName);
+      const back = clone(ConnectionSchema, out);
+      back.networkServiceEndpointName = incoming.networkServiceEndpointName;
+      return back;
+    },
+    async close(conn, ctx, next) {
+      const c = clone(ConnectionSchema, conn);
+      c.networkServiceEndpointName = metadataOf(ctx, true).loadAndDelete(nextEndpointKey) ?? "";
+      await next.close(c, ctx);
+    },
+  };
+}
+
 /** Offers a KERNEL preference named as the passthrough server chose (before kernelMechanismClient completes it). */
 function outgoingNameClient(): NetworkServiceElement {
   return {
@@ -89,6 +119,7 @@ export function passthroughServer(options: PassthroughOptions): NetworkServiceEl
       additional: [
         mechanismTranslationClient(),
         replaceLabelsClient(options.labels),
+        nextEndpointClient(),
         ...(options.additional ?? []),
         outgoingNameClient(),
         mechanismsClient({ KERNEL: kernelMechanismClient({ inodeUrl: options.inodeUrl }) }),

@@ -15,6 +15,7 @@ import { type PassthroughLinks, passthroughLinksOf, passthroughServer } from "./
 function incomingRequest(): NetworkServiceRequest {
   const req = nscRequest("composition", "nsc-1");
   req.connection!.labels = { app: "alpine" };
+  req.connection!.networkServiceEndpointName = "firewall";
   req.connection!.mechanism = newMechanism("LOCAL", "KERNEL", { [Param.NAME]: "in-1", [Param.INODE_URL]: "file:///a" });
   return req;
 }
@@ -45,6 +46,12 @@ describe("passthrough (endpoint that is a client of the next hop)", () => {
       checkRequest((r) => {
         seen.push(r);
       }),
+      {
+        name: "chooseEndpoint",
+        request: (req, ctx, next) =>
+          next.request({ ...req, connection: { ...req.connection!, networkServiceEndpointName: "next-nse" } }, ctx),
+        close: (conn, ctx, next) => next.close(conn, ctx),
+      },
       counter,
     );
   });
@@ -70,6 +77,7 @@ describe("passthrough (endpoint that is a client of the next hop)", () => {
     const down = seen.at(-1)!;
     assert.equal(down.connection!.networkService, "composition");
     assert.deepEqual(down.connection!.labels, { app: "firewall" });
+    assert.equal(down.connection!.networkServiceEndpointName, "", "nsmgr chooses the next endpoint, not this one");
     assert.equal(down.connection!.mechanism, undefined, "the incoming mechanism stays on this side");
     const pref = down.mechanismPreferences.find((m) => m.type === "KERNEL")!;
     assert.match(pref.parameters[Param.NAME]!, /^fwo-[A-Za-z0-9]{11}$/);
@@ -80,11 +88,13 @@ describe("passthrough (endpoint that is a client of the next hop)", () => {
     );
     assert.equal(conn.mechanism?.parameters[Param.NAME], "in-1");
     assert.deepEqual(conn.labels, { app: "alpine" });
+    assert.equal(conn.networkServiceEndpointName, "firewall");
     assert.deepEqual(links, [{ incoming: "in-1", outgoing: pref.parameters[Param.NAME] }]);
 
     // A refresh keeps the outgoing interface name.
     await hop.request({ ...incomingRequest(), connection: conn }, CallContext.create());
     assert.equal(links[1]?.outgoing, links[0]?.outgoing);
+    assert.equal(seen.at(-1)!.connection!.networkServiceEndpointName, "next-nse", "a refresh stays on the chosen next endpoint");
 
     const closes = counter.closes;
     await hop.close(conn, CallContext.create());
