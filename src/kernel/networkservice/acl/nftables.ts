@@ -74,7 +74,7 @@ export function aclRuleset(rules: readonly AclRule[]): string {
     `delete table bridge ${ACL_TABLE}`,
     `table bridge ${ACL_TABLE} {`,
     "  chain forward {",
-        // `filter` (-200) runs before br_netfilter (0), which re-injects the IP frames it handles
+    // `filter` (-200) runs before br_netfilter (0), which re-injects the IP frames it handles
     // past hooks of its own priority: a chain at 0 would never see them where it is loaded.
     "    type filter hook forward priority filter; policy accept;",
   ];

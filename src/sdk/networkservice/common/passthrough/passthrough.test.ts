@@ -94,7 +94,11 @@ describe("passthrough (endpoint that is a client of the next hop)", () => {
     // A refresh keeps the outgoing interface name.
     await hop.request({ ...incomingRequest(), connection: conn }, CallContext.create());
     assert.equal(links[1]?.outgoing, links[0]?.outgoing);
-    assert.equal(seen.at(-1)!.connection!.networkServiceEndpointName, "next-nse", "a refresh stays on the chosen next endpoint");
+    assert.equal(
+      seen.at(-1)!.connection!.networkServiceEndpointName,
+      "next-nse",
+      "a refresh stays on the chosen next endpoint",
+    );
 
     const closes = counter.closes;
     await hop.close(conn, CallContext.create());
