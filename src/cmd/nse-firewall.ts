@@ -15,12 +15,7 @@
  * frames entering from the client side with nftables (src/kernel/networkservice/acl). A malformed
  * ACL stops the endpoint at start with one line naming the file and the field.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
-import { NetworkServiceEndpointSchema } from "../api/gen/registry_pb.js";
+import { existsSync, readFileSync } from "node:fs";
 import { createNetlinkKernel } from "../kernel/index.js";
 import {
   AclConfigError,
@@ -31,18 +26,14 @@ import {
   removeAcl,
 } from "../kernel/networkservice/acl/index.js";
 import { kernelPassthroughServer, prepareBridgeNetns } from "../kernel/networkservice/passthrough/index.js";
-import { CallContext } from "../sdk/core/context.js";
-import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
-import { registryClients } from "../sdk/grpc/registry.js";
-import { createEndpoint } from "../sdk/networkservice/chains/endpoint/index.js";
 import { kernelMechanismServer } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsServer } from "../sdk/networkservice/common/mechanisms/index.js";
 import { passthroughServer } from "../sdk/networkservice/common/passthrough/index.js";
-import { registryClient } from "../sdk/registry/chains/client/index.js";
 import { parseLabels } from "../sdk/tools/labels.js";
 import { ConfigError, Env } from "./env.js";
+import { connectToOf, serveEndpointRole } from "./nse-serve.js";
 import { roleSecurity } from "./security.js";
-import { listen, roleLogger, shutdown, untilSignal } from "./serve.js";
+import { roleLogger } from "./serve.js";
 
 const DEFAULT_ACL_PATH = "/etc/vppagent-firewall/config.yaml";
 
@@ -84,10 +75,7 @@ interface FirewallConfig {
 }
 
 function firewallConfig(env: Env): FirewallConfig {
-  const connectTo = env.parsed("NSM_CONNECT_TO", "unix:///var/lib/networkservicemesh/nsm.io.sock", (v) => {
-    parseNsmUrl(v);
-    return v;
-  });
+  const connectTo = connectToOf(env);
   const services = env.list("NSM_SERVICE_NAMES", env.string("NSM_SERVICE_NAME", ""));
   if (services.length !== 1)
     throw new ConfigError(
@@ -115,14 +103,11 @@ export async function runFirewall(vars: NodeJS.ProcessEnv = process.env): Promis
   await installAcl(cfg.rules);
   log.info({ rules: cfg.rules.map((r) => r.name) }, "ACL installed");
   const sec = await roleSecurity(env, log);
-  const monitorPolicies = await sec.policies("monitor");
   const inodeUrl = `file:///proc/${process.pid}/ns/net`;
-  const endpoint = createEndpoint({
-    name: cfg.name,
-    log,
-    ...sec.endpoint(await sec.policies("server")),
-    monitorService: (service) => sec.monitor(service, monitorPolicies),
-    additional: [
+  const role = { ...cfg, services: [cfg.service], log, sec };
+  return serveEndpointRole(
+    role,
+    [
       mechanismsServer({ KERNEL: kernelMechanismServer({ inodeUrl }) }),
       kernelPassthroughServer({ kernel, log }),
       passthroughServer({
@@ -135,36 +120,9 @@ export async function runFirewall(vars: NodeJS.ProcessEnv = process.env): Promis
         authorize: sec.clientAuthorize(await sec.policies("client")),
       }),
     ],
-  });
-  const dir = mkdtempSync(join(tmpdir(), `${cfg.name}-`));
-  const server = new grpc.Server();
-  endpoint.register(server);
-  const [url] = await listen(server, [`unix://${dir}/listen.on`], sec, log);
-  const lifetime = new AbortController();
-  const channel = dialChannel(cfg.connectTo, sec.dialOptions());
-  const registration = registryClient({
-    registry: registryClients(channel),
-    signal: lifetime.signal,
-    security: sec.registryClient(await sec.policies("registryClient")),
-  });
-  const record = create(NetworkServiceEndpointSchema, {
-    name: cfg.name,
-    networkServiceNames: [cfg.service],
-    networkServiceLabels: { [cfg.service]: { labels: cfg.labels } },
-    url,
-    expirationTime: { seconds: BigInt(Math.floor((Date.now() + cfg.expirationMs) / 1000)), nanos: 0 },
-  });
-  await registration.nse.register(record, CallContext.create({ deadline: Date.now() + 15_000, log }));
-  log.info({ url, service: cfg.service, labels: cfg.labels }, "firewall serving and registered");
-  await untilSignal();
-  lifetime.abort();
-  endpoint.dispose();
-  await shutdown(server);
-  closeChannel(channel);
-  rmSync(dir, { recursive: true, force: true });
-  await removeAcl().catch((err) => log.warn({ err: String(err) }, "ACL table not removed"));
-  await kernel.close();
-  sec.close();
-  log.info("firewall stopped");
-  return 0;
+    async () => {
+      await removeAcl().catch((err) => log.warn({ err: String(err) }, "ACL table not removed"));
+      await kernel.close();
+    },
+  );
 }

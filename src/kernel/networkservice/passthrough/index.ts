@@ -51,7 +51,8 @@ export async function prepareBridgeNetns(kernel: KernelApi, netns?: NetnsPath): 
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Attach {
+/** Where and how long {@link attachWhenPresent} waits. */
+export interface Attach {
   readonly kernel: KernelApi;
   readonly netns: NetnsPath;
   readonly pollMs: number;
@@ -59,22 +60,26 @@ interface Attach {
   readonly signal: AbortSignal;
 }
 
-/** Waits until `link` exists, then makes it a port of `bridge` (no-op when it already is). */
-async function attach(a: Attach, link: string, bridge: string): Promise<void> {
+/**
+ * Waits until `link` exists, then makes it a port of `bridge` (no-op when it already is).
+ * Returns whether it did (false: aborted, or the bridge is gone).
+ */
+export async function attachWhenPresent(a: Attach, link: string, bridge: string): Promise<boolean> {
   for (;;) {
-    if (a.signal.aborted) return;
+    if (a.signal.aborted) return false;
     const [info, br] = await Promise.all([a.kernel.findLink(a.netns, link), a.kernel.findLink(a.netns, bridge)]);
-    if (!br) return;
+    if (!br) return false;
     if (info) {
       if (info.masterIndex !== br.index) await a.kernel.setLink(a.netns, link, { master: bridge });
-      return;
+      return true;
     }
     if (Date.now() > a.deadline) throw new NsmError(`interface ${link} did not appear`, Code.DeadlineExceeded);
     await sleep(a.pollMs);
   }
 }
 
-async function ensureBridge(kernel: KernelApi, netns: NetnsPath, name: string): Promise<void> {
+/** Creates bridge `name` unless it exists, and sets it up. */
+export async function ensureBridge(kernel: KernelApi, netns: NetnsPath, name: string): Promise<void> {
   if (!(await kernel.findLink(netns, name))) {
     try {
       await kernel.createBridge(netns, { name });
@@ -109,8 +114,8 @@ export function kernelPassthroughServer(options: KernelPassthroughOptions): Netw
       pending.get(conn.id)?.abort();
       const stop = new AbortController();
       pending.set(conn.id, stop);
-      await attach(attachOf(stop.signal), links.outgoing, bridge);
-      attach(attachOf(stop.signal), links.incoming, bridge)
+      await attachWhenPresent(attachOf(stop.signal), links.outgoing, bridge);
+      attachWhenPresent(attachOf(stop.signal), links.incoming, bridge)
         .then(() => log.debug({ id: conn.id, bridge, links }, "passthrough bridged"))
         .catch((err) => log.warn({ id: conn.id, bridge, err: String(err) }, "incoming interface not bridged"))
         .finally(() => {
