@@ -54,7 +54,9 @@ const commands: Record<string, () => Promise<Command>> = {
     if (args[0] === "firewall") return (await import("./nse-firewall.js")).runFirewall();
     if (args[0] === "bridge") return (await import("./nse-bridge.js")).runBridge();
     if (args[0] !== "icmp-responder") {
-      process.stderr.write(`nsm nse: unknown endpoint "${args[0] ?? ""}" (available: icmp-responder, firewall, bridge)\n`);
+      process.stderr.write(
+        `nsm nse: unknown endpoint "${args[0] ?? ""}" (available: icmp-responder, firewall, bridge)\n`,
+      );
       return 2;
     }
     return (await import("./nse.js")).runIcmpResponder();
