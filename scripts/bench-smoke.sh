@@ -14,6 +14,7 @@ benches=(
   "setup|bench/setup.ts --smoke|p50_ms secure_p50_ms floor_p50_ms cni_ptp_p50_ms ratio_vs_floor ratio_vs_cni security_overhead_ratio nsmgr_rss_mib forwarder_rss_mib"
   "setup --remote|bench/setup.ts --remote --smoke|p50_ms remote_p50_ms ratio_remote_vs_local"
   "throughput|bench/throughput.ts --smoke|veth_ratio veth_gbps veth_raw_gbps vxlan_ratio wireguard_ratio"
+  "services|bench/services.ts --smoke|composition_setup_ratio firewall_throughput_ratio"
   "heal|bench/heal.ts --smoke|nse_death_p50_ms nse_death_floor_ms nse_death_ratio_vs_floor nsmgr_restart_p50_ms nsmgr_restart_floor_ms nsmgr_restart_ratio_vs_floor"
 )
 

@@ -13,6 +13,8 @@ roles (configured by the upstream NSM_* environment variables):
   nsmgr                    the node's network service manager
   forwarder                the kernel forwarder
   nse icmp-responder       the reference endpoint (NSM_CIDR_PREFIX, NSM_SERVICE_NAMES, ...)
+  nse firewall             passthrough endpoint with an ACL (NSM_SERVICE_NAME, NSM_LABELS, NSM_ACL_CONFIG_PATH)
+  nse bridge               L2 bridge service: clients share one bridge and subnet (NSM_CIDR_PREFIX)
   nsc [--init]             the client: sidecar (keeps connections) or init (request once, exit)
   every role: identity from the SPIFFE Workload API in SPIFFE_ENDPOINT_SOCKET (required), mTLS,
   path tokens (NSM_MAX_TOKEN_LIFETIME, 10m), policies (NSM_REGISTRY_SERVER_POLICIES, ...);
@@ -61,8 +63,12 @@ const commands: Record<string, () => Promise<Command>> = {
   nsmgr: async () => async () => (await import("./nsmgr.js")).runNsmgr(),
   forwarder: async () => async () => (await import("./forwarder.js")).runForwarder(),
   nse: async () => async (args) => {
+    if (args[0] === "firewall") return (await import("./nse-firewall.js")).runFirewall();
+    if (args[0] === "bridge") return (await import("./nse-bridge.js")).runBridge();
     if (args[0] !== "icmp-responder") {
-      process.stderr.write(`nsm nse: unknown endpoint "${args[0] ?? ""}" (available: icmp-responder)\n`);
+      process.stderr.write(
+        `nsm nse: unknown endpoint "${args[0] ?? ""}" (available: icmp-responder, firewall, bridge)\n`,
+      );
       return 2;
     }
     return (await import("./nse.js")).runIcmpResponder();

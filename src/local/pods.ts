@@ -4,7 +4,8 @@
  * environment, as Kubernetes and the NSM admission webhook would set it up.
  *
  * - No images are pulled. Upstream NSM images map to our roles: `cmd-nse-icmp-responder` →
- *   `nsm nse icmp-responder`, `cmd-nsc` → `nsm nsc`, `cmd-nsc-init` → `nsm nsc --init`. Any other
+ *   `nsm nse icmp-responder`, `cmd-nse-firewall-vpp` → `nsm nse firewall`,
+ *   `cmd-nse-bridge` (ours) → `nsm nse bridge`, `cmd-nsc` → `nsm nsc`, `cmd-nsc-init` → `nsm nsc --init`. Any other
  *   container runs its `command` + `args` from the host filesystem; without a command it runs
  *   `sleep infinity` (a pod such as `alpine` that only waits for `kubectl exec`).
  * - A pod with the `networkservicemesh.io` annotation (its own, or its namespace's) gets the client
@@ -41,6 +42,9 @@ const NSM_SOCKET_DIR = "unix:///var/lib/networkservicemesh/";
 
 export const ROLE_IMAGES: Readonly<Record<string, readonly string[]>> = {
   "cmd-nse-icmp-responder": ["nse", "icmp-responder"],
+  "cmd-nse-firewall-vpp": ["nse", "firewall"],
+  // Ours (no upstream kernel image serves a bridge).
+  "cmd-nse-bridge": ["nse", "bridge"],
   "cmd-nsc": ["nsc"],
   "cmd-nsc-init": ["nsc", "--init"],
 };

@@ -70,6 +70,16 @@ describe("netns ownership", () => {
   // nsc → nsmgr → forwarder (index 2) → nse
   const conn = connection([NSC, "spiffe://t.test/nsmgr", "spiffe://t.test/fwd", NSE], 2);
 
+  it("in a composition, the client of a later hop is the passthrough endpoint before its nsmgr", async () => {
+    // nsc → nsmgr → fwd → firewall (NSE, pid 200) → nsmgr → forwarder (index 5) → nse
+    const composed = connection(
+      [NSC, "spiffe://t.test/nsmgr", "spiffe://t.test/fwd", NSE, "spiffe://t.test/nsmgr", "spiffe://t.test/fwd", OTHER],
+      5,
+    );
+    await ask("client", 200, composed);
+    await assert.rejects(ask("client", 100, composed), isCode(Code.PermissionDenied), "the NSC's netns");
+  });
+
   it("lets each side wire only its own namespace", async () => {
     await ask("client", 100, conn);
     await ask("endpoint", 200, conn);

@@ -13,8 +13,9 @@
  *    says about itself; a process with no identity (pid 1, a stranger, a dead pid) is
  *    PermissionDenied;
  * 3. that ID must be the identity of the side that asked:
- *    - client side: the `sub` of path segment 0's token in the Request as this forwarder
- *      received it, after its authorize server passed (every hop verified its predecessor's
+ *    - client side: the `sub` of the token of the hop before this forwarder's nsmgr (path
+ *      segment index − 2: the NSC, or in a composition the passthrough endpoint that asked) in the
+ *      Request as this forwarder received it, after its authorize server passed (every hop verified its predecessor's
  *      signature, and `tokens_chained` links segment 0 to the NSC's TLS identity);
  *    - endpoint side: the `sub` of the next hop's token (the last segment on a local path: the
  *      NSE), which must also be the SPIFFE ID of the TLS certificate the forwarder's authorize
@@ -83,11 +84,16 @@ export function netnsUrlPid(url: string): number {
   return Number(m[1]);
 }
 
-/** The requester verified by this hop's authorize server: `sub` of segment 0's token. */
+/**
+ * The requester verified by this hop's authorize server: `sub` of the token of the hop before
+ * this forwarder's nsmgr (segment `index - 2`: the NSC on a plain path, the previous endpoint of a
+ * passthrough composition), else segment 0's.
+ */
 const requesterKey = createContextKey<string | undefined>(undefined, "netnsOwner.requester");
 
 function requesterOf(conn: Connection | undefined): string | undefined {
-  const token = conn?.path?.pathSegments[0]?.token;
+  const index = conn?.path?.index ?? 0;
+  const token = conn?.path?.pathSegments[index >= 2 ? index - 2 : 0]?.token;
   return token ? tokenSubject(token) : undefined;
 }
 

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: Apache-2.0
+/**
+ * What every `nsm nse <kind>` beyond icmp-responder shares: serve an endpoint chain on a unix
+ * socket in a temp dir, register it through nsmgr (optionally its NetworkServices too), wait for
+ * SIGTERM/SIGINT, then unwind in reverse.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "../api/gen/registry_pb.js";
+import { Payload } from "../api/index.js";
+import type { NetworkServiceElement } from "../sdk/core/chain.js";
+import { CallContext } from "../sdk/core/context.js";
+import type { Logger } from "../sdk/core/logger.js";
+import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
+import { registryClients } from "../sdk/grpc/registry.js";
+import { createEndpoint } from "../sdk/networkservice/chains/endpoint/index.js";
+import { registryClient } from "../sdk/registry/chains/client/index.js";
+import type { Env } from "./env.js";
+import type { RoleSecurity } from "./security.js";
+import { listen, shutdown, untilSignal } from "./serve.js";
+
+/** The registration and serving configuration of an endpoint role. */
+export interface EndpointRole {
+  readonly name: string;
+  readonly connectTo: string;
+  readonly services: readonly string[];
+  readonly labels: Readonly<Record<string, string>>;
+  /** Register the NetworkServices too (with this payload). @default not registered */
+  readonly registerServices?: string;
+  readonly expirationMs: number;
+  readonly log: Logger;
+  readonly sec: RoleSecurity;
+}
+
+/** `NSM_CONNECT_TO`, checked. */
+export function connectToOf(env: Env): string {
+  return env.parsed("NSM_CONNECT_TO", "unix:///var/lib/networkservicemesh/nsm.io.sock", (v) => {
+    parseNsmUrl(v);
+    return v;
+  });
+}
+
+/** Serves `additional` behind the standard endpoint chain until a signal; `stopped` runs last. */
+export async function serveEndpointRole(
+  role: EndpointRole,
+  additional: NetworkServiceElement[],
+  stopped: () => Promise<void> = async () => {},
+): Promise<number> {
+  const { name, sec, log } = role;
+  const monitorPolicies = await sec.policies("monitor");
+  const endpoint = createEndpoint({
+    name,
+    log,
+    ...sec.endpoint(await sec.policies("server")),
+    monitorService: (service) => sec.monitor(service, monitorPolicies),
+    additional,
+  });
+  const dir = mkdtempSync(join(tmpdir(), `${name}-`));
+  const server = new grpc.Server();
+  endpoint.register(server);
+  const [url] = await listen(server, [`unix://${dir}/listen.on`], sec, log);
+  const lifetime = new AbortController();
+  const channel = dialChannel(role.connectTo, sec.dialOptions());
+  const registration = registryClient({
+    registry: registryClients(channel),
+    signal: lifetime.signal,
+    security: sec.registryClient(await sec.policies("registryClient")),
+  });
+  const ctx = () => CallContext.create({ deadline: Date.now() + 15_000, log });
+  if (role.registerServices) {
+    const payload = role.registerServices === Payload.IP ? Payload.IP : Payload.ETHERNET;
+    for (const svc of role.services)
+      await registration.ns.register(create(NetworkServiceSchema, { name: svc, payload }), ctx());
+  }
+  const record = create(NetworkServiceEndpointSchema, {
+    name,
+    networkServiceNames: [...role.services],
+    networkServiceLabels: Object.fromEntries(role.services.map((s) => [s, { labels: { ...role.labels } }])),
+    url,
+    expirationTime: { seconds: BigInt(Math.floor((Date.now() + role.expirationMs) / 1000)), nanos: 0 },
+  });
+  await registration.nse.register(record, ctx());
+  log.info({ url, services: role.services, labels: role.labels }, "endpoint serving and registered");
+  await untilSignal();
+  lifetime.abort();
+  endpoint.dispose();
+  await shutdown(server);
+  closeChannel(channel);
+  rmSync(dir, { recursive: true, force: true });
+  await stopped();
+  sec.close();
+  log.info("endpoint stopped");
+  return 0;
+}
