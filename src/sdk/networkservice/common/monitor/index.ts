@@ -44,10 +44,61 @@ export { matchesSelector } from "./selector.js";
 
 type Subscriber = (event: ConnectionEvent) => void;
 
+interface Subscription {
+  readonly selector: MonitorScopeSelector;
+  readonly push: Subscriber;
+}
+
+/**
+ * The subscriptions of one hop, indexed so that publishing one connection's event costs the
+ * same with 10 or 1000 subscribers: a selector whose first path segment names an id (each NSC's
+ * heal and each upstream hop select their own segment) can only match connections whose path
+ * holds that id; the others (empty selectors, by service or by name) are checked one by one.
+ */
+class Subscriptions {
+  readonly #byId = new Map<string, Set<Subscription>>();
+  readonly #other = new Set<Subscription>();
+
+  add(sub: Subscription): void {
+    const id = sub.selector.pathSegments[0]?.id;
+    if (!id) {
+      this.#other.add(sub);
+      return;
+    }
+    const set = this.#byId.get(id) ?? new Set<Subscription>();
+    this.#byId.set(id, set);
+    set.add(sub);
+  }
+
+  delete(sub: Subscription): void {
+    const id = sub.selector.pathSegments[0]?.id;
+    if (!id) {
+      this.#other.delete(sub);
+      return;
+    }
+    const set = this.#byId.get(id);
+    set?.delete(sub);
+    if (set?.size === 0) this.#byId.delete(id);
+  }
+
+  /** Every subscription that selects `conn`. */
+  *matching(conn: Connection): Generator<Subscription> {
+    for (const s of this.#other) if (matchesSelector(conn, s.selector)) yield s;
+    const seen = new Set<string>();
+    for (const segment of conn.path?.pathSegments ?? []) {
+      if (seen.has(segment.id)) continue;
+      seen.add(segment.id);
+      for (const s of this.#byId.get(segment.id) ?? []) if (matchesSelector(conn, s.selector)) yield s;
+    }
+  }
+}
+
 /** The connections of one hop and their subscribers. */
 export class ConnectionMonitor {
   readonly #connections = new Map<string, Connection>();
-  readonly #subscribers = new Set<{ selector: MonitorScopeSelector; push: Subscriber }>();
+  /** The ids of the connections whose path holds a segment id (for selectors by segment id). */
+  readonly #bySegment = new Map<string, Set<string>>();
+  readonly #subscribers = new Subscriptions();
   readonly #downstream = new Map<string, AbortController>();
   readonly log: Logger;
 
@@ -63,14 +114,48 @@ export class ConnectionMonitor {
   /** Records `conn` and sends an UPDATE event to the watchers that select it. */
   update(conn: Connection): void {
     const c = clone(ConnectionSchema, conn);
-    this.#connections.set(c.id, c);
+    this.#store(c);
     this.#publish(ConnectionEventType.UPDATE, c);
+  }
+
+  #store(c: Connection): void {
+    this.#forget(c.id);
+    this.#connections.set(c.id, c);
+    for (const segment of c.path?.pathSegments ?? []) {
+      const ids = this.#bySegment.get(segment.id) ?? new Set<string>();
+      this.#bySegment.set(segment.id, ids);
+      ids.add(c.id);
+    }
+  }
+
+  #forget(id: string): void {
+    const old = this.#connections.get(id);
+    if (!old) return;
+    this.#connections.delete(id);
+    for (const segment of old.path?.pathSegments ?? []) {
+      const ids = this.#bySegment.get(segment.id);
+      ids?.delete(id);
+      if (ids?.size === 0) this.#bySegment.delete(segment.id);
+    }
+  }
+
+  /** The connections `selector` may select: those holding its first segment's id, when it names one. */
+  *#candidates(selector: MonitorScopeSelector): Generator<Connection> {
+    const id = selector.pathSegments[0]?.id;
+    if (!id) {
+      yield* this.#connections.values();
+      return;
+    }
+    for (const connId of this.#bySegment.get(id) ?? []) {
+      const c = this.#connections.get(connId);
+      if (c) yield c;
+    }
   }
 
   /** Forgets `conn` and sends a DELETE event to the watchers that select it. */
   delete(conn: Connection): void {
     const c = this.#connections.get(conn.id) ?? clone(ConnectionSchema, conn);
-    this.#connections.delete(conn.id);
+    this.#forget(conn.id);
     this.#stopDownstream(conn.id);
     this.#publish(ConnectionEventType.DELETE, c);
   }
@@ -96,8 +181,7 @@ export class ConnectionMonitor {
   }
 
   #publish(type: ConnectionEventType, conn: Connection): void {
-    for (const s of this.#subscribers) {
-      if (!matchesSelector(conn, s.selector)) continue;
+    for (const s of this.#subscribers.matching(conn)) {
       s.push(create(ConnectionEventSchema, { type, connections: { [conn.id]: clone(ConnectionSchema, conn) } }));
     }
   }
@@ -114,7 +198,7 @@ export class ConnectionMonitor {
       },
     };
     const initial: Record<string, Connection> = {};
-    for (const c of this.#connections.values())
+    for (const c of this.#candidates(selector))
       if (matchesSelector(c, selector)) initial[c.id] = clone(ConnectionSchema, c);
     this.#subscribers.add(sub);
     const onAbort = () => wake?.();
@@ -179,7 +263,7 @@ export class ConnectionMonitor {
     c.path.index = index;
     if (down.context) c.context = clone(ConnectionContextSchema, down.context);
     c.state = type === ConnectionEventType.DELETE ? State.DOWN : down.state;
-    this.#connections.set(id, c);
+    this.#store(c);
     this.#publish(ConnectionEventType.UPDATE, c);
   }
 
