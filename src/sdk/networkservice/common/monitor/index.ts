@@ -6,7 +6,8 @@
  * INITIAL_STATE_TRANSFER with every connection matching its selector (possibly none), then an
  * UPDATE after each successful Request, a DELETE after each Close, and an UPDATE with state
  * DOWN when a re-request of a live connection fails. A passthrough hop (nsmgr, forwarder)
- * also subscribes to the next hop with the selector `{path_segments: [own segment]}` and
+ * also subscribes to the next hop (one stream per channel shared by the connections through
+ * it, selector `{path_segments: [{name: own segment name}]}`, see ./downstream.ts) and
  * re-publishes what it sees as its own connection (a downstream DELETE, or a broken stream,
  * becomes an UPDATE with state DOWN), which is how an NSC learns that something behind it died.
  * Chain placement: endpoint chains, after metadata; the downstream subscription uses the
@@ -25,19 +26,16 @@ import {
   ConnectionSchema,
   clone,
   create,
-  MonitorConnection,
   type MonitorScopeSelector,
-  MonitorScopeSelectorSchema,
   PathSchema,
-  PathSegmentSchema,
   State,
 } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import type { CallContext } from "../../../core/context.js";
 import type { Logger } from "../../../core/logger.js";
 import { silentLogger } from "../../../core/logger.js";
-import { grpcClient } from "../../../grpc/service.js";
 import { storedChannelOf } from "../dial/index.js";
+import { DownstreamFollower } from "./downstream.js";
 import { matchesSelector } from "./selector.js";
 
 export { matchesSelector } from "./selector.js";
@@ -99,11 +97,15 @@ export class ConnectionMonitor {
   /** The ids of the connections whose path holds a segment id (for selectors by segment id). */
   readonly #bySegment = new Map<string, Set<string>>();
   readonly #subscribers = new Subscriptions();
-  readonly #downstream = new Map<string, AbortController>();
+  readonly #downstream: DownstreamFollower;
   readonly log: Logger;
 
   constructor(log: Logger = silentLogger) {
     this.log = log;
+    this.#downstream = new DownstreamFollower(
+      { event: (id, down, type) => this.#fromDownstream(id, down, type), broken: (id) => this.down(id) },
+      log,
+    );
   }
 
   /** A snapshot of the current connections. */
@@ -224,31 +226,8 @@ export class ConnectionMonitor {
 
   /** Follows the next hop's view of `conn` and re-publishes it as ours. */
   followDownstream(conn: Connection, channel: import("@grpc/grpc-js").Client, ctx: CallContext): void {
-    if (this.#downstream.has(conn.id)) return;
     const own = conn.path?.pathSegments[conn.path.index];
-    if (!own) return;
-    const ac = new AbortController();
-    this.#downstream.set(conn.id, ac);
-    const id = conn.id;
-    const selector = create(MonitorScopeSelectorSchema, {
-      pathSegments: [create(PathSegmentSchema, { id: own.id, name: own.name })],
-    });
-    const streamCtx = ctx.detached().withCancel({ signal: ac.signal });
-    void (async () => {
-      try {
-        const client = grpcClient(MonitorConnection, channel);
-        for await (const event of client.monitorConnections(selector, streamCtx)) {
-          for (const down of Object.values(event.connections)) this.#fromDownstream(id, down, event.type);
-        }
-        if (!ac.signal.aborted) this.down(id);
-      } catch (err) {
-        if (ac.signal.aborted) return;
-        this.log.debug({ connId: id, err: String(err) }, "downstream monitor stream broke");
-        this.down(id);
-      } finally {
-        if (this.#downstream.get(id) === ac) this.#downstream.delete(id);
-      }
-    })();
+    if (own) this.#downstream.follow(conn.id, own.name, channel, ctx);
   }
 
   #fromDownstream(id: string, down: Connection, type: ConnectionEventType): void {
@@ -273,14 +252,12 @@ export class ConnectionMonitor {
   }
 
   #stopDownstream(id: string): void {
-    this.#downstream.get(id)?.abort();
-    this.#downstream.delete(id);
+    this.#downstream.unfollow(id);
   }
 
   /** Stops every downstream subscription. */
   close(): void {
-    for (const ac of this.#downstream.values()) ac.abort();
-    this.#downstream.clear();
+    this.#downstream.close();
   }
 }
 
