@@ -460,6 +460,12 @@ function cleanup(): void {
   rmSync(dir, { recursive: true, force: true });
 }
 process.on("exit", cleanup);
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    cleanup();
+    process.exit(130);
+  });
+}
 
 async function main(): Promise<void> {
   const clientNs = Array.from({ length: MAX + 1 }, (_, i) => {
