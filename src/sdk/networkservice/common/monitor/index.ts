@@ -34,6 +34,7 @@ import type { NetworkServiceElement } from "../../../core/chain.js";
 import type { CallContext } from "../../../core/context.js";
 import type { Logger } from "../../../core/logger.js";
 import { silentLogger } from "../../../core/logger.js";
+import { sharePathTokens } from "../../../tools/pathstrings.js";
 import { storedChannelOf } from "../dial/index.js";
 import { DownstreamFollower } from "./downstream.js";
 import { matchesSelector } from "./selector.js";
@@ -240,6 +241,7 @@ export class ConnectionMonitor {
     const c = clone(ConnectionSchema, mine);
     c.path = clone(PathSchema, down.path);
     c.path.index = index;
+    sharePathTokens(c.path, mine.path);
     if (down.context) c.context = clone(ConnectionContextSchema, down.context);
     c.state = type === ConnectionEventType.DELETE ? State.DOWN : down.state;
     this.#store(c);
