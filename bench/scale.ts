@@ -19,8 +19,9 @@
  * Usage: npm run bench:scale [-- --steps 10,100,500,1000] [--samples 30] [--idle-seconds 60]
  *        [--insecure] [--profile DIR] [--smoke]
  * --smoke: steps 5,20, 5 samples, 2 s idle (what scripts/bench-smoke.sh runs).
- * --profile DIR: nsmgr and forwarder run with --cpu-prof (written into DIR when they stop) and
- * write a heap snapshot into DIR at each step (SIGUSR2), named by the step.
+ * --profile DIR: nsmgr, forwarder and the NSE run with --cpu-prof (written into DIR/<role> when
+ * they stop); nsmgr and forwarder write a heap snapshot there at each step (SIGUSR2), after the
+ * step's figures are taken (a snapshot inflates RSS: compare RSS from runs without --profile).
  * Root. The last line is JSON: per step S, setup_p50_ms_S, setup_p95_ms_S, close_p50_ms_S,
  * close_p95_ms_S, floor_p50_ms_S, floor_close_p50_ms_S, cni_ptp_p50_ms_S, setup_ratio_vs_floor_S,
  * setup_ratio_vs_cni_S, nsmgr_rss_mib_S, forwarder_rss_mib_S, nsmgr_fds_S, forwarder_fds_S,
@@ -209,13 +210,19 @@ async function startRoles(idp: IdentityProvider | undefined, node: string, nsePo
     profileFlags("forwarder"),
   );
   idp?.list(forwarder.pid!, "forwarder-1");
-  const nse = start(nsePod, "nse", ["nse", "icmp-responder"], {
-    ...base,
-    NSM_NAME: "nse-kernel",
-    NSM_CONNECT_TO: nsm,
-    NSM_SERVICE_NAMES: "kernel2kernel",
-    NSM_CIDR_PREFIX: "10.60.0.0/16",
-  });
+  const nse = start(
+    nsePod,
+    "nse",
+    ["nse", "icmp-responder"],
+    {
+      ...base,
+      NSM_NAME: "nse-kernel",
+      NSM_CONNECT_TO: nsm,
+      NSM_SERVICE_NAMES: "kernel2kernel",
+      NSM_CIDR_PREFIX: "10.60.0.0/16",
+    },
+    profileFlags("nse"),
+  );
   idp?.list(nse.pid!, workloadSpiffeId("bench.nsm", "bench", "nse-kernel"));
   return { sec, dial, nsm, nsmgr, forwarder };
 }
