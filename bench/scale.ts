@@ -507,3 +507,5 @@ try {
   cleanup();
   await sleep(300);
 }
+// Channels to the stopped processes would keep retrying (and the process alive).
+process.exit(0);
