@@ -63,6 +63,29 @@ function secureContextOptions(s: X509Snapshot): tls.SecureContextOptions {
   };
 }
 
+/** The auth contexts of recent peers, by the SHA-256 fingerprint of their certificate. */
+const recentAuthContexts = new Map<string, AuthContext>();
+const RECENT_AUTH_CONTEXTS = 256;
+
+/**
+ * The auth context of an earlier call from the same certificate when there is one, else
+ * `ctx`. Node builds a new peer certificate object (DER, public key, fingerprints, names) on
+ * every read, and a connection's events keep the context of the call that made it: 1000
+ * connections from one peer would each hold a copy (and its parsed X.509 certificate, see
+ * {@link peerCertificateOf}).
+ */
+function sharedAuthContext(ctx: AuthContext): AuthContext {
+  const key = ctx.sslPeerCertificate?.fingerprint256;
+  if (!key) return ctx;
+  const known = recentAuthContexts.get(key);
+  if (known) return known;
+  if (recentAuthContexts.size >= RECENT_AUTH_CONTEXTS) {
+    recentAuthContexts.delete(recentAuthContexts.keys().next().value as string);
+  }
+  recentAuthContexts.set(key, ctx);
+  return ctx;
+}
+
 /** Why `cert` is not acceptable as a peer of `trustDomain`, or undefined. */
 function peerProblem(
   cert: tls.PeerCertificate | undefined,
@@ -92,7 +115,7 @@ class SpiffeServerCredentials extends grpc.ServerCredentials {
       // fingerprints, on every read), for this check and for the handler.
       let authContext: AuthContext | undefined;
       const auth = () => {
-        authContext ??= call.getAuthContext();
+        authContext ??= sharedAuthContext(call.getAuthContext());
         return authContext;
       };
       const intercepting = new grpc.ServerInterceptingCall(call, {

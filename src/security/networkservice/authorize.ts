@@ -56,6 +56,11 @@ export class SpiffeIdConnectionMap {
     if (ids.size === 0) this.#map.delete(spiffeId);
   }
 
+  /** Whether `connId` is recorded for `spiffeId`. */
+  has(spiffeId: string, connId: string): boolean {
+    return this.#map.get(spiffeId)?.has(connId) ?? false;
+  }
+
   /** The connection ids recorded for `spiffeId`. */
   connectionsOf(spiffeId: string): string[] {
     return [...(this.#map.get(spiffeId) ?? [])];

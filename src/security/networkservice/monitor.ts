@@ -66,11 +66,9 @@ export function authorizeMonitorConnectionService(
       // upstream); the events then carry only the caller's own connections, never others'.
       const caller = trySpiffeIdOfCertificate(peerCertificateOf(ctx)) ?? "";
       for await (const event of service.monitorConnections(selector, ctx)) {
-        const owned = new Set(options.spiffeIdConnectionMap?.connectionsOf(caller) ?? []);
+        const owned = (id: string) => options.spiffeIdConnectionMap?.has(caller, id) ?? false;
         const connections = Object.fromEntries(
-          Object.entries(event.connections).filter(([, c]) =>
-            (c.path?.pathSegments ?? []).some((s) => owned.has(s.id)),
-          ),
+          Object.entries(event.connections).filter(([, c]) => (c.path?.pathSegments ?? []).some((s) => owned(s.id))),
         );
         const kept = Object.keys(connections).length;
         if (kept === 0 && event.type !== ConnectionEventType.INITIAL_STATE_TRANSFER) continue;

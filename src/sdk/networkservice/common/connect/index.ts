@@ -19,6 +19,7 @@ import { NetworkService as NetworkServiceDesc } from "../../../../api/index.js";
 import { bind, closeQuietly, type NetworkServiceElement } from "../../../core/chain.js";
 import { Code, NsmError } from "../../../core/errors.js";
 import { grpcClient } from "../../../grpc/service.js";
+import { sharePathTokens } from "../../../tools/pathstrings.js";
 import { channelOf } from "../dial/index.js";
 
 export function connectClient(): NetworkServiceElement {
@@ -29,7 +30,12 @@ export function connectClient(): NetworkServiceElement {
   };
   return {
     name: "connect",
-    request: (req, ctx) => clientFor(ctx).request(req, ctx),
+    async request(req, ctx) {
+      const conn = await clientFor(ctx).request(req, ctx);
+      // The answer repeats the tokens we sent: keep one copy of each.
+      sharePathTokens(conn.path, req.connection?.path);
+      return conn;
+    },
     close: async (conn, ctx) => {
       await clientFor(ctx).close(conn, ctx);
     },

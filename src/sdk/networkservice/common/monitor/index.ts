@@ -6,7 +6,8 @@
  * INITIAL_STATE_TRANSFER with every connection matching its selector (possibly none), then an
  * UPDATE after each successful Request, a DELETE after each Close, and an UPDATE with state
  * DOWN when a re-request of a live connection fails. A passthrough hop (nsmgr, forwarder)
- * also subscribes to the next hop with the selector `{path_segments: [own segment]}` and
+ * also subscribes to the next hop (one stream per channel shared by the connections through
+ * it, selector `{path_segments: [{name: own segment name}]}`, see ./downstream.ts) and
  * re-publishes what it sees as its own connection (a downstream DELETE, or a broken stream,
  * becomes an UPDATE with state DOWN), which is how an NSC learns that something behind it died.
  * Chain placement: endpoint chains, after metadata; the downstream subscription uses the
@@ -25,34 +26,87 @@ import {
   ConnectionSchema,
   clone,
   create,
-  MonitorConnection,
   type MonitorScopeSelector,
-  MonitorScopeSelectorSchema,
   PathSchema,
-  PathSegmentSchema,
   State,
 } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import type { CallContext } from "../../../core/context.js";
 import type { Logger } from "../../../core/logger.js";
 import { silentLogger } from "../../../core/logger.js";
-import { grpcClient } from "../../../grpc/service.js";
+import { sharePathTokens } from "../../../tools/pathstrings.js";
 import { storedChannelOf } from "../dial/index.js";
+import { DownstreamFollower } from "./downstream.js";
 import { matchesSelector } from "./selector.js";
 
 export { matchesSelector } from "./selector.js";
 
 type Subscriber = (event: ConnectionEvent) => void;
 
+interface Subscription {
+  readonly selector: MonitorScopeSelector;
+  readonly push: Subscriber;
+}
+
+/**
+ * The subscriptions of one hop, indexed so that publishing one connection's event costs the
+ * same with 10 or 1000 subscribers: a selector whose first path segment names an id (each NSC's
+ * heal and each upstream hop select their own segment) can only match connections whose path
+ * holds that id; the others (empty selectors, by service or by name) are checked one by one.
+ */
+class Subscriptions {
+  readonly #byId = new Map<string, Set<Subscription>>();
+  readonly #other = new Set<Subscription>();
+
+  add(sub: Subscription): void {
+    const id = sub.selector.pathSegments[0]?.id;
+    if (!id) {
+      this.#other.add(sub);
+      return;
+    }
+    const set = this.#byId.get(id) ?? new Set<Subscription>();
+    this.#byId.set(id, set);
+    set.add(sub);
+  }
+
+  delete(sub: Subscription): void {
+    const id = sub.selector.pathSegments[0]?.id;
+    if (!id) {
+      this.#other.delete(sub);
+      return;
+    }
+    const set = this.#byId.get(id);
+    set?.delete(sub);
+    if (set?.size === 0) this.#byId.delete(id);
+  }
+
+  /** Every subscription that selects `conn`. */
+  *matching(conn: Connection): Generator<Subscription> {
+    for (const s of this.#other) if (matchesSelector(conn, s.selector)) yield s;
+    const seen = new Set<string>();
+    for (const segment of conn.path?.pathSegments ?? []) {
+      if (seen.has(segment.id)) continue;
+      seen.add(segment.id);
+      for (const s of this.#byId.get(segment.id) ?? []) if (matchesSelector(conn, s.selector)) yield s;
+    }
+  }
+}
+
 /** The connections of one hop and their subscribers. */
 export class ConnectionMonitor {
   readonly #connections = new Map<string, Connection>();
-  readonly #subscribers = new Set<{ selector: MonitorScopeSelector; push: Subscriber }>();
-  readonly #downstream = new Map<string, AbortController>();
+  /** The ids of the connections whose path holds a segment id (for selectors by segment id). */
+  readonly #bySegment = new Map<string, Set<string>>();
+  readonly #subscribers = new Subscriptions();
+  readonly #downstream: DownstreamFollower;
   readonly log: Logger;
 
   constructor(log: Logger = silentLogger) {
     this.log = log;
+    this.#downstream = new DownstreamFollower(
+      { event: (id, down, type) => this.#fromDownstream(id, down, type), broken: (id) => this.down(id) },
+      log,
+    );
   }
 
   /** A snapshot of the current connections. */
@@ -63,14 +117,48 @@ export class ConnectionMonitor {
   /** Records `conn` and sends an UPDATE event to the watchers that select it. */
   update(conn: Connection): void {
     const c = clone(ConnectionSchema, conn);
-    this.#connections.set(c.id, c);
+    this.#store(c);
     this.#publish(ConnectionEventType.UPDATE, c);
+  }
+
+  #store(c: Connection): void {
+    this.#forget(c.id);
+    this.#connections.set(c.id, c);
+    for (const segment of c.path?.pathSegments ?? []) {
+      const ids = this.#bySegment.get(segment.id) ?? new Set<string>();
+      this.#bySegment.set(segment.id, ids);
+      ids.add(c.id);
+    }
+  }
+
+  #forget(id: string): void {
+    const old = this.#connections.get(id);
+    if (!old) return;
+    this.#connections.delete(id);
+    for (const segment of old.path?.pathSegments ?? []) {
+      const ids = this.#bySegment.get(segment.id);
+      ids?.delete(id);
+      if (ids?.size === 0) this.#bySegment.delete(segment.id);
+    }
+  }
+
+  /** The connections `selector` may select: those holding its first segment's id, when it names one. */
+  *#candidates(selector: MonitorScopeSelector): Generator<Connection> {
+    const id = selector.pathSegments[0]?.id;
+    if (!id) {
+      yield* this.#connections.values();
+      return;
+    }
+    for (const connId of this.#bySegment.get(id) ?? []) {
+      const c = this.#connections.get(connId);
+      if (c) yield c;
+    }
   }
 
   /** Forgets `conn` and sends a DELETE event to the watchers that select it. */
   delete(conn: Connection): void {
     const c = this.#connections.get(conn.id) ?? clone(ConnectionSchema, conn);
-    this.#connections.delete(conn.id);
+    this.#forget(conn.id);
     this.#stopDownstream(conn.id);
     this.#publish(ConnectionEventType.DELETE, c);
   }
@@ -96,8 +184,7 @@ export class ConnectionMonitor {
   }
 
   #publish(type: ConnectionEventType, conn: Connection): void {
-    for (const s of this.#subscribers) {
-      if (!matchesSelector(conn, s.selector)) continue;
+    for (const s of this.#subscribers.matching(conn)) {
       s.push(create(ConnectionEventSchema, { type, connections: { [conn.id]: clone(ConnectionSchema, conn) } }));
     }
   }
@@ -114,7 +201,7 @@ export class ConnectionMonitor {
       },
     };
     const initial: Record<string, Connection> = {};
-    for (const c of this.#connections.values())
+    for (const c of this.#candidates(selector))
       if (matchesSelector(c, selector)) initial[c.id] = clone(ConnectionSchema, c);
     this.#subscribers.add(sub);
     const onAbort = () => wake?.();
@@ -140,31 +227,8 @@ export class ConnectionMonitor {
 
   /** Follows the next hop's view of `conn` and re-publishes it as ours. */
   followDownstream(conn: Connection, channel: import("@grpc/grpc-js").Client, ctx: CallContext): void {
-    if (this.#downstream.has(conn.id)) return;
     const own = conn.path?.pathSegments[conn.path.index];
-    if (!own) return;
-    const ac = new AbortController();
-    this.#downstream.set(conn.id, ac);
-    const id = conn.id;
-    const selector = create(MonitorScopeSelectorSchema, {
-      pathSegments: [create(PathSegmentSchema, { id: own.id, name: own.name })],
-    });
-    const streamCtx = ctx.detached().withCancel({ signal: ac.signal });
-    void (async () => {
-      try {
-        const client = grpcClient(MonitorConnection, channel);
-        for await (const event of client.monitorConnections(selector, streamCtx)) {
-          for (const down of Object.values(event.connections)) this.#fromDownstream(id, down, event.type);
-        }
-        if (!ac.signal.aborted) this.down(id);
-      } catch (err) {
-        if (ac.signal.aborted) return;
-        this.log.debug({ connId: id, err: String(err) }, "downstream monitor stream broke");
-        this.down(id);
-      } finally {
-        if (this.#downstream.get(id) === ac) this.#downstream.delete(id);
-      }
-    })();
+    if (own) this.#downstream.follow(conn.id, own.name, channel, ctx);
   }
 
   #fromDownstream(id: string, down: Connection, type: ConnectionEventType): void {
@@ -177,9 +241,10 @@ export class ConnectionMonitor {
     const c = clone(ConnectionSchema, mine);
     c.path = clone(PathSchema, down.path);
     c.path.index = index;
+    sharePathTokens(c.path, mine.path);
     if (down.context) c.context = clone(ConnectionContextSchema, down.context);
     c.state = type === ConnectionEventType.DELETE ? State.DOWN : down.state;
-    this.#connections.set(id, c);
+    this.#store(c);
     this.#publish(ConnectionEventType.UPDATE, c);
   }
 
@@ -189,14 +254,12 @@ export class ConnectionMonitor {
   }
 
   #stopDownstream(id: string): void {
-    this.#downstream.get(id)?.abort();
-    this.#downstream.delete(id);
+    this.#downstream.unfollow(id);
   }
 
   /** Stops every downstream subscription. */
   close(): void {
-    for (const ac of this.#downstream.values()) ac.abort();
-    this.#downstream.clear();
+    this.#downstream.close();
   }
 }
 

@@ -122,3 +122,55 @@ describe("monitorServer", () => {
     await stream.next();
   });
 });
+
+describe("ConnectionMonitor with many subscribers", () => {
+  const sel = (segs: { name?: string; id?: string }[]) => create(MonitorScopeSelectorSchema, { pathSegments: segs });
+  it("delivers by segment id, by name and to everyone, also after a path change and a delete", async () => {
+    const monitor = new ConnectionMonitor();
+    const life = new AbortController();
+    const streams = {
+      byId: monitor.events(sel([{ id: "b" }]), life.signal),
+      byName: monitor.events(sel([{ name: "fwd" }]), life.signal),
+      all: monitor.events(sel([]), life.signal),
+      other: monitor.events(sel([{ id: "zzz" }]), life.signal),
+    };
+    for (const s of Object.values(streams))
+      assert.equal((await take(s, 1))[0]!.type, ConnectionEventType.INITIAL_STATE_TRANSFER);
+    const c1 = conn([
+      ["nsc", "a"],
+      ["nsmgr", "b"],
+      ["fwd", "c"],
+    ]);
+    const c2 = conn([
+      ["nsc", "x"],
+      ["nsmgr", "y"],
+    ]);
+    monitor.update(c1);
+    monitor.update(c2);
+    const ids = (e: ConnectionEvent[]) => e.map((x) => `${x.type}:${Object.keys(x.connections).join()}`);
+    assert.deepEqual(ids(await take(streams.byId, 1)), [`${ConnectionEventType.UPDATE}:a`]);
+    assert.deepEqual(ids(await take(streams.byName, 1)), [`${ConnectionEventType.UPDATE}:a`]);
+    assert.deepEqual(ids(await take(streams.all, 2)), [
+      `${ConnectionEventType.UPDATE}:a`,
+      `${ConnectionEventType.UPDATE}:x`,
+    ]);
+    // The path of x changes to hold b: the by-id subscriber sees it from then on, and a new one
+    // gets both in its initial state.
+    monitor.update(
+      conn([
+        ["nsc", "x"],
+        ["nsmgr", "b"],
+      ]),
+    );
+    assert.deepEqual(ids(await take(streams.byId, 1)), [`${ConnectionEventType.UPDATE}:x`]);
+    const late = monitor.events(sel([{ id: "b" }]), life.signal);
+    assert.deepEqual(Object.keys((await take(late, 1))[0]!.connections).sort(), ["a", "x"]);
+    monitor.delete(c1);
+    assert.deepEqual(ids(await take(streams.byId, 1)), [`${ConnectionEventType.DELETE}:a`]);
+    const after = monitor.events(sel([{ id: "b" }]), life.signal);
+    assert.deepEqual(Object.keys((await take(after, 1))[0]!.connections), ["x"]);
+    const pending = streams.other.next();
+    life.abort();
+    assert.equal((await pending).done, true, "the unrelated subscriber saw nothing before the end");
+  });
+});

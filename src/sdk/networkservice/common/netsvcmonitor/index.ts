@@ -10,16 +10,25 @@
  * reselects.
  * Chain placement: nsmgr, after discoverforwarder (the connection has its endpoint by the time
  * next returns).
- * Per-connection state: the watch (server metadata), stopped by Close.
+ * One watch per network service, shared by all the connections to it (1000 connections to one
+ * service cost one registry stream, not 1000): each connection subscribes to its service's
+ * watch, and is checked against every answer; a new subscriber is checked at once against the
+ * service's last answer.
+ * Per-connection state: the subscription (server metadata), ended by Close; the watch of a
+ * service stops with its last subscriber.
  * Failure behaviour: never fails a Request; a broken watch (the registry restarted) is started
- * again every `rewatchIntervalMs` while the connection lives, and its first answer re-checks the
- * service. An endpoint missing from the registry does not move a client (it may be
- * re-registering; a dead endpoint is healed through the monitor and the liveness check).
+ * again every `rewatchIntervalMs` while it has subscribers, and its first answer re-checks every
+ * one. An endpoint missing from the registry does not move a client (it may be re-registering;
+ * a dead endpoint is healed through the monitor and the liveness check).
  */
 import { create } from "@bufbuild/protobuf";
-import { NetworkServiceQuerySchema, NetworkServiceSchema } from "../../../../api/gen/registry_pb.js";
+import {
+  NetworkServiceQuerySchema,
+  type NetworkServiceResponse,
+  NetworkServiceSchema,
+} from "../../../../api/gen/registry_pb.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
-import { sleep } from "../../../core/context.js";
+import { type CallContext, sleep } from "../../../core/context.js";
 import type { NseRegistry, NsRegistry } from "../../../registry/api.js";
 import { eventFactoryOf } from "../begin/index.js";
 import { findEndpointByName, matchEndpoint } from "../discover/index.js";
@@ -36,73 +45,118 @@ export interface NetSvcMonitorOptions {
 
 export const DEFAULT_REWATCH_INTERVAL_MS = 500;
 
-const watchKey = createMetadataKey<AbortController>("netsvcmonitor");
+/** Checks one connection against an answer of its service's watch. */
+type Check = (response: NetworkServiceResponse) => void;
+
+interface ServiceWatch {
+  readonly checks: Set<Check>;
+  readonly stop: AbortController;
+  /** The service as last seen (what a new subscriber is checked against). */
+  last?: NetworkServiceResponse;
+}
+
+/** One registry watch per network service, its answers fanned out to the service's connections. */
+class ServiceWatches {
+  readonly #watches = new Map<string, ServiceWatch>();
+  readonly #options: NetSvcMonitorOptions;
+
+  constructor(options: NetSvcMonitorOptions) {
+    this.#options = options;
+    options.signal?.addEventListener("abort", () => {
+      for (const w of this.#watches.values()) w.stop.abort();
+      this.#watches.clear();
+    });
+  }
+
+  /** Checks `check` against every answer about `service` until the returned function is called. */
+  subscribe(service: string, check: Check, ctx: CallContext): () => void {
+    let w = this.#watches.get(service);
+    if (!w) {
+      w = { checks: new Set(), stop: new AbortController() };
+      this.#watches.set(service, w);
+      this.#run(service, w, ctx.detached().withCancel({ signal: w.stop.signal }));
+    } else if (w.last) check(w.last);
+    w.checks.add(check);
+    const watch = w;
+    return () => {
+      watch.checks.delete(check);
+      if (watch.checks.size > 0) return;
+      watch.stop.abort();
+      if (this.#watches.get(service) === watch) this.#watches.delete(service);
+    };
+  }
+
+  #run(service: string, w: ServiceWatch, ctx: CallContext): void {
+    const query = create(NetworkServiceQuerySchema, {
+      networkService: create(NetworkServiceSchema, { name: service }),
+      watch: true,
+    });
+    void (async () => {
+      while (!w.stop.signal.aborted) {
+        try {
+          for await (const response of this.#options.nsRegistry.find(query, ctx)) {
+            if (response.networkService?.name !== service) continue;
+            w.last = response;
+            for (const check of [...w.checks]) check(response);
+          }
+        } catch (err) {
+          if (!w.stop.signal.aborted)
+            ctx.log.debug({ service, err: String(err) }, "network service watch broke, watching again");
+        }
+        await sleep(this.#options.rewatchIntervalMs ?? DEFAULT_REWATCH_INTERVAL_MS, w.stop.signal).catch(() => {});
+      }
+    })();
+  }
+}
+
+const subscriptionKey = createMetadataKey<() => void>("netsvcmonitor");
 
 export function netSvcMonitorServer(options: NetSvcMonitorOptions): NetworkServiceElement {
-  const all = new Set<AbortController>();
-  options.signal?.addEventListener("abort", () => {
-    for (const ac of all) ac.abort();
-    all.clear();
-  });
+  const watches = new ServiceWatches(options);
   return {
     name: "netsvcmonitor",
     requires: ["metadata"],
     async request(req, ctx, next) {
       const conn = await next.request(req, ctx);
       const md = metadataOf(ctx, false);
-      md.loadAndDelete(watchKey)?.abort();
+      md.loadAndDelete(subscriptionKey)?.();
       const endpointName = conn.networkServiceEndpointName;
       if (!endpointName || options.signal?.aborted) return conn;
-      const ac = new AbortController();
-      all.add(ac);
-      md.store(watchKey, ac);
       const factory = eventFactoryOf(ctx);
       const labels = { ...conn.labels };
-      const watchCtx = ctx.detached().withCancel({ signal: ac.signal });
-      const query = create(NetworkServiceQuerySchema, {
-        networkService: create(NetworkServiceSchema, { name: conn.networkService }),
-        watch: true,
+      const log = ctx.log;
+      const lookup = ctx.detached();
+      let done = false;
+      const unsubscribe = watches.subscribe(
+        conn.networkService,
+        (response) => {
+          void (async () => {
+            const ns = response.networkService!;
+            const nse = await findEndpointByName(options.nseRegistry, endpointName, lookup).catch(() => undefined);
+            // An endpoint missing from the registry may be re-registering (after a registry or
+            // nsmgr restart): only a service deleted, or an endpoint that is there and does not
+            // match, moves the client.
+            const moved = response.deleted || (nse !== undefined && matchEndpoint(labels, ns, [nse]).length === 0);
+            if (!moved || done) return;
+            done = true;
+            unsubscribe();
+            log.info(
+              { connId: conn.id, endpoint: endpointName, service: ns.name },
+              "the endpoint no longer matches its network service: closing",
+            );
+            await factory.close().catch(() => {});
+          })();
+        },
+        ctx,
+      );
+      md.store(subscriptionKey, () => {
+        done = true;
+        unsubscribe();
       });
-      void (async () => {
-        try {
-          while (!ac.signal.aborted) {
-            try {
-              for await (const response of options.nsRegistry.find(query, watchCtx)) {
-                const ns = response.networkService;
-                if (!ns || ns.name !== conn.networkService) continue;
-                const nse = await findEndpointByName(options.nseRegistry, endpointName, watchCtx).catch(
-                  () => undefined,
-                );
-                // An endpoint missing from the registry may be re-registering (after a registry
-                // or nsmgr restart): only a service deleted, or an endpoint that is there and does
-                // not match, moves the client.
-                const moved = response.deleted || (nse !== undefined && matchEndpoint(labels, ns, [nse]).length === 0);
-                if (moved) {
-                  ctx.log.info(
-                    { connId: conn.id, endpoint: endpointName, service: ns.name },
-                    "the endpoint no longer matches its network service: closing",
-                  );
-                  ac.abort();
-                  await factory.close().catch(() => {});
-                  return;
-                }
-              }
-            } catch (err) {
-              if (!ac.signal.aborted)
-                ctx.log.debug({ connId: conn.id, err: String(err) }, "network service watch broke, watching again");
-            }
-            await sleep(options.rewatchIntervalMs ?? DEFAULT_REWATCH_INTERVAL_MS, ac.signal).catch(() => {});
-          }
-        } finally {
-          all.delete(ac);
-        }
-      })();
       return conn;
     },
     async close(conn, ctx, next) {
-      const ac = metadataOf(ctx, false).loadAndDelete(watchKey);
-      ac?.abort();
-      if (ac) all.delete(ac);
+      metadataOf(ctx, false).loadAndDelete(subscriptionKey)?.();
       await next.close(conn, ctx);
     },
   };
