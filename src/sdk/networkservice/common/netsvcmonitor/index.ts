@@ -17,11 +17,16 @@
  * re-registering; a dead endpoint is healed through the monitor and the liveness check).
  */
 import { create } from "@bufbuild/protobuf";
-import { NetworkServiceQuerySchema, NetworkServiceSchema } from "../../../../api/gen/registry_pb.js";
+import {
+  NetworkServiceQuerySchema,
+  type NetworkServiceResponse,
+  NetworkServiceSchema,
+} from "../../../../api/gen/registry_pb.js";
+import type { Connection } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
-import { sleep } from "../../../core/context.js";
+import { type CallContext, sleep } from "../../../core/context.js";
 import type { NseRegistry, NsRegistry } from "../../../registry/api.js";
-import { eventFactoryOf } from "../begin/index.js";
+import { type EventFactory, eventFactoryOf } from "../begin/index.js";
 import { findEndpointByName, matchEndpoint } from "../discover/index.js";
 import { createMetadataKey, metadataOf } from "../metadata/index.js";
 
@@ -37,6 +42,16 @@ export interface NetSvcMonitorOptions {
 export const DEFAULT_REWATCH_INTERVAL_MS = 500;
 
 const watchKey = createMetadataKey<AbortController>("netsvcmonitor");
+
+/** The watch of one connection's network service. */
+interface ServiceWatch {
+  conn: Connection;
+  endpointName: string;
+  labels: Record<string, string>;
+  ac: AbortController;
+  factory: EventFactory;
+  ctx: CallContext;
+}
 
 export function netSvcMonitorServer(options: NetSvcMonitorOptions): NetworkServiceElement {
   const all = new Set<AbortController>();
@@ -56,47 +71,8 @@ export function netSvcMonitorServer(options: NetSvcMonitorOptions): NetworkServi
       const ac = new AbortController();
       all.add(ac);
       md.store(watchKey, ac);
-      const factory = eventFactoryOf(ctx);
-      const labels = { ...conn.labels };
-      const watchCtx = ctx.detached().withCancel({ signal: ac.signal });
-      const query = create(NetworkServiceQuerySchema, {
-        networkService: create(NetworkServiceSchema, { name: conn.networkService }),
-        watch: true,
-      });
-      void (async () => {
-        try {
-          while (!ac.signal.aborted) {
-            try {
-              for await (const response of options.nsRegistry.find(query, watchCtx)) {
-                const ns = response.networkService;
-                if (!ns || ns.name !== conn.networkService) continue;
-                const nse = await findEndpointByName(options.nseRegistry, endpointName, watchCtx).catch(
-                  () => undefined,
-                );
-                // An endpoint missing from the registry may be re-registering (after a registry
-                // or nsmgr restart): only a service deleted, or an endpoint that is there and does
-                // not match, moves the client.
-                const moved = response.deleted || (nse !== undefined && matchEndpoint(labels, ns, [nse]).length === 0);
-                if (moved) {
-                  ctx.log.info(
-                    { connId: conn.id, endpoint: endpointName, service: ns.name },
-                    "the endpoint no longer matches its network service: closing",
-                  );
-                  ac.abort();
-                  await factory.close().catch(() => {});
-                  return;
-                }
-              }
-            } catch (err) {
-              if (!ac.signal.aborted)
-                ctx.log.debug({ connId: conn.id, err: String(err) }, "network service watch broke, watching again");
-            }
-            await sleep(options.rewatchIntervalMs ?? DEFAULT_REWATCH_INTERVAL_MS, ac.signal).catch(() => {});
-          }
-        } finally {
-          all.delete(ac);
-        }
-      })();
+      const w: ServiceWatch = { conn, endpointName, labels: { ...conn.labels }, ac, factory: eventFactoryOf(ctx), ctx };
+      void watchService(options, w).finally(() => all.delete(ac));
       return conn;
     },
     async close(conn, ctx, next) {
@@ -106,4 +82,53 @@ export function netSvcMonitorServer(options: NetSvcMonitorOptions): NetworkServi
       await next.close(conn, ctx);
     },
   };
+}
+
+/** Watches the service until the connection moves or ends; a broken watch is started again. */
+async function watchService(options: NetSvcMonitorOptions, w: ServiceWatch): Promise<void> {
+  const watchCtx = w.ctx.detached().withCancel({ signal: w.ac.signal });
+  const query = create(NetworkServiceQuerySchema, {
+    networkService: create(NetworkServiceSchema, { name: w.conn.networkService }),
+    watch: true,
+  });
+  while (!w.ac.signal.aborted) {
+    try {
+      for await (const response of options.nsRegistry.find(query, watchCtx)) {
+        if (await endpointMoved(options, w, response, watchCtx)) {
+          await closeMoved(w, response.networkService!.name);
+          return;
+        }
+      }
+    } catch (err) {
+      if (!w.ac.signal.aborted)
+        w.ctx.log.debug({ connId: w.conn.id, err: String(err) }, "network service watch broke, watching again");
+    }
+    await sleep(options.rewatchIntervalMs ?? DEFAULT_REWATCH_INTERVAL_MS, w.ac.signal).catch(() => {});
+  }
+}
+
+/**
+ * Whether a watch answer about the connection's service moves the client. An endpoint missing
+ * from the registry may be re-registering (after a registry or nsmgr restart): only a service
+ * deleted, or an endpoint that is there and does not match, moves the client.
+ */
+async function endpointMoved(
+  options: NetSvcMonitorOptions,
+  w: ServiceWatch,
+  response: NetworkServiceResponse,
+  watchCtx: CallContext,
+): Promise<boolean> {
+  const ns = response.networkService;
+  if (!ns || ns.name !== w.conn.networkService) return false;
+  const nse = await findEndpointByName(options.nseRegistry, w.endpointName, watchCtx).catch(() => undefined);
+  return response.deleted || (nse !== undefined && matchEndpoint(w.labels, ns, [nse]).length === 0);
+}
+
+async function closeMoved(w: ServiceWatch, service: string): Promise<void> {
+  w.ctx.log.info(
+    { connId: w.conn.id, endpoint: w.endpointName, service },
+    "the endpoint no longer matches its network service: closing",
+  );
+  w.ac.abort();
+  await w.factory.close().catch(() => {});
 }
