@@ -41,23 +41,7 @@ export function authorizeMonitorConnectionService(
   const policies = options.policies ?? [];
   return {
     async *monitorConnections(selector, ctx) {
-      if (policies.length > 0) {
-        const peerCertificate = peerCertificateOf(ctx);
-        await checkPolicies(
-          policies,
-          {
-            index: 0,
-            pathSegments: [],
-            peerCertificate,
-            spiffeIdConnectionMap: options.spiffeIdConnectionMap?.toRecord() ?? {},
-            selectorConnectionIds: selector.pathSegments.map((s) => s.id),
-            serviceSpiffeId: trySpiffeIdOfCertificate(peerCertificate) ?? "",
-            now: new Date(),
-          },
-          ctx.log,
-          "monitor",
-        );
-      }
+      if (policies.length > 0) await checkMonitorPolicies(policies, selector, ctx, options);
       if (!policies.includes(monitorServiceConnection)) {
         yield* service.monitorConnections(selector, ctx);
         return;
@@ -67,15 +51,45 @@ export function authorizeMonitorConnectionService(
       const caller = trySpiffeIdOfCertificate(peerCertificateOf(ctx)) ?? "";
       for await (const event of service.monitorConnections(selector, ctx)) {
         const owned = new Set(options.spiffeIdConnectionMap?.connectionsOf(caller) ?? []);
-        const connections = Object.fromEntries(
-          Object.entries(event.connections).filter(([, c]) =>
-            (c.path?.pathSegments ?? []).some((s) => owned.has(s.id)),
-          ),
-        );
-        const kept = Object.keys(connections).length;
-        if (kept === 0 && event.type !== ConnectionEventType.INITIAL_STATE_TRANSFER) continue;
-        yield kept === Object.keys(event.connections).length ? event : { ...event, connections };
+        const mine = onlyOwnedConnections(event, owned);
+        if (mine) yield mine;
       }
     },
   };
+}
+
+async function checkMonitorPolicies(
+  policies: readonly Policy[],
+  selector: MonitorScopeSelector,
+  ctx: CallContext,
+  options: Readonly<AuthorizeMonitorOptions>,
+): Promise<void> {
+  const peerCertificate = peerCertificateOf(ctx);
+  await checkPolicies(
+    policies,
+    {
+      index: 0,
+      pathSegments: [],
+      peerCertificate,
+      spiffeIdConnectionMap: options.spiffeIdConnectionMap?.toRecord() ?? {},
+      selectorConnectionIds: selector.pathSegments.map((s) => s.id),
+      serviceSpiffeId: trySpiffeIdOfCertificate(peerCertificate) ?? "",
+      now: new Date(),
+    },
+    ctx.log,
+    "monitor",
+  );
+}
+
+/**
+ * The event with only the connections whose path passes through one of `owned`; undefined when
+ * none is left (except for the initial state transfer, which is always sent).
+ */
+function onlyOwnedConnections(event: ConnectionEvent, owned: ReadonlySet<string>): ConnectionEvent | undefined {
+  const connections = Object.fromEntries(
+    Object.entries(event.connections).filter(([, c]) => (c.path?.pathSegments ?? []).some((s) => owned.has(s.id))),
+  );
+  const kept = Object.keys(connections).length;
+  if (kept === 0 && event.type !== ConnectionEventType.INITIAL_STATE_TRANSFER) return undefined;
+  return kept === Object.keys(event.connections).length ? event : { ...event, connections };
 }
