@@ -135,33 +135,78 @@ async function nsmgrRestart(): Promise<{ rerequestMs: number; backMs: number; lo
   return { rerequestMs: healed.time - t0, backMs, lost: rec.lost };
 }
 
+type RestartRun = { rerequestMs: number; backMs: number; lost: number };
+
+/** A mesh with one service, two endpoints and client c1; resolves with the time of c1's first Request. */
+async function setUp(): Promise<number> {
+  await nsm("up");
+  await nsm(
+    "apply",
+    "-n",
+    NS,
+    "-f",
+    writeManifest(manifests, "base", namespaceYaml(NS), networkServiceYaml("bench-heal", "ETHERNET")),
+  );
+  await nsm("apply", "-n", NS, "-f", nseFile("nse-a"), "-f", nseFile("nse-b"));
+  await nsm(
+    "apply",
+    "-n",
+    NS,
+    "-f",
+    writeManifest(manifests, "c1", clientYaml({ name: "c1", nsurl: "kernel://bench-heal/nsm-1", node: "node-1" })),
+  );
+  return initRequestMs();
+}
+
+/** The figures of the runs, with their ratios to the floors and to the upstream bound. */
+function summarize(requestMs: number, deaths: number[], restarts: RestartRun[]) {
+  const nseDeathFloor = requestMs;
+  const nseP50 = pct(deaths, 50);
+  const rr = restarts.map((r) => r.rerequestMs);
+  const backP50 = pct(
+    restarts.map((r) => r.backMs),
+    50,
+  );
+  return {
+    runs: RUNS,
+    nse_death_p50_ms: Math.round(nseP50),
+    nse_death_max_ms: Math.round(Math.max(...deaths)),
+    nse_death_floor_ms: Math.round(nseDeathFloor),
+    nse_death_ratio_vs_floor: r3(nseP50 / nseDeathFloor),
+    nse_death_ratio_vs_upstream_bound: r3(nseP50 / UPSTREAM_HEAL_BOUND_MS),
+    nsmgr_restart_p50_ms: pct(rr, 50),
+    nsmgr_restart_max_ms: Math.max(...rr),
+    nsmgr_restart_floor_ms: backP50,
+    nsmgr_restart_ratio_vs_floor: r3(pct(rr, 50) / backP50),
+    nsmgr_restart_ratio_vs_upstream_bound: r3(pct(rr, 50) / UPSTREAM_HEAL_BOUND_MS),
+    nsmgr_restart_lost_pings: restarts.reduce((n, r) => n + r.lost, 0),
+  };
+}
+
+function report(result: ReturnType<typeof summarize>): void {
+  console.log(
+    [
+      `NSE death → ping through the other endpoint: p50 ${result.nse_death_p50_ms} ms, max ${result.nse_death_max_ms} ms`,
+      `  floor (a fresh Request): ${result.nse_death_floor_ms} ms → ratio ${result.nse_death_ratio_vs_floor}`,
+      `  upstream bound ${UPSTREAM_HEAL_BOUND_MS} ms → ratio ${result.nse_death_ratio_vs_upstream_bound}`,
+      `nsmgr restart → re-request: p50 ${result.nsmgr_restart_p50_ms} ms, max ${result.nsmgr_restart_max_ms} ms, ${result.nsmgr_restart_lost_pings} ping(s) lost (20 ms interval)`,
+      `  floor (nsmgr accepting again): ${result.nsmgr_restart_floor_ms} ms → ratio ${result.nsmgr_restart_ratio_vs_floor}`,
+      `  upstream bound ${UPSTREAM_HEAL_BOUND_MS} ms → ratio ${result.nsmgr_restart_ratio_vs_upstream_bound}`,
+    ].join("\n"),
+  );
+  console.log(JSON.stringify(result));
+}
+
 async function main(): Promise<void> {
   log(`heal benchmark: ${RUNS} runs each, state in ${stateDir}`);
   try {
-    await nsm("up");
-    await nsm(
-      "apply",
-      "-n",
-      NS,
-      "-f",
-      writeManifest(manifests, "base", namespaceYaml(NS), networkServiceYaml("bench-heal", "ETHERNET")),
-    );
-    await nsm("apply", "-n", NS, "-f", nseFile("nse-a"), "-f", nseFile("nse-b"));
-    await nsm(
-      "apply",
-      "-n",
-      NS,
-      "-f",
-      writeManifest(manifests, "c1", clientYaml({ name: "c1", nsurl: "kernel://bench-heal/nsm-1", node: "node-1" })),
-    );
-    const requestMs = initRequestMs();
-
+    const requestMs = await setUp();
     const deaths: number[] = [];
     for (let i = 1; i <= RUNS; i++) {
       deaths.push(await nseDeath());
       log(`  NSE death ${i}/${RUNS}: ping through the other endpoint after ${Math.round(deaths.at(-1)!)} ms`);
     }
-    const restarts: { rerequestMs: number; backMs: number; lost: number }[] = [];
+    const restarts: RestartRun[] = [];
     for (let i = 1; i <= RUNS; i++) {
       restarts.push(await nsmgrRestart());
       const r = restarts.at(-1)!;
@@ -169,39 +214,7 @@ async function main(): Promise<void> {
         `  nsmgr restart ${i}/${RUNS}: nsmgr back ${r.backMs} ms, re-request ${r.rerequestMs} ms, ${r.lost} ping(s) lost`,
       );
     }
-
-    const nseDeathFloor = requestMs;
-    const nseP50 = pct(deaths, 50);
-    const rr = restarts.map((r) => r.rerequestMs);
-    const backP50 = pct(
-      restarts.map((r) => r.backMs),
-      50,
-    );
-    const result = {
-      runs: RUNS,
-      nse_death_p50_ms: Math.round(nseP50),
-      nse_death_max_ms: Math.round(Math.max(...deaths)),
-      nse_death_floor_ms: Math.round(nseDeathFloor),
-      nse_death_ratio_vs_floor: r3(nseP50 / nseDeathFloor),
-      nse_death_ratio_vs_upstream_bound: r3(nseP50 / UPSTREAM_HEAL_BOUND_MS),
-      nsmgr_restart_p50_ms: pct(rr, 50),
-      nsmgr_restart_max_ms: Math.max(...rr),
-      nsmgr_restart_floor_ms: backP50,
-      nsmgr_restart_ratio_vs_floor: r3(pct(rr, 50) / backP50),
-      nsmgr_restart_ratio_vs_upstream_bound: r3(pct(rr, 50) / UPSTREAM_HEAL_BOUND_MS),
-      nsmgr_restart_lost_pings: restarts.reduce((n, r) => n + r.lost, 0),
-    };
-    console.log(
-      [
-        `NSE death → ping through the other endpoint: p50 ${result.nse_death_p50_ms} ms, max ${result.nse_death_max_ms} ms`,
-        `  floor (a fresh Request): ${result.nse_death_floor_ms} ms → ratio ${result.nse_death_ratio_vs_floor}`,
-        `  upstream bound ${UPSTREAM_HEAL_BOUND_MS} ms → ratio ${result.nse_death_ratio_vs_upstream_bound}`,
-        `nsmgr restart → re-request: p50 ${result.nsmgr_restart_p50_ms} ms, max ${result.nsmgr_restart_max_ms} ms, ${result.nsmgr_restart_lost_pings} ping(s) lost (20 ms interval)`,
-        `  floor (nsmgr accepting again): ${backP50} ms → ratio ${result.nsmgr_restart_ratio_vs_floor}`,
-        `  upstream bound ${UPSTREAM_HEAL_BOUND_MS} ms → ratio ${result.nsmgr_restart_ratio_vs_upstream_bound}`,
-      ].join("\n"),
-    );
-    console.log(JSON.stringify(result));
+    report(summarize(requestMs, deaths, restarts));
   } finally {
     await nsm("down").catch((err) => log(`nsm down failed: ${err}`));
     rmSync(dir, { recursive: true, force: true });

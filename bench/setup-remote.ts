@@ -93,6 +93,31 @@ async function stopPhase(phase: ChildProcess[]): Promise<void> {
   );
 }
 
+type StartedNode = Awaited<ReturnType<typeof startNode>>;
+
+/** Two nodes whose netns are joined by a veth (the underlay, 198.18.0.0/24). */
+async function startTwoNodes(p: string, reg: string): Promise<[StartedNode, StartedNode]> {
+  const a = addNetns(`nsmb-${tag}-rnode1`);
+  const b = addNetns(`nsmb-${tag}-rnode2`);
+  execFileSync("ip", ["-n", a, "link", "add", "u0", "type", "veth", "peer", "name", "u1", "netns", b]);
+  for (const [ns, dev, ip] of [
+    [a, "u0", "198.18.0.1/24"],
+    [b, "u1", "198.18.0.2/24"],
+  ] as const) {
+    execFileSync("ip", ["-n", ns, "addr", "add", ip, "dev", dev]);
+    execFileSync("ip", ["-n", ns, "link", "set", dev, "up"]);
+    execFileSync("ip", ["-n", ns, "link", "set", "lo", "up"]);
+  }
+  return Promise.all([startNode(p, 1, reg, "198.18.0.1"), startNode(p, 2, reg, "198.18.0.2")]);
+}
+
+/** One node, client and endpoint side alike. */
+async function startOneNode(p: string, reg: string): Promise<[StartedNode, StartedNode]> {
+  addNetns(`nsmb-${tag}-node1`);
+  const n = await startNode(p, 1, reg);
+  return [n, n];
+}
+
 /**
  * Setup of N connections through real processes: local (client, nsmgr, forwarder and endpoint on
  * one node) or remote (client on node 1, endpoint on node 2).
@@ -101,28 +126,10 @@ async function ours(remote: boolean): Promise<{ times: number[]; nsmgrRss: numbe
   const p = remote ? "r" : "";
   const first = procs.length;
   const reg = `unix://${dir}/${p}registry.sock`;
-  let n1: Awaited<ReturnType<typeof startNode>>;
-  let n2: Awaited<ReturnType<typeof startNode>>;
   const nsePod = addNetns(`nsmb-${tag}-${p}nse`);
   start(undefined, `${p}registry`, ["registry"], { NSM_LISTEN_ON: reg });
   await waitAccepting(reg);
-  if (remote) {
-    const a = addNetns(`nsmb-${tag}-rnode1`);
-    const b = addNetns(`nsmb-${tag}-rnode2`);
-    execFileSync("ip", ["-n", a, "link", "add", "u0", "type", "veth", "peer", "name", "u1", "netns", b]);
-    for (const [ns, dev, ip] of [
-      [a, "u0", "198.18.0.1/24"],
-      [b, "u1", "198.18.0.2/24"],
-    ] as const) {
-      execFileSync("ip", ["-n", ns, "addr", "add", ip, "dev", dev]);
-      execFileSync("ip", ["-n", ns, "link", "set", dev, "up"]);
-      execFileSync("ip", ["-n", ns, "link", "set", "lo", "up"]);
-    }
-    [n1, n2] = await Promise.all([startNode(p, 1, reg, "198.18.0.1"), startNode(p, 2, reg, "198.18.0.2")]);
-  } else {
-    addNetns(`nsmb-${tag}-node1`);
-    n1 = n2 = await startNode(p, 1, reg);
-  }
+  const [n1, n2] = remote ? await startTwoNodes(p, reg) : await startOneNode(p, reg);
   start(nsePod, `${p}nse`, ["nse", "icmp-responder"], {
     NSM_NAME: "nse-kernel",
     NSM_CONNECT_TO: n2.nsm,
@@ -156,12 +163,16 @@ async function ours(remote: boolean): Promise<{ times: number[]; nsmgrRss: numbe
   }
   const nsmgrRss = rssMiB(nsmgr.pid!);
   const forwarderRss = rssMiB(fwd.pid!);
+  await closeAll(conns);
+  await stopPhase(procs.slice(first));
+  return { times, nsmgrRss, forwarderRss };
+}
+
+async function closeAll(conns: { client: ReturnType<typeof createClient>; conn: Connection }[]): Promise<void> {
   for (const [i, c] of conns.entries()) {
     await c.client.close(c.conn, CallContext.create({ deadline: Date.now() + 15_000 }));
     if (i % 20 === 0) progress("closes", i);
   }
-  await stopPhase(procs.slice(first));
-  return { times, nsmgrRss, forwarderRss };
 }
 
 function cleanup(): void {

@@ -210,18 +210,26 @@ async function mesh(secure: boolean): Promise<Mesh> {
     request,
     rss: () => ({ nsmgr: rssMiB(nsmgr.pid!), forwarder: rssMiB(fwd.pid!) }),
     async close() {
-      for (const [i, c] of conns.entries()) {
-        await c.client.close(c.conn, CallContext.create({ deadline: Date.now() + 15_000 }));
-        if (i % 20 === 0) progress(`${secure ? "secure" : "insecure"} closes`, i);
-      }
+      await closeAll(conns, secure ? "secure" : "insecure");
       sec.close();
-      // The identity provider (first, when there is one) goes last: the others hold its streams.
-      const [first, ...rest] = own;
-      for (const p of secure ? rest : own) if (p.exitCode === null) p.kill("SIGTERM");
-      await new Promise((r) => setTimeout(r, 300));
-      if (secure && first?.exitCode === null) first.kill("SIGTERM");
+      await stopMesh(own, secure);
     },
   };
+}
+
+async function closeAll(conns: { client: ReturnType<typeof createClient>; conn: Connection }[], what: string) {
+  for (const [i, c] of conns.entries()) {
+    await c.client.close(c.conn, CallContext.create({ deadline: Date.now() + 15_000 }));
+    if (i % 20 === 0) progress(`${what} closes`, i);
+  }
+}
+
+/** Ends the mesh's processes; the identity provider (first, when there is one) goes last: the others hold its streams. */
+async function stopMesh(own: ChildProcess[], secure: boolean): Promise<void> {
+  const [first, ...rest] = own;
+  for (const p of secure ? rest : own) if (p.exitCode === null) p.kill("SIGTERM");
+  await new Promise((r) => setTimeout(r, 300));
+  if (secure && first?.exitCode === null) first.kill("SIGTERM");
 }
 
 /**

@@ -199,129 +199,139 @@ async function main(): Promise<Record<string, Pair>> {
     nsm("apply", "-f", join(REPO, "examples", ex));
   }
   const nodes = nodeNetns();
-  const results: Record<string, Pair> = {};
+  return { veth: measureVeth(), vxlan: measureVxlan(nodes), wireguard: await measureWireguard(nodes) };
+}
 
-  // --- veth: kernel2kernel vs a veth pair between two fresh namespaces.
-  {
-    const { client, nse } = examplePods("ns-kernel2kernel");
-    ping(client.netns, "172.16.1.100");
-    const a = addNetns("veth-a");
-    const b = addNetns("veth-b");
-    sh("ip", "-n", a, "link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", b);
-    const mtu = linkOf(client.netns, "nsm-1").mtu;
-    for (const [ns, dev, ip] of [
-      [a, "v0", "10.90.1.1/24"],
-      [b, "v1", "10.90.1.2/24"],
-    ] as const) {
-      sh("ip", "-n", ns, "link", "set", dev, "mtu", String(mtu), "up");
-      sh("ip", "-n", ns, "addr", "add", ip, "dev", dev);
-    }
-    ping(a, "10.90.1.2");
-    say("iperf3: veth (nsm kernel2kernel, then hand-made)");
-    results.veth = measure(
+/** veth: kernel2kernel vs a veth pair between two fresh namespaces. */
+function measureVeth(): Pair {
+  const { client, nse } = examplePods("ns-kernel2kernel");
+  ping(client.netns, "172.16.1.100");
+  const a = addNetns("veth-a");
+  const b = addNetns("veth-b");
+  sh("ip", "-n", a, "link", "add", "v0", "type", "veth", "peer", "name", "v1", "netns", b);
+  const mtu = linkOf(client.netns, "nsm-1").mtu;
+  for (const [ns, dev, ip] of [
+    [a, "v0", "10.90.1.1/24"],
+    [b, "v1", "10.90.1.2/24"],
+  ] as const) {
+    sh("ip", "-n", ns, "link", "set", dev, "mtu", String(mtu), "up");
+    sh("ip", "-n", ns, "addr", "add", ip, "dev", dev);
+  }
+  ping(a, "10.90.1.2");
+  say("iperf3: veth (nsm kernel2kernel, then hand-made)");
+  return measure(
+    () => iperf(nse.netns, client.netns, "172.16.1.100"),
+    () => iperf(b, a, "10.90.1.2"),
+  );
+}
+
+/** VXLAN: kernel2ethernet2kernel vs VXLAN devices made in the node netns and moved out. */
+function measureVxlan(nodes: Record<string, string>): Pair {
+  const { client, nse } = examplePods("ns-kernel2ethernet2kernel");
+  ping(client.netns, "172.16.1.100");
+  const nsmLink = linkOf(client.netns, "nsm-1");
+  if (nsmLink.kind !== "vxlan") throw new Error(`nsm-1 of the ETHERNET example is ${nsmLink.kind}, not vxlan`);
+  const vni = nsmLink.vni === 4242 ? 4243 : 4242;
+  const a = addNetns("vxlan-a");
+  const b = addNetns("vxlan-b");
+  const sides = [
+    [client.node, nse.node, a, "10.90.2.1/24"],
+    [nse.node, client.node, b, "10.90.2.2/24"],
+  ] as const;
+  for (const [node, peer, pod, ip] of sides) {
+    const local = node === "node-1" ? "198.18.0.1" : "198.18.0.2";
+    const remote = peer === "node-1" ? "198.18.0.1" : "198.18.0.2";
+    const dev = `tpvx${tag}`;
+    // As the forwarder makes it: point to point, so no learning.
+    const vx = ["type", "vxlan", "id", String(vni), "local", local, "remote", remote, "dstport", "4789", "nolearning"];
+    sh("ip", "-n", nodes[node]!, "link", "add", dev, ...vx);
+    sh("ip", "-n", nodes[node]!, "link", "set", dev, "netns", pod);
+    sh("ip", "-n", pod, "link", "set", dev, "mtu", String(nsmLink.mtu), "up");
+    sh("ip", "-n", pod, "addr", "add", ip, "dev", dev);
+  }
+  ping(a, "10.90.2.2");
+  say(`iperf3: VXLAN (nsm kernel2ethernet2kernel, MTU ${nsmLink.mtu}, then hand-made)`);
+  return measure(
+    () => iperf(nse.netns, client.netns, "172.16.1.100"),
+    () => iperf(b, a, "10.90.2.2"),
+  );
+}
+
+/** WireGuard: kernel2ip2kernel vs wireguard-go + wg, TUNs moved out of the node netns. */
+async function measureWireguard(nodes: Record<string, string>): Promise<Pair> {
+  const { client, nse } = examplePods("ns-kernel2ip2kernel");
+  ping(client.netns, "172.16.1.100");
+  const mtu = linkOf(client.netns, "nsm-1").mtu;
+  const a = addNetns("wg-a");
+  const b = addNetns("wg-b");
+  const keys = [0, 1].map(() => {
+    const priv = sh("wg", "genkey").trim();
+    return { priv, pub: execFileSync("wg", ["pubkey"], { input: priv, encoding: "utf8" }).trim() };
+  });
+  const sides = [
+    { node: client.node, pod: a, ip: "10.90.3.1/24", port: 59821, key: keys[0]!, peerKey: keys[1]!, peerPort: 59822 },
+    { node: nse.node, pod: b, ip: "10.90.3.2/24", port: 59822, key: keys[1]!, peerKey: keys[0]!, peerPort: 59821 },
+  ];
+  const procs: ChildProcess[] = [];
+  try {
+    for (const i of sides.keys()) await handMadeWireguardSide(nodes, sides, i, mtu, procs);
+    ping(a, "10.90.3.2");
+    say(`iperf3: WireGuard (nsm kernel2ip2kernel, MTU ${mtu}, then hand-made wireguard-go)`);
+    return measure(
       () => iperf(nse.netns, client.netns, "172.16.1.100"),
-      () => iperf(b, a, "10.90.1.2"),
+      () => iperf(b, a, "10.90.3.2"),
     );
+  } finally {
+    await Promise.all(procs.map(stopProc));
   }
+}
 
-  // --- VXLAN: kernel2ethernet2kernel vs VXLAN devices made in the node netns and moved out.
-  {
-    const { client, nse } = examplePods("ns-kernel2ethernet2kernel");
-    ping(client.netns, "172.16.1.100");
-    const nsmLink = linkOf(client.netns, "nsm-1");
-    if (nsmLink.kind !== "vxlan") throw new Error(`nsm-1 of the ETHERNET example is ${nsmLink.kind}, not vxlan`);
-    const vni = nsmLink.vni === 4242 ? 4243 : 4242;
-    const a = addNetns("vxlan-a");
-    const b = addNetns("vxlan-b");
-    const sides = [
-      [client.node, nse.node, a, "10.90.2.1/24"],
-      [nse.node, client.node, b, "10.90.2.2/24"],
-    ] as const;
-    for (const [node, peer, pod, ip] of sides) {
-      const local = node === "node-1" ? "198.18.0.1" : "198.18.0.2";
-      const remote = peer === "node-1" ? "198.18.0.1" : "198.18.0.2";
-      const dev = `tpvx${tag}`;
-      // As the forwarder makes it: point to point, so no learning.
-      const vx = [
-        "type",
-        "vxlan",
-        "id",
-        String(vni),
-        "local",
-        local,
-        "remote",
-        remote,
-        "dstport",
-        "4789",
-        "nolearning",
-      ];
-      sh("ip", "-n", nodes[node]!, "link", "add", dev, ...vx);
-      sh("ip", "-n", nodes[node]!, "link", "set", dev, "netns", pod);
-      sh("ip", "-n", pod, "link", "set", dev, "mtu", String(nsmLink.mtu), "up");
-      sh("ip", "-n", pod, "addr", "add", ip, "dev", dev);
-    }
-    ping(a, "10.90.2.2");
-    say(`iperf3: VXLAN (nsm kernel2ethernet2kernel, MTU ${nsmLink.mtu}, then hand-made)`);
-    results.vxlan = measure(
-      () => iperf(nse.netns, client.netns, "172.16.1.100"),
-      () => iperf(b, a, "10.90.2.2"),
-    );
-  }
+type WireguardSide = {
+  node: string;
+  pod: string;
+  ip: string;
+  port: number;
+  key: { priv: string; pub: string };
+  peerKey: { priv: string; pub: string };
+  peerPort: number;
+};
 
-  // --- WireGuard: kernel2ip2kernel vs wireguard-go + wg, TUNs moved out of the node netns.
-  {
-    const { client, nse } = examplePods("ns-kernel2ip2kernel");
-    ping(client.netns, "172.16.1.100");
-    const mtu = linkOf(client.netns, "nsm-1").mtu;
-    const a = addNetns("wg-a");
-    const b = addNetns("wg-b");
-    const keys = [0, 1].map(() => {
-      const priv = sh("wg", "genkey").trim();
-      return { priv, pub: execFileSync("wg", ["pubkey"], { input: priv, encoding: "utf8" }).trim() };
-    });
-    const sides = [
-      { node: client.node, pod: a, ip: "10.90.3.1/24", port: 59821, key: keys[0]!, peerKey: keys[1]!, peerPort: 59822 },
-      { node: nse.node, pod: b, ip: "10.90.3.2/24", port: 59822, key: keys[1]!, peerKey: keys[0]!, peerPort: 59821 },
-    ];
-    const procs: ChildProcess[] = [];
-    try {
-      for (const [i, s] of sides.entries()) {
-        const name = `tpwg${tag}${i}`;
-        const peerIp = sides[1 - i]!.node === "node-1" ? "198.18.0.1" : "198.18.0.2";
-        procs.push(await startWireguardGo(nodes[s.node]!, name));
-        const keyFile = join(dir, `${name}.key`);
-        writeFileSync(keyFile, `${s.key.priv}\n`, { mode: 0o600 });
-        inNs(nodes[s.node]!, "wg", "set", name, "private-key", keyFile, "listen-port", String(s.port));
-        inNs(
-          nodes[s.node]!,
-          "wg",
-          "set",
-          name,
-          "peer",
-          s.peerKey.pub,
-          "endpoint",
-          `${peerIp}:${s.peerPort}`,
-          "allowed-ips",
-          "0.0.0.0/0",
-          "persistent-keepalive",
-          "25",
-        );
-        sh("ip", "-n", nodes[s.node]!, "link", "set", name, "mtu", String(mtu));
-        sh("ip", "-n", nodes[s.node]!, "link", "set", name, "netns", s.pod);
-        sh("ip", "-n", s.pod, "link", "set", name, "up");
-        sh("ip", "-n", s.pod, "addr", "add", s.ip, "dev", name);
-      }
-      ping(a, "10.90.3.2");
-      say(`iperf3: WireGuard (nsm kernel2ip2kernel, MTU ${mtu}, then hand-made wireguard-go)`);
-      results.wireguard = measure(
-        () => iperf(nse.netns, client.netns, "172.16.1.100"),
-        () => iperf(b, a, "10.90.3.2"),
-      );
-    } finally {
-      await Promise.all(procs.map(stopProc));
-    }
-  }
-  return results;
+/**
+ * A wireguard-go (added to `procs`) in the node netns of side `i`, configured by `wg`, its TUN
+ * moved into the side's pod.
+ */
+async function handMadeWireguardSide(
+  nodes: Record<string, string>,
+  sides: readonly WireguardSide[],
+  i: number,
+  mtu: number,
+  procs: ChildProcess[],
+): Promise<void> {
+  const s = sides[i]!;
+  const name = `tpwg${tag}${i}`;
+  const peerIp = sides[1 - i]!.node === "node-1" ? "198.18.0.1" : "198.18.0.2";
+  procs.push(await startWireguardGo(nodes[s.node]!, name));
+  const keyFile = join(dir, `${name}.key`);
+  writeFileSync(keyFile, `${s.key.priv}\n`, { mode: 0o600 });
+  inNs(nodes[s.node]!, "wg", "set", name, "private-key", keyFile, "listen-port", String(s.port));
+  inNs(
+    nodes[s.node]!,
+    "wg",
+    "set",
+    name,
+    "peer",
+    s.peerKey.pub,
+    "endpoint",
+    `${peerIp}:${s.peerPort}`,
+    "allowed-ips",
+    "0.0.0.0/0",
+    "persistent-keepalive",
+    "25",
+  );
+  sh("ip", "-n", nodes[s.node]!, "link", "set", name, "mtu", String(mtu));
+  sh("ip", "-n", nodes[s.node]!, "link", "set", name, "netns", s.pod);
+  sh("ip", "-n", s.pod, "link", "set", name, "up");
+  sh("ip", "-n", s.pod, "addr", "add", s.ip, "dev", name);
 }
 
 async function cleanup(): Promise<void> {

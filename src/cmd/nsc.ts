@@ -210,11 +210,26 @@ interface NscConfig {
 
 /** Requests every service (again until it works, unless init), then keeps them until a signal. */
 async function connectAll(cfg: NscConfig): Promise<number> {
-  const { init, name, connectTo, urls, dialTimeoutMs, requestTimeoutMs, liveness, clientInfo, sec, log } = cfg;
-  const authorize = sec.clientAuthorize(await sec.policies("client"));
   const stopped = new AbortController();
+  const wanted = await wantedConnections(cfg, stopped.signal);
+  // Only the sidecar waits for a signal (which also keeps it alive); init exits when done.
+  const stop = cfg.init ? Promise.resolve() : untilSignal().then(() => stopped.abort());
+  for (const w of wanted) {
+    const exitCode = await requestUntilDone(cfg, w, stopped.signal);
+    if (exitCode !== undefined) return exitCode;
+  }
+  if (cfg.init) return 0;
+  await stop;
+  await closeAll(cfg, wanted);
+  return 0;
+}
+
+/** One client chain per NSM URL; the sidecar's (not init's) refresh and heal until `stopped`. */
+async function wantedConnections(cfg: NscConfig, stopped: AbortSignal): Promise<Wanted[]> {
+  const { name, urls, liveness, sec, log } = cfg;
+  const authorize = sec.clientAuthorize(await sec.policies("client"));
   const heal: HealClientOptions = {
-    signal: stopped.signal,
+    signal: stopped,
     // ICMP echoes through the addon from this process's netns (the pod's): no process per check.
     livenessCheck: liveness.enabled ? icmpLivenessCheck({ timeoutMs: liveness.timeoutMs, log }) : undefined,
     livenessCheckIntervalMs: liveness.intervalMs,
@@ -223,80 +238,100 @@ async function connectAll(cfg: NscConfig): Promise<number> {
   };
   // Metrics (when on) and the connection id on every log line, in front of each client chain.
   const top = chain(...(cfg.observe ? [cfg.observe] : []), connLogServer());
-  const observed = (client: NetworkServiceHandler) => bind(top, client);
-  const wanted: Wanted[] = urls.map((url, i) => ({
+  return urls.map((url, i) => ({
     id: `${name}-${i}`,
     url,
-    client: observed(
-      createClient({
-        name,
-        connectTo,
-        dialTimeoutMs,
-        ...sec.dialOptions(),
-        authorize,
-        // The sidecar keeps its connections alive; init hands them over before the tokens expire.
-        refresh: init ? undefined : refreshClient({ signal: stopped.signal }),
-        heal: init ? undefined : healClient(heal),
-        additional: [
-          clientInfoClient(clientInfo),
-          ...cfg.additional,
-          mechanismsClient({
-            KERNEL: kernelMechanismClient({
-              inodeUrl: `file:///proc/${process.pid}/ns/net`,
-              interfaceName: url.interfaceName,
-            }),
-          }),
-          // Our netns goes to nsmgr as a descriptor (upstream's grpcfd).
-          sendFdClient(),
-        ],
-      }),
-    ),
+    client: observed(top, clientChain(cfg, url, stopped, authorize, heal)),
   }));
+}
 
-  const requestOnce = async (w: Wanted): Promise<Connection> => {
-    const connection =
-      w.conn ??
-      (init ? undefined : await adoptable(connectTo, sec.dialOptions(), w.id, w.url, log)) ??
-      create(ConnectionSchema, { id: w.id, networkService: w.url.networkService, labels: { ...w.url.labels } });
-    const req = create(NetworkServiceRequestSchema, { connection, mechanismPreferences: [nsUrlMechanism(w.url)] });
-    return w.client.request(req, CallContext.create({ deadline: Date.now() + requestTimeoutMs, log }));
-  };
+/** Binds `top` (metrics, connection logging) in front of a client chain. */
+function observed(top: NetworkServiceElement, client: NetworkServiceHandler): NetworkServiceHandler {
+  return bind(top, client);
+}
 
-  // Only the sidecar waits for a signal (which also keeps it alive); init exits when done.
-  const stop = init ? Promise.resolve() : untilSignal().then(() => stopped.abort());
-  for (const w of wanted) {
-    for (let attempt = 1; ; attempt++) {
+/** The client chain of one NSM URL. */
+function clientChain(
+  cfg: NscConfig,
+  url: NsUrl,
+  stopped: AbortSignal,
+  authorize: ReturnType<RoleSecurity["clientAuthorize"]>,
+  heal: HealClientOptions,
+): NetworkServiceHandler {
+  const { init, name, connectTo, dialTimeoutMs, clientInfo, sec } = cfg;
+  return createClient({
+    name,
+    connectTo,
+    dialTimeoutMs,
+    ...sec.dialOptions(),
+    authorize,
+    // The sidecar keeps its connections alive; init hands them over before the tokens expire.
+    refresh: init ? undefined : refreshClient({ signal: stopped }),
+    heal: init ? undefined : healClient(heal),
+    additional: [
+      clientInfoClient(clientInfo),
+      ...cfg.additional,
+      mechanismsClient({
+        KERNEL: kernelMechanismClient({
+          inodeUrl: `file:///proc/${process.pid}/ns/net`,
+          interfaceName: url.interfaceName,
+        }),
+      }),
+      // Our netns goes to nsmgr as a descriptor (upstream's grpcfd).
+      sendFdClient(),
+    ],
+  });
+}
+
+async function requestOnce(cfg: NscConfig, w: Wanted): Promise<Connection> {
+  const { init, connectTo, requestTimeoutMs, sec, log } = cfg;
+  const connection =
+    w.conn ??
+    (init ? undefined : await adoptable(connectTo, sec.dialOptions(), w.id, w.url, log)) ??
+    create(ConnectionSchema, { id: w.id, networkService: w.url.networkService, labels: { ...w.url.labels } });
+  const req = create(NetworkServiceRequestSchema, { connection, mechanismPreferences: [nsUrlMechanism(w.url)] });
+  return w.client.request(req, CallContext.create({ deadline: Date.now() + requestTimeoutMs, log }));
+}
+
+/**
+ * Requests `w` every second until it works (sets `w.conn`, resolves undefined). Resolves with the
+ * exit code when giving up: 1 for init at the first failure, 0 when the sidecar is stopped.
+ */
+async function requestUntilDone(cfg: NscConfig, w: Wanted, stopped: AbortSignal): Promise<number | undefined> {
+  const { init, log } = cfg;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      w.conn = await requestOnce(cfg, w);
+      const ip = w.conn.context?.ipContext;
+      log.info(
+        {
+          id: w.id,
+          service: w.url.networkService,
+          endpoint: w.conn.networkServiceEndpointName,
+          src: ip?.srcIpAddrs,
+          dst: ip?.dstIpAddrs,
+        },
+        "connection established",
+      );
+      return undefined;
+    } catch (err) {
+      const e = NsmError.from(err);
+      log.error({ id: w.id, attempt, err: e.toStatusString() }, `request failed: ${e.toStatusString()}`);
+      if (init) {
+        process.stderr.write(`nsc-init: ${w.url.networkService}: ${e.toStatusString()}\n`);
+        return 1;
+      }
       try {
-        w.conn = await requestOnce(w);
-        const ip = w.conn.context?.ipContext;
-        log.info(
-          {
-            id: w.id,
-            service: w.url.networkService,
-            endpoint: w.conn.networkServiceEndpointName,
-            src: ip?.srcIpAddrs,
-            dst: ip?.dstIpAddrs,
-          },
-          "connection established",
-        );
-        break;
-      } catch (err) {
-        const e = NsmError.from(err);
-        log.error({ id: w.id, attempt, err: e.toStatusString() }, `request failed: ${e.toStatusString()}`);
-        if (init) {
-          process.stderr.write(`nsc-init: ${w.url.networkService}: ${e.toStatusString()}\n`);
-          return 1;
-        }
-        try {
-          await sleep(1000, stopped.signal);
-        } catch {
-          return 0;
-        }
+        await sleep(1000, stopped);
+      } catch {
+        return 0;
       }
     }
   }
-  if (init) return 0;
-  await stop;
+}
+
+async function closeAll(cfg: NscConfig, wanted: readonly Wanted[]): Promise<void> {
+  const { requestTimeoutMs, log } = cfg;
   for (const w of wanted) {
     if (!w.conn) continue;
     try {
@@ -306,5 +341,4 @@ async function connectAll(cfg: NscConfig): Promise<number> {
       log.warn({ id: w.id, err: NsmError.from(err).toStatusString() }, "close failed");
     }
   }
-  return 0;
 }

@@ -50,13 +50,8 @@ export function runIcmpResponder(vars: NodeJS.ProcessEnv = process.env): Promise
   return runEndpoint(vars);
 }
 
-/**
- * Runs an endpoint configured as upstream's cmd-nse-icmp-responder (the env above, read from
- * `vars`) with `options.additional` elements in its chain: serves, registers through nsmgr, and
- * stops on SIGTERM/SIGINT. Resolves to the process exit code.
- */
-export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointOptions = {}): Promise<number> {
-  const env = new Env(vars);
+/** The endpoint's settings from the environment (ConfigError naming the variable when one is wrong). */
+function endpointSettings(env: Env, options: RunEndpointOptions) {
   const name = env.string("NSM_NAME", options.defaultName ?? "icmp-server");
   const connectTo = env.parsed("NSM_CONNECT_TO", "unix:///var/lib/networkservicemesh/nsm.io.sock", (v) => {
     parseNsmUrl(v);
@@ -76,6 +71,18 @@ export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointO
   const registerService = env.bool("NSM_REGISTER_SERVICE", true);
   const unregisterItself = env.bool("NSM_UNREGISTER_ITSELF", false);
   const expirationMs = env.duration("NSM_EXPIRE", "1m");
+  return { name, connectTo, services, payload, labels, ipam, registerService, unregisterItself, expirationMs };
+}
+
+/**
+ * Runs an endpoint configured as upstream's cmd-nse-icmp-responder (the env above, read from
+ * `vars`) with `options.additional` elements in its chain: serves, registers through nsmgr, and
+ * stops on SIGTERM/SIGINT. Resolves to the process exit code.
+ */
+export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointOptions = {}): Promise<number> {
+  const env = new Env(vars);
+  const { name, connectTo, services, payload, labels, ipam, registerService, unregisterItself, expirationMs } =
+    endpointSettings(env, options);
   const log = roleLogger(env, name);
   const obs = await roleObservability(env, "nse", name, log);
   const sec = await roleSecurity(env, log);

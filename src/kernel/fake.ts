@@ -45,7 +45,7 @@ import {
   type VxlanInfo,
   type VxlanSpec,
 } from "./api.js";
-import { formatIp, formatMac, maskBytes, parseCidr, parseIp, parseMac } from "./codec.js";
+import { formatIp, formatMac, type IpBytes, maskBytes, parseCidr, parseIp, parseMac } from "./codec.js";
 import { nsmErrorFromErrno } from "./errors.js";
 import { checkLinkChanges, checkName, checkRef, checkU32, refLabel, sysctlPath } from "./validate.js";
 
@@ -116,6 +116,59 @@ function inPrefix(ip: Buffer, cidr: string): boolean {
   return (
     net.bytes.length === ip.length && maskBytes(ip, net.prefixLength).equals(maskBytes(net.bytes, net.prefixLength))
   );
+}
+
+interface ParsedRoute {
+  dst: ReturnType<typeof parseCidr>;
+  gateway?: IpBytes;
+  src?: IpBytes;
+}
+
+/** Parses the addresses of a route and checks its fields, as the kernel does before looking at links. */
+function parseRouteSpec(route: RouteSpec, what: string): ParsedRoute {
+  const dst = parseCidr(route.dst);
+  const gateway = route.gateway ? parseIp(route.gateway) : undefined;
+  const src = route.src ? parseIp(route.src) : undefined;
+  if (gateway && gateway.family !== dst.family)
+    throw invalidArgument(`${what}: gateway is not of the family of ${route.dst}`);
+  if (src && src.family !== dst.family) throw invalidArgument(`${what}: src is not of the family of ${route.dst}`);
+  checkU32(route.table, "table", what, 1);
+  checkU32(route.metric, "metric", what);
+  if (route.scope !== undefined && !(route.scope in Scope))
+    throw invalidArgument(`${what}: invalid scope ${route.scope}`);
+  return { dst, gateway, src };
+}
+
+/** The route as the kernel would list it after adding it (static protocol, default scope and metric). */
+function routeInfoOf(route: RouteSpec, { dst, gateway, src }: ParsedRoute, link: FakeLink | undefined): RouteInfo {
+  const info: RouteInfo = {
+    family: dst.family,
+    dst: `${formatIp(maskBytes(dst.bytes, dst.prefixLength))}/${dst.prefixLength}`,
+    table: route.table ?? MAIN_TABLE,
+    scope: route.scope ? Scope[route.scope] : gateway || dst.family === 6 ? Scope.universe : Scope.link,
+    protocol: 3,
+    type: 1,
+    onlink: route.onlink ?? false,
+  };
+  if (gateway) info.gateway = formatIp(gateway.bytes);
+  if (link) info.linkIndex = link.index;
+  if (route.metric !== undefined || dst.family === 6) info.metric = route.metric ?? 1024;
+  if (src) info.src = formatIp(src.bytes);
+  return info;
+}
+
+/** Applies the checked attribute changes (all but name and namespace) to a link. */
+function applyLinkAttributes(
+  link: FakeLink,
+  changes: LinkChanges,
+  mac: string | undefined,
+  master: FakeLink | null | undefined,
+): void {
+  if (changes.alias !== undefined) link.alias = changes.alias === "" ? undefined : changes.alias;
+  if (changes.mtu !== undefined) link.mtu = changes.mtu;
+  if (changes.up !== undefined) link.up = changes.up;
+  if (mac !== undefined) link.mac = mac;
+  if (master !== undefined) link.master = master === null ? undefined : master.index;
 }
 
 class Fake implements FakeKernel {
@@ -270,16 +323,7 @@ class Fake implements FakeKernel {
     const underlay = spec.underlay === undefined ? undefined : this.link(ns, spec.underlay, what);
     this.nameFree(target, spec.name, what);
     const port = spec.port ?? 4789;
-    const v6 = (local ?? remote)?.family === 6;
-    // The kernel refuses a VNI already used on the same port by a device whose socket is in
-    // the same netns (vxlan_vni_in_use), wherever that device lives.
-    for (const other of this.namespaces.values()) {
-      for (const l of other.links.values()) {
-        const o = l.vxlan;
-        if (l.vxlanNet !== ns || !o || o.vni !== spec.vni || o.port !== port) continue;
-        if ((o.local ?? o.remote ?? "").includes(":") === v6) throw nsmErrorFromErrno(E.EEXIST, what);
-      }
-    }
+    this.checkVniFree(ns, spec.vni, port, (local ?? remote)?.family === 6, what);
     const vxlan: VxlanInfo = { vni: spec.vni, port, learning: spec.learning ?? false };
     if (remote) vxlan.remote = formatIp(remote.bytes);
     if (local) vxlan.local = formatIp(local.bytes);
@@ -294,6 +338,20 @@ class Fake implements FakeKernel {
       vxlan,
       vxlanNet: ns,
     });
+  }
+
+  /**
+   * The kernel refuses a VNI already used on the same port by a device whose socket is in
+   * the same netns (vxlan_vni_in_use), wherever that device lives.
+   */
+  private checkVniFree(socketNs: FakeNetns, vni: number, port: number, v6: boolean, what: string): void {
+    for (const other of this.namespaces.values()) {
+      for (const l of other.links.values()) {
+        const o = l.vxlan;
+        if (l.vxlanNet !== socketNs || !o || o.vni !== vni || o.port !== port) continue;
+        if ((o.local ?? o.remote ?? "").includes(":") === v6) throw nsmErrorFromErrno(E.EEXIST, what);
+      }
+    }
   }
 
   async createBridge(netns: NetnsPath, spec: BridgeSpec): Promise<void> {
@@ -375,20 +433,19 @@ class Fake implements FakeKernel {
     const clash = this.find(target, newName);
     if (clash && clash !== link) throw nsmErrorFromErrno(E.EEXIST, what);
     // Everything is checked: apply.
-    if (target !== ns) {
-      this.forget(link);
-      link.ns = target;
-      link.index = target.links.has(link.index) ? target.nextIndex : link.index;
-      target.nextIndex = Math.max(target.nextIndex, link.index + 1);
-      target.links.set(link.index, link);
-      link.master = undefined;
-    }
+    if (target !== ns) this.moveLink(link, target);
     link.name = newName;
-    if (changes.alias !== undefined) link.alias = changes.alias === "" ? undefined : changes.alias;
-    if (changes.mtu !== undefined) link.mtu = changes.mtu;
-    if (changes.up !== undefined) link.up = changes.up;
-    if (mac !== undefined) link.mac = mac;
-    if (master !== undefined) link.master = master === null ? undefined : master.index;
+    applyLinkAttributes(link, changes, mac, master);
+  }
+
+  /** Moves a link into another namespace, keeping its index unless that one is taken there. */
+  private moveLink(link: FakeLink, target: FakeNetns): void {
+    this.forget(link);
+    link.ns = target;
+    link.index = target.links.has(link.index) ? target.nextIndex : link.index;
+    target.nextIndex = Math.max(target.nextIndex, link.index + 1);
+    target.links.set(link.index, link);
+    link.master = undefined;
   }
 
   async deleteLink(netns: NetnsPath, ref: LinkRef): Promise<void> {
@@ -422,24 +479,26 @@ class Fake implements FakeKernel {
     if (a.family === 4) info.label = link.name;
     this.dropAddress(ns, link.index, a.family, address);
     ns.addresses.push(info);
-    const max = a.family === 4 ? 32 : 128;
-    if (a.prefixLength < max) {
-      const dst = `${formatIp(maskBytes(a.bytes, a.prefixLength))}/${a.prefixLength}`;
-      const route: RouteInfo = {
-        family: a.family,
-        dst,
-        linkIndex: link.index,
-        table: MAIN_TABLE,
-        scope: a.family === 4 ? Scope.link : Scope.universe,
-        protocol: 2,
-        type: 1,
-        onlink: false,
-      };
-      if (a.family === 4) route.src = address;
-      else route.metric = 256;
-      ns.routes = ns.routes.filter((r) => !(r.protocol === 2 && r.dst === dst && r.linkIndex === link.index));
-      ns.routes.push(route);
-    }
+    if (a.prefixLength < (a.family === 4 ? 32 : 128)) this.addPrefixRoute(ns, link.index, a, address);
+  }
+
+  /** The kernel-protocol route to the connected prefix that an address brings with it. */
+  private addPrefixRoute(ns: FakeNetns, linkIndex: number, a: ReturnType<typeof parseCidr>, address: string): void {
+    const dst = `${formatIp(maskBytes(a.bytes, a.prefixLength))}/${a.prefixLength}`;
+    const route: RouteInfo = {
+      family: a.family,
+      dst,
+      linkIndex,
+      table: MAIN_TABLE,
+      scope: a.family === 4 ? Scope.link : Scope.universe,
+      protocol: 2,
+      type: 1,
+      onlink: false,
+    };
+    if (a.family === 4) route.src = address;
+    else route.metric = 256;
+    ns.routes = ns.routes.filter((r) => !(r.protocol === 2 && r.dst === dst && r.linkIndex === linkIndex));
+    ns.routes.push(route);
   }
 
   private dropAddress(ns: FakeNetns, index: number, family: 4 | 6, address: string): boolean {
@@ -472,52 +531,40 @@ class Fake implements FakeKernel {
   // ------------------------------------------------------------ routes
 
   private routeOf(netns: NetnsPath, route: RouteSpec, what: string): { ns: FakeNetns; info: RouteInfo } {
-    const dst = parseCidr(route.dst);
-    const gateway = route.gateway ? parseIp(route.gateway) : undefined;
-    const src = route.src ? parseIp(route.src) : undefined;
-    if (gateway && gateway.family !== dst.family)
-      throw invalidArgument(`${what}: gateway is not of the family of ${route.dst}`);
-    if (src && src.family !== dst.family) throw invalidArgument(`${what}: src is not of the family of ${route.dst}`);
-    checkU32(route.table, "table", what, 1);
-    checkU32(route.metric, "metric", what);
-    if (route.scope !== undefined && !(route.scope in Scope))
-      throw invalidArgument(`${what}: invalid scope ${route.scope}`);
+    const parsed = parseRouteSpec(route, what);
     const ns = this.netns(netns, what);
     const link = route.link === undefined ? undefined : this.link(ns, route.link, what);
-    const info: RouteInfo = {
-      family: dst.family,
-      dst: `${formatIp(maskBytes(dst.bytes, dst.prefixLength))}/${dst.prefixLength}`,
-      table: route.table ?? MAIN_TABLE,
-      scope: route.scope ? Scope[route.scope] : gateway || dst.family === 6 ? Scope.universe : Scope.link,
-      protocol: 3,
-      type: 1,
-      onlink: route.onlink ?? false,
-    };
-    if (gateway) info.gateway = formatIp(gateway.bytes);
-    if (link) info.linkIndex = link.index;
-    if (route.metric !== undefined || dst.family === 6) info.metric = route.metric ?? 1024;
-    if (src) info.src = formatIp(src.bytes);
+    const info = routeInfoOf(route, parsed, link);
+    this.checkNexthop(ns, route, parsed.gateway, link, what);
+    return { ns, info };
+  }
+
+  private checkNexthop(
+    ns: FakeNetns,
+    route: RouteSpec,
+    gateway: IpBytes | undefined,
+    link: FakeLink | undefined,
+    what: string,
+  ): void {
     if (link && !link.up) {
       const text = gateway ? "Nexthop device is not up" : "Device for nexthop is not up";
       throw nsmErrorFromErrno(E.ENETDOWN, what, text);
     }
-    if (gateway && !route.onlink) {
-      // The kernel wants the gateway inside a connected prefix of the output link.
-      const reachable =
-        ns.routes.some(
-          (r) =>
-            !r.gateway &&
-            (!link || r.linkIndex === link.index) &&
-            r.family === dst.family &&
-            inPrefix(gateway.bytes, r.dst),
-        ) ||
-        ns.addresses.some(
-          (a) => (!link || a.linkIndex === link.index) && a.family === dst.family && inPrefix(gateway.bytes, a.cidr),
-        );
-      if (!reachable) throw nsmErrorFromErrno(E.ENETUNREACH, what, "Nexthop has invalid gateway");
+    if (gateway && !route.onlink && !this.gatewayReachable(ns, gateway, link)) {
+      throw nsmErrorFromErrno(E.ENETUNREACH, what, "Nexthop has invalid gateway");
     }
     if (!gateway && !link) throw nsmErrorFromErrno(E.ENODEV, what, "Nexthop device required");
-    return { ns, info };
+  }
+
+  /** The kernel wants the gateway inside a connected prefix of the output link. */
+  private gatewayReachable(ns: FakeNetns, gateway: IpBytes, link: FakeLink | undefined): boolean {
+    const onLink = (index: number | undefined) => !link || index === link.index;
+    return (
+      ns.routes.some(
+        (r) => !r.gateway && onLink(r.linkIndex) && r.family === gateway.family && inPrefix(gateway.bytes, r.dst),
+      ) ||
+      ns.addresses.some((a) => onLink(a.linkIndex) && a.family === gateway.family && inPrefix(gateway.bytes, a.cidr))
+    );
   }
 
   private sameRoute = (a: RouteInfo, b: RouteInfo) =>

@@ -12,7 +12,7 @@
  */
 import type { Connection } from "../api/index.js";
 import type { Logger } from "../sdk/core/logger.js";
-import { livenessTargets } from "../sdk/tools/ping.js";
+import { livenessTargets } from "../sdk/tools/liveness.js";
 import { loadNativeBinding, type NativeBinding } from "./native.js";
 
 /** The addon's echo (native/src/icmp.cc). */

@@ -146,23 +146,7 @@ export class NetlinkSocket {
       } catch (err) {
         throw nsmErrorFromSystem(err, what);
       }
-      const out: NlMessage[] = [];
-      let interrupted = false;
-      for (const d of datagrams) {
-        for (const m of parseMessages(d)) {
-          if (m.seq !== seq) continue;
-          if (m.flags & NLM_F.DUMP_INTR) interrupted = true;
-          if (m.type === NLMSG.ERROR) {
-            const e = decodeError(m);
-            if (e.errno !== 0) throw nsmErrorFromErrno(e.errno, what, e.extack);
-          } else if (m.type === NLMSG.DONE) {
-            const errno = decodeDone(m);
-            if (errno > 0) throw nsmErrorFromErrno(errno, what);
-          } else if (m.type !== NLMSG.NOOP) {
-            out.push(m);
-          }
-        }
-      }
+      const { out, interrupted } = repliesOf(datagrams, seq, what);
       if (!interrupted || attempt >= 4) return out;
     }
   }
@@ -174,6 +158,35 @@ export class NetlinkSocket {
       this.tail = this.tail.then(() => this.binding.close(this.fd));
     }
     return this.tail.then(() => undefined);
+  }
+}
+
+/**
+ * The reply messages to request `seq` in `datagrams`, without ACKs, NLMSG_DONE and NOOP; a kernel
+ * error in them is thrown as an NsmError. `interrupted` tells that a dump must be retried.
+ */
+function repliesOf(datagrams: Buffer[], seq: number, what: string): { out: NlMessage[]; interrupted: boolean } {
+  const out: NlMessage[] = [];
+  let interrupted = false;
+  for (const d of datagrams) {
+    for (const m of parseMessages(d)) {
+      if (m.seq !== seq) continue;
+      if (m.flags & NLM_F.DUMP_INTR) interrupted = true;
+      checkReplyStatus(m, what);
+      if (m.type !== NLMSG.ERROR && m.type !== NLMSG.DONE && m.type !== NLMSG.NOOP) out.push(m);
+    }
+  }
+  return { out, interrupted };
+}
+
+/** Throws the kernel error an NLMSG_ERROR or NLMSG_DONE message carries, if any. */
+function checkReplyStatus(m: NlMessage, what: string): void {
+  if (m.type === NLMSG.ERROR) {
+    const e = decodeError(m);
+    if (e.errno !== 0) throw nsmErrorFromErrno(e.errno, what, e.extack);
+  } else if (m.type === NLMSG.DONE) {
+    const errno = decodeDone(m);
+    if (errno > 0) throw nsmErrorFromErrno(errno, what);
   }
 }
 

@@ -106,15 +106,25 @@ class StoreElement<T extends RegistryTypes> implements RegistryElement<T> {
   async *find(query: T["query"], ctx: CallContext, next: RegistryHandler<T>): AsyncGenerator<T["response"]> {
     const template = this.kind.queryTemplate(query);
     if (!this.kind.isWatch(query)) {
-      const name = template ? this.kind.nameOf(template) : "";
-      const snap = name ? await this.store.get(name) : await this.store.list(ctx.signal);
-      for (const rec of this.#servable(snap, ctx.log)) {
-        if (this.kind.matches(template, rec)) yield this.kind.response(rec, false);
-      }
+      yield* this.#stored(template, ctx);
       yield* next.find(query, ctx);
       return;
     }
     yield* next.find(query, ctx);
+    yield* this.#changes(template, ctx);
+  }
+
+  /** The stored records that match `template` (the one named, or all). */
+  async *#stored(template: T["record"] | undefined, ctx: CallContext): AsyncGenerator<T["response"]> {
+    const name = template ? this.kind.nameOf(template) : "";
+    const snap = name ? await this.store.get(name) : await this.store.list(ctx.signal);
+    for (const rec of this.#servable(snap, ctx.log)) {
+      if (this.kind.matches(template, rec)) yield this.kind.response(rec, false);
+    }
+  }
+
+  /** Every stored record that matches `template`, then every change to one, until the call ends. */
+  async *#changes(template: T["record"] | undefined, ctx: CallContext): AsyncGenerator<T["response"]> {
     for await (const ev of followStore(this.store, ctx.signal, ctx.log)) {
       if (ev.record === undefined) continue;
       if (!ev.deleted && this.#problem(ev.record, ctx.log)) continue;
@@ -157,29 +167,40 @@ export async function* followStore<R extends object>(
   log: Logger,
 ): AsyncGenerator<StoreEvent<R>> {
   const seen = new Map<string, R>();
-  let revision: string | undefined;
+  const cursor: { revision?: string } = {};
   while (!signal.aborted) {
-    if (revision === undefined) {
+    if (cursor.revision === undefined) {
       const snap = await store.list(signal);
       logSkipped(store.backend, "", snap.skipped, log);
       yield* relistEvents(snap, seen);
-      revision = snap.revision;
+      cursor.revision = snap.revision;
       if (signal.aborted) return;
     }
     try {
-      for await (const ev of store.watch(revision, signal)) {
-        revision = ev.revision;
-        if (ev.skipped) logSkipped(store.backend, "", [ev.skipped], log);
-        if (!ev.record) continue;
-        if (ev.deleted) seen.delete(nameOf(ev.record));
-        else seen.set(nameOf(ev.record), ev.record);
-        yield ev;
-      }
+      yield* watchChanges(store, cursor as { revision: string }, seen, signal, log);
     } catch (err) {
       if (!(err instanceof StoreGone) || signal.aborted) throw err;
-      log.info({ backend: store.backend, revision }, "watch revision gone, listing again");
-      revision = undefined;
+      log.info({ backend: store.backend, revision: cursor.revision }, "watch revision gone, listing again");
+      cursor.revision = undefined;
     }
+  }
+}
+
+/** The changes after `cursor.revision`, which follows them; `seen` keeps the records known. */
+async function* watchChanges<R extends object>(
+  store: RecordStore<R>,
+  cursor: { revision: string },
+  seen: Map<string, R>,
+  signal: AbortSignal,
+  log: Logger,
+): AsyncGenerator<StoreEvent<R>> {
+  for await (const ev of store.watch(cursor.revision, signal)) {
+    cursor.revision = ev.revision;
+    if (ev.skipped) logSkipped(store.backend, "", [ev.skipped], log);
+    if (!ev.record) continue;
+    if (ev.deleted) seen.delete(nameOf(ev.record));
+    else seen.set(nameOf(ev.record), ev.record);
+    yield ev;
   }
 }
 

@@ -117,21 +117,27 @@ export function serveMonitorConnection(server: grpc.Server, impl: MonitorConnect
         authContext: call.getAuthContext(),
         responseHeaders: new grpc.Metadata(),
       });
-      void (async () => {
-        try {
-          for await (const event of impl.monitorConnections(call.request, ctx)) {
-            if (ac.signal.aborted) break;
-            call.write(event);
-          }
-          if (!call.cancelled) call.end();
-        } catch (err) {
-          const e = NsmError.from(err, Code.Internal);
-          if (!call.cancelled)
-            call.emit("error", { code: e.code, details: e.rawMessage, metadata: new grpc.Metadata() });
-        }
-      })();
+      void streamEvents(call, () => impl.monitorConnections(call.request, ctx), ac.signal);
     },
   });
+}
+
+/** Writes the events to the call until they end (then ends it), fail (the error's status) or `signal` aborts. */
+async function streamEvents(
+  call: grpc.ServerWritableStream<MonitorScopeSelector, unknown>,
+  events: () => AsyncIterable<unknown>,
+  signal: AbortSignal,
+): Promise<void> {
+  try {
+    for await (const event of events()) {
+      if (signal.aborted) break;
+      call.write(event);
+    }
+    if (!call.cancelled) call.end();
+  } catch (err) {
+    const e = NsmError.from(err, Code.Internal);
+    if (!call.cancelled) call.emit("error", { code: e.code, details: e.rawMessage, metadata: new grpc.Metadata() });
+  }
 }
 
 /**

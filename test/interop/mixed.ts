@@ -11,11 +11,11 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { registry } from "../../src/api/index.js";
+import { socketAccepts } from "../../src/local/cluster.js";
 import { CallContext } from "../../src/sdk/core/context.js";
 import { closeChannel, dialChannel } from "../../src/sdk/grpc/dial.js";
 import { registryClients } from "../../src/sdk/grpc/registry.js";
@@ -32,6 +32,7 @@ import {
 } from "../../src/security/index.js";
 import { ipJson, NetnsSet } from "../helpers/netns.js";
 import { peerPath } from "../helpers/peers.js";
+import { stopChild } from "../helpers/process.js";
 
 const REPO = join(import.meta.dirname, "..", "..");
 const BIN = join(REPO, "bin", "nsm.js");
@@ -245,30 +246,4 @@ export function ipv4Of(netns: string, link?: string): string[] {
   } catch {
     return [];
   }
-}
-
-export function socketAccepts(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
-
-export async function stopChild(c: ChildProcess): Promise<void> {
-  if (c.exitCode !== null || c.signalCode !== null) return;
-  c.kill("SIGTERM");
-  await new Promise<void>((resolve) => {
-    const t = setTimeout(() => {
-      c.kill("SIGKILL");
-      resolve();
-    }, 5000);
-    c.once("exit", () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
 }

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { registry } from "../../src/api/index.js";
+import { socketAccepts } from "../../src/local/cluster.js";
 import { CallContext } from "../../src/sdk/core/context.js";
 import { closeChannel, dialChannel } from "../../src/sdk/grpc/dial.js";
 import { registryClients } from "../../src/sdk/grpc/registry.js";
@@ -29,7 +30,8 @@ import {
 } from "../../src/security/index.js";
 import { kernelSkipReason, NetnsSet } from "../helpers/netns.js";
 import { missingPeers } from "../helpers/peers.js";
-import { ipv4Of, ping, socketAccepts, stopChild } from "./mixed.js";
+import { stopChild } from "../helpers/process.js";
+import { ipv4Of, ping } from "./mixed.js";
 import { Spire } from "./spire.js";
 
 const REPO = join(import.meta.dirname, "..", "..");

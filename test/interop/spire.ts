@@ -15,6 +15,7 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { peerPath } from "../helpers/peers.js";
+import { stopChild } from "../helpers/process.js";
 
 const run = promisify(execFile);
 
@@ -182,19 +183,6 @@ export class Spire {
 
   /** Ends the agent then the server, by pid. */
   async close(): Promise<void> {
-    for (const c of this.#children.splice(0).reverse()) {
-      if (c.exitCode !== null || c.signalCode !== null) continue;
-      c.kill("SIGTERM");
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => {
-          c.kill("SIGKILL");
-          resolve();
-        }, 5000);
-        c.once("exit", () => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+    for (const c of this.#children.splice(0).reverse()) await stopChild(c);
   }
 }

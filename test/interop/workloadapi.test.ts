@@ -12,19 +12,16 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { socketAccepts } from "../../src/local/cluster.js";
 import { createCa, type ProcessIdentity, processIdentity, writeProcessIdentities } from "../../src/security/index.js";
 import { missingPeers, peerPath } from "../helpers/peers.js";
-import { socketAccepts, stopChild } from "./mixed.js";
+import { type CommandResult, collectOutput, stopChild } from "../helpers/process.js";
 
 const REPO = join(import.meta.dirname, "..", "..");
 const BIN = join(REPO, "bin", "nsm.js");
 const skip = process.getuid?.() !== 0 ? "needs root (peer attestation)" : missingPeers("spire-agent");
 
-interface Fetch {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Fetch = CommandResult;
 
 describe("interop: spire-agent's Workload API client against our identity provider", { skip }, () => {
   const trustDomain = `idp-${Math.random().toString(16).slice(2, 8)}.test`;
@@ -37,27 +34,19 @@ describe("interop: spire-agent's Workload API client against our identity provid
   const write = () => writeProcessIdentities(identities, { version: 1, trustDomain, processes: listed });
 
   /** `spire-agent api fetch x509` after a short pause (so it can be listed first) in a shell that execs it. */
-  const fetch = (out: string, spiffeId?: string) =>
-    new Promise<Fetch>((resolve) => {
-      mkdirSync(out, { recursive: true });
-      const cmd = `sleep 0.5; exec ${peerPath("spire-agent")} api fetch x509 -socketPath ${socket} -timeout 3s -write ${out}`;
-      const child = spawn("sh", ["-c", cmd], { stdio: ["ignore", "pipe", "pipe"] });
-      if (spiffeId) {
-        const entry = processIdentity(child.pid!, spiffeId);
-        assert.ok(entry, "the fetching process is alive");
-        listed.push(entry);
-        write();
-      }
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d) => {
-        stdout += d;
-      });
-      child.stderr.on("data", (d) => {
-        stderr += d;
-      });
-      child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    });
+  const fetch = (out: string, spiffeId?: string): Promise<Fetch> => {
+    mkdirSync(out, { recursive: true });
+    const cmd = `sleep 0.5; exec ${peerPath("spire-agent")} api fetch x509 -socketPath ${socket} -timeout 3s -write ${out}`;
+    const child = spawn("sh", ["-c", cmd], { stdio: ["ignore", "pipe", "pipe"] });
+    const result = collectOutput(child);
+    if (spiffeId) {
+      const entry = processIdentity(child.pid!, spiffeId);
+      assert.ok(entry, "the fetching process is alive");
+      listed.push(entry);
+      write();
+    }
+    return result;
+  };
 
   before(async () => {
     const ca = await createCa({ trustDomain });

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { type CommandResult, collectOutput } from "../helpers/process.js";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -36,19 +37,8 @@ function parseCopies(dockerfile: string): Copy[][] {
   return stages;
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd = repo) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
-    const child = spawn(cmd, args, { env, cwd, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => {
-      stdout += d;
-    });
-    child.stderr.on("data", (d) => {
-      stderr += d;
-    });
-    child.on("exit", (code) => done({ code, stdout, stderr }));
-  });
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd = repo): Promise<CommandResult> {
+  return collectOutput(spawn(cmd, args, { env, cwd, stdio: ["ignore", "pipe", "pipe"] }));
 }
 
 /** Bare specifiers imported by the compiled JavaScript under dir. */

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { loadNativeBinding } from "../../src/kernel/index.js";
 import { findByEnv } from "../../src/local/proc.js";
 import { RUNTIME_MARKER_ENV, runtimePaths } from "../../src/local/state.js";
+import { type CommandResult, collectOutput } from "../helpers/process.js";
 
 export const REPO = join(import.meta.dirname, "..", "..");
 export const EXAMPLE = join(REPO, "examples", "kernel2kernel");
@@ -27,11 +28,7 @@ export function skipReason(): string | undefined {
   return undefined;
 }
 
-export interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+export type Result = CommandResult;
 
 export interface TestRuntime {
   readonly dir: string;
@@ -52,22 +49,13 @@ export interface TestRuntime {
 export function testRuntime(name: string, env: Record<string, string> = {}): TestRuntime {
   const dir = join(mkdtempSync(join(tmpdir(), `nsm-${name}-`)), "state");
   const { prefix } = runtimePaths(dir);
-  const nsm = (...args: string[]) =>
-    new Promise<Result>((resolve) => {
-      const child = spawn(process.execPath, [BIN, ...args], {
+  const nsm = (...args: string[]): Promise<Result> =>
+    collectOutput(
+      spawn(process.execPath, [BIN, ...args], {
         env: { ...process.env, ...env, NSM_LOCAL_STATE_DIR: dir },
         stdio: ["ignore", "pipe", "pipe"],
-      });
-      let stdout = "";
-      let stderr = "";
-      child.stdout.on("data", (d) => {
-        stdout += d;
-      });
-      child.stderr.on("data", (d) => {
-        stderr += d;
-      });
-      child.on("close", (code) => resolve({ code: code ?? -1, stdout, stderr }));
-    });
+      }),
+    );
   const rt: TestRuntime = {
     dir,
     prefix,

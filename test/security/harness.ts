@@ -34,6 +34,7 @@ import {
   writeProcessIdentities,
   type X509Source,
 } from "../../src/security/index.js";
+import { exitOrKill } from "../helpers/process.js";
 
 const REPO = join(import.meta.dirname, "..", "..");
 const BIN = join(REPO, "bin", "nsm.js");
@@ -319,22 +320,7 @@ export class Mesh {
     for (const s of this.#sources) s.close();
     const children = this.#children.splice(0);
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGTERM");
-    await Promise.all(
-      children.map(
-        (c) =>
-          new Promise<void>((resolve) => {
-            if (c.exitCode !== null || c.signalCode !== null) return resolve();
-            const t = setTimeout(() => {
-              c.kill("SIGKILL");
-              resolve();
-            }, 5000);
-            c.once("exit", () => {
-              clearTimeout(t);
-              resolve();
-            });
-          }),
-      ),
-    );
+    await Promise.all(children.map((c) => exitOrKill(c)));
     for (const n of this.#netns.splice(0).reverse()) {
       try {
         execFileSync("ip", ["netns", "del", n], { stdio: "ignore" });

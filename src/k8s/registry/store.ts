@@ -89,13 +89,7 @@ export class K8sRecordStore<S extends DescMessage> implements RecordStore<Messag
     let version = this.#versions.get(name);
     for (let attempt = 0; ; attempt++) {
       try {
-        const out: CustomResource = version
-          ? await this.#api.replaceNamespacedCustomObject({
-              ...this.#where(),
-              name,
-              body: this.#body(name, record, version),
-            })
-          : await this.#api.createNamespacedCustomObject({ ...this.#where(), body: this.#body(name, record) });
+        const out = await this.#write(name, record, version);
         if (out.metadata?.resourceVersion) this.#versions.set(name, out.metadata.resourceVersion);
         return;
       } catch (err) {
@@ -104,6 +98,12 @@ export class K8sRecordStore<S extends DescMessage> implements RecordStore<Messag
         version = code === 404 ? undefined : await this.#currentVersion(name);
       }
     }
+  }
+
+  /** Replaces the object at `version`, or creates it when no version is known. */
+  #write(name: string, record: MessageShape<S>, version: string | undefined): Promise<CustomResource> {
+    if (!version) return this.#api.createNamespacedCustomObject({ ...this.#where(), body: this.#body(name, record) });
+    return this.#api.replaceNamespacedCustomObject({ ...this.#where(), name, body: this.#body(name, record, version) });
   }
 
   async #currentVersion(name: string): Promise<string | undefined> {

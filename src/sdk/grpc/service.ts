@@ -199,35 +199,49 @@ async function pump(
   ctx: CallContext,
   ended: () => boolean,
 ) {
-  let headersSent = false;
   const over = () => call.cancelled || ended();
+  let failure: unknown;
   try {
+    let first = true;
     for await (const item of source) {
       if (over() || ctx.signal.aborted) break;
-      if (!headersSent) {
-        const headers = ctx.get(grpcPeerKey)!.responseHeaders;
-        if (Object.keys(headers.getMap()).length > 0) call.sendMetadata(headers);
-        headersSent = true;
-      }
-      if (!call.write(item)) {
-        await new Promise<void>((r) => {
-          const done = () => {
-            call.off("drain", done);
-            call.off("cancelled", done);
-            r();
-          };
-          call.once("drain", done);
-          call.once("cancelled", done);
-        });
-      }
+      if (first) sendResponseHeaders(call, ctx);
+      first = false;
+      if (!call.write(item)) await drained(call);
     }
-    if (over()) return;
-    if (ctx.signal.aborted) call.emit("error", abortStatus(ctx));
-    else call.end();
   } catch (err) {
-    // grpc-js sends the status as trailers for an "error" event (destroy() would not).
-    if (!over()) call.emit("error", ctx.signal.aborted ? abortStatus(ctx) : toServiceError(err));
+    failure = err ?? new Error("stream failed");
   }
+  if (!over()) finishStream(call, ctx, failure);
+}
+
+/**
+ * Ends a stream whose source is done: OK when it finished by itself, its context's status when
+ * the deadline passed or the call was cancelled, else the source's error. grpc-js sends the
+ * status as trailers for an "error" event (destroy() would not).
+ */
+function finishStream(call: grpc.ServerWritableStream<any, any>, ctx: CallContext, failure: unknown): void {
+  if (ctx.signal.aborted) call.emit("error", abortStatus(ctx));
+  else if (failure !== undefined) call.emit("error", toServiceError(failure));
+  else call.end();
+}
+
+function sendResponseHeaders(call: grpc.ServerWritableStream<any, any>, ctx: CallContext): void {
+  const headers = ctx.get(grpcPeerKey)!.responseHeaders;
+  if (Object.keys(headers.getMap()).length > 0) call.sendMetadata(headers);
+}
+
+/** Resolves when the stream can take more, or when the peer cancelled it. */
+function drained(call: grpc.ServerWritableStream<any, any>): Promise<void> {
+  return new Promise<void>((r) => {
+    const done = () => {
+      call.off("drain", done);
+      call.off("cancelled", done);
+      r();
+    };
+    call.once("drain", done);
+    call.once("cancelled", done);
+  });
 }
 
 /**

@@ -53,6 +53,14 @@ export function fakeNsRegistry(
   return r;
 }
 
+/** Whether `nse` answers a query template: same name, all its services, its URL. */
+function nseMatches(nse: NetworkServiceEndpoint, q: NetworkServiceEndpoint | undefined): boolean {
+  if (!q) return true;
+  if (q.name && q.name !== nse.name) return false;
+  if (!q.networkServiceNames.every((n) => nse.networkServiceNames.includes(n))) return false;
+  return !q.url || nse.url.includes(q.url);
+}
+
 export function fakeNseRegistry(
   records: NetworkServiceEndpoint[] = [],
 ): NseRegistry & FakeRegistry<NetworkServiceEndpoint, NetworkServiceEndpointQuery> {
@@ -69,10 +77,7 @@ export function fakeNseRegistry(
       if (r.failWith) throw r.failWith;
       const q = query.networkServiceEndpoint;
       for (const nse of r.records) {
-        if (q?.name && q.name !== nse.name) continue;
-        if (q && !q.networkServiceNames.every((n) => nse.networkServiceNames.includes(n))) continue;
-        if (q?.url && !nse.url.includes(q.url)) continue;
-        yield create(NetworkServiceEndpointResponseSchema, { networkServiceEndpoint: nse });
+        if (nseMatches(nse, q)) yield create(NetworkServiceEndpointResponseSchema, { networkServiceEndpoint: nse });
       }
     },
     async unregister(nse: NetworkServiceEndpoint) {

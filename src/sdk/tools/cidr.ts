@@ -144,6 +144,27 @@ export function cidrContains(cidr: Cidr, ip: IpAddress): boolean {
   return cidr.family === ip.family && ip.value >= cidr.first && ip.value <= cidr.last;
 }
 
+/** One comma-separated item of a CIDR group list, without its brackets; `inside`: in an open group. */
+function cidrGroupItem(
+  raw: string,
+  inside: boolean,
+  bad: (why: string) => Error,
+): { item: string; opens: boolean; closes: boolean } {
+  let item = raw;
+  const opens = item.startsWith("[");
+  if (opens) {
+    if (inside) throw bad(`nested "[" at "${raw}"`);
+    item = item.slice(1);
+  }
+  const closes = item.endsWith("]");
+  if (closes) {
+    if (!inside && !opens) throw bad(`unbalanced "]" at "${raw}"`);
+    item = item.slice(0, -1);
+  }
+  if (item === "" || item.includes("[") || item.includes("]")) throw bad(`unexpected "${raw}"`);
+  return { item, opens, closes };
+}
+
 /**
  * Parses the `NSM_CIDR_PREFIX` list syntax into groups: `[a,b],c` → `[["a","b"],["c"]]`.
  * Spaces are ignored; every item is validated. Brackets must balance and not nest.
@@ -155,18 +176,7 @@ export function parseCidrGroups(value: string): string[][] {
   const groups: string[][] = [];
   let inside = false;
   for (const raw of v.split(",")) {
-    let item = raw;
-    const opens = item.startsWith("[");
-    if (opens) {
-      if (inside) throw bad(`nested "[" at "${raw}"`);
-      item = item.slice(1);
-    }
-    const closes = item.endsWith("]");
-    if (closes) {
-      if (!inside && !opens) throw bad(`unbalanced "]" at "${raw}"`);
-      item = item.slice(0, -1);
-    }
-    if (item === "" || item.includes("[") || item.includes("]")) throw bad(`unexpected "${raw}"`);
+    const { item, opens, closes } = cidrGroupItem(raw, inside, bad);
     parseCidr(item);
     if (!inside) groups.push([]);
     groups.at(-1)!.push(item);

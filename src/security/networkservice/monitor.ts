@@ -41,23 +41,7 @@ export function authorizeMonitorConnectionService(
   const policies = options.policies ?? [];
   return {
     async *monitorConnections(selector, ctx) {
-      if (policies.length > 0) {
-        const peerCertificate = peerCertificateOf(ctx);
-        await checkPolicies(
-          policies,
-          {
-            index: 0,
-            pathSegments: [],
-            peerCertificate,
-            spiffeIdConnectionMap: options.spiffeIdConnectionMap?.toRecord() ?? {},
-            selectorConnectionIds: selector.pathSegments.map((s) => s.id),
-            serviceSpiffeId: trySpiffeIdOfCertificate(peerCertificate) ?? "",
-            now: new Date(),
-          },
-          ctx.log,
-          "monitor",
-        );
-      }
+      if (policies.length > 0) await checkMonitorPolicies(policies, selector, ctx, options);
       if (!policies.includes(monitorServiceConnection)) {
         yield* service.monitorConnections(selector, ctx);
         return;
@@ -66,14 +50,46 @@ export function authorizeMonitorConnectionService(
       // upstream); the events then carry only the caller's own connections, never others'.
       const caller = trySpiffeIdOfCertificate(peerCertificateOf(ctx)) ?? "";
       for await (const event of service.monitorConnections(selector, ctx)) {
-        const owned = (id: string) => options.spiffeIdConnectionMap?.has(caller, id) ?? false;
-        const connections = Object.fromEntries(
-          Object.entries(event.connections).filter(([, c]) => (c.path?.pathSegments ?? []).some((s) => owned(s.id))),
-        );
-        const kept = Object.keys(connections).length;
-        if (kept === 0 && event.type !== ConnectionEventType.INITIAL_STATE_TRANSFER) continue;
-        yield kept === Object.keys(event.connections).length ? event : { ...event, connections };
+        const map = options.spiffeIdConnectionMap;
+        const mine = onlyOwnedConnections(event, (id) => map?.has(caller, id) ?? false);
+        if (mine) yield mine;
       }
     },
   };
+}
+
+async function checkMonitorPolicies(
+  policies: readonly Policy[],
+  selector: MonitorScopeSelector,
+  ctx: CallContext,
+  options: Readonly<AuthorizeMonitorOptions>,
+): Promise<void> {
+  const peerCertificate = peerCertificateOf(ctx);
+  await checkPolicies(
+    policies,
+    {
+      index: 0,
+      pathSegments: [],
+      peerCertificate,
+      spiffeIdConnectionMap: options.spiffeIdConnectionMap?.toRecord() ?? {},
+      selectorConnectionIds: selector.pathSegments.map((s) => s.id),
+      serviceSpiffeId: trySpiffeIdOfCertificate(peerCertificate) ?? "",
+      now: new Date(),
+    },
+    ctx.log,
+    "monitor",
+  );
+}
+
+/**
+ * The event with only the connections whose path passes through one of `owned`; undefined when
+ * none is left (except for the initial state transfer, which is always sent).
+ */
+function onlyOwnedConnections(event: ConnectionEvent, owned: (id: string) => boolean): ConnectionEvent | undefined {
+  const connections = Object.fromEntries(
+    Object.entries(event.connections).filter(([, c]) => (c.path?.pathSegments ?? []).some((s) => owned(s.id))),
+  );
+  const kept = Object.keys(connections).length;
+  if (kept === 0 && event.type !== ConnectionEventType.INITIAL_STATE_TRANSFER) return undefined;
+  return kept === Object.keys(event.connections).length ? event : { ...event, connections };
 }

@@ -22,6 +22,7 @@ import { type Connection, ConnectionSchema, clone } from "../../api/index.js";
 import type { NetworkServiceElement } from "../../sdk/core/chain.js";
 import type { CallContext } from "../../sdk/core/context.js";
 import { internal, invalidArgument } from "../../sdk/core/errors.js";
+import { requestConnection } from "../../sdk/core/request.js";
 import { grpcPeerKey } from "../../sdk/grpc/service.js";
 import { peerCertificateOf } from "../tls.js";
 import { type TokenGenerator, tokenFromMetadata } from "../token.js";
@@ -63,8 +64,7 @@ export function updateTokenServer(tokenGenerator: TokenGenerator): NetworkServic
   return {
     name: "updatetoken",
     async request(req, ctx, next) {
-      if (!req.connection) throw invalidArgument("request has no connection");
-      const conn = await updateTokens(clone(ConnectionSchema, req.connection), ctx, tokenGenerator);
+      const conn = await updateTokens(clone(ConnectionSchema, requestConnection(req)), ctx, tokenGenerator);
       return next.request({ ...req, connection: conn }, ctx);
     },
     async close(conn, ctx, next) {

@@ -145,24 +145,26 @@ export async function loadPolicies(
     for (const name of names) {
       if (seen.has(name)) continue;
       seen.add(name);
-      const builtin = BUILTIN_POLICIES.get(name);
-      if (builtin) {
-        out.push(builtin);
-        continue;
-      }
-      const ext = extname(name);
-      if (ext === ".rego") {
-        throw invalidArgument(
-          `policy ${name} is Rego, which this implementation cannot evaluate: write it as an ES module exporting a predicate`,
-        );
-      }
-      if (!MODULE_EXTENSIONS.has(ext)) {
-        throw invalidArgument(`policy ${name}: expected a .mjs/.js/.mts/.ts module or a built-in policy name`);
-      }
-      out.push(await loadModule(isAbsolute(name) ? name : resolve(cwd, name)));
+      out.push(await loadPolicy(name, cwd));
     }
   }
   return out;
+}
+
+/** A built-in policy by name, or a policy module (InvalidArgument for Rego or another file type). */
+async function loadPolicy(name: string, cwd: string): Promise<Policy> {
+  const builtin = BUILTIN_POLICIES.get(name);
+  if (builtin) return builtin;
+  const ext = extname(name);
+  if (ext === ".rego") {
+    throw invalidArgument(
+      `policy ${name} is Rego, which this implementation cannot evaluate: write it as an ES module exporting a predicate`,
+    );
+  }
+  if (!MODULE_EXTENSIONS.has(ext)) {
+    throw invalidArgument(`policy ${name}: expected a .mjs/.js/.mts/.ts module or a built-in policy name`);
+  }
+  return loadModule(isAbsolute(name) ? name : resolve(cwd, name));
 }
 
 /** The built-in policies selected by `masks` (no files are read): for defaults and tests. */

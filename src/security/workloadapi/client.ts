@@ -17,7 +17,7 @@ import { Code, invalidArgument, NsmError } from "../../sdk/core/errors.js";
 import type { Logger } from "../../sdk/core/logger.js";
 import { silentLogger } from "../../sdk/core/logger.js";
 import { closeChannel } from "../../sdk/grpc/dial.js";
-import { grpcClient, outgoingMetadataKey } from "../../sdk/grpc/service.js";
+import { grpcClient, outgoingMetadataKey, type ServiceClient } from "../../sdk/grpc/service.js";
 import { SnapshotHolder, type X509Snapshot, type X509Source } from "../source.js";
 import { parseSpiffeId } from "../spiffeid.js";
 import { createBundle, parseDerCertificates, svidFromDer, type X509Bundle } from "../x509.js";
@@ -68,6 +68,45 @@ export function snapshotFromResponse(resp: X509SVIDResponse): Omit<X509Snapshot,
   return { svid: svids[0]!, svids, bundle, federatedBundles };
 }
 
+/** Whether `p` resolves within `ms`. */
+async function settlesWithin(p: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<"timeout">((r) => {
+    timer = setTimeout(() => r("timeout"), ms);
+  });
+  const outcome = await Promise.race([p, timedOut]);
+  clearTimeout(timer);
+  return outcome !== "timeout";
+}
+
+/**
+ * Follows one X.509-SVID stream, putting each answer in `holder` and calling `onUpdate`, until it
+ * breaks (resolves with why) or `signal` aborts (undefined).
+ */
+async function followSvidStream(
+  client: ServiceClient<typeof SpiffeWorkloadAPI>,
+  holder: SnapshotHolder,
+  signal: AbortSignal,
+  log: Logger,
+  onUpdate: () => void,
+): Promise<{ error: unknown } | undefined> {
+  const ctx = CallContext.create({ signal, log }).with(outgoingMetadataKey, { [WORKLOAD_API_HEADER]: "true" });
+  try {
+    for await (const resp of client.fetchX509SVID(create(X509SVIDRequestSchema, {}), ctx)) {
+      const snapshot = holder.set(snapshotFromResponse(resp));
+      log.debug(
+        { spiffeId: snapshot.svid.spiffeId, notAfter: snapshot.svid.notAfter.toISOString() },
+        "X.509-SVID update",
+      );
+      onUpdate();
+    }
+    if (signal.aborted) return undefined;
+    return { error: new NsmError("the Workload API ended the stream", Code.Unavailable) };
+  } catch (err) {
+    return signal.aborted ? undefined : { error: err };
+  }
+}
+
 /** Connects to the Workload API and resolves with a live source once the first SVID arrives. */
 export async function createX509Source(options: Readonly<X509SourceOptions>): Promise<X509Source> {
   const log = options.log ?? silentLogger;
@@ -88,25 +127,12 @@ export async function createX509Source(options: Readonly<X509SourceOptions>): Pr
   const run = async () => {
     let delay = retryMs;
     while (!lifetime.signal.aborted) {
-      const ctx = CallContext.create({ signal: lifetime.signal, log }).with(outgoingMetadataKey, {
-        [WORKLOAD_API_HEADER]: "true",
+      const broke = await followSvidStream(client, holder, lifetime.signal, log, () => {
+        delay = retryMs;
+        resolveFirst();
       });
-      try {
-        for await (const resp of client.fetchX509SVID(create(X509SVIDRequestSchema, {}), ctx)) {
-          const snapshot = holder.set(snapshotFromResponse(resp));
-          log.debug(
-            { spiffeId: snapshot.svid.spiffeId, notAfter: snapshot.svid.notAfter.toISOString() },
-            "X.509-SVID update",
-          );
-          delay = retryMs;
-          resolveFirst();
-        }
-        if (lifetime.signal.aborted) return;
-        lastError = new NsmError("the Workload API ended the stream", Code.Unavailable);
-      } catch (err) {
-        if (lifetime.signal.aborted) return;
-        lastError = err;
-      }
+      if (!broke) return;
+      lastError = broke.error;
       log.warn({ err: String(lastError), retryInMs: delay }, "Workload API stream broke; reconnecting");
       try {
         await sleep(delay, lifetime.signal);
@@ -125,13 +151,7 @@ export async function createX509Source(options: Readonly<X509SourceOptions>): Pr
     closeChannel(channel);
   };
   const timeoutMs = options.timeoutMs ?? 15_000;
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<"timeout">((r) => {
-    timer = setTimeout(() => r("timeout"), timeoutMs);
-  });
-  const outcome = await Promise.race([first, timedOut]);
-  clearTimeout(timer);
-  if (outcome === "timeout") {
+  if (!(await settlesWithin(first, timeoutMs))) {
     close();
     await running;
     throw new NsmError(

@@ -123,13 +123,20 @@ export async function unixPeerInode(
   }
   for (const payload of payloads) {
     if (payload.length < 16 || payload.readUInt32LE(4) !== inode) continue;
-    for (let off = 16; off + 4 <= payload.length; ) {
-      const len = payload.readUInt16LE(off);
-      const type = payload.readUInt16LE(off + 2);
-      if (len < 4) break;
-      if (type === UNIX_DIAG_PEER && len >= 8) return payload.readUInt32LE(off + 4);
-      off += (len + 3) & ~3;
-    }
+    const peer = peerAttribute(payload);
+    if (peer !== undefined) return peer;
+  }
+  return undefined;
+}
+
+/** The UNIX_DIAG_PEER attribute (the peer's inode) of a unix_diag_msg, if it has one. */
+function peerAttribute(payload: Buffer): number | undefined {
+  for (let off = 16; off + 4 <= payload.length; ) {
+    const len = payload.readUInt16LE(off);
+    const type = payload.readUInt16LE(off + 2);
+    if (len < 4) break;
+    if (type === UNIX_DIAG_PEER && len >= 8) return payload.readUInt32LE(off + 4);
+    off += (len + 3) & ~3;
   }
   return undefined;
 }
@@ -199,6 +206,23 @@ export interface UnixPeerLookupOptions {
   readonly otherNetns?: () => Promise<readonly string[]>;
 }
 
+/** The peer of socket `inode` found in the first of `namespaces` that has it. */
+async function peerInOtherNetns(
+  request: NetlinkRequester,
+  inode: number,
+  namespaces: readonly string[],
+): Promise<number | undefined> {
+  for (const netns of namespaces) {
+    try {
+      const peer = await unixPeerInode(request, inode, netns);
+      if (peer !== undefined) return peer;
+    } catch {
+      // the namespace went away meanwhile
+    }
+  }
+  return undefined;
+}
+
 /**
  * The default lookup: fd → inode → peer inode (sock_diag, in this namespace, then in the others)
  * → pids (/proc scan).
@@ -211,17 +235,7 @@ export function createUnixPeerLookup(
   return async (socket) => {
     const inode = await inodeOfFd("/proc/self", fdOf(socket));
     if (inode === undefined) throw unavailable("the accepted connection is not a socket fd");
-    let peer = await unixPeerInode(request, inode);
-    if (peer === undefined) {
-      for (const netns of await others()) {
-        try {
-          peer = await unixPeerInode(request, inode, netns);
-        } catch {
-          continue; // the namespace went away meanwhile
-        }
-        if (peer !== undefined) break;
-      }
-    }
+    const peer = (await unixPeerInode(request, inode)) ?? (await peerInOtherNetns(request, inode, await others()));
     if (peer === undefined) return [];
     return pidsHoldingSocket(peer);
   };

@@ -155,14 +155,7 @@ function serveStream<T>(
   const c = Object.assign(call, { signal: ac.signal });
   void (async () => {
     try {
-      for await (const item of produce(c)) {
-        if (ac.signal.aborted) break;
-        if (!call.write(item))
-          await new Promise<void>((r) => {
-            call.once("drain", r);
-            ac.signal.addEventListener("abort", () => r(), { once: true });
-          });
-      }
+      await writeAll(c, produce(c));
       if (!call.cancelled) call.end();
     } catch (err) {
       const e = NsmError.from(err, Code.Internal);
@@ -173,99 +166,151 @@ function serveStream<T>(
   })();
 }
 
-/** Starts the Workload API on a unix socket. */
-export async function serveWorkloadApi(options: Readonly<WorkloadApiServerOptions>): Promise<WorkloadApiServer> {
-  const log = options.log ?? silentLogger;
-  const ca = options.ca;
-  const socketPath = socketPathOf(options.socket);
-  const netlink = options.peerLookup ? undefined : addonNetlinkRequester();
-  const lookup = options.peerLookup ?? createUnixPeerLookup(netlink!.request);
-  const attested = new Map<string, Promise<number[]>>();
-  const rotators = new Map<string, SvidRotator>();
-  const bundle = bundleDer(ca.bundle);
-  const lifetime = new AbortController();
-  let connections = 0;
+/** Writes the items to the call, waiting for the stream to drain when it asks to, until the call stops. */
+async function writeAll<T>(call: Call, items: AsyncGenerator<T>): Promise<void> {
+  for await (const item of items) {
+    if (call.signal.aborted) break;
+    if (!call.write(item))
+      await new Promise<void>((r) => {
+        call.once("drain", r);
+        call.signal.addEventListener("abort", () => r(), { once: true });
+      });
+  }
+}
 
-  async function identify(metadata: grpc.Metadata, connection: string): Promise<string> {
+const JWT_UNIMPLEMENTED = "JWT-SVIDs are not implemented by this Workload API";
+
+/** The calls of one Workload API server: caller attestation, SVID rotators by SPIFFE ID, the streams. */
+class WorkloadApiHandlers {
+  /** The pids found for each accepted connection, by connection label. */
+  readonly attested = new Map<string, Promise<number[]>>();
+  readonly rotators = new Map<string, SvidRotator>();
+  readonly #bundle: Buffer;
+  readonly #log: Logger;
+
+  constructor(readonly options: Readonly<WorkloadApiServerOptions>) {
+    this.#bundle = bundleDer(options.ca.bundle);
+    this.#log = options.log ?? silentLogger;
+  }
+
+  async identify(metadata: grpc.Metadata, connection: string): Promise<string> {
     const header = metadata.get(WORKLOAD_API_HEADER);
     if (header.length !== 1 || header[0] !== "true") {
       throw invalidArgument("security header missing from request");
     }
-    const pids = await (attested.get(connection) ?? Promise.resolve([]));
+    const pids = await (this.attested.get(connection) ?? Promise.resolve([]));
     if (pids.length === 0) {
-      log.warn({ connection }, "Workload API caller not found");
+      this.#log.warn({ connection }, "Workload API caller not found");
       throw permissionDenied("no identity issued");
     }
-    const ids = await Promise.all(pids.map(async (pid) => [pid, await options.resolveIdentity(pid)] as const));
-    const distinct = new Set(ids.map(([, id]) => id));
-    const [only] = distinct;
-    if (distinct.size !== 1 || only === undefined) {
-      log.warn({ pids: ids.map(([pid, id]) => ({ pid, id })) }, "Workload API caller has no single identity");
+    const only = await this.#singleIdentity(pids);
+    if (parseSpiffeId(only).trustDomain !== this.options.ca.trustDomain) {
+      this.#log.error({ spiffeId: only }, "resolveIdentity returned an ID outside the CA's trust domain");
       throw permissionDenied("no identity issued");
     }
-    if (parseSpiffeId(only).trustDomain !== ca.trustDomain) {
-      log.error({ spiffeId: only }, "resolveIdentity returned an ID outside the CA's trust domain");
-      throw permissionDenied("no identity issued");
-    }
-    log.debug({ pids, spiffeId: only }, "Workload API caller attested");
+    this.#log.debug({ pids, spiffeId: only }, "Workload API caller attested");
     return only;
   }
 
-  function rotatorFor(spiffeId: string): SvidRotator {
-    let r = rotators.get(spiffeId);
+  /** The one identity all `pids` resolve to; PermissionDenied when they have none or several. */
+  async #singleIdentity(pids: number[]): Promise<string> {
+    const ids = await Promise.all(pids.map(async (pid) => [pid, await this.options.resolveIdentity(pid)] as const));
+    const distinct = new Set(ids.map(([, id]) => id));
+    const [only] = distinct;
+    if (distinct.size !== 1 || only === undefined) {
+      this.#log.warn({ pids: ids.map(([pid, id]) => ({ pid, id })) }, "Workload API caller has no single identity");
+      throw permissionDenied("no identity issued");
+    }
+    return only;
+  }
+
+  #rotatorFor(spiffeId: string): SvidRotator {
+    let r = this.rotators.get(spiffeId);
     if (!r) {
-      r = new SvidRotator(ca, spiffeId, { ttlMs: options.svidTtlMs, rotateFraction: options.rotateFraction, log });
-      rotators.set(spiffeId, r);
+      const { svidTtlMs: ttlMs, rotateFraction } = this.options;
+      r = new SvidRotator(this.options.ca, spiffeId, { ttlMs, rotateFraction, log: this.#log });
+      this.rotators.set(spiffeId, r);
     }
     return r;
   }
 
-  function release(r: SvidRotator): void {
-    if (r.listenerCount === 0 && rotators.get(r.spiffeId) === r) {
+  #release(r: SvidRotator): void {
+    if (r.listenerCount === 0 && this.rotators.get(r.spiffeId) === r) {
       r.close();
-      rotators.delete(r.spiffeId);
+      this.rotators.delete(r.spiffeId);
     }
   }
 
-  const fetchX509SVID = async function* (call: Call): AsyncGenerator<X509SVIDResponse> {
-    const spiffeId = await identify(call.metadata, call.getPeer());
-    const rotator = rotatorFor(spiffeId);
+  async *svids(call: Call): AsyncGenerator<X509SVIDResponse> {
+    const spiffeId = await this.identify(call.metadata, call.getPeer());
+    const rotator = this.#rotatorFor(spiffeId);
     const updates = follow<X509Svid>((push) => rotator.onSvid(push), call.signal);
     try {
       let last = await rotator.svid();
-      yield svidResponse(last, bundle);
+      yield svidResponse(last, this.#bundle);
       for await (const svid of updates) {
         if (svid === last) continue; // the first issuance is also announced to listeners
         last = svid;
-        yield svidResponse(svid, bundle);
+        yield svidResponse(svid, this.#bundle);
       }
     } finally {
       await updates.return(undefined);
-      release(rotator);
+      this.#release(rotator);
     }
-  };
-  const fetchX509Bundles = async function* (call: Call): AsyncGenerator<X509BundlesResponse> {
-    await identify(call.metadata, call.getPeer());
-    yield create(X509BundlesResponseSchema, { bundles: { [trustDomainId(ca.trustDomain)]: bundle } });
-    if (!call.signal.aborted) await new Promise((r) => call.signal.addEventListener("abort", r, { once: true }));
-  };
-  const unimplemented: grpc.handleUnaryCall<unknown, unknown> = (_call, callback) =>
-    callback({ code: grpc.status.UNIMPLEMENTED, details: "JWT-SVIDs are not implemented by this Workload API" });
+  }
 
-  const server = new grpc.Server();
-  server.addService(grpcDefinition(SpiffeWorkloadAPI), {
-    fetchX509SVID: (call: grpc.ServerWritableStream<unknown, unknown>) =>
-      serveStream(call, lifetime.signal, fetchX509SVID),
-    fetchX509Bundles: (call: grpc.ServerWritableStream<unknown, unknown>) =>
-      serveStream(call, lifetime.signal, fetchX509Bundles),
-    fetchJWTSVID: unimplemented,
-    fetchJWTBundles: (call: grpc.ServerWritableStream<unknown, unknown>) =>
-      call.emit("error", {
-        code: grpc.status.UNIMPLEMENTED,
-        details: "JWT-SVIDs are not implemented by this Workload API",
-      }),
-    validateJWTSVID: unimplemented,
+  async *bundles(call: Call): AsyncGenerator<X509BundlesResponse> {
+    await this.identify(call.metadata, call.getPeer());
+    yield create(X509BundlesResponseSchema, {
+      bundles: { [trustDomainId(this.options.ca.trustDomain)]: this.#bundle },
+    });
+    if (!call.signal.aborted) await new Promise((r) => call.signal.addEventListener("abort", r, { once: true }));
+  }
+
+  /** The gRPC server with the SpiffeWorkloadAPI service; streams stop when `stop` aborts. */
+  grpcServer(stop: AbortSignal): grpc.Server {
+    const unimplemented: grpc.handleUnaryCall<unknown, unknown> = (_call, callback) =>
+      callback({ code: grpc.status.UNIMPLEMENTED, details: JWT_UNIMPLEMENTED });
+    const server = new grpc.Server();
+    server.addService(grpcDefinition(SpiffeWorkloadAPI), {
+      fetchX509SVID: (call: grpc.ServerWritableStream<unknown, unknown>) =>
+        serveStream(call, stop, (c) => this.svids(c)),
+      fetchX509Bundles: (call: grpc.ServerWritableStream<unknown, unknown>) =>
+        serveStream(call, stop, (c) => this.bundles(c)),
+      fetchJWTSVID: unimplemented,
+      fetchJWTBundles: (call: grpc.ServerWritableStream<unknown, unknown>) =>
+        call.emit("error", { code: grpc.status.UNIMPLEMENTED, details: JWT_UNIMPLEMENTED }),
+      validateJWTSVID: unimplemented,
+    });
+    return server;
+  }
+}
+
+/** Listens on a unix socket (replacing a stale one) with the given mode. */
+async function listenUnix(listener: net.Server, socketPath: string, mode: number): Promise<void> {
+  mkdirSync(dirname(socketPath), { recursive: true });
+  rmSync(socketPath, { force: true });
+  await new Promise<void>((resolve, reject) => {
+    listener.once("error", reject);
+    listener.listen(socketPath, () => {
+      listener.off("error", reject);
+      resolve();
+    });
   });
+  chmodSync(socketPath, mode);
+}
+
+/** Starts the Workload API on a unix socket. */
+export async function serveWorkloadApi(options: Readonly<WorkloadApiServerOptions>): Promise<WorkloadApiServer> {
+  const log = options.log ?? silentLogger;
+  const socketPath = socketPathOf(options.socket);
+  const netlink = options.peerLookup ? undefined : addonNetlinkRequester();
+  const lookup = options.peerLookup ?? createUnixPeerLookup(netlink!.request);
+  const handlers = new WorkloadApiHandlers(options);
+  const { attested, rotators } = handlers;
+  const lifetime = new AbortController();
+  let connections = 0;
+  const server = handlers.grpcServer(lifetime.signal);
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
   const sockets = new Set<net.Socket>();
@@ -283,17 +328,8 @@ export async function serveWorkloadApi(options: Readonly<WorkloadApiServerOption
     socket.once("close", () => attested.delete(label));
     injector.injectConnection(socket);
   });
-  mkdirSync(dirname(socketPath), { recursive: true });
-  rmSync(socketPath, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    listener.once("error", reject);
-    listener.listen(socketPath, () => {
-      listener.off("error", reject);
-      resolve();
-    });
-  });
-  chmodSync(socketPath, options.socketMode ?? 0o777);
-  log.info({ socket: socketPath, trustDomain: ca.trustDomain }, "SPIFFE Workload API serving");
+  await listenUnix(listener, socketPath, options.socketMode ?? 0o777);
+  log.info({ socket: socketPath, trustDomain: options.ca.trustDomain }, "SPIFFE Workload API serving");
 
   let closing: Promise<void> | undefined;
   const close = () => {

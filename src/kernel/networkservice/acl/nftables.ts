@@ -39,17 +39,28 @@ function familiesOf(rule: AclRule): ("ip" | "ip6")[] {
   return ["ip", "ip6"];
 }
 
+/** Port matches of a TCP, UDP or SCTP rule (a full 0-65535 range matches nothing). */
+function transportPortMatches(rule: AclRule): string[] {
+  const out: string[] = [];
+  if (!FULL_PORTS(rule.srcPortOrIcmpType)) out.push(`th sport ${span(rule.srcPortOrIcmpType)}`);
+  if (!FULL_PORTS(rule.dstPortOrIcmpCode)) out.push(`th dport ${span(rule.dstPortOrIcmpCode)}`);
+  return out;
+}
+
+/** Type and code matches of an ICMP or ICMPv6 rule (a full 0-255 range matches nothing). */
+function icmpMatches(rule: AclRule): string[] {
+  const icmp = rule.proto === 1 ? "icmp" : "icmpv6";
+  const full = (r: readonly [number, number]) => r[0] === 0 && r[1] >= 255;
+  const out: string[] = [];
+  if (!full(rule.srcPortOrIcmpType)) out.push(`${icmp} type ${span(rule.srcPortOrIcmpType, 255)}`);
+  if (!full(rule.dstPortOrIcmpCode)) out.push(`${icmp} code ${span(rule.dstPortOrIcmpCode, 255)}`);
+  return out;
+}
+
 function portMatches(rule: AclRule): string[] {
   const out: string[] = [];
-  if (rule.proto === 6 || rule.proto === 17 || rule.proto === 132) {
-    if (!FULL_PORTS(rule.srcPortOrIcmpType)) out.push(`th sport ${span(rule.srcPortOrIcmpType)}`);
-    if (!FULL_PORTS(rule.dstPortOrIcmpCode)) out.push(`th dport ${span(rule.dstPortOrIcmpCode)}`);
-  } else if (rule.proto === 1 || rule.proto === 58) {
-    const icmp = rule.proto === 1 ? "icmp" : "icmpv6";
-    const full = (r: readonly [number, number]) => r[0] === 0 && r[1] >= 255;
-    if (!full(rule.srcPortOrIcmpType)) out.push(`${icmp} type ${span(rule.srcPortOrIcmpType, 255)}`);
-    if (!full(rule.dstPortOrIcmpCode)) out.push(`${icmp} code ${span(rule.dstPortOrIcmpCode, 255)}`);
-  }
+  if (rule.proto === 6 || rule.proto === 17 || rule.proto === 132) out.push(...transportPortMatches(rule));
+  else if (rule.proto === 1 || rule.proto === 58) out.push(...icmpMatches(rule));
   if (rule.proto === 6 && rule.tcpFlagsMask !== 0)
     out.push(`tcp flags & ${rule.tcpFlagsMask} == ${rule.tcpFlagsValue & rule.tcpFlagsMask}`);
   return out;

@@ -222,31 +222,34 @@ class Reconcile implements Reconciler {
 
   /** Holds the VNIs and WireGuard ports the candidates' tunnels use. */
   #hold(scan: ReconcileScan): void {
-    const { vnis, ports } = this.#o;
-    if (vnis) {
-      for (const l of scan.links) {
-        const vni = l.vni;
-        if (vni === undefined) continue;
-        const key = vniOwner(l.side, l.connectionId);
-        if (vnis.claim(key, vni)) this.#heldVnis.set(key, vni);
-        else
-          this.#log.warn(
-            { connId: l.connectionId, vni },
-            "the VNI of an orphan VXLAN device is held by another connection",
-          );
-      }
+    if (this.#o.vnis) this.#holdVnis(this.#o.vnis, scan.links);
+    if (this.#o.ports) this.#holdPorts(this.#o.ports, scan.processes);
+  }
+
+  #holdVnis(vnis: VniRegistry, links: OrphanLink[]): void {
+    for (const l of links) {
+      const vni = l.vni;
+      if (vni === undefined) continue;
+      const key = vniOwner(l.side, l.connectionId);
+      if (vnis.claim(key, vni)) this.#heldVnis.set(key, vni);
+      else
+        this.#log.warn(
+          { connId: l.connectionId, vni },
+          "the VNI of an orphan VXLAN device is held by another connection",
+        );
     }
-    if (ports) {
-      for (const p of scan.processes) {
-        if (p.listenPort === undefined) continue;
-        const key = portOwner(p.side, p.connectionId);
-        if (ports.reserve(key, p.listenPort)) this.#heldPorts.set(key, p.listenPort);
-        else
-          this.#log.warn(
-            { connId: p.connectionId, port: p.listenPort },
-            "the port of an orphan wireguard-go is outside the range or held by another connection",
-          );
-      }
+  }
+
+  #holdPorts(ports: PortPool, processes: ReconcileScan["processes"]): void {
+    for (const p of processes) {
+      if (p.listenPort === undefined) continue;
+      const key = portOwner(p.side, p.connectionId);
+      if (ports.reserve(key, p.listenPort)) this.#heldPorts.set(key, p.listenPort);
+      else
+        this.#log.warn(
+          { connId: p.connectionId, port: p.listenPort },
+          "the port of an orphan wireguard-go is outside the range or held by another connection",
+        );
     }
   }
 
@@ -304,7 +307,7 @@ class Reconcile implements Reconciler {
   }
 
   async #delete(id: string, links: OrphanLink[], processes: ScannedProcess[], report: ReconcileReport): Promise<void> {
-    const { kernel, runner } = this.#o;
+    const { runner } = this.#o;
     for (const p of processes) {
       if (!runner) break;
       // Its TUN goes with it.
@@ -312,24 +315,33 @@ class Reconcile implements Reconciler {
       report.processes.push(publicProcess(p));
       this.#log.info({ connId: id, pid: p.pid, name: p.name, side: p.side }, "stopped an orphan wireguard-go");
     }
-    for (const l of links) {
-      try {
-        const now = await kernel.findLink(l.netns, l.index);
-        const tag = parseXconnectTag(now?.alias);
-        // Gone (a veth's peer, a TUN with its process) or no longer this link.
-        if (!now || now.name !== l.name || tag?.connectionId !== id || tag.owner !== this.owner) continue;
-        await tolerateGone(kernel.deleteLink(l.netns, l.index));
-        report.links.push(l);
-        this.#log.info(
-          { connId: id, netns: l.netns, name: l.name, ifindex: l.index, kind: l.kind, side: l.side },
-          "deleted an orphan interface",
-        );
-      } catch (err) {
-        if (!isGone(err)) throw err;
-      } finally {
-        if (l.netns) kernel.release(l.netns);
-      }
+    for (const l of links) await this.#deleteLink(id, l, report);
+    this.#releaseHeld(id);
+  }
+
+  /** Deletes one orphan link if it is still there and still tagged for this connection and owner. */
+  async #deleteLink(id: string, l: OrphanLink, report: ReconcileReport): Promise<void> {
+    const { kernel } = this.#o;
+    try {
+      const now = await kernel.findLink(l.netns, l.index);
+      const tag = parseXconnectTag(now?.alias);
+      // Gone (a veth's peer, a TUN with its process) or no longer this link.
+      if (!now || now.name !== l.name || tag?.connectionId !== id || tag.owner !== this.owner) return;
+      await tolerateGone(kernel.deleteLink(l.netns, l.index));
+      report.links.push(l);
+      this.#log.info(
+        { connId: id, netns: l.netns, name: l.name, ifindex: l.index, kind: l.kind, side: l.side },
+        "deleted an orphan interface",
+      );
+    } catch (err) {
+      if (!isGone(err)) throw err;
+    } finally {
+      if (l.netns) kernel.release(l.netns);
     }
+  }
+
+  /** Releases the VNIs and ports held for a connection, unless another holder has taken them since. */
+  #releaseHeld(id: string): void {
     const { vnis, ports } = this.#o;
     for (const side of ["client", "endpoint"] as const) {
       const vk = vniOwner(side, id);

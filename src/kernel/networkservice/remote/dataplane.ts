@@ -127,30 +127,42 @@ export class RemoteDataPlane {
 
   async #adopt(plan: RemotePlan, log: Logger): Promise<Adopted | undefined> {
     const pod = plan.pod;
-    const t = plan.tunnel;
-    const wg = this.#wireguard;
     const link = await this.#kernel.findLink(pod.netns, pod.name);
     if (!link || link.alias !== pod.tag) return undefined;
-    let device: WireguardDevice | undefined;
-    if (t.type === "VXLAN") {
-      if (link.kind !== "vxlan" || !sameVxlan(link.vxlan, t)) return undefined;
-    } else {
-      if (link.kind !== "tun" || !wg?.runner.list) return undefined;
-      // The TUN lives as long as its wireguard-go: the process serving it carries the same tag.
-      device = (await wg.runner.list()).find((f) => f.tag === pod.tag && f.device.running)?.device;
-      if (!device) return undefined;
-    }
+    const found = await this.#adoptableTunnel(plan, link);
+    if (!found) return undefined;
+    const { device } = found;
     try {
-      if (wg && device && t.type === "WIREGUARD") await wg.runner.configure(device, this.#config(t));
-      await this.#reprogram(plan, link);
-      if (wg && device && t.type === "WIREGUARD")
-        await wg.runner.waitListening(device, t.listenPort, wg.listenTimeoutMs);
+      await this.#reprogramAdopted(plan, link, device);
     } catch (err) {
       if (device) await this.#stopQuietly(device, log);
       await this.#rollback(pod, log);
       throw err;
     }
     return { index: link.index, device };
+  }
+
+  /**
+   * Whether the tagged link found carries the planned tunnel: a VXLAN device of the same
+   * parameters, or a TUN with its running wireguard-go (returned as `device`).
+   */
+  async #adoptableTunnel(plan: RemotePlan, link: LinkInfo): Promise<{ device?: WireguardDevice } | undefined> {
+    const t = plan.tunnel;
+    if (t.type === "VXLAN") return link.kind === "vxlan" && sameVxlan(link.vxlan, t) ? {} : undefined;
+    const wg = this.#wireguard;
+    if (link.kind !== "tun" || !wg?.runner.list) return undefined;
+    // The TUN lives as long as its wireguard-go: the process serving it carries the same tag.
+    const device = (await wg.runner.list()).find((f) => f.tag === plan.pod.tag && f.device.running)?.device;
+    return device ? { device } : undefined;
+  }
+
+  /** Re-programs an adopted interface; a WireGuard one is re-configured and must listen again. */
+  async #reprogramAdopted(plan: RemotePlan, link: LinkInfo, device: WireguardDevice | undefined): Promise<void> {
+    const t = plan.tunnel;
+    const wg = this.#wireguard;
+    if (wg && device && t.type === "WIREGUARD") await wg.runner.configure(device, this.#config(t));
+    await this.#reprogram(plan, link);
+    if (wg && device && t.type === "WIREGUARD") await wg.runner.waitListening(device, t.listenPort, wg.listenTimeoutMs);
   }
 
   /** Up, MTU, addresses and routes against what the kernel holds, neighbours, `ping_group_range`. */

@@ -4,6 +4,7 @@ import type { Connection, Mechanism } from "../../../api/index.js";
 import { closeQuietly, type NetworkServiceElement } from "../../../sdk/core/chain.js";
 import type { CallContext } from "../../../sdk/core/context.js";
 import { Code, invalidArgument, NsmError } from "../../../sdk/core/errors.js";
+import { requestConnection } from "../../../sdk/core/request.js";
 import type { NetnsPath } from "../../api.js";
 import { unionIpPlans } from "../ipcontext/plan.js";
 import type { WireguardDevice, WireguardRunner } from "../wireguard/wireguard-go.js";
@@ -232,8 +233,7 @@ export function kernelRemoteXconnectServer(
     name: "kernelRemoteXconnectServer",
     requires: ["metadata"],
     async request(req, ctx, next) {
-      if (!req.connection) throw invalidArgument("request has no connection");
-      const serverMechanism = req.connection.mechanism;
+      const serverMechanism = requestConnection(req).mechanism;
       // Fail before opening anything downstream when the client's netns URL is unusable.
       if (isKernel(serverMechanism)) locatePod("client", serverMechanism);
       const previous = loadRemoteState(ctx);

@@ -4,6 +4,7 @@ import type { Connection, Mechanism } from "../../../api/index.js";
 import { closeQuietly, type NetworkServiceElement } from "../../../sdk/core/chain.js";
 import type { CallContext } from "../../../sdk/core/context.js";
 import { Code, invalidArgument, NsmError } from "../../../sdk/core/errors.js";
+import { requestConnection } from "../../../sdk/core/request.js";
 import { clientIpPlan, endpointIpPlan, unionIpPlans } from "../ipcontext/plan.js";
 import { followNetns } from "../xconnect/netns.js";
 import { type ResolvedXconnectOptions, resolveXconnectOptions } from "../xconnect/options.js";
@@ -177,8 +178,7 @@ export function kernelXconnectServer(options: Readonly<KernelXconnectServerOptio
     name: "kernelXconnectServer",
     requires: ["metadata"],
     async request(req, ctx, next) {
-      if (!req.connection) throw invalidArgument("request has no connection");
-      const clientMechanism = req.connection.mechanism;
+      const clientMechanism = requestConnection(req).mechanism;
       // Fail before opening anything downstream when the client's netns URL is unusable.
       if (isKernel(clientMechanism)) locatePod("client", clientMechanism);
       const previous = loadVethState(ctx);

@@ -359,20 +359,25 @@ class WireguardGo implements WireguardRunner {
     while (!(await exists(socket))) {
       if (!device.running || Date.now() > deadline) {
         await this.stop(device);
-        const why = spawnError
-          ? spawnError.message
-          : device.running
-            ? `no UAPI socket after ${this.#startTimeoutMs} ms`
-            : `exited (code ${child.exitCode}, signal ${child.signalCode})`;
-        throw unavailable(`wireguard-go ${name}: ${why}${device.output ? `: ${device.output.trim()}` : ""}`, {
-          cause: spawnError,
-          reason: "wireguard-go",
-        });
+        throw this.#startFailure(device, child, spawnError);
       }
       await sleep(2);
     }
     this.#log.debug({ name, pid: device.pid }, "wireguard-go started");
     return device;
+  }
+
+  /** Why a wireguard-go did not come up: spawn error, no UAPI socket in time, or an early exit. */
+  #startFailure(device: Device, child: ChildProcess, spawnError: Error | undefined): NsmError {
+    const why = spawnError
+      ? spawnError.message
+      : device.running
+        ? `no UAPI socket after ${this.#startTimeoutMs} ms`
+        : `exited (code ${child.exitCode}, signal ${child.signalCode})`;
+    return unavailable(`wireguard-go ${device.name}: ${why}${device.output ? `: ${device.output.trim()}` : ""}`, {
+      cause: spawnError,
+      reason: "wireguard-go",
+    });
   }
 
   async configure(d: WireguardDevice, config: WireguardTunnelConfig): Promise<void> {

@@ -34,6 +34,13 @@ export function netnsPathFromUrl(url: string): string {
   if (typeof url !== "string" || url === "") {
     throw invalidArgument("no netns URL (KERNEL mechanism parameter inodeURL)", { reason: "bad-netns-url" });
   }
+  const path = decodedPath(url, fileUrlPath(url));
+  checkNetnsPath(url, path);
+  return path;
+}
+
+/** The (still percent-encoded) path of a `file://` or `file://localhost` URL. */
+function fileUrlPath(url: string): string {
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(url)?.[1]?.toLowerCase();
   if (scheme === "inode") throw bad(url, "fd passing is not supported: send a file:// netns URL");
   if (scheme !== "file") throw bad(url, "only file:// netns URLs are supported (e.g. file:///proc/<pid>/ns/net)");
@@ -48,12 +55,19 @@ export function netnsPathFromUrl(url: string): string {
   const raw = slash < 0 ? "" : authority.slice(slash);
   if (raw === "" || raw === "/") throw bad(url, "no path");
   if (/[?#]/.test(raw)) throw bad(url, "a query or fragment is not allowed");
-  let path: string;
+  return raw;
+}
+
+function decodedPath(url: string, raw: string): string {
   try {
-    path = decodeURIComponent(raw);
+    return decodeURIComponent(raw);
   } catch {
     throw bad(url, "bad percent-encoding");
   }
+}
+
+/** An absolute, normalized path without NUL that does not name the forwarder's own namespace. */
+function checkNetnsPath(url: string, path: string): void {
   if (path.includes("\0")) throw bad(url, "NUL in path");
   const segments = path.split("/").slice(1);
   if (segments.some((s) => s === "" || s === "." || s === "..")) {
@@ -62,7 +76,6 @@ export function netnsPathFromUrl(url: string): string {
   if (segments[0] === "proc" && (segments[1] === "self" || segments[1] === "thread-self")) {
     throw bad(url, "it names the forwarder's own namespace: send file:///proc/<pid>/ns/net with your pid");
   }
-  return path;
 }
 
 /** The identity (`dev:ino`) of the namespace at `path`, or undefined when it cannot be read. */

@@ -135,24 +135,35 @@ class Begin implements NetworkServiceElement {
     }
     const events = ev;
     return events.serial(async () => {
-      let request = req;
-      if (events.state === "established" && events.conn) {
-        if (req.connection?.state === State.RESELECT_REQUESTED) {
-          await this.closeDownstream(events, ctx);
-        } else if (this.isClient) {
-          const merged = mergeClientConnection(req.connection!, events);
-          // A client chain run by a server (connect) forwards the path its server received, and
-          // so the path tokens every hop has just renewed (upstream's begin client passes such a
-          // request through unchanged).
-          if (ctx.get(eventFactoryKey) && req.connection?.path) merged.path = clone(PathSchema, req.connection.path);
-          request = { ...req, connection: merged };
-        }
-      }
+      const request = await this.requestToForward(events, req, ctx);
       if (ctx.deadline !== undefined) events.eventTimeoutMs = Math.max(1000, ctx.deadline - Date.now());
       events.ctx = ctx;
       events.next = next;
       return this.forward(events, request, ctx);
     });
+  }
+
+  /**
+   * The request to send down for an established connection: a reselect first closes the old
+   * path; a client refresh merges what the client knows into the connection. Otherwise `req`.
+   */
+  private async requestToForward(
+    events: ConnectionEvents,
+    req: NetworkServiceRequest,
+    ctx: CallContext,
+  ): Promise<NetworkServiceRequest> {
+    if (events.state !== "established" || !events.conn) return req;
+    if (req.connection?.state === State.RESELECT_REQUESTED) {
+      await this.closeDownstream(events, ctx);
+      return req;
+    }
+    if (!this.isClient) return req;
+    const merged = mergeClientConnection(req.connection!, events);
+    // A client chain run by a server (connect) forwards the path its server received, and
+    // so the path tokens every hop has just renewed (upstream's begin client passes such a
+    // request through unchanged).
+    if (ctx.get(eventFactoryKey) && req.connection?.path) merged.path = clone(PathSchema, req.connection.path);
+    return { ...req, connection: merged };
   }
 
   async close(conn: Connection, ctx: CallContext, next: NetworkServiceHandler): Promise<void> {

@@ -50,6 +50,23 @@ export function isSubset(labels: Labels, selector: Labels, values: Labels): bool
   });
 }
 
+/** For each route of `match` in order, the endpoints whose labels for service `nsName` contain its destination selector. */
+function routeCandidates(
+  labels: Labels,
+  nsName: string,
+  match: NetworkService["matches"][number],
+  nses: readonly NetworkServiceEndpoint[],
+): NetworkServiceEndpoint[] {
+  const candidates: NetworkServiceEndpoint[] = [];
+  for (const route of match.routes) {
+    for (const nse of nses) {
+      const nseLabels = nse.networkServiceLabels[nsName]?.labels ?? {};
+      if (isSubset(nseLabels, route.destinationSelector, labels)) candidates.push(nse);
+    }
+  }
+  return candidates;
+}
+
 /**
  * The endpoints of `nses` that `ns.matches` select for a request with `labels`
  * (upstream `matchutils.MatchEndpoint`):
@@ -68,13 +85,7 @@ export function matchEndpoint(
   if (ns.matches.length === 0) return [...nses];
   for (const match of ns.matches) {
     if (!isSubset(labels, match.sourceSelector, labels)) continue;
-    const candidates: NetworkServiceEndpoint[] = [];
-    for (const route of match.routes) {
-      for (const nse of nses) {
-        const nseLabels = nse.networkServiceLabels[ns.name]?.labels ?? {};
-        if (isSubset(nseLabels, route.destinationSelector, labels)) candidates.push(nse);
-      }
-    }
+    const candidates = routeCandidates(labels, ns.name, match, nses);
     if (match.fallthrough && candidates.length === 0) continue;
     if (match.metadata && match.routes.length === 0 && candidates.length === 0) return [...nses];
     return candidates;

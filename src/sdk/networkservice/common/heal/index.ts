@@ -25,6 +25,7 @@
 
 import {
   type Connection,
+  type ConnectionEvent,
   ConnectionEventType,
   create,
   MonitorConnection,
@@ -72,73 +73,103 @@ interface Watcher {
 
 const watcherKey = createMetadataKey<Watcher>("heal");
 
-export function healClient(options: HealClientOptions = {}): NetworkServiceElement {
-  const retryMs = options.retryIntervalMs ?? 200;
-  const intervalMs = options.livenessCheckIntervalMs ?? DEFAULT_LIVENESS_CHECK_INTERVAL_MS;
-  const timeoutMs = options.livenessCheckTimeoutMs ?? DEFAULT_LIVENESS_CHECK_TIMEOUT_MS;
-  const watchers = new Set<Watcher>();
-  options.signal?.addEventListener("abort", () => {
-    for (const w of watchers) stop(w);
-    watchers.clear();
-  });
+type HealReason = "control-plane" | "data-plane";
 
-  function stop(w: Watcher): void {
+/** Where a heal stands between attempts: whether to reselect, and when the data plane was last checked. */
+interface HealProgress {
+  reselect: boolean;
+  checkedAt: number;
+}
+
+/** The healing of all connections of one client: watches, liveness loops and heal attempts. */
+class Healer {
+  readonly watchers = new Set<Watcher>();
+  readonly #options: HealClientOptions;
+  readonly #retryMs: number;
+  readonly #intervalMs: number;
+  readonly #timeoutMs: number;
+
+  constructor(options: HealClientOptions) {
+    this.#options = options;
+    this.#retryMs = options.retryIntervalMs ?? 200;
+    this.#intervalMs = options.livenessCheckIntervalMs ?? DEFAULT_LIVENESS_CHECK_INTERVAL_MS;
+    this.#timeoutMs = options.livenessCheckTimeoutMs ?? DEFAULT_LIVENESS_CHECK_TIMEOUT_MS;
+    options.signal?.addEventListener("abort", () => {
+      for (const w of this.watchers) this.stop(w);
+      this.watchers.clear();
+    });
+  }
+
+  stop(w: Watcher): void {
     w.closed = true;
     w.current.abort();
   }
 
-  async function alive(conn: Connection): Promise<boolean> {
-    if (!options.livenessCheck) return false;
-    const signal = AbortSignal.timeout(timeoutMs);
+  async alive(conn: Connection): Promise<boolean> {
+    if (!this.#options.livenessCheck) return false;
+    const signal = AbortSignal.timeout(this.#timeoutMs);
     try {
-      return await options.livenessCheck(conn, signal);
+      return await this.#options.livenessCheck(conn, signal);
     } catch {
       return false;
     }
   }
 
-  async function heal(w: Watcher, factory: EventFactory, reason: "control-plane" | "data-plane", ctx: CallContext) {
+  async heal(w: Watcher, factory: EventFactory, reason: HealReason, ctx: CallContext): Promise<void> {
     if (w.healing || w.closed) return;
     w.healing = true;
     w.current.abort();
     try {
-      let reselect = reason === "data-plane" || !(await alive(w.conn));
-      let checked = Date.now();
-      ctx.log.warn({ connId: w.conn.id, reason, reselect }, "connection broke: healing");
-      for (let attempt = 1; !w.closed && !options.signal?.aborted; attempt++) {
-        try {
-          // The data plane may die while the same path is retried (an endpoint pod going away
-          // after its process): then reselect. Checked at the liveness interval, as while the
-          // connection is up (the liveness loop stops while healing).
-          if (!reselect && options.livenessCheck && Date.now() - checked >= intervalMs) {
-            checked = Date.now();
-            if (!(await alive(w.conn))) {
-              reselect = true;
-              ctx.log.warn({ connId: w.conn.id, attempt }, "the data plane died while healing: reselecting");
-            }
-          }
-          // A failed reselect leaves the old endpoint in the stored request: every attempt
-          // reselects until one gets a new path.
-          const conn = await factory.request({ reselect });
-          options.onHealed?.(conn, reselect ? "reselect" : "re-request");
-          ctx.log.info(
-            { connId: conn.id, attempt, reselect, endpoint: conn.networkServiceEndpointName },
-            "connection healed",
-          );
-          return;
-        } catch (err) {
-          if (factory.state !== "established") return;
-          ctx.log.debug({ connId: w.conn.id, attempt, err: String(err) }, "heal attempt failed");
-          await sleep(retryMs, options.signal).catch(() => {});
-        }
-      }
+      await this.#healUntilDone(w, factory, reason, ctx);
     } finally {
       w.healing = false;
-      if (w.replaced) watchers.delete(w);
+      if (w.replaced) this.watchers.delete(w);
     }
   }
 
-  function watch(w: Watcher, factory: EventFactory, ctx: CallContext): void {
+  /** Re-requests (same path or reselect) every retry interval until one succeeds or the connection ends. */
+  async #healUntilDone(w: Watcher, factory: EventFactory, reason: HealReason, ctx: CallContext): Promise<void> {
+    const progress: HealProgress = {
+      reselect: reason === "data-plane" || !(await this.alive(w.conn)),
+      checkedAt: Date.now(),
+    };
+    ctx.log.warn({ connId: w.conn.id, reason, reselect: progress.reselect }, "connection broke: healing");
+    for (let attempt = 1; !w.closed && !this.#options.signal?.aborted; attempt++) {
+      try {
+        await this.#recheckDataPlane(w, progress, attempt, ctx);
+        // A failed reselect leaves the old endpoint in the stored request: every attempt
+        // reselects until one gets a new path.
+        const reselect = progress.reselect;
+        const conn = await factory.request({ reselect });
+        this.#options.onHealed?.(conn, reselect ? "reselect" : "re-request");
+        ctx.log.info(
+          { connId: conn.id, attempt, reselect, endpoint: conn.networkServiceEndpointName },
+          "connection healed",
+        );
+        return;
+      } catch (err) {
+        if (factory.state !== "established") return;
+        ctx.log.debug({ connId: w.conn.id, attempt, err: String(err) }, "heal attempt failed");
+        await sleep(this.#retryMs, this.#options.signal).catch(() => {});
+      }
+    }
+  }
+
+  /**
+   * The data plane may die while the same path is retried (an endpoint pod going away after its
+   * process): then reselect. Checked at the liveness interval, as while the connection is up (the
+   * liveness loop stops while healing).
+   */
+  async #recheckDataPlane(w: Watcher, progress: HealProgress, attempt: number, ctx: CallContext): Promise<void> {
+    if (progress.reselect || !this.#options.livenessCheck || Date.now() - progress.checkedAt < this.#intervalMs) return;
+    progress.checkedAt = Date.now();
+    if (!(await this.alive(w.conn))) {
+      progress.reselect = true;
+      ctx.log.warn({ connId: w.conn.id, attempt }, "the data plane died while healing: reselecting");
+    }
+  }
+
+  watch(w: Watcher, factory: EventFactory, ctx: CallContext): void {
     const channel = storedChannelOf(ctx);
     const own = w.conn.path?.pathSegments[w.conn.path.index];
     if (!channel || !own) return;
@@ -148,54 +179,72 @@ export function healClient(options: HealClientOptions = {}): NetworkServiceEleme
     const selector = create(MonitorScopeSelectorSchema, {
       pathSegments: [create(PathSegmentSchema, { id: own.id, name: own.name })],
     });
-    void (async () => {
-      try {
-        for await (const event of grpcClient(MonitorConnection, channel).monitorConnections(selector, streamCtx)) {
-          if (event.type === ConnectionEventType.INITIAL_STATE_TRANSFER) continue;
-          const mine = Object.values(event.connections).find(
-            (c) => c.path?.pathSegments[0]?.id === w.conn.path?.pathSegments[0]?.id,
-          );
-          if (!mine) continue;
-          if (event.type === ConnectionEventType.DELETE || mine.state === State.DOWN) {
-            void heal(w, factory, "control-plane", ctx);
-            return;
-          }
-          if (mine.state === State.REFRESH_REQUESTED && !w.healing) {
-            // Upstream's upstreamrefresh: the endpoint (or a hop) wants the client to come back.
-            ctx.log.info({ connId: w.conn.id }, "refresh requested by the path: re-requesting");
-            factory.request().catch((err: unknown) => {
-              // The watch ended with this event: heal (with retries) takes over.
-              ctx.log.warn({ connId: w.conn.id, err: String(err) }, "requested refresh failed: healing");
-              void heal(w, factory, "control-plane", ctx);
-            });
-            return;
-          }
-        }
-        if (!ac.signal.aborted) void heal(w, factory, "control-plane", ctx);
-      } catch {
-        // Only our own cancel ends the watch quietly: grpc-js also reports a server that shut
-        // down (SIGTERM: its streams are cancelled) as Canceled.
-        if (ac.signal.aborted) return;
-        void heal(w, factory, "control-plane", ctx);
+    const openStream = () => grpcClient(MonitorConnection, channel).monitorConnections(selector, streamCtx);
+    void this.#watchStream(openStream, ac.signal, w, factory, ctx);
+    if (this.#options.livenessCheck) void this.#watchLiveness(ac.signal, w, factory, ctx);
+  }
+
+  async #watchStream(
+    openStream: () => AsyncIterable<ConnectionEvent>,
+    signal: AbortSignal,
+    w: Watcher,
+    factory: EventFactory,
+    ctx: CallContext,
+  ): Promise<void> {
+    try {
+      for await (const event of openStream()) {
+        if (this.#onEvent(event, w, factory, ctx)) return;
       }
-    })();
-    if (options.livenessCheck) {
-      void (async () => {
-        while (!ac.signal.aborted) {
-          try {
-            await sleep(intervalMs, ac.signal);
-          } catch {
-            return;
-          }
-          if (!(await alive(w.conn)) && !ac.signal.aborted) {
-            void heal(w, factory, "data-plane", ctx);
-            return;
-          }
-        }
-      })();
+      if (!signal.aborted) void this.heal(w, factory, "control-plane", ctx);
+    } catch {
+      // Only our own cancel ends the watch quietly: grpc-js also reports a server that shut
+      // down (SIGTERM: its streams are cancelled) as Canceled.
+      if (signal.aborted) return;
+      void this.heal(w, factory, "control-plane", ctx);
     }
   }
 
+  /** Reacts to one monitor event; true when the watch ends with it. */
+  #onEvent(event: ConnectionEvent, w: Watcher, factory: EventFactory, ctx: CallContext): boolean {
+    if (event.type === ConnectionEventType.INITIAL_STATE_TRANSFER) return false;
+    const mine = Object.values(event.connections).find(
+      (c) => c.path?.pathSegments[0]?.id === w.conn.path?.pathSegments[0]?.id,
+    );
+    if (!mine) return false;
+    if (event.type === ConnectionEventType.DELETE || mine.state === State.DOWN) {
+      void this.heal(w, factory, "control-plane", ctx);
+      return true;
+    }
+    if (mine.state === State.REFRESH_REQUESTED && !w.healing) {
+      // Upstream's upstreamrefresh: the endpoint (or a hop) wants the client to come back.
+      ctx.log.info({ connId: w.conn.id }, "refresh requested by the path: re-requesting");
+      factory.request().catch((err: unknown) => {
+        // The watch ended with this event: heal (with retries) takes over.
+        ctx.log.warn({ connId: w.conn.id, err: String(err) }, "requested refresh failed: healing");
+        void this.heal(w, factory, "control-plane", ctx);
+      });
+      return true;
+    }
+    return false;
+  }
+
+  async #watchLiveness(signal: AbortSignal, w: Watcher, factory: EventFactory, ctx: CallContext): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        await sleep(this.#intervalMs, signal);
+      } catch {
+        return;
+      }
+      if (!(await this.alive(w.conn)) && !signal.aborted) {
+        void this.heal(w, factory, "data-plane", ctx);
+        return;
+      }
+    }
+  }
+}
+
+export function healClient(options: HealClientOptions = {}): NetworkServiceElement {
+  const healer = new Healer(options);
   return {
     name: "heal",
     requires: ["metadataClient"],
@@ -206,11 +255,11 @@ export function healClient(options: HealClientOptions = {}): NetworkServiceEleme
       if (!w) {
         w = { current: new AbortController(), healing: false, closed: false, replaced: false, conn };
         md.store(watcherKey, w);
-        watchers.add(w);
+        healer.watchers.add(w);
       }
       w.current.abort();
       w.conn = conn;
-      if (!options.signal?.aborted) watch(w, eventFactoryOf(ctx), ctx);
+      if (!options.signal?.aborted) healer.watch(w, eventFactoryOf(ctx), ctx);
       return conn;
     },
     async close(conn, ctx, next) {
@@ -220,8 +269,8 @@ export function healClient(options: HealClientOptions = {}): NetworkServiceEleme
         w.current.abort();
         w.replaced = true;
       } else if (w) {
-        stop(w);
-        watchers.delete(w);
+        healer.stop(w);
+        healer.watchers.delete(w);
       }
       await next.close(conn, ctx);
     },

@@ -112,19 +112,8 @@ export class DownstreamFollower {
   }
 
   #runShared(stream: SharedStream, ctx: CallContext): void {
-    const streamCtx = ctx.detached().withCancel({ signal: stream.stop.signal });
     void (async () => {
-      let refused = false;
-      try {
-        await this.#read(stream.channel, selectorOf(stream.name), streamCtx, (down, type) => {
-          const id = down.path?.pathSegments.find((s) => s.name === stream.name)?.id;
-          if (id !== undefined && stream.followers.has(id)) this.#sink.event(id, down, type);
-        });
-      } catch (err) {
-        if (stream.stop.signal.aborted) return;
-        refused = NsmError.from(err).code === Code.PermissionDenied;
-        this.#log.debug({ name: stream.name, err: String(err) }, "downstream monitor stream broke");
-      }
+      const refused = await this.#readShared(stream, ctx);
       if (stream.stop.signal.aborted) return;
       this.#endShared(stream);
       const followers = [...stream.followers].filter((id) => this.#following.get(id)?.shared === stream);
@@ -135,6 +124,22 @@ export class DownstreamFollower {
         else this.#sink.broken(id);
       }
     })();
+  }
+
+  /** Reads the shared stream until it breaks; true when the next hop refused it (PermissionDenied). */
+  async #readShared(stream: SharedStream, ctx: CallContext): Promise<boolean> {
+    const streamCtx = ctx.detached().withCancel({ signal: stream.stop.signal });
+    try {
+      await this.#read(stream.channel, selectorOf(stream.name), streamCtx, (down, type) => {
+        const id = down.path?.pathSegments.find((s) => s.name === stream.name)?.id;
+        if (id !== undefined && stream.followers.has(id)) this.#sink.event(id, down, type);
+      });
+      return false;
+    } catch (err) {
+      if (stream.stop.signal.aborted) return false;
+      this.#log.debug({ name: stream.name, err: String(err) }, "downstream monitor stream broke");
+      return NsmError.from(err).code === Code.PermissionDenied;
+    }
   }
 
   #followAlone(id: string, name: string, channel: grpc.Client, ctx: CallContext): void {

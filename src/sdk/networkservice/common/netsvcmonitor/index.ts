@@ -87,25 +87,30 @@ class ServiceWatches {
   }
 
   #run(service: string, w: ServiceWatch, ctx: CallContext): void {
+    void (async () => {
+      while (!w.stop.signal.aborted) {
+        await this.#watchOnce(service, w, ctx);
+        await sleep(this.#options.rewatchIntervalMs ?? DEFAULT_REWATCH_INTERVAL_MS, w.stop.signal).catch(() => {});
+      }
+    })();
+  }
+
+  /** Follows the registry's watch of `service` until it breaks, passing each answer to the checks. */
+  async #watchOnce(service: string, w: ServiceWatch, ctx: CallContext): Promise<void> {
     const query = create(NetworkServiceQuerySchema, {
       networkService: create(NetworkServiceSchema, { name: service }),
       watch: true,
     });
-    void (async () => {
-      while (!w.stop.signal.aborted) {
-        try {
-          for await (const response of this.#options.nsRegistry.find(query, ctx)) {
-            if (response.networkService?.name !== service) continue;
-            w.last = response;
-            for (const check of [...w.checks]) check(response);
-          }
-        } catch (err) {
-          if (!w.stop.signal.aborted)
-            ctx.log.debug({ service, err: String(err) }, "network service watch broke, watching again");
-        }
-        await sleep(this.#options.rewatchIntervalMs ?? DEFAULT_REWATCH_INTERVAL_MS, w.stop.signal).catch(() => {});
+    try {
+      for await (const response of this.#options.nsRegistry.find(query, ctx)) {
+        if (response.networkService?.name !== service) continue;
+        w.last = response;
+        for (const check of [...w.checks]) check(response);
       }
-    })();
+    } catch (err) {
+      if (!w.stop.signal.aborted)
+        ctx.log.debug({ service, err: String(err) }, "network service watch broke, watching again");
+    }
   }
 }
 

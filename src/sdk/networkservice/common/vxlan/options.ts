@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 /** Options of the VXLAN mechanism elements. */
 import { Payload } from "../../../../api/index.js";
-import { checkPort, checkUnderlayMtu, parseTunnelIp } from "../../../tools/tunnel.js";
+import { checkPort } from "../../../tools/tunnel.js";
+import { type ResolvedTunnel, resolveTunnelOptions, type TunnelOptions } from "../remotemechanism/index.js";
 import { createVniRegistry, type VniRegistry } from "./common.js";
+
+export { DEFAULT_UNDERLAY_MTU } from "../remotemechanism/index.js";
 
 /** The IANA VXLAN port (upstream default of `NSM_VXLAN_PORT`). */
 export const DEFAULT_VXLAN_PORT = 4789;
-
-/** The underlay MTU assumed when none is given. */
-export const DEFAULT_UNDERLAY_MTU = 1500;
 
 /**
  * Bytes a VXLAN tunnel adds over an IPv4 underlay: IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14.
@@ -21,9 +21,7 @@ export const VXLAN_OVERHEAD_IPV4 = 50;
 /** The same over an IPv6 underlay (IPv6 header 40): upstream uses 74. */
 export const VXLAN_OVERHEAD_IPV6 = 70;
 
-interface CommonOptions {
-  /** This forwarder's tunnel endpoint address (`NSM_TUNNEL_IP`). Required. */
-  tunnelIp: string;
+interface CommonOptions extends TunnelOptions {
   /**
    * The UDP port VXLAN uses on this node (`NSM_VXLAN_PORT`). One port per forwarder: the Linux
    * VXLAN device sends to and listens on the same port, so every node must use the same one.
@@ -49,24 +47,13 @@ export type VxlanServerOptions = CommonOptions & {
   random?: () => number;
 };
 
-export interface Resolved {
-  readonly tunnelIp: string;
+export interface Resolved extends ResolvedTunnel {
   readonly port: number;
-  /** The MTU the tunnel leaves for the pods. */
-  readonly mtu: number;
   readonly vnis: VniRegistry;
-  readonly payloads: ReadonlySet<string>;
 }
 
 export function resolveOptions(what: string, o: Readonly<CommonOptions> & { payloads?: readonly string[] }): Resolved {
-  const ip = parseTunnelIp(o?.tunnelIp, what);
-  const overhead = ip.family === "ipv4" ? VXLAN_OVERHEAD_IPV4 : VXLAN_OVERHEAD_IPV6;
-  const underlayMtu = checkUnderlayMtu(o.underlayMtu ?? DEFAULT_UNDERLAY_MTU, overhead, what);
-  return {
-    tunnelIp: o.tunnelIp,
-    port: checkPort(o.port ?? DEFAULT_VXLAN_PORT, what),
-    mtu: underlayMtu - overhead,
-    vnis: o.vnis ?? createVniRegistry(),
-    payloads: new Set(o.payloads ?? [Payload.ETHERNET]),
-  };
+  const overhead = (ip: { family: string }) => (ip.family === "ipv4" ? VXLAN_OVERHEAD_IPV4 : VXLAN_OVERHEAD_IPV6);
+  const tunnel = resolveTunnelOptions(what, o, overhead, Payload.ETHERNET);
+  return { ...tunnel, port: checkPort(o.port ?? DEFAULT_VXLAN_PORT, what), vnis: o.vnis ?? createVniRegistry() };
 }

@@ -1,51 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 /** The WireGuard client: offers WIREGUARD with this node's tunnel end and public key. */
-import {
-  Cls,
-  type Connection,
-  ConnectionSchema,
-  clone,
-  type Mechanism,
-  MechanismSchema,
-  MechanismType,
-  type NetworkServiceRequest,
-  newMechanism,
-  Param,
-  Payload,
-} from "../../../../api/index.js";
+import { type Connection, MechanismType } from "../../../../api/index.js";
 import { closeQuietly, type NetworkServiceElement } from "../../../core/chain.js";
 import { requestConnection } from "../../../core/request.js";
-import { lowerContextMtu, lowerMtu, mechanismMtu } from "../../../tools/tunnel.js";
+import { fillTunnelEnd, lowerToMechanismMtu, offerMechanism } from "../remotemechanism/index.js";
 import { checkPeerHalf } from "./common.js";
-import { type Resolved, resolveOptions, type WireguardClientOptions } from "./options.js";
-
-const isWireguard = (m: Mechanism | undefined): m is Mechanism => m?.type === MechanismType.WIREGUARD;
-
-function fill(o: Resolved, m: Mechanism, port: number): Mechanism {
-  const c = clone(MechanismSchema, m);
-  c.parameters[Param.SRC_IP] = o.tunnelIp;
-  c.parameters[Param.SRC_PORT] = String(port);
-  c.parameters[Param.SRC_PUBLIC_KEY] = o.publicKey;
-  c.parameters[Param.MTU] = String(lowerMtu(mechanismMtu(c), o.mtu));
-  return c;
-}
-
-/** The request to send, or undefined when WireGuard is not for this request. */
-function outgoing(o: Resolved, req: NetworkServiceRequest, port: () => number): NetworkServiceRequest | undefined {
-  const conn = req.connection!;
-  if (isWireguard(conn.mechanism)) {
-    const connection = clone(ConnectionSchema, conn);
-    connection.mechanism = fill(o, conn.mechanism, port());
-    return { ...req, connection };
-  }
-  // Upstream treats an empty payload as IP.
-  if (conn.mechanism || !o.payloads.has(conn.payload || Payload.IP)) return undefined;
-  const prefs = req.mechanismPreferences;
-  const mechanismPreferences = prefs.some(isWireguard)
-    ? prefs.map((m) => (isWireguard(m) ? fill(o, m, port()) : m))
-    : [...prefs, fill(o, newMechanism(Cls.REMOTE, MechanismType.WIREGUARD), port())];
-  return { ...req, mechanismPreferences };
-}
+import { resolveOptions, type WireguardClientOptions } from "./options.js";
 
 /**
  * Offers a REMOTE/WIREGUARD preference (only for the configured payloads, IP by default) with
@@ -61,7 +21,9 @@ export function wireguardClient(options: Readonly<WireguardClientOptions>): Netw
     async request(req, ctx, next) {
       const owner = `wireguardClient:${requestConnection(req).id}`;
       const first = o.ports.heldBy(owner) === undefined;
-      const out = outgoing(o, req, () => o.ports.acquire(owner));
+      const out = offerMechanism(req, MechanismType.WIREGUARD, o.payloads, (m) =>
+        fillTunnelEnd(m, "src", { ip: o.tunnelIp, port: o.ports.acquire(owner), publicKey: o.publicKey }, o.mtu),
+      );
       if (!out) return next.request(req, ctx);
       let conn: Connection;
       try {
@@ -70,7 +32,7 @@ export function wireguardClient(options: Readonly<WireguardClientOptions>): Netw
         if (first) o.ports.release(owner);
         throw err;
       }
-      if (!isWireguard(conn.mechanism)) {
+      if (conn.mechanism?.type !== MechanismType.WIREGUARD) {
         o.ports.release(owner);
         return conn;
       }
@@ -82,9 +44,7 @@ export function wireguardClient(options: Readonly<WireguardClientOptions>): Netw
         }
         throw failure;
       }
-      const back = clone(ConnectionSchema, conn);
-      lowerContextMtu(back, mechanismMtu(back.mechanism));
-      return back;
+      return lowerToMechanismMtu(conn, MechanismType.WIREGUARD);
     },
     async close(conn, ctx, next) {
       o.ports.release(`wireguardClient:${conn.id}`);

@@ -2,7 +2,8 @@
 /** Options of the WireGuard mechanism elements. */
 import { Payload } from "../../../../api/index.js";
 import { invalidArgument } from "../../../core/errors.js";
-import { checkPort, checkUnderlayMtu, parseTunnelIp } from "../../../tools/tunnel.js";
+import { checkPort, parseTunnelIp } from "../../../tools/tunnel.js";
+import { type ResolvedTunnel, resolveTunnelOptions, type TunnelOptions } from "../remotemechanism/index.js";
 import { createPortPool, isWireguardKey, type PortPool } from "./common.js";
 
 /** The first UDP port of the per-connection range (WireGuard's customary port; sdk-vpp's default). */
@@ -19,12 +20,7 @@ export const DEFAULT_WIREGUARD_PORT_COUNT = 1000;
  */
 export const WIREGUARD_OVERHEAD = 80;
 
-/** The same as {@link DEFAULT_UNDERLAY_MTU} of the VXLAN elements. */
-const DEFAULT_UNDERLAY_MTU = 1500;
-
-interface CommonOptions {
-  /** This forwarder's tunnel endpoint address (`NSM_TUNNEL_IP`). Required. */
-  tunnelIp: string;
+interface CommonOptions extends TunnelOptions {
   /** This forwarder's public key, base64 (44 characters), sent as `src_public_key`/`dst_public_key`. Required. */
   publicKey: string;
   /**
@@ -37,8 +33,6 @@ interface CommonOptions {
    * @default 1000 ports from `port`, for this element alone
    */
   ports?: PortPool;
-  /** MTU of the underlay link; the tunnel leaves `underlayMtu − 80`. @default 1500 */
-  underlayMtu?: number;
 }
 
 export type WireguardClientOptions = CommonOptions & {
@@ -48,24 +42,20 @@ export type WireguardClientOptions = CommonOptions & {
 
 export type WireguardServerOptions = CommonOptions;
 
-export interface Resolved {
-  readonly tunnelIp: string;
+export interface Resolved extends ResolvedTunnel {
   readonly publicKey: string;
   readonly ports: PortPool;
-  readonly mtu: number;
-  readonly payloads: ReadonlySet<string>;
 }
 
 export function resolveOptions(what: string, o: Readonly<CommonOptions> & { payloads?: readonly string[] }): Resolved {
+  // A bad address is reported before a bad key.
   parseTunnelIp(o?.tunnelIp, what);
   if (!isWireguardKey(o.publicKey)) throw invalidArgument(`${what}: publicKey must be a base64 32-byte key`);
-  const underlayMtu = checkUnderlayMtu(o.underlayMtu ?? DEFAULT_UNDERLAY_MTU, WIREGUARD_OVERHEAD, what);
+  const tunnel = resolveTunnelOptions(what, o, () => WIREGUARD_OVERHEAD, Payload.IP);
   const first = checkPort(o.port ?? DEFAULT_WIREGUARD_PORT, what);
   return {
-    tunnelIp: o.tunnelIp,
+    ...tunnel,
     publicKey: o.publicKey,
     ports: o.ports ?? createPortPool(first, Math.min(DEFAULT_WIREGUARD_PORT_COUNT, 0x10000 - first)),
-    mtu: underlayMtu - WIREGUARD_OVERHEAD,
-    payloads: new Set(o.payloads ?? [Payload.IP]),
   };
 }

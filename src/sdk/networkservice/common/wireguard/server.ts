@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /** The WireGuard server: this node's end of the tunnel on a selected WIREGUARD mechanism. */
-import { type Connection, ConnectionSchema, clone, MechanismType, Param } from "../../../../api/index.js";
+import { type Connection, MechanismType } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
-import { lowerContextMtu, lowerMtu, mechanismMtu } from "../../../tools/tunnel.js";
+import { fillTunnelEnd, serveTunnel } from "../remotemechanism/index.js";
 import { checkPeerHalf } from "./common.js";
 import { resolveOptions, type WireguardServerOptions } from "./options.js";
 
@@ -16,29 +16,19 @@ export function wireguardServer(options: Readonly<WireguardServerOptions>): Netw
   return {
     name: "wireguardServer",
     async request(req, ctx, next) {
-      if (!req.connection || req.connection.mechanism?.type !== MechanismType.WIREGUARD) return next.request(req, ctx);
-      const bad = checkPeerHalf(req.connection.mechanism, "src");
-      if (bad) throw bad;
-      const connection = clone(ConnectionSchema, req.connection);
-      const owner = `wireguardServer:${connection.id}`;
-      const first = o.ports.heldBy(owner) === undefined;
-      const p = connection.mechanism!.parameters;
-      p[Param.DST_IP] = o.tunnelIp;
-      p[Param.DST_PORT] = String(o.ports.acquire(owner));
-      p[Param.DST_PUBLIC_KEY] = o.publicKey;
-      p[Param.MTU] = String(lowerMtu(mechanismMtu(connection.mechanism), o.mtu));
-      lowerContextMtu(connection, mechanismMtu(connection.mechanism));
-      let conn: Connection;
-      try {
-        conn = await next.request({ ...req, connection }, ctx);
-      } catch (err) {
-        if (first) o.ports.release(owner);
-        throw err;
+      if (req.connection?.mechanism?.type === MechanismType.WIREGUARD) {
+        const bad = checkPeerHalf(req.connection.mechanism, "src");
+        if (bad) throw bad;
       }
-      if (conn.mechanism?.type !== MechanismType.WIREGUARD) return conn;
-      const out = clone(ConnectionSchema, conn);
-      lowerContextMtu(out, mechanismMtu(out.mechanism));
-      return out;
+      const owner = `wireguardServer:${req.connection?.id}`;
+      const first = o.ports.heldBy(owner) === undefined;
+      const complete = (connection: Connection) => {
+        const end = { ip: o.tunnelIp, port: o.ports.acquire(owner), publicKey: o.publicKey };
+        fillTunnelEnd(connection.mechanism!, "dst", end, o.mtu);
+      };
+      return serveTunnel(req, ctx, next, MechanismType.WIREGUARD, complete, () => {
+        if (first) o.ports.release(owner);
+      });
     },
     async close(conn, ctx, next) {
       o.ports.release(`wireguardServer:${conn.id}`);

@@ -126,13 +126,24 @@ class Heal implements RegistryElement<NseTypes> {
     const reason = await this.#untilBroken(name, w, next, ctx);
     if (reason === undefined || w.stop.signal.aborted) return;
     ctx.log.warn({ registryName: name, reason }, "registry watch broke: registering again");
-    // The first break is healed at once; breaks in a row right after the watch opened wait.
+    if (!(await this.#backOffQuickBreaks(name, w))) return;
+    await this.#registerAgain(name, w, factory, ctx);
+  }
+
+  /**
+   * The first break is healed at once; breaks in a row right after the watch opened wait, longer
+   * each time. False when the watch was stopped while waiting.
+   */
+  async #backOffQuickBreaks(name: string, w: Watch): Promise<boolean> {
     const quick = Date.now() - w.openedAt < this.#retryMs ? (this.#quickBreaks.get(name) ?? 0) + 1 : 0;
     this.#quickBreaks.set(name, quick);
-    if (quick > 1) {
-      const wait = Math.min(MAX_QUICK_BREAK_DELAY_MS, this.#retryMs * 2 ** (quick - 2));
-      if (!(await pause(wait, w.stop.signal))) return;
-    }
+    if (quick <= 1) return true;
+    const wait = Math.min(MAX_QUICK_BREAK_DELAY_MS, this.#retryMs * 2 ** (quick - 2));
+    return pause(wait, w.stop.signal);
+  }
+
+  /** Registers again every retry interval until that succeeds, or the registration ends or is stopped. */
+  async #registerAgain(name: string, w: Watch, factory: RegistryEventFactory<NseTypes>, ctx: CallContext) {
     for (let attempt = 1; ; attempt++) {
       try {
         // Skipped (undefined) when unregistered meanwhile or when a newer Register replaced this

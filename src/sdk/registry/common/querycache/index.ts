@@ -40,6 +40,20 @@ interface Entry<R> {
   lastUse: number;
 }
 
+/** Applies the answers of a watch to the cached records until the watch ends. */
+async function followWatch<T extends RegistryTypes>(
+  kind: RegistryKind<T>,
+  entry: Entry<T["record"]>,
+  answers: AsyncIterable<T["response"]>,
+): Promise<void> {
+  for await (const response of answers) {
+    const record = kind.responseRecord(response);
+    if (!record) continue;
+    if (kind.isDeleted(response)) entry.records.delete(kind.nameOf(record));
+    else entry.records.set(kind.nameOf(record), record);
+  }
+}
+
 export function registryQueryCache<T extends RegistryTypes>(
   kind: RegistryKind<T>,
   options: RegistryQueryCacheOptions = {},
@@ -59,12 +73,7 @@ export function registryQueryCache<T extends RegistryTypes>(
     const watchCtx = ctx.detached().withCancel({ signal: entry.stop.signal });
     void (async () => {
       try {
-        for await (const response of next.find(kind.query(kind.queryTemplate(query), true), watchCtx)) {
-          const record = kind.responseRecord(response);
-          if (!record) continue;
-          if (kind.isDeleted(response)) entry.records.delete(kind.nameOf(record));
-          else entry.records.set(kind.nameOf(record), record);
-        }
+        await followWatch(kind, entry, next.find(kind.query(kind.queryTemplate(query), true), watchCtx));
       } catch (err) {
         if (!entry.stop.signal.aborted) ctx.log.debug({ err: String(err) }, "query cache watch broke");
       } finally {
