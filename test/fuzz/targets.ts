@@ -142,6 +142,8 @@ export interface FuzzOptions {
   readonly seeds: Map<string, Uint8Array[]>;
   readonly holderUrl: string;
   readonly deadlineMs: number;
+  /** Deadline of server-streaming calls. @default min(1500, deadlineMs) */
+  readonly streamDeadlineMs?: number;
   /** Calls in flight at once. */
   readonly parallel: number;
 }
@@ -189,7 +191,8 @@ async function fuzzOnce(t: Target, svc: DescService, m: DescMethod, o: FuzzOptio
     report.skipped++;
     return;
   }
-  const deadline = m.methodKind === "server_streaming" ? Math.min(1500, o.deadlineMs) : o.deadlineMs;
+  const deadline =
+    m.methodKind === "server_streaming" ? (o.streamDeadlineMs ?? Math.min(1500, o.deadlineMs)) : o.deadlineMs;
   const r = await call(t, m, svc, body, deadline);
   report.calls++;
   const key = `${m.name}:${r.code}`;
