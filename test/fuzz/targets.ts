@@ -124,8 +124,30 @@ function inodeUrls(desc: DescMessage, body: Uint8Array): string[] | undefined {
  * wire the host's namespace, so it is not sent.
  */
 export function safeToSend(desc: DescMessage, body: Uint8Array, holderUrl: string): boolean {
+  if (namesTheMesh(desc, body)) return false;
   const values = inodeUrls(desc, body) ?? [];
   return values.every((v) => v === holderUrl || !/file:|\/proc\/|netns/i.test(v));
+}
+
+const MESH_NAMES = /^(kernel2kernel|nse-kernel|forwarder-|nsmgr-)/;
+
+/**
+ * Whether a decodable registry entity names the runtime's own service, endpoint, forwarder or
+ * nsmgr: without authorization (insecure mode) anyone may unregister or overwrite those, which
+ * would only test that insecure mode is insecure.
+ */
+function namesTheMesh(desc: DescMessage, body: Uint8Array): boolean {
+  try {
+    if (desc.typeName === registry.NetworkServiceSchema.typeName)
+      return MESH_NAMES.test(fromBinary(registry.NetworkServiceSchema, body).name);
+    if (desc.typeName === registry.NetworkServiceEndpointSchema.typeName) {
+      const e = fromBinary(registry.NetworkServiceEndpointSchema, body);
+      return MESH_NAMES.test(e.name) || e.networkServiceNames.some((n) => MESH_NAMES.test(n));
+    }
+  } catch {
+    return false;
+  }
+  return false;
 }
 
 /** One fuzzing target: a role's socket and the services it is fuzzed with. */
