@@ -29,7 +29,7 @@ import { workloadSpiffeId } from "../../src/security/spiffeid.js";
 import { channelCredentials, secureDialOptions } from "../../src/security/tls.js";
 import { createTokenGenerator } from "../../src/security/token.js";
 import { linksOf, podNetns, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
-import { fuzzSeconds, fuzzSeed, holdings, leaks, Rng, rawClient, settle } from "./harness.js";
+import { fuzzSeconds, fuzzSeed, holdings, leaks, Rng, randomInit, rawClient, settle } from "./harness.js";
 import {
   type FuzzReport,
   fuzzTarget,
@@ -42,6 +42,7 @@ import {
 } from "./targets.js";
 
 const skip = skipReason();
+const codeName = (c: Code) => Object.entries(Code).find(([, v]) => v === c)?.[0] ?? String(c);
 const NS = "ns-kernel2kernel";
 
 async function podSource(ca: CertificateAuthority, pod: string): Promise<X509Source> {
@@ -161,6 +162,49 @@ describe("fuzz: a secure runtime (nsm up): Workload API, nsmgr over mTLS, hostil
       assert.ok(code === Code.PermissionDenied || code === Code.InvalidArgument, `${what}: ${String(err)} (${code})`);
       assert.equal(leaks(before, holdings(pids(), rt.prefix), 2), undefined, `${what}: something was created`);
     }
+  });
+
+  it("authorized Requests with random field values get clear errors, release what they took and create nothing", async () => {
+    const before = holdings(pids(), rt.prefix);
+    const seed = fuzzSeed("secure-requests");
+    const rng = new Rng(seed);
+    const nsePid = pod("nse-kernel-").containers[0].proc.pid;
+    const urls = [`file:///proc/${nsePid}/ns/net`, `file:///proc/${process.pid}/ns/net`, "file:///proc/1/ns/net"];
+    const client = (url: string) =>
+      createClient({
+        name: "alpine",
+        connectTo: `unix://${join(rt.dir, "nodes", "node-1", "nsm.io.sock")}`,
+        ...secureDialOptions(alpine, { tokenGenerator: createTokenGenerator(alpine) }),
+        authorize: authorizeClient(),
+        additional: [mechanismsClient({ KERNEL: kernelMechanismClient({ inodeUrl: url, interfaceName: "nsm-9" }) })],
+      });
+    const clients = urls.map(client);
+    const problems: string[] = [];
+    const codes: Record<string, number> = {};
+    const until = Date.now() + fuzzSeconds(5) * 1000;
+    for (let i = 0; Date.now() < until; i++) {
+      const req = create(NetworkServiceRequestSchema, randomInit(NetworkServiceRequestSchema, rng) as never);
+      req.connection ??= create(ConnectionSchema);
+      if (rng.chance(0.7)) req.connection.networkService = "kernel2kernel";
+      if (rng.chance(0.7)) req.connection.path = undefined;
+      if (rng.chance(0.5)) req.connection.id = `random-${i}`;
+      const c = rng.pick(clients);
+      const outcome = await c.request(req, CallContext.create({ deadline: Date.now() + 10_000 })).then(
+        async (conn) => {
+          await c.close(conn, CallContext.create({ deadline: Date.now() + 10_000 })).catch(() => {});
+          return "OK";
+        },
+        (e: unknown) => e,
+      );
+      const code = outcome === "OK" ? "OK" : outcome instanceof NsmError ? codeName(outcome.code) : String(outcome);
+      codes[code] = (codes[code] ?? 0) + 1;
+      if (outcome === "OK") problems.push(`request ${i} connected with a netns it does not own`);
+      else if (!(outcome instanceof NsmError) || outcome.code === Code.Unknown || /\n\s+at /.test(outcome.message))
+        problems.push(`request ${i}: ${String(outcome)}`);
+    }
+    console.log(`# authorized random Requests: ${JSON.stringify(codes)}`);
+    assert.deepEqual(problems, [], `seed ${seed}`);
+    assert.equal(await settle(() => leaks(before, holdings(pids(), rt.prefix)), 15_000), undefined, `seed ${seed}`);
   });
 
   it("a good Request still succeeds afterwards: the client pod connects and pings the endpoint", async () => {
