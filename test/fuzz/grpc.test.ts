@@ -12,8 +12,10 @@ import assert from "node:assert/strict";
 import { readdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { registry } from "../../src/api/index.js";
 import { linksOf, podNetns, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
-import { fuzzSeconds, fuzzSeed, holdings, leaks, Rng, rawClient, settle } from "./harness.js";
+import { fuzzSeconds, fuzzSeed, holdings, leaks, Rng, rawClient, rawUnary, settle, unclear } from "./harness.js";
 import {
   type FuzzReport,
   fuzzTarget,
@@ -117,6 +119,19 @@ describe("fuzz: every gRPC method of registry, nsmgr, forwarder and endpoint (ns
     for (const r of Object.values(reports)) assert.ok(r.calls > 10, "each target got calls");
     const leak = await settle(() => leaks(before, holdings(pids, rt.prefix)), 15_000);
     assert.equal(leak, undefined, `seed ${seed}`);
+  });
+
+  it("a huge input quoted in an error comes back cut to a bounded message", async () => {
+    const c = rawClient(`unix://${join(rt.dir, "registry.sock")}`);
+    clients.push(c);
+    const body = toBinary(
+      registry.NetworkServiceEndpointSchema,
+      create(registry.NetworkServiceEndpointSchema, { name: "fuzz-huge", url: "x".repeat(200_000) }),
+    );
+    const r = await rawUnary(c, "/registry.NetworkServiceEndpointRegistry/Register", body, 5000);
+    assert.equal(r.code, 3, r.details.slice(0, 200));
+    assert.equal(unclear(r, 5000), undefined);
+    assert.match(r.details, /more characters\)$/);
   });
 
   it("a good Request still succeeds afterwards: the client pod connects and pings the endpoint", async () => {

@@ -275,12 +275,14 @@ export function rawStream(
 
 /**
  * Why `r` is not a clear answer, or undefined: UNKNOWN, a stack trace in the details, an error
- * without a message, or a call that outlived its deadline by more than `slackMs`.
+ * without a message, a message of more than 4 KiB (one quoting a huge input back), or a call that
+ * outlived its deadline by more than `slackMs`.
  */
 export function unclear(r: RawResult, deadlineMs: number, slackMs = 2000): string | undefined {
   if (r.code === grpc.status.UNKNOWN) return `UNKNOWN: ${r.details}`;
   if (/\n\s+at .+\(.*:\d+:\d+\)/.test(r.details)) return `a stack trace in the details: ${r.details}`;
   if (r.code !== grpc.status.OK && r.details.trim() === "") return `${grpc.status[r.code]} without a message`;
+  if (r.details.length > 4096) return `a status message of ${r.details.length} characters`;
   if (r.ms > deadlineMs + slackMs) return `answered after ${r.ms} ms, deadline ${deadlineMs} ms`;
   return undefined;
 }
