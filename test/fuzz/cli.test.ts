@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * Hostile input to the CLI and the roles:
- * - mutated manifests of examples/kernel2kernel (wrong types, unknown kinds, missing fields, huge
- *   strings) to `nsm apply`: a failed apply says why in a few lines and changes nothing (same
+ * - mutated manifests of examples/kernel2kernel (namespace, service, endpoint; wrong types, unknown
+ *   kinds, missing fields, huge strings) to `nsm apply`: a failed apply says why in a few lines and changes nothing (same
  *   objects, netns and processes); a successful one is deleted again;
  * - the registry and nsmgr started with one mutated `NSM_*` variable each (in a netns of the
  *   test's own): they exit with a one-line error naming the variable, or run normally.
@@ -62,7 +62,9 @@ function mutateDoc(doc: any, rng: Rng): void {
 /** The example as YAML docs, a few of them mutated, in one multi-document file. */
 function mutatedManifest(rng: Rng): string {
   const docs: any[] = [];
-  for (const f of ["ns-kernel2kernel.yaml", "netsvc.yaml", "nse.yaml", "client.yaml"]) {
+  // client.yaml is left out: a client pod that cannot connect holds `apply` for the NSC init
+  // deadline (60 s, src/local/pod-supervisor.ts), too long for a bounded run
+  for (const f of ["ns-kernel2kernel.yaml", "netsvc.yaml", "nse.yaml"]) {
     for (const d of parseAllDocuments(readFileSync(join(EXAMPLE, f), "utf8"))) {
       const doc = d.toJS();
       if (doc?.metadata && doc.kind !== "Namespace") doc.metadata.namespace = "ns-kernel2kernel";
