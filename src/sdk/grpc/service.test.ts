@@ -9,18 +9,20 @@ import * as grpc from "@grpc/grpc-js";
 import {
   ConnectionEventSchema,
   ConnectionEventType,
+  ConnectionSchema,
   create,
   ipam,
   MonitorConnection,
   MonitorScopeSelectorSchema,
   NetworkService,
+  NetworkServiceRequestSchema,
   registry,
 } from "../../api/index.js";
 import { CallContext } from "../core/context.js";
-import { Code, NsmError } from "../core/errors.js";
+import { Code, invalidArgument, NsmError } from "../core/errors.js";
 import { closeChannel, dialChannel } from "./dial.js";
 import { bindUrls, shutdown } from "./listen.js";
-import { addService, grpcClient, grpcDefinition } from "./service.js";
+import { addService, grpcClient, grpcDefinition, MAX_STATUS_DETAILS } from "./service.js";
 
 describe("grpcDefinition", () => {
   it("uses the upstream method paths", () => {
@@ -74,6 +76,42 @@ describe("shutdown", () => {
       assert.equal(served, 1);
     } finally {
       closeChannel(channel);
+      server.forceShutdown();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("addService status messages", () => {
+  // Found by test/fuzz: the registry quoted a 200 000-character URL back in its status.
+  it("cuts a huge error message (one quoting the caller's input) to a bounded size", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "nsm-status-"));
+    const server = new grpc.Server();
+    const huge = "x".repeat(200_000);
+    addService(server, NetworkService, {
+      request: async () => {
+        throw invalidArgument(`netns URL "${huge}": not a URL`);
+      },
+      close: async () => {
+        throw invalidArgument("short");
+      },
+    });
+    const target = `unix://${join(dir, "s.sock")}`;
+    await new Promise((resolve, reject) =>
+      server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    );
+    const channel = new grpc.Client(target, grpc.credentials.createInsecure());
+    try {
+      const client = grpcClient(NetworkService, channel);
+      const ctx = CallContext.create({ deadline: Date.now() + 5000 });
+      const err = await client.request(create(NetworkServiceRequestSchema), ctx).catch((e: unknown) => e);
+      assert.ok(err instanceof NsmError && err.code === Code.InvalidArgument, String(err));
+      assert.ok(err.rawMessage.length < MAX_STATUS_DETAILS + 64, `details of ${err.rawMessage.length} characters`);
+      assert.match(err.rawMessage, /^netns URL "xxx.*… \(19\d{4} more characters\)$/);
+      const short = await client.close(create(ConnectionSchema), ctx).catch((e: unknown) => e);
+      assert.equal((short as NsmError).rawMessage, "short");
+    } finally {
+      channel.close();
       server.forceShutdown();
       rmSync(dir, { recursive: true, force: true });
     }

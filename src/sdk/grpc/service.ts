@@ -86,9 +86,22 @@ export interface AddServiceOptions {
   log?: Logger;
 }
 
+/** Longest status message sent back: messages quote what the caller sent, which may be huge. */
+export const MAX_STATUS_DETAILS = 2048;
+
+/** `message` cut to {@link MAX_STATUS_DETAILS} characters, saying how much was left out. */
+export function boundedDetails(message: string): string {
+  if (message.length <= MAX_STATUS_DETAILS) return message;
+  return `${message.slice(0, MAX_STATUS_DETAILS)}… (${message.length - MAX_STATUS_DETAILS} more characters)`;
+}
+
 function toServiceError(err: unknown): grpc.StatusObject {
   const e = NsmError.from(err, Code.Internal);
-  return { code: e.code as number as grpc.status, details: e.rawMessage, metadata: new grpc.Metadata() };
+  return {
+    code: e.code as number as grpc.status,
+    details: boundedDetails(e.rawMessage),
+    metadata: new grpc.Metadata(),
+  };
 }
 
 function callContext(
