@@ -14,8 +14,8 @@ fi
 
 # Debian packages: iproute2 (tests inspect the kernel with ip), nftables (the firewall endpoint's ACL), ping and iperf3 (data-plane
 # checks), wireguard-go (userspace WireGuard), etcd (registry backend), CNI plugins (benchmark peer),
-# a C++ toolchain for the addon.
-pkgs=(iproute2 iputils-ping iperf3 nftables wireguard-go wireguard-tools etcd-server containernetworking-plugins g++ make python3)
+# openssl (the test apiserver's certificates), a C++ toolchain for the addon.
+pkgs=(iproute2 iputils-ping iperf3 nftables openssl wireguard-go wireguard-tools etcd-server containernetworking-plugins g++ make python3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
