@@ -17,6 +17,7 @@ import type { Logger } from "../sdk/core/logger.js";
 import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
 import { registryClients } from "../sdk/grpc/registry.js";
 import { createEndpoint } from "../sdk/networkservice/chains/endpoint/index.js";
+import { sendFdServer } from "../sdk/networkservice/common/sendfd/index.js";
 import { registryClient } from "../sdk/registry/chains/client/index.js";
 import type { Env } from "./env.js";
 import type { RoleSecurity } from "./security.js";
@@ -56,7 +57,8 @@ export async function serveEndpointRole(
     log,
     ...sec.endpoint(await sec.policies("server")),
     monitorService: (service) => sec.monitor(service, monitorPolicies),
-    additional,
+    // Our netns goes back to nsmgr as a descriptor (upstream's grpcfd), as `nsm nse` does.
+    additional: [sendFdServer(), ...additional],
   });
   const dir = mkdtempSync(join(tmpdir(), `${name}-`));
   const server = new grpc.Server();

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -69,6 +69,16 @@ describe("endpoints: examples/nse-composition (firewall + passthroughs)", { skip
     const r = await rt.nsm("exec", "alpine", "-n", NS, "--", "ping", "-c", "4", "-i", "0.2", "-W", "2", "172.16.1.100");
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /4 packets transmitted, 4 received, 0% packet loss/);
+  });
+
+  it("every hop's netns reached the forwarder as a descriptor (client and passthroughs send theirs)", () => {
+    const log = readFileSync(join(rt.dir, "logs", "node-1-forwarder.log"), "utf8");
+    const proofs = log.split("\n").filter((l) => l.includes("netns ownership proven by a received descriptor"));
+    const connsProven = (side: string) =>
+      new Set(proofs.filter((l) => l.includes(`"side":"${side}"`)).map((l) => /"connId":"([^"]+)"/.exec(l)?.[1]));
+    // client → firewall → passthrough-1 → passthrough-2 → final endpoint: four cross-connects.
+    assert.ok(connsProven("client").size >= 4, `client sides proven by descriptor:\n${proofs.join("\n")}`);
+    assert.ok(connsProven("endpoint").size >= 4, `endpoint sides proven by descriptor:\n${proofs.join("\n")}`);
   });
 
   it("TCP :8080 passes the firewall's ACL", async () => {

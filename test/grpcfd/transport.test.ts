@@ -190,7 +190,11 @@ for (const secure of [false, true]) {
       seen.length = 0;
       const foreign = `/proc/${other.pid}/ns/net`;
       assert.notEqual(inodeUrlOfPath(foreign), inodeUrlOfPath(ownNetns), "unshare made another netns");
-      const code = await codeOf(client(url, channel).request(kernelRequest("c6", `file://${foreign}`), ctx()));
+      // sendfd sends only the sender's own netns: queue the foreign one by hand, as a hostile sender would.
+      const fd = openSync(foreign, O_PATH);
+      queueFdsFor(url.slice("unix://".length), [fd]);
+      const rpc = grpcClient(NetworkService, channel);
+      const code = await codeOf(rpc.request(kernelRequest("c6", inodeUrlOfPath(foreign)), ctx()));
       assert.equal(code, Code.PermissionDenied);
       assert.equal(seen.length, 0, "nothing went down the chain");
     });

@@ -76,8 +76,10 @@ export function createNsmgr(options: NsmgrOptions): Nsmgr {
     additional: [
       // Namespaces passed as descriptors (upstream's grpcfd): the NSC's come with its Request,
       // the NSE's with its response; each is checked against the sending process and sent on.
-      sendFdServer(),
+      // Only what came as a descriptor on this call goes on as one: a caller's plain path
+      // passes unchanged, for the forwarder's pid-based check (sendfd `sends: "received"`).
       recvFdServer({ requireSenderNetns: true }),
+      sendFdServer({ sends: "received" }),
       clientInfoClient(options.clientInfo ?? {}),
       discoverForwarderServer({
         nsRegistry,
@@ -92,7 +94,7 @@ export function createNsmgr(options: NsmgrOptions): Nsmgr {
           dialTimeoutMs: options.dialTimeoutMs ?? 750,
           ...options.dialOptions,
           authorize: options.clientAuthorize,
-          additional: [recvFdClient({ requireSenderNetns: true }), sendFdClient()],
+          additional: [recvFdClient({ requireSenderNetns: true }), sendFdClient({ sends: "received" })],
         }),
       ),
     ],

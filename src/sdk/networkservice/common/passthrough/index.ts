@@ -10,6 +10,8 @@
  * endpoint chosen downstream before (or none), never this hop. The IP context
  * comes back from the final endpoint unchanged, and the connection returned upstream keeps the
  * incoming mechanism (mechanismtranslation).
+ * The outgoing KERNEL mechanism names this hop's netns; on a descriptor-passing unix dial it
+ * goes as a descriptor (sendfd: only this process's own netns is sent so).
  * The hop owns two KERNEL interfaces in its netns: the incoming one (named by the incoming
  * mechanism) and the outgoing one, named here `<outgoingPrefix><random>` and kept per
  * connection. {@link passthroughLinksOf} gives both names to elements before this one (a data
@@ -32,6 +34,7 @@ import { mechanismsClient } from "../mechanisms/index.js";
 import { mechanismTranslationClient } from "../mechanismtranslation/index.js";
 import { createMetadataKey, metadataOf } from "../metadata/index.js";
 import { replaceLabelsClient } from "../replacelabels/index.js";
+import { sendFdClient } from "../sendfd/index.js";
 
 /** Options of {@link passthroughServer}. */
 export interface PassthroughOptions extends DialClientOptions {
@@ -123,6 +126,8 @@ export function passthroughServer(options: PassthroughOptions): NetworkServiceEl
         ...(options.additional ?? []),
         outgoingNameClient(),
         mechanismsClient({ KERNEL: kernelMechanismClient({ inodeUrl: options.inodeUrl }) }),
+        // This hop's own netns goes to nsmgr as a descriptor (upstream's grpcfd), as an NSC's does.
+        sendFdClient(),
       ],
     }),
   );

@@ -21,7 +21,14 @@
  * Nothing goes further down the chain in each case.
  */
 import { statSync } from "node:fs";
-import { type Connection, ConnectionSchema, clone, type Mechanism, Param } from "../../../../api/index.js";
+import {
+  type Connection,
+  ConnectionSchema,
+  clone,
+  type Mechanism,
+  MechanismType,
+  Param,
+} from "../../../../api/index.js";
 import { closeQuietly as closeDownstream, type NetworkServiceElement } from "../../../core/chain.js";
 import { type CallContext, createContextKey } from "../../../core/context.js";
 import { invalidArgument, permissionDenied } from "../../../core/errors.js";
@@ -29,9 +36,14 @@ import { closeQuietly, type FdTable, inodeKeyOfFd } from "../../../grpc/fdsocket
 import { fdTableOfDialed } from "../../../grpc/fdtransport.js";
 import { grpcPeerKey } from "../../../grpc/service.js";
 import { clientUrlOf } from "../clienturl/index.js";
-import { kernelMechanismsOf } from "../sendfd/index.js";
 
 const DEFAULT_WAIT_MS = 5000;
+
+/** The mechanisms of a request or connection that may carry an `inodeURL`. */
+export function kernelMechanismsOf(conn: Connection | undefined, prefs: readonly Mechanism[] = []): Mechanism[] {
+  const all = [...(conn?.mechanism ? [conn.mechanism] : []), ...prefs];
+  return all.filter((m) => m.type === MechanismType.KERNEL && m.parameters[Param.INODE_URL] !== undefined);
+}
 const INODE_URL = /^inode:\/\/([0-9]{1,20})\/([0-9]{1,20})$/;
 
 export interface RecvFdOptions {

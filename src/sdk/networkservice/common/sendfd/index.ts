@@ -15,34 +15,53 @@
  * InvalidArgument). Server: early (it works on what the rest of the chain returns).
  * Per-connection state: none (each Request sends again; descriptors no call carried are closed
  * when the call returns).
- * Options: none. Only `unix://` next hops dialed with descriptor-passing credentials get
- * descriptors; otherwise the URLs are left as they are.
- * Failure behaviour: a `file://` path that cannot be opened is InvalidArgument, before the call.
+ * Options: {@link SendFdOptions}: which namespaces go as descriptors ({@link SendFdScope}: this
+ * process's own, or only those received for the call); any other `file://` path is left as it
+ * is. Only `unix://` next hops dialed with descriptor-passing credentials get descriptors;
+ * otherwise the URLs are left as they are.
+ * Failure behaviour: a sendable `file://` path that cannot be opened is InvalidArgument, before the call.
  */
 import { openSync, statSync } from "node:fs";
-import {
-  type Connection,
-  ConnectionSchema,
-  clone,
-  type Mechanism,
-  MechanismType,
-  Param,
-} from "../../../../api/index.js";
+import { ConnectionSchema, clone, type Mechanism, Param } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
+import type { CallContext } from "../../../core/context.js";
 import { invalidArgument } from "../../../core/errors.js";
 import { closeQuietly } from "../../../grpc/fdsocket.js";
 import { dropQueuedFds, isFdChannel, queueFdsFor } from "../../../grpc/fdtransport.js";
 import { grpcPeerKey } from "../../../grpc/service.js";
 import { clientUrlOf } from "../clienturl/index.js";
 import { channelOf } from "../dial/index.js";
+import { isReceivedNetns, kernelMechanismsOf } from "../recvfd/index.js";
 
 /** O_PATH (Linux): a descriptor naming the file, with no access to its contents. */
 const O_PATH = 0o10000000;
 
-/** The mechanisms of a request or connection that may carry an `inodeURL`. */
-export function kernelMechanismsOf(conn: Connection | undefined, prefs: readonly Mechanism[] = []): Mechanism[] {
-  const all = [...(conn?.mechanism ? [conn.mechanism] : []), ...prefs];
-  return all.filter((m) => m.type === MechanismType.KERNEL && m.parameters[Param.INODE_URL] !== undefined);
+export { kernelMechanismsOf };
+
+/**
+ * Which `file://` namespaces a hop sends as descriptors. `"own"`: only this process's own netns
+ * (an NSC, an NSE, a passthrough endpoint's client side). `"received"`: only the ones it received
+ * as descriptors for this call (recvfd's {@link isReceivedNetns}: a hop in the middle, nsmgr).
+ * Any other `file://` path passes unchanged, so the forwarder applies its pid-based check to it:
+ * a hop never turns a caller's plain path into a descriptor (which the forwarder would take as
+ * proof of ownership).
+ */
+export type SendFdScope = "own" | "received";
+
+/** Options of {@link sendFdClient} and {@link sendFdServer}. */
+export interface SendFdOptions {
+  /** See {@link SendFdScope}. @default "own" */
+  readonly sends?: SendFdScope;
+}
+
+/** Whether `url` (`file://<path>`) may go as a descriptor under `scope` on the call in `ctx`. */
+function sendable(scope: SendFdScope, ctx: CallContext, url: string): boolean {
+  if (scope === "received") return isReceivedNetns(ctx, url);
+  try {
+    return inodeUrlOfPath(url.slice("file://".length)) === inodeUrlOfPath("/proc/self/ns/net");
+  } catch {
+    return false;
+  }
 }
 
 /** `inode://dev/ino` of a path (following symlinks: `/proc/<pid>/ns/net` gives the namespace). */
@@ -56,14 +75,17 @@ interface Swap {
   readonly inodeUrl: string;
 }
 
-/** Opens each `file://` URL, swaps in its `inode://` URL; returns the descriptors and swaps. */
-export function openAndSwap(mechs: readonly Mechanism[]): { fds: number[]; swaps: Swap[] } {
+/** Opens each `file://` URL `mayOpen` allows, swaps in its `inode://` URL; returns the descriptors and swaps. */
+export function openAndSwap(
+  mechs: readonly Mechanism[],
+  mayOpen: (url: string) => boolean = () => true,
+): { fds: number[]; swaps: Swap[] } {
   const fds: number[] = [];
   const swaps: Swap[] = [];
   try {
     for (const m of mechs) {
       const url = m.parameters[Param.INODE_URL] ?? "";
-      if (!url.startsWith("file://")) continue;
+      if (!url.startsWith("file://") || !mayOpen(url)) continue;
       const path = url.slice("file://".length);
       const inodeUrl = inodeUrlOfPath(path);
       fds.push(openSync(path, O_PATH));
@@ -86,7 +108,8 @@ export function swapBack(mechs: readonly Mechanism[], swaps: readonly Swap[]): v
 }
 
 /** See the module doc. */
-export function sendFdClient(): NetworkServiceElement {
+export function sendFdClient(options: Readonly<SendFdOptions> = {}): NetworkServiceElement {
+  const scope = options.sends ?? "own";
   return {
     name: "sendFdClient",
     async request(req, ctx, next) {
@@ -94,7 +117,8 @@ export function sendFdClient(): NetworkServiceElement {
       const channel = channelOf(ctx);
       if (!url.startsWith("unix://") || (channel && !isFdChannel(channel))) return next.request(req, ctx);
       const socketPath = url.slice("unix://".length);
-      const { fds, swaps } = openAndSwap(kernelMechanismsOf(req.connection, req.mechanismPreferences));
+      const mechs = kernelMechanismsOf(req.connection, req.mechanismPreferences);
+      const { fds, swaps } = openAndSwap(mechs, (u) => sendable(scope, ctx, u));
       queueFdsFor(socketPath, fds);
       try {
         const conn = await next.request(req, ctx);
@@ -110,16 +134,18 @@ export function sendFdClient(): NetworkServiceElement {
 }
 
 /** See the module doc: the server's own `file://` netns goes back as a descriptor. */
-export function sendFdServer(): NetworkServiceElement {
+export function sendFdServer(options: Readonly<SendFdOptions> = {}): NetworkServiceElement {
+  const scope = options.sends ?? "own";
+  const mayOpen = (ctx: CallContext) => (u: string) => u.startsWith("file://") && sendable(scope, ctx, u);
   return {
     name: "sendFdServer",
     async request(req, ctx, next) {
       const conn = await next.request(req, ctx);
       const send = ctx.get(grpcPeerKey)?.sendFds;
-      const file = kernelMechanismsOf(conn).some((m) => m.parameters[Param.INODE_URL]?.startsWith("file://"));
+      const file = kernelMechanismsOf(conn).some((m) => mayOpen(ctx)(m.parameters[Param.INODE_URL] ?? ""));
       if (!send || !file) return conn;
       const out = clone(ConnectionSchema, conn);
-      const { fds } = openAndSwap(kernelMechanismsOf(out));
+      const { fds } = openAndSwap(kernelMechanismsOf(out), mayOpen(ctx));
       send(fds);
       return out;
     },

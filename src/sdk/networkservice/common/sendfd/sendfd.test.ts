@@ -14,7 +14,6 @@ import {
 } from "../../../../api/index.js";
 import { bind, chain, type NetworkServiceElement } from "../../../core/chain.js";
 import { CallContext } from "../../../core/context.js";
-import { Code, NsmError } from "../../../core/errors.js";
 import { clientUrlClient } from "../clienturl/index.js";
 import { inodeUrlOfPath, sendFdClient } from "./index.js";
 
@@ -56,7 +55,7 @@ describe("sendfd client", () => {
     assert.equal(openFds(), before, "the descriptor no connection carried was closed");
   });
 
-  it("leaves tcp:// next hops alone; a netns path that cannot be opened is InvalidArgument", async () => {
+  it("leaves tcp:// next hops alone, and any netns path that is not this process's own", async () => {
     const seen: string[] = [];
     await bind(chain(clientUrlClient("tcp://127.0.0.1:1"), sendFdClient(), tail(seen))).request(
       request(`file://${NETNS}`),
@@ -64,10 +63,18 @@ describe("sendfd client", () => {
     );
     assert.deepEqual(seen, [`file://${NETNS}`]);
     const h = bind(chain(clientUrlClient("unix:///nowhere/nsm.sock"), sendFdClient(), tail(seen)));
-    await assert.rejects(
-      h.request(request("file:///nonexistent/ns/net"), CallContext.create()),
-      (e: NsmError) => e instanceof NsmError && e.code === Code.InvalidArgument,
-    );
-    assert.equal(seen.length, 1, "nothing went further");
+    const before = openFds();
+    for (const path of ["/nonexistent/ns/net", "/proc/1/ns/net"]) {
+      await h.request(request(`file://${path}`), CallContext.create());
+      assert.equal(seen.at(-1), `file://${path}`, `${path} passes as a plain path (the forwarder checks it by pid)`);
+    }
+    assert.equal(openFds(), before, "nothing was opened");
+  });
+
+  it('with sends: "received", sends nothing the hop did not receive as a descriptor (no laundering)', async () => {
+    const seen: string[] = [];
+    const h = bind(chain(clientUrlClient("unix:///nowhere/nsm.sock"), sendFdClient({ sends: "received" }), tail(seen)));
+    await h.request(request(`file://${NETNS}`), CallContext.create());
+    assert.deepEqual(seen, [`file://${NETNS}`], "even this process's own netns, named by path, stays a path");
   });
 });
