@@ -179,7 +179,7 @@ describe("local runtime: examples/kernel2kernel", { skip }, () => {
       ],
       [["exec", "nosuch", "--", "true"], /pod "nosuch" not found in namespace "default"/],
       [["logs", "alpine"], /pod "alpine" not found in namespace "default" \(it exists in namespace ns-kernel2kernel/],
-      [["get", "widgets"], /unknown resource type "widgets"/],
+      [["get", "widgets"], /doesn't have a resource type "widgets"/],
     ];
     const stateBefore = readFileSync(join(rt.dir, "state.json"), "utf8");
     const netnsBefore = rt.netns().sort();
