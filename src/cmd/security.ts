@@ -57,7 +57,10 @@ export async function roleSecurity(env: Env, log: Logger): Promise<RoleSecurity>
       "INSECURE MODE (NSM_INSECURE=true): no mTLS, no path tokens, no authorization policies, no netns ownership checks. Debugging only.",
     );
   }
-  const sec = await createSecurity({ socket, maxTokenLifetimeMs, insecure, log });
+  // Ours, not upstream's: upstream always passes namespaces as descriptors; here it is opt-in
+  // until a remote reselect with descriptors held by the forwarder heals (see the README).
+  const passFds = env.bool("NSM_PASS_FDS", false);
+  const sec = await createSecurity({ socket, maxTokenLifetimeMs, insecure, passFds, log });
   if (!insecure) {
     const id = sec.source!.current().svid.spiffeId;
     log.info({ spiffeId: id, trustDomain: sec.source!.current().bundle.trustDomain, maxTokenLifetimeMs }, "mTLS on");

@@ -20,6 +20,7 @@ export const INHERITED_VARIABLES = [
   "NSM_MAX_TOKEN_LIFETIME",
   "NSM_REQUEST_TIMEOUT",
   "NSM_PROMETHEUS",
+  "NSM_PASS_FDS",
 ] as const;
 
 /**

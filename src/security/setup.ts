@@ -37,6 +37,11 @@ export interface SecurityOptions {
   readonly insecure?: boolean;
   /** NSM_MAX_TOKEN_LIFETIME. @default 10 min */
   readonly maxTokenLifetimeMs?: number;
+  /**
+   * Pass network namespaces as descriptors on unix sockets (upstream's grpcfd): dial with
+   * descriptor-passing credentials, and serve with {@link Security.passFds}. @default false
+   */
+  readonly passFds?: boolean;
   /** Options of the Workload API client. */
   readonly workloadApi?: Omit<X509SourceOptions, "socket" | "log">;
   readonly log?: Logger;
@@ -45,6 +50,8 @@ export interface SecurityOptions {
 /** Everything a process needs from the security library, ready to plug in. */
 export interface Security {
   readonly insecure: boolean;
+  /** Whether unix sockets pass descriptors (see {@link SecurityOptions.passFds}). */
+  readonly passFds: boolean;
   /** Undefined in insecure mode. */
   readonly source: X509Source | undefined;
   /** Undefined in insecure mode. */
@@ -94,13 +101,14 @@ export async function createSecurity(options: Readonly<SecurityOptions>): Promis
   const serverCreds = serverCredentials(source, { insecure, log });
   return {
     insecure,
+    passFds: options.passFds ?? false,
     source,
     tokenGenerator,
     spiffeIdConnectionMap: connections,
     serverCredentials: () => serverCreds,
     dialOptions: (expectedPeer) => {
       const o = secureDialOptions(source, { insecure, log, tokenGenerator, expectedPeer });
-      return { ...o, credentials: fdChannelCredentials(o.credentials) };
+      return options.passFds ? { ...o, credentials: fdChannelCredentials(o.credentials) } : o;
     },
     endpoint: (policies) =>
       tokenGenerator

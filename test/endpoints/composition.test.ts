@@ -48,7 +48,7 @@ describe("endpoints: examples/nse-composition (firewall + passthroughs)", { skip
   let pods: string[][];
 
   before(async () => {
-    rt = testRuntime("composition");
+    rt = testRuntime("composition", { NSM_PASS_FDS: "true" });
     await rt.ok("up");
     const out = await rt.ok("apply", "-f", EXAMPLE);
     assert.match(out, /pod ns-nse-composition\/alpine running on node-1, connected kernel:\/\/nse-composition\/nsm-1/);

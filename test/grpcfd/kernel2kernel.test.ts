@@ -55,7 +55,7 @@ describe("grpcfd: kernel2kernel with namespaces passed as descriptors", { skip }
   const baseline = { nsmgr: 0, forwarder: 0 };
 
   before(async () => {
-    rt = testRuntime("grpcfd");
+    rt = testRuntime("grpcfd", { NSM_PASS_FDS: "true" });
     await rt.ok("up");
     nsmgr = pidOf(rt, "nsmgr");
     forwarder = pidOf(rt, "forwarder");
