@@ -5,6 +5,7 @@
  * injection for heal tests and a way to pick up a rebuilt `nsm`. `kill` stops with SIGKILL at
  * once (a crash) instead of SIGTERM.
  */
+import { rmSync } from "node:fs";
 import { type Component, resolveComponents } from "./components.js";
 import { type RuntimeContext, save, withLock } from "./context.js";
 import { LocalError } from "./errors.js";
@@ -46,6 +47,9 @@ async function startComponent(ctx: RuntimeContext, state: State, c: Component): 
   if (!old?.env) throw new LocalError(`${c.label}: no record of how it was started; run \`nsm down\` and \`nsm up\``);
   const t = Date.now();
   const offset = fileSize(old.log);
+  // The socket of the process just stopped may still accept connections for a moment (the kernel
+  // queues them though nobody will take them): only the new process's socket means ready.
+  if (c.readiness.kind === "socket") rmSync(c.readiness.path, { force: true });
   const s = startProcess(ctx, { netns: old.netns, argv: old.argv, env: old.env, log: old.log });
   c.setProc(s.proc);
   save(ctx, state);
