@@ -1,6 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-/** Pieces shared by the setup benchmarks: percentiles, RSS, and one timed kernel2kernel Request. */
-import { readFileSync } from "node:fs";
+/**
+ * Pieces shared by the setup benchmarks: percentiles, RSS, one timed kernel2kernel Request, and
+ * the processes of a mesh (roles, netns holders, the identity provider of a secure run).
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { type Connection, ConnectionSchema, create, NetworkServiceRequestSchema } from "../src/api/index.js";
 import type { NetworkServiceElement } from "../src/sdk/core/chain.js";
 import { CallContext } from "../src/sdk/core/context.js";
@@ -8,6 +13,85 @@ import { closeChannel, type DialOptions, dialChannel, waitForReady } from "../sr
 import { type ClientOptions, createClient } from "../src/sdk/networkservice/chains/client/index.js";
 import { kernelMechanismClient } from "../src/sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsClient } from "../src/sdk/networkservice/common/mechanisms/index.js";
+import {
+  componentSpiffeId,
+  createCa,
+  type ProcessIdentity,
+  processIdentity,
+  workloadSpiffeId,
+  writeProcessIdentities,
+} from "../src/security/index.js";
+
+/**
+ * Starts `nsm ROLE…` (inside `ns` when given) with `env`, recorded in `procs` for the bench's
+ * cleanup; a non-zero exit is reported on stderr.
+ */
+export function startRole(
+  procs: ChildProcess[],
+  ns: string | undefined,
+  name: string,
+  role: string[],
+  env: Record<string, string>,
+  nodeFlags: string[] = [],
+): ChildProcess {
+  const cmd = ["node", ...nodeFlags, "bin/nsm.js", ...role];
+  const argv = ns ? ["ip", ["netns", "exec", ns, ...cmd]] : [cmd[0]!, cmd.slice(1)];
+  const p = spawn(argv[0] as string, argv[1] as string[], {
+    env: { ...process.env, NSM_LOG_LEVEL: "WARN", ...env },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  p.on("exit", (code) => {
+    if (code !== 0 && code !== null) process.stderr.write(`bench: ${name} exited with ${code}\n`);
+  });
+  procs.push(p);
+  return p;
+}
+
+/** A process sitting in `ns` (recorded in `procs`): its pid names the netns, as an NSC's does. */
+export function netnsHolder(procs: ChildProcess[], ns: string): ChildProcess {
+  const p = spawn("ip", ["netns", "exec", ns, "sleep", "infinity"], { stdio: "ignore" });
+  procs.push(p);
+  return p;
+}
+
+export interface BenchIdentityProvider {
+  /** SPIFFE_ENDPOINT_SOCKET and NSM_PROCESS_IDENTITIES for the roles. */
+  readonly env: Record<string, string>;
+  /** Attests `pid` as `id` (a component name, or a whole SPIFFE ID). */
+  list(pid: number, id: string): void;
+}
+
+/**
+ * The identity provider of a secure run: the embedded CA serving the Workload API, attesting the
+ * bench's processes from a process identity file (as the local runtime does). Its files are
+ * `DIR/PREFIXca.json`, `PREFIXidentities.json` and `PREFIXagent.sock`; `start` runs the role
+ * with the env it is given.
+ */
+export async function benchIdentityProvider(
+  dir: string,
+  prefix: string,
+  start: (env: Record<string, string>) => ChildProcess,
+): Promise<BenchIdentityProvider> {
+  const trustDomain = "bench.nsm";
+  const ca = await createCa({ trustDomain });
+  const caFile = join(dir, `${prefix}ca.json`);
+  writeFileSync(caFile, JSON.stringify(ca.export()), { mode: 0o600 });
+  const file = join(dir, `${prefix}identities.json`);
+  const processes: ProcessIdentity[] = [];
+  const list = (pid: number, id: string) => {
+    const entry = processIdentity(pid, id);
+    if (entry) processes.push(entry);
+    writeProcessIdentities(file, { version: 1, trustDomain, processes });
+  };
+  list(process.pid, workloadSpiffeId(trustDomain, "bench", "client"));
+  const socket = join(dir, `${prefix}agent.sock`);
+  start({ NSM_LISTEN_ON: `unix://${socket}`, NSM_CA_FILE: caFile, NSM_PROCESS_IDENTITIES: file });
+  for (let i = 0; i < 300 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
+  return {
+    env: { SPIFFE_ENDPOINT_SOCKET: `unix://${socket}`, NSM_PROCESS_IDENTITIES: file },
+    list: (pid, id) => list(pid, id.includes("://") ? id : componentSpiffeId(trustDomain, id)),
+  };
+}
 
 export const pct = (xs: number[], p: number): number =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;

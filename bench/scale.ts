@@ -27,9 +27,9 @@
  * setup_ratio_vs_cni_S, nsmgr_rss_mib_S, forwarder_rss_mib_S, nsmgr_fds_S, forwarder_fds_S,
  * idle_cpu_pct_S.
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -58,16 +58,19 @@ import { connectServer } from "../src/sdk/networkservice/common/connect/index.js
 import { mechanismsServer } from "../src/sdk/networkservice/common/mechanisms/index.js";
 import { mechanismTranslationClient } from "../src/sdk/networkservice/common/mechanismtranslation/index.js";
 import { metadataClient, metadataServer } from "../src/sdk/networkservice/common/metadata/index.js";
+import { createSecurity, workloadSpiffeId } from "../src/security/index.js";
 import {
-  componentSpiffeId,
-  createCa,
-  createSecurity,
-  type ProcessIdentity,
-  processIdentity,
-  workloadSpiffeId,
-  writeProcessIdentities,
-} from "../src/security/index.js";
-import { pct, r3, rssMiB, timedKernelRequest, waitAccepting, warmUp } from "./common.js";
+  type BenchIdentityProvider,
+  benchIdentityProvider,
+  netnsHolder,
+  pct,
+  r3,
+  rssMiB,
+  startRole,
+  timedKernelRequest,
+  waitAccepting,
+  warmUp,
+} from "./common.js";
 
 const { values } = parseArgs({
   options: {
@@ -108,32 +111,9 @@ function addNetns(name: string): string {
   return name;
 }
 
-function start(
-  ns: string | undefined,
-  name: string,
-  role: string[],
-  env: Record<string, string>,
-  nodeFlags: string[] = [],
-): ChildProcess {
-  const cmd = ["node", ...nodeFlags, "bin/nsm.js", ...role];
-  const argv = ns ? ["ip", ["netns", "exec", ns, ...cmd]] : [cmd[0]!, cmd.slice(1)];
-  const p = spawn(argv[0] as string, argv[1] as string[], {
-    env: { ...process.env, NSM_LOG_LEVEL: "WARN", ...env },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  p.on("exit", (code) => {
-    if (code !== 0 && code !== null) process.stderr.write(`bench: ${name} exited with ${code}\n`);
-  });
-  procs.push(p);
-  return p;
-}
-
-/** A process sitting in `ns` (a child of this one): its pid names the netns, as an NSC's does. */
-function holder(ns: string): ChildProcess {
-  const p = spawn("ip", ["netns", "exec", ns, "sleep", "infinity"], { stdio: "ignore" });
-  procs.push(p);
-  return p;
-}
+const start = (ns: string | undefined, name: string, role: string[], env: Record<string, string>, flags?: string[]) =>
+  startRole(procs, ns, name, role, env, flags);
+const holder = (ns: string) => netnsHolder(procs, ns);
 
 /** Node flags of nsmgr and forwarder under --profile: a CPU profile and heap snapshots on SIGUSR2. */
 function profileFlags(role: string): string[] {
@@ -143,36 +123,11 @@ function profileFlags(role: string): string[] {
   return ["--cpu-prof", `--cpu-prof-dir=${out}`, "--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${out}`];
 }
 
-interface IdentityProvider {
-  env: Record<string, string>;
-  list(pid: number, id: string): void;
-}
+type IdentityProvider = BenchIdentityProvider;
 
 /** The embedded CA serving the Workload API, attesting processes from a process identity file. */
-async function identityProvider(): Promise<IdentityProvider> {
-  const trustDomain = "bench.nsm";
-  const ca = await createCa({ trustDomain });
-  const caFile = join(dir, "ca.json");
-  writeFileSync(caFile, JSON.stringify(ca.export()), { mode: 0o600 });
-  const file = join(dir, "identities.json");
-  const processes: ProcessIdentity[] = [];
-  const list = (pid: number, id: string) => {
-    const entry = processIdentity(pid, id);
-    if (entry) processes.push(entry);
-    writeProcessIdentities(file, { version: 1, trustDomain, processes });
-  };
-  list(process.pid, workloadSpiffeId(trustDomain, "bench", "client"));
-  const socket = join(dir, "agent.sock");
-  start(undefined, "identity-provider", ["identity-provider"], {
-    NSM_LISTEN_ON: `unix://${socket}`,
-    NSM_CA_FILE: caFile,
-    NSM_PROCESS_IDENTITIES: file,
-  });
-  for (let i = 0; i < 300 && !existsSync(socket); i++) await sleep(50);
-  return {
-    env: { SPIFFE_ENDPOINT_SOCKET: `unix://${socket}`, NSM_PROCESS_IDENTITIES: file },
-    list: (pid, id) => list(pid, id.includes("://") ? id : componentSpiffeId(trustDomain, id)),
-  };
+function identityProvider(): Promise<IdentityProvider> {
+  return benchIdentityProvider(dir, "", (env) => start(undefined, "identity-provider", ["identity-provider"], env));
 }
 
 /** The mesh's processes, and the client netns (each with its holder's pid). */

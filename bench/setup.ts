@@ -20,9 +20,9 @@
  * Usage: npm run bench:setup [-- --connections 200] [--smoke]. Root. The last line is JSON.
  * --smoke: 3 connections (seconds; what scripts/bench-smoke.sh runs so the benchmark cannot rot).
  */
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -51,16 +51,20 @@ import { connectServer } from "../src/sdk/networkservice/common/connect/index.js
 import { mechanismsServer } from "../src/sdk/networkservice/common/mechanisms/index.js";
 import { mechanismTranslationClient } from "../src/sdk/networkservice/common/mechanismtranslation/index.js";
 import { metadataClient, metadataServer } from "../src/sdk/networkservice/common/metadata/index.js";
+import { createSecurity, workloadSpiffeId } from "../src/security/index.js";
 import {
-  componentSpiffeId,
-  createCa,
-  createSecurity,
-  type ProcessIdentity,
-  processIdentity,
-  workloadSpiffeId,
-  writeProcessIdentities,
-} from "../src/security/index.js";
-import { countOption, pct, r3, rssMiB, timedKernelRequest, waitAccepting, warmUp } from "./common.js";
+  type BenchIdentityProvider,
+  benchIdentityProvider,
+  countOption,
+  netnsHolder,
+  pct,
+  r3,
+  rssMiB,
+  startRole,
+  timedKernelRequest,
+  waitAccepting,
+  warmUp,
+} from "./common.js";
 
 if (process.argv.includes("--remote")) {
   // Remote next to local (insecure, processes on two nodes): a separate script.
@@ -84,60 +88,15 @@ const addNetns = (name: string) => {
 const nsPath = (n: string) => `/var/run/netns/${n}`;
 const progress = (what: string, i: number) => process.stderr.write(`  ${what}: ${i}/${N}\r`);
 
-function start(ns: string | undefined, name: string, role: string[], env: Record<string, string>): ChildProcess {
-  const cmd = ["node", "bin/nsm.js", ...role];
-  const argv = ns ? ["ip", ["netns", "exec", ns, ...cmd]] : [cmd[0]!, cmd.slice(1)];
-  const p = spawn(argv[0] as string, argv[1] as string[], {
-    env: { ...process.env, NSM_LOG_LEVEL: "WARN", ...env },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
-  p.on("exit", (code) => {
-    if (code !== 0 && code !== null) process.stderr.write(`bench: ${name} exited with ${code}\n`);
-  });
-  procs.push(p);
-  return p;
-}
+const start = (ns: string | undefined, name: string, role: string[], env: Record<string, string>) =>
+  startRole(procs, ns, name, role, env);
+const holder = (netns: string) => netnsHolder(procs, netns);
 
-/** A process sitting in `netns` (a child of this one): its pid names the netns, as an NSC's does. */
-function holder(netns: string): ChildProcess {
-  const p = spawn("ip", ["netns", "exec", netns, "sleep", "infinity"], { stdio: "ignore" });
-  procs.push(p);
-  return p;
-}
-
-/**
- * The identity provider of the secure run: the embedded CA serving the Workload API, attesting
- * the bench's processes from a process identity file (as the local runtime does).
- */
-async function identityProvider(
-  run: string,
-  spawned: (p: ChildProcess) => ChildProcess,
-): Promise<{ env: Record<string, string>; list(pid: number, id: string): void }> {
-  const trustDomain = "bench.nsm";
-  const ca = await createCa({ trustDomain });
-  const caFile = join(dir, `${run}-ca.json`);
-  writeFileSync(caFile, JSON.stringify(ca.export()), { mode: 0o600 });
-  const file = join(dir, `${run}-identities.json`);
-  const processes: ProcessIdentity[] = [];
-  const list = (pid: number, id: string) => {
-    const entry = processIdentity(pid, id);
-    if (entry) processes.push(entry);
-    writeProcessIdentities(file, { version: 1, trustDomain, processes });
-  };
-  list(process.pid, workloadSpiffeId(trustDomain, "bench", "client"));
-  const socket = join(dir, `${run}-agent.sock`);
-  spawned(
-    start(undefined, "identity-provider", ["identity-provider"], {
-      NSM_LISTEN_ON: `unix://${socket}`,
-      NSM_CA_FILE: caFile,
-      NSM_PROCESS_IDENTITIES: file,
-    }),
+/** The identity provider of the secure run, started as one of the mesh's processes. */
+function identityProvider(run: string, spawned: (p: ChildProcess) => ChildProcess): Promise<BenchIdentityProvider> {
+  return benchIdentityProvider(dir, `${run}-`, (env) =>
+    spawned(start(undefined, "identity-provider", ["identity-provider"], env)),
   );
-  for (let i = 0; i < 300 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
-  return {
-    env: { SPIFFE_ENDPOINT_SOCKET: `unix://${socket}`, NSM_PROCESS_IDENTITIES: file },
-    list: (pid, id) => list(pid, id.includes("://") ? id : componentSpiffeId(trustDomain, id)),
-  };
 }
 
 interface Mesh {
