@@ -17,6 +17,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { Connection } from "../src/api/index.js";
+import { NSM_NODE_FLAGS } from "../src/local/pods.js";
 import { CallContext } from "../src/sdk/core/context.js";
 import type { createClient } from "../src/sdk/networkservice/chains/client/index.js";
 import { countOption, pct, r3, rssMiB, timedKernelRequest, waitAccepting, warmUp } from "./common.js";
@@ -42,7 +43,7 @@ const addNetns = (name: string) => {
 const progress = (what: string, i: number) => process.stderr.write(`  ${what}: ${i}/${N}\r`);
 
 function start(ns: string | undefined, name: string, role: string[], env: Record<string, string>): ChildProcess {
-  const cmd = ["node", "bin/nsm.js", ...role];
+  const cmd = ["node", ...NSM_NODE_FLAGS, "bin/nsm.js", ...role];
   const argv = ns ? ["ip", ["netns", "exec", ns, ...cmd]] : [cmd[0]!, cmd.slice(1)];
   const p = spawn(argv[0] as string, argv[1] as string[], {
     // Security costs are measured by bench/setup.ts; this run compares remote with local.

@@ -6,7 +6,7 @@ import { DEFAULT_HOST_PATH } from "./config.js";
 import { systemHost } from "./host.js";
 import { age, renderLogLine, table } from "./inspect.js";
 import { loadManifests, type WorkloadManifest } from "./manifest.js";
-import { buildPod, deploymentPodName, expandVars, NSM_BIN, podNsurls, roleOf } from "./pods.js";
+import { buildPod, deploymentPodName, expandVars, NSM_BIN, NSM_NODE_FLAGS, podNsurls, roleOf } from "./pods.js";
 import { type NodeState, RUNTIME_MARKER_ENV, runtimePaths } from "./state.js";
 
 const EXAMPLE = join(import.meta.dirname, "..", "..", "examples", "kernel2kernel");
@@ -28,7 +28,7 @@ describe("pods", () => {
     const pod = buildPod({ ...common, manifest: nse!, name: "nse-kernel-0123456789-abcde", node });
     assert.equal(pod.netns, `${paths.prefix}-ns-kernel2kernel-nse-kernel-0123456789-abcde`);
     const [c] = pod.containers;
-    assert.deepEqual(c!.argv, [process.execPath, NSM_BIN, "nse", "icmp-responder"]);
+    assert.deepEqual(c!.argv, [process.execPath, ...NSM_NODE_FLAGS, NSM_BIN, "nse", "icmp-responder"]);
     assert.equal(c!.env.NSM_NAME, "nse-kernel-0123456789-abcde");
     assert.equal(c!.env.NSM_CONNECT_TO, `unix://${node.nsmgrSocket}`);
     assert.equal(c!.env.NSM_CIDR_PREFIX, "172.16.1.100/31");
