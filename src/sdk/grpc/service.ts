@@ -104,12 +104,18 @@ function toServiceError(err: unknown): grpc.StatusObject {
   };
 }
 
+/**
+ * The context of one incoming call, and `done()` for when its handler has answered: grpc-js
+ * reports every finished call as "cancelled" once its stream closes, and an abort then (a
+ * stack-carrying error, every abort listener run) would be pure cost on each Request.
+ */
 function callContext(
   call: grpc.ServerUnaryCall<any, any> | grpc.ServerWritableStream<any, any>,
   log: Logger,
-): CallContext {
+): { ctx: CallContext; done(): void } {
   const ac = new AbortController();
-  call.on("cancelled", () => ac.abort(new NsmError("call cancelled by peer", Code.Canceled)));
+  const onCancel = () => ac.abort(new NsmError("call cancelled by peer", Code.Canceled));
+  call.once("cancelled", onCancel);
   const d = call.getDeadline();
   const deadline = d instanceof Date ? d.getTime() : Number.isFinite(d) ? Number(d) : undefined;
   let authContext: AuthContext | undefined;
@@ -127,7 +133,10 @@ function callContext(
     fds,
     sendFds: fds ? (f) => sendFdsOnCall(call, f) : undefined,
   };
-  return CallContext.create({ signal: ac.signal, deadline, log }).with(grpcPeerKey, peer);
+  return {
+    ctx: CallContext.create({ signal: ac.signal, deadline, log }).with(grpcPeerKey, peer),
+    done: () => call.off("cancelled", onCancel),
+  };
 }
 
 /**
@@ -179,25 +188,30 @@ export function addService<S extends DescService>(
     if (!fn) throw new NsmError(`no implementation for ${svc.typeName}/${m.name}`, Code.Internal);
     if (m.methodKind === "unary") {
       handlers[m.localName] = (call: grpc.ServerUnaryCall<any, any>, callback: grpc.sendUnaryData<any>) => {
-        const ctx = callContext(call, log);
+        const { ctx, done } = callContext(call, log);
         Promise.resolve()
           .then(() => fn.call(impl, call.request, ctx) as Promise<unknown>)
           .then(
             (res) => {
               const headers = ctx.get(grpcPeerKey)!.responseHeaders;
               if (Object.keys(headers.getMap()).length > 0) call.sendMetadata(headers);
+              done();
               callback(null, res);
             },
-            (err: unknown) => callback(toServiceError(err)),
+            (err: unknown) => {
+              done();
+              callback(toServiceError(err));
+            },
           );
       };
     } else if (m.methodKind === "server_streaming") {
       handlers[m.localName] = (call: grpc.ServerWritableStream<any, any>) => {
-        const ctx = callContext(call, log);
+        const { ctx, done } = callContext(call, log);
         const tracked = trackStream(server, call);
-        void pump(call, fn.call(impl, call.request, ctx) as AsyncIterable<unknown>, ctx, tracked.ended).finally(
-          tracked.untrack,
-        );
+        void pump(call, fn.call(impl, call.request, ctx) as AsyncIterable<unknown>, ctx, tracked.ended).finally(() => {
+          tracked.untrack();
+          done();
+        });
       };
     } else {
       throw new NsmError(`${m.methodKind} methods are not supported by addService`, Code.Unimplemented);
