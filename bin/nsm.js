@@ -29,7 +29,12 @@ function compiledIsFresh() {
   }
 }
 
-if (process.env.NSM_FROM_SOURCE !== "1" && compiledIsFresh()) {
+// NSM_FROM_SOURCE: "1" runs the sources, "0" the compiled tree without looking; unset, the
+// freshness check decides. The choice is passed on (the local runtime hands it to every process
+// it starts), so the roles it spawns skip the walk of src/, a good part of a role's start time.
+const fromSource = process.env.NSM_FROM_SOURCE === "1" || (process.env.NSM_FROM_SOURCE !== "0" && !compiledIsFresh());
+process.env.NSM_FROM_SOURCE = fromSource ? "1" : "0";
+if (!fromSource) {
   await import("../dist/cmd/main.js");
 } else {
   const { register } = await import("tsx/esm/api");

@@ -21,6 +21,7 @@ export const INHERITED_VARIABLES = [
   "NSM_REQUEST_TIMEOUT",
   "NSM_PROMETHEUS",
   "NSM_PASS_FDS",
+  "NSM_FROM_SOURCE",
 ] as const;
 
 /**
