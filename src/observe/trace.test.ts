@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
@@ -127,25 +128,38 @@ describe("chain tracing", () => {
     }
   });
 
-  it("a collector that is down neither fails nor slows a Request, and shutdown is bounded", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "nsm-trace-"));
-    const target = parseOtlpEndpoint(`unix://${join(dir, "nobody-listens.sock")}`);
-    const tracing = createTracing({ serviceName: "x", target, log: silentLogger, exportDelayMs: 10 });
-    setChainTracer(tracing.tracer);
-    try {
-      const bound = bind(chain(passThrough("a"), passThrough("b")));
-      const t0 = performance.now();
-      for (let i = 0; i < 200; i++) await bound.request(request(`c-${i}`), ctx());
-      const perRequestMs = (performance.now() - t0) / 200;
-      assert.ok(perRequestMs < 5, `a Request took ${perRequestMs} ms with the collector down`);
-      await new Promise((r) => setTimeout(r, 100)); // exports are attempted and fail meanwhile
-      const conn = await bound.request(request("last"), ctx());
-      assert.equal(conn.id, "last");
-    } finally {
-      const t1 = performance.now();
-      await tracing.shutdown();
-      assert.ok(performance.now() - t1 < 3000);
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  for (const collector of ["absent", "silent"] as const) {
+    it(`a collector that is ${collector} neither fails nor slows a Request, and shutdown is bounded`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), "nsm-trace-"));
+      const socket = join(dir, "otlp.sock");
+      // silent: accepts connections and never answers (a hung collector).
+      const silent = createNetServer(() => {});
+      if (collector === "silent") await new Promise<void>((r) => silent.listen(socket, r));
+      const tracing = createTracing({
+        serviceName: "x",
+        target: parseOtlpEndpoint(`unix://${socket}`),
+        log: silentLogger,
+        exportDelayMs: 10,
+      });
+      setChainTracer(tracing.tracer);
+      try {
+        const bound = bind(chain(passThrough("a"), passThrough("b")));
+        const t0 = performance.now();
+        for (let i = 0; i < 200; i++) await bound.request(request(`c-${i}`), ctx());
+        const perRequestMs = (performance.now() - t0) / 200;
+        assert.ok(perRequestMs < 5, `a Request took ${perRequestMs} ms with the collector ${collector}`);
+        await new Promise((r) => setTimeout(r, 100)); // exports are attempted and fail or hang meanwhile
+        const t1 = performance.now();
+        const conn = await bound.request(request("last"), ctx());
+        assert.equal(conn.id, "last");
+        assert.ok(performance.now() - t1 < 50);
+      } finally {
+        const t2 = performance.now();
+        await tracing.shutdown();
+        assert.ok(performance.now() - t2 < 3000, "shutdown waited for the collector");
+        silent.close();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });
