@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer as createNetServer } from "node:net";
+import { createServer as createNetServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, it } from "node:test";
@@ -133,13 +133,15 @@ describe("chain tracing", () => {
       const dir = mkdtempSync(join(tmpdir(), "nsm-trace-"));
       const socket = join(dir, "otlp.sock");
       // silent: accepts connections and never answers (a hung collector).
-      const silent = createNetServer(() => {});
+      const accepted: Socket[] = [];
+      const silent = createNetServer((socket) => accepted.push(socket));
       if (collector === "silent") await new Promise<void>((r) => silent.listen(socket, r));
       const tracing = createTracing({
         serviceName: "x",
         target: parseOtlpEndpoint(`unix://${socket}`),
         log: silentLogger,
         exportDelayMs: 10,
+        exportTimeoutMs: 1000,
       });
       setChainTracer(tracing.tracer);
       try {
@@ -157,6 +159,7 @@ describe("chain tracing", () => {
         const t2 = performance.now();
         await tracing.shutdown();
         assert.ok(performance.now() - t2 < 3000, "shutdown waited for the collector");
+        for (const socket of accepted) socket.destroy();
         silent.close();
         rmSync(dir, { recursive: true, force: true });
       }
