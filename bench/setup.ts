@@ -16,6 +16,11 @@
  * tokens, default policies, the forwarder's netns ownership check); `security_overhead_ratio` is
  * secure p50 / insecure p50. Clients name their netns by the pid of a process inside it
  * (`file:///proc/<pid>/ns/net`) in both.
+ * Two more insecure meshes run beside them, interleaved the same way: one with Prometheus metrics on
+ * in every role (NSM_PROMETHEUS=true) and one with OpenTelemetry traces on (TELEMETRY=true, spans
+ * of every element of every hop, the client's included, exported to a live collector: the real
+ * Jaeger when scripts/peers.sh built it, else a stand-in OTLP receiver that accepts every export);
+ * `metrics_overhead_ratio` and `tracing_overhead_ratio` are their p50 / the insecure p50.
  *
  * Usage: npm run bench:setup [-- --connections 200] [--smoke]. Root. The last line is JSON.
  * --smoke: 3 connections (seconds; what scripts/bench-smoke.sh runs so the benchmark cannot rot).
@@ -44,14 +49,19 @@ import {
   kernelXconnectClient,
   kernelXconnectServer,
 } from "../src/kernel/networkservice/index.js";
+import { createTracing, parseOtlpEndpoint, type Tracing } from "../src/observe/trace.js";
 import { bind, chain, type NetworkServiceElement, passThrough } from "../src/sdk/core/chain.js";
 import { CallContext } from "../src/sdk/core/context.js";
+import { silentLogger } from "../src/sdk/core/logger.js";
+import { setChainTracer } from "../src/sdk/core/tracing.js";
 import type { createClient } from "../src/sdk/networkservice/chains/client/index.js";
 import { connectServer } from "../src/sdk/networkservice/common/connect/index.js";
 import { mechanismsServer } from "../src/sdk/networkservice/common/mechanisms/index.js";
 import { mechanismTranslationClient } from "../src/sdk/networkservice/common/mechanismtranslation/index.js";
 import { metadataClient, metadataServer } from "../src/sdk/networkservice/common/metadata/index.js";
 import { createSecurity, workloadSpiffeId } from "../src/security/index.js";
+import { type Collector, startJaeger, startOtlpSink } from "../test/helpers/jaeger.js";
+import { missingPeers } from "../test/helpers/peers.js";
 import {
   type BenchIdentityProvider,
   benchIdentityProvider,
@@ -108,14 +118,23 @@ interface Mesh {
   close(): Promise<void>;
 }
 
+/** One of the meshes of the run: its letter in names, whether it is secure, extra env of every role. */
+interface MeshKind {
+  readonly run: string;
+  readonly secure: boolean;
+  readonly env: Readonly<Record<string, string>>;
+  /** The client's tracing in this process, installed around each of this mesh's Requests. */
+  readonly tracing?: Tracing;
+}
+
 /**
  * The kernel2kernel setup through real processes. `secure`: every hop mTLS with SVIDs from the
  * identity provider, path tokens, the default policies, and the forwarder's netns ownership
  * check; otherwise all of that off (NSM_INSECURE=true). Clients name their netns by the pid of a
  * process inside it in both runs.
  */
-async function mesh(secure: boolean): Promise<Mesh> {
-  const run = secure ? "s" : "i";
+async function mesh(kind: MeshKind): Promise<Mesh> {
+  const { run, secure } = kind;
   const own: ChildProcess[] = [];
   const spawned = <T extends ChildProcess>(p: T): T => {
     own.push(p);
@@ -124,12 +143,14 @@ async function mesh(secure: boolean): Promise<Mesh> {
   const node = addNetns(`nsmb-${tag}-${run}node`);
   const nsePod = addNetns(`nsmb-${tag}-${run}nse`);
   const idp = secure ? await identityProvider(run, spawned) : undefined;
-  const base: Record<string, string> = idp ? idp.env : { NSM_INSECURE: "true" };
+  const base: Record<string, string> = { ...(idp ? idp.env : { NSM_INSECURE: "true" }), ...kind.env };
   const sec = await createSecurity({ socket: idp?.env.SPIFFE_ENDPOINT_SOCKET, insecure: !secure });
   const dial = sec.dialOptions();
   const reg = `unix://${dir}/${run}-registry.sock`;
   const nsm = `unix://${dir}/${run}-nsm.sock`;
-  const registry = spawned(start(undefined, "registry", ["registry"], { ...base, NSM_LISTEN_ON: reg }));
+  // The registry is in the root netns: its metrics only on loopback.
+  const regEnv = { ...base, NSM_LISTEN_ON: reg, NSM_PROMETHEUS_LISTEN_ON: "127.0.0.1:0" };
+  const registry = spawned(start(undefined, "registry", ["registry"], regEnv));
   idp?.list(registry.pid!, "registry");
   await waitAccepting(reg, dial);
   const nsmgr = spawned(
@@ -160,23 +181,29 @@ async function mesh(secure: boolean): Promise<Mesh> {
   const conns: { client: ReturnType<typeof createClient>; conn: Connection }[] = [];
   const authorize = sec.clientAuthorize();
   const request = async (i: number) => {
-    const t = await timedKernelRequest(i, clients[i]!, { connectTo: nsm, ...dial, authorize });
-    conns.push(t);
-    return t.ms;
+    setChainTracer(kind.tracing?.tracer);
+    try {
+      const t = await timedKernelRequest(i, clients[i]!, { connectTo: nsm, ...dial, authorize });
+      conns.push(t);
+      return t.ms;
+    } finally {
+      setChainTracer(undefined);
+    }
   };
   await warmUp(() => request(N));
   return {
     request,
     rss: () => ({ nsmgr: rssMiB(nsmgr.pid!), forwarder: rssMiB(fwd.pid!) }),
     async close() {
-      await closeAll(conns, secure ? "secure" : "insecure");
+      await closeAll(conns, run);
       sec.close();
       await stopMesh(own, secure);
     },
   };
 }
 
-async function closeAll(conns: { client: ReturnType<typeof createClient>; conn: Connection }[], what: string) {
+async function closeAll(conns: { client: ReturnType<typeof createClient>; conn: Connection }[], run: string) {
+  const what = `${run} mesh`;
   for (const [i, c] of conns.entries()) {
     await c.client.close(c.conn, CallContext.create({ deadline: Date.now() + 15_000 }));
     if (i % 20 === 0) progress(`${what} closes`, i);
@@ -191,29 +218,67 @@ async function stopMesh(own: ChildProcess[], secure: boolean): Promise<void> {
   if (secure && first?.exitCode === null) first.kill("SIGTERM");
 }
 
+/** Where the tracing mesh sends its spans (see the module doc). */
+async function traceCollector(): Promise<{ collector: Collector; name: string; check(): Promise<string> }> {
+  if (missingPeers("jaeger") === undefined) {
+    const jaeger = await startJaeger(dir);
+    const check = async () => {
+      const services = ((await (await fetch(`${jaeger.queryUrl}/api/services`)).json()) as { data: string[] }).data;
+      if (!services?.includes("nsmgr-1")) throw new Error(`Jaeger has no nsmgr-1 spans: ${services}`);
+      return `${services.length} services`;
+    };
+    return { collector: jaeger, name: "jaeger", check };
+  }
+  const sink = await startOtlpSink(dir);
+  const check = async () => {
+    if (sink.received() === 0) throw new Error("the OTLP receiver got no spans");
+    return `${sink.received()} bytes`;
+  };
+  return { collector: sink, name: "otlp-sink", check };
+}
+
+type Times = Record<"insecure" | "secure" | "metrics" | "tracing", number[]>;
+
 /**
- * Both meshes at once, requests interleaved (insecure, secure, insecure, …), so that whatever
- * else the machine does slows both alike and the ratio is the cost of security.
+ * All meshes at once, requests interleaved (insecure, secure, metrics, tracing; each round starting
+ * with the next one), so that whatever else the machine does slows all alike and the ratios are
+ * the cost of what differs.
  */
-async function ours(): Promise<{ insecure: number[]; secure: number[]; rss: Record<string, number> }> {
-  const plain = await mesh(false);
-  const secure = await mesh(true);
-  const times = { insecure: [] as number[], secure: [] as number[] };
+async function ours(): Promise<{ times: Times; rss: Record<string, number>; collector: string }> {
+  const traces = await traceCollector();
+  const clientTracing = createTracing({
+    serviceName: "bench-client",
+    target: parseOtlpEndpoint(traces.collector.endpoint),
+    log: silentLogger,
+  });
+  const telemetry = { TELEMETRY: "true", NSM_OPEN_TELEMETRY_ENDPOINT: traces.collector.endpoint };
+  const meshes = {
+    insecure: await mesh({ run: "i", secure: false, env: {} }),
+    secure: await mesh({ run: "s", secure: true, env: {} }),
+    metrics: await mesh({ run: "m", secure: false, env: { NSM_PROMETHEUS: "true", NSM_PROMETHEUS_LISTEN_ON: ":0" } }),
+    tracing: await mesh({ run: "t", secure: false, env: telemetry, tracing: clientTracing }),
+  };
+  const times: Times = { insecure: [], secure: [], metrics: [], tracing: [] };
   try {
     for (let i = 0; i < N; i++) {
-      times.insecure.push(await plain.request(i));
-      times.secure.push(await secure.request(i));
-      if (i % 20 === 0) progress("requests (insecure and secure)", i);
+      const order = Object.entries(meshes);
+      // Each round starts with another mesh, so that none always goes first after a pause.
+      for (const [k, m] of [...order.slice(i % 4), ...order.slice(0, i % 4)]) {
+        times[k as keyof Times].push(await m.request(i));
+      }
+      if (i % 20 === 0) progress("requests (insecure, secure, metrics, tracing)", i);
     }
-    const a = plain.rss();
-    const b = secure.rss();
-    return {
-      ...times,
-      rss: { nsmgr: a.nsmgr, forwarder: a.forwarder, secureNsmgr: b.nsmgr, secureForwarder: b.forwarder },
-    };
+    const a = meshes.insecure.rss();
+    const b = meshes.secure.rss();
+    await clientTracing.flush();
+    await new Promise((r) => setTimeout(r, 2500)); // the roles export every second
+    const collector = `${traces.name} (${await traces.check()})`;
+    const rss = { nsmgr: a.nsmgr, forwarder: a.forwarder, secureNsmgr: b.nsmgr, secureForwarder: b.forwarder };
+    return { times, rss, collector };
   } finally {
-    await plain.close();
-    await secure.close();
+    for (const m of Object.values(meshes)) await m.close();
+    await clientTracing.shutdown();
+    await traces.collector.stop();
   }
 }
 
@@ -318,7 +383,7 @@ process.on("exit", cleanup);
 try {
   const cni = cniPtp();
   const fl = await floor();
-  const o = await ours();
+  const { times: o, rss, collector } = await ours();
   const result = {
     connections: N,
     p50_ms: r3(pct(o.insecure, 50)),
@@ -326,16 +391,21 @@ try {
     secure_p50_ms: r3(pct(o.secure, 50)),
     secure_p95_ms: r3(pct(o.secure, 95)),
     security_overhead_ratio: r3(pct(o.secure, 50) / pct(o.insecure, 50)),
+    metrics_p50_ms: r3(pct(o.metrics, 50)),
+    tracing_p50_ms: r3(pct(o.tracing, 50)),
+    metrics_overhead_ratio: r3(pct(o.metrics, 50) / pct(o.insecure, 50)),
+    tracing_overhead_ratio: r3(pct(o.tracing, 50) / pct(o.insecure, 50)),
+    tracing_collector: collector,
     floor_p50_ms: r3(pct(fl, 50)),
     floor_p95_ms: r3(pct(fl, 95)),
     cni_ptp_p50_ms: r3(pct(cni, 50)),
     cni_ptp_p95_ms: r3(pct(cni, 95)),
     ratio_vs_floor: r3(pct(o.insecure, 50) / pct(fl, 50)),
     ratio_vs_cni: r3(pct(o.insecure, 50) / pct(cni, 50)),
-    nsmgr_rss_mib: o.rss.nsmgr,
-    forwarder_rss_mib: o.rss.forwarder,
-    secure_nsmgr_rss_mib: o.rss.secureNsmgr,
-    secure_forwarder_rss_mib: o.rss.secureForwarder,
+    nsmgr_rss_mib: rss.nsmgr,
+    forwarder_rss_mib: rss.forwarder,
+    secure_nsmgr_rss_mib: rss.secureNsmgr,
+    secure_forwarder_rss_mib: rss.secureForwarder,
   };
   console.log(`kernel2kernel setup on one node, ${N} connections (client Request → interfaces configured):`);
   console.log(
@@ -352,6 +422,9 @@ try {
   );
   console.log(
     `  ratios: vs floor ${result.ratio_vs_floor}×, vs CNI ptp ${result.ratio_vs_cni}×, security overhead ${result.security_overhead_ratio}× (secure / insecure p50)`,
+  );
+  console.log(
+    `  metrics  p50 ${result.metrics_p50_ms} ms (${result.metrics_overhead_ratio}×), tracing p50 ${result.tracing_p50_ms} ms (${result.tracing_overhead_ratio}×, spans to ${collector})`,
   );
   console.log(
     `  RSS with ${N} live connections: nsmgr ${result.nsmgr_rss_mib} MiB, forwarder ${result.forwarder_rss_mib} MiB (secure: ${result.secure_nsmgr_rss_mib}, ${result.secure_forwarder_rss_mib})`,

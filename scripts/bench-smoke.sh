@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # name | arguments | keys the last line must have
 benches=(
   "control-plane|bench/control-plane.ts --smoke|p50_ms floor_p50_ms ratio_p50"
-  "setup|bench/setup.ts --smoke|p50_ms secure_p50_ms floor_p50_ms cni_ptp_p50_ms ratio_vs_floor ratio_vs_cni security_overhead_ratio nsmgr_rss_mib forwarder_rss_mib"
+  "setup|bench/setup.ts --smoke|p50_ms secure_p50_ms floor_p50_ms cni_ptp_p50_ms ratio_vs_floor ratio_vs_cni security_overhead_ratio metrics_overhead_ratio tracing_overhead_ratio nsmgr_rss_mib forwarder_rss_mib"
   "setup --remote|bench/setup.ts --remote --smoke|p50_ms remote_p50_ms ratio_remote_vs_local"
   "throughput|bench/throughput.ts --smoke|veth_ratio veth_gbps veth_raw_gbps vxlan_ratio wireguard_ratio"
   "services|bench/services.ts --smoke|composition_setup_ratio firewall_throughput_ratio"

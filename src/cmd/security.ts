@@ -23,6 +23,7 @@ import type { Logger } from "../sdk/core/logger.js";
 import { DEFAULT_POLICY_MASKS, loadPolicies, type Policy } from "../security/policy/index.js";
 import { createSecurity, type Security } from "../security/setup.js";
 import { ConfigError, type Env } from "./env.js";
+import { observeSvid } from "./observe.js";
 
 export type PolicyRole = keyof typeof DEFAULT_POLICY_MASKS;
 
@@ -61,6 +62,7 @@ export async function roleSecurity(env: Env, log: Logger): Promise<RoleSecurity>
   // until a remote reselect with descriptors held by the forwarder heals (see the README).
   const passFds = env.bool("NSM_PASS_FDS", false);
   const sec = await createSecurity({ socket, maxTokenLifetimeMs, insecure, passFds, log });
+  observeSvid(sec.source);
   if (!insecure) {
     const id = sec.source!.current().svid.spiffeId;
     log.info({ spiffeId: id, trustDomain: sec.source!.current().bundle.trustDomain, maxTokenLifetimeMs }, "mTLS on");

@@ -22,6 +22,8 @@ export const INHERITED_VARIABLES = [
   "NSM_PROMETHEUS",
   "NSM_PASS_FDS",
   "NSM_FROM_SOURCE",
+  "TELEMETRY",
+  "NSM_OPEN_TELEMETRY_ENDPOINT",
 ] as const;
 
 /**

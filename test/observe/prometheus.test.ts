@@ -92,6 +92,11 @@ describe("Prometheus metrics of the local runtime (kernel2kernel)", { skip }, ()
     const nsmgr = fetchIn(node.netns, `http://${node.address}:9090/metrics`);
     assert.equal(value(nsmgr, "nsm_connections", { role: "nsmgr" }), 1);
     assert.ok((value(nsmgr, "nsm_calls_total", { role: "nsmgr", op: "request", code: "OK" }) ?? 0) >= 1);
+    // Path tokens live NSM_MAX_TOKEN_LIFETIME (10m), SVIDs the runtime's 1h: both ahead, within those.
+    const token = value(nsmgr, "nsm_token_expiry_seconds", { role: "nsmgr", segment: "nsmgr-node-1" }) ?? 0;
+    assert.ok(token > 0 && token <= 600, `nsm_token_expiry_seconds ${token}`);
+    const svid = value(nsmgr, "nsm_svid_expiry_seconds", { role: "nsmgr" }) ?? 0;
+    assert.ok(svid > 0 && svid <= 3600, `nsm_svid_expiry_seconds ${svid}`);
     const pods = rows(await rt.ok("get", "pods", "-n", NS));
     const nsePod = pods.find((r) => r[1]!.startsWith("nse-kernel-"))![1]!;
     const nse = fetchIn(podNetns(rt, NS, nsePod), "http://127.0.0.1:9090/metrics");

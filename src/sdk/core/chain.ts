@@ -45,6 +45,7 @@ export type NetworkServiceClient = NetworkServiceElement;
 const networkServiceShape: ChainShape = {
   label: "chain",
   composedName: "chain",
+  traceType: "networkService",
   methods: {
     request: { answers: "promise", traceFields: (req: NetworkServiceRequest) => ({ connId: req.connection?.id }) },
     close: { answers: "promise", traceFields: (conn: Connection) => ({ connId: conn.id }) },

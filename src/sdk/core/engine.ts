@@ -12,13 +12,15 @@
  * What every shape gets: a composed chain is itself an element and nests (nested chains are
  * flattened so that `requires` checks and tracing see every element); binding checks
  * `requires` once; every element is wrapped by a trace decorator that logs entry, exit and
- * failure at `trace` level and costs one level check otherwise; a synchronous throw of a
+ * failure at `trace` level, and opens a span per call when the process installed a tracer
+ * (`tracing.ts`), and costs one level check and one variable read otherwise; a synchronous throw of a
  * non-async element becomes a rejected promise (or a stream that fails when read), so callers
  * see one kind of failure.
  */
 import type { CallContext } from "./context.js";
 import { Code, NsmError } from "./errors.js";
 import type { Logger } from "./logger.js";
+import { type ChainTracer, chainTracer } from "./tracing.js";
 
 /** What every element may declare besides its methods. */
 export interface ElementInfo {
@@ -41,6 +43,8 @@ export interface ChainShape {
   readonly label: string;
   /** The `name` of a composed chain. */
   readonly composedName: string;
+  /** The `type` attribute of this chain's spans (upstream: "networkService"). @default composedName */
+  readonly traceType?: string;
   readonly methods: Readonly<Record<string, MethodShape>>;
 }
 
@@ -132,7 +136,11 @@ function link(shape: ChainShape, flat: readonly Element[], outer: Handler): Hand
   return next;
 }
 
-/** The trace decorator around one element. */
+/**
+ * The trace decorator around one element: trace-level log lines, and a span per call when the
+ * process has a {@link ChainTracer} (promise methods only: a watching stream has no end). With
+ * neither, one level check and one variable read.
+ */
 function traced(shape: ChainShape, element: Element, next: Handler): Handler {
   const name = element.name ?? "element";
   const handler: Handler = {};
@@ -140,11 +148,17 @@ function traced(shape: ChainShape, element: Element, next: Handler): Handler {
     const fn = element[method] as Method;
     const call = (arg: unknown, ctx: CallContext) => fn.call(element, arg, ctx, next);
     const logFor = (arg: unknown, ctx: CallContext) => ctx.log.child({ element: name, ...spec.traceFields(arg) });
+    const logged = (arg: unknown, ctx: CallContext) =>
+      ctx.log.isLevelEnabled("trace")
+        ? tracePromise(method, logFor(arg, ctx), () => call(arg, ctx) as Promise<unknown>)
+        : settle(() => call(arg, ctx) as Promise<unknown>);
+    const type = shape.traceType ?? shape.composedName;
     handler[method] =
       spec.answers === "promise"
         ? (arg, ctx) => {
-            if (!ctx.log.isLevelEnabled("trace")) return settle(() => call(arg, ctx) as Promise<unknown>);
-            return tracePromise(method, logFor(arg, ctx), () => call(arg, ctx) as Promise<unknown>);
+            const tracer = chainTracer();
+            if (tracer === undefined) return logged(arg, ctx);
+            return spanned(tracer, { name, method, type, fields: spec.traceFields(arg) }, ctx, (c) => logged(arg, c));
           }
         : (arg, ctx) => {
             const stream = settleStream(() => call(arg, ctx) as AsyncIterable<unknown>);
@@ -153,6 +167,33 @@ function traced(shape: ChainShape, element: Element, next: Handler): Handler {
           };
   }
   return handler;
+}
+
+interface SpanInfo {
+  name: string;
+  method: string;
+  type: string;
+  fields: Record<string, unknown>;
+}
+
+/** Runs one element call inside its span; a tracer that throws never fails the call. */
+function spanned<T>(tracer: ChainTracer, info: SpanInfo, ctx: CallContext, run: (ctx: CallContext) => Promise<T>) {
+  let span: ReturnType<ChainTracer["startElement"]>;
+  try {
+    span = tracer.startElement(info.name, info.method, info.type, info.fields, ctx);
+  } catch {
+    return run(ctx);
+  }
+  return run(span.ctx).then(
+    (out) => {
+      span.end();
+      return out;
+    },
+    (err: unknown) => {
+      span.end(err);
+      throw err;
+    },
+  );
 }
 
 /** Turns a synchronous throw of a non-async element into a rejection. */

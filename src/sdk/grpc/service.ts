@@ -19,6 +19,7 @@ import { CallContext, createContextKey } from "../core/context.js";
 import { Code, NsmError, nsmErrorFromGrpc } from "../core/errors.js";
 import type { Logger } from "../core/logger.js";
 import { silentLogger } from "../core/logger.js";
+import { chainTracer } from "../core/tracing.js";
 import type { FdTable } from "./fdsocket.js";
 import { fdTableOfCall, sendFdsOnCall } from "./fdtransport.js";
 
@@ -133,10 +134,15 @@ function callContext(
     fds,
     sendFds: fds ? (f) => sendFdsOnCall(call, f) : undefined,
   };
-  return {
-    ctx: CallContext.create({ signal: ac.signal, deadline, log }).with(grpcPeerKey, peer),
-    done: () => call.off("cancelled", onCancel),
-  };
+  const ctx = CallContext.create({ signal: ac.signal, deadline, log }).with(grpcPeerKey, peer);
+  const done = () => call.off("cancelled", onCancel);
+  const tracer = chainTracer();
+  if (tracer === undefined) return { ctx, done };
+  const traced = tracer.extract(ctx, (header) => {
+    const v = call.metadata.get(header)[0];
+    return typeof v === "string" ? v : undefined;
+  });
+  return { ctx: traced, done };
 }
 
 /**
@@ -299,6 +305,12 @@ export type ServiceClient<S extends DescService> = {
 function callMetadata(ctx: CallContext): grpc.Metadata {
   const md = new grpc.Metadata();
   for (const [k, v] of Object.entries(ctx.get(outgoingMetadataKey))) md.set(k, v);
+  const tracer = chainTracer();
+  if (tracer !== undefined) {
+    const carrier: Record<string, string> = {};
+    tracer.inject(ctx, carrier);
+    for (const [k, v] of Object.entries(carrier)) md.set(k, v);
+  }
   return md;
 }
 

@@ -46,6 +46,7 @@ export interface RegistryElement<T extends RegistryTypes> extends ElementInfo {
 const registryShape: ChainShape = {
   label: "registry chain",
   composedName: "registryChain",
+  traceType: "registry",
   methods: {
     register: { answers: "promise", traceFields: (rec: { name?: string }) => ({ registryName: rec.name }) },
     find: { answers: "stream", traceFields: () => ({}) },
