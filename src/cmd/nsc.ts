@@ -112,6 +112,23 @@ async function adoptable(
   return undefined;
 }
 
+/**
+ * `NSM_NETWORK_SERVICES`: comma-separated NSURLs, one connection (and interface) each; a bad one
+ * is a ConfigError naming it.
+ */
+export function networkServices(env: Env): NsUrl[] {
+  const raw = env.required("NSM_NETWORK_SERVICES");
+  const urls = env.list("NSM_NETWORK_SERVICES").map((u) => {
+    try {
+      return parseNsUrl(u);
+    } catch (err) {
+      throw new ConfigError("NSM_NETWORK_SERVICES", u, (err as Error).message.replace(/^\[\w+\] /, ""));
+    }
+  });
+  if (urls.length === 0) throw new ConfigError("NSM_NETWORK_SERVICES", raw, "needs at least one NSURL");
+  return urls;
+}
+
 /** What a custom client adds to the reference client. */
 export interface RunClientOptions {
   /**
@@ -147,9 +164,7 @@ export async function runNsc(
     parseNsmUrl(v);
     return v;
   });
-  const raw = env.required("NSM_NETWORK_SERVICES");
-  const urls = env.list("NSM_NETWORK_SERVICES").map((u) => env.parsed("NSM_NETWORK_SERVICES", u, parseNsUrl));
-  if (urls.length === 0) throw new ConfigError("NSM_NETWORK_SERVICES", raw, "needs at least one NSURL");
+  const urls = networkServices(env);
   const dialTimeoutMs = env.duration("NSM_DIAL_TIMEOUT", "5s");
   const requestTimeoutMs = env.duration("NSM_REQUEST_TIMEOUT", "15s");
   const liveness: LivenessConfig = {
@@ -228,7 +243,11 @@ async function connectAll(cfg: NscConfig): Promise<number> {
   const stop = cfg.init ? Promise.resolve() : untilSignal().then(() => stopped.abort());
   for (const w of wanted) {
     const exitCode = await requestUntilDone(cfg, w, stopped.signal);
-    if (exitCode !== undefined) return exitCode;
+    if (exitCode !== undefined) {
+      // What did connect is not left behind (a retried init would find its addresses taken).
+      await closeAll(cfg, wanted);
+      return exitCode;
+    }
   }
   if (cfg.init) return 0;
   await stop;
