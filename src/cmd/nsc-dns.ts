@@ -7,10 +7,12 @@
  * Env: NSM_LOCAL_DNS_SERVER_ENABLED (true), NSM_LOCAL_DNS_SERVER_ADDRESS (127.0.0.1:53), and ours,
  * NSM_RESOLV_CONF: the pod's resolv.conf to rewrite. Without it, /etc/resolv.conf is rewritten only
  * when it is a mount point of this process's mount namespace (as in every container, where the
- * kubelet mounts it): a client running on a host filesystem never rewrites the host's resolver
- * configuration. A file that does not exist yet starts from the content of /etc/resolv.conf.
+ * kubelet mounts it) and that namespace is not its parent's (a container's first process has no
+ * visible parent): a client started from a shell or a test on a host filesystem never rewrites the
+ * host's resolver configuration. A file that does not exist yet starts from the content of
+ * /etc/resolv.conf.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, readlinkSync } from "node:fs";
 import type { NetworkServiceElement } from "../sdk/core/chain.js";
 import type { Logger } from "../sdk/core/logger.js";
 import {
@@ -49,11 +51,22 @@ function readOr(path: string, def: string): string {
   }
 }
 
+/** True unless the parent process is visible and shares our mount namespace (a test runner, a shell on a host). */
+function ownMountNamespace(): boolean {
+  const ppid = process.ppid;
+  if (!ppid) return true;
+  try {
+    return readlinkSync(`/proc/${ppid}/ns/mnt`) !== readlinkSync("/proc/self/ns/mnt");
+  } catch {
+    return true;
+  }
+}
+
 /** The resolv.conf this client may rewrite, or undefined (local DNS stays off). */
 function resolvConfPath(env: Env): string | undefined {
   const explicit = env.raw("NSM_RESOLV_CONF");
   if (explicit) return explicit;
-  return isMountPoint(ETC_RESOLV_CONF) ? ETC_RESOLV_CONF : undefined;
+  return isMountPoint(ETC_RESOLV_CONF) && ownMountNamespace() ? ETC_RESOLV_CONF : undefined;
 }
 
 /** Starts the local DNS when the env asks for it and the pod has a resolv.conf of its own. */
