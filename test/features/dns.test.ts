@@ -43,6 +43,10 @@ describe("features: examples/dns", { skip: skipReason() }, () => {
     mkdirSync(dirname(resolvConf), { recursive: true });
     writeFileSync(resolvConf, ORIGINAL);
     await rt.ok("apply", "-k", EXAMPLE);
+    // The README's waits, as written.
+    const ready = await rt.ok("wait", "--for=condition=ready", "--timeout=5m", "pod", "dnsutils", "-n", NS);
+    assert.match(ready, /pod\/dnsutils condition met/);
+    await rt.ok("wait", "--for=condition=ready", "--timeout=5m", "pod", "-l", "app=nse-kernel", "-n", NS);
     // The "cluster DNS" of the pod: answers kubernetes.default, knows nothing of the endpoint's names.
     clusterDns = spawn(
       "ip",

@@ -34,6 +34,28 @@ describe("features: examples/exclude-prefixes and exclude-prefixes-client", { sk
     writeExcludedPrefixes(state.nodes, parseExcludedPrefixes(example));
     await rt.ok("apply", "-k", join(REPO, "examples", "exclude-prefixes"));
     await rt.ok("apply", "-k", join(REPO, "examples", "exclude-prefixes-client"));
+    // The README's waits, as written.
+    for (const app of ["alpine", "nse-kernel"])
+      await rt.ok(
+        "wait",
+        "--for=condition=ready",
+        "--timeout=1m",
+        "pod",
+        "-l",
+        `app=${app}`,
+        "-n",
+        "ns-exclude-prefixes",
+      );
+    await rt.ok(
+      "wait",
+      "--for=condition=ready",
+      "--timeout=1m",
+      "pod",
+      "-l",
+      "app=alpine",
+      "-n",
+      "ns-exclude-prefixes-client",
+    );
   });
   after(() => rt?.cleanup());
 
