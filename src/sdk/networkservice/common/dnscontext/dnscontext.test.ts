@@ -3,9 +3,11 @@ import assert from "node:assert/strict";
 import type { Socket } from "node:dgram";
 import { Resolver } from "node:dns/promises";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import dnsPacket from "dns-packet";
 import { ConnectionSchema, create, NetworkServiceRequestSchema } from "../../../../api/index.js";
 import { bind, chain } from "../../../core/chain.js";
 import { CallContext } from "../../../core/context.js";
@@ -125,6 +127,7 @@ describe("DnsProxy", () => {
   let clusterDns: Socket;
   let proxy: DnsProxy;
   let resolver: Resolver;
+  let proxyPort = 0;
   const store = new DnsConfigStore();
 
   before(async () => {
@@ -142,6 +145,7 @@ describe("DnsProxy", () => {
       log: silentLogger,
     });
     const { port } = await proxy.start();
+    proxyPort = port;
     resolver = new Resolver({ timeout: 3000, tries: 1 });
     resolver.setServers([`127.0.0.1:${port}`]);
   });
@@ -161,6 +165,33 @@ describe("DnsProxy", () => {
     assert.deepEqual(await resolver.resolve4("my.service"), ["172.16.1.100"]);
     assert.deepEqual(await resolver.resolve4("kubernetes.default"), ["10.96.0.1"]);
     await assert.rejects(resolver.resolve4("nowhere.example"), { code: "ENOTFOUND" });
+  });
+  it("answers over TCP too (RFC 1035 length-prefixed messages)", async () => {
+    const query = dnsPacket.encode({
+      type: "query",
+      id: 7,
+      flags: dnsPacket.RECURSION_DESIRED,
+      questions: [{ type: "A", name: "my.service" }],
+    });
+    const socket = connect(proxyPort, "127.0.0.1");
+    const length = Buffer.alloc(2);
+    length.writeUInt16BE(query.length);
+    socket.write(Buffer.concat([length, query]));
+    const reply = await new Promise<Buffer>((resolve, reject) => {
+      let got = Buffer.alloc(0);
+      socket.on("error", reject);
+      socket.on("data", (d) => {
+        got = Buffer.concat([got, d]);
+        if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) resolve(got.subarray(2));
+      });
+    });
+    socket.destroy();
+    const answer = dnsPacket.decode(reply);
+    assert.equal(answer.id, 7);
+    assert.deepEqual(
+      answer.answers?.map((a) => (a as { data: string }).data),
+      ["172.16.1.100"],
+    );
   });
   it("forgets a closed connection's servers", async () => {
     store.delete("nsc-0");

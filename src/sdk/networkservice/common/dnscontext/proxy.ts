@@ -8,13 +8,13 @@
  * positive answer (NOERROR with at least one record) is returned. When none answers positively in
  * time, the query goes to the original resolver's servers, one after the other, and the first
  * reply is returned as it is. With no reply at all, the client gets a negative answer from an
- * endpoint server if there was one, else SERVFAIL. Only UDP is served (a truncated answer is
- * passed on; the stub resolver then retries over TCP to the original resolver).
+ * endpoint server if there was one, else SERVFAIL. Clients reach it over UDP and TCP on the same
+ * port; it asks the servers over UDP (a truncated answer is passed on as it is).
  */
 import type { Socket } from "node:dgram";
 import type { Logger } from "../../../core/logger.js";
 import type { DnsConfigStore, DnsServer } from "./configs.js";
-import { bindUdp, decodeDns, emptyReply, exchange, RCODE } from "./udp.js";
+import { bindUdp, decodeDns, emptyReply, exchange, RCODE, serveTcp, type TcpDnsServer } from "./udp.js";
 
 /** Options of {@link DnsProxy}. */
 export interface DnsProxyOptions {
@@ -57,6 +57,7 @@ async function fanOut(servers: readonly DnsServer[], query: Buffer, timeoutMs: n
 export class DnsProxy {
   readonly #options: DnsProxyOptions;
   #socket: Socket | undefined;
+  #tcp: TcpDnsServer | undefined;
 
   constructor(options: DnsProxyOptions) {
     this.#options = options;
@@ -74,6 +75,12 @@ export class DnsProxy {
     socket.on("error", (err) => this.#options.log.warn({ err: err.message }, "DNS proxy socket error"));
     this.#socket = socket;
     const bound = socket.address();
+    try {
+      this.#tcp = await serveTcp(bound.address, bound.port, (msg) => this.answer(msg));
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
     this.#options.log.info({ address: bound.address, port: bound.port }, "DNS proxy listening");
     return { address: bound.address, port: bound.port };
   }
@@ -100,10 +107,12 @@ export class DnsProxy {
   }
 
   /** Stops listening. */
-  close(): Promise<void> {
+  async close(): Promise<void> {
     const socket = this.#socket;
+    const tcp = this.#tcp;
     this.#socket = undefined;
-    if (!socket) return Promise.resolve();
-    return new Promise((resolve) => socket.close(() => resolve()));
+    this.#tcp = undefined;
+    await tcp?.stop();
+    if (socket) await new Promise<void>((resolve) => socket.close(() => resolve()));
   }
 }

@@ -5,7 +5,7 @@
  * library; nothing here reads the wire format by hand.
  */
 import { createSocket, type Socket } from "node:dgram";
-import { isIPv6 } from "node:net";
+import { createServer, isIPv6, type Socket as NetSocket } from "node:net";
 import dnsPacket from "dns-packet";
 import type { DnsServer } from "./configs.js";
 
@@ -59,5 +59,60 @@ export function emptyReply(query: dnsPacket.Packet, rcode: number): Buffer {
     flags: ((query.flags ?? 0) & dnsPacket.RECURSION_DESIRED) | dnsPacket.RECURSION_AVAILABLE | rcode,
     questions: query.questions ?? [],
     answers: [],
+  });
+}
+
+/** A listening TCP DNS server. */
+export interface TcpDnsServer {
+  /** Stops listening and drops open connections. */
+  stop(): Promise<void>;
+}
+
+/** Feeds `answer` every length-prefixed message on `socket` and writes back its replies. */
+function serveConnection(socket: NetSocket, answer: (msg: Buffer) => Promise<Buffer | undefined>): void {
+  let pending = Buffer.alloc(0);
+  socket.setTimeout(10_000, () => socket.destroy());
+  socket.on("error", () => socket.destroy());
+  socket.on("data", (data) => {
+    pending = Buffer.concat([pending, data]);
+    while (pending.length >= 2 && pending.length >= 2 + pending.readUInt16BE(0)) {
+      const msg = pending.subarray(2, 2 + pending.readUInt16BE(0));
+      pending = pending.subarray(2 + msg.length);
+      void answer(msg).then((reply) => {
+        if (!reply || socket.destroyed) return;
+        const length = Buffer.alloc(2);
+        length.writeUInt16BE(reply.length);
+        socket.write(Buffer.concat([length, reply]));
+      });
+    }
+  });
+}
+
+/**
+ * Serves DNS over TCP on `address:port` (RFC 1035 §4.2.2: each message preceded by its 2-byte
+ * length), answering each message with `answer`; resolves once it listens.
+ */
+export function serveTcp(
+  address: string,
+  port: number,
+  answer: (msg: Buffer) => Promise<Buffer | undefined>,
+): Promise<TcpDnsServer> {
+  const open = new Set<NetSocket>();
+  const server = createServer((socket) => {
+    open.add(socket);
+    socket.on("close", () => open.delete(socket));
+    serveConnection(socket, answer);
+  });
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      for (const s of open) s.destroy();
+    });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, address, () => {
+      server.off("error", reject);
+      resolve({ stop });
+    });
   });
 }
