@@ -16,6 +16,7 @@ roles (configured by the upstream NSM_* environment variables):
   nse firewall             passthrough endpoint with an ACL (NSM_SERVICE_NAME, NSM_LABELS, NSM_ACL_CONFIG_PATH)
   nse bridge               L2 bridge service: clients share one bridge and subnet (NSM_CIDR_PREFIX)
   nsc [--init]             the client: sidecar (keeps connections) or init (request once, exit)
+  dns-server               answers A/AAAA queries from NSM_DNS_RECORDS (name=ip,...) on NSM_LISTEN_ON (0.0.0.0:53)
   every role: identity from the SPIFFE Workload API in SPIFFE_ENDPOINT_SOCKET (required), mTLS,
   path tokens (NSM_MAX_TOKEN_LIFETIME, 10m), policies (NSM_REGISTRY_SERVER_POLICIES, ...);
   NSM_INSECURE=true turns all of that off, for debugging only
@@ -74,6 +75,7 @@ const commands: Record<string, () => Promise<Command>> = {
     return (await import("./nse.js")).runIcmpResponder();
   },
   nsc: async () => async (args) => (await import("./nsc.js")).runNsc(args),
+  "dns-server": async () => async () => (await import("./dns-server.js")).runDnsServer(),
   // Internal (started by `nsm up`): the embedded CA serving the SPIFFE Workload API.
   "identity-provider": async () => async () => (await import("./identity-provider.js")).runIdentityProvider(),
   ...Object.fromEntries(

@@ -6,7 +6,11 @@
  * (5s), NSM_REQUEST_TIMEOUT (15s), NSM_LIVENESS_CHECK_ENABLED (true), NSM_LIVENESS_CHECK_INTERVAL
  * (200ms), NSM_LIVENESS_CHECK_TIMEOUT (1s), NODE_NAME, POD_NAME, CLUSTER_NAME, NSM_LOG_LEVEL; security
  * (./security.ts): SPIFFE_ENDPOINT_SOCKET, NSM_MAX_TOKEN_LIFETIME (10m; the opa example sets -1m,
- * and nsmgr refuses the expired tokens), NSM_CLIENT_POLICIES, NSM_INSECURE.
+ * and nsmgr refuses the expired tokens), NSM_CLIENT_POLICIES, NSM_INSECURE; local DNS (./nsc-dns.ts, the
+ * sidecar only): NSM_LOCAL_DNS_SERVER_ENABLED (true), NSM_LOCAL_DNS_SERVER_ADDRESS (127.0.0.1:53),
+ * NSM_RESOLV_CONF.
+ * Several NSURLs (comma-separated) give several connections, one interface each; the
+ * excludedprefixes client keeps their addresses apart (upstream cmd-nsc's chain).
  *
  * Connection ids are `<NSM_NAME>-<i>`. The sidecar first looks for a connection with its id at
  * nsmgr (made by `--init`) and adopts it, so the hand-over does not build a second path; it
@@ -44,6 +48,7 @@ import { grpcClient } from "../sdk/grpc/service.js";
 import { createClient } from "../sdk/networkservice/chains/client/index.js";
 import { clientInfoClient } from "../sdk/networkservice/common/clientinfo/index.js";
 import { connLogServer } from "../sdk/networkservice/common/connlog/index.js";
+import { excludedPrefixesClient } from "../sdk/networkservice/common/excludedprefixes/index.js";
 import { type HealClientOptions, healClient } from "../sdk/networkservice/common/heal/index.js";
 import { kernelMechanismClient } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsClient } from "../sdk/networkservice/common/mechanisms/index.js";
@@ -51,6 +56,7 @@ import { refreshClient } from "../sdk/networkservice/common/refresh/index.js";
 import { sendFdClient } from "../sdk/networkservice/common/sendfd/index.js";
 import { type NsUrl, nsUrlMechanism, parseNsUrl } from "../sdk/tools/nsurl.js";
 import { ConfigError, Env } from "./env.js";
+import { startLocalDns } from "./nsc-dns.js";
 import { roleObservability } from "./observe.js";
 import { type RoleSecurity, roleSecurity } from "./security.js";
 import { roleLogger, untilSignal } from "./serve.js";
@@ -106,6 +112,23 @@ async function adoptable(
   return undefined;
 }
 
+/**
+ * `NSM_NETWORK_SERVICES`: comma-separated NSURLs, one connection (and interface) each; a bad one
+ * is a ConfigError naming it.
+ */
+export function networkServices(env: Env): NsUrl[] {
+  const raw = env.required("NSM_NETWORK_SERVICES");
+  const urls = env.list("NSM_NETWORK_SERVICES").map((u) => {
+    try {
+      return parseNsUrl(u);
+    } catch (err) {
+      throw new ConfigError("NSM_NETWORK_SERVICES", u, (err as Error).message.replace(/^\[\w+\] /, ""));
+    }
+  });
+  if (urls.length === 0) throw new ConfigError("NSM_NETWORK_SERVICES", raw, "needs at least one NSURL");
+  return urls;
+}
+
 /** What a custom client adds to the reference client. */
 export interface RunClientOptions {
   /**
@@ -141,9 +164,7 @@ export async function runNsc(
     parseNsmUrl(v);
     return v;
   });
-  const raw = env.required("NSM_NETWORK_SERVICES");
-  const urls = env.list("NSM_NETWORK_SERVICES").map((u) => env.parsed("NSM_NETWORK_SERVICES", u, parseNsUrl));
-  if (urls.length === 0) throw new ConfigError("NSM_NETWORK_SERVICES", raw, "needs at least one NSURL");
+  const urls = networkServices(env);
   const dialTimeoutMs = env.duration("NSM_DIAL_TIMEOUT", "5s");
   const requestTimeoutMs = env.duration("NSM_REQUEST_TIMEOUT", "15s");
   const liveness: LivenessConfig = {
@@ -155,6 +176,7 @@ export async function runNsc(
   const obs = await roleObservability(env, "nsc", name, log);
   const sec = await roleSecurity(env, log);
   const clientInfo = { nodeName: vars.NODE_NAME, podName: vars.POD_NAME, clusterName: vars.CLUSTER_NAME };
+  const dns = init ? undefined : await startLocalDns(env, log);
 
   try {
     return await connectAll({
@@ -167,12 +189,15 @@ export async function runNsc(
       liveness,
       clientInfo,
       additional: options.additional ?? [],
+      // One instance for all the client's connections (their addresses stay apart).
+      connections: [...(dns ? [dns.element] : []), excludedPrefixesClient()],
       sec,
       observe: obs.element,
       healed: obs.metrics?.observer.healed,
       log,
     });
   } finally {
+    await dns?.close();
     sec.close();
     await obs.close();
   }
@@ -200,6 +225,8 @@ interface NscConfig {
   readonly liveness: LivenessConfig;
   readonly clientInfo: Parameters<typeof clientInfoClient>[0];
   readonly additional: readonly NetworkServiceClient[];
+  /** Elements shared by the chains of all connections (dnscontext, excludedprefixes), after sendfd. */
+  readonly connections: readonly NetworkServiceElement[];
   readonly sec: RoleSecurity;
   /** The metrics element, in front of each client chain. */
   readonly observe?: NetworkServiceElement;
@@ -216,7 +243,11 @@ async function connectAll(cfg: NscConfig): Promise<number> {
   const stop = cfg.init ? Promise.resolve() : untilSignal().then(() => stopped.abort());
   for (const w of wanted) {
     const exitCode = await requestUntilDone(cfg, w, stopped.signal);
-    if (exitCode !== undefined) return exitCode;
+    if (exitCode !== undefined) {
+      // What did connect is not left behind (a retried init would find its addresses taken).
+      await closeAll(cfg, wanted);
+      return exitCode;
+    }
   }
   if (cfg.init) return 0;
   await stop;
@@ -279,6 +310,7 @@ function clientChain(
       }),
       // Our netns goes to nsmgr as a descriptor (upstream's grpcfd).
       sendFdClient(),
+      ...cfg.connections,
     ],
   });
 }

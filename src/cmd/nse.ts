@@ -4,7 +4,9 @@
  * Env: NSM_NAME (icmp-server), NSM_CONNECT_TO (unix:///var/lib/networkservicemesh/nsm.io.sock),
  * NSM_SERVICE_NAMES (icmp-responder), NSM_PAYLOAD (ETHERNET), NSM_LABELS, NSM_CIDR_PREFIX
  * (169.254.0.0/16; groups like "[a,b],c"), NSM_REGISTER_SERVICE (true), NSM_UNREGISTER_ITSELF
- * (false), NSM_EXPIRE (registration lifetime asked for, 1m), NSM_LOG_LEVEL; security
+ * (false), NSM_EXPIRE (registration lifetime asked for, 1m), NSM_DNS_CONFIGS (JSON array of DNSConfig,
+ * e.g. `[{"dns_server_ips": ["172.16.1.100"], "search_domains": ["my.coredns.service"]}]`; default none),
+ * NSM_LOG_LEVEL; security
  * (./security.ts): SPIFFE_ENDPOINT_SOCKET, NSM_MAX_TOKEN_LIFETIME, NSM_REGISTRY_CLIENT_POLICIES,
  * NSM_SERVER_POLICIES, NSM_MONITOR_POLICIES, NSM_INSECURE.
  * Listens on unix://<temp dir>/listen.on and registers through nsmgr. It runs inside its pod's
@@ -22,6 +24,7 @@ import { CallContext } from "../sdk/core/context.js";
 import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
 import { registryClients } from "../sdk/grpc/registry.js";
 import { createEndpoint } from "../sdk/networkservice/chains/endpoint/index.js";
+import { dnsContextServer, parseDnsConfigs } from "../sdk/networkservice/common/dnscontext/index.js";
 import { kernelMechanismServer } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsServer } from "../sdk/networkservice/common/mechanisms/index.js";
 import { point2pointIpamServer } from "../sdk/networkservice/common/point2pointipam/index.js";
@@ -71,7 +74,8 @@ function endpointSettings(env: Env, options: RunEndpointOptions) {
   const registerService = env.bool("NSM_REGISTER_SERVICE", true);
   const unregisterItself = env.bool("NSM_UNREGISTER_ITSELF", false);
   const expirationMs = env.duration("NSM_EXPIRE", "1m");
-  return { name, connectTo, services, payload, labels, ipam, registerService, unregisterItself, expirationMs };
+  const dns = dnsContextServer({ configs: env.parsed("NSM_DNS_CONFIGS", "[]", parseDnsConfigs) });
+  return { name, connectTo, services, payload, labels, ipam, dns, registerService, unregisterItself, expirationMs };
 }
 
 /**
@@ -81,7 +85,7 @@ function endpointSettings(env: Env, options: RunEndpointOptions) {
  */
 export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointOptions = {}): Promise<number> {
   const env = new Env(vars);
-  const { name, connectTo, services, payload, labels, ipam, registerService, unregisterItself, expirationMs } =
+  const { name, connectTo, services, payload, labels, ipam, dns, registerService, unregisterItself, expirationMs } =
     endpointSettings(env, options);
   const log = roleLogger(env, name);
   const obs = await roleObservability(env, "nse", name, log);
@@ -98,6 +102,7 @@ export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointO
       // Our netns goes back to nsmgr as a descriptor (upstream's grpcfd).
       sendFdServer(),
       ipam,
+      dns,
       ...(options.additional ?? []),
       mechanismsServer({
         KERNEL: kernelMechanismServer({ inodeUrl: `file:///proc/${process.pid}/ns/net` }),

@@ -4,7 +4,9 @@
  * Env: NSM_NAME (nmgr), NSM_LISTEN_ON (unix:///var/lib/networkservicemesh/nsm.io.sock; the first
  * tcp:// URL, else the first URL, is the public URL), NSM_REGISTRY_URL (tcp://localhost:5001;
  * empty → in-memory registry), NSM_DIAL_TIMEOUT (750ms), NSM_FORWARDER_NETWORK_SERVICE_NAME
- * (forwarder), NSM_EXPIRE (1m), NODE_NAME, POD_NAME, CLUSTER_NAME, NSM_LOG_LEVEL; security
+ * (forwarder), NSM_EXPIRE (1m), NSM_EXCLUDED_PREFIXES_FILE (ours: where the exclude-prefixes sidecar writes
+ * the node's excluded prefixes; upstream's fixed path /var/lib/networkservicemesh/config/excluded_prefixes.yaml),
+ * NODE_NAME, POD_NAME, CLUSTER_NAME, NSM_LOG_LEVEL; security
  * (./security.ts): SPIFFE_ENDPOINT_SOCKET, NSM_MAX_TOKEN_LIFETIME, NSM_REGISTRY_SERVER_POLICIES,
  * NSM_REGISTRY_CLIENT_POLICIES, NSM_SERVER_POLICIES, NSM_MONITOR_POLICIES, NSM_INSECURE.
  */
@@ -12,6 +14,7 @@ import * as grpc from "@grpc/grpc-js";
 import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
 import { registryClients } from "../sdk/grpc/registry.js";
 import { createNsmgr } from "../sdk/networkservice/chains/nsmgr/index.js";
+import { EXCLUDED_PREFIXES_FILE } from "../sdk/networkservice/common/excludedprefixes/index.js";
 import { Env } from "./env.js";
 import { roleObservability } from "./observe.js";
 import { roleSecurity } from "./security.js";
@@ -26,6 +29,7 @@ export async function runNsmgr(vars: NodeJS.ProcessEnv = process.env): Promise<n
   const dialTimeoutMs = env.duration("NSM_DIAL_TIMEOUT", "750ms");
   const forwarderServiceName = env.string("NSM_FORWARDER_NETWORK_SERVICE_NAME", "forwarder");
   const expirationMs = env.duration("NSM_EXPIRE", "1m");
+  const excludedPrefixesFile = env.string("NSM_EXCLUDED_PREFIXES_FILE", EXCLUDED_PREFIXES_FILE);
   const log = roleLogger(env, name);
   const obs = await roleObservability(env, "nsmgr", name, log);
   const sec = await roleSecurity(env, log);
@@ -47,6 +51,7 @@ export async function runNsmgr(vars: NodeJS.ProcessEnv = process.env): Promise<n
     dialTimeoutMs,
     forwarderServiceName,
     expirationMs,
+    excludedPrefixesFile,
     clientInfo: { nodeName: vars.NODE_NAME, podName: vars.POD_NAME, clusterName: vars.CLUSTER_NAME },
     signal: lifetime.signal,
     observe: obs.element,

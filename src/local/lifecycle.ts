@@ -21,6 +21,7 @@ import { type RuntimeContext, save, withLock } from "./context.js";
 import { LocalError } from "./errors.js";
 import { cliDialOptions, createRuntimeCa, DEFAULT_TRUST_DOMAIN } from "./identity.js";
 import { addFabric, addNetns, attachToFabric, deleteNetns, listOwnNetns, netnsName, underlayAddress } from "./netns.js";
+import { nodeExcludedPrefixesFile } from "./pod-files.js";
 import { deletePods } from "./pod-supervisor.js";
 import { nsmArgv } from "./pods.js";
 import { findByEnv, isAlive } from "./proc.js";
@@ -195,6 +196,7 @@ async function startNsmgr(ctx: RuntimeContext, state: State, node: NodeState): P
       NSM_LISTEN_ON: `unix://${node.nsmgrSocket},${node.nsmgrUrl}`,
       NSM_REGISTRY_URL: `unix://${paths.registrySocket}`,
       NSM_PROMETHEUS_LISTEN_ON: `${node.address ?? "127.0.0.1"}:${PROMETHEUS_PORTS.nsmgr}`,
+      NSM_EXCLUDED_PREFIXES_FILE: nodeExcludedPrefixesFile(node),
       NODE_NAME: node.name,
       POD_NAME: `nsmgr-${node.name}`,
     }),

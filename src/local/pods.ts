@@ -5,7 +5,8 @@
  *
  * - No images are pulled. Upstream NSM images map to our roles: `cmd-nse-icmp-responder` →
  *   `nsm nse icmp-responder`, `cmd-nse-firewall-vpp` → `nsm nse firewall`,
- *   `cmd-nse-bridge` (ours) → `nsm nse bridge`, `cmd-nsc` → `nsm nsc`, `cmd-nsc-init` → `nsm nsc --init`. Any other
+ *   `cmd-nse-bridge` (ours) → `nsm nse bridge`, `cmd-dns-server` (ours) → `nsm dns-server`, `cmd-nsc` →
+ *   `nsm nsc`, `cmd-nsc-init` → `nsm nsc --init`. Any other
  *   container runs its `command` + `args` from the host filesystem; without a command it runs
  *   `sleep infinity` (a pod such as `alpine` that only waits for `kubectl exec`).
  * - A pod with the `networkservicemesh.io` annotation (its own, or its namespace's) gets the client
@@ -22,6 +23,7 @@ import { LocalError } from "./errors.js";
 import type { Host } from "./host.js";
 import { type ContainerSpec, imageName, NSM_ANNOTATION, type WorkloadManifest } from "./manifest.js";
 import { netnsName } from "./netns.js";
+import { podResolvConf } from "./pod-files.js";
 import { type ContainerState, type NodeState, type PodState, RUNTIME_MARKER_ENV, type RuntimePaths } from "./state.js";
 
 /** The `nsm` program (bin/nsm.js next to this source tree). */
@@ -53,6 +55,8 @@ export const ROLE_IMAGES: Readonly<Record<string, readonly string[]>> = {
   "cmd-nse-firewall-vpp": ["nse", "firewall"],
   // Ours (no upstream kernel image serves a bridge).
   "cmd-nse-bridge": ["nse", "bridge"],
+  // Ours: stands in for the CoreDNS sidecar of upstream's dns example.
+  "cmd-dns-server": ["dns-server"],
   "cmd-nsc": ["nsc"],
   "cmd-nsc-init": ["nsc", "--init"],
 };
@@ -169,6 +173,8 @@ function podEnvironment(input: BuildPodInput, uid: string): PodEnvironment {
     NODE_NAME: node.name,
     POD_NAME: name,
     POD_NAMESPACE: m.namespace,
+    // The pod's resolv.conf, which the nsc sidecar points at its DNS proxy.
+    NSM_RESOLV_CONF: podResolvConf(paths, m.namespace, name),
     ...input.inherited,
   };
   return { input, who: `pod ${m.namespace}/${name}`, fields, base, roleBase };

@@ -84,6 +84,23 @@ export {
 // --- Standard elements for the `additional` slots
 export { type ClientInfoOptions, clientInfoClient } from "../sdk/networkservice/common/clientinfo/index.js";
 export {
+  DnsConfigStore,
+  type DnsContextClientOptions,
+  type DnsContextServerOptions,
+  DnsProxy,
+  type DnsProxyOptions,
+  type DnsServer,
+  dnsContextClient,
+  dnsContextServer,
+  parseDnsConfigs,
+} from "../sdk/networkservice/common/dnscontext/index.js";
+export {
+  EXCLUDED_PREFIXES_FILE,
+  type ExcludedPrefixesServerOptions,
+  excludedPrefixesClient,
+  excludedPrefixesServer,
+} from "../sdk/networkservice/common/excludedprefixes/index.js";
+export {
   type KernelMechanismOptions,
   kernelMechanismClient,
   kernelMechanismServer,

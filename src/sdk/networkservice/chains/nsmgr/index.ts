@@ -21,6 +21,7 @@ import { nseRegistryFromChain, nsRegistryFromChain } from "../../../registry/cor
 import { type ClientInfoOptions, clientInfoClient } from "../../common/clientinfo/index.js";
 import { connectServer } from "../../common/connect/index.js";
 import { discoverForwarderServer } from "../../common/discoverforwarder/index.js";
+import { excludedPrefixesServer } from "../../common/excludedprefixes/index.js";
 import { netSvcMonitorServer } from "../../common/netsvcmonitor/index.js";
 import { recvFdClient, recvFdServer } from "../../common/recvfd/index.js";
 import { sendFdClient, sendFdServer } from "../../common/sendfd/index.js";
@@ -48,6 +49,11 @@ export interface NsmgrOptions extends Omit<EndpointOptions, "additional"> {
   clientAuthorize?: NetworkServiceElement;
   /** The `security` slot of nsmgr's registry server chains. @default pass-through */
   registrySecurity?: RegistrySecurity;
+  /**
+   * The node's excluded-prefixes file (upstream `excluded_prefixes.yaml`, see excludedprefixes),
+   * whose prefixes go into every request's `excluded_prefixes`. @default none read
+   */
+  excludedPrefixesFile?: string;
   log?: Logger;
 }
 
@@ -88,6 +94,9 @@ export function createNsmgr(options: NsmgrOptions): Nsmgr {
         forwarderServiceName: options.forwarderServiceName,
       }),
       netSvcMonitorServer({ nsRegistry, nseRegistry, signal: lifetime.signal }),
+      ...(options.excludedPrefixesFile
+        ? [excludedPrefixesServer({ file: options.excludedPrefixesFile, log: options.log })]
+        : []),
       connectServer(
         clientChain({
           name: options.name,
