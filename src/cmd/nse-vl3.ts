@@ -10,7 +10,9 @@
  * one peers request), NSM_LABELS, NSM_REQUEST_LABELS (labels of the peer requests),
  * NSM_REGISTER_SERVICE (true; payload IP), NSM_UNREGISTER_ITSELF (true), NSM_PREFIX_SERVER_URL
  * (vl3-ipam:5006; `host:port`, tcp:// or unix://), NSM_REQUEST_TIMEOUT (15s), NSM_EXPIRE (1m),
- * NSM_LOG_LEVEL; security as ./security.ts.
+ * NSM_DNS_TEMPLATES (`{{ index .Labels "podName" }}.{{ .NetworkService }}.`: the names of its
+ * clients, answered by its DNS server on port 53 of its vL3 address, which asks the peers for
+ * the others' clients), NSM_LOG_LEVEL; security as ./security.ts.
  * The endpoint's netns routes between its clients and peers (../kernel/networkservice/vl3).
  * It registers only once the IPAM answered. A malformed setting, or a block from the IPAM that
  * is not a prefix with room for clients, stops it at start with one line naming the variable.
@@ -37,7 +39,14 @@ import { kernelMechanismClient, kernelMechanismServer } from "../sdk/networkserv
 import { mechanismsClient, mechanismsServer } from "../sdk/networkservice/common/mechanisms/index.js";
 import { refreshClient } from "../sdk/networkservice/common/refresh/index.js";
 import { sendFdClient, sendFdServer } from "../sdk/networkservice/common/sendfd/index.js";
-import { Vl3Network, vl3Client, vl3Peers, vl3Server } from "../sdk/networkservice/common/vl3/index.js";
+import { Vl3Network, type Vl3Peers, vl3Client, vl3Peers, vl3Server } from "../sdk/networkservice/common/vl3/index.js";
+import {
+  type DnsTemplate,
+  parseDnsTemplate,
+  serveVl3Dns,
+  Vl3DnsRecords,
+  vl3DnsServer,
+} from "../sdk/networkservice/common/vl3dns/index.js";
 import { registryClient } from "../sdk/registry/chains/client/index.js";
 import { parseLabels } from "../sdk/tools/labels.js";
 import { ConfigError, Env } from "./env.js";
@@ -57,7 +66,10 @@ export interface Vl3Config {
   readonly prefixServerUrl: string;
   readonly requestTimeoutMs: number;
   readonly expirationMs: number;
+  readonly dnsTemplates: readonly DnsTemplate[];
 }
+
+const DEFAULT_DNS_TEMPLATE = '{{ index .Labels "podName" }}.{{ .NetworkService }}.';
 
 /** `host:port` (upstream's form, a Kubernetes Service) is tcp://host:port; unix:// and tcp:// are checked. */
 export function prefixServerUrlOf(text: string): string {
@@ -81,6 +93,12 @@ export function vl3Config(env: Env): Vl3Config {
     prefixServerUrl: env.parsed("NSM_PREFIX_SERVER_URL", "vl3-ipam:5006", prefixServerUrlOf),
     requestTimeoutMs: env.duration("NSM_REQUEST_TIMEOUT", "15s"),
     expirationMs: env.duration("NSM_EXPIRE", "1m"),
+    dnsTemplates: env.parsed("NSM_DNS_TEMPLATES", DEFAULT_DNS_TEMPLATE, (v) =>
+      v
+        .split(",")
+        .filter((t) => t.trim())
+        .map(parseDnsTemplate),
+    ),
   };
 }
 
@@ -191,23 +209,37 @@ async function serveEndpoint(role: EndpointRole, additional: NetworkServiceEleme
   };
 }
 
+/** The vL3 addresses of the peers: those that connected here and those this endpoint connected to. */
+function peerAddresses(net: Vl3Network, peers: Vl3Peers | undefined): string[] {
+  const mine = [...(peers?.connected.values() ?? [])].map((c) => c.context?.ipContext?.dstIpAddrs[0]?.split("/")[0]);
+  return [...new Set([...net.peerAddresses, ...mine.filter((a) => a !== undefined)])];
+}
+
 /** `nsm nse vl3`: serves, registers through nsmgr, peers, and stops on SIGTERM/SIGINT. */
 export async function runVl3(vars: NodeJS.ProcessEnv = process.env): Promise<number> {
   const env = new Env(vars);
   const cfg = vl3Config(env);
   const log = roleLogger(env, cfg.name);
-  const kernel = createNetlinkKernel();
-  await prepareVl3Netns(kernel);
   const sec = await roleSecurity(env, log);
   const lifetime = new AbortController();
   const net = new Vl3Network();
   await followPrefix(cfg, net, sec, log, lifetime.signal);
+  // Only now that the settings, the identity and the IPAM's block are good does the netns change.
+  const kernel = createNetlinkKernel();
+  await prepareVl3Netns(kernel);
   const inodeUrl = `file:///proc/${process.pid}/ns/net`;
+  const records = new Vl3DnsRecords();
+  let peers: Vl3Peers | undefined;
+  const dns = await serveVl3Dns({ records, peers: () => peerAddresses(net, peers), log });
   const served = await serveEndpoint(
     { ...cfg, log, sec, registerServices: cfg.registerService ? Payload.IP : undefined },
-    [vl3Server(net), mechanismsServer({ KERNEL: kernelMechanismServer({ inodeUrl }) })],
+    [
+      vl3Server(net),
+      vl3DnsServer({ net, records, templates: cfg.dnsTemplates }),
+      mechanismsServer({ KERNEL: kernelMechanismServer({ inodeUrl }) }),
+    ],
   );
-  const peers = vl3Peers({
+  peers = vl3Peers({
     name: cfg.name,
     service: cfg.services[0]!,
     registry: served.registry.nse,
@@ -220,6 +252,7 @@ export async function runVl3(vars: NodeJS.ProcessEnv = process.env): Promise<num
   await peers.stop();
   lifetime.abort();
   await served.stop(cfg.unregisterItself);
+  await dns.close();
   await kernel.close();
   sec.close();
   log.info("endpoint stopped");

@@ -2,7 +2,8 @@
 /**
  * examples/vl3-basic on the local runtime (`nsm up --nodes 2`): the IPAM hands each vL3 endpoint
  * a /24 of 172.16.0.0/16, the endpoints (one per node) peer with each other, the clients (one per
- * node, each on its node's endpoint) ping each other and both endpoints; deleting an endpoint's
+ * node, each on its node's endpoint) ping each other and both endpoints and resolve each other's
+ * names (vL3 DNS); deleting an endpoint's
  * pod heals (its Deployment makes a new one, which takes the freed block back and peers again);
  * bad settings stop `nsm ipam` and `nsm nse vl3` at start with one line; delete and down leave
  * nothing.
@@ -45,6 +46,21 @@ describe("endpoints: examples/vl3-basic (vL3 network over two nodes)", { skip },
 
   const ping = (from: string, to: string, count = 3) =>
     rt.nsm("exec", from, "-n", NS, "--", "ping", "-c", String(count), "-i", "0.2", "-W", "2", to);
+
+  /** Resolves `name` (A) at `server` from inside `pod` with Node's resolver. */
+  const resolve = (pod: string, server: string, name: string) =>
+    rt.nsm(
+      "exec",
+      pod,
+      "-n",
+      NS,
+      "--",
+      process.execPath,
+      "-e",
+      'const r=new (require("dns").promises.Resolver)({timeout:2000,tries:1});r.setServers([process.argv[1]]);r.resolve4(process.argv[2]).then(a=>console.log(a.join(",")),e=>{console.error(e.code);process.exit(1)})',
+      server,
+      name,
+    );
 
   before(async () => {
     rt = testRuntime("vl3");
@@ -101,6 +117,22 @@ describe("endpoints: examples/vl3-basic (vL3 network over two nodes)", { skip },
     );
   });
 
+  it("vL3 DNS: each client resolves the other's <pod>.vl3-basic. at its own endpoint (asked across the peering)", async () => {
+    const [a, b] = clients as [string, string];
+    for (const [from, to] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      const server = `${addr[from]!.split(".").slice(0, 3).join(".")}.0`;
+      const r = await resolve(from, server, `${to}.vl3-basic.`);
+      assert.equal(r.code, 0, `${from} → ${to}: ${r.stdout}${r.stderr}`);
+      assert.equal(r.stdout.trim(), addr[to]);
+    }
+    const unknown = await resolve(a, "172.16.0.0", "nobody.vl3-basic.");
+    assert.notEqual(unknown.code, 0);
+    assert.match(unknown.stderr, /ENOTFOUND/);
+  });
+
   it("deleting an endpoint's pod heals: the new endpoint peers again and the clients ping each other", async () => {
     const nses = await podsOf("nse-vl3-");
     const victim = nses.find((p) => p.node === "node-1")!;
@@ -129,6 +161,7 @@ describe("endpoints: examples/vl3-basic (vL3 network over two nodes)", { skip },
       [["ipam"], { NSM_PREFIX: "172.16.0.300/16" }, 'nsm: NSM_PREFIX="172.16.0.300/16": '],
       [["ipam"], { NSM_PREFIX: "172.16.0.0/16", NSM_CLIENT_PREFIX_LEN: "8" }, 'nsm: NSM_CLIENT_PREFIX_LEN="8": '],
       [["nse", "vl3"], { NSM_PREFIX_SERVER_URL: "ftp://ipam:5006" }, 'nsm: NSM_PREFIX_SERVER_URL="ftp://ipam:5006": '],
+      [["nse", "vl3"], { NSM_DNS_TEMPLATES: "{{ .Name }}.x" }, 'nsm: NSM_DNS_TEMPLATES="{{ .Name }}.x": '],
     ];
     for (const [args, env, start] of cases) {
       const r = await nsmAlone(args, env);

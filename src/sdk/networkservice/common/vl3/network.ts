@@ -44,6 +44,8 @@ interface Current {
 export class Vl3Network {
   #current: Current | undefined;
   readonly #listeners = new Set<(share: Vl3Share) => void>();
+  /** Addresses of the vL3 endpoints that connected here as peers, by connection id. */
+  readonly #peers = new Map<string, string>();
 
   constructor(private readonly networkPrefixLength?: number) {}
 
@@ -76,6 +78,17 @@ export class Vl3Network {
   subscribe(listener: (share: Vl3Share) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
+  }
+
+  /** Notes the address of a peer that connected here (connection `id`); `undefined` forgets it. */
+  setPeer(id: string, address: string | undefined): void {
+    if (address === undefined) this.#peers.delete(id);
+    else this.#peers.set(id, address);
+  }
+
+  /** The addresses of the peers that connected here. */
+  get peerAddresses(): string[] {
+    return [...new Set(this.#peers.values())];
   }
 
   /** True if `ip` is inside the whole vL3 network. */

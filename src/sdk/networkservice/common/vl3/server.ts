@@ -52,7 +52,8 @@ function addRoute(ipc: IPContext, which: "srcRoutes" | "dstRoutes", prefix: stri
 }
 
 /** True when the request announces a block behind one of its own addresses (a vL3 peer). */
-export function announcesBlock(ipc: IPContext): boolean {
+export function announcesBlock(ipc: IPContext | undefined): boolean {
+  if (!ipc) return false;
   const own = new Set(
     ipc.srcIpAddrs
       .map((a) => addressOf(a))
@@ -112,7 +113,9 @@ export function vl3Server(net: Vl3Network): NetworkServiceElement {
       const ipc = connection.context.ipContext;
       if (announcesBlock(ipc)) {
         givePeer(ipc, share);
-        return next.request({ ...req, connection }, ctx);
+        const conn = await next.request({ ...req, connection }, ctx);
+        net.setPeer(conn.id, ipc.srcIpAddrs[0]?.split("/")[0]);
+        return conn;
       }
       const md = metadataOf(ctx, false);
       let lease = md.load(key);
@@ -136,6 +139,7 @@ export function vl3Server(net: Vl3Network): NetworkServiceElement {
       }
     },
     async close(conn, ctx, next) {
+      net.setPeer(conn.id, undefined);
       const lease = metadataOf(ctx, false).loadAndDelete(key);
       if (lease && lease.prefix === net.share.prefix) net.release(lease.ip);
       await next.close(conn, ctx);

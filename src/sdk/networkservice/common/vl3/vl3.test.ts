@@ -117,7 +117,7 @@ describe("vl3 server", () => {
   });
 
   it("a peer (announcing its block) keeps its addresses and gets a route to this block only", async () => {
-    const { ep } = endpoint("172.16.1.0/24");
+    const { net, ep } = endpoint("172.16.1.0/24");
     const peer = new Vl3Network();
     peer.reset("172.16.2.0/24");
     const tail: NetworkServiceElement = { name: "t", request: async (r) => r.connection!, close: async () => {} };
@@ -141,6 +141,9 @@ describe("vl3 server", () => {
       ["172.16.1.1/32"],
       "no client address was taken",
     );
+    assert.deepEqual(net.peerAddresses, ["172.16.2.0"]);
+    await ep.close(conn, ctx());
+    assert.deepEqual(net.peerAddresses, []);
   });
 
   it("a new block: the next refresh moves the client to it", async () => {
