@@ -156,6 +156,27 @@ describe("endpoints: examples/vl3-basic (vL3 network over two nodes)", { skip },
     assert.equal(conns.filter((r) => r[1]!.startsWith("nse-vl3-")).length, 1, JSON.stringify(conns));
   });
 
+  it("a client's death: its replacement gets an address and a name, reaches the other client, the old name is gone", async () => {
+    const old = (await podsOf("alpine-")).find((p) => p.node === "node-2")!;
+    const other = clients.find((c) => c !== old.name)!;
+    await rt.ok("delete", "pod", old.name, "-n", NS);
+    const now = await podsOf("alpine-");
+    const fresh = now.find((p) => p.node === "node-2" && p.name !== old.name);
+    assert.ok(fresh, JSON.stringify(now));
+    const ip = ipv4Of(podNetns(rt, NS, fresh.name), "nsm-1")[0]!.split("/")[0]!;
+    const block = addr[old.name]!.split(".").slice(0, 3).join(".");
+    assert.equal(ip.split(".").slice(0, 3).join("."), block, "from the same endpoint's block");
+    const r = await ping(other, ip);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const back = await ping(fresh.name, addr[other]!);
+    assert.equal(back.code, 0, back.stdout + back.stderr);
+    const otherServer = `${addr[other]!.split(".").slice(0, 3).join(".")}.0`;
+    const named = await resolve(other, otherServer, `${fresh.name}.vl3-basic.`);
+    assert.equal(named.stdout.trim(), ip, named.stderr);
+    const gone = await resolve(other, otherServer, `${old.name}.vl3-basic.`);
+    assert.match(gone.stderr, /ENOTFOUND/, gone.stdout);
+  });
+
   it("bad settings stop nsm ipam and nsm nse vl3 at start with one line naming the variable", async () => {
     const cases: [string[], Record<string, string>, string][] = [
       [["ipam"], { NSM_PREFIX: "172.16.0.300/16" }, 'nsm: NSM_PREFIX="172.16.0.300/16": '],
