@@ -17,6 +17,7 @@ roles (configured by the upstream NSM_* environment variables):
   nse bridge               L2 bridge service: clients share one bridge and subnet (NSM_CIDR_PREFIX)
   nse vl3                  vL3 endpoint: a block from NSM_PREFIX_SERVER_URL, peers with the other vL3 endpoints
   ipam                     the vL3 IPAM service (NSM_PREFIX, NSM_CLIENT_PREFIX_LEN, NSM_LISTEN_ON)
+  vl3-lb                   vL3 load balancer: a vL3 client spreading NSM_PORT over the clients NSM_SELECTOR picks
   nsc [--init]             the client: sidecar (keeps connections) or init (request once, exit)
   every role: identity from the SPIFFE Workload API in SPIFFE_ENDPOINT_SOCKET (required), mTLS,
   path tokens (NSM_MAX_TOKEN_LIFETIME, 10m), policies (NSM_REGISTRY_SERVER_POLICIES, ...);
@@ -78,6 +79,7 @@ const commands: Record<string, () => Promise<Command>> = {
   },
   nsc: async () => async (args) => (await import("./nsc.js")).runNsc(args),
   ipam: async () => async () => (await import("./ipam.js")).runIpam(),
+  "vl3-lb": async () => async () => (await import("./vl3-lb.js")).runVl3Lb(),
   // Internal (started by `nsm up`): the embedded CA serving the SPIFFE Workload API.
   "identity-provider": async () => async () => (await import("./identity-provider.js")).runIdentityProvider(),
   ...Object.fromEntries(

@@ -5,7 +5,7 @@
  *
  * - No images are pulled. Upstream NSM images map to our roles: `cmd-nse-icmp-responder` →
  *   `nsm nse icmp-responder`, `cmd-nse-firewall-vpp` → `nsm nse firewall`,
- *   `cmd-nse-bridge` (ours) → `nsm nse bridge`, `cmd-nse-vl3-vpp` → `nsm nse vl3`, `cmd-ipam-vl3` → `nsm ipam`, `cmd-nsc` → `nsm nsc`, `cmd-nsc-init` → `nsm nsc --init`. Any other
+ *   `cmd-nse-bridge` (ours) → `nsm nse bridge`, `cmd-nse-vl3-vpp` → `nsm nse vl3`, `cmd-ipam-vl3` → `nsm ipam`, `cmd-lb-vl3-vpp` → `nsm vl3-lb`, `cmd-nsc` → `nsm nsc`, `cmd-nsc-init` → `nsm nsc --init`. Any other
  *   container runs its `command` + `args` from the host filesystem; without a command it runs
  *   `sleep infinity` (a pod such as `alpine` that only waits for `kubectl exec`).
  * - A pod with the `networkservicemesh.io` annotation (its own, or its namespace's) gets the client
@@ -47,6 +47,7 @@ export const ROLE_IMAGES: Readonly<Record<string, readonly string[]>> = {
   "cmd-nse-bridge": ["nse", "bridge"],
   "cmd-nse-vl3-vpp": ["nse", "vl3"],
   "cmd-ipam-vl3": ["ipam"],
+  "cmd-lb-vl3-vpp": ["vl3-lb"],
   "cmd-nsc": ["nsc"],
   "cmd-nsc-init": ["nsc", "--init"],
 };
