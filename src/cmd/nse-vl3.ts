@@ -118,6 +118,8 @@ function followPrefix(cfg: Vl3Config, net: Vl3Network, sec: RoleSecurity, log: L
           net.reset(prefix);
         } catch (err) {
           const reason = `the IPAM answered a bad prefix: ${NsmError.from(err).rawMessage}`;
+          // At start this stops the endpoint; later the endpoint keeps its block.
+          log.error({ prefix }, reason);
           return reject(new ConfigError("NSM_PREFIX_SERVER_URL", cfg.prefixServerUrl, reason));
         }
         log.info({ ...net.share }, "vL3 prefix assigned");
@@ -248,7 +250,11 @@ export async function runVl3(vars: NodeJS.ProcessEnv = process.env): Promise<num
     requestTimeoutMs: cfg.requestTimeoutMs,
     log,
   });
+  // A new block from the IPAM (it lost ours): the peers must route the new one. Clients move at
+  // their next refresh.
+  const unsubscribe = net.subscribe(() => void peers?.reannounce());
   await untilSignal();
+  unsubscribe();
   await peers.stop();
   lifetime.abort();
   await served.stop(cfg.unregisterItself);

@@ -10,6 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ipJson, ipv4Of, podNetns, REPO, rows, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
@@ -131,6 +132,25 @@ describe("endpoints: examples/vl3-basic (vL3 network over two nodes)", { skip },
     const unknown = await resolve(a, "172.16.0.0", "nobody.vl3-basic.");
     assert.notEqual(unknown.code, 0);
     assert.match(unknown.stderr, /ENOTFOUND/);
+  });
+
+  it("the IPAM restarts (kill -9): each endpoint asks for its block again and gets it; traffic goes on", async () => {
+    const [ipam] = await podsOf("vl3-ipam-");
+    const log = join(rt.dir, "logs", `${NS}_${ipam!.name}_vl3-ipam.log`);
+    const allocated = () =>
+      readFileSync(log, "utf8")
+        .split("\n")
+        .filter((l) => l.includes('"prefix allocated"'))
+        .map((l) => JSON.parse(l).prefix as string);
+    const before = allocated().sort();
+    assert.deepEqual(before, ["172.16.0.0/24", "172.16.1.0/24"]);
+    await rt.ok("restart", `pod/${ipam!.name}`, "-n", NS, "--kill");
+    const started = Date.now();
+    while (allocated().length < 4 && Date.now() - started < 30_000) await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(allocated().slice(2).sort(), before, "the same blocks after the restart");
+    const [a, b] = clients as [string, string];
+    const r = await ping(a, addr[b]!);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
   });
 
   it("deleting an endpoint's pod heals: the new endpoint peers again and the clients ping each other", async () => {

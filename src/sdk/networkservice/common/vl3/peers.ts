@@ -8,7 +8,8 @@
  * the endpoint whose name sorts after the other's (upstream: the one registered later, which
  * races when two start together). A peer that appears is requested until the Request works
  * (every `retryMs`); a peer that leaves the registry (unregistered or expired) is closed. The
- * watch is opened again when it breaks. {@link Vl3Peers.stop} closes every peer connection.
+ * watch is opened again when it breaks. {@link Vl3Peers.reannounce} requests the peers again
+ * (the endpoint's block changed); {@link Vl3Peers.stop} closes every peer connection.
  * Failure behaviour: nothing throws; failures are logged and retried.
  */
 
@@ -49,6 +50,8 @@ export interface Vl3PeersOptions {
 export interface Vl3Peers {
   /** The peers with a working connection, by endpoint name. */
   readonly connected: ReadonlyMap<string, Connection>;
+  /** Requests every connected peer again (after this endpoint's block changed: the peers route the new one). */
+  reannounce(): Promise<void>;
   /** Stops watching and closes every peer connection. */
   stop(): Promise<void>;
 }
@@ -72,6 +75,22 @@ function peerRequest(o: Vl3PeersOptions, name: string) {
       labels: { ...o.labels },
     }),
   });
+}
+
+/** Re-requests each peer with a connection; failures are logged (the next refresh tries again). */
+async function reannounce(o: Vl3PeersOptions, peers: Map<string, Peer>, connected: Map<string, Connection>) {
+  const ctx = () => CallContext.create({ deadline: Date.now() + (o.requestTimeoutMs ?? 15_000), log: o.log });
+  await Promise.all(
+    [...peers].map(async ([name, peer]) => {
+      if (!peer.conn) return;
+      try {
+        peer.conn = await o.client.request(create(NetworkServiceRequestSchema, { connection: peer.conn }), ctx());
+        if (!peer.stop.signal.aborted) connected.set(name, peer.conn);
+      } catch (err) {
+        o.log.warn({ peer: name, err: NsmError.from(err).toStatusString() }, "vL3 peer not told of the new block");
+      }
+    }),
+  );
 }
 
 /** Starts the peering (see the module doc). */
@@ -143,6 +162,7 @@ export function vl3Peers(o: Vl3PeersOptions): Vl3Peers {
 
   return {
     connected,
+    reannounce: () => reannounce(o, peers, connected),
     async stop() {
       lifetime.abort();
       await Promise.all([...peers.keys()].map(drop));
