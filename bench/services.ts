@@ -9,6 +9,8 @@
  * - firewall throughput: iperf3 TCP to port 8080 (the ACL's allowed port) through the composition
  *   (three bridged hops, the firewall's nftables rules on the first) ÷ through the kernel2kernel
  *   veth.
+ * - vL3 setup: the same for a client of examples/vl3-basic (the IPAM and one vL3 endpoint on the
+ *   one node; the example's second endpoint and its clients are left out) ÷ kernel2kernel.
  * Issue goals: composition_setup_ratio ≤ 4, firewall_throughput_ratio ≥ 0.8.
  *
  * Usage: npm run bench:services [-- --runs 5] [--seconds 5]. Root, iperf3, nftables. The last
@@ -16,7 +18,7 @@
  * state directory and `nsm down` removes it all.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -118,10 +120,22 @@ function clientSetupMs(namespace: string, service: string, i: number): number {
   return Number(m[1]) * 1000;
 }
 
+/** examples/vl3-basic for one node: one vL3 endpoint, no clients (the bench adds its own). */
+function vl3OneNode(): string {
+  const dir = join(work, "vl3-basic");
+  cpSync(join(REPO, "examples", "vl3-basic"), dir, { recursive: true });
+  const kustomization = join(dir, "kustomization.yaml");
+  writeFileSync(kustomization, readFileSync(kustomization, "utf8").replace(/^\s*- client\.yaml\n/m, ""));
+  const nse = join(dir, "nse-vl3.yaml");
+  writeFileSync(nse, readFileSync(nse, "utf8").replace("replicas: 2", "replicas: 1"));
+  return dir;
+}
+
 function main(): void {
   nsm("up");
   nsm("apply", "-f", join(REPO, "examples", "kernel2kernel"));
   nsm("apply", "-f", join(REPO, "examples", "nse-composition"));
+  nsm("apply", "-f", vl3OneNode());
   const veth = iperf(
     podNetns("ns-kernel2kernel", "nse-kernel-"),
     podNetns("ns-kernel2kernel", "alpine"),
@@ -136,14 +150,18 @@ function main(): void {
   nsm("delete", "-f", join(REPO, "examples", "nse-composition", "client.yaml"), "-n", "ns-nse-composition");
   const k2k: number[] = [];
   const comp: number[] = [];
+  const vl3: number[] = [];
   for (let i = 0; i < RUNS; i++) {
     k2k.push(clientSetupMs("ns-kernel2kernel", "kernel2kernel", i));
     comp.push(clientSetupMs("ns-nse-composition", "nse-composition", i));
+    vl3.push(clientSetupMs("ns-vl3", "vl3-basic", i));
   }
+  const vl3P50 = pct(vl3, 50);
   const k2kP50 = pct(k2k, 50);
   const compP50 = pct(comp, 50);
   console.log(`firewall (composition) ${r3(firewall)} Gbit/s, veth ${r3(veth)} Gbit/s`);
   console.log(`client setup p50: composition ${Math.round(compP50)} ms, kernel2kernel ${Math.round(k2kP50)} ms`);
+  console.log(`client setup p50: vL3 ${Math.round(vl3P50)} ms`);
   console.log(
     JSON.stringify({
       composition_setup_p50_ms: Math.round(compP50),
@@ -152,6 +170,8 @@ function main(): void {
       firewall_gbps: r3(firewall),
       veth_gbps: r3(veth),
       firewall_throughput_ratio: r3(firewall / veth),
+      vl3_setup_p50_ms: Math.round(vl3P50),
+      vl3_setup_ratio: r3(vl3P50 / k2kP50),
     }),
   );
 }

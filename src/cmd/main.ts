@@ -15,6 +15,9 @@ roles (configured by the upstream NSM_* environment variables):
   nse icmp-responder       the reference endpoint (NSM_CIDR_PREFIX, NSM_SERVICE_NAMES, ...)
   nse firewall             passthrough endpoint with an ACL (NSM_SERVICE_NAME, NSM_LABELS, NSM_ACL_CONFIG_PATH)
   nse bridge               L2 bridge service: clients share one bridge and subnet (NSM_CIDR_PREFIX)
+  nse vl3                  vL3 endpoint: a block from NSM_PREFIX_SERVER_URL, peers with the other vL3 endpoints
+  ipam                     the vL3 IPAM service (NSM_PREFIX, NSM_CLIENT_PREFIX_LEN, NSM_LISTEN_ON)
+  vl3-lb                   vL3 load balancer: a vL3 client spreading NSM_PORT over the clients NSM_SELECTOR picks
   nsc [--init]             the client: sidecar (keeps connections) or init (request once, exit)
   dns-server               answers A/AAAA queries from NSM_DNS_RECORDS (name=ip,...) on NSM_LISTEN_ON (0.0.0.0:53)
   every role: identity from the SPIFFE Workload API in SPIFFE_ENDPOINT_SOCKET (required), mTLS,
@@ -66,9 +69,10 @@ const commands: Record<string, () => Promise<Command>> = {
   nse: async () => async (args) => {
     if (args[0] === "firewall") return (await import("./nse-firewall.js")).runFirewall();
     if (args[0] === "bridge") return (await import("./nse-bridge.js")).runBridge();
+    if (args[0] === "vl3") return (await import("./nse-vl3.js")).runVl3();
     if (args[0] !== "icmp-responder") {
       process.stderr.write(
-        `nsm nse: unknown endpoint "${args[0] ?? ""}" (available: icmp-responder, firewall, bridge)\n`,
+        `nsm nse: unknown endpoint "${args[0] ?? ""}" (available: icmp-responder, firewall, bridge, vl3)\n`,
       );
       return 2;
     }
@@ -76,6 +80,8 @@ const commands: Record<string, () => Promise<Command>> = {
   },
   nsc: async () => async (args) => (await import("./nsc.js")).runNsc(args),
   "dns-server": async () => async () => (await import("./dns-server.js")).runDnsServer(),
+  ipam: async () => async () => (await import("./ipam.js")).runIpam(),
+  "vl3-lb": async () => async () => (await import("./vl3-lb.js")).runVl3Lb(),
   // Internal (started by `nsm up`): the embedded CA serving the SPIFFE Workload API.
   "identity-provider": async () => async () => (await import("./identity-provider.js")).runIdentityProvider(),
   ...Object.fromEntries(

@@ -210,7 +210,7 @@ describe("planner: apply", () => {
   it("refuses bad manifests with a LocalError that names the object, and changes nothing", () => {
     const state = stateWithNodes(1);
     const before = JSON.stringify(state);
-    const nsm = { name: "nse", image: "ghcr.io/networkservicemesh/cmd-nse-vl3-vpp:v1" };
+    const nsm = { name: "nse", image: "ghcr.io/networkservicemesh/cmd-nsc-vpp:v1" };
     const cases: [Manifest[], RegExp][] = [
       [[deployment("x", 1, idle)].map((m) => ({ ...m, namespace: "nowhere" })), /namespace "nowhere" not found/],
       [

@@ -5,8 +5,9 @@
  *
  * - No images are pulled. Upstream NSM images map to our roles: `cmd-nse-icmp-responder` →
  *   `nsm nse icmp-responder`, `cmd-nse-firewall-vpp` → `nsm nse firewall`,
- *   `cmd-nse-bridge` (ours) → `nsm nse bridge`, `cmd-dns-server` (ours) → `nsm dns-server`, `cmd-nsc` →
- *   `nsm nsc`, `cmd-nsc-init` → `nsm nsc --init`. Any other
+ *   `cmd-nse-bridge` (ours) → `nsm nse bridge`, `cmd-dns-server` (ours) → `nsm dns-server`,
+ *   `cmd-nse-vl3-vpp` → `nsm nse vl3`, `cmd-ipam-vl3` → `nsm ipam`, `cmd-lb-vl3-vpp` → `nsm vl3-lb`,
+ *   `cmd-nsc` → `nsm nsc`, `cmd-nsc-init` → `nsm nsc --init`. Any other
  *   container runs its `command` + `args` from the host filesystem; without a command it runs
  *   `sleep infinity` (a pod such as `alpine` that only waits for `kubectl exec`).
  * - A pod with the `networkservicemesh.io` annotation (its own, or its namespace's) gets the client
@@ -57,6 +58,9 @@ export const ROLE_IMAGES: Readonly<Record<string, readonly string[]>> = {
   "cmd-nse-bridge": ["nse", "bridge"],
   // Ours: stands in for the CoreDNS sidecar of upstream's dns example.
   "cmd-dns-server": ["dns-server"],
+  "cmd-nse-vl3-vpp": ["nse", "vl3"],
+  "cmd-ipam-vl3": ["ipam"],
+  "cmd-lb-vl3-vpp": ["vl3-lb"],
   "cmd-nsc": ["nsc"],
   "cmd-nsc-init": ["nsc", "--init"],
 };
