@@ -15,6 +15,8 @@ roles (configured by the upstream NSM_* environment variables):
   nse icmp-responder       the reference endpoint (NSM_CIDR_PREFIX, NSM_SERVICE_NAMES, ...)
   nse firewall             passthrough endpoint with an ACL (NSM_SERVICE_NAME, NSM_LABELS, NSM_ACL_CONFIG_PATH)
   nse bridge               L2 bridge service: clients share one bridge and subnet (NSM_CIDR_PREFIX)
+  nse supplier             scale from zero: starts endpoints from a pod template (NSM_POD_DESCRIPTION_FILE)
+  nse proxy                HTTP gateway: serves clients' HTTP servers to callers outside the mesh (NSM_PROXY_LISTEN_ON)
   nsc [--init]             the client: sidecar (keeps connections) or init (request once, exit)
   every role: identity from the SPIFFE Workload API in SPIFFE_ENDPOINT_SOCKET (required), mTLS,
   path tokens (NSM_MAX_TOKEN_LIFETIME, 10m), policies (NSM_REGISTRY_SERVER_POLICIES, ...);
@@ -65,9 +67,11 @@ const commands: Record<string, () => Promise<Command>> = {
   nse: async () => async (args) => {
     if (args[0] === "firewall") return (await import("./nse-firewall.js")).runFirewall();
     if (args[0] === "bridge") return (await import("./nse-bridge.js")).runBridge();
+    if (args[0] === "supplier") return (await import("./nse-supplier.js")).runSupplier();
+    if (args[0] === "proxy") return (await import("./nse-proxy.js")).runProxy();
     if (args[0] !== "icmp-responder") {
       process.stderr.write(
-        `nsm nse: unknown endpoint "${args[0] ?? ""}" (available: icmp-responder, firewall, bridge)\n`,
+        `nsm nse: unknown endpoint "${args[0] ?? ""}" (available: icmp-responder, firewall, bridge, supplier, proxy)\n`,
       );
       return 2;
     }

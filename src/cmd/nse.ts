@@ -4,7 +4,9 @@
  * Env: NSM_NAME (icmp-server), NSM_CONNECT_TO (unix:///var/lib/networkservicemesh/nsm.io.sock),
  * NSM_SERVICE_NAMES (icmp-responder), NSM_PAYLOAD (ETHERNET), NSM_LABELS, NSM_CIDR_PREFIX
  * (169.254.0.0/16; groups like "[a,b],c"), NSM_REGISTER_SERVICE (true), NSM_UNREGISTER_ITSELF
- * (false), NSM_EXPIRE (registration lifetime asked for, 1m), NSM_LOG_LEVEL; security
+ * (false), NSM_EXPIRE (registration lifetime asked for, 1m), NSM_IDLE_TIMEOUT (0: never; after that
+ * long without connections the endpoint unregisters and exits 0, as upstream's scale-from-zero
+ * endpoints do), NSM_LOG_LEVEL; security
  * (./security.ts): SPIFFE_ENDPOINT_SOCKET, NSM_MAX_TOKEN_LIFETIME, NSM_REGISTRY_CLIENT_POLICIES,
  * NSM_SERVER_POLICIES, NSM_MONITOR_POLICIES, NSM_INSECURE.
  * Listens on unix://<temp dir>/listen.on and registers through nsmgr. It runs inside its pod's
@@ -19,11 +21,13 @@ import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "../api/gen/r
 import { Payload } from "../api/index.js";
 import { type NetworkServiceServer, passThrough } from "../sdk/core/chain.js";
 import { CallContext } from "../sdk/core/context.js";
+import type { Logger } from "../sdk/core/logger.js";
 import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
 import { registryClients } from "../sdk/grpc/registry.js";
 import { createEndpoint } from "../sdk/networkservice/chains/endpoint/index.js";
 import { kernelMechanismServer } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsServer } from "../sdk/networkservice/common/mechanisms/index.js";
+import { onIdleServer } from "../sdk/networkservice/common/onidle/index.js";
 import { point2pointIpamServer } from "../sdk/networkservice/common/point2pointipam/index.js";
 import { sendFdServer } from "../sdk/networkservice/common/sendfd/index.js";
 import { registryClient } from "../sdk/registry/chains/client/index.js";
@@ -43,6 +47,24 @@ export interface RunEndpointOptions {
   readonly additional?: readonly NetworkServiceServer[];
   /** `NSM_NAME` when the environment has none. @default "icmp-server" */
   readonly defaultName?: string;
+}
+
+/** NSM_IDLE_TIMEOUT: the onidle element, a promise resolving to true when idle, and how to cancel it. */
+function idleStop(timeoutMs: number, log: Logger) {
+  const cancel = new AbortController();
+  let idle: (v: true) => void = () => {};
+  const stopped = new Promise<true>((resolve) => {
+    idle = resolve;
+  });
+  const element = onIdleServer({
+    timeoutMs,
+    signal: cancel.signal,
+    onIdle: () => {
+      log.info({ idleTimeoutMs: timeoutMs }, "no connection for NSM_IDLE_TIMEOUT: stopping");
+      idle(true);
+    },
+  });
+  return { element, stopped, cancel };
 }
 
 /** `nsm nse icmp-responder`. */
@@ -71,7 +93,19 @@ function endpointSettings(env: Env, options: RunEndpointOptions) {
   const registerService = env.bool("NSM_REGISTER_SERVICE", true);
   const unregisterItself = env.bool("NSM_UNREGISTER_ITSELF", false);
   const expirationMs = env.duration("NSM_EXPIRE", "1m");
-  return { name, connectTo, services, payload, labels, ipam, registerService, unregisterItself, expirationMs };
+  const idleTimeoutMs = env.duration("NSM_IDLE_TIMEOUT", "0");
+  return {
+    name,
+    connectTo,
+    services,
+    payload,
+    labels,
+    ipam,
+    registerService,
+    unregisterItself,
+    expirationMs,
+    idleTimeoutMs,
+  };
 }
 
 /**
@@ -81,12 +115,13 @@ function endpointSettings(env: Env, options: RunEndpointOptions) {
  */
 export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointOptions = {}): Promise<number> {
   const env = new Env(vars);
-  const { name, connectTo, services, payload, labels, ipam, registerService, unregisterItself, expirationMs } =
-    endpointSettings(env, options);
+  const settings = endpointSettings(env, options);
+  const { name, connectTo, services, payload, labels, ipam, registerService, expirationMs } = settings;
   const log = roleLogger(env, name);
   const obs = await roleObservability(env, "nse", name, log);
   const sec = await roleSecurity(env, log);
   const monitorPolicies = await sec.policies("monitor");
+  const idle = idleStop(settings.idleTimeoutMs, log);
 
   const endpoint = createEndpoint({
     name,
@@ -97,6 +132,7 @@ export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointO
     additional: [
       // Our netns goes back to nsmgr as a descriptor (upstream's grpcfd).
       sendFdServer(),
+      idle.element,
       ipam,
       ...(options.additional ?? []),
       mechanismsServer({
@@ -131,9 +167,10 @@ export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointO
   });
   await registration.nse.register(record, ctx());
   log.info({ url, services, payload, labels }, "endpoint serving and registered");
-  await untilSignal();
+  const idled = await Promise.race([untilSignal().then(() => false), idle.stopped]);
   lifetime.abort();
-  if (unregisterItself) {
+  idle.cancel.abort();
+  if (settings.unregisterItself || idled) {
     try {
       await registration.nse.unregister(record, ctx());
     } catch (err) {

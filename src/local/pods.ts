@@ -5,7 +5,8 @@
  *
  * - No images are pulled. Upstream NSM images map to our roles: `cmd-nse-icmp-responder` →
  *   `nsm nse icmp-responder`, `cmd-nse-firewall-vpp` → `nsm nse firewall`,
- *   `cmd-nse-bridge` (ours) → `nsm nse bridge`, `cmd-nsc` → `nsm nsc`, `cmd-nsc-init` → `nsm nsc --init`. Any other
+ *   `cmd-nse-bridge` (ours) → `nsm nse bridge`, `cmd-nse-supplier-k8s` → `nsm nse supplier`,
+ *   `cmd-nse-l7-proxy` → `nsm nse proxy`, `cmd-nsc` → `nsm nsc`, `cmd-nsc-init` → `nsm nsc --init`. Any other
  *   container runs its `command` + `args` from the host filesystem; without a command it runs
  *   `sleep infinity` (a pod such as `alpine` that only waits for `kubectl exec`).
  * - A pod with the `networkservicemesh.io` annotation (its own, or its namespace's) gets the client
@@ -45,6 +46,9 @@ export const ROLE_IMAGES: Readonly<Record<string, readonly string[]>> = {
   "cmd-nse-firewall-vpp": ["nse", "firewall"],
   // Ours (no upstream kernel image serves a bridge).
   "cmd-nse-bridge": ["nse", "bridge"],
+  "cmd-nse-supplier-k8s": ["nse", "supplier"],
+  // Upstream's L7 proxy NSE stands for our HTTP gateway (`nsm nse proxy`, its own env).
+  "cmd-nse-l7-proxy": ["nse", "proxy"],
   "cmd-nsc": ["nsc"],
   "cmd-nsc-init": ["nsc", "--init"],
 };
@@ -161,6 +165,8 @@ function podEnvironment(input: BuildPodInput, uid: string): PodEnvironment {
     NODE_NAME: node.name,
     POD_NAME: name,
     POD_NAMESPACE: m.namespace,
+    // Where the runtime is, for a role that makes pods itself (`nsm nse supplier`).
+    NSM_LOCAL_STATE_DIR: paths.dir,
     ...input.inherited,
   };
   return { input, who: `pod ${m.namespace}/${name}`, fields, base, roleBase };
