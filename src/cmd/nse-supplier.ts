@@ -7,7 +7,8 @@
  * Env (upstream's): NSM_NAME (nse-supplier-k8s), NSM_CONNECT_TO
  * (unix:///var/lib/networkservicemesh/nsm.io.sock), NSM_SERVICE_NAME (nse-supplier-k8s),
  * NSM_PAYLOAD (ETHERNET), NSM_LABELS, NSM_POD_DESCRIPTION_FILE (pod.yaml: the template),
- * NSM_NAMESPACE (default: where pods are made), NSM_LOG_LEVEL; ours: NSM_EXPIRE (1m); security
+ * NSM_NAMESPACE (default: where pods are made), NSM_LOG_LEVEL; ours: NSM_POD_DESCRIPTION (the
+ * template inline, instead of the file, for runtimes without ConfigMap volumes), NSM_EXPIRE (1m); security
  * as ./security.ts. The `createdBy` label of the pods is HOSTNAME (the pod's name), as upstream.
  * Where pods are made: the local runtime when NSM_LOCAL_STATE_DIR names its state directory (the
  * runtime gives it to every role it runs), else the Kubernetes API (KUBECONFIG, or in cluster).
@@ -28,19 +29,21 @@ import { connectToOf, serveEndpointRole } from "./nse-serve.js";
 import { roleSecurity } from "./security.js";
 import { roleLogger } from "./serve.js";
 
-/** NSM_POD_DESCRIPTION_FILE, read and checked by rendering it once. */
+/** NSM_POD_DESCRIPTION (inline) or NSM_POD_DESCRIPTION_FILE, read and checked by rendering it once. */
 function podTemplate(env: Env): string {
+  const inline = env.raw("NSM_POD_DESCRIPTION");
   const file = env.string("NSM_POD_DESCRIPTION_FILE", "pod.yaml");
+  const [variable, shown] = inline ? ["NSM_POD_DESCRIPTION", "(inline)"] : ["NSM_POD_DESCRIPTION_FILE", file];
   let text: string;
   try {
-    text = readFileSync(file, "utf8");
+    text = inline ?? readFileSync(file, "utf8");
   } catch (err) {
-    throw new ConfigError("NSM_POD_DESCRIPTION_FILE", file, `cannot read it: ${(err as Error).message}`);
+    throw new ConfigError(variable, shown, `cannot read it: ${(err as Error).message}`);
   }
   try {
     renderPod(text, create(ConnectionSchema, { id: "check", networkService: "check", labels: { nodeName: "node" } }));
   } catch (err) {
-    throw new ConfigError("NSM_POD_DESCRIPTION_FILE", file, (err as Error).message);
+    throw new ConfigError(variable, shown, (err as Error).message);
   }
   return text;
 }

@@ -24,19 +24,19 @@ describe("onIdleServer", () => {
 
   it("does not fire while a connection is open; fires after the last one closes", async () => {
     let idle = 0;
-    const h = bind(onIdleServer({ timeoutMs: 60, onIdle: () => idle++ }));
+    const h = bind(onIdleServer({ timeoutMs: 200, onIdle: () => idle++ }));
     const a = await h.request(request("a"), ctx());
     const b = await h.request(request("b"), ctx());
-    await sleep(120);
+    await sleep(300);
     assert.equal(idle, 0, "two connections open");
     await h.request(request("a"), ctx()); // a refresh
     await h.close(a, ctx());
-    await sleep(120);
+    await sleep(300);
     assert.equal(idle, 0, "b is still open");
     await h.close(b, ctx());
-    await sleep(30);
+    await sleep(20);
     assert.equal(idle, 0, "not yet: the timer restarted at the last close");
-    await sleep(100);
+    await sleep(400);
     assert.equal(idle, 1);
   });
 
