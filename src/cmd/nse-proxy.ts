@@ -37,7 +37,8 @@ function parseListenOn(v: string): { host: string; port: number } {
   return { host: m[1] ?? (m[2] || "0.0.0.0"), port };
 }
 
-function proxySettings(env: Env) {
+/** The gateway's settings from the environment (ConfigError naming the variable when one is wrong). */
+export function proxySettings(env: Env) {
   const services = env.list("NSM_SERVICE_NAMES", "http-gateway");
   if (services.length === 0) throw new ConfigError("NSM_SERVICE_NAMES", "", "needs at least one service name");
   const ipam = env.parsed("NSM_CIDR_PREFIX", "169.254.0.0/16", (v) => {

@@ -30,7 +30,7 @@ import { roleSecurity } from "./security.js";
 import { roleLogger } from "./serve.js";
 
 /** NSM_POD_DESCRIPTION (inline) or NSM_POD_DESCRIPTION_FILE, read and checked by rendering it once. */
-function podTemplate(env: Env): string {
+export function podTemplateOf(env: Env): string {
   const inline = env.raw("NSM_POD_DESCRIPTION");
   const file = env.string("NSM_POD_DESCRIPTION_FILE", "pod.yaml");
   const [variable, shown] = inline ? ["NSM_POD_DESCRIPTION", "(inline)"] : ["NSM_POD_DESCRIPTION_FILE", file];
@@ -78,7 +78,7 @@ export async function runSupplier(vars: NodeJS.ProcessEnv = process.env): Promis
   if (payload !== Payload.ETHERNET && payload !== Payload.IP)
     throw new ConfigError("NSM_PAYLOAD", payload, "expected ETHERNET or IP");
   const labels = env.parsed("NSM_LABELS", "", parseLabels);
-  const template = podTemplate(env);
+  const template = podTemplateOf(env);
   const namespace = env.string("NSM_NAMESPACE", "default");
   const owner = env.string("HOSTNAME", name);
   const expirationMs = env.duration("NSM_EXPIRE", "1m");
