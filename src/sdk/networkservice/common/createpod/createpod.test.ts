@@ -37,11 +37,14 @@ class FakeLauncher implements PodLauncher {
   readonly deleted: string[] = [];
   pods: SuppliedPod[] = [];
   delayMs = 0;
+  /** createPod never resolves (a pod that never comes up). */
+  hang = false;
   async nodeExists(name: string) {
     return name === "node-1" || name === "node-2";
   }
   async createPod(pod: PodManifest, namespace: string) {
     this.created.push({ pod, namespace });
+    if (this.hang) await new Promise(() => {});
     await sleep(this.delayMs);
     return pod.metadata.name;
   }
@@ -122,7 +125,7 @@ describe("createPodServer", () => {
 
   it("a call that ends before the pod is up says so; a broken template is Internal", async () => {
     const launcher = new FakeLauncher();
-    launcher.delayMs = 300;
+    launcher.hang = true;
     const h = bind(createPodServer({ launcher, template: TEMPLATE, owner: "s" }));
     await assert.rejects(
       h.request(request({ nodeName: "node-1" }), CallContext.create({ deadline: Date.now() + 50 })),
