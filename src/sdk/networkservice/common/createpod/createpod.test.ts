@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
+import { getEventListeners } from "node:events";
 import { describe, it } from "node:test";
 import { ConnectionSchema, create, NetworkServiceRequestSchema } from "../../../../api/index.js";
 import { bind } from "../../../core/chain.js";
@@ -152,7 +153,8 @@ describe("reapCompletedPods", () => {
       signal: stop.signal,
       log: CallContext.create().log,
     });
-    await sleep(60);
+    await sleep(100);
+    assert.ok(getEventListeners(stop.signal, "abort").length <= 1, "no listener left behind per round");
     stop.abort();
     await reaping;
     assert.deepEqual(launcher.deleted, ["done"]);

@@ -156,6 +156,19 @@ export interface ReapOptions {
   readonly log: Logger;
 }
 
+/** Resolves after `ms`, or at once when `signal` aborts (leaving no listener behind). */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
 /** Deletes, every `intervalMs` until `signal` aborts, the completed pods `owner` made. */
 export async function reapCompletedPods(options: Readonly<ReapOptions>): Promise<void> {
   const { launcher, namespace, owner, signal, log } = options;
@@ -169,16 +182,6 @@ export async function reapCompletedPods(options: Readonly<ReapOptions>): Promise
     } catch (err) {
       log.warn({ err: String(err) }, "cannot list or delete finished endpoint pods");
     }
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, options.intervalMs ?? 2000);
-      signal.addEventListener(
-        "abort",
-        () => {
-          clearTimeout(t);
-          resolve();
-        },
-        { once: true },
-      );
-    });
+    await pause(options.intervalMs ?? 2000, signal);
   }
 }
