@@ -154,9 +154,10 @@ describe("reapCompletedPods", () => {
       log: CallContext.create().log,
     });
     await sleep(100);
-    assert.ok(getEventListeners(stop.signal, "abort").length <= 1, "no listener left behind per round");
+    const listeners = getEventListeners(stop.signal, "abort").length;
     stop.abort();
     await reaping;
+    assert.ok(listeners <= 1, `no listener left behind per round (${listeners})`);
     assert.deepEqual(launcher.deleted, ["done"]);
     assert.deepEqual(
       launcher.pods.map((p) => p.name),
