@@ -6,7 +6,8 @@
  * (169.254.0.0/16; groups like "[a,b],c"), NSM_REGISTER_SERVICE (true), NSM_UNREGISTER_ITSELF
  * (false), NSM_EXPIRE (registration lifetime asked for, 1m), NSM_DNS_CONFIGS (JSON array of DNSConfig,
  * e.g. `[{"dns_server_ips": ["172.16.1.100"], "search_domains": ["my.coredns.service"]}]`; default none),
- * NSM_LOG_LEVEL; security
+ * NSM_IDLE_TIMEOUT (0: never; after that long without connections the endpoint unregisters and
+ * exits 0, as upstream's scale-from-zero endpoints do), NSM_LOG_LEVEL; security
  * (./security.ts): SPIFFE_ENDPOINT_SOCKET, NSM_MAX_TOKEN_LIFETIME, NSM_REGISTRY_CLIENT_POLICIES,
  * NSM_SERVER_POLICIES, NSM_MONITOR_POLICIES, NSM_INSECURE.
  * Listens on unix://<temp dir>/listen.on and registers through nsmgr. It runs inside its pod's
@@ -17,16 +18,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "../api/gen/registry_pb.js";
+import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceSchema } from "../api/gen/registry_pb.js";
 import { Payload } from "../api/index.js";
 import { type NetworkServiceServer, passThrough } from "../sdk/core/chain.js";
 import { CallContext } from "../sdk/core/context.js";
+import type { Logger } from "../sdk/core/logger.js";
 import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
 import { registryClients } from "../sdk/grpc/registry.js";
 import { createEndpoint } from "../sdk/networkservice/chains/endpoint/index.js";
 import { dnsContextServer, parseDnsConfigs } from "../sdk/networkservice/common/dnscontext/index.js";
 import { kernelMechanismServer } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsServer } from "../sdk/networkservice/common/mechanisms/index.js";
+import { onIdleServer } from "../sdk/networkservice/common/onidle/index.js";
 import { point2pointIpamServer } from "../sdk/networkservice/common/point2pointipam/index.js";
 import { sendFdServer } from "../sdk/networkservice/common/sendfd/index.js";
 import { registryClient } from "../sdk/registry/chains/client/index.js";
@@ -46,6 +49,24 @@ export interface RunEndpointOptions {
   readonly additional?: readonly NetworkServiceServer[];
   /** `NSM_NAME` when the environment has none. @default "icmp-server" */
   readonly defaultName?: string;
+}
+
+/** NSM_IDLE_TIMEOUT: the onidle element, a promise resolving to true when idle, and how to cancel it. */
+function idleStop(timeoutMs: number, log: Logger) {
+  const cancel = new AbortController();
+  let idle: (v: true) => void = () => {};
+  const stopped = new Promise<true>((resolve) => {
+    idle = resolve;
+  });
+  const element = onIdleServer({
+    timeoutMs,
+    signal: cancel.signal,
+    onIdle: () => {
+      log.info({ idleTimeoutMs: timeoutMs }, "no connection for NSM_IDLE_TIMEOUT: stopping");
+      idle(true);
+    },
+  });
+  return { element, stopped, cancel };
 }
 
 /** `nsm nse icmp-responder`. */
@@ -75,7 +96,37 @@ function endpointSettings(env: Env, options: RunEndpointOptions) {
   const unregisterItself = env.bool("NSM_UNREGISTER_ITSELF", false);
   const expirationMs = env.duration("NSM_EXPIRE", "1m");
   const dns = dnsContextServer({ configs: env.parsed("NSM_DNS_CONFIGS", "[]", parseDnsConfigs) });
-  return { name, connectTo, services, payload, labels, ipam, dns, registerService, unregisterItself, expirationMs };
+  const idleTimeoutMs = env.duration("NSM_IDLE_TIMEOUT", "0");
+  return {
+    name,
+    connectTo,
+    services,
+    payload,
+    labels,
+    ipam,
+    dns,
+    registerService,
+    unregisterItself,
+    expirationMs,
+    idleTimeoutMs,
+  };
+}
+
+/** The registration of an endpoint serving `services` at `url`, expiring `expirationMs` from now. */
+function endpointRecord(
+  name: string,
+  services: string[],
+  labels: Record<string, string>,
+  url: string,
+  expirationMs: number,
+): NetworkServiceEndpoint {
+  return create(NetworkServiceEndpointSchema, {
+    name,
+    networkServiceNames: services,
+    networkServiceLabels: Object.fromEntries(services.map((s) => [s, { labels }])),
+    url,
+    expirationTime: { seconds: BigInt(Math.floor((Date.now() + expirationMs) / 1000)), nanos: 0 },
+  });
 }
 
 /**
@@ -85,12 +136,13 @@ function endpointSettings(env: Env, options: RunEndpointOptions) {
  */
 export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointOptions = {}): Promise<number> {
   const env = new Env(vars);
-  const { name, connectTo, services, payload, labels, ipam, dns, registerService, unregisterItself, expirationMs } =
-    endpointSettings(env, options);
+  const settings = endpointSettings(env, options);
+  const { name, connectTo, services, payload, labels, ipam, dns, registerService, expirationMs } = settings;
   const log = roleLogger(env, name);
   const obs = await roleObservability(env, "nse", name, log);
   const sec = await roleSecurity(env, log);
   const monitorPolicies = await sec.policies("monitor");
+  const idle = idleStop(settings.idleTimeoutMs, log);
 
   const endpoint = createEndpoint({
     name,
@@ -101,6 +153,7 @@ export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointO
     additional: [
       // Our netns goes back to nsmgr as a descriptor (upstream's grpcfd).
       sendFdServer(),
+      idle.element,
       ipam,
       dns,
       ...(options.additional ?? []),
@@ -127,18 +180,13 @@ export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointO
     for (const svc of services)
       await registration.ns.register(create(NetworkServiceSchema, { name: svc, payload }), ctx());
   }
-  const record = create(NetworkServiceEndpointSchema, {
-    name,
-    networkServiceNames: services,
-    networkServiceLabels: Object.fromEntries(services.map((s) => [s, { labels }])),
-    url,
-    expirationTime: { seconds: BigInt(Math.floor((Date.now() + expirationMs) / 1000)), nanos: 0 },
-  });
+  const record = endpointRecord(name, services, labels, url!, expirationMs);
   await registration.nse.register(record, ctx());
   log.info({ url, services, payload, labels }, "endpoint serving and registered");
-  await untilSignal();
+  const idled = await Promise.race([untilSignal().then(() => false), idle.stopped]);
   lifetime.abort();
-  if (unregisterItself) {
+  idle.cancel.abort();
+  if (settings.unregisterItself || idled) {
     try {
       await registration.nse.unregister(record, ctx());
     } catch (err) {

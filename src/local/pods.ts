@@ -7,6 +7,7 @@
  *   `nsm nse icmp-responder`, `cmd-nse-firewall-vpp` → `nsm nse firewall`,
  *   `cmd-nse-bridge` (ours) → `nsm nse bridge`, `cmd-dns-server` (ours) → `nsm dns-server`,
  *   `cmd-nse-vl3-vpp` → `nsm nse vl3`, `cmd-ipam-vl3` → `nsm ipam`, `cmd-lb-vl3-vpp` → `nsm vl3-lb`,
+ *   `cmd-nse-supplier-k8s` → `nsm nse supplier`, `cmd-nse-l7-proxy` → `nsm nse proxy`,
  *   `cmd-nsc` → `nsm nsc`, `cmd-nsc-init` → `nsm nsc --init`. Any other
  *   container runs its `command` + `args` from the host filesystem; without a command it runs
  *   `sleep infinity` (a pod such as `alpine` that only waits for `kubectl exec`).
@@ -61,6 +62,9 @@ export const ROLE_IMAGES: Readonly<Record<string, readonly string[]>> = {
   "cmd-nse-vl3-vpp": ["nse", "vl3"],
   "cmd-ipam-vl3": ["ipam"],
   "cmd-lb-vl3-vpp": ["vl3-lb"],
+  "cmd-nse-supplier-k8s": ["nse", "supplier"],
+  // Upstream's L7 proxy NSE stands for our HTTP gateway (`nsm nse proxy`, its own env).
+  "cmd-nse-l7-proxy": ["nse", "proxy"],
   "cmd-nsc": ["nsc"],
   "cmd-nsc-init": ["nsc", "--init"],
 };
@@ -179,6 +183,8 @@ function podEnvironment(input: BuildPodInput, uid: string): PodEnvironment {
     POD_NAMESPACE: m.namespace,
     // The pod's resolv.conf, which the nsc sidecar points at its DNS proxy.
     NSM_RESOLV_CONF: podResolvConf(paths, m.namespace, name),
+    // Where the runtime is, for a role that makes pods itself (`nsm nse supplier`).
+    NSM_LOCAL_STATE_DIR: paths.dir,
     ...input.inherited,
   };
   return { input, who: `pod ${m.namespace}/${name}`, fields, base, roleBase };

@@ -16,7 +16,10 @@
  * - **Errors**: {@link NsmError} with a gRPC {@link Code}.
  * - **Testing**: {@link createSandbox}, a registry, nodes, endpoints and clients in one process.
  *
- * A custom endpoint in about 30 lines is in `examples/sdk/endpoint`.
+ * A custom endpoint in about 30 lines is in `examples/sdk/endpoint`; one composed from the
+ * standard pieces ({@link createEndpoint} with {@link onIdleServer}, {@link point2pointIpamServer},
+ * {@link clientAddressesServer}, {@link mechanismsServer} and an element of your own), run in the
+ * {@link createSandbox | sandbox}, in `examples/sdk/compose`.
  *
  * @packageDocumentation
  */
@@ -84,6 +87,18 @@ export {
 // --- Standard elements for the `additional` slots
 export { type ClientInfoOptions, clientInfoClient } from "../sdk/networkservice/common/clientinfo/index.js";
 export {
+  CREATED_BY_LABEL,
+  type CreatePodOptions,
+  createPodServer,
+  NODE_NAME_LABEL,
+  type PodLauncher,
+  type PodManifest,
+  type ReapOptions,
+  reapCompletedPods,
+  renderPod,
+  type SuppliedPod,
+} from "../sdk/networkservice/common/createpod/index.js";
+export {
   DnsConfigStore,
   type DnsContextClientOptions,
   type DnsContextServerOptions,
@@ -101,6 +116,13 @@ export {
   excludedPrefixesServer,
 } from "../sdk/networkservice/common/excludedprefixes/index.js";
 export {
+  ClientAddresses,
+  clientAddressesServer,
+  type HttpReverseProxy,
+  type HttpReverseProxyOptions,
+  httpReverseProxy,
+} from "../sdk/networkservice/common/httpgateway/index.js";
+export {
   type KernelMechanismOptions,
   kernelMechanismClient,
   kernelMechanismServer,
@@ -111,6 +133,7 @@ export {
   mechanismsServer,
 } from "../sdk/networkservice/common/mechanisms/index.js";
 export { ConnectionMonitor } from "../sdk/networkservice/common/monitor/index.js";
+export { type OnIdleOptions, onIdleServer } from "../sdk/networkservice/common/onidle/index.js";
 export {
   type Point2PointIpamOptions,
   point2pointIpamServer,
