@@ -18,7 +18,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { type NetworkServiceEndpoint, NetworkServiceEndpointSchema, NetworkServiceSchema } from "../api/gen/registry_pb.js";
+import {
+  type NetworkServiceEndpoint,
+  NetworkServiceEndpointSchema,
+  NetworkServiceSchema,
+} from "../api/gen/registry_pb.js";
 import { Payload } from "../api/index.js";
 import { type NetworkServiceServer, passThrough } from "../sdk/core/chain.js";
 import { CallContext } from "../sdk/core/context.js";
