@@ -14,7 +14,8 @@ roles (configured by the upstream NSM_* environment variables):
   forwarder                the kernel forwarder
   nse icmp-responder       the reference endpoint (NSM_CIDR_PREFIX, NSM_SERVICE_NAMES, ...)
   nse firewall             passthrough endpoint with an ACL (NSM_SERVICE_NAME, NSM_LABELS, NSM_ACL_CONFIG_PATH)
-  nse bridge               L2 bridge service: clients share one bridge and subnet (NSM_CIDR_PREFIX)
+  nse bridge               L2 bridge service: clients share one bridge and subnet (NSM_CIDR_PREFIX, NSM_BRIDGE_DOMAIN)
+  nse external             clients reach a network outside the mesh (NSM_EXTERNAL_ADDRESSES, NSM_EXTERNAL_NAT)
   nsc [--init]             the client: sidecar (keeps connections) or init (request once, exit)
   every role: identity from the SPIFFE Workload API in SPIFFE_ENDPOINT_SOCKET (required), mTLS,
   path tokens (NSM_MAX_TOKEN_LIFETIME, 10m), policies (NSM_REGISTRY_SERVER_POLICIES, ...);
@@ -65,9 +66,10 @@ const commands: Record<string, () => Promise<Command>> = {
   nse: async () => async (args) => {
     if (args[0] === "firewall") return (await import("./nse-firewall.js")).runFirewall();
     if (args[0] === "bridge") return (await import("./nse-bridge.js")).runBridge();
+    if (args[0] === "external") return (await import("./nse-external.js")).runExternal();
     if (args[0] !== "icmp-responder") {
       process.stderr.write(
-        `nsm nse: unknown endpoint "${args[0] ?? ""}" (available: icmp-responder, firewall, bridge)\n`,
+        `nsm nse: unknown endpoint "${args[0] ?? ""}" (available: icmp-responder, firewall, bridge, external)\n`,
       );
       return 2;
     }

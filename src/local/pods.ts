@@ -5,7 +5,8 @@
  *
  * - No images are pulled. Upstream NSM images map to our roles: `cmd-nse-icmp-responder` →
  *   `nsm nse icmp-responder`, `cmd-nse-firewall-vpp` → `nsm nse firewall`,
- *   `cmd-nse-bridge` (ours) → `nsm nse bridge`, `cmd-nsc` → `nsm nsc`, `cmd-nsc-init` → `nsm nsc --init`. Any other
+ *   `cmd-nse-bridge` (ours) → `nsm nse bridge`, `cmd-nse-remote-vlan` and `cmd-nse-external` (ours) →
+ *   `nsm nse external`, `cmd-nsc` → `nsm nsc`, `cmd-nsc-init` → `nsm nsc --init`. Any other
  *   container runs its `command` + `args` from the host filesystem; without a command it runs
  *   `sleep infinity` (a pod such as `alpine` that only waits for `kubectl exec`).
  * - A pod with the `networkservicemesh.io` annotation (its own, or its namespace's) gets the client
@@ -45,6 +46,9 @@ export const ROLE_IMAGES: Readonly<Record<string, readonly string[]>> = {
   "cmd-nse-firewall-vpp": ["nse", "firewall"],
   // Ours (no upstream kernel image serves a bridge).
   "cmd-nse-bridge": ["nse", "bridge"],
+  // Upstream's VLAN breakout endpoint: here the outside is a netns behind a veth (no VLAN).
+  "cmd-nse-remote-vlan": ["nse", "external"],
+  "cmd-nse-external": ["nse", "external"],
   "cmd-nsc": ["nsc"],
   "cmd-nsc-init": ["nsc", "--init"],
 };
