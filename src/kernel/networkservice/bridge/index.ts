@@ -20,7 +20,7 @@ import { MechanismType, Param } from "../../../api/index.js";
 import type { NetworkServiceElement } from "../../../sdk/core/chain.js";
 import { type Logger, silentLogger } from "../../../sdk/core/logger.js";
 import type { KernelApi, NetnsPath } from "../../api.js";
-import { type Attach, attachWhenPresent, ensureBridge } from "../passthrough/index.js";
+import { type Attach, attachWhenPresent, bypassBridgeNetfilter, ensureBridge } from "../passthrough/index.js";
 
 /** Options of {@link kernelBridgeServer}. */
 export interface KernelBridgeOptions {
@@ -41,6 +41,7 @@ export interface KernelBridgeOptions {
 /** Creates (or finds) the bridge, up, with the endpoint's address. */
 export async function setupBridgeDomain(kernel: KernelApi, netns: NetnsPath, bridge: string, gateway: string) {
   await ensureBridge(kernel, netns, bridge);
+  await bypassBridgeNetfilter(kernel, netns);
   await kernel.replaceAddress(netns, bridge, gateway);
 }
 
