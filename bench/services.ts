@@ -17,8 +17,9 @@
  * Issue goals: composition_setup_ratio ≤ 4, firewall_throughput_ratio ≥ 0.8.
  *
  * Usage: npm run bench:services [-- --runs 5] [--seconds 5]. Root, iperf3, nftables. The last
- * line is JSON. --smoke: 1 run (one throughput round), 1 s (scripts/bench-smoke.sh). Everything runs in a temporary
- * state directory and `nsm down` removes it all.
+ * line is JSON. --smoke: 1 setup run, 3 throughput rounds of 1 s (scripts/bench-smoke.sh).
+ * Throughput takes max(3, --runs) rounds. Everything runs in a temporary state directory and
+ * `nsm down` removes it all.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -37,6 +38,8 @@ const { values } = parseArgs({
   },
 });
 const RUNS = values.smoke ? 1 : Number(values.runs);
+/** Throughput rounds: at least 3 (a median of one round is the noise of that round). */
+const ROUNDS = Math.max(3, RUNS);
 const SECONDS = values.smoke ? 1 : Number(values.seconds);
 if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error("--runs must be a positive integer");
 if (!Number.isInteger(SECONDS) || SECONDS < 1) throw new Error("--seconds must be a positive integer");
@@ -185,7 +188,7 @@ function main(): void {
       addr: addressIn(bridgePeer, "nsm-1"),
     },
   ];
-  const tp = throughputRounds(paths, RUNS);
+  const tp = throughputRounds(paths, ROUNDS);
   nsm("delete", "-f", join(REPO, "examples", "bridge"));
   nsm("delete", "-f", join(REPO, "examples", "kernel2kernel", "client.yaml"), "-n", "ns-kernel2kernel");
   nsm("delete", "-f", join(REPO, "examples", "nse-composition", "client.yaml"), "-n", "ns-nse-composition");
@@ -199,7 +202,7 @@ function main(): void {
   const compP50 = pct(comp, 50);
   const [veth, firewall, bridge] = [tp.gbps("veth"), tp.gbps("firewall"), tp.gbps("bridge")];
   console.log(
-    `throughput (median of ${RUNS} round(s)): veth ${r3(veth)}, firewall (composition) ${r3(firewall)}, bridge ${r3(bridge)} Gbit/s`,
+    `throughput (median of ${ROUNDS} rounds): veth ${r3(veth)}, firewall (composition) ${r3(firewall)}, bridge ${r3(bridge)} Gbit/s`,
   );
   console.log(`client setup p50: composition ${Math.round(compP50)} ms, kernel2kernel ${Math.round(k2kP50)} ms`);
   console.log(
