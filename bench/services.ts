@@ -11,11 +11,17 @@
  *   veth.
  * - vL3 setup: the same for a client of examples/vl3-basic (the IPAM and one vL3 endpoint on the
  *   one node; the example's second endpoint and its clients are left out) ÷ kernel2kernel.
+ * - bridge throughput: iperf3 TCP between the two clients of examples/bridge (veth → the
+ *   endpoint's bridge → veth) ÷ through the kernel2kernel veth.
+ * Throughput is measured in rounds (veth, firewall, bridge, the order rotating each round) and each
+ * ratio is the median of its per-round ratios: on a shared machine the load drifts within seconds,
+ * and a ratio of two runs far apart in time measures the drift as much as the data path.
  * Issue goals: composition_setup_ratio ≤ 4, firewall_throughput_ratio ≥ 0.8.
  *
  * Usage: npm run bench:services [-- --runs 5] [--seconds 5]. Root, iperf3, nftables. The last
- * line is JSON. --smoke: 1 run, 1 s (scripts/bench-smoke.sh). Everything runs in a temporary
- * state directory and `nsm down` removes it all.
+ * line is JSON. --smoke: 1 setup run, 3 throughput rounds of 1 s (scripts/bench-smoke.sh).
+ * Throughput takes max(3, --runs) rounds. Everything runs in a temporary state directory and
+ * `nsm down` removes it all.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -34,6 +40,8 @@ const { values } = parseArgs({
   },
 });
 const RUNS = values.smoke ? 1 : Number(values.runs);
+/** Throughput rounds: at least 3 (a median of one round is the noise of that round). */
+const ROUNDS = Math.max(3, RUNS);
 const SECONDS = values.smoke ? 1 : Number(values.seconds);
 if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error("--runs must be a positive integer");
 if (!Number.isInteger(SECONDS) || SECONDS < 1) throw new Error("--seconds must be a positive integer");
@@ -58,6 +66,42 @@ function podNetns(namespace: string, prefix: string): string {
   const pod = state.pods.find((p) => p.namespace === namespace && p.name.startsWith(prefix));
   if (!pod) throw new Error(`no pod ${prefix}… in ${namespace}`);
   return pod.netns;
+}
+
+/** The first IPv4 address (no length) of `link` in `netns`. */
+function addressIn(netns: string, link: string): string {
+  const out = spawnSync("ip", ["-n", netns, "-j", "-4", "addr", "show", "dev", link], { encoding: "utf8" });
+  const ip = (JSON.parse(out.stdout || "[]") as { addr_info: { local: string }[] }[])[0]?.addr_info[0]?.local;
+  if (!ip) throw new Error(`no IPv4 address on ${link} in ${netns}: ${out.stderr}`);
+  return ip;
+}
+
+/** One throughput path: where iperf3 serves, where it runs, and the address it dials. */
+interface ThroughputPath {
+  readonly name: "veth" | "firewall" | "bridge";
+  readonly server: string;
+  readonly client: string;
+  readonly addr: string;
+}
+
+/** Gbit/s of every path per round (rotating order), and each path's median ratio to veth. */
+function throughputRounds(paths: readonly ThroughputPath[], rounds: number) {
+  const gbps: Record<string, number[]> = Object.fromEntries(paths.map((p) => [p.name, []]));
+  const ratios: Record<string, number[]> = Object.fromEntries(paths.map((p) => [p.name, []]));
+  for (let round = 0; round < rounds; round++) {
+    const order = paths.map((_, i) => paths[(i + round) % paths.length]!);
+    const got: Record<string, number> = {};
+    for (const p of order) got[p.name] = iperf(p.server, p.client, p.addr);
+    for (const p of paths) {
+      gbps[p.name]!.push(got[p.name]!);
+      ratios[p.name]!.push(got[p.name]! / got.veth!);
+    }
+  }
+  const median = (xs: number[]) => pct(xs, 50);
+  return {
+    gbps: (name: string) => median(gbps[name]!),
+    ratio: (name: string) => median(ratios[name]!),
+  };
 }
 
 /** iperf3 TCP to `addr`:8080 from `client`, in Gbit/s (received). */
@@ -136,16 +180,30 @@ function main(): void {
   nsm("apply", "-f", join(REPO, "examples", "kernel2kernel"));
   nsm("apply", "-f", join(REPO, "examples", "nse-composition"));
   nsm("apply", "-f", vl3OneNode());
-  const veth = iperf(
-    podNetns("ns-kernel2kernel", "nse-kernel-"),
-    podNetns("ns-kernel2kernel", "alpine"),
-    "172.16.1.100",
-  );
-  const firewall = iperf(
-    podNetns("ns-nse-composition", "nse-kernel-"),
-    podNetns("ns-nse-composition", "alpine"),
-    "172.16.1.100",
-  );
+  nsm("apply", "-f", join(REPO, "examples", "bridge"));
+  const bridgePeer = podNetns("ns-bridge", "alpine-b");
+  const paths: ThroughputPath[] = [
+    {
+      name: "veth",
+      server: podNetns("ns-kernel2kernel", "nse-kernel-"),
+      client: podNetns("ns-kernel2kernel", "alpine"),
+      addr: "172.16.1.100",
+    },
+    {
+      name: "firewall",
+      server: podNetns("ns-nse-composition", "nse-kernel-"),
+      client: podNetns("ns-nse-composition", "alpine"),
+      addr: "172.16.1.100",
+    },
+    {
+      name: "bridge",
+      server: bridgePeer,
+      client: podNetns("ns-bridge", "alpine-a"),
+      addr: addressIn(bridgePeer, "nsm-1"),
+    },
+  ];
+  const tp = throughputRounds(paths, ROUNDS);
+  nsm("delete", "-f", join(REPO, "examples", "bridge"));
   nsm("delete", "-f", join(REPO, "examples", "kernel2kernel", "client.yaml"), "-n", "ns-kernel2kernel");
   nsm("delete", "-f", join(REPO, "examples", "nse-composition", "client.yaml"), "-n", "ns-nse-composition");
   const k2k: number[] = [];
@@ -159,7 +217,10 @@ function main(): void {
   const vl3P50 = pct(vl3, 50);
   const k2kP50 = pct(k2k, 50);
   const compP50 = pct(comp, 50);
-  console.log(`firewall (composition) ${r3(firewall)} Gbit/s, veth ${r3(veth)} Gbit/s`);
+  const [veth, firewall, bridge] = [tp.gbps("veth"), tp.gbps("firewall"), tp.gbps("bridge")];
+  console.log(
+    `throughput (median of ${ROUNDS} rounds): veth ${r3(veth)}, firewall (composition) ${r3(firewall)}, bridge ${r3(bridge)} Gbit/s`,
+  );
   console.log(`client setup p50: composition ${Math.round(compP50)} ms, kernel2kernel ${Math.round(k2kP50)} ms`);
   console.log(`client setup p50: vL3 ${Math.round(vl3P50)} ms`);
   console.log(
@@ -169,7 +230,9 @@ function main(): void {
       composition_setup_ratio: r3(compP50 / k2kP50),
       firewall_gbps: r3(firewall),
       veth_gbps: r3(veth),
-      firewall_throughput_ratio: r3(firewall / veth),
+      firewall_throughput_ratio: r3(tp.ratio("firewall")),
+      bridge_gbps: r3(bridge),
+      bridge_throughput_ratio: r3(tp.ratio("bridge")),
       vl3_setup_p50_ms: Math.round(vl3P50),
       vl3_setup_ratio: r3(vl3P50 / k2kP50),
     }),

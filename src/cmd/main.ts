@@ -14,12 +14,13 @@ roles (configured by the upstream NSM_* environment variables):
   forwarder                the kernel forwarder
   nse icmp-responder       the reference endpoint (NSM_CIDR_PREFIX, NSM_SERVICE_NAMES, ...)
   nse firewall             passthrough endpoint with an ACL (NSM_SERVICE_NAME, NSM_LABELS, NSM_ACL_CONFIG_PATH)
-  nse bridge               L2 bridge service: clients share one bridge and subnet (NSM_CIDR_PREFIX)
+  nse bridge               L2 bridge service: clients share one bridge and subnet (NSM_CIDR_PREFIX, NSM_BRIDGE_DOMAIN)
   nse vl3                  vL3 endpoint: a block from NSM_PREFIX_SERVER_URL, peers with the other vL3 endpoints
   ipam                     the vL3 IPAM service (NSM_PREFIX, NSM_CLIENT_PREFIX_LEN, NSM_LISTEN_ON)
   vl3-lb                   vL3 load balancer: a vL3 client spreading NSM_PORT over the clients NSM_SELECTOR picks
   nse supplier             scale from zero: starts endpoints from a pod template (NSM_POD_DESCRIPTION_FILE)
   nse proxy                HTTP gateway: serves clients' HTTP servers to callers outside the mesh (NSM_PROXY_LISTEN_ON)
+  nse external             clients reach a network outside the mesh (NSM_EXTERNAL_ADDRESSES, NSM_EXTERNAL_NAT)
   nsc [--init]             the client: sidecar (keeps connections) or init (request once, exit)
   dns-server               answers A/AAAA queries from NSM_DNS_RECORDS (name=ip,...) on NSM_LISTEN_ON (0.0.0.0:53)
   every role: identity from the SPIFFE Workload API in SPIFFE_ENDPOINT_SOCKET (required), mTLS,
@@ -74,9 +75,10 @@ const commands: Record<string, () => Promise<Command>> = {
     if (args[0] === "vl3") return (await import("./nse-vl3.js")).runVl3();
     if (args[0] === "supplier") return (await import("./nse-supplier.js")).runSupplier();
     if (args[0] === "proxy") return (await import("./nse-proxy.js")).runProxy();
+    if (args[0] === "external") return (await import("./nse-external.js")).runExternal();
     if (args[0] !== "icmp-responder") {
       process.stderr.write(
-        `nsm nse: unknown endpoint "${args[0] ?? ""}" (available: icmp-responder, firewall, bridge, vl3, supplier, proxy)\n`,
+        `nsm nse: unknown endpoint "${args[0] ?? ""}" (available: icmp-responder, firewall, bridge, vl3, supplier, proxy, external)\n`,
       );
       return 2;
     }

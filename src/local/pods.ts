@@ -8,6 +8,7 @@
  *   `cmd-nse-bridge` (ours) → `nsm nse bridge`, `cmd-dns-server` (ours) → `nsm dns-server`,
  *   `cmd-nse-vl3-vpp` → `nsm nse vl3`, `cmd-ipam-vl3` → `nsm ipam`, `cmd-lb-vl3-vpp` → `nsm vl3-lb`,
  *   `cmd-nse-supplier-k8s` → `nsm nse supplier`, `cmd-nse-l7-proxy` → `nsm nse proxy`,
+ *   `cmd-nse-remote-vlan` and `cmd-nse-external` (ours) → `nsm nse external`,
  *   `cmd-nsc` → `nsm nsc`, `cmd-nsc-init` → `nsm nsc --init`. Any other
  *   container runs its `command` + `args` from the host filesystem; without a command it runs
  *   `sleep infinity` (a pod such as `alpine` that only waits for `kubectl exec`).
@@ -65,6 +66,9 @@ export const ROLE_IMAGES: Readonly<Record<string, readonly string[]>> = {
   "cmd-nse-supplier-k8s": ["nse", "supplier"],
   // Upstream's L7 proxy NSE stands for our HTTP gateway (`nsm nse proxy`, its own env).
   "cmd-nse-l7-proxy": ["nse", "proxy"],
+  // Upstream's VLAN breakout endpoint: here the outside is a netns behind a veth (no VLAN).
+  "cmd-nse-remote-vlan": ["nse", "external"],
+  "cmd-nse-external": ["nse", "external"],
   "cmd-nsc": ["nsc"],
   "cmd-nsc-init": ["nsc", "--init"],
 };

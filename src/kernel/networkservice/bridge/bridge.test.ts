@@ -1,13 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { newMechanism, Param } from "../../../api/index.js";
+import { ConnectionContextSchema, create, IPContextSchema, newMechanism, Param } from "../../../api/index.js";
 import { bind, chain } from "../../../sdk/core/chain.js";
 import { CallContext } from "../../../sdk/core/context.js";
 import { checkRequest } from "../../../sdk/testing/elements.js";
 import { nscRequest } from "../../../sdk/testing/requests.js";
 import { createFakeKernel } from "../../fake.js";
-import { kernelBridgeServer, setupBridgeDomain } from "./index.js";
+import {
+  BRIDGE_PEER_LABEL,
+  bridgePortClient,
+  clientMtuServer,
+  kernelBridgeServer,
+  setupBridgeDomain,
+  unlessBridgePeer,
+} from "./index.js";
 
 const until = async (cond: () => Promise<boolean>) => {
   for (let i = 0; i < 400 && !(await cond()); i++) await new Promise((r) => setTimeout(r, 5));
@@ -28,6 +35,10 @@ describe("kernel bridge: clients' ports on one bridge", () => {
     for (const id of ["a", "b"]) {
       const req = nscRequest("bridge", id);
       req.connection!.mechanism = newMechanism("LOCAL", "KERNEL", { [Param.NAME]: `port-${id}` });
+      // subnetipam, before this element, gives the connection the gateway as its endpoint address.
+      req.connection!.context = create(ConnectionContextSchema, {
+        ipContext: create(IPContextSchema, { dstIpAddrs: ["172.16.2.1/24"] }),
+      });
       const conn = await h.request(req, CallContext.create());
       // The forwarder makes the endpoint's end and gives it dst_ip_addrs after the Request returned.
       await kernel.createVeth(undefined, { name: `port-${id}`, peer: { name: `peer-${id}` } });
@@ -60,5 +71,50 @@ describe("kernel bridge: clients' ports on one bridge", () => {
       (await kernel.listLinks(undefined)).map((l) => l.name).filter((n) => n !== "lo"),
       [],
     );
+  });
+});
+
+describe("kernel bridge: domain elements", () => {
+  const peerRequest = (id: string) => {
+    const req = nscRequest("bridge", id);
+    req.connection!.labels = { [BRIDGE_PEER_LABEL]: "nse-2" };
+    return req;
+  };
+
+  it("unlessBridgePeer: a peer connection passes by the wrapped element; a client's goes through it", async () => {
+    const seen: string[] = [];
+    const h = bind(
+      chain(
+        unlessBridgePeer(
+          checkRequest((r) => {
+            seen.push(r.connection!.id);
+          }),
+        ),
+      ),
+    );
+    await h.request(peerRequest("peer"), CallContext.create());
+    await h.request(nscRequest("bridge", "client"), CallContext.create());
+    assert.deepEqual(seen, ["client"]);
+  });
+
+  it("clientMtuServer lowers the connection's MTU to the domain's, never raises it", async () => {
+    const h = bind(chain(clientMtuServer(1450)));
+    const req = nscRequest("bridge", "c");
+    req.connection!.context = create(ConnectionContextSchema, { MTU: 1500 });
+    assert.equal((await h.request(req, CallContext.create())).context?.MTU, 1450);
+    req.connection!.context = create(ConnectionContextSchema, { MTU: 1400 });
+    assert.equal((await h.request(req, CallContext.create())).context?.MTU, 1400);
+  });
+
+  it("bridgePortClient puts the requester's port on the bridge without its addresses", async () => {
+    const kernel = createFakeKernel();
+    await setupBridgeDomain(kernel, undefined, "nsm-br", "172.16.3.64/24");
+    await kernel.createVeth(undefined, { name: "bdp-x", peer: { name: "far" } });
+    await kernel.replaceAddress(undefined, "bdp-x", "172.16.3.9/24");
+    const h = bind(chain(bridgePortClient({ kernel, bridge: "nsm-br" }, "bdp-x")));
+    await h.request(peerRequest("peer"), CallContext.create());
+    const br = await kernel.getLink(undefined, "nsm-br");
+    assert.equal((await kernel.getLink(undefined, "bdp-x")).masterIndex, br.index);
+    assert.deepEqual(await kernel.listAddresses(undefined, { link: "bdp-x" }), []);
   });
 });

@@ -14,12 +14,13 @@
  * Per-connection state: the background attach (aborted on Close). The port goes with the
  * forwarder's veth on Close.
  * Failure behaviour: a port that never appears is logged (the Request has already succeeded).
+ * Bridges on several nodes joined into one domain: ./domain.ts.
  */
 import { MechanismType, Param } from "../../../api/index.js";
 import type { NetworkServiceElement } from "../../../sdk/core/chain.js";
 import { type Logger, silentLogger } from "../../../sdk/core/logger.js";
 import type { KernelApi, NetnsPath } from "../../api.js";
-import { type Attach, attachWhenPresent, ensureBridge } from "../passthrough/index.js";
+import { type Attach, attachWhenPresent, bypassBridgeNetfilter, ensureBridge } from "../passthrough/index.js";
 
 /** Options of {@link kernelBridgeServer}. */
 export interface KernelBridgeOptions {
@@ -40,6 +41,7 @@ export interface KernelBridgeOptions {
 /** Creates (or finds) the bridge, up, with the endpoint's address. */
 export async function setupBridgeDomain(kernel: KernelApi, netns: NetnsPath, bridge: string, gateway: string) {
   await ensureBridge(kernel, netns, bridge);
+  await bypassBridgeNetfilter(kernel, netns);
   await kernel.replaceAddress(netns, bridge, gateway);
 }
 
@@ -83,7 +85,8 @@ export function kernelBridgeServer(options: KernelBridgeOptions): NetworkService
       const timeoutMs = options.attachTimeoutMs ?? 15_000;
       attachWhenPresent(attachOf(stop.signal, timeoutMs), port, bridge)
         .then(async (attached) => {
-          if (attached) await dropAddressWhenPresent(attachOf(stop.signal, 5_000), port, gateway);
+          const hasGateway = conn.context?.ipContext?.dstIpAddrs.includes(gateway) ?? false;
+          if (attached && hasGateway) await dropAddressWhenPresent(attachOf(stop.signal, 5_000), port, gateway);
           log.debug({ id: conn.id, bridge, port }, "client port on the bridge");
         })
         .catch((err) => log.warn({ id: conn.id, bridge, port, err: String(err) }, "client port not bridged"))
@@ -99,3 +102,13 @@ export function kernelBridgeServer(options: KernelBridgeOptions): NetworkService
     },
   };
 }
+
+export {
+  BRIDGE_PEER_LABEL,
+  type BridgeDomainOptions,
+  BridgeDomainPeers,
+  bridgePortClient,
+  clientMtuServer,
+  PEER_PORT_PREFIX,
+  unlessBridgePeer,
+} from "./domain.js";

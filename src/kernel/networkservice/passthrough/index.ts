@@ -47,6 +47,19 @@ export function bridgeNameOf(id: string): string {
 /** Sysctls of a netns that bridges: it must not answer ARP for the addresses on bridge ports. */
 export async function prepareBridgeNetns(kernel: KernelApi, netns?: NetnsPath): Promise<void> {
   await kernel.writeSysctl(netns, "net.ipv4.conf.all.arp_ignore", "1");
+  await bypassBridgeNetfilter(kernel, netns);
+}
+
+/**
+ * Bridged frames in this netns skip br_netfilter (the iptables/ip6tables/arptables hooks it
+ * runs for every bridged IP frame where the kernel has it, on by default): nothing here filters
+ * bridged traffic with them (the ACL is an nftables `bridge` table, which runs before), and the
+ * per-frame work is pure cost on every hop of a composition. A kernel without br_netfilter has
+ * no such sysctls: nothing to do.
+ */
+export async function bypassBridgeNetfilter(kernel: KernelApi, netns?: NetnsPath): Promise<void> {
+  for (const table of ["iptables", "ip6tables", "arptables"])
+    await kernel.writeSysctl(netns, `net.bridge.bridge-nf-call-${table}`, "0").catch(() => {});
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

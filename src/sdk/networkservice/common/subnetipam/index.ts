@@ -14,15 +14,28 @@
  * mechanisms.
  * Per-connection state: the client's address (server metadata). Released on Close and when the
  * first Request fails downstream.
- * Options: the subnet.
+ * Options: the subnet and, for one endpoint of a bridge domain spread over several endpoints
+ * (`nsm nse bridge` with peers), the range inside it this endpoint hands out: its own address
+ * is then the range's first usable one and clients get the others, still with the subnet's
+ * length, so endpoints sharing the subnet never hand out the same address.
  * Failure behaviour: a bad prefix is InvalidArgument when built; an address outside the subnet is
  * InvalidArgument; a taken one is replaced by a free one; an exhausted subnet is ResourceExhausted.
+ * A range outside the subnet is InvalidArgument when built; an asked address inside the subnet
+ * but outside this endpoint's range is InvalidArgument too (another endpoint owns it).
  */
 import { ConnectionContextSchema, ConnectionSchema, clone, create, IPContextSchema } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import { invalidArgument } from "../../../core/errors.js";
 import { requestConnection } from "../../../core/request.js";
-import { addressOf, formatIp, type IpAddress, IpPool, parseCidr } from "../../../tools/cidr.js";
+import {
+  addressOf,
+  type Cidr,
+  cidrContains,
+  formatIp,
+  type IpAddress,
+  IpPool,
+  parseCidr,
+} from "../../../tools/cidr.js";
 import { createMetadataKey, metadataOf } from "../metadata/index.js";
 
 /** A subnet IPAM: the element, and the endpoint's own address in the subnet. */
@@ -36,23 +49,40 @@ export interface SubnetIpam {
 
 const addressKey = createMetadataKey<IpAddress>("subnetipam.address");
 
-/** An IPAM over `prefix` (see the module doc). */
-export function subnetIpam(prefix: string): SubnetIpam {
+/** The pool of `range` (default: all of `subnet`) without the subnet's network and broadcast addresses. */
+function poolOf(subnet: Cidr, range: string | undefined): IpPool {
+  const part = range === undefined ? subnet : parseCidr(range);
+  if (
+    part.family !== subnet.family ||
+    part.prefixLength < subnet.prefixLength ||
+    !cidrContains(subnet, { family: part.family, value: part.first })
+  )
+    throw invalidArgument(`range ${range} is not inside the subnet ${subnet.text}`);
+  const pool = new IpPool([part.text]);
+  if (subnet.family === "ipv4" && subnet.prefixLength < 31) {
+    for (const value of [subnet.first, subnet.last]) {
+      const ip: IpAddress = { family: "ipv4", value };
+      if (pool.isFree(ip)) pool.pull(ip);
+    }
+  }
+  return pool;
+}
+
+/** An IPAM over `prefix`, handing out `range` (default: the whole subnet; see the module doc). */
+export function subnetIpam(prefix: string, range?: string): SubnetIpam {
   const cidr = parseCidr(prefix);
   const subnet = cidr.text;
-  const pool = new IpPool([subnet]);
-  if (cidr.family === "ipv4" && cidr.prefixLength < 31) {
-    pool.pull({ family: "ipv4", value: cidr.first });
-    pool.pull({ family: "ipv4", value: cidr.last });
-  }
+  const pool = poolOf(cidr, range);
   const withLength = (ip: IpAddress) => `${formatIp(ip)}/${cidr.prefixLength}`;
   const gateway = withLength(pool.allocate());
 
   /** The address for a first Request: the one asked for when free, else the lowest free one. */
   const take = (asked: string | undefined): IpAddress => {
     const ip = asked ? addressOf(asked) : undefined;
-    if (asked && (!ip || !pool.owns(ip)))
+    if (asked && (!ip || !cidrContains(cidr, ip)))
       throw invalidArgument(`ip_context.src_ip_addrs: ${asked} is outside the subnet ${subnet} of this endpoint`);
+    if (ip && !pool.owns(ip))
+      throw invalidArgument(`ip_context.src_ip_addrs: ${asked} is outside the range ${range} this endpoint hands out`);
     return ip && pool.tryPull(ip) ? ip : pool.allocate();
   };
 

@@ -70,4 +70,20 @@ describe("subnetipam", () => {
     assert.deepEqual(a.context?.ipContext?.srcIpAddrs, ["172.16.2.2/30"]);
     await assert.rejects(h.request(request("b"), ctx()), (e: NsmError) => e.code === Code.ResourceExhausted);
   });
+
+  it("with a range, hands out only the range (subnet's length) and refuses the rest of the subnet", async () => {
+    const ipam = subnetIpam("172.16.3.0/24", "172.16.3.16/28");
+    assert.equal(ipam.gateway, "172.16.3.16/24");
+    const h = bind(chain(metadataServer(), ipam.server));
+    const a = await h.request(request("a"), ctx());
+    assert.deepEqual(a.context?.ipContext?.srcIpAddrs, ["172.16.3.17/24"]);
+    assert.deepEqual(a.context?.ipContext?.dstIpAddrs, ["172.16.3.16/24"]);
+    await assert.rejects(
+      h.request(request("b", "172.16.3.5/24"), ctx()),
+      (e: NsmError) => e.code === Code.InvalidArgument && /outside the range 172\.16\.3\.16\/28/.test(e.message),
+    );
+    const low = subnetIpam("172.16.3.0/24", "172.16.3.0/28");
+    assert.equal(low.gateway, "172.16.3.1/24", "the subnet's network address is never handed out");
+    assert.throws(() => subnetIpam("172.16.3.0/24", "10.0.0.0/28"), /not inside the subnet 172\.16\.3\.0\/24/);
+  });
 });
