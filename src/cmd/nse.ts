@@ -4,7 +4,8 @@
  * Env: NSM_NAME (icmp-server), NSM_CONNECT_TO (unix:///var/lib/networkservicemesh/nsm.io.sock),
  * NSM_SERVICE_NAMES (icmp-responder), NSM_PAYLOAD (ETHERNET), NSM_LABELS, NSM_CIDR_PREFIX
  * (169.254.0.0/16; groups like "[a,b],c"), NSM_REGISTER_SERVICE (true), NSM_UNREGISTER_ITSELF
- * (false), NSM_EXPIRE (registration lifetime asked for, 1m), NSM_LOG_LEVEL; security
+ * (false), NSM_EXPIRE (registration lifetime asked for, 1m), NSM_PBR_CONFIG_PATH (policy routes,
+ * /etc/policy-based-routing/config.yaml; none when missing), NSM_LOG_LEVEL; security
  * (./security.ts): SPIFFE_ENDPOINT_SOCKET, NSM_MAX_TOKEN_LIFETIME, NSM_REGISTRY_CLIENT_POLICIES,
  * NSM_SERVER_POLICIES, NSM_MONITOR_POLICIES, NSM_INSECURE.
  * Listens on unix://<temp dir>/listen.on and registers through nsmgr. It runs inside its pod's
@@ -19,12 +20,18 @@ import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "../api/gen/r
 import { Payload } from "../api/index.js";
 import { type NetworkServiceServer, passThrough } from "../sdk/core/chain.js";
 import { CallContext } from "../sdk/core/context.js";
+import { NsmError } from "../sdk/core/errors.js";
 import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
 import { registryClients } from "../sdk/grpc/registry.js";
 import { createEndpoint } from "../sdk/networkservice/chains/endpoint/index.js";
 import { kernelMechanismServer } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsServer } from "../sdk/networkservice/common/mechanisms/index.js";
 import { point2pointIpamServer } from "../sdk/networkservice/common/point2pointipam/index.js";
+import {
+  DEFAULT_PBR_CONFIG_PATH,
+  policyRouteServer,
+  watchPolicyRoutes,
+} from "../sdk/networkservice/common/policyroute/index.js";
 import { sendFdServer } from "../sdk/networkservice/common/sendfd/index.js";
 import { registryClient } from "../sdk/registry/chains/client/index.js";
 import { parseCidrGroups } from "../sdk/tools/cidr.js";
@@ -71,7 +78,28 @@ function endpointSettings(env: Env, options: RunEndpointOptions) {
   const registerService = env.bool("NSM_REGISTER_SERVICE", true);
   const unregisterItself = env.bool("NSM_UNREGISTER_ITSELF", false);
   const expirationMs = env.duration("NSM_EXPIRE", "1m");
-  return { name, connectTo, services, payload, labels, ipam, registerService, unregisterItself, expirationMs };
+  const pbrConfigPath = env.string("NSM_PBR_CONFIG_PATH", DEFAULT_PBR_CONFIG_PATH);
+  return {
+    name,
+    connectTo,
+    services,
+    payload,
+    labels,
+    ipam,
+    registerService,
+    unregisterItself,
+    expirationMs,
+    pbrConfigPath,
+  };
+}
+
+/** The policy routes of `NSM_PBR_CONFIG_PATH`, watched; ConfigError when the file is invalid. */
+function policyRoutesOf(path: string, log: Parameters<typeof watchPolicyRoutes>[1]) {
+  try {
+    return watchPolicyRoutes(path, log);
+  } catch (err) {
+    throw new ConfigError("NSM_PBR_CONFIG_PATH", path, NsmError.from(err).rawMessage);
+  }
 }
 
 /**
@@ -81,9 +109,10 @@ function endpointSettings(env: Env, options: RunEndpointOptions) {
  */
 export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointOptions = {}): Promise<number> {
   const env = new Env(vars);
-  const { name, connectTo, services, payload, labels, ipam, registerService, unregisterItself, expirationMs } =
-    endpointSettings(env, options);
+  const settings = endpointSettings(env, options);
+  const { name, connectTo, services, payload, labels, registerService, unregisterItself } = settings;
   const log = roleLogger(env, name);
+  const policies = policyRoutesOf(settings.pbrConfigPath, log);
   const obs = await roleObservability(env, "nse", name, log);
   const sec = await roleSecurity(env, log);
   const monitorPolicies = await sec.policies("monitor");
@@ -97,7 +126,8 @@ export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointO
     additional: [
       // Our netns goes back to nsmgr as a descriptor (upstream's grpcfd).
       sendFdServer(),
-      ipam,
+      settings.ipam,
+      policyRouteServer(policies.get),
       ...(options.additional ?? []),
       mechanismsServer({
         KERNEL: kernelMechanismServer({ inodeUrl: `file:///proc/${process.pid}/ns/net` }),
@@ -127,7 +157,7 @@ export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointO
     networkServiceNames: services,
     networkServiceLabels: Object.fromEntries(services.map((s) => [s, { labels }])),
     url,
-    expirationTime: { seconds: BigInt(Math.floor((Date.now() + expirationMs) / 1000)), nanos: 0 },
+    expirationTime: { seconds: BigInt(Math.floor((Date.now() + settings.expirationMs) / 1000)), nanos: 0 },
   });
   await registration.nse.register(record, ctx());
   log.info({ url, services, payload, labels }, "endpoint serving and registered");
@@ -141,6 +171,7 @@ export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointO
     }
   }
   endpoint.dispose();
+  policies.close();
   await shutdown(server);
   closeChannel(channel);
   rmSync(dir, { recursive: true, force: true });
