@@ -3,7 +3,8 @@
  * `nsm nse icmp-responder`: the reference endpoint (upstream cmd-nse-icmp-responder).
  * Env: NSM_NAME (icmp-server), NSM_CONNECT_TO (unix:///var/lib/networkservicemesh/nsm.io.sock),
  * NSM_SERVICE_NAMES (icmp-responder), NSM_PAYLOAD (ETHERNET), NSM_LABELS, NSM_CIDR_PREFIX
- * (169.254.0.0/16; groups like "[a,b],c"), NSM_REGISTER_SERVICE (true), NSM_UNREGISTER_ITSELF
+ * (169.254.0.0/16; groups like "[a,b],c"), NSM_IPAM_POLICY (polite; strict resets client addresses
+ * outside the prefixes or held by another connection), NSM_REGISTER_SERVICE (true), NSM_UNREGISTER_ITSELF
  * (false), NSM_EXPIRE (registration lifetime asked for, 1m), NSM_PBR_CONFIG_PATH (policy routes,
  * /etc/policy-based-routing/config.yaml; none when missing), NSM_LOG_LEVEL; security
  * (./security.ts): SPIFFE_ENDPOINT_SOCKET, NSM_MAX_TOKEN_LIFETIME, NSM_REGISTRY_CLIENT_POLICIES,
@@ -33,6 +34,7 @@ import {
   watchPolicyRoutes,
 } from "../sdk/networkservice/common/policyroute/index.js";
 import { sendFdServer } from "../sdk/networkservice/common/sendfd/index.js";
+import { strictIpamServer } from "../sdk/networkservice/common/strictipam/index.js";
 import { registryClient } from "../sdk/registry/chains/client/index.js";
 import { parseCidrGroups } from "../sdk/tools/cidr.js";
 import { parseLabels } from "../sdk/tools/labels.js";
@@ -70,11 +72,19 @@ function endpointSettings(env: Env, options: RunEndpointOptions) {
   if (payload !== Payload.ETHERNET && payload !== Payload.IP)
     throw new ConfigError("NSM_PAYLOAD", payload, "expected ETHERNET or IP");
   const labels = env.parsed("NSM_LABELS", "", parseLabels);
-  const ipam = env.parsed("NSM_CIDR_PREFIX", "169.254.0.0/16", (v) => {
+  const prefixes = env.parsed("NSM_CIDR_PREFIX", "169.254.0.0/16", (v) => {
     const groups = parseCidrGroups(v);
     if (groups.length === 0) throw new Error("needs at least one CIDR");
-    return point2pointIpamServer({ prefixes: groups });
+    point2pointIpamServer({ prefixes: groups });
+    return groups;
   });
+  const policy = env.parsed("NSM_IPAM_POLICY", "polite", (v) => {
+    const p = v.trim().toLowerCase();
+    if (p !== "polite" && p !== "strict") throw new Error("not a valid IPAM policy: expected polite or strict");
+    return p;
+  });
+  const p2p = point2pointIpamServer({ prefixes });
+  const ipam = policy === "strict" ? [strictIpamServer({ prefixes }), p2p] : [p2p];
   const registerService = env.bool("NSM_REGISTER_SERVICE", true);
   const unregisterItself = env.bool("NSM_UNREGISTER_ITSELF", false);
   const expirationMs = env.duration("NSM_EXPIRE", "1m");
@@ -126,7 +136,7 @@ export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointO
     additional: [
       // Our netns goes back to nsmgr as a descriptor (upstream's grpcfd).
       sendFdServer(),
-      settings.ipam,
+      ...settings.ipam,
       policyRouteServer(policies.get),
       ...(options.additional ?? []),
       mechanismsServer({
