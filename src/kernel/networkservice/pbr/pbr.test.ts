@@ -35,6 +35,7 @@ import { pbrPolicies, policyRoutesServer } from "./index.js";
 
 const NSC = "/var/run/netns/nsc";
 const NSE = "/var/run/netns/nse";
+const NSE2 = "/var/run/netns/nse2";
 const ctx = () => CallContext.create();
 
 /** Upstream's nse-kernel-pbr ConfigMap. */
@@ -83,16 +84,21 @@ describe("pbr: policies as ip rules and tables in the client's netns (fake kerne
   let fake: FakeKernel;
   let fwd: NetworkServiceHandler;
   let policies: PolicyRoute[];
+  let nseNetns: string;
 
   beforeEach(() => {
     fake = createFakeKernel();
-    for (const ns of [NSC, NSE]) fake.addNetns(ns);
+    for (const ns of [NSC, NSE, NSE2]) fake.addNetns(ns);
     policies = parsePolicyRoutes(UPSTREAM_CONFIG);
+    nseNetns = NSE;
     const nse = {
       name: "fakeNse",
       async request(req: { connection?: Connection }) {
         const conn = clone(ConnectionSchema, req.connection!);
-        conn.mechanism = newMechanism(Cls.LOCAL, MechanismType.KERNEL, { inodeURL: `file://${NSE}`, name: "nse-1" });
+        conn.mechanism = newMechanism(Cls.LOCAL, MechanismType.KERNEL, {
+          inodeURL: `file://${nseNetns}`,
+          name: "nse-1",
+        });
         conn.context = create(ConnectionContextSchema, { ipContext: ipContext(policies), MTU: 1400 });
         return conn;
       },
@@ -150,6 +156,20 @@ describe("pbr: policies as ip rules and tables in the client's netns (fake kerne
     assert.deepEqual(await table(1), ["172.16.9.0/24 via 172.16.2.200"]);
     assert.deepEqual(await table(3), []);
     await fwd.close(again, ctx());
+    assert.deepEqual(await ours(), []);
+  });
+
+  it("a heal to another endpoint replaces nsm-1: the tables' routes follow the new interface", async () => {
+    const conn = await fwd.request(request(), ctx());
+    const before = (await fake.getLink(NSC, "nsm-1")).index;
+    nseNetns = NSE2;
+    const healed = await fwd.request(request(conn), ctx());
+    const after = (await fake.getLink(NSC, "nsm-1")).index;
+    assert.notEqual(after, before, "the cross-connect made a new interface");
+    assert.deepEqual(await table(1), ["172.16.3.0/24 via 172.16.2.200"]);
+    assert.equal((await fake.listRoutes(NSC, { table: 1 }))[0]!.linkIndex, after);
+    assert.equal((await ours()).length, 5, "the rules stay, not doubled");
+    await fwd.close(healed, ctx());
     assert.deepEqual(await ours(), []);
   });
 

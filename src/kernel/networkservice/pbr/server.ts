@@ -46,6 +46,8 @@ interface PbrState {
   netns: string;
   netnsId?: string;
   name: string;
+  /** The ifindex of the client's interface the tables' routes go through (its routes die with it). */
+  ifindex?: number;
   programmed: Programmed[];
 }
 
@@ -96,6 +98,18 @@ async function earlierTables(kernel: KernelApi, netns: string, wanted: PbrPolicy
   return found;
 }
 
+/**
+ * The tables' routes go with the interface: when the cross-connect replaced it (a heal to another
+ * endpoint), the kept policies' routes are put back through the new one. Rules stay.
+ */
+async function reroute(kernel: KernelApi, where: PbrState): Promise<void> {
+  if (where.programmed.length === 0) return;
+  const index = (await kernel.findLink(where.netns, where.name))?.index;
+  if (index === undefined || index === where.ifindex) return;
+  for (const p of where.programmed) await program(kernel, where, p, true);
+  where.ifindex = index;
+}
+
 /** Serializes the table allocations of one forwarder (two connections of one pod must not take the same id). */
 function serializer() {
   let tail: Promise<unknown> = Promise.resolve();
@@ -119,11 +133,25 @@ async function removeAll(x: Pbr, state: PbrState | undefined, log: Logger): Prom
   log.debug({ netns, tables: state.programmed.map((p) => p.table) }, "policy routes removed");
 }
 
+/** Programs `toAdd`, each in a table of its own (one re-adopted from an earlier life when `adopt`). */
+async function addPolicies(x: Pbr, where: PbrState, toAdd: PbrPolicy[], adopt: boolean): Promise<void> {
+  await x.serialized(async () => {
+    const earlier = adopt ? await earlierTables(x.kernel, where.netns, toAdd) : new Map<string, number>();
+    const used = await usedTables(x.kernel, where.netns);
+    for (const policy of toAdd) {
+      const table = earlier.get(policy.key) ?? smallestFree(used);
+      const p = { table, policy };
+      where.programmed.push(p);
+      await program(x.kernel, where, p, earlier.has(policy.key));
+    }
+    where.ifindex = (await x.kernel.findLink(where.netns, where.name))?.index;
+  });
+}
+
 /** Brings the client's netns from `previous` to the policies of `conn`, storing the new record. */
 async function reconcile(x: Pbr, mechanism: Mechanism, conn: Connection, ctx: CallContext, previous?: PbrState) {
   const wanted = pbrPolicies(conn.context?.ipContext);
   const pod = locatePod("client", mechanism);
-  const md = metadataOf(ctx, false);
   let kept = previous?.programmed ?? [];
   if (previous && (previous.netnsId !== pod.netnsId || previous.name !== pod.name)) {
     await removeAll(x, previous, ctx.log);
@@ -134,20 +162,13 @@ async function reconcile(x: Pbr, mechanism: Mechanism, conn: Connection, ctx: Ca
   for (const p of kept.filter((k) => !wantedKeys.has(k.policy.key)))
     await unprogram(x.kernel, where.netns, where.name, p);
   where.programmed = kept.filter((k) => wantedKeys.has(k.policy.key));
-  md.store(stateKey, where);
+  where.ifindex = kept.length > 0 ? previous?.ifindex : undefined;
+  metadataOf(ctx, false).store(stateKey, where);
+  await reroute(x.kernel, where);
   const have = new Set(where.programmed.map((p) => p.policy.key));
   const toAdd = wanted.filter((p) => !have.has(p.key));
   if (toAdd.length === 0) return;
-  await x.serialized(async () => {
-    const earlier = previous ? new Map<string, number>() : await earlierTables(x.kernel, where.netns, toAdd);
-    const used = await usedTables(x.kernel, where.netns);
-    for (const policy of toAdd) {
-      const table = earlier.get(policy.key) ?? smallestFree(used);
-      const p = { table, policy };
-      where.programmed.push(p);
-      await program(x.kernel, where, p, earlier.has(policy.key));
-    }
-  });
+  await addPolicies(x, where, toAdd, previous === undefined);
   ctx.log.debug({ connId: conn.id, tables: where.programmed.map((p) => p.table) }, "policy routes programmed");
 }
 
