@@ -3,11 +3,12 @@
  * examples/policy-based-routing end to end on the local runtime, with the checks of upstream's
  * README: the two pings, then the five `ip route get` results in the client (tables 1-5, IPv4
  * and IPv6). Until the runtime mounts ConfigMap volumes, the endpoint reads the example's
- * policies from a file named by NSM_PBR_CONFIG_PATH (an overlay of the example made here);
- * deleting the client leaves no rule in the runtime.
+ * policies from a file named by NSM_PBR_CONFIG_PATH (an overlay of the example made here).
+ * Then upstream's local-forwarder-death with PBR: the forwarder is killed and restarted, the
+ * connection heals, the five results hold and no rule is doubled.
  */
 import assert from "node:assert/strict";
-import { cpSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parseAllDocuments, stringify } from "yaml";
@@ -36,6 +37,19 @@ function overlay(dir: string): string {
   return out;
 }
 
+/** Retries `fn` until it passes or `timeoutMs` is over (then its last error). */
+async function eventually(fn: () => Promise<void> | void, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > end) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 describe("examples/policy-based-routing on the local runtime", { skip }, () => {
   let rt: TestRuntime;
 
@@ -60,7 +74,7 @@ describe("examples/policy-based-routing on the local runtime", { skip }, () => {
     assert.match(back.stdout, /2 received/, back.stdout + back.stderr);
   });
 
-  it("routes by policy as upstream's README checks (tables 1-5)", async () => {
+  const routesByPolicy = async () => {
     assert.match(
       await routeGet("r", "get", "172.16.3.1", "from", "172.16.2.201", "ipproto", "tcp", "dport", "6666"),
       /172\.16\.3\.1 from 172\.16\.2\.201 via 172\.16\.2\.200 dev nsm-1 table 1/,
@@ -81,6 +95,21 @@ describe("examples/policy-based-routing on the local runtime", { skip }, () => {
       await routeGet("-6", "route", "get", "2004::5", "from", "2004::3", "ipproto", "udp", "dport", "5555"),
       /via 2004::6 dev nsm-1 table 5 src 2004::3/,
     );
+  };
+
+  it("routes by policy as upstream's README checks (tables 1-5)", routesByPolicy);
+
+  it("local-forwarder-death: the restarted forwarder re-adopts the tables, nothing doubled", async () => {
+    const log = join(rt.dir, "logs", "node-1-forwarder.log");
+    await rt.ok("delete", "pod", "forwarder-node-1", "-n", "nsm-system");
+    await rt.ok("wait", "--for=condition=ready", "--timeout=1m", "pod", "forwarder-node-1", "-n", "nsm-system");
+    await eventually(() =>
+      assert.ok(existsSync(log) && readFileSync(log, "utf8").includes("re-adopted"), "the connection healed"),
+    );
+    await routesByPolicy();
+    const client = podNetns(rt, NS, "nettools");
+    assert.equal(ipJson(client, "rule").length, 7, "3 default + 4 policy rules, none doubled");
+    assert.equal(ipJson(client, "-6", "rule").length, 3, "2 default + 1 policy rule");
   });
 
   it("deleting the namespace removes the connection and its policies", async () => {
