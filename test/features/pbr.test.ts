@@ -12,16 +12,23 @@ import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parseAllDocuments, stringify } from "yaml";
-import { ipJson, podNetns, REPO, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
+import { ipJson, podNetns, REPO, rows, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
 
 const NS = "ns-policy-based-routing";
 const EXAMPLE = join(REPO, "examples", "policy-based-routing");
 const skip = skipReason();
 
-/** The example without its ConfigMap: the policies go to a file, the endpoint is told where. */
-function overlay(dir: string): string {
+/**
+ * The example without its ConfigMap: the policies go to a file, the endpoint is told where.
+ * `remote`: the client is kept off the endpoint's node (the connection goes over VXLAN).
+ */
+function overlay(dir: string, remote = false): string {
   const out = join(dir, "pbr-example");
   cpSync(EXAMPLE, out, { recursive: true });
+  if (remote) {
+    const client = join(out, "client.yaml");
+    writeFileSync(client, readFileSync(client, "utf8").replace("podAffinity:", "podAntiAffinity:"));
+  }
   const [cm] = parseAllDocuments(readFileSync(join(out, "policies.yaml"), "utf8")).map((d) => d.toJS());
   const policies = join(dir, "pbr-config.yaml");
   writeFileSync(policies, cm.data["config.yaml"]);
@@ -118,5 +125,47 @@ describe("examples/policy-based-routing on the local runtime", { skip }, () => {
     await rt.ok("delete", "ns", NS);
     const left = rt.netns().filter((n) => n === client);
     assert.deepEqual(left, [], "the client's netns is gone");
+  });
+});
+
+describe("examples/policy-based-routing across two nodes (VXLAN)", { skip }, () => {
+  let rt: TestRuntime;
+
+  before(async () => {
+    rt = testRuntime("pbr-remote");
+    await rt.ok("up", "--nodes", "2");
+    await rt.ok("apply", "-f", overlay(join(rt.dir, ".."), true));
+  });
+  after(() => rt?.cleanup());
+
+  it("the client's node forwarder programs the policies: tables 1 and 5 answer through nsm-1", async () => {
+    const nodes = rows(await rt.ok("get", "pods", "-n", NS, "-o", "wide")).map((p) => p[6]);
+    assert.equal(new Set(nodes).size, 2, `client and endpoint on different nodes: ${nodes}`);
+    const get = async (...args: string[]) =>
+      (await rt.ok("exec", "pods/nettools", "-n", NS, "--", "ip", ...args)).replace(/\s+/g, " ");
+    assert.match(
+      await get("r", "get", "172.16.3.1", "from", "172.16.2.201", "ipproto", "tcp", "dport", "6666"),
+      /via 172\.16\.2\.200 dev nsm-1 table 1/,
+    );
+    assert.match(
+      await get("-6", "route", "get", "2004::5", "from", "2004::3", "ipproto", "udp", "dport", "5555"),
+      /via 2004::6 dev nsm-1 table 5 src 2004::3/,
+    );
+    const ping = await rt.nsm(
+      "exec",
+      "pods/nettools",
+      "-n",
+      NS,
+      "--",
+      "ping",
+      "-c",
+      "2",
+      "-i",
+      "0.2",
+      "-W",
+      "2",
+      "172.16.1.100",
+    );
+    assert.match(ping.stdout, /2 received/, ping.stdout + ping.stderr);
   });
 });
