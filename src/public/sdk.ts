@@ -99,8 +99,8 @@ export {
   point2pointIpamServer,
 } from "../sdk/networkservice/common/point2pointipam/index.js";
 export {
-  parsePolicyRoutes,
   type PolicyRoutesSource,
+  parsePolicyRoutes,
   policyRouteServer,
   watchPolicyRoutes,
 } from "../sdk/networkservice/common/policyroute/index.js";
