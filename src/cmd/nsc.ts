@@ -340,6 +340,7 @@ async function requestUntilDone(cfg: NscConfig, w: Wanted, stopped: AbortSignal)
           id: w.id,
           service: w.url.networkService,
           endpoint: w.conn.networkServiceEndpointName,
+          path: w.conn.path?.pathSegments.map((s) => s.name),
           src: ip?.srcIpAddrs,
           dst: ip?.dstIpAddrs,
         },

@@ -3,8 +3,10 @@
  * `nsm nse icmp-responder`: the reference endpoint (upstream cmd-nse-icmp-responder).
  * Env: NSM_NAME (icmp-server), NSM_CONNECT_TO (unix:///var/lib/networkservicemesh/nsm.io.sock),
  * NSM_SERVICE_NAMES (icmp-responder), NSM_PAYLOAD (ETHERNET), NSM_LABELS, NSM_CIDR_PREFIX
- * (169.254.0.0/16; groups like "[a,b],c"), NSM_REGISTER_SERVICE (true), NSM_UNREGISTER_ITSELF
- * (false), NSM_EXPIRE (registration lifetime asked for, 1m), NSM_DNS_CONFIGS (JSON array of DNSConfig,
+ * (169.254.0.0/16; groups like "[a,b],c"), NSM_IPAM_POLICY (polite; strict resets client addresses
+ * outside the prefixes or held by another connection), NSM_REGISTER_SERVICE (true), NSM_UNREGISTER_ITSELF
+ * (false), NSM_EXPIRE (registration lifetime asked for, 1m), NSM_PBR_CONFIG_PATH (policy routes,
+ * /etc/policy-based-routing/config.yaml; none when missing), NSM_DNS_CONFIGS (JSON array of DNSConfig,
  * e.g. `[{"dns_server_ips": ["172.16.1.100"], "search_domains": ["my.coredns.service"]}]`; default none),
  * NSM_IDLE_TIMEOUT (0: never; after that long without connections the endpoint unregisters and
  * exits 0, as upstream's scale-from-zero endpoints do), NSM_LOG_LEVEL; security
@@ -26,6 +28,7 @@ import {
 import { Payload } from "../api/index.js";
 import { type NetworkServiceServer, passThrough } from "../sdk/core/chain.js";
 import { CallContext } from "../sdk/core/context.js";
+import { NsmError } from "../sdk/core/errors.js";
 import type { Logger } from "../sdk/core/logger.js";
 import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
 import { registryClients } from "../sdk/grpc/registry.js";
@@ -35,7 +38,13 @@ import { kernelMechanismServer } from "../sdk/networkservice/common/kernelmechan
 import { mechanismsServer } from "../sdk/networkservice/common/mechanisms/index.js";
 import { onIdleServer } from "../sdk/networkservice/common/onidle/index.js";
 import { point2pointIpamServer } from "../sdk/networkservice/common/point2pointipam/index.js";
+import {
+  DEFAULT_PBR_CONFIG_PATH,
+  policyRouteServer,
+  watchPolicyRoutes,
+} from "../sdk/networkservice/common/policyroute/index.js";
 import { sendFdServer } from "../sdk/networkservice/common/sendfd/index.js";
+import { strictIpamServer } from "../sdk/networkservice/common/strictipam/index.js";
 import { registryClient } from "../sdk/registry/chains/client/index.js";
 import { parseCidrGroups } from "../sdk/tools/cidr.js";
 import { parseLabels } from "../sdk/tools/labels.js";
@@ -91,16 +100,25 @@ function endpointSettings(env: Env, options: RunEndpointOptions) {
   if (payload !== Payload.ETHERNET && payload !== Payload.IP)
     throw new ConfigError("NSM_PAYLOAD", payload, "expected ETHERNET or IP");
   const labels = env.parsed("NSM_LABELS", "", parseLabels);
-  const ipam = env.parsed("NSM_CIDR_PREFIX", "169.254.0.0/16", (v) => {
+  const prefixes = env.parsed("NSM_CIDR_PREFIX", "169.254.0.0/16", (v) => {
     const groups = parseCidrGroups(v);
     if (groups.length === 0) throw new Error("needs at least one CIDR");
-    return point2pointIpamServer({ prefixes: groups });
+    point2pointIpamServer({ prefixes: groups });
+    return groups;
   });
+  const policy = env.parsed("NSM_IPAM_POLICY", "polite", (v) => {
+    const p = v.trim().toLowerCase();
+    if (p !== "polite" && p !== "strict") throw new Error("not a valid IPAM policy: expected polite or strict");
+    return p;
+  });
+  const p2p = point2pointIpamServer({ prefixes });
+  const ipam = policy === "strict" ? [strictIpamServer({ prefixes }), p2p] : [p2p];
   const registerService = env.bool("NSM_REGISTER_SERVICE", true);
   const unregisterItself = env.bool("NSM_UNREGISTER_ITSELF", false);
   const expirationMs = env.duration("NSM_EXPIRE", "1m");
   const dns = dnsContextServer({ configs: env.parsed("NSM_DNS_CONFIGS", "[]", parseDnsConfigs) });
   const idleTimeoutMs = env.duration("NSM_IDLE_TIMEOUT", "0");
+  const pbrConfigPath = env.string("NSM_PBR_CONFIG_PATH", DEFAULT_PBR_CONFIG_PATH);
   return {
     name,
     connectTo,
@@ -113,6 +131,7 @@ function endpointSettings(env: Env, options: RunEndpointOptions) {
     unregisterItself,
     expirationMs,
     idleTimeoutMs,
+    pbrConfigPath,
   };
 }
 
@@ -133,6 +152,15 @@ function endpointRecord(
   });
 }
 
+/** The policy routes of `NSM_PBR_CONFIG_PATH`, watched; ConfigError when the file is invalid. */
+function policyRoutesOf(path: string, log: Parameters<typeof watchPolicyRoutes>[1]) {
+  try {
+    return watchPolicyRoutes(path, log);
+  } catch (err) {
+    throw new ConfigError("NSM_PBR_CONFIG_PATH", path, NsmError.from(err).rawMessage);
+  }
+}
+
 /**
  * Runs an endpoint configured as upstream's cmd-nse-icmp-responder (the env above, read from
  * `vars`) with `options.additional` elements in its chain: serves, registers through nsmgr, and
@@ -141,8 +169,9 @@ function endpointRecord(
 export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointOptions = {}): Promise<number> {
   const env = new Env(vars);
   const settings = endpointSettings(env, options);
-  const { name, connectTo, services, payload, labels, ipam, dns, registerService, expirationMs } = settings;
+  const { name, connectTo, services, payload, labels, dns, registerService, expirationMs } = settings;
   const log = roleLogger(env, name);
+  const policies = policyRoutesOf(settings.pbrConfigPath, log);
   const obs = await roleObservability(env, "nse", name, log);
   const sec = await roleSecurity(env, log);
   const monitorPolicies = await sec.policies("monitor");
@@ -158,7 +187,8 @@ export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointO
       // Our netns goes back to nsmgr as a descriptor (upstream's grpcfd).
       sendFdServer(),
       idle.element,
-      ipam,
+      ...settings.ipam,
+      policyRouteServer(policies.get),
       dns,
       ...(options.additional ?? []),
       mechanismsServer({
@@ -198,6 +228,7 @@ export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointO
     }
   }
   endpoint.dispose();
+  policies.close();
   await shutdown(server);
   closeChannel(channel);
   rmSync(dir, { recursive: true, force: true });

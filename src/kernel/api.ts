@@ -248,6 +248,44 @@ export interface RouteFilter {
   link?: LinkRef;
 }
 
+/** An inclusive port range of a policy rule (`FRA_SPORT_RANGE` / `FRA_DPORT_RANGE`). */
+export interface PortRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * A policy routing rule that looks a packet up in `table` (`ip rule add … lookup TABLE`):
+ * `FR_ACT_TO_TBL` with the selectors given.
+ */
+export interface RuleSpec {
+  family: 4 | 6;
+  /** Source prefix (`from`); host bits are cleared. @default any */
+  src?: string;
+  /** IP protocol number (`ipproto`: 6 tcp, 17 udp, …). @default any */
+  ipProto?: number;
+  sport?: PortRange;
+  dport?: PortRange;
+  /** The table looked up, 1 … 2^32−1. */
+  table: number;
+  /** The rule's priority; given to delete, only the rule with it matches. @default the kernel's choice (add), any (delete) */
+  priority?: number;
+}
+
+/** A rule as the kernel lists it (RTM_NEWRULE). */
+export interface RuleInfo {
+  family: 4 | 6;
+  src?: string;
+  ipProto?: number;
+  sport?: PortRange;
+  dport?: PortRange;
+  /** 0 when the rule does not look up a table. */
+  table: number;
+  priority: number;
+  /** `FR_ACT_*`: 1 to table, 6 blackhole, … */
+  action: number;
+}
+
 export interface NeighborSpec {
   link: LinkRef;
   /** The neighbour's IP address. */
@@ -315,6 +353,13 @@ export interface KernelApi {
   replaceRoute(netns: NetnsPath, route: RouteSpec): Promise<void>;
   deleteRoute(netns: NetnsPath, route: RouteSpec): Promise<void>;
   listRoutes(netns: NetnsPath, filter?: RouteFilter): Promise<RouteInfo[]>;
+
+  /** Adds a policy rule; `AlreadyExists` when one identical to it, priority included, is there. */
+  addRule(netns: NetnsPath, rule: RuleSpec): Promise<void>;
+  /** Deletes the first rule matching `rule`'s selectors and table; `NotFound` when none does. */
+  deleteRule(netns: NetnsPath, rule: RuleSpec): Promise<void>;
+  /** The policy rules of one family, or of both (IPv4 first), by priority. */
+  listRules(netns: NetnsPath, family?: 4 | 6): Promise<RuleInfo[]>;
 
   replaceNeighbor(netns: NetnsPath, neighbor: NeighborSpec): Promise<void>;
   deleteNeighbor(netns: NetnsPath, neighbor: Pick<NeighborSpec, "link" | "address">): Promise<void>;

@@ -13,7 +13,16 @@ import { isIP } from "node:net";
 import { endianness } from "node:os";
 import ipaddr from "ipaddr.js";
 import { invalidArgument } from "../sdk/core/errors.js";
-import type { AddressInfo, LinkInfo, LinkStats, NeighborInfo, RouteInfo, VxlanInfo } from "./api.js";
+import type {
+  AddressInfo,
+  LinkInfo,
+  LinkStats,
+  NeighborInfo,
+  PortRange,
+  RouteInfo,
+  RuleInfo,
+  VxlanInfo,
+} from "./api.js";
 
 const LE = endianness() === "LE";
 
@@ -54,6 +63,9 @@ export const RTM = {
   NEWNEIGH: 28,
   DELNEIGH: 29,
   GETNEIGH: 30,
+  NEWRULE: 32,
+  DELRULE: 33,
+  GETRULE: 34,
 } as const;
 
 export const IFLA = {
@@ -446,6 +458,59 @@ export function dumpRoutesRequest(family?: 4 | 6): NlRequest {
   return { type: RTM.GETROUTE, flags: DUMP_FLAGS, body: rtmsg({ family: f }) };
 }
 
+/** `FRA_*` attributes of a policy rule (`<linux/fib_rules.h>`). */
+export const FRA = { SRC: 2, PRIORITY: 6, TABLE: 15, IP_PROTO: 22, SPORT_RANGE: 23, DPORT_RANGE: 24 } as const;
+/** `FR_ACT_TO_TBL`. */
+export const FR_ACT_TO_TBL = 1;
+
+export interface RuleData {
+  family: 4 | 6;
+  src?: IpBytes & { prefixLength: number };
+  ipProto?: number;
+  sport?: PortRange;
+  dport?: PortRange;
+  table: number;
+  priority?: number;
+}
+
+/** `struct fib_rule_hdr`: family, dst_len, src_len, tos, table, res1, res2, action, flags. */
+function fibRuleHdr(family: number, srcLength: number, table: number, action: number): Buffer {
+  const b = Buffer.alloc(12);
+  b[0] = family;
+  b[2] = srcLength;
+  b[4] = table;
+  b[7] = action;
+  return b;
+}
+
+function attrPortRange(type: number, r: PortRange): Buffer {
+  const p = Buffer.alloc(4);
+  putU16(p, 0, r.start);
+  putU16(p, 2, r.end);
+  return attr(type, p);
+}
+
+/** RTM_NEWRULE with CREATE|EXCL (an identical rule is EEXIST), or RTM_DELRULE. */
+export function ruleRequest(op: "add" | "delete", r: RuleData): NlRequest {
+  const head = fibRuleHdr(familyOf(r.family), r.src?.prefixLength ?? 0, r.table < 256 ? r.table : 0, FR_ACT_TO_TBL);
+  const attrs = [attrU32(FRA.TABLE, r.table)];
+  if (r.src && r.src.prefixLength > 0) attrs.push(attr(FRA.SRC, maskBytes(r.src.bytes, r.src.prefixLength)));
+  if (r.priority !== undefined) attrs.push(attrU32(FRA.PRIORITY, r.priority));
+  if (r.ipProto !== undefined) attrs.push(attrU8(FRA.IP_PROTO, r.ipProto));
+  if (r.sport) attrs.push(attrPortRange(FRA.SPORT_RANGE, r.sport));
+  if (r.dport) attrs.push(attrPortRange(FRA.DPORT_RANGE, r.dport));
+  return {
+    type: op === "add" ? RTM.NEWRULE : RTM.DELRULE,
+    flags: op === "add" ? CREATE_FLAGS : CHANGE_FLAGS,
+    body: Buffer.concat([head, ...attrs]),
+  };
+}
+
+export function dumpRulesRequest(family?: 4 | 6): NlRequest {
+  const f = family === undefined ? AF.UNSPEC : familyOf(family);
+  return { type: RTM.GETRULE, flags: DUMP_FLAGS, body: fibRuleHdr(f, 0, 0, 0) };
+}
+
 export interface NeighData {
   index: number;
   address: IpBytes;
@@ -655,6 +720,30 @@ export function decodeRoute(p: Buffer): RouteInfo {
   if (metric !== undefined) info.metric = metric;
   const src = attrs.get(RTA.PREFSRC);
   if (src) info.src = formatIp(src);
+  return info;
+}
+
+const portRangeAttr = (b: Buffer | undefined): PortRange | undefined =>
+  b !== undefined && b.length >= 4 ? { start: getU16(b, 0), end: getU16(b, 2) } : undefined;
+
+/** RTM_NEWRULE payload → RuleInfo. */
+export function decodeRule(p: Buffer): RuleInfo {
+  const attrs = parseAttrs(p, 12);
+  const family = familyFromAf(p[0]!);
+  const info: RuleInfo = {
+    family,
+    table: u32Attr(attrs.get(FRA.TABLE)) ?? p[4]!,
+    priority: u32Attr(attrs.get(FRA.PRIORITY)) ?? 0,
+    action: p[7]!,
+  };
+  const src = attrs.get(FRA.SRC);
+  if (src && p[2]! > 0) info.src = `${formatIp(src)}/${p[2]}`;
+  const proto = attrs.get(FRA.IP_PROTO);
+  if (proto && proto.length >= 1) info.ipProto = proto[0]!;
+  const sport = portRangeAttr(attrs.get(FRA.SPORT_RANGE));
+  if (sport) info.sport = sport;
+  const dport = portRangeAttr(attrs.get(FRA.DPORT_RANGE));
+  if (dport) info.dport = dport;
   return info;
 }
 

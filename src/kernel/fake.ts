@@ -39,6 +39,8 @@ import {
   type RouteFilter,
   type RouteInfo,
   type RouteSpec,
+  type RuleInfo,
+  type RuleSpec,
   Scope,
   type TunSpec,
   type VethSpec,
@@ -47,7 +49,16 @@ import {
 } from "./api.js";
 import { formatIp, formatMac, type IpBytes, maskBytes, parseCidr, parseIp, parseMac } from "./codec.js";
 import { nsmErrorFromErrno } from "./errors.js";
-import { checkLinkChanges, checkName, checkRef, checkU32, refLabel, sysctlPath } from "./validate.js";
+import {
+  checkLinkChanges,
+  checkName,
+  checkRef,
+  checkRule,
+  checkU32,
+  refLabel,
+  ruleLabel,
+  sysctlPath,
+} from "./validate.js";
 
 const E = constants.errno;
 const ZERO_STATS: LinkStats = {
@@ -86,6 +97,7 @@ interface FakeNetns {
   addresses: AddressInfo[];
   routes: RouteInfo[];
   neighbors: NeighborInfo[];
+  rules: RuleInfo[];
   sysctls: Map<string, string>;
 }
 
@@ -116,6 +128,44 @@ function inPrefix(ip: Buffer, cidr: string): boolean {
   return (
     net.bytes.length === ip.length && maskBytes(ip, net.prefixLength).equals(maskBytes(net.bytes, net.prefixLength))
   );
+}
+
+/** The rules of a new netns: local, main (and default for IPv4), as `ip rule` lists them. */
+function defaultRules(): RuleInfo[] {
+  const rule = (family: 4 | 6, priority: number, table: number): RuleInfo => ({ family, priority, table, action: 1 });
+  return [rule(4, 0, 255), rule(4, 32766, 254), rule(4, 32767, 253), rule(6, 0, 255), rule(6, 32766, 254)];
+}
+
+const sameRange = (a: RuleSpec["sport"], b: RuleSpec["sport"]) => a?.start === b?.start && a?.end === b?.end;
+
+/** The selectors and table of `b` equal those of `a` (and its priority, when `b` gives one). */
+function ruleMatches(a: RuleInfo, b: RuleSpec & { src?: string }): boolean {
+  return (
+    a.family === b.family &&
+    a.src === b.src &&
+    a.ipProto === b.ipProto &&
+    sameRange(a.sport, b.sport) &&
+    sameRange(a.dport, b.dport) &&
+    a.table === b.table &&
+    (b.priority === undefined || a.priority === b.priority)
+  );
+}
+
+/** The rule as the kernel lists it: masked source, a priority just before the first non-local rule. */
+function ruleInfoOf(rule: RuleSpec, existing: readonly RuleInfo[]): RuleInfo {
+  const info: RuleInfo = { family: rule.family, table: rule.table, priority: 0, action: 1 };
+  if (rule.src !== undefined) {
+    const src = parseCidr(rule.src);
+    if (src.family !== rule.family)
+      throw invalidArgument(`add ${ruleLabel(rule)}: from is not of family ${rule.family}`);
+    if (src.prefixLength > 0) info.src = `${formatIp(maskBytes(src.bytes, src.prefixLength))}/${src.prefixLength}`;
+  }
+  if (rule.ipProto !== undefined) info.ipProto = rule.ipProto;
+  if (rule.sport) info.sport = { ...rule.sport };
+  if (rule.dport) info.dport = { ...rule.dport };
+  const prefs = existing.filter((r) => r.family === rule.family && r.priority > 0).map((r) => r.priority);
+  info.priority = rule.priority ?? Math.max(0, Math.min(...prefs, 0x7fffffff) - 1);
+  return info;
 }
 
 interface ParsedRoute {
@@ -188,6 +238,7 @@ class Fake implements FakeKernel {
       addresses: [],
       routes: [],
       neighbors: [],
+      rules: defaultRules(),
       sysctls: new Map(),
     };
     this.namespaces.set(path, ns);
@@ -610,6 +661,33 @@ class Fake implements FakeKernel {
           (!filter.family || r.family === filter.family),
       )
       .map((r) => ({ ...r }));
+  }
+
+  // ------------------------------------------------------------ rules
+
+  async addRule(netns: NetnsPath, rule: RuleSpec): Promise<void> {
+    const what = `add ${ruleLabel(rule)} in ${nsLabel(netns)}`;
+    checkRule(rule, what);
+    const ns = this.netns(netns, what);
+    const info = ruleInfoOf(rule, ns.rules);
+    if (ns.rules.some((r) => ruleMatches(r, info))) throw nsmErrorFromErrno(E.EEXIST, what);
+    ns.rules.push(info);
+    ns.rules.sort((a, b) => a.family - b.family || a.priority - b.priority);
+  }
+
+  async deleteRule(netns: NetnsPath, rule: RuleSpec): Promise<void> {
+    const what = `delete ${ruleLabel(rule)} in ${nsLabel(netns)}`;
+    checkRule(rule, what);
+    const ns = this.netns(netns, what);
+    const { priority: _, ...wanted } = ruleInfoOf(rule, ns.rules);
+    const i = ns.rules.findIndex((r) => ruleMatches(r, { ...wanted, priority: rule.priority }));
+    if (i < 0) throw nsmErrorFromErrno(E.ENOENT, what);
+    ns.rules.splice(i, 1);
+  }
+
+  async listRules(netns: NetnsPath, family?: 4 | 6): Promise<RuleInfo[]> {
+    const ns = this.netns(netns, "list rules");
+    return ns.rules.filter((r) => !family || r.family === family).map((r) => structuredClone(r));
   }
 
   // ------------------------------------------------------------ neighbours

@@ -38,6 +38,8 @@ import {
   type RouteFilter,
   type RouteInfo,
   type RouteSpec,
+  type RuleInfo,
+  type RuleSpec,
   Scope,
   type TunSpec,
   type VethSpec,
@@ -53,11 +55,13 @@ import {
   decodeLinkStats,
   decodeNeighbor,
   decodeRoute,
+  decodeRule,
   delLinkRequest,
   dumpAddrsRequest,
   dumpLinksRequest,
   dumpNeighRequest,
   dumpRoutesRequest,
+  dumpRulesRequest,
   encodeRequest,
   getLinkRequest,
   getLinkStatsRequest,
@@ -76,13 +80,23 @@ import {
   parseMessages,
   RTM,
   routeRequest,
+  ruleRequest,
   setLinkRequest,
   vethData,
   vxlanData,
 } from "./codec.js";
 import { nsmErrorFromErrno, nsmErrorFromSystem } from "./errors.js";
 import { loadNativeBinding, type NativeBinding } from "./native.js";
-import { checkLinkChanges, checkName, checkRef, checkU32, refLabel, sysctlPath } from "./validate.js";
+import {
+  checkLinkChanges,
+  checkName,
+  checkRef,
+  checkRule,
+  checkU32,
+  refLabel,
+  ruleLabel,
+  sysctlPath,
+} from "./validate.js";
 
 /** The netns file used for `undefined` / `""`: the main thread's, i.e. this process's netns. */
 export const SELF_NETNS = "/proc/self/ns/net";
@@ -573,6 +587,30 @@ class NetlinkKernel implements KernelApi {
       .filter((m) => m.type === RTM.NEWROUTE && inetOnly(m))
       .map((m) => decodeRoute(m.payload))
       .filter((r) => (table === 0 || r.table === table) && (index === undefined || r.linkIndex === index));
+  }
+
+  // ------------------------------------------------------------ rules
+
+  private ruleData(rule: RuleSpec, what: string) {
+    checkRule(rule, what);
+    const src = rule.src === undefined ? undefined : parseCidr(rule.src);
+    if (src && src.family !== rule.family) throw invalidArgument(`${what}: from is not of family ${rule.family}`);
+    return { ...rule, src };
+  }
+
+  async addRule(netns: NetnsPath, rule: RuleSpec): Promise<void> {
+    const what = `add ${ruleLabel(rule)} in ${nsLabel(netns)}`;
+    await this.exec(netns, ruleRequest("add", this.ruleData(rule, what)), what);
+  }
+
+  async deleteRule(netns: NetnsPath, rule: RuleSpec): Promise<void> {
+    const what = `delete ${ruleLabel(rule)} in ${nsLabel(netns)}`;
+    await this.exec(netns, ruleRequest("delete", this.ruleData(rule, what)), what);
+  }
+
+  async listRules(netns: NetnsPath, family?: 4 | 6): Promise<RuleInfo[]> {
+    const msgs = await this.exec(netns, dumpRulesRequest(family), `list rules in ${nsLabel(netns)}`);
+    return msgs.filter((m) => m.type === RTM.NEWRULE && inetOnly(m)).map((m) => decodeRule(m.payload));
   }
 
   // ------------------------------------------------------------ neighbours

@@ -4,7 +4,7 @@
  * the same `InvalidArgument` before anything changes.
  */
 import { invalidArgument } from "../sdk/core/errors.js";
-import type { LinkChanges, LinkRef } from "./api.js";
+import type { LinkChanges, LinkRef, PortRange, RuleSpec } from "./api.js";
 
 const IFNAMSIZ = 16;
 
@@ -56,4 +56,32 @@ export function checkLinkChanges(changes: LinkChanges, what: string): string[] {
   }
   if (changes.master !== undefined && changes.master !== null) checkRef(changes.master, what);
   return keys;
+}
+
+function checkPortRange(r: PortRange | undefined, field: string, what: string): void {
+  if (r === undefined) return;
+  checkU32(r.start, field, what, 1, 0xffff);
+  checkU32(r.end, field, what, 1, 0xffff);
+  if (r.end < r.start) throw invalidArgument(`${what}: invalid ${field} ${r.start}-${r.end}`);
+}
+
+/** Checks a {@link RuleSpec}'s numbers (the source prefix is parsed by the caller). */
+export function checkRule(rule: RuleSpec, what: string): void {
+  if (rule.family !== 4 && rule.family !== 6) throw invalidArgument(`${what}: invalid family ${rule.family}`);
+  checkU32(rule.table, "table", what, 1);
+  checkU32(rule.priority, "priority", what);
+  checkU32(rule.ipProto, "ipproto", what, 0, 255);
+  checkPortRange(rule.sport, "sport", what);
+  checkPortRange(rule.dport, "dport", what);
+}
+
+/** `ip rule`-like text of a rule, for messages. */
+export function ruleLabel(rule: RuleSpec): string {
+  const range = (r: PortRange) => (r.start === r.end ? `${r.start}` : `${r.start}-${r.end}`);
+  const parts = [`from ${rule.src ?? "all"}`];
+  if (rule.ipProto !== undefined) parts.push(`ipproto ${rule.ipProto}`);
+  if (rule.sport) parts.push(`sport ${range(rule.sport)}`);
+  if (rule.dport) parts.push(`dport ${range(rule.dport)}`);
+  parts.push(`lookup ${rule.table}`);
+  return `rule ${parts.join(" ")}`;
 }

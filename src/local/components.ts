@@ -44,6 +44,7 @@ function findNode(state: State, ref: string): NodeState {
 function containerReadiness(role: string | undefined): Readiness {
   if (role === "nse") return { kind: "log", text: READY_LINES.nse };
   if (role === "nsc") return { kind: "log", text: READY_LINES.nsc };
+  if (role === "forwarder") return { kind: "log", text: READY_LINES.forwarder };
   return { kind: "running" };
 }
 

@@ -14,6 +14,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { fromJson } from "@bufbuild/protobuf";
 import { type Document, parseAllDocuments } from "yaml";
 import { type NetworkService, NetworkServiceSchema } from "../api/gen/registry_pb.js";
+import { DEFAULT_NS_PAYLOAD } from "../sdk/registry/common/setpayload/index.js";
 import { LocalError } from "./errors.js";
 import {
   applyJson6902,
@@ -560,7 +561,8 @@ function checkNetworkService(obj: Json, base: ObjectBase): NetworkServiceManifes
   } catch (err) {
     throw new LocalError(`${label}: bad spec: ${(err as Error).message}`);
   }
-  if (!record.payload) record.payload = "ETHERNET";
+  // Upstream's registry gives a NetworkService without payload IP (its setpayload element).
+  if (!record.payload) record.payload = DEFAULT_NS_PAYLOAD;
   if (record.payload !== "ETHERNET" && record.payload !== "IP")
     throw new LocalError(`${label}: payload must be ETHERNET or IP, not "${record.payload}"`);
   return { kind: "NetworkService", name, namespace, record, source };

@@ -94,8 +94,8 @@ async function waitContainerReady(
 ): Promise<string | undefined> {
   const role = c.injected ? undefined : roleOf(c.image);
   const component = `container "${c.name}"`;
-  if (role?.[0] === "nse") {
-    const nseName = c.env.NSM_NAME || "icmp-server";
+  if (role?.[0] === "nse" || role?.[0] === "forwarder") {
+    const nseName = c.env.NSM_NAME || (role[0] === "nse" ? "icmp-server" : "forwarder");
     const { paths } = ctx;
     await waitReady(
       component,

@@ -9,7 +9,8 @@
  *   `cmd-nse-vl3-vpp` → `nsm nse vl3`, `cmd-ipam-vl3` → `nsm ipam`, `cmd-lb-vl3-vpp` → `nsm vl3-lb`,
  *   `cmd-nse-supplier-k8s` → `nsm nse supplier`, `cmd-nse-l7-proxy` → `nsm nse proxy`,
  *   `cmd-nse-remote-vlan` and `cmd-nse-external` (ours) → `nsm nse external`,
- *   `cmd-nsc` → `nsm nsc`, `cmd-nsc-init` → `nsm nsc --init`. Any other
+ *   `cmd-nsc` → `nsm nsc`, `cmd-nsc-init` → `nsm nsc --init`,
+ *   `cmd-forwarder-vpp` / `-kernel` / `-ovs` → `nsm forwarder` (./forwarder-pods.ts). Any other
  *   container runs its `command` + `args` from the host filesystem; without a command it runs
  *   `sleep infinity` (a pod such as `alpine` that only waits for `kubectl exec`).
  * - A pod with the `networkservicemesh.io` annotation (its own, or its namespace's) gets the client
@@ -23,6 +24,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LocalError } from "./errors.js";
+import { FORWARDER_IMAGES, podForwarderEnv } from "./forwarder-pods.js";
 import type { Host } from "./host.js";
 import { type ContainerSpec, imageName, NSM_ANNOTATION, type WorkloadManifest } from "./manifest.js";
 import { netnsName } from "./netns.js";
@@ -71,6 +73,8 @@ export const ROLE_IMAGES: Readonly<Record<string, readonly string[]>> = {
   "cmd-nse-external": ["nse", "external"],
   "cmd-nsc": ["nsc"],
   "cmd-nsc-init": ["nsc", "--init"],
+  // Extra forwarders (./forwarder-pods.ts).
+  ...Object.fromEntries(FORWARDER_IMAGES.map((i) => [i, ["forwarder"]])),
 };
 
 export const INIT_CLIENT_NAME = "cmd-nsc-init";
@@ -251,6 +255,8 @@ function buildContainer(pod: PodEnvironment, c: ContainerSpec, type: "init" | "a
   }
   const env = containerEnv(pod, c, role);
   useNodeSocketDir(node, env);
+  if (role?.[0] === "forwarder")
+    podForwarderEnv(paths, node, { namespace: m.namespace, pod: name, container: c.name }, env);
   const argv = role ? roleArgv(node, role, env) : hostCommandArgv(pod, c, env, at);
   return {
     name: c.name,

@@ -138,6 +138,13 @@ export {
   type Point2PointIpamOptions,
   point2pointIpamServer,
 } from "../sdk/networkservice/common/point2pointipam/index.js";
+export {
+  type PolicyRoutesSource,
+  parsePolicyRoutes,
+  policyRouteServer,
+  watchPolicyRoutes,
+} from "../sdk/networkservice/common/policyroute/index.js";
+export { type StrictIpamOptions, strictIpamServer } from "../sdk/networkservice/common/strictipam/index.js";
 // --- Registries, as the testing sandbox exposes them
 export type { NseRegistry, NsRegistry } from "../sdk/registry/api.js";
 // --- Testing

@@ -175,6 +175,68 @@ export function kernelContract(label: string, makeEnv: () => Promise<ContractEnv
       await assert.rejects(k.deleteRoute(a, { dst: "10.82.0.0/16", link: "rt0" }), rejectsWith(Code.NotFound));
     });
 
+    it("adds, lists and deletes IPv4 and IPv6 policy rules (source, ipproto, port ranges, table)", async () => {
+      const a = await env.newNetns();
+      const base = await k.listRules(a);
+      assert.deepEqual(
+        base.filter((r) => r.family === 4).map((r) => [r.priority, r.table]),
+        [
+          [0, 255],
+          [32766, 254],
+          [32767, 253],
+        ],
+      );
+      const v4 = {
+        family: 4,
+        src: "172.16.2.201/24",
+        ipProto: 6,
+        dport: { start: 6666, end: 6666 },
+        table: 1,
+      } as const;
+      const v6 = { family: 6, src: "2004::3/120", ipProto: 17, sport: { start: 5555, end: 5560 }, table: 5 } as const;
+      await k.addRule(a, v4);
+      await k.addRule(a, v6);
+      // Identical down to the priority (without one, the kernel picks a new priority: no clash).
+      await assert.rejects(k.addRule(a, { ...v4, priority: 32765 }), rejectsWith(Code.AlreadyExists));
+      const rules = await k.listRules(a);
+      const r4 = rules.find((r) => r.table === 1);
+      assert.deepEqual(r4, {
+        family: 4,
+        src: "172.16.2.0/24",
+        ipProto: 6,
+        dport: { start: 6666, end: 6666 },
+        table: 1,
+        priority: 32765,
+        action: 1,
+      });
+      const r6 = (await k.listRules(a, 6)).find((r) => r.table === 5);
+      assert.deepEqual(r6, {
+        family: 6,
+        src: "2004::/120",
+        ipProto: 17,
+        sport: { start: 5555, end: 5560 },
+        table: 5,
+        priority: 32765,
+        action: 1,
+      });
+      assert.equal(
+        (await k.listRules(a, 4)).some((r) => r.family === 6),
+        false,
+      );
+      await k.addRule(a, { family: 4, ipProto: 17, table: 3 });
+      assert.equal((await k.listRules(a, 4)).find((r) => r.table === 3)?.priority, 32764, "the kernel's next priority");
+      await assert.rejects(k.addRule(a, { family: 4, src: "fd00::/8", table: 7 }), rejectsWith(Code.InvalidArgument));
+      await assert.rejects(
+        k.addRule(a, { family: 4, dport: { start: 9, end: 1 }, table: 7 }),
+        rejectsWith(Code.InvalidArgument),
+      );
+      await k.deleteRule(a, v4);
+      await k.deleteRule(a, v6);
+      await k.deleteRule(a, { family: 4, ipProto: 17, table: 3 });
+      await assert.rejects(k.deleteRule(a, v4), rejectsWith(Code.NotFound));
+      assert.deepEqual(await k.listRules(a), base);
+    });
+
     it("refuses a gateway route whose gateway is not on the link unless onlink", async () => {
       const a = await env.newNetns();
       await k.createVeth(a, { name: "gw0", peer: { name: "gw1" } });

@@ -46,6 +46,7 @@ import {
 } from "../../../sdk/networkservice/common/wireguard/index.js";
 import { formatIp, tryParseIp } from "../../../sdk/tools/cidr.js";
 import type { KernelApi, NetnsPath } from "../../api.js";
+import { policyRoutesServer } from "../pbr/server.js";
 import {
   createReconciler,
   type ReconcileReport,
@@ -270,7 +271,8 @@ export async function kernelForwarderElements(
     // Namespaces passed as descriptors (upstream's grpcfd) come first / go last, see recvfd. A
     // local endpoint is dialed directly (nsmgr's localbypass), so the endpoint's descriptor must
     // be the netns of the process that sent it.
-    additional: [recvFdServer(), ownership.server],
+    // pbr acts after the cross-connects below have built the client's interface (it wraps them).
+    additional: [recvFdServer(), ownership.server, policyRoutesServer({ kernel })],
     additionalClient: [kernelXconnectClient()],
     underlayMtu: undefined,
     wireguardPublicKey: undefined,
