@@ -10,7 +10,9 @@
  * sidecar only): NSM_LOCAL_DNS_SERVER_ENABLED (true), NSM_LOCAL_DNS_SERVER_ADDRESS (127.0.0.1:53),
  * NSM_RESOLV_CONF.
  * Several NSURLs (comma-separated) give several connections, one interface each; the
- * excludedprefixes client keeps their addresses apart (upstream cmd-nsc's chain).
+ * excludedprefixes client keeps their addresses apart (upstream cmd-nsc's chain), except between
+ * the NSURLs of one group of NSM_AWARENESS_GROUPS (`[nsurl,nsurl],[nsurl]`; their endpoints know
+ * of each other and may hand out overlapping addresses).
  *
  * Connection ids are `<NSM_NAME>-<i>`. The sidecar first looks for a connection with its id at
  * nsmgr (made by `--init`) and adopts it, so the hand-over does not build a second path; it
@@ -46,6 +48,7 @@ import type { Logger } from "../sdk/core/logger.js";
 import { closeChannel, type DialOptions, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
 import { grpcClient } from "../sdk/grpc/service.js";
 import { createClient } from "../sdk/networkservice/chains/client/index.js";
+import { type AwarenessGroups, parseAwarenessGroups } from "../sdk/networkservice/common/awarenessgroups/index.js";
 import { clientInfoClient } from "../sdk/networkservice/common/clientinfo/index.js";
 import { connLogServer } from "../sdk/networkservice/common/connlog/index.js";
 import { excludedPrefixesClient } from "../sdk/networkservice/common/excludedprefixes/index.js";
@@ -112,6 +115,11 @@ async function adoptable(
   return undefined;
 }
 
+/** `NSM_AWARENESS_GROUPS` (`[nsurl,nsurl],[nsurl]`; none when unset); a ConfigError naming a bad value. */
+export function awarenessGroupsOf(env: Env): AwarenessGroups {
+  return env.parsed("NSM_AWARENESS_GROUPS", "", parseAwarenessGroups);
+}
+
 /**
  * `NSM_NETWORK_SERVICES`: comma-separated NSURLs, one connection (and interface) each; a bad one
  * is a ConfigError naming it.
@@ -165,6 +173,7 @@ export async function runNsc(
     return v;
   });
   const urls = networkServices(env);
+  const awarenessGroups = awarenessGroupsOf(env);
   const dialTimeoutMs = env.duration("NSM_DIAL_TIMEOUT", "5s");
   const requestTimeoutMs = env.duration("NSM_REQUEST_TIMEOUT", "15s");
   const liveness: LivenessConfig = {
@@ -190,7 +199,7 @@ export async function runNsc(
       clientInfo,
       additional: options.additional ?? [],
       // One instance for all the client's connections (their addresses stay apart).
-      connections: [...(dns ? [dns.element] : []), excludedPrefixesClient()],
+      connections: [...(dns ? [dns.element] : []), excludedPrefixesClient({ awarenessGroups })],
       sec,
       observe: obs.element,
       healed: obs.metrics?.observer.healed,

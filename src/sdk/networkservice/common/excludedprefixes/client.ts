@@ -14,8 +14,12 @@
  * The returned connection carries the excluded prefixes it was requested with (what this element
  * added is not kept, so refreshes do not pile them up).
  * Chain placement: client chains (NSC), after the mechanisms, before connect.
- * Per-connection state: the prefixes each connection uses, in the instance (forgotten on Close).
- * Options: none.
+ * Awareness groups (upstream `NSM_AWARENESS_GROUPS`, see ../awarenessgroups): connections whose
+ * NSURLs are in one group do not exclude each other's prefixes (their endpoints know of each
+ * other and may hand out overlapping addresses); they still exclude everyone else's.
+ * Per-connection state: the prefixes each connection uses and its group, in the instance
+ * (forgotten on Close).
+ * Options: {@link ExcludedPrefixesClientOptions}.
  * Failure behaviour: an overlapping response fails the Request (see above) and changes nothing.
  */
 import {
@@ -31,6 +35,19 @@ import type { NetworkServiceElement } from "../../../core/chain.js";
 import { Code, NsmError } from "../../../core/errors.js";
 import { requestConnection } from "../../../core/request.js";
 import { addressOf, PrefixSet } from "../../../tools/cidr.js";
+import { type AwarenessGroups, awarenessGroupOf } from "../awarenessgroups/index.js";
+
+/** Options of {@link excludedPrefixesClient}. */
+export interface ExcludedPrefixesClientOptions {
+  /** Groups of NSURLs whose connections may overlap (parseAwarenessGroups). @default none */
+  readonly awarenessGroups?: AwarenessGroups;
+}
+
+/** What one connection of the client uses, and the awareness group it is in (-1: none). */
+interface Used {
+  readonly prefixes: string[];
+  readonly group: number;
+}
 
 /** Every address and route prefix of an IP context. */
 function usedPrefixes(ipc: IPContext | undefined): string[] {
@@ -61,21 +78,29 @@ function withExcluded(conn: Connection, prefixes: readonly string[]): Connection
 }
 
 /** Keeps a client's connections apart (see the module doc); share one instance across its chains. */
-export function excludedPrefixesClient(): NetworkServiceElement {
-  const used = new Map<string, string[]>();
-  /** What the other connections use, minus what this one already has (a refresh keeps its addresses). */
-  const othersOf = (conn: Connection): string[] => {
+export function excludedPrefixesClient(options: ExcludedPrefixesClientOptions = {}): NetworkServiceElement {
+  const groups = options.awarenessGroups ?? [];
+  const used = new Map<string, Used>();
+  /**
+   * What the other connections use (those of its own awareness group aside), minus what this one
+   * already has (a refresh keeps its addresses).
+   */
+  const othersOf = (conn: Connection, group: number): string[] => {
     const own = new Set(usedPrefixes(conn.context?.ipContext));
     const out = new Set<string>();
-    for (const [id, prefixes] of used) if (id !== conn.id) for (const p of prefixes) if (!own.has(p)) out.add(p);
+    for (const [id, other] of used) {
+      if (id === conn.id || (group >= 0 && other.group === group)) continue;
+      for (const p of other.prefixes) if (!own.has(p)) out.add(p);
+    }
     return [...out];
   };
   return {
     name: "excludedprefixes",
     async request(req, ctx, next) {
       const requested = requestConnection(req);
+      const group = groups.length > 0 ? awarenessGroupOf(req, groups) : -1;
       const original = requested.context?.ipContext?.excludedPrefixes ?? [];
-      const added = othersOf(requested).filter((p) => !original.includes(p));
+      const added = othersOf(requested, group).filter((p) => !original.includes(p));
       const connection = added.length ? withExcluded(requested, [...original, ...added]) : requested;
       const conn = await next.request({ ...req, connection }, ctx);
       const clash = overlapping(conn.context?.ipContext, new PrefixSet(added));
@@ -88,7 +113,7 @@ export function excludedPrefixesClient(): NetworkServiceElement {
           { reason: "excluded-address" },
         );
       }
-      used.set(conn.id, usedPrefixes(conn.context?.ipContext));
+      used.set(conn.id, { prefixes: usedPrefixes(conn.context?.ipContext), group });
       return added.length ? withExcluded(conn, original) : conn;
     },
     async close(conn, ctx, next) {

@@ -5,17 +5,21 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import {
+  Cls,
   type Connection,
   ConnectionContextSchema,
   ConnectionSchema,
   create,
   IPContextSchema,
+  MechanismType,
   NetworkServiceRequestSchema,
+  newMechanism,
 } from "../../../../api/index.js";
 import { bind, chain } from "../../../core/chain.js";
 import { CallContext } from "../../../core/context.js";
 import { Code, type NsmError } from "../../../core/errors.js";
 import { checkResponse, count } from "../../../testing/elements.js";
+import { parseAwarenessGroups } from "../awarenessgroups/index.js";
 import { metadataServer } from "../metadata/index.js";
 import { point2pointIpamServer } from "../point2pointipam/index.js";
 import { excludedPrefixesClient, excludedPrefixesServer, parseExcludedPrefixes } from "./index.js";
@@ -106,6 +110,24 @@ describe("excludedPrefixesClient", () => {
     // A refresh of the first keeps its own addresses (they are not excluded from itself).
     const again = await a.request(create(NetworkServiceRequestSchema, { connection: first }), ctx());
     assert.deepEqual(addrs(again), addrs(first));
+  });
+
+  it("connections of one awareness group may overlap; a connection outside the group may not", async () => {
+    const groups = parseAwarenessGroups("[kernel://svc-a/nsm-1,kernel://svc-b/nsm-2]");
+    const client = excludedPrefixesClient({ awarenessGroups: groups });
+    const grouped = (id: string, service: string, ifname: string) =>
+      create(NetworkServiceRequestSchema, {
+        connection: create(ConnectionSchema, { id, networkService: service }),
+        mechanismPreferences: [newMechanism(Cls.LOCAL, MechanismType.KERNEL, { name: ifname })],
+      });
+    const pool = "172.16.1.100/31";
+    const first = await bind(chain(client, endpoint(pool))).request(grouped("c-0", "svc-a", "nsm-1"), ctx());
+    const second = await bind(chain(client, endpoint(pool))).request(grouped("c-1", "svc-b", "nsm-2"), ctx());
+    assert.deepEqual(addrs(second), addrs(first), "same group: the same pool's pair is handed out again");
+    await assert.rejects(
+      bind(chain(client, endpoint(pool))).request(grouped("c-2", "svc-c", "nsm-3"), ctx()),
+      "outside the group: the group's addresses are excluded and the pool has no other pair",
+    );
   });
 
   it("a closed connection's addresses are free again for the next one", async () => {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-export { excludedPrefixesClient } from "./client.js";
+export { type ExcludedPrefixesClientOptions, excludedPrefixesClient } from "./client.js";
 export {
   EXCLUDED_PREFIXES_FILE,
   type ExcludedPrefixesServerOptions,
