@@ -216,8 +216,13 @@ export function graphElements(mesh: Mesh, rows: Iterable<ConnectionRow>): GraphE
   return [...offers, ...extra, ...hops];
 }
 
+/**
+ * A connection an nsmgr holds has been established by a Request that succeeded: it is failed only
+ * when its state says DOWN (what heal and the monitors set on a broken path). After a reselect
+ * the state still reads RESELECT_REQUESTED (the state the successful Request carried).
+ */
 function rowOf(c: MeshConnection): ConnectionRow {
-  return { ...c, status: c.state === "UP" ? "ok" : "failed", shownState: c.state };
+  return { ...c, status: c.state === "DOWN" ? "failed" : "ok", shownState: c.state };
 }
 
 /** Keeps the last reading; turns each new one into a {@link Delta}. See the module doc. */

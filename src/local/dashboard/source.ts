@@ -92,8 +92,8 @@ class RateMeter {
         const seconds = prev ? (now.at - prev.at) / 1000 : 0;
         if (prev && seconds > 0.05)
           out.set(id, {
-            rx: Math.max(0, (stats.rxBytes - prev.stats.rxBytes) / seconds),
-            tx: Math.max(0, (stats.txBytes - prev.stats.txBytes) / seconds),
+            rx: Math.max(0, Math.round((stats.rxBytes - prev.stats.rxBytes) / seconds)),
+            tx: Math.max(0, Math.round((stats.txBytes - prev.stats.txBytes) / seconds)),
           });
       }),
     );
