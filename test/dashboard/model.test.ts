@@ -66,10 +66,10 @@ describe("dashboard model", () => {
     t.update(s.mesh, 1);
     const [kept, lost] = s.mesh.connections;
     const dead = lost!.endpoint;
+    // The endpoint's pod is gone; its registry record stays until it expires: dead all the same.
     const without: Mesh = {
       ...s.mesh,
       connections: [kept!],
-      endpoints: s.mesh.endpoints.filter((e) => e.name !== dead),
       pods: s.mesh.pods.filter((p) => p.name !== dead),
     };
     const d1 = t.update(without, 2);
@@ -87,11 +87,14 @@ describe("dashboard model", () => {
       ["reselected", "healed"],
     );
     assert.deepEqual(d2.remove, [`c:${dead}`]);
+    // Its record expires later: no second event.
+    const expired = { ...without, endpoints: s.mesh.endpoints.filter((e) => e.name !== dead) };
+    assert.deepEqual(t.update({ ...expired, connections: [kept!, healed] }, 4).events, []);
     assert.ok(d2.upsert.some((e) => e.id === `hop:${lost!.id}:2` && e.target === `c:${kept!.endpoint}`));
     // The client pod goes: the connection is closed, its hops removed.
     const d3 = t.update(
-      { ...without, connections: [kept!], pods: without.pods.filter((p) => p.name !== lost!.path[0]) },
-      4,
+      { ...expired, connections: [kept!], pods: without.pods.filter((p) => p.name !== lost!.path[0]) },
+      5,
     );
     assert.deepEqual(
       d3.events.map((e) => e.kind),

@@ -16,22 +16,28 @@ import type { ConnectionRow, Delta, GraphElement, MeshEvent, Snapshot } from "..
 
 const GREEN = "#2e9d4f";
 const RED = "#d62728";
-const NODE_WIDTH = 1000;
+const NODE_WIDTH = 900;
 const ROW = 46;
-const COLUMN: Record<string, number> = { client: 0, pod: 0, nsmgr: 250, forwarder: 500, endpoint: 750 };
+const COLUMN: Record<string, number> = { client: 0, pod: 0, nsmgr: 220, forwarder: 440, endpoint: 660 };
 
 const byId = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
 const cy = cytoscape({
   container: byId("graph"),
   minZoom: 0.02,
+  // Cheaper frames for large meshes: one canvas pixel per CSS pixel, and no edges while the
+  // user pans or zooms.
+  pixelRatio: 1,
+  hideEdgesOnViewport: true,
   maxZoom: 4,
   style: [
     {
       selector: "node",
       style: {
         label: "data(label)",
-        "font-size": 11,
+        "font-size": 12,
+        // Labels too small to read are not drawn (most of them, zoomed out on a large mesh).
+        "min-zoomed-font-size": 5,
         "text-valign": "bottom",
         "text-margin-y": 3,
         width: 26,
@@ -39,17 +45,24 @@ const cy = cytoscape({
         "background-color": "#9aa3b2",
       },
     },
+    // Boxes (z 0) under the edges (1 to 3) under the components (10).
+    { selector: "node", style: { "z-index": 10, "z-index-compare": "manual" } },
+    { selector: "edge", style: { "z-index-compare": "manual" } },
     {
       selector: 'node[kind = "node"]',
       style: {
         "text-valign": "top",
+        "text-margin-y": -4,
         "font-size": 14,
         "font-weight": "bold",
         "background-color": "#eef0f4",
         "border-color": "#b7bfcc",
         "border-width": 1,
-        padding: "24px",
+        width: "data(w)",
+        height: "data(h)",
         shape: "round-rectangle",
+        "z-index": 0,
+        events: "no",
       },
     },
     { selector: 'node[kind = "nsmgr"]', style: { "background-color": "#2f6fdf", shape: "round-rectangle" } },
@@ -81,7 +94,7 @@ const cy = cytoscape({
 
 interface PageState {
   seq: number;
-  applied: { seq: number; at: number }[];
+  applied: { seq: number; at: number; painted?: number }[];
   rows: Map<string, ConnectionRow>;
   trs: Map<string, HTMLTableRowElement>;
   chosen?: string;
@@ -94,43 +107,65 @@ const page: PageState = { seq: 0, applied: [], rows: new Map(), trs: new Map(), 
 (window as unknown as { nsmDashboard: unknown }).nsmDashboard = {
   cy,
   page,
-  edgeStatus: (conn: string) =>
-    cy
-      .edges(`[kind = "hop"]`)
-      .filter((e) => e.data("conn") === conn)
-      .map((e) => e.data("status")),
+  edgeStatus: (conn: string) => hopsOf(conn).map((e) => e.data("status") as string),
 };
 
-function layout(): void {
+/** The hop edges of a connection (looked up by id: no scan of every edge). */
+function hopsOf(conn: string): cytoscape.EdgeSingular[] {
+  const out: cytoscape.EdgeSingular[] = [];
+  for (let i = 0; ; i++) {
+    const e = cy.getElementById(`hop:${conn}:${i}`);
+    if (e.empty()) return out;
+    out.push(e as cytoscape.EdgeSingular);
+  }
+}
+
+/** Where a component goes: its node's block and its kind's column, or the column outside. */
+function placeAll(blocks: string[]): void {
   const columns = new Map<string, number>();
-  const nodes = cy
-    .nodes('[kind = "node"]')
-    .map((n) => n.id())
-    .sort();
   const place = (key: string, x: number) => {
     const i = columns.get(key) ?? 0;
     columns.set(key, i + 1);
-    return { x, y: i * ROW };
+    // The middle columns (nsmgr, forwarder) sit half a row lower, so that hops along a row show.
+    return { x, y: i * ROW + (x % NODE_WIDTH === COLUMN.nsmgr || x % NODE_WIDTH === COLUMN.forwarder ? ROW / 2 : 0) };
   };
+  for (const n of cy.nodes().sort((a, b) => (a.data("label") < b.data("label") ? -1 : 1))) {
+    const kind = n.data("kind") as string;
+    if (kind === "node") continue;
+    const box = n.data("box") as string | undefined;
+    const block = box ? blocks.indexOf(box) : -1;
+    if (block >= 0) {
+      const col = COLUMN[kind] ?? 0;
+      n.position(place(`${box}/${col}`, block * NODE_WIDTH + col));
+    } else n.position(place("outside", Math.max(1, blocks.length) * NODE_WIDTH + (kind === "service" ? 200 : 0)));
+  }
+}
+
+/**
+ * Positions every element. A node's box is a plain node drawn under its components, sized to
+ * hold them: cytoscape's compound nodes would do it for us, but recompute their bounds on every
+ * frame, which costs a large mesh most of its update time.
+ */
+function layout(): void {
+  const boxes = cy.nodes('[kind = "node"]');
+  const blocks = boxes.map((n) => n.id()).sort();
   cy.batch(() => {
-    for (const n of cy.nodes().sort((a, b) => (a.data("label") < b.data("label") ? -1 : 1))) {
-      const kind = n.data("kind") as string;
-      if (kind === "node") continue;
-      const parent = n.data("parent") as string | undefined;
-      const block = parent ? nodes.indexOf(parent) : -1;
-      if (block >= 0) {
-        const col = COLUMN[kind] ?? 0;
-        n.position(place(`${parent}/${col}`, block * NODE_WIDTH + col));
-      } else {
-        n.position(place("outside", Math.max(1, nodes.length) * NODE_WIDTH + (kind === "service" ? 200 : 0)));
-      }
+    placeAll(blocks);
+    for (const box of boxes) {
+      const inside = cy.nodes().filter((n) => n.data("box") === box.id());
+      const bb = inside.nonempty() ? inside.boundingBox({ includeLabels: false }) : { x1: 0, y1: 0, x2: 0, y2: 0 };
+      const [x1, y1, x2, y2] = [bb.x1 - 40, bb.y1 - 40, bb.x2 + 40, bb.y2 + 40];
+      box.position({ x: (x1 + x2) / 2, y: (y1 + y2) / 2 });
+      box.data({ w: x2 - x1, h: y2 - y1 });
     }
   });
 }
 
+/** The cytoscape element of a graph element (its `parent` kept as `box`: see {@link layout}). */
 function elementDefinition(e: GraphElement): cytoscape.ElementDefinition {
   const group = e.source ? "edges" : "nodes";
-  return { group, data: { ...e } as cytoscape.ElementDataDefinition & { id: string } };
+  const { parent, ...data } = e;
+  return { group, data: { ...data, box: parent } as cytoscape.ElementDataDefinition & { id: string } };
 }
 
 const order = (e: GraphElement) => (e.source ? 2 : e.kind === "node" ? 0 : 1);
@@ -144,9 +179,9 @@ function upsert(elements: readonly GraphElement[]): boolean {
       const moved = existing.data("source") !== e.source || existing.data("target") !== e.target;
       if (existing.isEdge() && moved) existing.remove();
       else {
-        if (existing.isNode() && (existing.data("parent") ?? null) !== (e.parent ?? null))
-          existing.move({ parent: e.parent ?? null });
-        existing.data({ ...e, parent: undefined });
+        const moved = existing.isNode() && existing.data("box") !== e.parent;
+        existing.data(elementDefinition(e).data);
+        if (moved) added = true;
         continue;
       }
     }
@@ -242,9 +277,7 @@ function showSummary(): void {
 async function choose(id: string): Promise<void> {
   page.chosen = id;
   cy.edges(".chosen").removeClass("chosen");
-  cy.edges('[kind = "hop"]')
-    .filter((e) => e.data("conn") === id)
-    .addClass("chosen");
+  for (const e of hopsOf(id)) e.addClass("chosen");
   for (const [rid, tr] of page.trs) tr.classList.toggle("selected", rid === id);
   byId("detail-id").textContent = id;
   const detail = byId("detail");
@@ -262,9 +295,17 @@ function fit(): void {
   if (!page.userMoved) cy.fit(undefined, 30);
 }
 
+/** Records when update `seq` was applied, and when the frame showing it was drawn. */
 function applied(seq: number): void {
   page.seq = seq;
-  page.applied.push({ seq, at: Date.now() });
+  const entry: { seq: number; at: number; painted?: number } = { seq, at: Date.now() };
+  // The frame after the next one: by then the frame showing this update has been drawn.
+  requestAnimationFrame(() =>
+    requestAnimationFrame(() => {
+      entry.painted = Date.now();
+    }),
+  );
+  page.applied.push(entry);
   if (page.applied.length > 100) page.applied.shift();
   document.body.dataset.seq = String(seq);
 }
@@ -294,9 +335,7 @@ function applyDelta(d: Delta): void {
     fit();
   }
   if (page.chosen && d.upsert.some((e) => e.conn === page.chosen))
-    cy.edges('[kind = "hop"]')
-      .filter((e) => e.data("conn") === page.chosen)
-      .addClass("chosen");
+    for (const e of hopsOf(page.chosen)) e.addClass("chosen");
   showRows(d.connections, d.removeConnections);
   showEvents(d.events);
   showProblems(d.problems);

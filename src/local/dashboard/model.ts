@@ -232,6 +232,8 @@ export class MeshTracker {
   private elements = new Map<string, string>();
   private mesh: Mesh | undefined;
   private readonly recent: MeshEvent[] = [];
+  /** Endpoints whose pod went away while their registry record stays. */
+  private readonly dead = new Set<string>();
 
   constructor(private readonly keepEvents = 200) {}
 
@@ -253,7 +255,8 @@ export class MeshTracker {
   }
 
   /** Takes a new reading; returns what changed (empty arrays when nothing did). */
-  update(mesh: Mesh, at: number): Delta {
+  update(input: Mesh, at: number): Delta {
+    const mesh = this.withoutDeadEndpoints(input);
     const previousRows = this.rows;
     const rows = this.nextRows(mesh);
     const events = [...connectionEvents(previousRows, rows, at), ...(this.mesh ? meshEvents(this.mesh, mesh, at) : [])];
@@ -277,6 +280,19 @@ export class MeshTracker {
       events,
       problems: mesh.problems,
     };
+  }
+
+  /**
+   * The mesh without the endpoints whose pod is gone but whose registry record is still there
+   * (until it expires or is unregistered): to the page they are dead as soon as their pod is.
+   */
+  private withoutDeadEndpoints(mesh: Mesh): Mesh {
+    const registered = new Set(mesh.endpoints.map((e) => e.name));
+    const pods = new Set(mesh.pods.map((p) => p.name));
+    for (const p of this.mesh?.pods ?? []) if (registered.has(p.name) && !pods.has(p.name)) this.dead.add(p.name);
+    for (const name of this.dead) if (!registered.has(name) || pods.has(name)) this.dead.delete(name);
+    if (this.dead.size === 0) return mesh;
+    return { ...mesh, endpoints: mesh.endpoints.filter((e) => !this.dead.has(e.name)) };
   }
 
   /** The rows of this reading, with the lost connections whose client still runs kept as healing. */
