@@ -19,7 +19,7 @@ const skip = skipReason() ?? browserSkipReason();
 if (skip) console.log(`# skipping the dashboard's kernel2kernel test: ${skip}`);
 
 /** Starts `nsm dashboard --port 0` and resolves with its URL (from its first line). */
-function startDashboard(rt: TestRuntime): Promise<{ child: ChildProcess; url: string }> {
+function startDashboard(rt: TestRuntime): Promise<{ child: ChildProcess; url: string; output: () => string }> {
   const child = spawn(process.execPath, [join(REPO, "bin", "nsm.js"), "dashboard", "--port", "0", "--poll", "500ms"], {
     env: { ...process.env, NSM_LOCAL_STATE_DIR: rt.dir },
     stdio: ["ignore", "pipe", "pipe"],
@@ -33,7 +33,7 @@ function startDashboard(rt: TestRuntime): Promise<{ child: ChildProcess; url: st
     child.stdout!.on("data", (d: Buffer) => {
       out += d.toString();
       const m = /serving (http:\/\/\S+)/.exec(out);
-      if (m) resolve({ child, url: m[1]! });
+      if (m) resolve({ child, url: m[1]!, output: () => out + err });
     });
     child.once("exit", (code) => reject(new Error(`nsm dashboard exited with ${code}: ${out}${err}`)));
   });
@@ -44,12 +44,30 @@ const allAre = (status: string) =>
 
 describe("nsm dashboard: kernel2kernel in Chromium", { skip }, () => {
   let rt: TestRuntime;
-  let dashboard: { child: ChildProcess; url: string } | undefined;
+  let dashboard: Awaited<ReturnType<typeof startDashboard>> | undefined;
   let browser: Browser;
   let page: Page;
   let nsePod: string;
   const errors: string[] = [];
 
+  /** Waits for `expression`; on a timeout, fails with what the page and the dashboard show. */
+  const waitShown = async (expression: string, timeoutMs: number) => {
+    try {
+      await waitInPage(page, expression, timeoutMs);
+    } catch (err) {
+      const shown = await inPage<string>(
+        page,
+        `JSON.stringify({ live: document.getElementById("live").textContent, row: window.nsmDashboard.page.rows.get("alpine-0"), edges: window.nsmDashboard.edgeStatus("alpine-0"), events: document.getElementById("events").textContent })`,
+      );
+      const pods = await rt.nsm("get", "pods", "-n", NS);
+      const conns = await rt.nsm("get", "connections");
+      throw new Error(
+        `${(err as Error).message}\npage: ${shown}\ndashboard: ${dashboard?.output()}\n${pods.stdout}${conns.stdout}${conns.stderr}`,
+      );
+    }
+  };
+  const currentEndpointPod = async () =>
+    rows(await rt.ok("get", "pods", "-n", NS)).find((r) => r[1]!.startsWith("nse-kernel-") && r[3] === "Running")![1]!;
   const endpointOf = () => inPage<string>(page, `window.nsmDashboard.page.rows.get("alpine-0")?.endpoint`);
 
   before(async () => {
@@ -72,7 +90,7 @@ describe("nsm dashboard: kernel2kernel in Chromium", { skip }, () => {
   });
 
   it("shows the node, its nsmgr and forwarder, the client, the endpoint, the service and the path in green", async () => {
-    await waitInPage(page, allAre("ok"), 20_000);
+    await waitShown(allAre("ok"), 20_000);
     assert.deepEqual(await nodeLabels(page, "node"), ["node-1"]);
     assert.deepEqual(await nodeLabels(page, "nsmgr"), ["nsmgr-node-1"]);
     assert.deepEqual(await nodeLabels(page, "forwarder"), ["forwarder-node-1"]);
@@ -101,10 +119,10 @@ describe("nsm dashboard: kernel2kernel in Chromium", { skip }, () => {
   it("nsm delete pod of the endpoint: the path turns red, then green through the new endpoint, without a reload", async () => {
     await inPage(page, "window.__sameDocument = true");
     const deleting = rt.ok("delete", "pod", nsePod, "-n", NS);
-    await waitInPage(page, allAre("failed"), 30_000);
+    await waitShown(allAre("failed"), 30_000);
     await screenshot(page, "dashboard-kernel2kernel-healing");
     await deleting;
-    await waitInPage(page, allAre("ok"), 90_000);
+    await waitShown(allAre("ok"), 90_000);
     const now = await endpointOf();
     assert.notEqual(now, nsePod);
     assert.match(now, /^nse-kernel-/);
@@ -113,14 +131,14 @@ describe("nsm dashboard: kernel2kernel in Chromium", { skip }, () => {
     assert.match(events, new RegExp(`endpoint ${nsePod} gone`));
     assert.equal(await inPage(page, "window.__sameDocument"), true);
     await screenshot(page, "dashboard-kernel2kernel-healed");
-    nsePod = now;
   });
 
   it("nsm restart of the endpoint: the path turns red, then green again, without a reload", async () => {
+    nsePod = await currentEndpointPod();
     const restarting = rt.ok("restart", `pod/${nsePod}`, "-n", NS, "--kill");
-    await waitInPage(page, allAre("failed"), 30_000);
+    await waitShown(allAre("failed"), 30_000);
     await restarting;
-    await waitInPage(page, allAre("ok"), 90_000);
+    await waitShown(allAre("ok"), 90_000);
     assert.match((await page.textContent("#events")) ?? "", /alpine-0 healed/);
     assert.equal(await inPage(page, "window.__sameDocument"), true);
     assert.equal(await inPage(page, `performance.getEntriesByType("navigation").length`), 1);

@@ -104,6 +104,38 @@ describe("dashboard page (synthetic mesh, Chromium)", { skip }, () => {
     assert.deepEqual(errors, []);
   });
 
+  it("an endpoint that dies while its connections move to another, in one update: all redrawn", async () => {
+    const dead = "nse-node-2-0";
+    const moved = mesh.mesh.connections.filter((c) => c.endpoint === dead).map((c) => c.id);
+    assert.ok(moved.length > 0);
+    mesh.mesh = {
+      ...mesh.mesh,
+      pods: mesh.mesh.pods.filter((p) => p.name !== dead),
+      endpoints: mesh.mesh.endpoints.filter((e) => e.name !== dead),
+      connections: mesh.mesh.connections.map((c) =>
+        c.endpoint === dead ? { ...c, endpoint: "nse-node-1-0", path: [...c.path.slice(0, -1), "nse-node-1-0"] } : c,
+      ),
+    };
+    await dashboard.refresh();
+    await waitInPage(page, `!window.nsmDashboard.cy.getElementById("c:${dead}").nonempty()`);
+    for (const id of moved) {
+      const path = mesh.mesh.connections.find((c) => c.id === id)!.path;
+      assert.deepEqual(
+        await edgeStatuses(page, id),
+        path.slice(1).map(() => "ok"),
+        id,
+      );
+      const last = await inPage<string>(
+        page,
+        `window.nsmDashboard.cy.getElementById("hop:${id}:${path.length - 2}").target().data("label")`,
+      );
+      assert.equal(last, "nse-node-1-0");
+    }
+    assert.deepEqual(await nodeLabels(page, "endpoint"), ["nse-node-1-0"]);
+    assert.match((await page.textContent("#events")) ?? "", /endpoint nse-node-2-0 gone/);
+    assert.deepEqual(errors, []);
+  });
+
   it("answers bad requests with a status and a line, and serves the page with a CSP", async () => {
     const res = await fetch(dashboard.url);
     assert.match(res.headers.get("content-security-policy") ?? "", /script-src 'self'/);

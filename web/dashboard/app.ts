@@ -328,7 +328,8 @@ function applySnapshot(s: Snapshot): void {
 function applyDelta(d: Delta): void {
   let relayout = false;
   cy.batch(() => {
-    relayout = remove(d.remove) || upsert(d.upsert);
+    const removedNodes = remove(d.remove);
+    relayout = upsert(d.upsert) || removedNodes;
   });
   if (relayout) {
     layout();
