@@ -1,18 +1,25 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
  * `nsm dashboard [--port PORT] [--address HOST] [--state-dir DIR] [--poll 1s]`: serves the live
- * dashboard of the local runtime (see src/local/dashboard/) until SIGINT or SIGTERM. Prints its
- * URL on stdout; errors are one line on stderr.
+ * dashboard of the local runtime (see src/local/dashboard/) until SIGINT or SIGTERM. With
+ * `--nsmgr URL` (repeatable) and `--registry URL` it shows a cluster instead, dialled with the
+ * identity a role would have (SPIFFE_ENDPOINT_SOCKET; NSM_INSECURE=true for plaintext). Prints
+ * its URL on stdout; errors are one line on stderr.
  */
 import { loadAssets } from "../local/dashboard/assets.js";
+import { clusterSource } from "../local/dashboard/cluster-source.js";
 import { serveDashboard } from "../local/dashboard/server.js";
-import { runtimeSource } from "../local/dashboard/source.js";
+import { type MeshSource, runtimeSource } from "../local/dashboard/source.js";
 import { LocalError } from "../local/errors.js";
 import { DEFAULT_STATE_DIR, runtimePaths } from "../local/state.js";
-import { Env, parseDuration } from "./env.js";
+import { parseNsmUrl } from "../sdk/grpc/dial.js";
+import { createLogger, parseLogLevel } from "../sdk/tools/logger.js";
+import { ConfigError, Env, parseDuration } from "./env.js";
 import { parseArgs, UsageError } from "./local.js";
+import { roleSecurity } from "./security.js";
 
-const USAGE = "usage: nsm dashboard [--port PORT] [--address HOST] [--state-dir DIR] [--poll 1s]";
+const USAGE =
+  "usage: nsm dashboard [--port PORT] [--address HOST] [--poll 1s] [--state-dir DIR | --nsmgr URL… [--registry URL]]";
 
 function portOf(text: string | undefined): number {
   if (text === undefined) return 8080;
@@ -29,17 +36,43 @@ function pollOf(text: string | undefined): number {
   return ms;
 }
 
+function checkUrl(flag: string, url: string): string {
+  try {
+    parseNsmUrl(url);
+  } catch (err) {
+    throw new UsageError(`${flag} ${url}: ${(err as Error).message}`);
+  }
+  return url;
+}
+
+/** The cluster given by --nsmgr/--registry, or the local runtime. */
+async function sourceOf(p: ReturnType<typeof parseArgs>, env: Env): Promise<{ source: MeshSource; close(): void }> {
+  const nsmgrs = (p.flags.get("--nsmgr") ?? []).map((u) => checkUrl("--nsmgr", u));
+  const registry = p.flags.get("--registry")?.at(-1);
+  if (nsmgrs.length || registry) {
+    if (p.flags.has("--state-dir")) throw new UsageError("--state-dir is for the local runtime, not with --nsmgr");
+    const log = createLogger({ name: "nsm-dashboard", level: parseLogLevel(env.raw("NSM_LOG_LEVEL") ?? "warn") });
+    const security = await roleSecurity(env, log);
+    const dial = security.dialOptions();
+    const source = clusterSource({ nsmgrs, registry: registry && checkUrl("--registry", registry) }, dial);
+    return { source, close: () => security.close() };
+  }
+  if (process.getuid?.() !== 0) throw new LocalError("the dashboard reads the local runtime: run as root");
+  const dir = p.flags.get("--state-dir")?.at(-1) ?? env.raw("NSM_LOCAL_STATE_DIR") ?? DEFAULT_STATE_DIR;
+  return { source: runtimeSource(runtimePaths(dir)), close: () => {} };
+}
+
 async function serve(args: readonly string[]): Promise<number> {
-  const p = parseArgs(args, ["--port", "--address", "--state-dir", "--poll"], []);
+  const p = parseArgs(args, ["--port", "--address", "--state-dir", "--poll", "--nsmgr", "--registry"], []);
   if (p.positional.length) throw new UsageError(`unexpected argument ${p.positional[0]}\n${USAGE}`);
   const flag = (k: string) => p.flags.get(k)?.at(-1);
-  const env = new Env(process.env);
-  const dir = flag("--state-dir") ?? env.raw("NSM_LOCAL_STATE_DIR") ?? DEFAULT_STATE_DIR;
-  if (process.getuid?.() !== 0) throw new LocalError("the dashboard reads the local runtime: run as root");
-  const dashboard = await serveDashboard(runtimeSource(runtimePaths(dir)), {
+  const port = portOf(flag("--port"));
+  const pollMs = pollOf(flag("--poll"));
+  const { source, close } = await sourceOf(p, new Env(process.env));
+  const dashboard = await serveDashboard(source, {
     host: flag("--address") ?? "127.0.0.1",
-    port: portOf(flag("--port")),
-    pollMs: pollOf(flag("--poll")),
+    port,
+    pollMs,
     assets: await loadAssets(),
     onError: (err) => process.stderr.write(`nsm dashboard: ${err.message}\n`),
   });
@@ -49,6 +82,7 @@ async function serve(args: readonly string[]): Promise<number> {
     process.once("SIGTERM", resolve);
   });
   await dashboard.close();
+  close();
   return 0;
 }
 
@@ -61,7 +95,7 @@ export async function runDashboard(args: readonly string[]): Promise<number> {
       process.stderr.write(`nsm dashboard: ${err.message}\n`);
       return 2;
     }
-    if (err instanceof LocalError) {
+    if (err instanceof LocalError || err instanceof ConfigError) {
       process.stderr.write(`nsm dashboard: error: ${err.message}\n`);
       return 1;
     }

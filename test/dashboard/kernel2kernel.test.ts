@@ -7,44 +7,22 @@
  * (`nsm restart pod/…`) does the same, all without a reload. Screenshots in test-artifacts/.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { Browser, Page } from "playwright-core";
-import { EXAMPLE, REPO, rows, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
+import { EXAMPLE, rows, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
 import { browserSkipReason, inPage, launchChromium, nodeLabels, openPage, screenshot, waitInPage } from "./browser.js";
+import { type DashboardProcess, startDashboard } from "./process.js";
 
 const NS = "ns-kernel2kernel";
 const skip = skipReason() ?? browserSkipReason();
 if (skip) console.log(`# skipping the dashboard's kernel2kernel test: ${skip}`);
-
-/** Starts `nsm dashboard --port 0` and resolves with its URL (from its first line). */
-function startDashboard(rt: TestRuntime): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  const child = spawn(process.execPath, [join(REPO, "bin", "nsm.js"), "dashboard", "--port", "0", "--poll", "500ms"], {
-    env: { ...process.env, NSM_LOCAL_STATE_DIR: rt.dir },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  child.stderr!.on("data", (d: Buffer) => {
-    err += d.toString();
-  });
-  return new Promise((resolve, reject) => {
-    child.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      const m = /serving (http:\/\/\S+)/.exec(out);
-      if (m) resolve({ child, url: m[1]!, output: () => out + err });
-    });
-    child.once("exit", (code) => reject(new Error(`nsm dashboard exited with ${code}: ${out}${err}`)));
-  });
-}
 
 const allAre = (status: string) =>
   `(() => { const s = window.nsmDashboard.edgeStatus("alpine-0"); return s.length === 3 && s.every((x) => x === "${status}"); })()`;
 
 describe("nsm dashboard: kernel2kernel in Chromium", { skip }, () => {
   let rt: TestRuntime;
-  let dashboard: Awaited<ReturnType<typeof startDashboard>> | undefined;
+  let dashboard: DashboardProcess | undefined;
   let browser: Browser;
   let page: Page;
   let nsePod: string;
@@ -75,17 +53,13 @@ describe("nsm dashboard: kernel2kernel in Chromium", { skip }, () => {
     await rt.ok("up");
     await rt.ok("apply", "-f", EXAMPLE);
     nsePod = rows(await rt.ok("get", "pods", "-n", NS)).find((r) => r[1]!.startsWith("nse-kernel-"))![1]!;
-    dashboard = await startDashboard(rt);
+    dashboard = await startDashboard(rt.dir, ["--poll", "500ms"]);
     browser = await launchChromium();
     page = await openPage(browser, dashboard.url, errors);
   });
   after(async () => {
     await browser?.close();
-    if (dashboard?.child.exitCode === null) {
-      const exited = new Promise((r) => dashboard!.child.once("exit", r));
-      dashboard.child.kill("SIGINT");
-      await exited;
-    }
+    await dashboard?.stop();
     await rt?.cleanup();
   });
 

@@ -78,8 +78,8 @@ describe("dashboard model", () => {
       [[lost!.id, "failed", "HEALING"]],
     );
     assert.deepEqual(d1.events.map((e) => e.kind).sort(), ["endpoint-died", "failed"]);
-    // The hops to the dead endpoint's node are still drawn (it became a plain component).
-    assert.ok(t.snapshot(0).elements.some((e) => e.id === `c:${dead}` && e.kind === "component"));
+    // The hops to the dead endpoint are still drawn (it is outside any node now).
+    assert.ok(t.snapshot(0).elements.some((e) => e.id === `c:${dead}` && e.kind === "endpoint" && !e.parent));
     const healed = { ...lost!, endpoint: kept!.endpoint, path: [...lost!.path.slice(0, 3), kept!.endpoint] };
     const d2 = t.update({ ...without, connections: [kept!, healed] }, 3);
     assert.deepEqual(

@@ -84,6 +84,8 @@ describe("dashboard page (synthetic mesh, Chromium)", { skip }, () => {
 
   it("follows changes live, without reloading: a failed connection turns red, then green again", async () => {
     await inPage(page, "window.__sameDocument = true");
+    await page.click(`#connections tr[data-id="client-3-0"]`);
+    await waitInPage(page, `document.getElementById("detail").textContent.includes("State:     UP")`);
     mesh.set("client-3-0", { state: "DOWN" });
     await waitInPage(page, `window.nsmDashboard.edgeStatus("client-3-0").every((s) => s === "failed")`);
     assert.equal(
@@ -91,6 +93,8 @@ describe("dashboard page (synthetic mesh, Chromium)", { skip }, () => {
       "failed",
     );
     assert.match((await page.textContent("#events li")) ?? "", /client-3-0 is DOWN: healing/);
+    // The detail of the chosen connection follows it.
+    await waitInPage(page, `document.getElementById("detail").textContent.includes("State:     DOWN")`);
     await screenshot(page, "dashboard-synthetic-failed");
     mesh.set("client-3-0", {
       state: "UP",

@@ -280,8 +280,13 @@ async function choose(id: string): Promise<void> {
   for (const e of hopsOf(id)) e.addClass("chosen");
   for (const [rid, tr] of page.trs) tr.classList.toggle("selected", rid === id);
   byId("detail-id").textContent = id;
+  byId("detail").textContent = "loading…";
+  await loadDetail(id);
+}
+
+/** Fetches the detail text of `id` into the detail pane (if `id` is still the one chosen). */
+async function loadDetail(id: string): Promise<void> {
   const detail = byId("detail");
-  detail.textContent = "loading…";
   try {
     const res = await fetch(`/api/connections/${encodeURIComponent(id)}`);
     const text = await res.text();
@@ -338,6 +343,9 @@ function applyDelta(d: Delta): void {
   if (page.chosen && d.upsert.some((e) => e.conn === page.chosen))
     for (const e of hopsOf(page.chosen)) e.addClass("chosen");
   showRows(d.connections, d.removeConnections);
+  // The chosen connection changed (not just its rates): its detail is read again.
+  const chosen = d.connections.find((r) => r.id === page.chosen);
+  if (chosen && d.upsert.some((e) => e.conn === chosen.id)) void loadDetail(chosen.id);
   showEvents(d.events);
   showProblems(d.problems);
   showSummary();

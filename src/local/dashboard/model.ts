@@ -202,18 +202,28 @@ function hopElements(rows: Iterable<ConnectionRow>): GraphElement[] {
 export function graphElements(mesh: Mesh, rows: Iterable<ConnectionRow>): GraphElement[] {
   const base = componentElements(mesh);
   const known = new Set(base.map((e) => e.id));
-  const hops = hopElements(rows);
-  // A path may name something the mesh does not list (a pod of another runtime, a component
-  // that just went away): it gets a plain node so that the path can still be drawn.
+  const all = [...rows];
+  const hops = hopElements(all);
+  // A path may name something the mesh does not list (a cluster's components, a pod that just
+  // went away): it gets a node of the kind its place in the path and its name tell.
   const extra: GraphElement[] = [];
-  for (const h of hops)
-    for (const end of [h.source!, h.target!])
-      if (!known.has(end)) {
-        known.add(end);
-        extra.push({ id: end, kind: "component", label: end.slice(2) });
-      }
+  for (const r of all)
+    r.path.forEach((name, i) => {
+      const id = componentId(name);
+      if (known.has(id)) return;
+      known.add(id);
+      extra.push({ id, kind: guessKind(name, i, r.path.length), label: name });
+    });
   const offers = base.filter((e) => e.kind !== "offers" || (known.has(e.source!) && known.has(e.target!)));
   return [...offers, ...extra, ...hops];
+}
+
+function guessKind(name: string, index: number, length: number): ElementKind {
+  if (index === 0) return "client";
+  if (index === length - 1) return "endpoint";
+  if (name.startsWith("nsmgr")) return "nsmgr";
+  if (name.startsWith("forwarder")) return "forwarder";
+  return "component";
 }
 
 /**
