@@ -86,6 +86,14 @@ describe("nsm dashboard: kernel2kernel in Chromium", { skip }, () => {
     const detail = (await page.textContent("#detail")) ?? "";
     assert.match(detail, /^ID: +alpine-0$/m);
     assert.match(detail, new RegExp(`^ {2}forwarder-node-1 > ${nsePod}: KERNEL \\(LOCAL\\)$`, "m"));
+    // Traffic rates: a ping's bytes show in the connection's row.
+    const ping = rt.ok("exec", "alpine", "-n", NS, "--", "ping", "-c", "40", "-i", "0.1", "-s", "1000", "172.16.1.100");
+    await waitShown(`(window.nsmDashboard.page.rows.get("alpine-0")?.rxRate ?? 0) > 1000`, 20_000);
+    assert.match(
+      (await page.textContent(`#connections tr[data-id="alpine-0"] td:nth-child(5)`)) ?? "",
+      /^[\d.]+ (k|M)?B\/s$/,
+    );
+    await ping;
     await screenshot(page, "dashboard-kernel2kernel");
     assert.deepEqual(errors, []);
   });

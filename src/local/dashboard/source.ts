@@ -74,11 +74,33 @@ function meshConnection(x: NodeConnection, rate?: { rx: number; tx: number }): M
   };
 }
 
-/** Reads client interface counters and turns two readings into rates (bytes per second). */
+/** Rates are read again at most this often, apart from the readings (which never wait for them). */
+const RATE_EVERY_MS = 2000;
+
+/**
+ * Reads client interface counters and turns two readings into rates (bytes per second). A
+ * reading of the mesh takes the latest rates and at most starts the next counter reading in the
+ * background, so that an event reaches the page without waiting for a few hundred netlink reads.
+ */
 class RateMeter {
   private last = new Map<string, Counters>();
+  private latest = new Map<string, { rx: number; tx: number }>();
+  private running = false;
+  private at = 0;
 
-  async rates(list: readonly NodeConnection[]): Promise<Map<string, { rx: number; tx: number }>> {
+  /** The latest rates; starts a new reading of `list`'s counters when they are old. */
+  rates(list: readonly NodeConnection[]): Map<string, { rx: number; tx: number }> {
+    if (!this.running && Date.now() - this.at >= RATE_EVERY_MS) {
+      this.running = true;
+      this.at = Date.now();
+      void this.read(list).finally(() => {
+        this.running = false;
+      });
+    }
+    return this.latest;
+  }
+
+  private async read(list: readonly NodeConnection[]): Promise<void> {
     const next = new Map<string, Counters>();
     const out = new Map<string, { rx: number; tx: number }>();
     await Promise.all(
@@ -98,7 +120,7 @@ class RateMeter {
       }),
     );
     this.last = next;
-    return out;
+    this.latest = out;
   }
 }
 
@@ -116,7 +138,7 @@ async function readRuntime(paths: RuntimePaths, meter: RateMeter): Promise<Mesh>
     registryPart(state, problems),
     runtimeConnections(state, (m) => problems.push(m)),
   ]);
-  const rates = await meter.rates(list);
+  const rates = meter.rates(list);
   return {
     nodes: state.nodes.map((n) => ({
       name: n.name,
