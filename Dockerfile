@@ -16,6 +16,9 @@ RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY bin ./bin
+# The dashboard's page (web/), bundled into dist/dashboard by scripts/build-ui.mjs.
+COPY web ./web
+COPY scripts/build-ui.mjs ./scripts/build-ui.mjs
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim

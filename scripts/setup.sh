@@ -27,6 +27,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Chromium: the dashboard's tests and benchmark drive it headless (playwright-core, no browser
+# download). Large (~100 MB with its libraries), hence its own step; the tests skip without it.
+if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
+  say "installing Debian's chromium (for test/dashboard and bench/dashboard.ts)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y --no-install-recommends -o Dpkg::Progress-Fancy=0 chromium | grep -E '^(Unpacking|Setting up) chromium' >&2 || true
+  dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed" || { echo "chromium did not install" >&2; exit 1; }
+fi
+
 # npm packages (node-gyp builds the addon against the system's Node headers).
 export npm_config_nodedir="${npm_config_nodedir:-/usr}"
 stamp=node_modules/.nsm-install-stamp
@@ -46,7 +56,7 @@ if [ -f native/binding.gyp ]; then
 fi
 
 # Compiled JavaScript for the long-running processes (less memory than compiling on the fly).
-if [ ! -f dist/cmd/main.js ] || [ -n "$(find src -newer dist/cmd/main.js -print -quit)" ]; then
+if [ ! -f dist/cmd/main.js ] || [ ! -f dist/dashboard/app.js ] || [ -n "$(find src web -newer dist/cmd/main.js -print -quit)" ]; then
   say "compiling TypeScript"
   npm run build --silent >/dev/null
 fi

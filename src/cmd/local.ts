@@ -10,7 +10,7 @@
  * died) and exit code 1; usage errors exit 2.
  */
 import { INHERITED_VARIABLES, type LocalConfig, localConfig } from "../local/config.js";
-import { describeConnection, topTable } from "../local/describe.js";
+import { describeConnection, hopConnections, topTable } from "../local/describe.js";
 import { LocalError } from "../local/errors.js";
 import { followPodLogs } from "../local/follow.js";
 import { execInPod, findPod, GET_KINDS, getTable, podLogs } from "../local/inspect.js";
@@ -208,8 +208,9 @@ async function describeConnectionCommand(cli: Cli, args: readonly string[]): Pro
   if (!kind || GET_KINDS[kind] !== "connections" || !id || p.positional.length > 2)
     throw new UsageError("usage: nsm describe connection ID");
   needRoot();
-  const list = await runtimeConnections(requireUp(paths(cli, p)));
-  process.stdout.write(await describeConnection(pickConnection(list, id)));
+  const state = requireUp(paths(cli, p));
+  const x = pickConnection(await runtimeConnections(state), id);
+  process.stdout.write(await describeConnection(x, await hopConnections(state, x.conn)));
   return 0;
 }
 

@@ -39,6 +39,10 @@ $NSM_LOCAL_STATE_DIR or /run/nsm-local):
       connections -o wide|json|yaml   per-hop detail: mechanisms, interface, token expiries
   describe connection ID   path (names, token expiries, metrics), mechanisms, IP context, DNS, traffic
   top connections [--once] [--interval 1s]   rx/tx rates of each connection's client interface
+  dashboard [--port 8080] [--address 127.0.0.1] [--nsmgr URL… --registry URL]
+                           a live web page of the mesh: nodes, components, services, every
+                           connection's path coloured by state, its detail, rates and events
+                           (of the local runtime, or of a cluster's nsmgrs and registry)
   exec POD|deployments/NAME [-n NS] [-c CONTAINER] -- CMD...
   logs POD|deployments/NAME|registry|nsmgr/NODE|forwarder/NODE [-n NS] [-c CONTAINER] [--raw] [--tail N] [-f]
                            (-n nsm-system: identity-provider, registry, nsmgr-node-1, forwarder-node-1, ...)
@@ -117,6 +121,7 @@ const commands: Record<string, () => Promise<Command>> = {
       },
     ]),
   ),
+  dashboard: async () => async (args) => (await import("./dashboard.js")).runDashboard(args),
   sandbox: async () => async () => {
     const { sandboxDemo } = await import("./sandbox-demo.js");
     await sandboxDemo();

@@ -3,10 +3,15 @@
  * `nsm describe connection ID` (kubectl describe style) and `nsm top connections` (rx/tx rates
  * of each connection's client interface, from two kernel counter readings). See `views.ts`.
  */
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
 import type { Connection, PathSegment } from "../api/index.js";
 import { State } from "../api/index.js";
 import type { LinkStats } from "../kernel/api.js";
+import { nsmgrConnections } from "./cluster.js";
+import { cliDialOptions } from "./identity.js";
 import { table } from "./inspect.js";
+import { type State as RuntimeState, runtimePaths } from "./state.js";
 import { clientId, interfaceCounters, type NodeConnection } from "./views.js";
 
 function expiry(s: PathSegment, now: number): string {
@@ -18,10 +23,63 @@ function expiry(s: PathSegment, now: number): string {
 
 function mechanismLines(label: string, c: Connection | undefined): string[] {
   const m = c?.mechanism;
-  if (!m) return [];
+  if (!m) return [`  ${label}: <not known: the hop did not answer>`];
   const lines = [`  ${label}: ${m.type} (${m.cls})`];
   for (const [k, v] of Object.entries(m.parameters).sort()) lines.push(`    ${k}: ${v}`);
   return lines;
+}
+
+/**
+ * The MonitorConnections socket of the component a path segment names: `nsmgr-NODE` and
+ * `forwarder-NODE` are the node's sockets, an endpoint pod listens on `listen.on` in its own
+ * directory under the runtime's tmp/ (see src/cmd/nse.ts). Undefined for anything else.
+ */
+export function componentSocket(state: RuntimeState, name: string): string | undefined {
+  for (const n of state.nodes) {
+    if (name === `nsmgr-${n.name}`) return n.nsmgrSocket;
+    if (name === `forwarder-${n.name}`) return n.forwarderSocket;
+  }
+  const tmp = runtimePaths(state.dir).tmpDir;
+  let dirs: string[];
+  try {
+    dirs = readdirSync(tmp);
+  } catch {
+    return undefined;
+  }
+  const own = dirs.find((d) => d.startsWith(`${name}-`) && /^[A-Za-z0-9]{6}$/.test(d.slice(name.length + 1)));
+  return own ? join(tmp, own, "listen.on") : undefined;
+}
+
+/**
+ * The connection as each hop of its path holds it (index i: the component of path segment i,
+ * which the request reached with that hop's mechanism); undefined for the client (index 0) and
+ * for a hop that cannot be asked or did not answer.
+ */
+export async function hopConnections(state: RuntimeState, c: Connection): Promise<(Connection | undefined)[]> {
+  const segments = c.path?.pathSegments ?? [];
+  const dial = await cliDialOptions(runtimePaths(state.dir), state);
+  return Promise.all(
+    segments.map(async (s, i) => {
+      const socket = i === 0 ? undefined : componentSocket(state, s.name);
+      if (!socket) return undefined;
+      try {
+        const held = await nsmgrConnections(socket, dial);
+        return held.find((h) => h.id === s.id || h.path?.pathSegments[i]?.id === s.id);
+      } catch {
+        return undefined;
+      }
+    }),
+  );
+}
+
+/** One block per hop: the mechanism (type, class, parameters) the request reached it with. */
+function hopMechanismLines(c: Connection, hops: readonly (Connection | undefined)[] | undefined): string[] {
+  const segments = c.path?.pathSegments ?? [];
+  if (!hops) return mechanismLines(`${segments[0]?.name ?? "client"} > ${segments[1]?.name ?? "nsmgr"}`, c);
+  return segments.slice(1).flatMap((s, i) => {
+    const held = i === 0 ? (hops[1] ?? c) : hops[i + 1];
+    return mechanismLines(`${segments[i]!.name} > ${s.name}`, held);
+  });
 }
 
 function pathLines(c: Connection, now: number): string[] {
@@ -63,8 +121,15 @@ function countersLines(c: Connection, stats: LinkStats | undefined): string[] {
   ];
 }
 
-/** The `nsm describe connection` text. */
-export async function describeConnection(x: NodeConnection, now = Date.now()): Promise<string> {
+/**
+ * The `nsm describe connection` text. `hops` (from {@link hopConnections}) gives the mechanism
+ * of every hop; without it only the first hop's is known.
+ */
+export async function describeConnection(
+  x: NodeConnection,
+  hops?: readonly (Connection | undefined)[],
+  now = Date.now(),
+): Promise<string> {
   const c = x.conn;
   const lines = [
     `ID:        ${clientId(c)}`,
@@ -79,8 +144,7 @@ export async function describeConnection(x: NodeConnection, now = Date.now()): P
     }`,
     ...pathLines(c, now),
     "Mechanisms:",
-    ...mechanismLines(`client > ${c.path?.pathSegments[1]?.name ?? "nsmgr"}`, c),
-    ...mechanismLines("nsmgr > forwarder", x.forwarder),
+    ...hopMechanismLines(c, hops),
     ...ipLines(c),
     ...countersLines(c, await interfaceCounters(c)),
   ];

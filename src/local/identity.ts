@@ -14,7 +14,7 @@
  * - The CLI itself talks to the registry and nsmgrs over mTLS too: being root, it issues itself a
  *   short-lived SVID (`…/component/cli`) from the CA file.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import type { DialOptions } from "../sdk/grpc/dial.js";
 import { type CertificateAuthority, createCa, loadCa } from "../security/ca.js";
 import { staticX509Source } from "../security/source.js";
@@ -67,30 +67,51 @@ export async function createRuntimeCa(paths: RuntimePaths, trustDomain: string):
   return ca;
 }
 
-let cliDial: Promise<DialOptions> | undefined;
+/** The CLI's SVID lives 15 minutes; a long-running CLI (`nsm dashboard`) gets a new one after 10. */
+const CLI_SVID_TTL_MS = 15 * 60_000;
+const CLI_SVID_RENEW_MS = 10 * 60_000;
+
+let cliDial: { promise: Promise<DialOptions>; at: number; ca: string; caMtime: number } | undefined;
+
+function caMtime(paths: RuntimePaths): number {
+  try {
+    return statSync(paths.caFile).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+async function issueCliDial(paths: RuntimePaths): Promise<DialOptions> {
+  let saved: { certificatePem: string; privateKeyPem: string };
+  try {
+    saved = JSON.parse(readFileSync(paths.caFile, "utf8")) as typeof saved;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === "EACCES" ? "permission denied: run as root" : e.message;
+    throw new LocalError(`cannot read the runtime's CA ${paths.caFile} (${why})`);
+  }
+  const ca = await loadCa(saved);
+  const svid = await ca.issue(componentSpiffeId(ca.trustDomain, CLI_COMPONENT), { ttlMs: CLI_SVID_TTL_MS });
+  const source = staticX509Source(svid, ca.bundle);
+  return secureDialOptions(source, { tokenGenerator: createTokenGenerator(source) });
+}
 
 /**
  * How the CLI dials the runtime's components: plaintext for an insecure runtime, otherwise mTLS
- * and path tokens with an SVID the CLI issues itself from the CA file (root only).
+ * and path tokens with an SVID the CLI issues itself from the CA file (root only). The SVID is
+ * issued again when it nears its expiry or when the CA file changed (a new runtime).
  */
 export function cliDialOptions(paths: RuntimePaths, state: Pick<State, "insecure">): Promise<DialOptions> {
   if (state.insecure) return Promise.resolve({});
-  cliDial ??= (async () => {
-    let saved: { certificatePem: string; privateKeyPem: string };
-    try {
-      saved = JSON.parse(readFileSync(paths.caFile, "utf8")) as typeof saved;
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      const why = e.code === "EACCES" ? "permission denied: run as root" : e.message;
-      throw new LocalError(`cannot read the runtime's CA ${paths.caFile} (${why})`);
-    }
-    const ca = await loadCa(saved);
-    const svid = await ca.issue(componentSpiffeId(ca.trustDomain, CLI_COMPONENT), { ttlMs: 15 * 60_000 });
-    const source = staticX509Source(svid, ca.bundle);
-    return secureDialOptions(source, { tokenGenerator: createTokenGenerator(source) });
-  })();
-  cliDial.catch(() => {
-    cliDial = undefined;
-  });
-  return cliDial;
+  const mtime = caMtime(paths);
+  const stale =
+    !cliDial || cliDial.ca !== paths.caFile || cliDial.caMtime !== mtime || Date.now() - cliDial.at > CLI_SVID_RENEW_MS;
+  if (stale) {
+    const entry = { promise: issueCliDial(paths), at: Date.now(), ca: paths.caFile, caMtime: mtime };
+    entry.promise.catch(() => {
+      if (cliDial === entry) cliDial = undefined;
+    });
+    cliDial = entry;
+  }
+  return cliDial!.promise;
 }

@@ -39,15 +39,24 @@ async function monitorOrEmpty(socket: string, state: RuntimeState): Promise<Conn
   }
 }
 
-/** Every connection once (a remote one on its client's node), with its forwarder's view. */
-export async function runtimeConnections(state: RuntimeState): Promise<NodeConnection[]> {
+/**
+ * Every connection once (a remote one on its client's node), with its forwarder's view. An nsmgr
+ * that does not answer is an error, unless `onUnreachable` is given: then it is told and skipped.
+ */
+export async function runtimeConnections(
+  state: RuntimeState,
+  onUnreachable?: (message: string) => void,
+): Promise<NodeConnection[]> {
   const seen = new Map<string, NodeConnection & { clientNode: boolean }>();
   for (const n of state.nodes) {
     let conns: Connection[];
     try {
       conns = await nsmgrConnections(n.nsmgrSocket, await cliDialOptions(runtimePaths(state.dir), state));
     } catch (err) {
-      throw new LocalError(`cannot reach the nsmgr of ${n.name}: ${(err as Error).message}`);
+      const message = `cannot reach the nsmgr of ${n.name}: ${(err as Error).message}`;
+      if (!onUnreachable) throw new LocalError(message);
+      onUnreachable(message);
+      continue;
     }
     const fwd = await monitorOrEmpty(n.forwarderSocket, state);
     for (const c of conns) {

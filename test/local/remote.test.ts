@@ -173,6 +173,23 @@ describe("local runtime: remote connections on two nodes", { skip }, () => {
     await rt.ok("apply", "-f", ETH.dir);
     const nse = await checkExample(rt, ETH, "kernel2ethernet2kernel", { kind: "vxlan", mtu: 1450 });
 
+    // describe shows the mechanism every hop holds: kernel on the nodes' ends, VXLAN between them.
+    const described = await rt.ok("describe", "connection", "alpine-0");
+    const hops = [...described.matchAll(/^ {2}(\S+) > (\S+): (\S+) \((\w+)\)$/gm)].map((m) => m.slice(1).join(" "));
+    const pods = rows(await rt.ok("get", "pods", "-n", ETH.ns));
+    const [a, b] = ["alpine", nse].map((name) => pods.find((p) => p[1] === name)![4]!);
+    assert.deepEqual(hops, [
+      `alpine nsmgr-${a} KERNEL LOCAL`,
+      `nsmgr-${a} forwarder-${a} KERNEL LOCAL`,
+      `forwarder-${a} nsmgr-${b} VXLAN REMOTE`,
+      `nsmgr-${b} forwarder-${b} VXLAN REMOTE`,
+      `forwarder-${b} ${nse} KERNEL LOCAL`,
+    ]);
+    assert.match(
+      described,
+      new RegExp(`^ {2}forwarder-${a} > nsmgr-${b}: VXLAN \\(REMOTE\\)\n(?: {4}.*\n)* {4}vni: \\d+$`, "m"),
+    );
+
     // The tunnel device lives as long as the connection: deleting the client closes it.
     const nseNetns = podNetns(rt, ETH.ns, nse);
     const out = await rt.ok("delete", "-f", join(ETH.dir, "client.yaml"), "-n", ETH.ns);

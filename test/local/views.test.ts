@@ -99,9 +99,19 @@ describe("local runtime: connection views (kernel2kernel)", { skip }, () => {
     for (const [i, name] of ["alpine", "nsmgr-node-1", "forwarder-node-1", nsePod].entries())
       assert.match(out, new RegExp(`^  ${i}\\. ${name}  id=\\S+  token expires \\S+ \\(in \\d+s\\)$`, "m"));
     assert.match(out, /^ {5}metrics: .*rx_bytes=\d+/m);
-    assert.match(out, /^ {2}client > nsmgr-node-1: KERNEL \(LOCAL\)$/m);
-    assert.match(out, /^ {4}name: nsm-1$/m);
-    assert.match(out, /^ {4}inodeURL: file:\/\/\/proc\/\d+\/ns\/net$/m);
+    // Every hop's mechanism, each as that hop holds the connection: the client's interface up to
+    // the forwarder, the endpoint's own interface on the last hop.
+    const mechanisms = out.slice(out.indexOf("Mechanisms:\n"), out.indexOf("IP context:"));
+    const hop = (from: string, to: string, ifname: string) =>
+      new RegExp(
+        `^ {2}${from} > ${to}: KERNEL \\(LOCAL\\)\n {4}inodeURL: file:///proc/\\d+/ns/net\n {4}name: ${ifname}$`,
+        "m",
+      );
+    assert.match(mechanisms, hop("alpine", "nsmgr-node-1", "nsm-1"));
+    assert.match(mechanisms, hop("nsmgr-node-1", "forwarder-node-1", "nsm-1"));
+    assert.match(mechanisms, hop("forwarder-node-1", nsePod, "\\S+"));
+    assert.equal(mechanisms.match(/^ {2}\S+ > \S+: /gm)?.length, 3, mechanisms);
+    assert.doesNotMatch(mechanisms, /not known/);
     assert.match(out, /^ {2}client addresses: +172\.16\.1\.101\/32$/m);
     assert.match(out, /^ {2}endpoint addresses: +172\.16\.1\.100\/32$/m);
     assert.match(out, /^DNS:$/m);
