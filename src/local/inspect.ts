@@ -322,7 +322,12 @@ export async function execInPod(pod: PodState, argv: readonly string[], options:
     throw new LocalError(`pod ${pod.namespace}/${pod.name} is ${pod.phase}, not Running: cannot exec into it`);
   if (!pod.netns) throw new LocalError(`${pod.name} has no network namespace of its own: nothing to exec into`);
   const c = pickContainer(pod, options.container);
-  const child = spawn("ip", ["netns", "exec", pod.netns, ...argv], {
+  // A container with volumes runs in a mount namespace and root of its own (./volumes.ts): enter them too.
+  const mounted = c.mounts?.length && c.proc && isAlive(c.proc);
+  const enter = mounted
+    ? ["nsenter", "--target", String(c.proc!.pid), "--mount", "--net", "--root", "--wd", "--", ...argv]
+    : ["ip", "netns", "exec", pod.netns, ...argv];
+  const child = spawn(enter[0]!, enter.slice(1), {
     stdio: "inherit",
     env: { PATH: options.hostPath, ...c.env },
   });

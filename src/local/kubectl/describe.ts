@@ -3,7 +3,7 @@
  * `nsm describe KIND NAME…`: kubectl-style `Key:  value` blocks for Pods, Deployments,
  * Namespaces and Nodes. Pure.
  */
-import { type Kind, RESOURCE_NAMES } from "./objects.js";
+import { type Kind, resourceNameOf } from "./objects.js";
 
 type Json = Record<string, unknown>;
 
@@ -64,7 +64,7 @@ export function describeObjects(kind: Kind, objects: readonly Json[]): string {
       const head = [
         `${pad("Name")}${String(meta.name)}`,
         ...(meta.namespace !== undefined ? [`${pad("Namespace")}${String(meta.namespace)}`] : []),
-        `${pad("Kind")}${RESOURCE_NAMES[kind]}`,
+        `${pad("Kind")}${resourceNameOf(kind)}`,
         ...mapLines(pad("Labels"), meta.labels as Json),
         ...mapLines(pad("Annotations"), meta.annotations as Json),
         `${pad("Start Time")}${String(meta.creationTimestamp)}`,

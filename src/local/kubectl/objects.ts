@@ -6,14 +6,18 @@
  * scripts select on: `app=nsmgr`, `app=forwarder-vpp`, `app=registry`, and `spec.nodeName`.
  * Pure: the liveness of processes comes in through `alive`.
  */
+import { BUILTIN_STORED_KINDS, crdKind, resourceName, type StoredKind, storedKindByWord } from "../kinds.js";
 import type { ManagedProc, NodeState, PodState, State } from "../state.js";
 
 type Json = Record<string, unknown>;
 
 export const SYSTEM_NAMESPACE = "nsm-system";
 
+/** The kinds the runtime runs something for, as `get` names them. */
+export type RunKind = "pods" | "deployments" | "namespaces" | "nodes";
+
 /** The kinds `get`, `delete`, `wait`, `label` and `annotate` know, by every name kubectl accepts. */
-export const KINDS: Readonly<Record<string, "pods" | "deployments" | "namespaces" | "nodes">> = {
+export const KINDS: Readonly<Record<string, RunKind>> = {
   pods: "pods",
   pod: "pods",
   po: "pods",
@@ -30,23 +34,59 @@ export const KINDS: Readonly<Record<string, "pods" | "deployments" | "namespaces
   no: "nodes",
 };
 
-export type Kind = (typeof KINDS)[string];
+/** A kind as `get` names it: one of {@link RunKind}, or the plural of a stored kind (`configmaps`). */
+export type Kind = string;
 
-/** The field paths `--field-selector` accepts, per kind. */
-export const FIELD_SELECTORS: Readonly<Record<Kind, readonly string[]>> = {
+/** The kinds CustomResourceDefinitions in the state define. */
+export function stateCrds(state: State | undefined): StoredKind[] {
+  return (state?.objects ?? [])
+    .filter((o) => o.kind === "CustomResourceDefinition")
+    .map((o) => crdKind(o.body))
+    .filter((k): k is StoredKind => k !== undefined);
+}
+
+/** The stored kind whose plural is `kind`, if it is one. */
+export function storedKindOfPlural(kind: Kind, crds: readonly StoredKind[] = []): StoredKind | undefined {
+  return [...BUILTIN_STORED_KINDS, ...crds].find((s) => s.plural === kind);
+}
+
+/** The `get` kind a word names (`cm` → `configmaps`), or undefined. */
+export function kindByWord(word: string, crds: readonly StoredKind[] = []): Kind | undefined {
+  return KINDS[word.toLowerCase()] ?? storedKindByWord(word, crds)?.plural;
+}
+
+/** The field paths `--field-selector` accepts, per kind (stored kinds: name and namespace). */
+export const FIELD_SELECTORS: Readonly<Record<RunKind, readonly string[]>> = {
   pods: ["metadata.name", "metadata.namespace", "spec.nodeName", "status.phase", "status.podIP"],
   deployments: ["metadata.name", "metadata.namespace"],
   namespaces: ["metadata.name", "status.phase"],
   nodes: ["metadata.name"],
 };
 
-/** The singular resource name kubectl prints (`pod/x`, `deployment.apps/x`). */
-export const RESOURCE_NAMES: Readonly<Record<Kind, string>> = {
+/** The field paths `--field-selector` accepts for `kind`. */
+export function fieldSelectorsOf(kind: Kind): readonly string[] {
+  return FIELD_SELECTORS[kind as RunKind] ?? ["metadata.name", "metadata.namespace"];
+}
+
+const RUN_RESOURCE_NAMES: Readonly<Record<RunKind, string>> = {
   pods: "pod",
   deployments: "deployment.apps",
   namespaces: "namespace",
   nodes: "node",
 };
+
+/** The singular resource name kubectl prints (`pod/x`, `deployment.apps/x`, `configmap/x`). */
+export function resourceNameOf(kind: Kind, crds: readonly StoredKind[] = []): string {
+  const run = RUN_RESOURCE_NAMES[kind as RunKind];
+  if (run) return run;
+  const stored = storedKindOfPlural(kind, crds);
+  return stored ? resourceName(stored) : kind;
+}
+
+/** Whether objects of `kind` have no namespace. */
+export function isClusterScoped(kind: Kind, crds: readonly StoredKind[] = []): boolean {
+  return kind === "namespaces" || kind === "nodes" || storedKindOfPlural(kind, crds)?.clusterScoped === true;
+}
 
 export type Alive = (p: ManagedProc | undefined) => boolean;
 
@@ -133,6 +173,13 @@ function containerStatus(c: PodState["containers"][number], alive: Alive): Json 
   return { name: c.name, image: c.image, ready: running, restartCount: 0, started: running, state };
 }
 
+function podIPs(p: PodState, host: string | undefined): Json {
+  return {
+    ...(host ? { hostIP: host, hostIPs: [{ ip: host }] } : {}),
+    ...(p.podIP ? { podIP: p.podIP, podIPs: [{ ip: p.podIP }] } : {}),
+  };
+}
+
 function userPodObject(state: State, p: PodState, alive: Alive): Json {
   const host = state.nodes.find((n) => n.name === p.node)?.address;
   const owner = p.owner ? { ownerReferences: [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: p.owner }] } : {};
@@ -153,7 +200,7 @@ function userPodObject(state: State, p: PodState, alive: Alive): Json {
     },
     status: {
       phase: podPhase(p),
-      ...(host ? { hostIP: host } : {}),
+      ...podIPs(p, host),
       ...(p.message ? { message: p.message } : {}),
       conditions: readyCondition(userPodReady(p, alive)),
       containerStatuses: p.containers.filter((c) => c.type === "app").map((c) => containerStatus(c, alive)),
@@ -206,6 +253,20 @@ function nodeObjects(state: State, alive: Alive): Json[] {
   }));
 }
 
+/** The stored objects of a stored kind, as applied, with their creation time. */
+function storedObjects(state: State, kind: Kind): Json[] {
+  const stored = storedKindOfPlural(kind, stateCrds(state));
+  if (!stored) return [];
+  return (state.objects ?? [])
+    .filter((o) => o.kind === stored.kind)
+    .map((o) => {
+      const body = o.body as Json;
+      const metadata = { ...((body.metadata ?? {}) as Json), ...meta(o.name, o.createdAt) };
+      if (o.namespace) metadata.namespace = o.namespace;
+      return { ...body, metadata };
+    });
+}
+
 /** Every object of `kind`, in every namespace. */
 export function objectsOf(state: State, kind: Kind, alive: Alive): Json[] {
   switch (kind) {
@@ -218,8 +279,10 @@ export function objectsOf(state: State, kind: Kind, alive: Alive): Json[] {
       return deploymentObjects(state, alive);
     case "namespaces":
       return namespaceObjects(state);
-    default:
+    case "nodes":
       return nodeObjects(state, alive);
+    default:
+      return storedObjects(state, kind);
   }
 }
 

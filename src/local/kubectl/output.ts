@@ -7,9 +7,10 @@
 import { stringify } from "yaml";
 import { LocalError } from "../errors.js";
 import { age, table } from "../inspect.js";
+import type { StoredKind } from "../kinds.js";
 import { goTemplate } from "./gotemplate.js";
 import { jsonPath } from "./jsonpath.js";
-import { type Kind, RESOURCE_NAMES } from "./objects.js";
+import { type Kind, type RunKind, resourceNameOf } from "./objects.js";
 
 type Json = Record<string, unknown>;
 
@@ -22,6 +23,8 @@ export interface OutputOptions {
   readonly single: boolean;
   /** `-A`: the table gets a NAMESPACE column. */
   readonly allNamespaces: boolean;
+  /** Kinds defined by CustomResourceDefinitions (for `-o name`). */
+  readonly crds?: readonly StoredKind[];
 }
 
 const m = (o: Json) => (o.metadata ?? {}) as Json;
@@ -61,7 +64,7 @@ function nodeRow(o: Json, wide: boolean): string[] {
   return wide ? [...row, String(ip ?? "<none>")] : row;
 }
 
-const HEADERS: Readonly<Record<Kind, { base: string[]; wide: string[] }>> = {
+const HEADERS: Readonly<Record<RunKind, { base: string[]; wide: string[] }>> = {
   pods: {
     base: ["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
     wide: ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"],
@@ -74,6 +77,21 @@ const HEADERS: Readonly<Record<Kind, { base: string[]; wide: string[] }>> = {
   nodes: { base: ["NAME", "STATUS", "ROLES", "AGE", "VERSION"], wide: ["INTERNAL-IP"] },
 };
 
+/** Columns of a stored kind: DATA for ConfigMaps, TYPE and DATA for Secrets, else the name and age. */
+function storedColumns(kind: Kind): { base: string[]; wide: string[] } {
+  if (kind === "configmaps") return { base: ["NAME", "DATA", "AGE"], wide: [] };
+  if (kind === "secrets") return { base: ["NAME", "TYPE", "DATA", "AGE"], wide: [] };
+  return { base: ["NAME", "AGE"], wide: [] };
+}
+
+function storedRow(kind: Kind, o: Json): string[] {
+  const count = (v: unknown) => Object.keys((v ?? {}) as Json).length;
+  const created = age(String(m(o).creationTimestamp));
+  if (kind === "configmaps") return [String(m(o).name), String(count(o.data) + count(o.binaryData)), created];
+  if (kind === "secrets") return [String(m(o).name), String(o.type ?? "Opaque"), String(count(o.data)), created];
+  return [String(m(o).name), created];
+}
+
 function row(kind: Kind, o: Json, wide: boolean): string[] {
   switch (kind) {
     case "pods":
@@ -82,16 +100,18 @@ function row(kind: Kind, o: Json, wide: boolean): string[] {
       return deploymentRow(o, wide);
     case "namespaces":
       return [String(m(o).name), String(st(o).phase), age(String(m(o).creationTimestamp))];
-    default:
+    case "nodes":
       return nodeRow(o, wide);
+    default:
+      return storedRow(kind, o);
   }
 }
 
 /** The kubectl table of `objects` (NAMESPACE first with -A). */
 export function objectTable(kind: Kind, objects: readonly Json[], wide: boolean, allNamespaces: boolean): string {
-  const h = HEADERS[kind];
+  const h = HEADERS[kind as RunKind] ?? storedColumns(kind);
   const header = [...h.base, ...(wide ? h.wide : [])];
-  const withNs = allNamespaces && kind !== "namespaces" && kind !== "nodes";
+  const withNs = allNamespaces && kind !== "namespaces" && kind !== "nodes" && objects.some((o) => m(o).namespace);
   const rows = objects.map((o) => [...(withNs ? [String(m(o).namespace)] : []), ...row(kind, o, wide)]);
   return table(withNs ? ["NAMESPACE", ...header] : header, rows);
 }
@@ -128,7 +148,7 @@ export function render(kind: Kind, objects: readonly Json[], options: OutputOpti
   const { format, template } = outputFormat(options);
   switch (format) {
     case "name":
-      return objects.map((o) => `${RESOURCE_NAMES[kind]}/${m(o).name}\n`).join("");
+      return objects.map((o) => `${resourceNameOf(kind, options.crds)}/${m(o).name}\n`).join("");
     case "json":
       return `${JSON.stringify(listOf(objects, options.single), null, 4)}\n`;
     case "yaml":
