@@ -8,8 +8,9 @@
  * the pod's netns, `unshare --mount --propagation slave` makes a namespace whose mounts never
  * reach the host), through a shell script ({@link mountScript}) that builds the container's root:
  * a tmpfs mirroring every top-level entry of the host's `/` (recursive bind mounts), the volumes
- * bind-mounted at their `mountPath` (a directory missing on the host is made on a tmpfs mirror of
- * its nearest existing parent, so nothing is created on the host), then `chroot` into it and
+ * bind-mounted at their `mountPath` (its symbolic links resolved as on the host, `/var/run` →
+ * `/run`; a directory missing on the host is made on a tmpfs mirror of its nearest existing
+ * parent, so nothing is created on the host), then `chroot` into it and
  * `exec` the container's command: the pid stays the command's. `nsm exec` enters the
  * container with `nsenter --mount --net --root --wd`.
  *
@@ -182,9 +183,10 @@ place() {
   if [ "$2" = d ]; then mkdir -p "$t"; else mkdir -p "$(dirname "$t")"; : > "$t"; fi
 }
 bindmount() {
-  if [ -d "$1" ]; then place "$2" d; else place "$2" f; fi
-  mount --bind "$1" "$R$2"
-  if [ "$3" = ro ]; then mount -o remount,bind,ro "$R$2"; fi
+  p=$(realpath -m "$2")
+  if [ -d "$1" ]; then place "$p" d; else place "$p" f; fi
+  mount --bind "$1" "$R$p"
+  if [ "$3" = ro ]; then mount -o remount,bind,ro "$R$p"; fi
 }
 n=0
 mkdir -p "$R"
