@@ -135,16 +135,16 @@ describe("pod volumes and env from ConfigMaps and Secrets", { skip }, () => {
     const r = await exec("sh", "-c", 'echo "$GREETING|$PASSWORD|$CREDS_token|$NODE|${MISSING_OK-unset}|$POD_IP"');
     assert.equal(r.code, 0, r.stderr);
     const [greeting, password, token, node, missing, podIP] = r.stdout.trim().split("|");
-    assert.deepEqual([greeting, password, token, node, missing], [
-      "hello from a configmap",
-      "s3cret",
-      "tok-123",
-      "node-1",
-      "unset",
-    ]);
+    assert.deepEqual(
+      [greeting, password, token, node, missing],
+      ["hello from a configmap", "s3cret", "tok-123", "node-1", "unset"],
+    );
     assert.match(podIP!, /^10\.244\.1\.\d+$/);
     const wide = await rt.ok("get", "pod", "reader", "-n", NS, "-o", "wide");
-    assert.match(wide, new RegExp(`reader\\s+2/2\\s+Running\\s+0\\s+\\S+\\s+${podIP!.replace(/\./g, "\\.")}\\s+node-1`));
+    assert.match(
+      wide,
+      new RegExp(`reader\\s+2/2\\s+Running\\s+0\\s+\\S+\\s+${podIP!.replace(/\./g, "\\.")}\\s+node-1`),
+    );
     const ip = await exec("ip", "-4", "-o", "addr", "show", "dev", "lo");
     assert.match(ip.stdout, new RegExp(`inet ${podIP!.replace(/\./g, "\\.")}/32`));
   });
