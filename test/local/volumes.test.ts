@@ -132,7 +132,8 @@ describe("pod volumes and env from ConfigMaps and Secrets", { skip }, () => {
   });
 
   it("env from configMapKeyRef, secretKeyRef, envFrom and fieldRef", async () => {
-    const r = await exec("sh", "-c", 'echo "$GREETING|$PASSWORD|$CREDS_token|$NODE|${MISSING_OK-unset}|$POD_IP"');
+    const shellDefault = "$" + "{MISSING_OK-unset}";
+    const r = await exec("sh", "-c", `echo "$GREETING|$PASSWORD|$CREDS_token|$NODE|${shellDefault}|$POD_IP"`);
     assert.equal(r.code, 0, r.stderr);
     const [greeting, password, token, node, missing, podIP] = r.stdout.trim().split("|");
     assert.deepEqual(
