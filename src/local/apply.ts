@@ -10,7 +10,15 @@ import { systemHost } from "./host.js";
 import { crdKind, resourceName, type StoredKind, storedKindOf } from "./kinds.js";
 import { health } from "./lifecycle.js";
 import { loadManifests, type StoredManifest } from "./manifest.js";
-import { type ApplyAction, type DeletePlan, objectKey, type PlanInput, planApply, planDelete } from "./planner.js";
+import {
+  type ApplyAction,
+  type DeletePlan,
+  deploymentKey,
+  objectKey,
+  type PlanInput,
+  planApply,
+  planDelete,
+} from "./planner.js";
 import { deletePods, startPods } from "./pod-supervisor.js";
 import { registerService, unregisterService } from "./services.js";
 import { type DeploymentState, loadState, requireUp, type State } from "./state.js";
@@ -38,13 +46,15 @@ async function applyService(ctx: RuntimeContext, state: State, a: Extract<ApplyA
 }
 
 function applyDeployment(ctx: RuntimeContext, state: State, d: DeploymentState, result: string): void {
-  const existing = state.deployments.find((x) => x.namespace === d.namespace && x.name === d.name);
+  const same = (x: DeploymentState) => x.namespace === d.namespace && x.name === d.name && x.kind === d.kind;
+  const existing = state.deployments.find(same);
   if (existing && existing.templateHash === d.templateHash) existing.replicas = d.replicas;
   else {
-    state.deployments = state.deployments.filter((x) => !(x.namespace === d.namespace && x.name === d.name));
+    state.deployments = state.deployments.filter((x) => !same(x));
     state.deployments.push({ ...d });
   }
-  ctx.out.say(`deployment.apps/${d.name} ${result} (${d.replicas} replica${d.replicas === 1 ? "" : "s"})`);
+  const pods = `${d.replicas} ${d.kind ? "node" : "replica"}${d.replicas === 1 ? "" : "s"}`;
+  ctx.out.say(`${d.kind ? "daemonset" : "deployment"}.apps/${d.name} ${result} (${pods})`);
 }
 
 function applyObject(ctx: RuntimeContext, state: State, m: StoredManifest, result: string): void {
@@ -136,7 +146,9 @@ export async function apply(
 /** Stops the plan's pods, forgets its Deployments, unregisters its NetworkServices, forgets its namespaces. */
 export async function performDelete(ctx: RuntimeContext, state: State, plan: DeletePlan): Promise<void> {
   await deletePods(ctx, state, plan.pods);
-  state.deployments = state.deployments.filter((d) => !plan.deployments.has(`${d.namespace}/${d.name}`));
+  state.deployments = state.deployments.filter(
+    (d) => !plan.deployments.has(deploymentKey(d.namespace, d.name, d.kind)),
+  );
   state.objects = (state.objects ?? []).filter((o) => !plan.objects.has(objectKey(o.kind, o.namespace, o.name)));
   save(ctx, state);
   const said = [...plan.deleted];

@@ -118,7 +118,7 @@ export interface NetworkServiceManifest {
 }
 
 export interface WorkloadManifest {
-  readonly kind: "Deployment" | "Pod";
+  readonly kind: "Deployment" | "Pod" | "DaemonSet";
   readonly name: string;
   readonly namespace: string;
   readonly replicas: number;
@@ -150,7 +150,12 @@ export interface StoredManifest {
 export type Manifest = NamespaceManifest | NetworkServiceManifest | WorkloadManifest | StoredManifest;
 
 /** The kinds the runtime runs something for; the stored ones are in ./kinds.ts. */
-export const SUPPORTED_KINDS = ["Namespace", "NetworkService", "Deployment", "Pod"] as const;
+export const SUPPORTED_KINDS = ["Namespace", "NetworkService", "Deployment", "DaemonSet", "Pod"] as const;
+
+/** The owner a workload's pods carry: the Deployment's name, or `daemonset/<name>`. */
+export function ownerKey(m: { readonly kind?: string; readonly name: string }): string {
+  return m.kind === "DaemonSet" ? `daemonset/${m.name}` : m.name;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Reading files
@@ -651,7 +656,7 @@ function checkDeployment(obj: Json, base: ObjectBase): WorkloadManifest {
   if (obj.spec === undefined || obj.spec === null) throw new LocalError(`${label}: \`spec\` is required`);
   if (!isObject(obj.spec)) throw wrongType(label, "spec", "a map", obj.spec);
   const spec = obj.spec;
-  const replicas = checkReplicas(spec, label);
+  const replicas = obj.kind === "DaemonSet" ? 0 : checkReplicas(spec, label);
   if (spec.template === undefined) throw new LocalError(`${label}: \`spec.template\` is required`);
   if (!isObject(spec.template)) throw wrongType(label, "spec.template", "a map", spec.template);
   const template = spec.template;
@@ -661,7 +666,7 @@ function checkDeployment(obj: Json, base: ObjectBase): WorkloadManifest {
   if (Object.keys(selector.matchLabels).length > 0 && !matchesLabels(selector.matchLabels, labels))
     throw new LocalError(`${label}: spec.selector does not match the template labels`);
   return {
-    kind: "Deployment",
+    kind: obj.kind === "DaemonSet" ? "DaemonSet" : "Deployment",
     name,
     namespace,
     replicas,

@@ -20,13 +20,14 @@ import {
   type Manifest,
   type NamespaceManifest,
   type NetworkServiceManifest,
+  ownerKey,
   type StoredManifest,
   type WorkloadManifest,
 } from "./manifest.js";
 import { netnsName } from "./netns.js";
 import { type ConfigLookup, configData } from "./pod-data.js";
 import { nextPodIP, nodeIndex, usedPodIPs } from "./pod-network.js";
-import { buildPod, deploymentPodName, hashOf, podNsurls } from "./pods.js";
+import { buildPod, deploymentPodName, hashOf, podNsurls, suffixedPodName } from "./pods.js";
 import { type PlacedPod, placePod } from "./schedule.js";
 import type { DeploymentState, PodState, RuntimePaths, State } from "./state.js";
 
@@ -90,7 +91,9 @@ function byKind(manifests: readonly Manifest[]) {
   return {
     namespaces: manifests.filter((m): m is NamespaceManifest => m.kind === "Namespace"),
     services: manifests.filter((m): m is NetworkServiceManifest => m.kind === "NetworkService"),
-    workloads: manifests.filter((m): m is WorkloadManifest => m.kind === "Deployment" || m.kind === "Pod"),
+    workloads: manifests.filter(
+      (m): m is WorkloadManifest => m.kind === "Deployment" || m.kind === "Pod" || m.kind === "DaemonSet",
+    ),
     stored: manifests.filter((m): m is StoredManifest => m.kind === "Object"),
   };
 }
@@ -172,7 +175,7 @@ function decideDeployment(
 ): void {
   const { state, host } = input;
   const templateHash = hashOf([m.labels, m.annotations, m.rawSpec, nsurls ?? ""]);
-  const dep = state.deployments.find((x) => x.namespace === m.namespace && x.name === m.name);
+  const dep = state.deployments.find((x) => x.namespace === m.namespace && x.name === m.name && !x.kind);
   const owned = state.pods.filter((p) => p.namespace === m.namespace && p.owner === m.name);
   const replaced = dep !== undefined && dep.templateHash !== templateHash;
   const keep = replaced ? [] : owned;
@@ -198,6 +201,35 @@ function decideDeployment(
   }
 }
 
+/** A DaemonSet: one pod on every node (pinned by nodeName); a changed template replaces them all. */
+function decideDaemonSet(input: PlanInput, m: WorkloadManifest, nsurls: string | undefined, d: WorkloadDecisions) {
+  const { state, host } = input;
+  const templateHash = hashOf([m.labels, m.annotations, m.rawSpec, nsurls ?? ""]);
+  const ds = state.deployments.find((x) => x.namespace === m.namespace && x.name === m.name && x.kind === "DaemonSet");
+  const owned = state.pods.filter((p) => p.namespace === m.namespace && p.owner === ownerKey(m));
+  const replaced = ds !== undefined && ds.templateHash !== templateHash;
+  if (replaced) for (const p of owned) d.remove.add(p);
+  const keep = replaced ? [] : owned;
+  const nodes = state.nodes.map((n) => n.name).filter((n) => !keep.some((p) => p.node === n));
+  const result = !ds ? "created" : replaced || nodes.length > 0 ? "configured" : "unchanged";
+  const createdAt = ds?.createdAt ?? new Date(host.now()).toISOString();
+  const replicas = state.nodes.length;
+  const daemonSet = {
+    kind: "DaemonSet" as const,
+    namespace: m.namespace,
+    name: m.name,
+    replicas,
+    templateHash,
+    createdAt,
+  };
+  d.actions.push({ type: "deployment", deployment: { ...daemonSet, template: m }, result });
+  for (const node of nodes) {
+    const name = suffixedPodName(m.name, (n) => d.taken.has(`${m.namespace}/${n}`), host.randomBytes);
+    d.taken.add(`${m.namespace}/${name}`);
+    d.wanted.push({ m: { ...m, spec: { ...m.spec, nodeName: node } }, name, nsurls });
+  }
+}
+
 function decideWorkloads(
   input: PlanInput,
   namespaces: readonly NamespaceManifest[],
@@ -215,6 +247,7 @@ function decideWorkloads(
   for (const m of workloads) {
     const nsurls = podNsurls(m.annotations, nsAnnotations(m.namespace));
     if (m.kind === "Pod") decidePod(state, m, nsurls, d);
+    else if (m.kind === "DaemonSet") decideDaemonSet(input, m, nsurls, d);
     else decideDeployment(input, m, nsurls, d);
   }
   return d;
@@ -326,6 +359,11 @@ export interface DeletePlan {
   readonly missing: readonly string[];
 }
 
+/** The key of a Deployment (`namespace/name`) or DaemonSet (`namespace/daemonset/name`) in a {@link DeletePlan}. */
+export function deploymentKey(namespace: string, name: string, kind?: "DaemonSet"): string {
+  return kind ? `${namespace}/daemonset/${name}` : `${namespace}/${name}`;
+}
+
 /** The key of a stored object in a {@link DeletePlan}. */
 export function objectKey(kind: string, namespace: string, name: string): string {
   return `${kind}/${namespace}/${name}`;
@@ -342,7 +380,8 @@ interface DeleteCollector {
 
 function deleteNamespace(state: State, name: string, c: DeleteCollector): void {
   for (const p of state.pods.filter((p) => p.namespace === name)) c.pods.add(p);
-  for (const d of state.deployments.filter((d) => d.namespace === name)) c.deployments.add(`${d.namespace}/${d.name}`);
+  for (const d of state.deployments.filter((d) => d.namespace === name))
+    c.deployments.add(deploymentKey(d.namespace, d.name, d.kind));
   for (const s of state.networkServices.filter((s) => s.namespace === name)) c.services.add(s.name);
   for (const o of (state.objects ?? []).filter((o) => o.namespace === name))
     c.objects.add(objectKey(o.kind, o.namespace, o.name));
@@ -350,15 +389,17 @@ function deleteNamespace(state: State, name: string, c: DeleteCollector): void {
 }
 
 function deleteWorkload(state: State, m: WorkloadManifest, c: DeleteCollector): void {
-  if (m.kind === "Deployment") {
-    const key = `${m.namespace}/${m.name}`;
-    if (!state.deployments.some((d) => `${d.namespace}/${d.name}` === key)) {
-      c.missing.push(`deployment.apps/${m.name}`);
+  if (m.kind !== "Pod") {
+    const kind = m.kind === "DaemonSet" ? "DaemonSet" : undefined;
+    const resource = kind ? "daemonset.apps" : "deployment.apps";
+    const key = deploymentKey(m.namespace, m.name, kind);
+    if (!state.deployments.some((d) => deploymentKey(d.namespace, d.name, d.kind) === key)) {
+      c.missing.push(`${resource}/${m.name}`);
       return;
     }
     c.deployments.add(key);
-    for (const p of state.pods.filter((p) => p.namespace === m.namespace && p.owner === m.name)) c.pods.add(p);
-    c.deleted.push(`deployment.apps "${m.name}" deleted`);
+    for (const p of state.pods.filter((p) => p.namespace === m.namespace && p.owner === ownerKey(m))) c.pods.add(p);
+    c.deleted.push(`${resource} "${m.name}" deleted`);
     return;
   }
   const p = state.pods.find((p) => p.namespace === m.namespace && p.name === m.name && !p.owner);

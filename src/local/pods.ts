@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LocalError } from "./errors.js";
 import type { Host } from "./host.js";
-import { type ContainerSpec, imageName, NSM_ANNOTATION, type WorkloadManifest } from "./manifest.js";
+import { type ContainerSpec, imageName, NSM_ANNOTATION, ownerKey, type WorkloadManifest } from "./manifest.js";
 import { netnsName } from "./netns.js";
 import {
   type ConfigLookup,
@@ -85,6 +85,16 @@ export function expandVars(text: string, vars: Readonly<Record<string, string>>)
 
 const SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789";
 
+/** `<prefix>-<5 characters>`, a name no pod has yet (`taken`), like the pods of a ReplicaSet or DaemonSet. */
+export function suffixedPodName(prefix: string, taken: (n: string) => boolean, random: Host["randomBytes"]): string {
+  for (;;) {
+    const bytes = random(5);
+    const suffix = [...bytes].map((b) => SUFFIX_CHARS[b % SUFFIX_CHARS.length]).join("");
+    const name = `${prefix}-${suffix}`;
+    if (!taken(name)) return name;
+  }
+}
+
 /** `<deployment>-<10 hex of the template>-<5 characters>`, like a ReplicaSet's pods. */
 export function deploymentPodName(
   deployment: string,
@@ -92,12 +102,7 @@ export function deploymentPodName(
   taken: (n: string) => boolean,
   random: Host["randomBytes"],
 ): string {
-  for (;;) {
-    const bytes = random(5);
-    const suffix = [...bytes].map((b) => SUFFIX_CHARS[b % SUFFIX_CHARS.length]).join("");
-    const name = `${deployment}-${templateHash}-${suffix}`;
-    if (!taken(name)) return name;
-  }
+  return suffixedPodName(`${deployment}-${templateHash}`, taken, random);
 }
 
 export function hashOf(value: unknown, length = 10): string {
@@ -336,7 +341,7 @@ export function buildPod(input: BuildPodInput): PodState {
     netns: netnsName(paths.prefix, m.namespace, name),
     labels: m.labels,
     annotations: m.annotations,
-    owner: m.kind === "Deployment" ? m.name : undefined,
+    owner: m.kind === "Pod" ? undefined : ownerKey(m),
     nsurls,
     specHash: hashOf([m.labels, m.annotations, m.rawSpec]),
     affinity: m.spec.affinity,

@@ -143,6 +143,8 @@ export interface PodState {
 }
 
 export interface DeploymentState {
+  /** Absent: a Deployment. A DaemonSet runs one pod per node; its pods' owner is `daemonset/<name>`. */
+  readonly kind?: "DaemonSet";
   readonly namespace: string;
   readonly name: string;
   replicas: number;

@@ -12,7 +12,7 @@ import { control } from "../control.js";
 import { LocalError } from "../errors.js";
 import { resourceName } from "../kinds.js";
 import type { WorkloadManifest } from "../manifest.js";
-import { type DeletePlan, objectKey, planApply } from "../planner.js";
+import { type DeletePlan, deploymentKey, objectKey, planApply } from "../planner.js";
 import { isAlive } from "../proc.js";
 import { type DeploymentState, type PodState, requireUp, type State } from "../state.js";
 import { SYSTEM_NAMESPACE, stateCrds, storedKindOfPlural, systemPodList } from "./objects.js";
@@ -48,9 +48,14 @@ function collect(state: State, kind: Query["kind"], namespace: string, name: str
     c.deployments.add(`${namespace}/${name}`);
     add(state.pods.filter((p) => p.namespace === namespace && p.owner === name));
     c.deleted.push(`deployment.apps "${name}" deleted`);
+  } else if (kind === "daemonsets") {
+    c.deployments.add(deploymentKey(namespace, name, "DaemonSet"));
+    add(state.pods.filter((p) => p.namespace === namespace && p.owner === `daemonset/${name}`));
+    c.deleted.push(`daemonset.apps "${name}" deleted`);
   } else if (kind === "namespaces") {
     add(state.pods.filter((p) => p.namespace === name));
-    for (const d of state.deployments.filter((d) => d.namespace === name)) c.deployments.add(`${name}/${d.name}`);
+    for (const d of state.deployments.filter((d) => d.namespace === name))
+      c.deployments.add(deploymentKey(name, d.name, d.kind));
     for (const s of state.networkServices.filter((s) => s.namespace === name)) c.services.add(s.name);
     for (const o of (state.objects ?? []).filter((o) => o.namespace === name))
       c.objects.add(objectKey(o.kind, o.namespace, o.name));
@@ -99,7 +104,9 @@ function checkDeletable(q: Query, picked: { namespace: string; name: string }[])
 function ownersToRefill(state: State, plan: DeletePlan): DeploymentState[] {
   const owners = new Set(plan.pods.filter((p) => p.owner).map((p) => `${p.namespace}/${p.owner}`));
   return state.deployments.filter(
-    (d) => owners.has(`${d.namespace}/${d.name}`) && !plan.deployments.has(`${d.namespace}/${d.name}`),
+    (d) =>
+      owners.has(deploymentKey(d.namespace, d.name, d.kind)) &&
+      !plan.deployments.has(deploymentKey(d.namespace, d.name, d.kind)),
   );
 }
 
@@ -154,7 +161,7 @@ export async function scale(ctx: RuntimeContext, q: Query, replicas: number): Pr
     const state = requireUp(ctx.paths);
     const picked = namesOf(selectObjects(state, q, alive));
     const deps = picked.map(
-      ({ namespace, name }) => state.deployments.find((d) => d.namespace === namespace && d.name === name)!,
+      ({ namespace, name }) => state.deployments.find((d) => d.namespace === namespace && d.name === name && !d.kind)!,
     );
     for (const d of deps) templateOf(d);
     for (const d of deps) d.replicas = replicas;

@@ -14,7 +14,7 @@ type Json = Record<string, unknown>;
 export const SYSTEM_NAMESPACE = "nsm-system";
 
 /** The kinds the runtime runs something for, as `get` names them. */
-export type RunKind = "pods" | "deployments" | "namespaces" | "nodes";
+export type RunKind = "pods" | "deployments" | "daemonsets" | "namespaces" | "nodes";
 
 /** The kinds `get`, `delete`, `wait`, `label` and `annotate` know, by every name kubectl accepts. */
 export const KINDS: Readonly<Record<string, RunKind>> = {
@@ -26,6 +26,11 @@ export const KINDS: Readonly<Record<string, RunKind>> = {
   deploy: "deployments",
   "deployment.apps": "deployments",
   "deployments.apps": "deployments",
+  daemonsets: "daemonsets",
+  daemonset: "daemonsets",
+  ds: "daemonsets",
+  "daemonset.apps": "daemonsets",
+  "daemonsets.apps": "daemonsets",
   namespaces: "namespaces",
   namespace: "namespaces",
   ns: "namespaces",
@@ -59,6 +64,7 @@ export function kindByWord(word: string, crds: readonly StoredKind[] = []): Kind
 export const FIELD_SELECTORS: Readonly<Record<RunKind, readonly string[]>> = {
   pods: ["metadata.name", "metadata.namespace", "spec.nodeName", "status.phase", "status.podIP"],
   deployments: ["metadata.name", "metadata.namespace"],
+  daemonsets: ["metadata.name", "metadata.namespace"],
   namespaces: ["metadata.name", "status.phase"],
   nodes: ["metadata.name"],
 };
@@ -71,6 +77,7 @@ export function fieldSelectorsOf(kind: Kind): readonly string[] {
 const RUN_RESOURCE_NAMES: Readonly<Record<RunKind, string>> = {
   pods: "pod",
   deployments: "deployment.apps",
+  daemonsets: "daemonset.apps",
   namespaces: "namespace",
   nodes: "node",
 };
@@ -169,7 +176,9 @@ export function userPodReady(p: PodState, alive: Alive): boolean {
 
 function containerStatus(c: PodState["containers"][number], alive: Alive): Json {
   const running = alive(c.proc);
-  const state = running ? { running: {} } : { terminated: { exitCode: c.exitCode ?? 0 } };
+  const exitCode = c.exitCode ?? 0;
+  const reason = exitCode === 0 ? "Completed" : "Error";
+  const state = running ? { running: {} } : { terminated: { exitCode, reason } };
   return { name: c.name, image: c.image, ready: running, restartCount: 0, started: running, state };
 }
 
@@ -182,7 +191,13 @@ function podIPs(p: PodState, host: string | undefined): Json {
 
 function userPodObject(state: State, p: PodState, alive: Alive): Json {
   const host = state.nodes.find((n) => n.name === p.node)?.address;
-  const owner = p.owner ? { ownerReferences: [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: p.owner }] } : {};
+  const ds = p.owner?.startsWith("daemonset/");
+  const ownerRef = {
+    apiVersion: "apps/v1",
+    kind: ds ? "DaemonSet" : "ReplicaSet",
+    name: p.owner?.replace(/^daemonset\//, ""),
+  };
+  const owner = p.owner ? { ownerReferences: [ownerRef] } : {};
   return {
     apiVersion: "v1",
     kind: "Pod",
@@ -208,19 +223,44 @@ function userPodObject(state: State, p: PodState, alive: Alive): Json {
   };
 }
 
+function daemonSetObjects(state: State, alive: Alive): Json[] {
+  return state.deployments
+    .filter((d) => d.kind === "DaemonSet")
+    .map((d) => {
+      const pods = state.pods.filter((p) => p.namespace === d.namespace && p.owner === `daemonset/${d.name}`);
+      const ready = pods.filter((p) => userPodReady(p, alive)).length;
+      const labels = d.template?.labels ?? {};
+      return {
+        apiVersion: "apps/v1",
+        kind: "DaemonSet",
+        metadata: meta(d.name, d.createdAt, { namespace: d.namespace, labels: { ...labels } }),
+        spec: { selector: { matchLabels: { ...labels } } },
+        status: {
+          desiredNumberScheduled: state.nodes.length,
+          currentNumberScheduled: pods.length,
+          numberReady: ready,
+          updatedNumberScheduled: pods.length,
+          numberAvailable: ready,
+        },
+      };
+    });
+}
+
 function deploymentObjects(state: State, alive: Alive): Json[] {
-  return state.deployments.map((d) => {
-    const pods = state.pods.filter((p) => p.namespace === d.namespace && p.owner === d.name);
-    const ready = pods.filter((p) => userPodReady(p, alive)).length;
-    const labels = d.template?.labels ?? {};
-    return {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: meta(d.name, d.createdAt, { namespace: d.namespace, labels: { ...labels } }),
-      spec: { replicas: d.replicas, selector: { matchLabels: { ...labels } } },
-      status: { replicas: pods.length, readyReplicas: ready, availableReplicas: ready, updatedReplicas: pods.length },
-    };
-  });
+  return state.deployments
+    .filter((d) => !d.kind)
+    .map((d) => {
+      const pods = state.pods.filter((p) => p.namespace === d.namespace && p.owner === d.name);
+      const ready = pods.filter((p) => userPodReady(p, alive)).length;
+      const labels = d.template?.labels ?? {};
+      return {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: meta(d.name, d.createdAt, { namespace: d.namespace, labels: { ...labels } }),
+        spec: { replicas: d.replicas, selector: { matchLabels: { ...labels } } },
+        status: { replicas: pods.length, readyReplicas: ready, availableReplicas: ready, updatedReplicas: pods.length },
+      };
+    });
 }
 
 function namespaceObjects(state: State): Json[] {
@@ -277,6 +317,8 @@ export function objectsOf(state: State, kind: Kind, alive: Alive): Json[] {
       ];
     case "deployments":
       return deploymentObjects(state, alive);
+    case "daemonsets":
+      return daemonSetObjects(state, alive);
     case "namespaces":
       return namespaceObjects(state);
     case "nodes":

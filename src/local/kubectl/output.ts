@@ -31,10 +31,35 @@ const m = (o: Json) => (o.metadata ?? {}) as Json;
 const st = (o: Json) => (o.status ?? {}) as Json;
 const sp = (o: Json) => (o.spec ?? {}) as Json;
 
+/** What one container says for the STATUS column, or "running" (ready and running), or undefined. */
+function containerReason(c: Json): string | undefined {
+  const state = (c.state ?? {}) as Json;
+  const terminated = state.terminated as Json | undefined;
+  const waiting = state.waiting as Json | undefined;
+  if (waiting?.reason) return String(waiting.reason);
+  if (terminated) return terminated.reason ? String(terminated.reason) : `ExitCode:${terminated.exitCode}`;
+  return c.ready && state.running ? "running" : undefined;
+}
+
+/** The STATUS column as kubectl computes it: the phase, or what the last container that is not running says. */
+function podStatus(o: Json): string {
+  const cs = (st(o).containerStatuses ?? []) as Json[];
+  let reason = String(st(o).reason ?? st(o).phase);
+  let hasRunning = false;
+  for (const c of [...cs].reverse()) {
+    const r = containerReason(c);
+    if (r === "running") hasRunning = true;
+    else if (r !== undefined) reason = r;
+  }
+  if (reason !== "Completed" || !hasRunning) return reason;
+  const ready = ((st(o).conditions ?? []) as Json[]).some((c) => c.type === "Ready" && c.status === "True");
+  return ready ? "Running" : "NotReady";
+}
+
 function podRow(o: Json, wide: boolean): string[] {
   const cs = (st(o).containerStatuses ?? []) as Json[];
   const ready = `${cs.filter((c) => c.ready).length}/${cs.length}`;
-  const row = [String(m(o).name), ready, String(st(o).phase), "0", age(String(m(o).creationTimestamp))];
+  const row = [String(m(o).name), ready, podStatus(o), "0", age(String(m(o).creationTimestamp))];
   return wide ? [...row, String(st(o).podIP ?? "<none>"), String(sp(o).nodeName || "<none>"), "<none>", "<none>"] : row;
 }
 
@@ -49,6 +74,14 @@ function deploymentRow(o: Json, wide: boolean): string[] {
   ];
   const sel = Object.entries((((sp(o).selector ?? {}) as Json).matchLabels ?? {}) as Json).map(([k, v]) => `${k}=${v}`);
   return wide ? [...row, "", "", sel.join(",") || "<none>"] : row;
+}
+
+function daemonSetRow(o: Json, wide: boolean): string[] {
+  const s = st(o);
+  const counts = [s.desiredNumberScheduled, s.currentNumberScheduled, s.numberReady, s.updatedNumberScheduled];
+  const row = [String(m(o).name), ...counts.map(String), String(s.numberAvailable), "<none>"];
+  const sel = Object.entries((((sp(o).selector ?? {}) as Json).matchLabels ?? {}) as Json).map(([k, v]) => `${k}=${v}`);
+  return [...row, age(String(m(o).creationTimestamp)), ...(wide ? ["", "", sel.join(",") || "<none>"] : [])];
 }
 
 function nodeRow(o: Json, wide: boolean): string[] {
@@ -71,6 +104,10 @@ const HEADERS: Readonly<Record<RunKind, { base: string[]; wide: string[] }>> = {
   },
   deployments: {
     base: ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+    wide: ["CONTAINERS", "IMAGES", "SELECTOR"],
+  },
+  daemonsets: {
+    base: ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"],
     wide: ["CONTAINERS", "IMAGES", "SELECTOR"],
   },
   namespaces: { base: ["NAME", "STATUS", "AGE"], wide: [] },
@@ -98,6 +135,8 @@ function row(kind: Kind, o: Json, wide: boolean): string[] {
       return podRow(o, wide);
     case "deployments":
       return deploymentRow(o, wide);
+    case "daemonsets":
+      return daemonSetRow(o, wide);
     case "namespaces":
       return [String(m(o).name), String(st(o).phase), age(String(m(o).creationTimestamp))];
     case "nodes":
