@@ -24,6 +24,7 @@ import {
   json6902Ops,
   patchesJson6902,
 } from "./kustomize.js";
+import { appendNameHashes, configNames, followRenames, runGenerators } from "./kustomize-generators.js";
 import {
   type EnvFrom,
   type KeyRef,
@@ -46,6 +47,8 @@ export interface RawObject {
   obj: Json;
   /** Where it came from, for messages: `file.yaml` or `file.yaml (document 2)`. */
   source: string;
+  /** Made by a kustomize generator, its name hash suffix still to come (./kustomize-generators.ts). */
+  generated?: boolean;
 }
 
 export interface EnvVar {
@@ -217,7 +220,11 @@ export function loadObjects(path: string, warn: (msg: string) => void = () => {}
   }
   if (st.isDirectory()) {
     const k = kustomizationFile(abs);
-    if (k) return loadKustomization(k, warn, new Set());
+    if (k) {
+      const objects = loadKustomization(k, warn, new Set());
+      appendNameHashes(objects);
+      return objects;
+    }
     const files = readdirSync(abs)
       .filter((f) => /\.(ya?ml|json)$/.test(f))
       .sort();
@@ -294,6 +301,9 @@ const KUSTOMIZATION_FIELDS = new Set([
   "labels",
   "namePrefix",
   "nameSuffix",
+  "configMapGenerator",
+  "secretGenerator",
+  "generatorOptions",
 ]);
 
 /** A strategic-merge patch, and which objects it targets (a `patches` entry's `target`). */
@@ -401,12 +411,15 @@ function loadKustomization(file: string, warn: (msg: string) => void, seen: Set<
   for (const key of Object.keys(k))
     if (!KUSTOMIZATION_FIELDS.has(key)) warn(`${file}: ignoring unsupported field \`${key}\``);
   const objects = loadResources(k, file, warn, seen);
+  runGenerators(k, file, objects);
   const targeted = targetedPatches(k, file);
   for (const patch of [...strategicMergePatches(k, file), ...targeted.merge]) applyPatch(objects, patch);
   for (const patch of [...patchesJson6902(k, file, readText), ...targeted.json6902]) applyJson6902(objects, patch);
   if (isObject(k.commonLabels)) applyCommonLabels(objects, k.commonLabels as Record<string, string>);
   applyLabels(objects, k.labels, file);
+  const names = configNames(objects);
   applyNameAffixes(objects, k.namePrefix, k.nameSuffix, file);
+  followRenames(objects, names);
   if (typeof k.namespace === "string" && k.namespace) {
     for (const o of objects) {
       if (o.obj.kind === "Namespace") continue;
