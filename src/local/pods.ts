@@ -20,6 +20,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { LocalError } from "./errors.js";
 import type { Host } from "./host.js";
+import { missingCommandHint } from "./images.js";
 import { type ContainerSpec, imageName, NSM_ANNOTATION, ownerKey, type WorkloadManifest } from "./manifest.js";
 import { netnsName } from "./netns.js";
 import {
@@ -247,7 +248,7 @@ function hostCommandArgv(pod: PodEnvironment, c: ContainerSpec, env: Record<stri
   else argv = ["sleep", "infinity"];
   if (!pod.input.host.commandExists(argv[0]!, env.PATH ?? ""))
     throw new LocalError(
-      `${at}: command "${argv[0]}" is not found on this machine (containers run commands from the host filesystem)`,
+      `${at}: command "${argv[0]}" is not found on this machine (containers run commands from the host filesystem${missingCommandHint(argv[0]!)})`,
     );
   return argv;
 }
