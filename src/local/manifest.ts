@@ -393,10 +393,13 @@ function applyPatch(objects: readonly RawObject[], { patch, source, target }: Pa
   }
 }
 
+/** Kinds with a selector and a pod template, which `commonLabels` and `labels.includeSelectors` reach. */
+export const TEMPLATED_KINDS = ["Deployment", "DaemonSet", "StatefulSet", "ReplicaSet"];
+
 function applyCommonLabels(objects: readonly RawObject[], labels: Record<string, string>): void {
   for (const o of objects) {
     o.obj = strategicMerge(o.obj, { metadata: { labels } }) as Json;
-    if (o.obj.kind === "Deployment")
+    if (TEMPLATED_KINDS.includes(String(o.obj.kind)))
       o.obj = strategicMerge(o.obj, {
         spec: { selector: { matchLabels: labels }, template: { metadata: { labels } } },
       }) as Json;

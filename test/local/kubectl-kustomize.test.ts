@@ -182,4 +182,17 @@ spec:
     const missing = kustomization("configMapGenerator:\n  - name: x\n    files: [nothere.txt]\n");
     assert.throws(() => loadManifests([missing]), /configMapGenerator\[0\]\.files: nothere\.txt: no such file/);
   });
+
+  it("commonLabels reach a DaemonSet's selector and pod template too", () => {
+    const dir = mkdtempSync(join(tmpdir(), "nsm-kust-ds-"));
+    dirs.push(dir);
+    writeFileSync(
+      join(dir, "ds.yaml"),
+      "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent}\nspec:\n  selector: {matchLabels: {app: agent}}\n  template:\n    metadata: {labels: {app: agent}}\n    spec: {containers: [{name: c, image: busybox, command: [sleep, infinity]}]}\n",
+    );
+    writeFileSync(join(dir, "kustomization.yaml"), "resources: [ds.yaml]\ncommonLabels: {team: nsm}\n");
+    const [ds] = loadManifests([dir]) as WorkloadManifest[];
+    assert.equal(ds!.kind, "DaemonSet");
+    assert.deepEqual(ds!.labels, { app: "agent", team: "nsm" });
+  });
 });
