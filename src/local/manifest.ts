@@ -3,8 +3,12 @@
  * Upstream-style manifests for the local runtime: YAML files (multi-document), directories, and
  * kustomizations (local `resources`/`bases`, `namespace`, `commonLabels`, strategic-merge
  * `patches`/`patchesStrategicMerge`; JSON 6902 patches, `labels` and `namePrefix`/`nameSuffix`
- * in ./kustomize.ts), turned into checked objects of the kinds the examples use:
- * Namespace, NetworkService (`networkservicemesh.io/v1`), Deployment and Pod.
+ * in ./kustomize.ts; `configMapGenerator`/`secretGenerator` in ./kustomize-generators.ts), turned
+ * into checked objects: the kinds the runtime runs (Namespace, NetworkService
+ * `networkservicemesh.io/v1`, Deployment, DaemonSet, Pod; pod volumes and data-fed env in
+ * ./podspec.ts) and the kinds it stores and shows (ConfigMap, Secret, Service, RBAC, CRDs and
+ * their resources…, ./kinds.ts). An unknown kind, a field of the wrong type or a bad selector is
+ * an error naming the file, the object and the field.
  *
  * Everything is checked here, before the runtime changes anything; problems are
  * {@link LocalError}s that name the file and the object.

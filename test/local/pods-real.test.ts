@@ -151,6 +151,7 @@ describe("pods closer to real ones: stored kinds, DaemonSet, dotted names, pod I
     assert.equal(names.length, 2);
     assert.ok(!names.includes(first!), "the deleted pod is gone");
     assert.deepEqual(await nodesOf(), ["node-1", "node-2"]);
+    assert.equal(await rt.ok("exec", "daemonset/agent", "-n", NS, "--", "echo", "in-agent"), "in-agent\n");
   });
 
   it("a pod named with dots runs; its podIP and hostIP are in -o wide and -o json", async () => {
