@@ -119,7 +119,7 @@ async function waitContainerReady(
 /** Writes the pod's volumes and the mount script of each container that mounts them. */
 function preparePodFiles(ctx: RuntimeContext, pod: PodState): void {
   const mounted = pod.containers.filter((c) => c.mounts && c.mounts.length > 0);
-  if (mounted.length === 0) return;
+  if (mounted.length === 0 && !pod.containers.some((c) => c.volumeEnv)) return;
   const dir = podDir(ctx.paths.dir, pod.namespace, pod.name);
   if (!removePodDir(dir)) throw new LocalError(`${dir} still has mounts: cannot prepare the pod's volumes`);
   mkdirSync(dir, { recursive: true });

@@ -33,7 +33,15 @@ import {
   specField,
 } from "./pod-data.js";
 import { type ContainerState, type NodeState, type PodState, RUNTIME_MARKER_ENV, type RuntimePaths } from "./state.js";
-import { containerFiles, fieldValue, type MountState, mountedArgv, podDir, type VolumeState } from "./volumes.js";
+import {
+  containerFiles,
+  fieldValue,
+  type MountState,
+  mountedArgv,
+  podDir,
+  type VolumeState,
+  volumeSourcePath,
+} from "./volumes.js";
 
 /** The `nsm` program (bin/nsm.js next to this source tree). */
 export const NSM_BIN = fileURLToPath(new URL("../../bin/nsm.js", import.meta.url));
@@ -269,6 +277,28 @@ function withMounts(pod: PodEnvironment, c: ContainerSpec, argv: string[]): { ar
   return { argv: mountedArgv(containerFiles(pod.dir, c.name).script, argv), mounts };
 }
 
+/**
+ * An NSM role runs in the pod's netns without a mount namespace (its sockets and identity are the
+ * runtime's): env values naming a path under one of its volumeMounts (`NSM_ACL_CONFIG_PATH` in a
+ * ConfigMap volume) name the volume's files on the host instead. True if any did.
+ */
+function useVolumePaths(pod: PodEnvironment, c: ContainerSpec, env: Record<string, string>): boolean {
+  let used = false;
+  for (const vm of c.volumeMounts) {
+    const v = pod.volumes.find((x) => x.name === vm.name);
+    if (!v) continue;
+    const base = volumeSourcePath(pod.dir, v);
+    const source = vm.subPath ? join(base, vm.subPath) : base;
+    const mountPath = vm.mountPath.replace(/\/+$/, "");
+    for (const [k, value] of Object.entries(env)) {
+      if (value !== mountPath && !value.startsWith(`${mountPath}/`)) continue;
+      env[k] = source + value.slice(mountPath.length);
+      used ||= v.type !== "hostPath";
+    }
+  }
+  return used;
+}
+
 function buildContainer(pod: PodEnvironment, c: ContainerSpec, field: string, type: "init" | "app"): ContainerState {
   const { paths, manifest: m, name, node } = pod.input;
   const at = `${pod.who}: container "${c.name}"`;
@@ -280,6 +310,7 @@ function buildContainer(pod: PodEnvironment, c: ContainerSpec, field: string, ty
   }
   const env = containerEnv(pod, c, field, role);
   useNodeSocketDir(node, env);
+  const volumeEnv = role ? useVolumePaths(pod, c, env) : false;
   const mounted = role ? { argv: roleArgv(node, role, env) } : withMounts(pod, c, hostCommandArgv(pod, c, env, at));
   return {
     name: c.name,
@@ -290,6 +321,7 @@ function buildContainer(pod: PodEnvironment, c: ContainerSpec, field: string, ty
     env,
     log: logFile(paths, m.namespace, name, c.name),
     ...(mounted.mounts ? { mounts: mounted.mounts, workingDir: c.workingDir } : {}),
+    ...(volumeEnv ? { volumeEnv } : {}),
   };
 }
 

@@ -112,6 +112,8 @@ export interface ContainerState {
   readonly mounts?: readonly MountState[];
   /** Where the command runs (containers with mounts). */
   readonly workingDir?: string;
+  /** An NSM role whose env names files of the pod's volumes (written at start: see ./pods.ts). */
+  readonly volumeEnv?: boolean;
 }
 
 export type PodPhase = "Pending" | "Running" | "Failed";
