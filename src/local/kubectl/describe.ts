@@ -37,7 +37,20 @@ function podLines(o: Json): string[] {
   ];
 }
 
+/** A stored object (ConfigMap, Secret, …): its data keys (a Secret's as byte counts, as kubectl shows them). */
+function storedLines(o: Json): string[] {
+  const data = Object.entries((o.data ?? {}) as Record<string, string>);
+  if (data.length === 0) return [];
+  const secret = o.kind === "Secret";
+  return [
+    "Data",
+    "====",
+    ...data.map(([k, v]) => (secret ? `${k}:  ${Buffer.from(v, "base64").length} bytes` : `${k}:\n----\n${v}`)),
+  ];
+}
+
 function kindLines(kind: Kind, o: Json): string[] {
+  if (!["pods", "deployments", "daemonsets", "namespaces", "nodes"].includes(kind)) return storedLines(o);
   const status = (o.status ?? {}) as Json;
   const spec = (o.spec ?? {}) as Json;
   switch (kind) {
