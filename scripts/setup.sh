@@ -16,6 +16,9 @@ fi
 # checks), wireguard-go (userspace WireGuard), etcd (registry backend), CNI plugins (benchmark peer),
 # openssl (the test apiserver's certificates), a C++ toolchain for the addon.
 pkgs=(iproute2 iputils-ping iperf3 nftables openssl wireguard-go wireguard-tools etcd-server containernetworking-plugins g++ make python3)
+# The commands of the test images upstream's examples use (alpine, busybox, nginx, nicolaka/netshoot, iperf3
+# images, postgres): pods of the local runtime run their commands from the host (src/local/images.ts, README).
+pkgs+=(busybox wget curl bind9-dnsutils nginx-light tcpdump netcat-openbsd socat traceroute ethtool iptables postgresql-client)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,8 +26,17 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # A package with a service (nginx) must not start it on the host: pods run it in their netns.
+  policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy=made
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -z "$policy" ] || rm -f /usr/sbin/policy-rc.d
+  if [[ " ${missing[*]} " == *" nginx-light "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now nginx >/dev/null 2>&1 || true
+  fi
 fi
 
 # Chromium: the dashboard's tests and benchmark drive it headless (playwright-core, no browser

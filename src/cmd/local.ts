@@ -15,7 +15,7 @@ import { LocalError } from "../local/errors.js";
 import { followPodLogs } from "../local/follow.js";
 import { execInPod, findPod, GET_KINDS, getTable, podLogs } from "../local/inspect.js";
 import { describeObjects } from "../local/kubectl/describe.js";
-import { KINDS, SYSTEM_NAMESPACE } from "../local/kubectl/objects.js";
+import { KINDS, SYSTEM_NAMESPACE, stateCrds } from "../local/kubectl/objects.js";
 import { render } from "../local/kubectl/output.js";
 import { noResources, parseTargets, type Query, selectObjects } from "../local/kubectl/query.js";
 import { parseDuration as parseKubectlDuration, parseWaitFor, waitFor } from "../local/kubectl/wait.js";
@@ -324,8 +324,8 @@ function usesKubectlGet(p: Parsed): boolean {
 }
 
 /** The query of a kubectl-style command: targets, namespace (-A: all), selectors. */
-function queryOf(p: Parsed, words: readonly string[], allByDefault = false): Query {
-  const { kind, names } = parseTargets(words);
+function queryOf(cli: Cli, p: Parsed, words: readonly string[], allByDefault = false): Query {
+  const { kind, names } = parseTargets(words, stateCrds(loadState(paths(cli, p))));
   const all = p.flags.has("-A") || p.flags.has("--all-namespaces") || (allByDefault && !p.flags.has("-n"));
   return {
     kind,
@@ -338,7 +338,7 @@ function queryOf(p: Parsed, words: readonly string[], allByDefault = false): Que
 
 async function kubectlGet(cli: Cli, p: Parsed): Promise<number> {
   const state = requireUp(paths(cli, p));
-  const q = queryOf(p, p.positional);
+  const q = queryOf(cli, p, p.positional);
   const objects = selectObjects(state, q, alive);
   const output = last(p, "-o", "--output");
   const template = last(p, "--template");
@@ -347,6 +347,7 @@ async function kubectlGet(cli: Cli, p: Parsed): Promise<number> {
     return 0;
   }
   let text = render(q.kind, objects, {
+    crds: stateCrds(state),
     output,
     template,
     single: q.names.length === 1,
@@ -363,7 +364,7 @@ const DELETE_BOOLEANS = ["--all", "--now", "--force", "--ignore-not-found", "-A"
 async function deleteByName(cli: Cli, p: Parsed): Promise<number> {
   if (all(p, "-f", "--filename", "-k", "--kustomize").length > 0)
     throw new UsageError("give either -f/-k or KIND NAME, not both");
-  const q = queryOf(p, p.positional);
+  const q = queryOf(cli, p, p.positional);
   if (q.names.length === 0 && q.selector === undefined && q.fieldSelector === undefined && !p.flags.has("--all"))
     throw new UsageError(`resource(s) were provided, but no name was specified (give NAME, -l SELECTOR or --all)`);
   try {
@@ -379,7 +380,7 @@ async function waitCommand(cli: Cli, args: readonly string[]): Promise<number> {
   const p = parseArgs(args, [...GET_FLAGS, "--for", "--timeout"], ["-A", "--all-namespaces", "--all"]);
   const cond = parseWaitFor(last(p, "--for"));
   const timeout = parseKubectlDuration(last(p, "--timeout") ?? "30s");
-  const q = queryOf(p, p.positional);
+  const q = queryOf(cli, p, p.positional);
   if (q.names.length === 0 && q.selector === undefined && q.fieldSelector === undefined && !p.flags.has("--all"))
     throw new UsageError("resource(s) were provided, but no name was specified (give NAME, -l SELECTOR or --all)");
   const lines = await waitFor(paths(cli, p), q, cond, timeout);
@@ -392,7 +393,7 @@ async function scaleCommand(cli: Cli, args: readonly string[]): Promise<number> 
   const replicas = last(p, "--replicas");
   if (replicas === undefined || !/^\d+$/.test(replicas))
     throw new UsageError("--replicas=COUNT is required (a number)");
-  await runtime(cli, p).scale(queryOf(p, p.positional), Number(replicas));
+  await runtime(cli, p).scale(queryOf(cli, p, p.positional), Number(replicas));
   return 0;
 }
 
@@ -405,7 +406,7 @@ async function metadataCommand(cli: Cli, field: "labels" | "annotations", args: 
     throw new UsageError(
       `usage: nsm ${field === "labels" ? "label" : "annotate"} KIND NAME KEY=VALUE… [KEY-…] [--overwrite]`,
     );
-  await runtime(cli, p).changeMetadata(queryOf(p, targets), field, changes, p.flags.has("--overwrite"));
+  await runtime(cli, p).changeMetadata(queryOf(cli, p, targets), field, changes, p.flags.has("--overwrite"));
   return 0;
 }
 
@@ -421,7 +422,7 @@ async function createCommand(cli: Cli, args: readonly string[]): Promise<number>
 async function describeCommand(cli: Cli, args: readonly string[]): Promise<number> {
   const p = parseArgs(args, [...COMMON, "-n", "--namespace", "-l", "--selector"], ["-A", "--all-namespaces"]);
   const state = requireUp(paths(cli, p));
-  const q = queryOf(p, p.positional);
+  const q = queryOf(cli, p, p.positional);
   const objects = selectObjects(state, q, alive);
   if (objects.length === 0) process.stderr.write(`${noResources(q)}\n`);
   process.stdout.write(describeObjects(q.kind, objects));

@@ -7,12 +7,21 @@
 import { type RuntimeContext, save, withLock } from "./context.js";
 import { LocalError } from "./errors.js";
 import { systemHost } from "./host.js";
+import { crdKind, resourceName, type StoredKind, storedKindOf } from "./kinds.js";
 import { health } from "./lifecycle.js";
-import { loadManifests } from "./manifest.js";
-import { type ApplyAction, type DeletePlan, type PlanInput, planApply, planDelete } from "./planner.js";
+import { loadManifests, type StoredManifest } from "./manifest.js";
+import {
+  type ApplyAction,
+  type DeletePlan,
+  deploymentKey,
+  objectKey,
+  type PlanInput,
+  planApply,
+  planDelete,
+} from "./planner.js";
 import { deletePods, startPods } from "./pod-supervisor.js";
 import { registerService, unregisterService } from "./services.js";
-import { type DeploymentState, requireUp, type State } from "./state.js";
+import { type DeploymentState, loadState, requireUp, type State } from "./state.js";
 import { securityEnv } from "./supervisor.js";
 
 function applyNamespace(ctx: RuntimeContext, state: State, a: Extract<ApplyAction, { type: "namespace" }>): void {
@@ -37,13 +46,34 @@ async function applyService(ctx: RuntimeContext, state: State, a: Extract<ApplyA
 }
 
 function applyDeployment(ctx: RuntimeContext, state: State, d: DeploymentState, result: string): void {
-  const existing = state.deployments.find((x) => x.namespace === d.namespace && x.name === d.name);
+  const same = (x: DeploymentState) => x.namespace === d.namespace && x.name === d.name && x.kind === d.kind;
+  const existing = state.deployments.find(same);
   if (existing && existing.templateHash === d.templateHash) existing.replicas = d.replicas;
   else {
-    state.deployments = state.deployments.filter((x) => !(x.namespace === d.namespace && x.name === d.name));
+    state.deployments = state.deployments.filter((x) => !same(x));
     state.deployments.push({ ...d });
   }
-  ctx.out.say(`deployment.apps/${d.name} ${result} (${d.replicas} replica${d.replicas === 1 ? "" : "s"})`);
+  const pods = `${d.replicas} ${d.kind ? "node" : "replica"}${d.replicas === 1 ? "" : "s"}`;
+  ctx.out.say(`${d.kind ? "daemonset" : "deployment"}.apps/${d.name} ${result} (${pods})`);
+}
+
+function applyObject(ctx: RuntimeContext, state: State, m: StoredManifest, result: string): void {
+  state.objects ??= [];
+  const i = state.objects.findIndex((o) => o.kind === m.objectKind && o.namespace === m.namespace && o.name === m.name);
+  const createdAt = i >= 0 ? state.objects[i]!.createdAt : new Date().toISOString();
+  const stored = { kind: m.objectKind, namespace: m.namespace, name: m.name, body: m.body, createdAt };
+  if (i >= 0) state.objects[i] = stored;
+  else state.objects.push(stored);
+  const kind = storedKindOf(m.objectKind, crdsOf(state));
+  ctx.out.say(`${kind ? resourceName(kind) : m.objectKind.toLowerCase()}/${m.name} ${result}`);
+}
+
+/** The kinds the runtime's stored CustomResourceDefinitions define. */
+export function crdsOf(state: State | undefined): StoredKind[] {
+  return (state?.objects ?? [])
+    .filter((o) => o.kind === "CustomResourceDefinition")
+    .map((o) => crdKind(o.body))
+    .filter((k): k is StoredKind => k !== undefined);
 }
 
 /** Performs one action; pods that fail to start are added to `failures` (the others go on). */
@@ -54,6 +84,9 @@ async function perform(ctx: RuntimeContext, state: State, a: ApplyAction, failur
       break;
     case "networkservice":
       await applyService(ctx, state, a);
+      break;
+    case "object":
+      applyObject(ctx, state, a.manifest, a.result);
       break;
     case "delete-pods":
       await deletePods(ctx, state, a.pods);
@@ -98,7 +131,7 @@ export async function apply(
   namespace: string | undefined,
 ): Promise<void> {
   const warnings: string[] = [];
-  const manifests = loadManifests(files, (w) => warnings.push(w), namespace);
+  const manifests = loadManifests(files, (w) => warnings.push(w), namespace, crdsOf(loadState(ctx.paths)));
   requireUp(ctx.paths);
   await withLock(ctx, `apply -f ${files.join(" -f ")}`, async () => {
     const state = requireUp(ctx.paths);
@@ -113,7 +146,10 @@ export async function apply(
 /** Stops the plan's pods, forgets its Deployments, unregisters its NetworkServices, forgets its namespaces. */
 export async function performDelete(ctx: RuntimeContext, state: State, plan: DeletePlan): Promise<void> {
   await deletePods(ctx, state, plan.pods);
-  state.deployments = state.deployments.filter((d) => !plan.deployments.has(`${d.namespace}/${d.name}`));
+  state.deployments = state.deployments.filter(
+    (d) => !plan.deployments.has(deploymentKey(d.namespace, d.name, d.kind)),
+  );
+  state.objects = (state.objects ?? []).filter((o) => !plan.objects.has(objectKey(o.kind, o.namespace, o.name)));
   save(ctx, state);
   const said = [...plan.deleted];
   for (const name of plan.services) {
@@ -132,7 +168,7 @@ export async function deleteObjects(
   files: readonly string[],
   namespace: string | undefined,
 ): Promise<void> {
-  const manifests = loadManifests(files, () => {}, namespace);
+  const manifests = loadManifests(files, () => {}, namespace, crdsOf(loadState(ctx.paths)));
   requireUp(ctx.paths);
   await withLock(ctx, `delete -f ${files.join(" -f ")}`, async () => {
     const state = requireUp(ctx.paths);

@@ -109,7 +109,7 @@ function podsTable(state: RuntimeState, inNs: <T extends { namespace: string }>(
 function deploymentsTable(state: RuntimeState, inNs: <T extends { namespace: string }>(items: T[]) => T[]): string {
   return table(
     ["NAMESPACE", "NAME", "READY", "AGE"],
-    inNs(state.deployments).map((d) => {
+    inNs(state.deployments.filter((d) => !d.kind)).map((d) => {
       const pods = state.pods.filter((p) => p.namespace === d.namespace && p.owner === d.name);
       const ready = pods.filter((p) => podStatus(p).status === "Running").length;
       return [d.namespace, d.name, `${ready}/${d.replicas}`, age(d.createdAt)];
@@ -275,12 +275,17 @@ export function systemPods(state: RuntimeState): PodState[] {
  * `deployments/NAME` (`deployment/`, `deploy/`: the first running pod of the deployment).
  */
 export function findPod(state: RuntimeState, target: string, namespace = "default"): PodState {
-  const m = /^(?:(pods?|po|deployments?|deploy|deployment\.apps|deployments\.apps)\/)?(.+)$/.exec(target);
+  const m = /^(?:(pods?|po|deployments?|deploy|deployments?\.apps|daemonsets?|ds|daemonsets?\.apps)\/)?(.+)$/.exec(
+    target,
+  );
   const kind = m?.[1] ?? "pod";
   const name = m?.[2] ?? target;
-  if (/^(deployments?|deploy|deployment\.apps|deployments\.apps)$/.test(kind)) {
-    const pods = state.pods.filter((p) => p.namespace === namespace && p.owner === name);
-    if (pods.length === 0) throw new LocalError(`deployment "${name}" not found in namespace "${namespace}"`);
+  if (/^(deployments?|deploy|deployments?\.apps|daemonsets?|ds|daemonsets?\.apps)$/.test(kind)) {
+    const ds = /^(daemonsets?|ds|daemonsets?\.apps)$/.test(kind);
+    const owner = ds ? `daemonset/${name}` : name;
+    const pods = state.pods.filter((p) => p.namespace === namespace && p.owner === owner);
+    if (pods.length === 0)
+      throw new LocalError(`${ds ? "daemonset" : "deployment"} "${name}" not found in namespace "${namespace}"`);
     return pods.find((p) => podStatus(p).status === "Running") ?? pods[0]!;
   }
   const pods = namespace === SYSTEM_NAMESPACE ? systemPods(state) : state.pods;
@@ -322,7 +327,12 @@ export async function execInPod(pod: PodState, argv: readonly string[], options:
     throw new LocalError(`pod ${pod.namespace}/${pod.name} is ${pod.phase}, not Running: cannot exec into it`);
   if (!pod.netns) throw new LocalError(`${pod.name} has no network namespace of its own: nothing to exec into`);
   const c = pickContainer(pod, options.container);
-  const child = spawn("ip", ["netns", "exec", pod.netns, ...argv], {
+  // A container with volumes runs in a mount namespace and root of its own (./volumes.ts): enter them too.
+  const mounted = c.mounts?.length && c.proc && isAlive(c.proc);
+  const enter = mounted
+    ? ["nsenter", "--target", String(c.proc!.pid), "--mount", "--net", "--root", "--wd", "--", ...argv]
+    : ["ip", "netns", "exec", pod.netns, ...argv];
+  const child = spawn(enter[0]!, enter.slice(1), {
     stdio: "inherit",
     env: { PATH: options.hostPath, ...c.env },
   });

@@ -107,7 +107,8 @@ function addLabels(at: Json, key: string, labels: Json): Json {
 function labelObject(obj: Json, pairs: Json, selectors: boolean, templates: boolean): Json {
   let out = addLabels(obj, "metadata", {});
   out.metadata = addLabels(out.metadata as Json, "labels", pairs);
-  if (obj.kind !== "Deployment" || !isObject(obj.spec)) return out;
+  if (!["Deployment", "DaemonSet", "StatefulSet", "ReplicaSet"].includes(String(obj.kind)) || !isObject(obj.spec))
+    return out;
   let spec = obj.spec;
   if (selectors)
     spec = { ...spec, selector: addLabels(isObject(spec.selector) ? spec.selector : {}, "matchLabels", pairs) };

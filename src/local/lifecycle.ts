@@ -36,6 +36,7 @@ import {
   type State,
 } from "./state.js";
 import { killNetnsProcesses, securityEnv, startProcess, stopProcess, systemEnv, waitReady } from "./supervisor.js";
+import { removePodDir } from "./volumes.js";
 
 /** Longest unix socket path (sun_path is 108 bytes with the terminating NUL). */
 const MAX_SOCKET_PATH = 107;
@@ -349,6 +350,8 @@ async function removeStrays(ctx: RuntimeContext): Promise<void> {
 /** Removes what the runtime put in its state directory, then the directory if it is empty. */
 function removeStateDir(paths: RuntimePaths): void {
   for (const p of [paths.logsDir, paths.nodesDir, paths.tmpDir]) rmSync(p, { recursive: true, force: true });
+  // Pods' volumes and container roots (never through a mount: see ./volumes.ts).
+  removePodDir(join(paths.dir, "pods"));
   const files = [
     paths.stateFile,
     paths.registrySocket,

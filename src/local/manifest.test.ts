@@ -89,8 +89,8 @@ describe("manifests", () => {
     const bad: [string, string, RegExp][] = [
       [
         "kind.yaml",
-        "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n",
-        /kind\.yaml: Service\/s: unknown kind "Service"/,
+        "apiVersion: example.com/v1\nkind: Gadget\nmetadata: {name: s}\n",
+        /kind\.yaml: Gadget\/s: kind: no matches for kind "Gadget" in version "example\.com\/v1"/,
       ],
       ["yaml.yaml", "kind: Pod\n  metadata: [\n", /yaml\.yaml: malformed YAML at line/],
       [
@@ -105,8 +105,8 @@ describe("manifests", () => {
       ],
       [
         "secret.yaml",
-        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: x, env: [{name: A, valueFrom: {secretKeyRef: {name: s, key: k}}}]}]}\n",
-        /env A: only valueFrom\.fieldRef/,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, image: x, env: [{name: A, valueFrom: {resourceFieldRef: {resource: limits.cpu}}}]}]}\n",
+        /Pod\/p: spec\.containers\[0\]\.env\[0\]\.valueFrom: supported here are fieldRef, configMapKeyRef and secretKeyRef/,
       ],
       [
         "sel.yaml",

@@ -3,8 +3,12 @@
  * Upstream-style manifests for the local runtime: YAML files (multi-document), directories, and
  * kustomizations (local `resources`/`bases`, `namespace`, `commonLabels`, strategic-merge
  * `patches`/`patchesStrategicMerge`; JSON 6902 patches, `labels` and `namePrefix`/`nameSuffix`
- * in ./kustomize.ts), turned into checked objects of the kinds the examples use:
- * Namespace, NetworkService (`networkservicemesh.io/v1`), Deployment and Pod.
+ * in ./kustomize.ts; `configMapGenerator`/`secretGenerator` in ./kustomize-generators.ts), turned
+ * into checked objects: the kinds the runtime runs (Namespace, NetworkService
+ * `networkservicemesh.io/v1`, Deployment, DaemonSet, Pod; pod volumes and data-fed env in
+ * ./podspec.ts) and the kinds it stores and shows (ConfigMap, Secret, Service, RBAC, CRDs and
+ * their resources…, ./kinds.ts). An unknown kind, a field of the wrong type or a bad selector is
+ * an error naming the file, the object and the field.
  *
  * Everything is checked here, before the runtime changes anything; problems are
  * {@link LocalError}s that name the file and the object.
@@ -16,6 +20,7 @@ import { type Document, parseAllDocuments } from "yaml";
 import { type NetworkService, NetworkServiceSchema } from "../api/gen/registry_pb.js";
 import { DEFAULT_NS_PAYLOAD } from "../sdk/registry/common/setpayload/index.js";
 import { LocalError } from "./errors.js";
+import { crdKind, type StoredKind, storedKindOf } from "./kinds.js";
 import {
   applyJson6902,
   applyLabels,
@@ -24,6 +29,18 @@ import {
   json6902Ops,
   patchesJson6902,
 } from "./kustomize.js";
+import { appendNameHashes, configNames, followRenames, runGenerators } from "./kustomize-generators.js";
+import {
+  type EnvFrom,
+  type KeyRef,
+  parseEnvFrom,
+  parseValueFrom,
+  parseVolumeMounts,
+  parseVolumes,
+  type Volume,
+  type VolumeMount,
+  wrongType,
+} from "./podspec.js";
 
 /** The annotation that asks for an injected client (upstream admission webhook). */
 export const NSM_ANNOTATION = "networkservicemesh.io";
@@ -35,6 +52,8 @@ export interface RawObject {
   obj: Json;
   /** Where it came from, for messages: `file.yaml` or `file.yaml (document 2)`. */
   source: string;
+  /** Made by a kustomize generator, its name hash suffix still to come (./kustomize-generators.ts). */
+  generated?: boolean;
 }
 
 export interface EnvVar {
@@ -42,6 +61,8 @@ export interface EnvVar {
   readonly value?: string;
   /** `valueFrom.fieldRef.fieldPath`. */
   readonly fieldPath?: string;
+  /** `valueFrom.configMapKeyRef` or `valueFrom.secretKeyRef`. */
+  readonly keyRef?: KeyRef;
 }
 
 export interface ContainerSpec {
@@ -50,6 +71,8 @@ export interface ContainerSpec {
   readonly command?: readonly string[];
   readonly args?: readonly string[];
   readonly env: readonly EnvVar[];
+  readonly envFrom: readonly EnvFrom[];
+  readonly volumeMounts: readonly VolumeMount[];
   readonly workingDir?: string;
 }
 
@@ -79,6 +102,7 @@ export interface Affinity {
 }
 
 export interface PodSpec {
+  readonly volumes: readonly Volume[];
   readonly containers: readonly ContainerSpec[];
   readonly initContainers: readonly ContainerSpec[];
   readonly nodeName?: string;
@@ -102,7 +126,7 @@ export interface NetworkServiceManifest {
 }
 
 export interface WorkloadManifest {
-  readonly kind: "Deployment" | "Pod";
+  readonly kind: "Deployment" | "Pod" | "DaemonSet";
   readonly name: string;
   readonly namespace: string;
   readonly replicas: number;
@@ -115,9 +139,31 @@ export interface WorkloadManifest {
   readonly source: string;
 }
 
-export type Manifest = NamespaceManifest | NetworkServiceManifest | WorkloadManifest;
+/**
+ * An object the runtime stores and shows without running anything for it (see ./kinds.ts):
+ * ConfigMap, Secret, Service, RBAC, CRDs, custom resources…
+ */
+export interface StoredManifest {
+  readonly kind: "Object";
+  /** The object's own kind (`ConfigMap`). */
+  readonly objectKind: string;
+  readonly name: string;
+  /** "" for a cluster-scoped kind. */
+  readonly namespace: string;
+  /** The object as applied (a Secret's `stringData` folded into `data`). */
+  readonly body: Record<string, unknown>;
+  readonly source: string;
+}
 
-export const SUPPORTED_KINDS = ["Namespace", "NetworkService", "Deployment", "Pod"] as const;
+export type Manifest = NamespaceManifest | NetworkServiceManifest | WorkloadManifest | StoredManifest;
+
+/** The kinds the runtime runs something for; the stored ones are in ./kinds.ts. */
+export const SUPPORTED_KINDS = ["Namespace", "NetworkService", "Deployment", "DaemonSet", "Pod"] as const;
+
+/** The owner a workload's pods carry: the Deployment's name, or `daemonset/<name>`. */
+export function ownerKey(m: { readonly kind?: string; readonly name: string }): string {
+  return m.kind === "DaemonSet" ? `daemonset/${m.name}` : m.name;
+}
 
 // ---------------------------------------------------------------------------------------------
 // Reading files
@@ -179,7 +225,11 @@ export function loadObjects(path: string, warn: (msg: string) => void = () => {}
   }
   if (st.isDirectory()) {
     const k = kustomizationFile(abs);
-    if (k) return loadKustomization(k, warn, new Set());
+    if (k) {
+      const objects = loadKustomization(k, warn, new Set());
+      appendNameHashes(objects);
+      return objects;
+    }
     const files = readdirSync(abs)
       .filter((f) => /\.(ya?ml|json)$/.test(f))
       .sort();
@@ -256,6 +306,9 @@ const KUSTOMIZATION_FIELDS = new Set([
   "labels",
   "namePrefix",
   "nameSuffix",
+  "configMapGenerator",
+  "secretGenerator",
+  "generatorOptions",
 ]);
 
 /** A strategic-merge patch, and which objects it targets (a `patches` entry's `target`). */
@@ -345,10 +398,13 @@ function applyPatch(objects: readonly RawObject[], { patch, source, target }: Pa
   }
 }
 
+/** Kinds with a selector and a pod template, which `commonLabels` and `labels.includeSelectors` reach. */
+export const TEMPLATED_KINDS = ["Deployment", "DaemonSet", "StatefulSet", "ReplicaSet"];
+
 function applyCommonLabels(objects: readonly RawObject[], labels: Record<string, string>): void {
   for (const o of objects) {
     o.obj = strategicMerge(o.obj, { metadata: { labels } }) as Json;
-    if (o.obj.kind === "Deployment")
+    if (TEMPLATED_KINDS.includes(String(o.obj.kind)))
       o.obj = strategicMerge(o.obj, {
         spec: { selector: { matchLabels: labels }, template: { metadata: { labels } } },
       }) as Json;
@@ -363,12 +419,15 @@ function loadKustomization(file: string, warn: (msg: string) => void, seen: Set<
   for (const key of Object.keys(k))
     if (!KUSTOMIZATION_FIELDS.has(key)) warn(`${file}: ignoring unsupported field \`${key}\``);
   const objects = loadResources(k, file, warn, seen);
+  runGenerators(k, file, objects);
   const targeted = targetedPatches(k, file);
   for (const patch of [...strategicMergePatches(k, file), ...targeted.merge]) applyPatch(objects, patch);
   for (const patch of [...patchesJson6902(k, file, readText), ...targeted.json6902]) applyJson6902(objects, patch);
   if (isObject(k.commonLabels)) applyCommonLabels(objects, k.commonLabels as Record<string, string>);
   applyLabels(objects, k.labels, file);
+  const names = configNames(objects);
   applyNameAffixes(objects, k.namePrefix, k.nameSuffix, file);
+  followRenames(objects, names);
   if (typeof k.namespace === "string" && k.namespace) {
     for (const o of objects) {
       if (o.obj.kind === "Namespace") continue;
@@ -387,22 +446,31 @@ function metaOf(obj: Json): Json {
 }
 
 const DNS1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-function checkName(name: unknown, where: string, what = "metadata.name"): string {
-  if (typeof name !== "string" || name === "") throw new LocalError(`${where}: \`${what}\` is required`);
-  if (name.length > 63 || !DNS1123.test(name))
+/**
+ * A name as Kubernetes checks it: a DNS-1123 label (namespaces, services, containers: at most 63
+ * characters, no dots) or, for most objects, a DNS-1123 subdomain (dots allowed, at most 253).
+ */
+function checkName(name: unknown, where: string, what = "metadata.name", dots = false): string {
+  if (name === undefined || name === null || name === "") throw new LocalError(`${where}: \`${what}\` is required`);
+  if (typeof name !== "string") throw wrongType(where, what, "a string", name);
+  const ok = dots ? name.length <= 253 && DNS1123_SUBDOMAIN.test(name) : name.length <= 63 && DNS1123.test(name);
+  if (!ok)
     throw new LocalError(
-      `${where}: ${what} "${name}" is not a valid name (lower case letters, digits and '-', at most 63 characters)`,
+      dots
+        ? `${where}: ${what} "${name}" is not a valid name (lower case letters, digits, '-' and '.', at most 253 characters)`
+        : `${where}: ${what} "${name}" is not a valid name (lower case letters, digits and '-', at most 63 characters)`,
     );
   return name;
 }
 
 function stringMap(v: unknown, where: string, what: string): Record<string, string> {
   if (v === undefined || v === null) return {};
-  if (!isObject(v)) throw new LocalError(`${where}: \`${what}\` must be a map`);
+  if (!isObject(v)) throw wrongType(where, what, "a map", v);
   const out: Record<string, string> = {};
   for (const [k, val] of Object.entries(v)) {
-    if (val !== null && typeof val === "object") throw new LocalError(`${where}: \`${what}.${k}\` must be a string`);
+    if (val !== null && typeof val === "object") throw wrongType(where, `${what}.${k}`, "a string", val);
     out[k] = String(val ?? "");
   }
   return out;
@@ -411,84 +479,93 @@ function stringMap(v: unknown, where: string, what: string): Record<string, stri
 function scalarList(v: unknown, where: string, what: string): string[] | undefined {
   if (v === undefined || v === null) return undefined;
   if (!Array.isArray(v) || v.some((s) => s !== null && typeof s === "object"))
-    throw new LocalError(`${where}: \`${what}\` must be a list of strings`);
+    throw wrongType(where, what, "a list of strings", v);
   return v.map((s) => String(s ?? ""));
 }
 
-const FIELD_PATHS = new Set([
-  "metadata.name",
-  "metadata.namespace",
-  "metadata.uid",
-  "spec.nodeName",
-  "spec.serviceAccountName",
-  "status.podIP",
-  "status.hostIP",
-]);
-
-function parseEnvVar(e: unknown, i: number, where: string): EnvVar {
-  if (!isObject(e) || typeof e.name !== "string" || !e.name)
-    throw new LocalError(`${where}: env[${i}] needs a \`name\``);
-  if (e.valueFrom !== undefined) {
-    const fieldPath = isObject(e.valueFrom) && isObject(e.valueFrom.fieldRef) ? e.valueFrom.fieldRef.fieldPath : "";
-    if (typeof fieldPath !== "string" || !FIELD_PATHS.has(fieldPath))
-      throw new LocalError(
-        `${where}: env ${e.name}: only valueFrom.fieldRef with ${[...FIELD_PATHS].join(", ")} is supported`,
-      );
-    return { name: e.name, fieldPath };
-  }
+function parseEnvVar(e: unknown, field: string, where: string): EnvVar {
+  if (!isObject(e)) throw wrongType(where, field, "a map", e);
+  if (typeof e.name !== "string" || !e.name) throw new LocalError(`${where}: ${field}.name: required`);
+  if (e.valueFrom !== undefined) return { name: e.name, ...parseValueFrom(e.valueFrom, where, `${field}.valueFrom`) };
   if (e.value !== undefined && e.value !== null && typeof e.value === "object")
-    throw new LocalError(`${where}: env ${e.name}: \`value\` must be a string`);
+    throw wrongType(where, `${field}.value`, "a string", e.value);
   return { name: e.name, value: e.value === undefined || e.value === null ? "" : String(e.value) };
 }
 
-function parseEnv(v: unknown, where: string): EnvVar[] {
+function parseEnv(v: unknown, where: string, field: string): EnvVar[] {
   if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) throw new LocalError(`${where}: \`env\` must be a list`);
-  return v.map((e, i) => parseEnvVar(e, i, where));
+  if (!Array.isArray(v)) throw wrongType(where, field, "a list", v);
+  return v.map((e, i) => parseEnvVar(e, `${field}[${i}]`, where));
 }
 
-function parseContainers(v: unknown, where: string, what: string, required: boolean): ContainerSpec[] {
+function parseContainer(c: unknown, where: string, field: string, volumes: readonly Volume[]): ContainerSpec {
+  if (!isObject(c)) throw wrongType(where, field, "a map", c);
+  const name = checkName(c.name, where, `${field}.name`);
+  if (typeof c.image !== "string" || !c.image)
+    throw c.image === undefined
+      ? new LocalError(`${where}: container "${name}": \`image\` is required`)
+      : wrongType(where, `${field}.image`, "a string", c.image);
+  if (c.workingDir !== undefined && typeof c.workingDir !== "string")
+    throw wrongType(where, `${field}.workingDir`, "a string", c.workingDir);
+  return {
+    name,
+    image: c.image,
+    command: scalarList(c.command, where, `${field}.command`),
+    args: scalarList(c.args, where, `${field}.args`),
+    env: parseEnv(c.env, where, `${field}.env`),
+    envFrom: parseEnvFrom(c.envFrom, where, `${field}.envFrom`),
+    volumeMounts: parseVolumeMounts(c.volumeMounts, where, `${field}.volumeMounts`, volumes),
+    workingDir: c.workingDir,
+  };
+}
+
+function parseContainers(
+  v: unknown,
+  where: string,
+  what: string,
+  required: boolean,
+  volumes: readonly Volume[],
+): ContainerSpec[] {
   if (v === undefined || v === null) {
     if (required) throw new LocalError(`${where}: \`${what}\` is required`);
     return [];
   }
-  if (!Array.isArray(v) || (required && v.length === 0))
-    throw new LocalError(`${where}: \`${what}\` must be a non-empty list`);
-  return v.map((c, i) => {
-    if (!isObject(c)) throw new LocalError(`${where}: ${what}[${i}] must be an object`);
-    const name = checkName(c.name, where, `${what}[${i}].name`);
-    const at = `${where}: container "${name}"`;
-    if (typeof c.image !== "string" || !c.image) throw new LocalError(`${at}: \`image\` is required`);
-    return {
-      name,
-      image: c.image,
-      command: scalarList(c.command, at, "command"),
-      args: scalarList(c.args, at, "args"),
-      env: parseEnv(c.env, at),
-      workingDir: typeof c.workingDir === "string" ? c.workingDir : undefined,
-    };
-  });
+  if (!Array.isArray(v)) throw wrongType(where, what, "a list", v);
+  if (required && v.length === 0) throw new LocalError(`${where}: \`${what}\` must be a non-empty list`);
+  return v.map((c, i) => parseContainer(c, where, `${what}[${i}]`, volumes));
 }
 
-function parseSelector(v: unknown, where: string): LabelSelector {
+function parseSelector(v: unknown, where: string, field = "labelSelector"): LabelSelector {
   if (v === undefined || v === null) return { matchLabels: {}, matchExpressions: [] };
-  if (!isObject(v)) throw new LocalError(`${where}: labelSelector must be a map`);
+  if (!isObject(v)) throw wrongType(where, field, "a map", v);
   return {
-    matchLabels: stringMap(v.matchLabels, where, "matchLabels"),
-    matchExpressions: parseRequirements(v.matchExpressions, where),
+    matchLabels: stringMap(v.matchLabels, where, `${field}.matchLabels`),
+    matchExpressions: parseRequirements(v.matchExpressions, where, `${field}.matchExpressions`),
   };
 }
 
-function parseRequirements(v: unknown, where: string): LabelSelectorRequirement[] {
+const OPERATORS = ["In", "NotIn", "Exists", "DoesNotExist"];
+
+function parseRequirement(r: unknown, where: string, field: string): LabelSelectorRequirement {
+  if (!isObject(r)) throw wrongType(where, field, "a map", r);
+  if (typeof r.key !== "string" || !r.key) throw new LocalError(`${where}: ${field}.key: required`);
+  const op = r.operator;
+  if (typeof op !== "string" || !OPERATORS.includes(op))
+    throw new LocalError(
+      `${where}: ${field}.operator: "${String(op)}" is not a valid selector operator (${OPERATORS.join(", ")})`,
+    );
+  const values = scalarList(r.values, where, `${field}.values`) ?? [];
+  if ((op === "In" || op === "NotIn") && values.length === 0)
+    throw new LocalError(`${where}: ${field}.values: must be non-empty for operator ${op}`);
+  if ((op === "Exists" || op === "DoesNotExist") && values.length > 0)
+    throw new LocalError(`${where}: ${field}.values: must be empty for operator ${op}`);
+  return { key: r.key, operator: op as LabelSelectorRequirement["operator"], values };
+}
+
+function parseRequirements(v: unknown, where: string, field = "matchExpressions"): LabelSelectorRequirement[] {
   if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) throw new LocalError(`${where}: matchExpressions must be a list`);
-  return v.map((r) => {
-    if (!isObject(r) || typeof r.key !== "string") throw new LocalError(`${where}: a match expression needs a key`);
-    const op = r.operator;
-    if (op !== "In" && op !== "NotIn" && op !== "Exists" && op !== "DoesNotExist")
-      throw new LocalError(`${where}: match expression operator "${String(op)}" is not supported`);
-    return { key: r.key, operator: op, values: scalarList(r.values, where, "values") ?? [] };
-  });
+  if (!Array.isArray(v)) throw wrongType(where, field, "a list", v);
+  return v.map((r, i) => parseRequirement(r, where, `${field}[${i}]`));
 }
 
 function parseTerms(v: unknown, where: string): PodAffinityTerm[] {
@@ -527,20 +604,25 @@ function parseAffinity(v: unknown, where: string): Affinity {
   };
 }
 
-function parsePodSpec(v: unknown, where: string): PodSpec {
-  if (!isObject(v)) throw new LocalError(`${where}: the pod \`spec\` is required`);
-  const containers = parseContainers(v.containers, where, "containers", true);
-  const initContainers = parseContainers(v.initContainers, where, "initContainers", false);
+function parsePodSpec(v: unknown, where: string, field = "spec"): PodSpec {
+  if (v === undefined || v === null) throw new LocalError(`${where}: the pod \`${field}\` is required`);
+  if (!isObject(v)) throw wrongType(where, field, "a map", v);
+  const volumes = parseVolumes(v.volumes, where, `${field}.volumes`);
+  const containers = parseContainers(v.containers, where, `${field}.containers`, true, volumes);
+  const initContainers = parseContainers(v.initContainers, where, `${field}.initContainers`, false, volumes);
   const names = new Set<string>();
   for (const c of [...initContainers, ...containers]) {
     if (names.has(c.name)) throw new LocalError(`${where}: two containers are named "${c.name}"`);
     names.add(c.name);
   }
+  if (v.nodeName !== undefined && v.nodeName !== null && typeof v.nodeName !== "string")
+    throw wrongType(where, `${field}.nodeName`, "a string", v.nodeName);
   return {
+    volumes,
     containers,
     initContainers,
     nodeName: typeof v.nodeName === "string" && v.nodeName ? v.nodeName : undefined,
-    nodeSelector: stringMap(v.nodeSelector, where, "nodeSelector"),
+    nodeSelector: stringMap(v.nodeSelector, where, `${field}.nodeSelector`),
     affinity: parseAffinity(v.affinity, where),
   };
 }
@@ -577,36 +659,101 @@ function checkPod(obj: Json, base: ObjectBase): WorkloadManifest {
     replicas: 1,
     labels: stringMap(meta.labels, label, "metadata.labels"),
     annotations: stringMap(meta.annotations, label, "metadata.annotations"),
-    spec: parsePodSpec(obj.spec, label),
+    spec: parsePodSpec(obj.spec, label, "spec"),
     rawSpec: obj.spec,
     source,
   };
 }
 
+function checkReplicas(spec: Json, label: string): number {
+  const replicas = spec.replicas === undefined || spec.replicas === null ? 1 : spec.replicas;
+  if (typeof replicas !== "number") throw wrongType(label, "spec.replicas", "an integer", replicas);
+  if (!Number.isInteger(replicas) || replicas < 0 || replicas > 100)
+    throw new LocalError(`${label}: spec.replicas: ${replicas} is not an integer from 0 to 100`);
+  return replicas;
+}
+
 function checkDeployment(obj: Json, base: ObjectBase): WorkloadManifest {
   const { label, name, namespace, source } = base;
-  const spec = isObject(obj.spec) ? obj.spec : undefined;
-  if (!spec) throw new LocalError(`${label}: \`spec\` is required`);
-  const replicas = spec.replicas === undefined || spec.replicas === null ? 1 : spec.replicas;
-  if (typeof replicas !== "number" || !Number.isInteger(replicas) || replicas < 0 || replicas > 100)
-    throw new LocalError(`${label}: replicas must be an integer from 0 to 100`);
-  const template = isObject(spec.template) ? spec.template : undefined;
-  if (!template) throw new LocalError(`${label}: \`spec.template\` is required`);
+  if (obj.spec === undefined || obj.spec === null) throw new LocalError(`${label}: \`spec\` is required`);
+  if (!isObject(obj.spec)) throw wrongType(label, "spec", "a map", obj.spec);
+  const spec = obj.spec;
+  const replicas = obj.kind === "DaemonSet" ? 0 : checkReplicas(spec, label);
+  if (spec.template === undefined) throw new LocalError(`${label}: \`spec.template\` is required`);
+  if (!isObject(spec.template)) throw wrongType(label, "spec.template", "a map", spec.template);
+  const template = spec.template;
   const tmeta = metaOf(template);
   const labels = stringMap(tmeta.labels, label, "spec.template.metadata.labels");
-  const selector = parseSelector(spec.selector, label);
+  const selector = parseSelector(spec.selector, label, "spec.selector");
   if (Object.keys(selector.matchLabels).length > 0 && !matchesLabels(selector.matchLabels, labels))
     throw new LocalError(`${label}: spec.selector does not match the template labels`);
   return {
-    kind: "Deployment",
+    kind: obj.kind === "DaemonSet" ? "DaemonSet" : "Deployment",
     name,
     namespace,
     replicas,
     labels,
     annotations: stringMap(tmeta.annotations, label, "spec.template.metadata.annotations"),
-    spec: parsePodSpec(template.spec, label),
+    spec: parsePodSpec(template.spec, label, "spec.template.spec"),
     rawSpec: template,
     source,
+  };
+}
+
+const CONFIG_KEY = /^[-._a-zA-Z0-9]+$/;
+
+function checkConfigKeys(data: Record<string, string>, label: string, field: string): void {
+  for (const key of Object.keys(data))
+    if (key.length > 253 || !CONFIG_KEY.test(key) || key === "." || key === "..")
+      throw new LocalError(`${label}: ${field}: "${key}" is not a valid key (letters, digits, '-', '_' and '.')`);
+}
+
+function stringData(v: unknown, label: string, field: string): Record<string, string> {
+  if (v === undefined || v === null) return {};
+  if (!isObject(v)) throw wrongType(label, field, "a map", v);
+  for (const [k, val] of Object.entries(v))
+    if (typeof val !== "string") throw wrongType(label, `${field}.${k}`, "a string", val);
+  checkConfigKeys(v as Record<string, string>, label, field);
+  return v as Record<string, string>;
+}
+
+function base64Data(v: unknown, label: string, field: string): Record<string, string> {
+  const data = stringData(v, label, field);
+  for (const [k, val] of Object.entries(data))
+    if (!/^[A-Za-z0-9+/\s]*={0,2}\s*$/.test(val))
+      throw new LocalError(`${label}: ${field}.${k}: not valid base64 (use stringData for plain text)`);
+  return data;
+}
+
+/** A ConfigMap or Secret: its data checked; a Secret's `stringData` folded into `data` (base64). */
+function checkConfigData(obj: Json, label: string): Json {
+  if (obj.kind === "ConfigMap") {
+    const data = stringData(obj.data, label, "data");
+    const binaryData = base64Data(obj.binaryData, label, "binaryData");
+    const twice = Object.keys(data).find((k) => k in binaryData);
+    if (twice) throw new LocalError(`${label}: data.${twice}: also in binaryData`);
+    return obj;
+  }
+  const data = base64Data(obj.data, label, "data");
+  const plain = stringData(obj.stringData, label, "stringData");
+  if (obj.type !== undefined && typeof obj.type !== "string") throw wrongType(label, "type", "a string", obj.type);
+  const folded = { ...data };
+  for (const [k, v] of Object.entries(plain)) folded[k] = Buffer.from(v).toString("base64");
+  const { stringData: _s, ...rest } = obj;
+  return { ...rest, type: obj.type ?? "Opaque", data: folded };
+}
+
+function checkStored(obj: Json, base: ObjectBase, stored: StoredKind): StoredManifest {
+  const body = obj.kind === "ConfigMap" || obj.kind === "Secret" ? checkConfigData(obj, base.label) : obj;
+  const namespace = stored.clusterScoped ? "" : base.namespace;
+  const metadata = { ...base.meta, name: base.name, ...(namespace ? { namespace } : {}) };
+  return {
+    kind: "Object",
+    objectKind: stored.kind,
+    name: base.name,
+    namespace,
+    body: { ...body, metadata },
+    source: base.source,
   };
 }
 
@@ -620,19 +767,34 @@ interface ObjectBase {
   readonly namespace: string;
 }
 
-/** Checks one raw object and returns it typed. */
-export function checkObject(raw: RawObject, defaultNamespace = "default"): Manifest {
-  const { obj, source } = raw;
+/** The kind of an object: one the runtime runs, one it stores, or a one-line error naming the object. */
+function kindOf(obj: Json, source: string, label: string, crds: readonly StoredKind[]): StoredKind | undefined {
   const kind = obj.kind;
+  if (kind === undefined || kind === null || kind === "") throw new LocalError(`${source}: the object has no \`kind\``);
+  if (typeof kind !== "string") throw wrongType(label, "kind", "a string", kind);
+  if ((SUPPORTED_KINDS as readonly string[]).includes(kind)) return undefined;
+  const stored = storedKindOf(kind, crds);
+  if (stored) return stored;
+  throw new LocalError(
+    `${label}: kind: no matches for kind "${kind}" in version "${String(obj.apiVersion ?? "")}" (known here: ${SUPPORTED_KINDS.join(", ")}, ConfigMap, Secret, Service, RBAC and the kinds of CustomResourceDefinitions)`,
+  );
+}
+
+/** Checks one raw object and returns it typed; `crds`: kinds defined by CustomResourceDefinitions. */
+export function checkObject(raw: RawObject, defaultNamespace = "default", crds: readonly StoredKind[] = []): Manifest {
+  const { obj, source } = raw;
+  if (obj.metadata !== undefined && !isObject(obj.metadata))
+    throw wrongType(`${source}: ${String(obj.kind ?? "?")}`, "metadata", "a map", obj.metadata);
   const meta = metaOf(obj);
-  const label = `${source}: ${String(kind ?? "?")}/${String(meta.name ?? "?")}`;
-  if (typeof kind !== "string" || !kind) throw new LocalError(`${source}: the object has no \`kind\``);
-  if (!(SUPPORTED_KINDS as readonly string[]).includes(kind))
-    throw new LocalError(`${label}: unknown kind "${kind}" (supported: ${SUPPORTED_KINDS.join(", ")})`);
-  const name = checkName(meta.name, label);
+  const label = `${source}: ${String(obj.kind ?? "?")}/${String(meta.name ?? "?")}`;
+  const stored = kindOf(obj, source, label, crds);
+  const kind = obj.kind as string;
+  const plainName = kind === "Namespace" || kind === "Service";
+  const name = checkName(meta.name, label, "metadata.name", !plainName);
   const namespace =
     meta.namespace === undefined ? defaultNamespace : checkName(meta.namespace, label, "metadata.namespace");
   const base: ObjectBase = { source, label, meta, name, namespace };
+  if (stored) return checkStored(obj, base, stored);
   switch (kind) {
     case "Namespace":
       return { kind, name, annotations: stringMap(meta.annotations, label, "metadata.annotations"), source };
@@ -645,23 +807,39 @@ export function checkObject(raw: RawObject, defaultNamespace = "default"): Manif
   }
 }
 
+/** The kinds CustomResourceDefinitions among `raws` define. */
+function definedKinds(raws: readonly RawObject[]): StoredKind[] {
+  return raws
+    .filter((r) => r.obj.kind === "CustomResourceDefinition")
+    .map((r) => crdKind(r.obj))
+    .filter((k): k is StoredKind => k !== undefined);
+}
+
+/** The identity of a manifest for duplicate checks: `Kind/namespace/name`. */
+function identity(m: Manifest): string {
+  const kind = m.kind === "Object" ? m.objectKind : m.kind;
+  return `${kind}/${m.kind === "Namespace" ? "" : m.namespace}/${m.name}`;
+}
+
 /**
  * Loads and checks every object of `paths` (files or directories); objects without a namespace
- * go to `defaultNamespace` (kubectl's `-n`).
+ * go to `defaultNamespace` (kubectl's `-n`). `crds`: kinds already defined in the runtime.
  */
 export function loadManifests(
   paths: readonly string[],
   warn: (msg: string) => void = () => {},
   defaultNamespace = "default",
+  crds: readonly StoredKind[] = [],
 ): Manifest[] {
   if (paths.length === 0) throw new LocalError("no manifests given: use -f FILE|DIR");
   checkName(defaultNamespace, "-n", "namespace");
-  const out: Manifest[] = [];
-  for (const p of paths) for (const raw of loadObjects(p, warn)) out.push(checkObject(raw, defaultNamespace));
+  const raws = paths.flatMap((p) => loadObjects(p, warn));
+  const kinds = [...crds, ...definedKinds(raws)];
+  const out = raws.map((raw) => checkObject(raw, defaultNamespace, kinds));
   const seen = new Set<string>();
   for (const m of out) {
-    const key = `${m.kind}/${m.kind === "Namespace" ? "" : m.namespace}/${m.name}`;
-    if (seen.has(key)) throw new LocalError(`${m.source}: ${m.kind}/${m.name} appears twice`);
+    const key = identity(m);
+    if (seen.has(key)) throw new LocalError(`${m.source}: ${describe(m)} appears twice`);
     seen.add(key);
   }
   return out;
@@ -669,7 +847,7 @@ export function loadManifests(
 
 /** Human form of an object: `deployment/nse-kernel`. */
 export function describe(m: Manifest): string {
-  return `${m.kind.toLowerCase()}/${m.name}`;
+  return `${(m.kind === "Object" ? m.objectKind : m.kind).toLowerCase()}/${m.name}`;
 }
 
 /** The base name of an image (`ghcr.io/networkservicemesh/ci/cmd-nsc:v1` → `cmd-nsc`). */

@@ -62,6 +62,11 @@ export async function addNetns(name: string): Promise<void> {
   }
 }
 
+/** Adds `address` (with its prefix length) to a link of a namespace. */
+export async function addAddress(name: string, link: string, address: string): Promise<void> {
+  await ip(["-n", name, "addr", "add", address, "dev", link]);
+}
+
 /** Deletes a namespace; an absent one counts as deleted. */
 export async function deleteNetns(name: string): Promise<void> {
   const r = await run(["netns", "del", name]);

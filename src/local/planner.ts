@@ -20,10 +20,14 @@ import {
   type Manifest,
   type NamespaceManifest,
   type NetworkServiceManifest,
+  ownerKey,
+  type StoredManifest,
   type WorkloadManifest,
 } from "./manifest.js";
 import { netnsName } from "./netns.js";
-import { buildPod, deploymentPodName, hashOf, podNsurls } from "./pods.js";
+import { type ConfigLookup, configData } from "./pod-data.js";
+import { nextPodIP, nodeIndex, usedPodIPs } from "./pod-network.js";
+import { buildPod, deploymentPodName, hashOf, podNsurls, suffixedPodName } from "./pods.js";
 import { type PlacedPod, placePod } from "./schedule.js";
 import type { DeploymentState, PodState, RuntimePaths, State } from "./state.js";
 
@@ -45,6 +49,11 @@ export type ApplyAction =
       readonly json: unknown;
       readonly result: "registered" | "configured" | "unchanged";
     }
+  | {
+      readonly type: "object";
+      readonly manifest: StoredManifest;
+      readonly result: "created" | "configured" | "unchanged";
+    }
   | { readonly type: "delete-pods"; readonly pods: readonly PodState[] }
   | { readonly type: "deployment"; readonly deployment: DeploymentState; readonly result: WorkloadResult }
   | { readonly type: "pod"; readonly name: string; readonly result: WorkloadResult }
@@ -58,6 +67,8 @@ export interface PlanInput {
   /** Identity env of every NSM container (see `securityEnv`). */
   readonly security: Readonly<Record<string, string>>;
   readonly host: Host;
+  /** ConfigMaps and Secrets (the state's, with those of this apply). @default the state's */
+  readonly configs?: ConfigLookup;
 }
 
 /** A pod to create: which workload, its name, and the NSURLs of its injected client. */
@@ -80,7 +91,32 @@ function byKind(manifests: readonly Manifest[]) {
   return {
     namespaces: manifests.filter((m): m is NamespaceManifest => m.kind === "Namespace"),
     services: manifests.filter((m): m is NetworkServiceManifest => m.kind === "NetworkService"),
-    workloads: manifests.filter((m): m is WorkloadManifest => m.kind === "Deployment" || m.kind === "Pod"),
+    workloads: manifests.filter(
+      (m): m is WorkloadManifest => m.kind === "Deployment" || m.kind === "Pod" || m.kind === "DaemonSet",
+    ),
+    stored: manifests.filter((m): m is StoredManifest => m.kind === "Object"),
+  };
+}
+
+/** The stored object of `state` with this kind, namespace and name. */
+export function storedObject(state: State, kind: string, namespace: string, name: string) {
+  return (state.objects ?? []).find((o) => o.kind === kind && o.namespace === namespace && o.name === name);
+}
+
+function objectAction(state: State, m: StoredManifest): ApplyAction {
+  const existing = storedObject(state, m.objectKind, m.namespace, m.name);
+  const changed = existing && JSON.stringify(existing.body) !== JSON.stringify(m.body);
+  const result = !existing ? "created" : changed ? "configured" : "unchanged";
+  return { type: "object", manifest: m, result };
+}
+
+/** ConfigMaps and Secrets as this apply leaves them: the applied ones over the stored ones. */
+function configLookup(state: State, stored: readonly StoredManifest[]): ConfigLookup {
+  return (from, namespace, name) => {
+    const kind = from === "configMap" ? "ConfigMap" : "Secret";
+    const applied = stored.find((m) => m.objectKind === kind && m.namespace === namespace && m.name === name);
+    const body = applied?.body ?? storedObject(state, kind, namespace, name)?.body;
+    return body ? configData(body) : undefined;
   };
 }
 
@@ -88,7 +124,7 @@ function checkNamespacesExist(state: State, namespaces: readonly NamespaceManife
   const known = (ns: string) =>
     ns === "default" || namespaces.some((n) => n.name === ns) || state.namespaces.some((n) => n.name === ns);
   for (const m of objects) {
-    if (m.kind !== "Namespace" && !known(m.namespace))
+    if (m.kind !== "Namespace" && m.namespace !== "" && !known(m.namespace))
       throw new LocalError(
         `${m.source}: ${describe(m)}: namespace "${m.namespace}" not found (add a Namespace object)`,
       );
@@ -139,7 +175,7 @@ function decideDeployment(
 ): void {
   const { state, host } = input;
   const templateHash = hashOf([m.labels, m.annotations, m.rawSpec, nsurls ?? ""]);
-  const dep = state.deployments.find((x) => x.namespace === m.namespace && x.name === m.name);
+  const dep = state.deployments.find((x) => x.namespace === m.namespace && x.name === m.name && !x.kind);
   const owned = state.pods.filter((p) => p.namespace === m.namespace && p.owner === m.name);
   const replaced = dep !== undefined && dep.templateHash !== templateHash;
   const keep = replaced ? [] : owned;
@@ -165,6 +201,35 @@ function decideDeployment(
   }
 }
 
+/** A DaemonSet: one pod on every node (pinned by nodeName); a changed template replaces them all. */
+function decideDaemonSet(input: PlanInput, m: WorkloadManifest, nsurls: string | undefined, d: WorkloadDecisions) {
+  const { state, host } = input;
+  const templateHash = hashOf([m.labels, m.annotations, m.rawSpec, nsurls ?? ""]);
+  const ds = state.deployments.find((x) => x.namespace === m.namespace && x.name === m.name && x.kind === "DaemonSet");
+  const owned = state.pods.filter((p) => p.namespace === m.namespace && p.owner === ownerKey(m));
+  const replaced = ds !== undefined && ds.templateHash !== templateHash;
+  if (replaced) for (const p of owned) d.remove.add(p);
+  const keep = replaced ? [] : owned;
+  const nodes = state.nodes.map((n) => n.name).filter((n) => !keep.some((p) => p.node === n));
+  const result = !ds ? "created" : replaced || nodes.length > 0 ? "configured" : "unchanged";
+  const createdAt = ds?.createdAt ?? new Date(host.now()).toISOString();
+  const replicas = state.nodes.length;
+  const daemonSet = {
+    kind: "DaemonSet" as const,
+    namespace: m.namespace,
+    name: m.name,
+    replicas,
+    templateHash,
+    createdAt,
+  };
+  d.actions.push({ type: "deployment", deployment: { ...daemonSet, template: m }, result });
+  for (const node of nodes) {
+    const name = suffixedPodName(m.name, (n) => d.taken.has(`${m.namespace}/${n}`), host.randomBytes);
+    d.taken.add(`${m.namespace}/${name}`);
+    d.wanted.push({ m: { ...m, spec: { ...m.spec, nodeName: node } }, name, nsurls });
+  }
+}
+
 function decideWorkloads(
   input: PlanInput,
   namespaces: readonly NamespaceManifest[],
@@ -182,16 +247,26 @@ function decideWorkloads(
   for (const m of workloads) {
     const nsurls = podNsurls(m.annotations, nsAnnotations(m.namespace));
     if (m.kind === "Pod") decidePod(state, m, nsurls, d);
+    else if (m.kind === "DaemonSet") decideDaemonSet(input, m, nsurls, d);
     else decideDeployment(input, m, nsurls, d);
   }
   return d;
 }
 
-/** Builds the pod for `w` on `nodeName`, with a netns name no other pod has. */
-function buildPlacedPod(input: PlanInput, w: WantedPod, nodeName: string, netnsTaken: Set<string>): PodState {
+/** Builds the pod for `w` on `nodeName`, with a netns name and an IP no other pod has. */
+function buildPlacedPod(
+  input: PlanInput,
+  w: WantedPod,
+  nodeName: string,
+  taken: { netns: Set<string>; ips: Set<string> },
+): PodState {
   const { paths, state, config } = input;
   const node = state.nodes.find((n) => n.name === nodeName)!;
+  const podIP = nextPodIP(nodeIndex(state, nodeName), taken.ips);
+  if (podIP) taken.ips.add(podIP);
   let pod = buildPod({
+    config: input.configs ?? configLookup(state, []),
+    podIP,
     paths,
     manifest: w.m,
     name: w.name,
@@ -202,8 +277,8 @@ function buildPlacedPod(input: PlanInput, w: WantedPod, nodeName: string, netnsT
     security: input.security,
     host: input.host,
   });
-  if (netnsTaken.has(pod.netns)) pod = { ...pod, netns: netnsName(paths.prefix, pod.namespace, pod.name, pod.uid) };
-  netnsTaken.add(pod.netns);
+  if (taken.netns.has(pod.netns)) pod = { ...pod, netns: netnsName(paths.prefix, pod.namespace, pod.name, pod.uid) };
+  taken.netns.add(pod.netns);
   return pod;
 }
 
@@ -216,7 +291,7 @@ function placePods(input: PlanInput, wanted: readonly WantedPod[], removing: Rea
   const { state } = input;
   const placed: PlacedPod[] = state.pods.filter((p) => !removing.has(p));
   const nodes = state.nodes.map((n) => n.name);
-  const netnsTaken = new Set(state.pods.map((p) => p.netns));
+  const taken = { netns: new Set(state.pods.map((p) => p.netns)), ips: usedPodIPs(state) };
   const created: PodState[] = [];
   let pending = [...wanted.filter((w) => !w.nsurls), ...wanted.filter((w) => w.nsurls)];
   while (pending.length > 0) {
@@ -235,7 +310,7 @@ function placePods(input: PlanInput, wanted: readonly WantedPod[], removing: Rea
         deferred.push(w);
         continue;
       }
-      const pod = buildPlacedPod(input, w, nodeName, netnsTaken);
+      const pod = buildPlacedPod(input, w, nodeName, taken);
       placed.push({ ...pod, affinity: w.m.spec.affinity });
       created.push(pod);
     }
@@ -246,13 +321,15 @@ function placePods(input: PlanInput, wanted: readonly WantedPod[], removing: Rea
 }
 
 /** The actions of `nsm apply` for `manifests` (see the module doc for their order). */
-export function planApply(input: PlanInput, manifests: readonly Manifest[]): ApplyAction[] {
-  const { namespaces, services, workloads } = byKind(manifests);
-  checkNamespacesExist(input.state, namespaces, [...services, ...workloads]);
+export function planApply(planInput: PlanInput, manifests: readonly Manifest[]): ApplyAction[] {
+  const { namespaces, services, workloads, stored } = byKind(manifests);
+  const input = { ...planInput, configs: configLookup(planInput.state, stored) };
+  checkNamespacesExist(input.state, namespaces, [...services, ...stored, ...workloads]);
   const decisions = decideWorkloads(input, namespaces, workloads);
   const created = placePods(input, decisions.wanted, decisions.remove);
   const actions: ApplyAction[] = [
     ...namespaces.map((n) => namespaceAction(input.state, n)),
+    ...stored.map((o) => objectAction(input.state, o)),
     ...services.map((s) => serviceAction(input.state, s)),
   ];
   if (decisions.remove.size > 0) actions.push({ type: "delete-pods", pods: [...decisions.remove] });
@@ -274,13 +351,26 @@ export interface DeletePlan {
   readonly services: ReadonlySet<string>;
   /** Namespaces to forget. */
   readonly namespaces: readonly string[];
+  /** Stored objects to forget, as `Kind/namespace/name` (see {@link objectKey}). */
+  readonly objects: ReadonlySet<string>;
   /** Lines to report, in order. */
   readonly deleted: readonly string[];
   /** Objects that do not exist (reported, not an error). */
   readonly missing: readonly string[];
 }
 
+/** The key of a Deployment (`namespace/name`) or DaemonSet (`namespace/daemonset/name`) in a {@link DeletePlan}. */
+export function deploymentKey(namespace: string, name: string, kind?: "DaemonSet"): string {
+  return kind ? `${namespace}/daemonset/${name}` : `${namespace}/${name}`;
+}
+
+/** The key of a stored object in a {@link DeletePlan}. */
+export function objectKey(kind: string, namespace: string, name: string): string {
+  return `${kind}/${namespace}/${name}`;
+}
+
 interface DeleteCollector {
+  readonly objects: Set<string>;
   readonly pods: Set<PodState>;
   readonly deployments: Set<string>;
   readonly services: Set<string>;
@@ -290,21 +380,26 @@ interface DeleteCollector {
 
 function deleteNamespace(state: State, name: string, c: DeleteCollector): void {
   for (const p of state.pods.filter((p) => p.namespace === name)) c.pods.add(p);
-  for (const d of state.deployments.filter((d) => d.namespace === name)) c.deployments.add(`${d.namespace}/${d.name}`);
+  for (const d of state.deployments.filter((d) => d.namespace === name))
+    c.deployments.add(deploymentKey(d.namespace, d.name, d.kind));
   for (const s of state.networkServices.filter((s) => s.namespace === name)) c.services.add(s.name);
+  for (const o of (state.objects ?? []).filter((o) => o.namespace === name))
+    c.objects.add(objectKey(o.kind, o.namespace, o.name));
   c.deleted.push(`namespace "${name}" deleted`);
 }
 
 function deleteWorkload(state: State, m: WorkloadManifest, c: DeleteCollector): void {
-  if (m.kind === "Deployment") {
-    const key = `${m.namespace}/${m.name}`;
-    if (!state.deployments.some((d) => `${d.namespace}/${d.name}` === key)) {
-      c.missing.push(`deployment.apps/${m.name}`);
+  if (m.kind !== "Pod") {
+    const kind = m.kind === "DaemonSet" ? "DaemonSet" : undefined;
+    const resource = kind ? "daemonset.apps" : "deployment.apps";
+    const key = deploymentKey(m.namespace, m.name, kind);
+    if (!state.deployments.some((d) => deploymentKey(d.namespace, d.name, d.kind) === key)) {
+      c.missing.push(`${resource}/${m.name}`);
       return;
     }
     c.deployments.add(key);
-    for (const p of state.pods.filter((p) => p.namespace === m.namespace && p.owner === m.name)) c.pods.add(p);
-    c.deleted.push(`deployment.apps "${m.name}" deleted`);
+    for (const p of state.pods.filter((p) => p.namespace === m.namespace && p.owner === ownerKey(m))) c.pods.add(p);
+    c.deleted.push(`${resource} "${m.name}" deleted`);
     return;
   }
   const p = state.pods.find((p) => p.namespace === m.namespace && p.name === m.name && !p.owner);
@@ -316,11 +411,28 @@ function deleteWorkload(state: State, m: WorkloadManifest, c: DeleteCollector): 
   c.deleted.push(`pod "${m.name}" deleted`);
 }
 
+function deleteStored(state: State, m: StoredManifest, c: DeleteCollector): void {
+  if (!storedObject(state, m.objectKind, m.namespace, m.name)) {
+    c.missing.push(describe(m));
+    return;
+  }
+  c.objects.add(objectKey(m.objectKind, m.namespace, m.name));
+  c.deleted.push(`${m.objectKind.toLowerCase()} "${m.name}" deleted`);
+}
+
 /** What `nsm delete` does for `manifests`: their pods, Deployments, NetworkServices and namespaces. */
 export function planDelete(state: State, manifests: readonly Manifest[]): DeletePlan {
-  const c: DeleteCollector = { pods: new Set(), deployments: new Set(), services: new Set(), deleted: [], missing: [] };
+  const c: DeleteCollector = {
+    objects: new Set(),
+    pods: new Set(),
+    deployments: new Set(),
+    services: new Set(),
+    deleted: [],
+    missing: [],
+  };
   for (const m of manifests) {
-    if (m.kind === "Namespace") {
+    if (m.kind === "Object") deleteStored(state, m, c);
+    else if (m.kind === "Namespace") {
       if (state.namespaces.some((n) => n.name === m.name)) deleteNamespace(state, m.name, c);
       else c.missing.push(describe(m));
     } else if (m.kind === "NetworkService") {

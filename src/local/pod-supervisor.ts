@@ -6,12 +6,13 @@
  * moment later). Stopping a pod stops its processes and anything else left in its netns, deletes
  * the interfaces its connections did not close, then the netns.
  */
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { findEndpoints } from "./cluster.js";
 import { type RuntimeContext, save } from "./context.js";
 import { LocalError } from "./errors.js";
 import { cliDialOptions } from "./identity.js";
 import { addNetns, deleteLinks, deleteNetns } from "./netns.js";
+import { assignPodIP } from "./pod-network.js";
 import { INIT_CLIENT_NAME, roleOf, SIDECAR_CLIENT_NAME } from "./pods.js";
 import type { ContainerState, ManagedProc, PodState, State } from "./state.js";
 import {
@@ -25,6 +26,7 @@ import {
   waitReady,
   within,
 } from "./supervisor.js";
+import { bindMounts, containerFiles, mountScript, podDir, removePodDir, writeVolumes } from "./volumes.js";
 
 /** How long `cmd-nsc-init` may keep trying to connect (ms). */
 const NSC_INIT_DEADLINE = 60_000;
@@ -114,6 +116,20 @@ async function waitContainerReady(
   return undefined;
 }
 
+/** Writes the pod's volumes and the mount script of each container that mounts them. */
+function preparePodFiles(ctx: RuntimeContext, pod: PodState): void {
+  const mounted = pod.containers.filter((c) => c.mounts && c.mounts.length > 0);
+  if (mounted.length === 0 && !pod.containers.some((c) => c.volumeEnv)) return;
+  const dir = podDir(ctx.paths.dir, pod.namespace, pod.name);
+  if (!removePodDir(dir)) throw new LocalError(`${dir} still has mounts: cannot prepare the pod's volumes`);
+  mkdirSync(dir, { recursive: true });
+  writeVolumes(dir, pod.volumes ?? []);
+  for (const c of mounted) {
+    const { script, root } = containerFiles(dir, c.name);
+    writeFileSync(script, mountScript(root, bindMounts(dir, pod.volumes ?? [], c.mounts!), c.workingDir));
+  }
+}
+
 /** Starts one pod (recorded in the state first, so a failure leaves it for `delete`/`down`). */
 async function startPod(ctx: RuntimeContext, state: State, pod: PodState): Promise<void> {
   const t = Date.now();
@@ -121,7 +137,9 @@ async function startPod(ctx: RuntimeContext, state: State, pod: PodState): Promi
   save(ctx, state);
   // A pod's logs start empty (a Pod applied again after a delete has the same log files).
   for (const c of pod.containers) writeFileSync(c.log, "");
+  preparePodFiles(ctx, pod);
   await addNetns(pod.netns);
+  await assignPodIP(pod);
   await runInitContainers(ctx, state, pod);
   const started: { c: ContainerState; s: Started }[] = [];
   for (const c of pod.containers.filter((c) => c.type === "app")) {
@@ -171,10 +189,14 @@ async function deletePod(ctx: RuntimeContext, pod: PodState): Promise<void> {
   // SIGKILL): delete them, so their veth peers in other pods go too.
   const leftover = await deleteLinks(pod.netns);
   await deleteNetns(pod.netns);
+  const kept = removePodDir(podDir(ctx.paths.dir, pod.namespace, pod.name))
+    ? ""
+    : "pod directory left in place: it still has mounts";
   const killed = results.filter((r) => r === "killed").length;
   const notes = [
     killed ? `${killed} process(es) did not stop on SIGTERM and were killed` : "",
     leftover.length ? `removed interface(s) left open: ${leftover.join(", ")}` : "",
+    kept,
   ].filter(Boolean);
   ctx.out.say(
     `  pod ${pod.namespace}/${pod.name} stopped${notes.length ? ` (${notes.join("; ")})` : ""} ${ctx.out.took(t)}`,

@@ -38,6 +38,35 @@ describe("pods", () => {
     assert.equal(pod.nsurls, undefined);
   });
 
+  it("an NSM role's env naming a file of a ConfigMap volume names the volume's file on the host", () => {
+    const firewall: WorkloadManifest = {
+      ...nse!,
+      spec: {
+        ...nse!.spec,
+        volumes: [...nse!.spec.volumes, { name: "acl", source: { type: "configMap", name: "acl", optional: false } }],
+        containers: [
+          {
+            ...nse!.spec.containers[0]!,
+            env: [...nse!.spec.containers[0]!.env, { name: "NSM_ACL_CONFIG_PATH", value: "/etc/firewall/config.yaml" }],
+            volumeMounts: [{ name: "acl", mountPath: "/etc/firewall", readOnly: true }],
+          },
+        ],
+      },
+    };
+    const config = (from: string, _ns: string, name: string) =>
+      from === "configMap" && name === "acl" ? { "config.yaml": Buffer.from("allow: {}") } : undefined;
+    const pod = buildPod({ ...common, manifest: firewall, name: "fw", node, config });
+    const [c] = pod.containers;
+    assert.equal(
+      c!.env.NSM_ACL_CONFIG_PATH,
+      join(paths.dir, "pods", "ns-kernel2kernel_fw", "volumes", "acl", "config.yaml"),
+    );
+    assert.equal(c!.volumeEnv, true);
+    assert.equal(c!.mounts, undefined, "an NSM role gets no mount namespace");
+    const acl = pod.volumes!.find((v) => v.name === "acl")!;
+    assert.equal(Buffer.from(acl.files![0]!.data, "base64").toString(), "allow: {}");
+  });
+
   it("injects nsc-init and the nsc sidecar into an annotated pod; alpine without a command sleeps", () => {
     const pod = buildPod({
       ...common,

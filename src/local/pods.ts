@@ -26,10 +26,29 @@ import { fileURLToPath } from "node:url";
 import { LocalError } from "./errors.js";
 import { FORWARDER_IMAGES, podForwarderEnv } from "./forwarder-pods.js";
 import type { Host } from "./host.js";
-import { type ContainerSpec, imageName, NSM_ANNOTATION, type WorkloadManifest } from "./manifest.js";
+import { missingCommandHint } from "./images.js";
+import { type ContainerSpec, imageName, NSM_ANNOTATION, ownerKey, type WorkloadManifest } from "./manifest.js";
 import { netnsName } from "./netns.js";
+import {
+  type ConfigLookup,
+  envFromValues,
+  keyRefValue,
+  mountReadOnly,
+  NO_CONFIG,
+  podVolumes,
+  specField,
+} from "./pod-data.js";
 import { podResolvConf } from "./pod-files.js";
 import { type ContainerState, type NodeState, type PodState, RUNTIME_MARKER_ENV, type RuntimePaths } from "./state.js";
+import {
+  containerFiles,
+  fieldValue,
+  type MountState,
+  mountedArgv,
+  podDir,
+  type VolumeState,
+  volumeSourcePath,
+} from "./volumes.js";
 
 /** The `nsm` program (bin/nsm.js next to this source tree). */
 export const NSM_BIN = fileURLToPath(new URL("../../bin/nsm.js", import.meta.url));
@@ -103,6 +122,16 @@ export function expandVars(text: string, vars: Readonly<Record<string, string>>)
 
 const SUFFIX_CHARS = "bcdfghjklmnpqrstvwxz2456789";
 
+/** `<prefix>-<5 characters>`, a name no pod has yet (`taken`), like the pods of a ReplicaSet or DaemonSet. */
+export function suffixedPodName(prefix: string, taken: (n: string) => boolean, random: Host["randomBytes"]): string {
+  for (;;) {
+    const bytes = random(5);
+    const suffix = [...bytes].map((b) => SUFFIX_CHARS[b % SUFFIX_CHARS.length]).join("");
+    const name = `${prefix}-${suffix}`;
+    if (!taken(name)) return name;
+  }
+}
+
 /** `<deployment>-<10 hex of the template>-<5 characters>`, like a ReplicaSet's pods. */
 export function deploymentPodName(
   deployment: string,
@@ -110,12 +139,7 @@ export function deploymentPodName(
   taken: (n: string) => boolean,
   random: Host["randomBytes"],
 ): string {
-  for (;;) {
-    const bytes = random(5);
-    const suffix = [...bytes].map((b) => SUFFIX_CHARS[b % SUFFIX_CHARS.length]).join("");
-    const name = `${deployment}-${templateHash}-${suffix}`;
-    if (!taken(name)) return name;
-  }
+  return suffixedPodName(`${deployment}-${templateHash}`, taken, random);
 }
 
 export function hashOf(value: unknown, length = 10): string {
@@ -153,6 +177,10 @@ export interface BuildPodInput {
   readonly security?: Readonly<Record<string, string>>;
   /** Command lookup, randomness and clock. */
   readonly host: Host;
+  /** ConfigMaps and Secrets for env and volumes. @default none */
+  readonly config?: ConfigLookup;
+  /** The pod's IP (see ./pod-network.ts). @default none */
+  readonly podIP?: string;
 }
 
 function logFile(paths: RuntimePaths, namespace: string, pod: string, container: string): string {
@@ -169,6 +197,9 @@ interface PodEnvironment {
   readonly base: Readonly<Record<string, string>>;
   /** Environment of a container running an NSM role. */
   readonly roleBase: Readonly<Record<string, string>>;
+  /** The pod's directory (volumes, mount scripts, container roots). */
+  readonly dir: string;
+  readonly volumes: readonly VolumeState[];
 }
 
 function podEnvironment(input: BuildPodInput, uid: string): PodEnvironment {
@@ -179,9 +210,14 @@ function podEnvironment(input: BuildPodInput, uid: string): PodEnvironment {
     "metadata.uid": uid,
     "spec.nodeName": node.name,
     "spec.serviceAccountName": "default",
-    "status.podIP": "",
-    "status.hostIP": "",
+    "status.podIP": input.podIP ?? "",
+    "status.podIPs": input.podIP ?? "",
+    "status.hostIP": node.address ?? "",
+    "status.hostIPs": node.address ?? "",
   };
+  const dir = podDir(paths.dir, m.namespace, name);
+  const config = input.config ?? NO_CONFIG;
+  const volumes = podVolumes({ manifest: m, config, nodeDir: node.dir, fields });
   const base = { PATH: input.hostPath, HOME: "/root", HOSTNAME: name, [RUNTIME_MARKER_ENV]: paths.prefix };
   const roleBase = {
     ...base,
@@ -195,15 +231,28 @@ function podEnvironment(input: BuildPodInput, uid: string): PodEnvironment {
     NSM_LOCAL_STATE_DIR: paths.dir,
     ...input.inherited,
   };
-  return { input, who: `pod ${m.namespace}/${name}`, fields, base, roleBase };
+  return { input, who: `pod ${m.namespace}/${name}`, fields, base, roleBase, dir, volumes };
 }
 
-/** The container's environment: the manifest's `env` over the base, with the runtime's identity. */
-function containerEnv(pod: PodEnvironment, c: ContainerSpec, role: readonly string[] | undefined) {
-  const env: Record<string, string> = { ...(role ? pod.roleBase : pod.base) };
-  for (const e of c.env) {
-    env[e.name] = e.fieldPath !== undefined ? pod.fields[e.fieldPath]! : expandVars(e.value ?? "", env);
-  }
+/** One `env` entry's value: a field, a ConfigMap/Secret key, or the text with `$(VAR)` expanded. */
+function envValue(pod: PodEnvironment, e: ContainerSpec["env"][number], field: string, env: Record<string, string>) {
+  const { manifest: m, config } = pod.input;
+  if (e.fieldPath !== undefined) return fieldValue(e.fieldPath, pod.fields, m.labels, m.annotations);
+  if (e.keyRef) return keyRefValue(m, e.keyRef, field, config ?? NO_CONFIG);
+  return expandVars(e.value ?? "", env);
+}
+
+/** The container's environment: `envFrom`, then `env`, over the base, with the runtime's identity. */
+function containerEnv(pod: PodEnvironment, c: ContainerSpec, field: string, role: readonly string[] | undefined) {
+  const m = pod.input.manifest;
+  const env: Record<string, string> = {
+    ...(role ? pod.roleBase : pod.base),
+    ...envFromValues(m, c.envFrom, field, pod.input.config ?? NO_CONFIG),
+  };
+  c.env.forEach((e, i) => {
+    const value = envValue(pod, e, `${field}.env[${i}]`, env);
+    if (value !== undefined) env[e.name] = value;
+  });
   // Upstream pods reach the SPIRE agent at /run/spire/sockets; here every process gets the
   // runtime's identity provider instead (a value pointing elsewhere is the user's choice).
   const spiffe = env.SPIFFE_ENDPOINT_SOCKET;
@@ -239,12 +288,50 @@ function hostCommandArgv(pod: PodEnvironment, c: ContainerSpec, env: Record<stri
   else argv = ["sleep", "infinity"];
   if (!pod.input.host.commandExists(argv[0]!, env.PATH ?? ""))
     throw new LocalError(
-      `${at}: command "${argv[0]}" is not found on this machine (containers run commands from the host filesystem)`,
+      `${at}: command "${argv[0]}" is not found on this machine (containers run commands from the host filesystem${missingCommandHint(argv[0]!)})`,
     );
   return argv;
 }
 
-function buildContainer(pod: PodEnvironment, c: ContainerSpec, type: "init" | "app"): ContainerState {
+/**
+ * The mounts of a container that runs a host command (NSM roles reach their sockets through env
+ * instead), and the argv that runs it in a mount namespace with them; none: `argv` as is.
+ */
+function withMounts(pod: PodEnvironment, c: ContainerSpec, argv: string[]): { argv: string[]; mounts?: MountState[] } {
+  if (c.volumeMounts.length === 0) return { argv };
+  const m = pod.input.manifest;
+  const mounts = c.volumeMounts.map((v) => ({
+    volume: v.name,
+    mountPath: v.mountPath,
+    subPath: v.subPath,
+    readOnly: mountReadOnly(m, v.name, v.readOnly),
+  }));
+  return { argv: mountedArgv(containerFiles(pod.dir, c.name).script, argv), mounts };
+}
+
+/**
+ * An NSM role runs in the pod's netns without a mount namespace (its sockets and identity are the
+ * runtime's): env values naming a path under one of its volumeMounts (`NSM_ACL_CONFIG_PATH` in a
+ * ConfigMap volume) name the volume's files on the host instead. True if any did.
+ */
+function useVolumePaths(pod: PodEnvironment, c: ContainerSpec, env: Record<string, string>): boolean {
+  let used = false;
+  for (const vm of c.volumeMounts) {
+    const v = pod.volumes.find((x) => x.name === vm.name);
+    if (!v) continue;
+    const base = volumeSourcePath(pod.dir, v);
+    const source = vm.subPath ? join(base, vm.subPath) : base;
+    const mountPath = vm.mountPath.replace(/\/+$/, "");
+    for (const [k, value] of Object.entries(env)) {
+      if (value !== mountPath && !value.startsWith(`${mountPath}/`)) continue;
+      env[k] = source + value.slice(mountPath.length);
+      used ||= v.type !== "hostPath";
+    }
+  }
+  return used;
+}
+
+function buildContainer(pod: PodEnvironment, c: ContainerSpec, field: string, type: "init" | "app"): ContainerState {
   const { paths, manifest: m, name, node } = pod.input;
   const at = `${pod.who}: container "${c.name}"`;
   let role: readonly string[] | undefined;
@@ -253,19 +340,22 @@ function buildContainer(pod: PodEnvironment, c: ContainerSpec, type: "init" | "a
   } catch (err) {
     throw new LocalError(`${at}: ${(err as Error).message}`);
   }
-  const env = containerEnv(pod, c, role);
+  const env = containerEnv(pod, c, field, role);
   useNodeSocketDir(node, env);
   if (role?.[0] === "forwarder")
     podForwarderEnv(paths, node, { namespace: m.namespace, pod: name, container: c.name }, env);
-  const argv = role ? roleArgv(node, role, env) : hostCommandArgv(pod, c, env, at);
+  const volumeEnv = role ? useVolumePaths(pod, c, env) : false;
+  const mounted = role ? { argv: roleArgv(node, role, env) } : withMounts(pod, c, hostCommandArgv(pod, c, env, at));
   return {
     name: c.name,
     type,
     injected: false,
     image: c.image,
-    argv,
+    argv: mounted.argv,
     env,
     log: logFile(paths, m.namespace, name, c.name),
+    ...(mounted.mounts ? { mounts: mounted.mounts, workingDir: c.workingDir } : {}),
+    ...(volumeEnv ? { volumeEnv } : {}),
   };
 }
 
@@ -300,8 +390,11 @@ export function buildPod(input: BuildPodInput): PodState {
   const random = Buffer.from(host.randomBytes(4)).toString("hex");
   const uid = `${hashOf([m.namespace, name, host.now(), random], 8)}-local`;
   const pod = podEnvironment(input, uid);
-  const initContainers = m.spec.initContainers.map((c) => buildContainer(pod, c, "init"));
-  const containers = m.spec.containers.map((c) => buildContainer(pod, c, "app"));
+  const spec = specField(m);
+  const initContainers = m.spec.initContainers.map((c, i) =>
+    buildContainer(pod, c, `${spec}.initContainers[${i}]`, "init"),
+  );
+  const containers = m.spec.containers.map((c, i) => buildContainer(pod, c, `${spec}.containers[${i}]`, "app"));
   if (nsurls) {
     const client = injectedClient(pod, nsurls);
     initContainers.push(client.init);
@@ -315,11 +408,13 @@ export function buildPod(input: BuildPodInput): PodState {
     netns: netnsName(paths.prefix, m.namespace, name),
     labels: m.labels,
     annotations: m.annotations,
-    owner: m.kind === "Deployment" ? m.name : undefined,
+    owner: m.kind === "Pod" ? undefined : ownerKey(m),
     nsurls,
     specHash: hashOf([m.labels, m.annotations, m.rawSpec]),
     affinity: m.spec.affinity,
     containers: [...initContainers, ...containers],
+    ...(pod.volumes.length > 0 ? { volumes: pod.volumes } : {}),
+    ...(input.podIP ? { podIP: input.podIP } : {}),
     phase: "Pending",
     createdAt: new Date(host.now()).toISOString(),
   };

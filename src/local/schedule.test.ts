@@ -8,6 +8,7 @@ const NODES = ["node-1", "node-2", "node-3"];
 
 function spec(over: Partial<PodSpec> = {}, affinity: Partial<Affinity> = {}): PodSpec {
   return {
+    volumes: [],
     containers: [],
     initContainers: [],
     nodeSelector: {},

@@ -26,6 +26,7 @@ import { join, resolve } from "node:path";
 import { LocalError } from "./errors.js";
 import type { Affinity, WorkloadManifest } from "./manifest.js";
 import { isAlive, type ProcRef, procStartTime } from "./proc.js";
+import type { MountState, VolumeState } from "./volumes.js";
 
 /** The default state directory. */
 export const DEFAULT_STATE_DIR = "/run/nsm-local";
@@ -107,6 +108,12 @@ export interface ContainerState {
   proc?: ManagedProc;
   /** Exit code of a finished init container. */
   exitCode?: number | null;
+  /** Volumes mounted in the container's own mount namespace (see ./volumes.ts). */
+  readonly mounts?: readonly MountState[];
+  /** Where the command runs (containers with mounts). */
+  readonly workingDir?: string;
+  /** An NSM role whose env names files of the pod's volumes (written at start: see ./pods.ts). */
+  readonly volumeEnv?: boolean;
 }
 
 export type PodPhase = "Pending" | "Running" | "Failed";
@@ -128,12 +135,18 @@ export interface PodState {
   /** Scheduling constraints kept for later pods' anti-affinity checks. */
   readonly affinity?: Affinity;
   containers: ContainerState[];
+  /** The pod's volumes, written when it starts. */
+  readonly volumes?: readonly VolumeState[];
+  /** The pod's IP (on its loopback: see ./pod-network.ts). */
+  readonly podIP?: string;
   phase: PodPhase;
   message?: string;
   readonly createdAt: string;
 }
 
 export interface DeploymentState {
+  /** Absent: a Deployment. A DaemonSet runs one pod per node; its pods' owner is `daemonset/<name>`. */
+  readonly kind?: "DaemonSet";
   readonly namespace: string;
   readonly name: string;
   replicas: number;
@@ -180,6 +193,18 @@ export interface State {
   networkServices: NetworkServiceState[];
   deployments: DeploymentState[];
   pods: PodState[];
+  /** ConfigMaps, Secrets and the kinds stored without meaning here (see ./kinds.ts). */
+  objects?: StoredObjectState[];
+}
+
+/** An object `apply` stored (see ./kinds.ts). */
+export interface StoredObjectState {
+  readonly kind: string;
+  /** "" for a cluster-scoped kind. */
+  readonly namespace: string;
+  readonly name: string;
+  body: Record<string, unknown>;
+  readonly createdAt: string;
 }
 
 export function emptyState(paths: RuntimePaths): State {

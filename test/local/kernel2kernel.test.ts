@@ -148,8 +148,8 @@ describe("local runtime: examples/kernel2kernel", { skip }, () => {
     };
     const cases: [string[], RegExp][] = [
       [
-        ["apply", "-f", file("svc.yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n")],
-        /unknown kind "Service"/,
+        ["apply", "-f", file("gadget.yaml", "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: web\n")],
+        /Gadget\/web: kind: no matches for kind "Gadget" in version "example\.com\/v1"/,
       ],
       [
         ["apply", "-f", file("broken.yaml", "kind: Pod\nmetadata:\n  name: x\n spec: [\n")],

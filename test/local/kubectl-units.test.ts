@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { LocalError } from "../../src/local/errors.js";
+import { describeObjects } from "../../src/local/kubectl/describe.js";
 import { goTemplate } from "../../src/local/kubectl/gotemplate.js";
 import { jsonPath } from "../../src/local/kubectl/jsonpath.js";
 import { objectsOf, systemPodList } from "../../src/local/kubectl/objects.js";
@@ -236,5 +237,25 @@ describe("wait arguments", () => {
     assert.equal(parseDuration("1m30s"), 90_000);
     assert.equal(parseDuration("500ms"), 500);
     assert.throws(() => parseDuration("soon"), /invalid duration "soon"/);
+  });
+
+  it("stored kinds: cm/secret words, kubectl's table columns, -o name with the API group, describe hides secret values", () => {
+    assert.deepEqual(parseTargets(["cm", "a.b"]), { kind: "configmaps", names: ["a.b"] });
+    assert.deepEqual(parseTargets(["rolebinding.rbac.authorization.k8s.io/x"]), { kind: "rolebindings", names: ["x"] });
+    const secret = {
+      kind: "Secret",
+      type: "Opaque",
+      metadata: { name: "s", namespace: "n", creationTimestamp: new Date().toISOString() },
+      data: { pw: Buffer.from("s3cret").toString("base64") },
+    };
+    const opts = { single: false, allNamespaces: false };
+    assert.match(render("secrets", [secret], opts), /^NAME\s+TYPE\s+DATA\s+AGE\ns\s+Opaque\s+1\s+\d+s\n$/);
+    assert.equal(
+      render("roles", [{ metadata: { name: "r" } }], { ...opts, output: "name" }),
+      "role.rbac.authorization.k8s.io/r\n",
+    );
+    const text = describeObjects("secrets", [secret]);
+    assert.match(text, /^pw: {2}6 bytes$/m);
+    assert.doesNotMatch(text, /s3cret|czNjcmV0/);
   });
 });

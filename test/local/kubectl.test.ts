@@ -176,7 +176,7 @@ describe("kubectl-compatible CLI: upstream Kernel2Kernel README", { skip }, () =
     );
     const r = await rt.nsm("apply", "-f", dir);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /Deployment\/bad: replicas must be an integer/);
+    assert.match(r.stderr, /Deployment\/bad: spec\.replicas: expected an integer, got a string/);
     assert.equal(await rt.ok("get", "ns", "ns-half", "-o", "name").catch(() => "absent"), "absent");
     assert.equal(
       JSON.stringify(

@@ -10,11 +10,12 @@ import { performActions, performDelete, planInput } from "../apply.js";
 import { type RuntimeContext, save, withLock } from "../context.js";
 import { control } from "../control.js";
 import { LocalError } from "../errors.js";
+import { resourceName } from "../kinds.js";
 import type { WorkloadManifest } from "../manifest.js";
-import { type DeletePlan, planApply } from "../planner.js";
+import { type DeletePlan, deploymentKey, objectKey, planApply } from "../planner.js";
 import { isAlive } from "../proc.js";
 import { type DeploymentState, type PodState, requireUp, type State } from "../state.js";
-import { SYSTEM_NAMESPACE, systemPodList } from "./objects.js";
+import { SYSTEM_NAMESPACE, stateCrds, storedKindOfPlural, systemPodList } from "./objects.js";
 import { type Query, selectObjects } from "./query.js";
 
 type Json = Record<string, unknown>;
@@ -29,6 +30,7 @@ function namesOf(objects: readonly Json[]): { namespace: string; name: string }[
 }
 
 interface DeleteSets {
+  readonly objects: Set<string>;
   readonly pods: Set<PodState>;
   readonly deployments: Set<string>;
   readonly services: Set<string>;
@@ -46,17 +48,34 @@ function collect(state: State, kind: Query["kind"], namespace: string, name: str
     c.deployments.add(`${namespace}/${name}`);
     add(state.pods.filter((p) => p.namespace === namespace && p.owner === name));
     c.deleted.push(`deployment.apps "${name}" deleted`);
-  } else {
+  } else if (kind === "daemonsets") {
+    c.deployments.add(deploymentKey(namespace, name, "DaemonSet"));
+    add(state.pods.filter((p) => p.namespace === namespace && p.owner === `daemonset/${name}`));
+    c.deleted.push(`daemonset.apps "${name}" deleted`);
+  } else if (kind === "namespaces") {
     add(state.pods.filter((p) => p.namespace === name));
-    for (const d of state.deployments.filter((d) => d.namespace === name)) c.deployments.add(`${name}/${d.name}`);
+    for (const d of state.deployments.filter((d) => d.namespace === name))
+      c.deployments.add(deploymentKey(name, d.name, d.kind));
     for (const s of state.networkServices.filter((s) => s.namespace === name)) c.services.add(s.name);
+    for (const o of (state.objects ?? []).filter((o) => o.namespace === name))
+      c.objects.add(objectKey(o.kind, o.namespace, o.name));
     c.deleted.push(`namespace "${name}" deleted`);
+  } else {
+    const stored = storedKindOfPlural(kind, stateCrds(state))!;
+    c.objects.add(objectKey(stored.kind, stored.clusterScoped ? "" : namespace, name));
+    c.deleted.push(`${resourceName(stored)} "${name}" deleted`);
   }
 }
 
 /** What deleting the selected user pods, Deployments or namespaces does (system pods apart). */
 function deletePlanFor(state: State, q: Query, picked: { namespace: string; name: string }[]): DeletePlan {
-  const c: DeleteSets = { pods: new Set(), deployments: new Set(), services: new Set(), deleted: [] };
+  const c: DeleteSets = {
+    objects: new Set(),
+    pods: new Set(),
+    deployments: new Set(),
+    services: new Set(),
+    deleted: [],
+  };
   for (const { namespace, name } of picked) collect(state, q.kind, namespace, name, c);
   const namespaces = q.kind === "namespaces" ? picked.map((p) => p.name) : [];
   return {
@@ -64,6 +83,7 @@ function deletePlanFor(state: State, q: Query, picked: { namespace: string; name
     deployments: c.deployments,
     services: c.services,
     namespaces,
+    objects: c.objects,
     deleted: c.deleted,
     missing: [],
   };
@@ -84,7 +104,9 @@ function checkDeletable(q: Query, picked: { namespace: string; name: string }[])
 function ownersToRefill(state: State, plan: DeletePlan): DeploymentState[] {
   const owners = new Set(plan.pods.filter((p) => p.owner).map((p) => `${p.namespace}/${p.owner}`));
   return state.deployments.filter(
-    (d) => owners.has(`${d.namespace}/${d.name}`) && !plan.deployments.has(`${d.namespace}/${d.name}`),
+    (d) =>
+      owners.has(deploymentKey(d.namespace, d.name, d.kind)) &&
+      !plan.deployments.has(deploymentKey(d.namespace, d.name, d.kind)),
   );
 }
 
@@ -139,7 +161,7 @@ export async function scale(ctx: RuntimeContext, q: Query, replicas: number): Pr
     const state = requireUp(ctx.paths);
     const picked = namesOf(selectObjects(state, q, alive));
     const deps = picked.map(
-      ({ namespace, name }) => state.deployments.find((d) => d.namespace === namespace && d.name === name)!,
+      ({ namespace, name }) => state.deployments.find((d) => d.namespace === namespace && d.name === name && !d.kind)!,
     );
     for (const d of deps) templateOf(d);
     for (const d of deps) d.replicas = replicas;

@@ -3,7 +3,7 @@
  * `nsm describe KIND NAME…`: kubectl-style `Key:  value` blocks for Pods, Deployments,
  * Namespaces and Nodes. Pure.
  */
-import { type Kind, RESOURCE_NAMES } from "./objects.js";
+import { type Kind, resourceNameOf } from "./objects.js";
 
 type Json = Record<string, unknown>;
 
@@ -37,7 +37,20 @@ function podLines(o: Json): string[] {
   ];
 }
 
+/** A stored object (ConfigMap, Secret, …): its data keys (a Secret's as byte counts, as kubectl shows them). */
+function storedLines(o: Json): string[] {
+  const data = Object.entries((o.data ?? {}) as Record<string, string>);
+  if (data.length === 0) return [];
+  const secret = o.kind === "Secret";
+  return [
+    "Data",
+    "====",
+    ...data.map(([k, v]) => (secret ? `${k}:  ${Buffer.from(v, "base64").length} bytes` : `${k}:\n----\n${v}`)),
+  ];
+}
+
 function kindLines(kind: Kind, o: Json): string[] {
+  if (!["pods", "deployments", "daemonsets", "namespaces", "nodes"].includes(kind)) return storedLines(o);
   const status = (o.status ?? {}) as Json;
   const spec = (o.spec ?? {}) as Json;
   switch (kind) {
@@ -64,7 +77,7 @@ export function describeObjects(kind: Kind, objects: readonly Json[]): string {
       const head = [
         `${pad("Name")}${String(meta.name)}`,
         ...(meta.namespace !== undefined ? [`${pad("Namespace")}${String(meta.namespace)}`] : []),
-        `${pad("Kind")}${RESOURCE_NAMES[kind]}`,
+        `${pad("Kind")}${resourceNameOf(kind)}`,
         ...mapLines(pad("Labels"), meta.labels as Json),
         ...mapLines(pad("Annotations"), meta.annotations as Json),
         `${pad("Start Time")}${String(meta.creationTimestamp)}`,

@@ -6,14 +6,18 @@
  * scripts select on: `app=nsmgr`, `app=forwarder-vpp`, `app=registry`, and `spec.nodeName`.
  * Pure: the liveness of processes comes in through `alive`.
  */
+import { BUILTIN_STORED_KINDS, crdKind, resourceName, type StoredKind, storedKindByWord } from "../kinds.js";
 import type { ManagedProc, NodeState, PodState, State } from "../state.js";
 
 type Json = Record<string, unknown>;
 
 export const SYSTEM_NAMESPACE = "nsm-system";
 
+/** The kinds the runtime runs something for, as `get` names them. */
+export type RunKind = "pods" | "deployments" | "daemonsets" | "namespaces" | "nodes";
+
 /** The kinds `get`, `delete`, `wait`, `label` and `annotate` know, by every name kubectl accepts. */
-export const KINDS: Readonly<Record<string, "pods" | "deployments" | "namespaces" | "nodes">> = {
+export const KINDS: Readonly<Record<string, RunKind>> = {
   pods: "pods",
   pod: "pods",
   po: "pods",
@@ -22,6 +26,11 @@ export const KINDS: Readonly<Record<string, "pods" | "deployments" | "namespaces
   deploy: "deployments",
   "deployment.apps": "deployments",
   "deployments.apps": "deployments",
+  daemonsets: "daemonsets",
+  daemonset: "daemonsets",
+  ds: "daemonsets",
+  "daemonset.apps": "daemonsets",
+  "daemonsets.apps": "daemonsets",
   namespaces: "namespaces",
   namespace: "namespaces",
   ns: "namespaces",
@@ -30,23 +39,61 @@ export const KINDS: Readonly<Record<string, "pods" | "deployments" | "namespaces
   no: "nodes",
 };
 
-export type Kind = (typeof KINDS)[string];
+/** A kind as `get` names it: one of {@link RunKind}, or the plural of a stored kind (`configmaps`). */
+export type Kind = string;
 
-/** The field paths `--field-selector` accepts, per kind. */
-export const FIELD_SELECTORS: Readonly<Record<Kind, readonly string[]>> = {
+/** The kinds CustomResourceDefinitions in the state define. */
+export function stateCrds(state: State | undefined): StoredKind[] {
+  return (state?.objects ?? [])
+    .filter((o) => o.kind === "CustomResourceDefinition")
+    .map((o) => crdKind(o.body))
+    .filter((k): k is StoredKind => k !== undefined);
+}
+
+/** The stored kind whose plural is `kind`, if it is one. */
+export function storedKindOfPlural(kind: Kind, crds: readonly StoredKind[] = []): StoredKind | undefined {
+  return [...BUILTIN_STORED_KINDS, ...crds].find((s) => s.plural === kind);
+}
+
+/** The `get` kind a word names (`cm` → `configmaps`), or undefined. */
+export function kindByWord(word: string, crds: readonly StoredKind[] = []): Kind | undefined {
+  return KINDS[word.toLowerCase()] ?? storedKindByWord(word, crds)?.plural;
+}
+
+/** The field paths `--field-selector` accepts, per kind (stored kinds: name and namespace). */
+export const FIELD_SELECTORS: Readonly<Record<RunKind, readonly string[]>> = {
   pods: ["metadata.name", "metadata.namespace", "spec.nodeName", "status.phase", "status.podIP"],
   deployments: ["metadata.name", "metadata.namespace"],
+  daemonsets: ["metadata.name", "metadata.namespace"],
   namespaces: ["metadata.name", "status.phase"],
   nodes: ["metadata.name"],
 };
 
-/** The singular resource name kubectl prints (`pod/x`, `deployment.apps/x`). */
-export const RESOURCE_NAMES: Readonly<Record<Kind, string>> = {
+/** The field paths `--field-selector` accepts for `kind`. */
+export function fieldSelectorsOf(kind: Kind): readonly string[] {
+  return FIELD_SELECTORS[kind as RunKind] ?? ["metadata.name", "metadata.namespace"];
+}
+
+const RUN_RESOURCE_NAMES: Readonly<Record<RunKind, string>> = {
   pods: "pod",
   deployments: "deployment.apps",
+  daemonsets: "daemonset.apps",
   namespaces: "namespace",
   nodes: "node",
 };
+
+/** The singular resource name kubectl prints (`pod/x`, `deployment.apps/x`, `configmap/x`). */
+export function resourceNameOf(kind: Kind, crds: readonly StoredKind[] = []): string {
+  const run = RUN_RESOURCE_NAMES[kind as RunKind];
+  if (run) return run;
+  const stored = storedKindOfPlural(kind, crds);
+  return stored ? resourceName(stored) : kind;
+}
+
+/** Whether objects of `kind` have no namespace. */
+export function isClusterScoped(kind: Kind, crds: readonly StoredKind[] = []): boolean {
+  return kind === "namespaces" || kind === "nodes" || storedKindOfPlural(kind, crds)?.clusterScoped === true;
+}
 
 export type Alive = (p: ManagedProc | undefined) => boolean;
 
@@ -129,13 +176,28 @@ export function userPodReady(p: PodState, alive: Alive): boolean {
 
 function containerStatus(c: PodState["containers"][number], alive: Alive): Json {
   const running = alive(c.proc);
-  const state = running ? { running: {} } : { terminated: { exitCode: c.exitCode ?? 0 } };
+  const exitCode = c.exitCode ?? 0;
+  const reason = exitCode === 0 ? "Completed" : "Error";
+  const state = running ? { running: {} } : { terminated: { exitCode, reason } };
   return { name: c.name, image: c.image, ready: running, restartCount: 0, started: running, state };
+}
+
+function podIPs(p: PodState, host: string | undefined): Json {
+  return {
+    ...(host ? { hostIP: host, hostIPs: [{ ip: host }] } : {}),
+    ...(p.podIP ? { podIP: p.podIP, podIPs: [{ ip: p.podIP }] } : {}),
+  };
 }
 
 function userPodObject(state: State, p: PodState, alive: Alive): Json {
   const host = state.nodes.find((n) => n.name === p.node)?.address;
-  const owner = p.owner ? { ownerReferences: [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: p.owner }] } : {};
+  const ds = p.owner?.startsWith("daemonset/");
+  const ownerRef = {
+    apiVersion: "apps/v1",
+    kind: ds ? "DaemonSet" : "ReplicaSet",
+    name: p.owner?.replace(/^daemonset\//, ""),
+  };
+  const owner = p.owner ? { ownerReferences: [ownerRef] } : {};
   return {
     apiVersion: "v1",
     kind: "Pod",
@@ -153,7 +215,7 @@ function userPodObject(state: State, p: PodState, alive: Alive): Json {
     },
     status: {
       phase: podPhase(p),
-      ...(host ? { hostIP: host } : {}),
+      ...podIPs(p, host),
       ...(p.message ? { message: p.message } : {}),
       conditions: readyCondition(userPodReady(p, alive)),
       containerStatuses: p.containers.filter((c) => c.type === "app").map((c) => containerStatus(c, alive)),
@@ -161,19 +223,44 @@ function userPodObject(state: State, p: PodState, alive: Alive): Json {
   };
 }
 
+function daemonSetObjects(state: State, alive: Alive): Json[] {
+  return state.deployments
+    .filter((d) => d.kind === "DaemonSet")
+    .map((d) => {
+      const pods = state.pods.filter((p) => p.namespace === d.namespace && p.owner === `daemonset/${d.name}`);
+      const ready = pods.filter((p) => userPodReady(p, alive)).length;
+      const labels = d.template?.labels ?? {};
+      return {
+        apiVersion: "apps/v1",
+        kind: "DaemonSet",
+        metadata: meta(d.name, d.createdAt, { namespace: d.namespace, labels: { ...labels } }),
+        spec: { selector: { matchLabels: { ...labels } } },
+        status: {
+          desiredNumberScheduled: state.nodes.length,
+          currentNumberScheduled: pods.length,
+          numberReady: ready,
+          updatedNumberScheduled: pods.length,
+          numberAvailable: ready,
+        },
+      };
+    });
+}
+
 function deploymentObjects(state: State, alive: Alive): Json[] {
-  return state.deployments.map((d) => {
-    const pods = state.pods.filter((p) => p.namespace === d.namespace && p.owner === d.name);
-    const ready = pods.filter((p) => userPodReady(p, alive)).length;
-    const labels = d.template?.labels ?? {};
-    return {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: meta(d.name, d.createdAt, { namespace: d.namespace, labels: { ...labels } }),
-      spec: { replicas: d.replicas, selector: { matchLabels: { ...labels } } },
-      status: { replicas: pods.length, readyReplicas: ready, availableReplicas: ready, updatedReplicas: pods.length },
-    };
-  });
+  return state.deployments
+    .filter((d) => !d.kind)
+    .map((d) => {
+      const pods = state.pods.filter((p) => p.namespace === d.namespace && p.owner === d.name);
+      const ready = pods.filter((p) => userPodReady(p, alive)).length;
+      const labels = d.template?.labels ?? {};
+      return {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: meta(d.name, d.createdAt, { namespace: d.namespace, labels: { ...labels } }),
+        spec: { replicas: d.replicas, selector: { matchLabels: { ...labels } } },
+        status: { replicas: pods.length, readyReplicas: ready, availableReplicas: ready, updatedReplicas: pods.length },
+      };
+    });
 }
 
 function namespaceObjects(state: State): Json[] {
@@ -206,6 +293,20 @@ function nodeObjects(state: State, alive: Alive): Json[] {
   }));
 }
 
+/** The stored objects of a stored kind, as applied, with their creation time. */
+function storedObjects(state: State, kind: Kind): Json[] {
+  const stored = storedKindOfPlural(kind, stateCrds(state));
+  if (!stored) return [];
+  return (state.objects ?? [])
+    .filter((o) => o.kind === stored.kind)
+    .map((o) => {
+      const body = o.body as Json;
+      const metadata = { ...((body.metadata ?? {}) as Json), ...meta(o.name, o.createdAt) };
+      if (o.namespace) metadata.namespace = o.namespace;
+      return { ...body, metadata };
+    });
+}
+
 /** Every object of `kind`, in every namespace. */
 export function objectsOf(state: State, kind: Kind, alive: Alive): Json[] {
   switch (kind) {
@@ -216,10 +317,14 @@ export function objectsOf(state: State, kind: Kind, alive: Alive): Json[] {
       ];
     case "deployments":
       return deploymentObjects(state, alive);
+    case "daemonsets":
+      return daemonSetObjects(state, alive);
     case "namespaces":
       return namespaceObjects(state);
-    default:
+    case "nodes":
       return nodeObjects(state, alive);
+    default:
+      return storedObjects(state, kind);
   }
 }
 

@@ -7,7 +7,7 @@
 import { LocalError } from "../errors.js";
 import { isAlive } from "../proc.js";
 import { loadState, type RuntimePaths } from "../state.js";
-import { isReady, RESOURCE_NAMES } from "./objects.js";
+import { isReady, resourceNameOf } from "./objects.js";
 import { type Query, selectObjects } from "./query.js";
 
 type Json = Record<string, unknown>;
@@ -55,7 +55,7 @@ export async function waitFor(
   cond: WaitCondition,
   timeoutMs: number,
 ): Promise<string[]> {
-  const resource = RESOURCE_NAMES[q.kind];
+  const resource = resourceNameOf(q.kind);
   const first = current(paths, q);
   if (cond.kind === "ready" && first.length === 0) throw new LocalError("no matching resources found");
   const watched = first.map(nameOf);
