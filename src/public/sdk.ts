@@ -110,7 +110,14 @@ export {
   parseDnsConfigs,
 } from "../sdk/networkservice/common/dnscontext/index.js";
 export {
+  type AwarenessGroups,
+  type AwarenessKey,
+  awarenessGroupOf,
+  parseAwarenessGroups,
+} from "../sdk/networkservice/common/awarenessgroups/index.js";
+export {
   EXCLUDED_PREFIXES_FILE,
+  type ExcludedPrefixesClientOptions,
   type ExcludedPrefixesServerOptions,
   excludedPrefixesClient,
   excludedPrefixesServer,
