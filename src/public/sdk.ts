@@ -84,6 +84,12 @@ export {
   type EndpointOptions,
   type MonitorConnectionService,
 } from "../sdk/networkservice/chains/endpoint/index.js";
+export {
+  type AwarenessGroups,
+  type AwarenessKey,
+  awarenessGroupOf,
+  parseAwarenessGroups,
+} from "../sdk/networkservice/common/awarenessgroups/index.js";
 // --- Standard elements for the `additional` slots
 export { type ClientInfoOptions, clientInfoClient } from "../sdk/networkservice/common/clientinfo/index.js";
 export {
@@ -109,12 +115,6 @@ export {
   dnsContextServer,
   parseDnsConfigs,
 } from "../sdk/networkservice/common/dnscontext/index.js";
-export {
-  type AwarenessGroups,
-  type AwarenessKey,
-  awarenessGroupOf,
-  parseAwarenessGroups,
-} from "../sdk/networkservice/common/awarenessgroups/index.js";
 export {
   EXCLUDED_PREFIXES_FILE,
   type ExcludedPrefixesClientOptions,
