@@ -128,10 +128,14 @@ describe("createPodServer", () => {
     const launcher = new FakeLauncher();
     launcher.hang = true;
     const h = bind(createPodServer({ launcher, template: TEMPLATE, owner: "s" }));
+    // A deadline's timer (AbortSignal.timeout) does not keep the process alive, and the hanging
+    // launcher holds nothing either: this timer does, until the call has ended.
+    const keepAlive = setTimeout(() => {}, 10_000);
     await assert.rejects(
       h.request(request({ nodeName: "node-1" }), CallContext.create({ deadline: Date.now() + 50 })),
       /still starting; try again/,
     );
+    clearTimeout(keepAlive);
     const broken = bind(createPodServer({ launcher, template: "metadata: [", owner: "s" }));
     await assert.rejects(broken.request(request({}), CallContext.create()), (e: NsmError) => e.code === Code.Internal);
   });
