@@ -23,7 +23,7 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "../api/gen/registry_pb.js";
-import { Payload } from "../api/index.js";
+import { type Connection, Payload } from "../api/index.js";
 import { createNetlinkKernel } from "../kernel/index.js";
 import { prepareVl3Netns } from "../kernel/networkservice/vl3/index.js";
 import type { NetworkServiceElement } from "../sdk/core/chain.js";
@@ -35,6 +35,7 @@ import { type Registries, registryClients } from "../sdk/grpc/registry.js";
 import { watchPrefix } from "../sdk/ipam/vl3ipam/index.js";
 import { createClient } from "../sdk/networkservice/chains/client/index.js";
 import { createEndpoint } from "../sdk/networkservice/chains/endpoint/index.js";
+import { healClient } from "../sdk/networkservice/common/heal/index.js";
 import { kernelMechanismClient, kernelMechanismServer } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsClient, mechanismsServer } from "../sdk/networkservice/common/mechanisms/index.js";
 import { refreshClient } from "../sdk/networkservice/common/refresh/index.js";
@@ -130,8 +131,18 @@ function followPrefix(cfg: Vl3Config, net: Vl3Network, sec: RoleSecurity, log: L
   });
 }
 
-/** The client chain of the peer connections: this endpoint's netns, its block announced. */
-async function peerClient(cfg: Vl3Config, net: Vl3Network, sec: RoleSecurity, signal: AbortSignal) {
+/**
+ * The client chain of the peer connections: this endpoint's netns, its block announced. Heal
+ * never reselects (a peer is one named endpoint): a connection whose peer died is closed and
+ * handed to `lost` (the peer is dropped at once, not when its registration expires).
+ */
+async function peerClient(
+  cfg: Vl3Config,
+  net: Vl3Network,
+  sec: RoleSecurity,
+  signal: AbortSignal,
+  lost: (conn: Connection) => void,
+) {
   const inodeUrl = `file:///proc/${process.pid}/ns/net`;
   return createClient({
     name: cfg.name,
@@ -139,6 +150,7 @@ async function peerClient(cfg: Vl3Config, net: Vl3Network, sec: RoleSecurity, si
     ...sec.dialOptions(),
     authorize: sec.clientAuthorize(await sec.policies("client")),
     refresh: refreshClient({ signal }),
+    heal: healClient({ signal, reselect: false, onGaveUp: lost }),
     additional: [
       vl3Client(net),
       mechanismsClient({ KERNEL: kernelMechanismClient({ inodeUrl }) }),
@@ -245,7 +257,7 @@ export async function runVl3(vars: NodeJS.ProcessEnv = process.env): Promise<num
     name: cfg.name,
     service: cfg.services[0]!,
     registry: served.registry.nse,
-    client: await peerClient(cfg, net, sec, lifetime.signal),
+    client: await peerClient(cfg, net, sec, lifetime.signal, (conn) => peers?.lost(conn)),
     labels: cfg.requestLabels,
     requestTimeoutMs: cfg.requestTimeoutMs,
     log,

@@ -153,6 +153,30 @@ describe("endpoints: examples/vl3-basic (vL3 network over two nodes)", { skip },
     assert.equal(r.code, 0, r.stdout + r.stderr);
   });
 
+  it("an endpoint killed (-9) is dropped by its peer at once, not at its registration's expiry (1 min)", async () => {
+    // Of the two, the endpoint whose name sorts last connects to the other: kill the other.
+    const [victim, peer] = (await podsOf("nse-vl3-")).map((p) => p.name).sort() as [string, string];
+    const log = join(rt.dir, "logs", `${NS}_${peer}_nse.log`);
+    const lost = () =>
+      readFileSync(log, "utf8")
+        .split("\n")
+        .filter((l) => l.includes('"msg":"vL3 peer connection lost') && l.includes(victim)).length;
+    const before = lost();
+    await rt.ok("stop", `pod/${victim}`, "-n", NS, "--kill");
+    const t0 = Date.now();
+    while (lost() === before && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 200));
+    assert.equal(lost(), before + 1, `${peer} did not drop ${victim} within 30 s`);
+    process.stdout.write(`# vl3 figure: peer_dropped ${Date.now() - t0} ms\n`);
+    await rt.ok("start", `pod/${victim}`, "-n", NS);
+    const [a, b] = clients as [string, string];
+    let back = false;
+    while (!back && Date.now() - t0 < 90_000) {
+      back = (await ping(a, addr[b]!, 1)).code === 0 && (await ping(b, addr[a]!, 1)).code === 0;
+      if (!back) await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.ok(back, "the clients did not reach each other again once the endpoint was back");
+  });
+
   it("deleting an endpoint's pod heals: the new endpoint peers again and the clients ping each other", async () => {
     const nses = await podsOf("nse-vl3-");
     const victim = nses.find((p) => p.node === "node-1")!;

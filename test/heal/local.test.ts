@@ -149,6 +149,11 @@ describe("heal on one node (local runtime)", { skip: skipReason(), timeout: 300_
     const healed = await waitHealed(rt, NS, "c1", t0);
     assert.equal(healed.endpoint, other);
     current = other;
+    // The healed connection is UP on nsmgr (not the RESELECT_REQUESTED its Request carried).
+    const states = rows(await rt.ok("get", "connections"))
+      .filter((r) => r.includes(other))
+      .map((r) => r.find((cell) => /^[A-Z_]+$/.test(cell)));
+    assert.deepEqual(states, ["UP"], "nsm get connections after the reselect");
   });
 
   it("an endpoint with NSM_UNREGISTER_ITSELF=true unregisters on a clean shutdown", async () => {

@@ -1,7 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { Connection } from "../../src/api/index.js";
+import {
+  type Connection,
+  ConnectionEventType,
+  create,
+  MonitorConnection,
+  MonitorScopeSelectorSchema,
+  State,
+} from "../../src/api/index.js";
+import { CallContext } from "../../src/sdk/core/context.js";
+import { closeChannel, dialChannel } from "../../src/sdk/grpc/dial.js";
+import { grpcClient } from "../../src/sdk/grpc/service.js";
 import { healClient } from "../../src/sdk/networkservice/common/heal/index.js";
 import { kernelMechanismServer } from "../../src/sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsServer } from "../../src/sdk/networkservice/common/mechanisms/index.js";
@@ -10,6 +20,24 @@ import { deadlineContext, nscRequest } from "../../src/sdk/testing/requests.js";
 import { createSandbox, type Sandbox } from "../../src/sdk/testing/sandbox.js";
 
 const ctx = () => deadlineContext();
+
+/** The connections a hop reports now for the client connection `nscId` (MonitorConnections' initial state). */
+async function reported(url: string, nscId: string): Promise<Connection[]> {
+  const ch = dialChannel(url);
+  const stop = new AbortController();
+  const watchCtx = CallContext.create().withCancel({ signal: stop.signal, timeoutMs: 5000 });
+  try {
+    const selector = create(MonitorScopeSelectorSchema, { pathSegments: [{ id: nscId }] });
+    for await (const e of grpcClient(MonitorConnection, ch).monitorConnections(selector, watchCtx)) {
+      assert.equal(e.type, ConnectionEventType.INITIAL_STATE_TRANSFER);
+      return Object.values(e.connections);
+    }
+    return [];
+  } finally {
+    stop.abort();
+    closeChannel(ch);
+  }
+}
 const request = (service: string, id: string) => nscRequest(service, id);
 
 function healed(): {
@@ -63,6 +91,15 @@ describe("sandbox: heal", () => {
     // The new endpoint's IPAM drops the old endpoint's addresses on a reselect.
     assert.deepEqual(after.context?.ipContext?.srcIpAddrs, ["10.2.0.1/32"], "an address from the new endpoint only");
     assert.ok(Date.now() - t0 < 5000, `healed in ${Date.now() - t0} ms`);
+    // A successful reselect leaves the connection UP, as returned and as every hop reports it.
+    assert.equal(State[after.state], "UP", "the healed connection as returned to the client");
+    await new Promise((r) => setTimeout(r, 200));
+    const hops = [sb.nodes[0]!.nsmgr, ...sb.nodes[0]!.forwarders, sb.endpoints.get("nse-b")!];
+    for (const hop of hops) {
+      const seen = await reported(hop.url, "h1-0");
+      assert.equal(seen.length, 1, `${hop.name} reports the healed connection`);
+      assert.equal(State[seen[0]!.state], "UP", `${hop.name} reports it UP`);
+    }
     await client.close(after, ctx());
   });
 

@@ -228,8 +228,8 @@ function guessKind(name: string, index: number, length: number): ElementKind {
 
 /**
  * A connection an nsmgr holds has been established by a Request that succeeded: it is failed only
- * when its state says DOWN (what heal and the monitors set on a broken path). After a reselect
- * the state still reads RESELECT_REQUESTED (the state the successful Request carried).
+ * when its state says DOWN (what heal and the monitors set on a broken path). Any other state
+ * (e.g. RESELECT_REQUESTED from an older nsmgr, before its monitor reported a reselect UP) is ok.
  */
 function rowOf(c: MeshConnection): ConnectionRow {
   return { ...c, status: c.state === "DOWN" ? "failed" : "ok", shownState: c.state };

@@ -121,6 +121,31 @@ describe("heal", () => {
     await h.close(request().connection!, CallContext.create());
   });
 
+  it("without reselect, re-requests a broken connection on the same path", async () => {
+    const gaveUp: Connection[] = [];
+    const h = client({ reselect: false, onGaveUp: (c) => gaveUp.push(c) });
+    await h.request(request(), CallContext.create());
+    hop.monitor.update(Object.assign(clone(ConnectionSchema, await watched()), { state: State.DOWN }));
+    await eventually(() => healed.length === 1);
+    assert.deepEqual(healed, ["re-request"]);
+    assert.equal(seen.closes, 0);
+    assert.deepEqual(states, [State.UP, State.UP], "never RESELECT_REQUESTED");
+    assert.deepEqual(gaveUp, []);
+    await h.close(request().connection!, CallContext.create());
+  });
+
+  it("without reselect, closes the connection and says so when the same path is gone", async () => {
+    const gaveUp: Connection[] = [];
+    const h = client({ reselect: false, onGaveUp: (c) => gaveUp.push(c) });
+    const conn = await h.request(request(), CallContext.create());
+    await watched();
+    await hop.server.stop();
+    await eventually(() => gaveUp.length === 1, 5000);
+    assert.equal(gaveUp[0]!.id, conn.id);
+    assert.deepEqual(healed, []);
+    assert.equal(seen.requests, 1, "no reselect reached the hop");
+  });
+
   it("stops watching after Close", async () => {
     const h = client();
     await h.request(request(), CallContext.create());

@@ -17,6 +17,8 @@
  * Re-requests go through begin's event factory and are retried every `retryIntervalMs` until
  * they succeed, the connection is closed, or the client's lifetime ends. Reselect = close the old
  * path (best effort), forget mechanism and endpoint, request with RESELECT_REQUESTED.
+ * With `reselect: false` (a connection to one named endpoint, e.g. a vL3 peer) a broken connection
+ * gets one re-request on the same path; if that fails, heal closes it and calls `onGaveUp`.
  * Chain placement: client chains, after begin/metadata and before dial (the client chain's
  * `heal` slot), so that it sees the channel dial keeps for the connection.
  * Per-connection state: the watcher (client metadata), stopped by Close.
@@ -56,6 +58,13 @@ export interface HealClientOptions {
   retryIntervalMs?: number;
   /** Called after each successful heal (for logs and figures). */
   onHealed?: (conn: Connection, how: "re-request" | "reselect") => void;
+  /**
+   * False: never reselect; a broken connection gets one same-path re-request, and if that
+   * fails it is closed and {@link HealClientOptions.onGaveUp} is called. @default true
+   */
+  reselect?: boolean;
+  /** Called after heal closed a connection it could not repair (only with `reselect: false`). */
+  onGaveUp?: (conn: Connection) => void;
 }
 
 export const DEFAULT_LIVENESS_CHECK_INTERVAL_MS = 200;
@@ -139,7 +148,7 @@ class Healer {
         await this.#recheckDataPlane(w, progress, attempt, ctx);
         // A failed reselect leaves the old endpoint in the stored request: every attempt
         // reselects until one gets a new path.
-        const reselect = progress.reselect;
+        const reselect = progress.reselect && this.#options.reselect !== false;
         const conn = await factory.request({ reselect });
         this.#options.onHealed?.(conn, reselect ? "reselect" : "re-request");
         ctx.log.info(
@@ -150,9 +159,20 @@ class Healer {
       } catch (err) {
         if (factory.state !== "established") return;
         ctx.log.debug({ connId: w.conn.id, attempt, err: String(err) }, "heal attempt failed");
+        if (this.#options.reselect === false) return await this.#giveUp(w, factory, ctx);
         await sleep(this.#retryMs, this.#options.signal).catch(() => {});
       }
     }
+  }
+
+  /** Closes a connection that cannot be repaired without a reselect, and says so. */
+  async #giveUp(w: Watcher, factory: EventFactory, ctx: CallContext): Promise<void> {
+    w.closed = true;
+    ctx.log.warn({ connId: w.conn.id, endpoint: w.conn.networkServiceEndpointName }, "connection lost: closing it");
+    await factory.close().catch((err: unknown) => {
+      ctx.log.warn({ connId: w.conn.id, err: String(err) }, "could not close the lost connection");
+    });
+    this.#options.onGaveUp?.(w.conn);
   }
 
   /**

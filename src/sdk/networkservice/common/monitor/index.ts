@@ -4,8 +4,9 @@
  *
  * Purpose: every hop publishes its connections. A subscriber first gets one
  * INITIAL_STATE_TRANSFER with every connection matching its selector (possibly none), then an
- * UPDATE after each successful Request, a DELETE after each Close, and an UPDATE with state
- * DOWN when a re-request of a live connection fails. A passthrough hop (nsmgr, forwarder)
+ * UPDATE after each successful Request (state UP, as begin returns it: the RESELECT_REQUESTED
+ * a healing client's Request carries down the path is not kept), a DELETE after each Close, and
+ * an UPDATE with state DOWN when a re-request of a live connection fails. A passthrough hop (nsmgr, forwarder)
  * also subscribes to the next hop (one stream per channel shared by the connections through
  * it, selector `{path_segments: [{name: own segment name}]}`, see ./downstream.ts) and
  * re-publishes what it sees as its own connection (a downstream DELETE, or a broken stream,
@@ -275,7 +276,9 @@ export function monitorServer(monitor: ConnectionMonitor): NetworkServiceElement
         if (req.connection) monitor.down(req.connection.id);
         throw err;
       }
-      monitor.update(conn);
+      // A Request that succeeded leaves the connection UP, whatever state it carried on its
+      // way (RESELECT_REQUESTED after a heal): begin returns it UP, and so is it reported.
+      monitor.update(conn.state === State.UP ? conn : { ...conn, state: State.UP });
       const channel = storedChannelOf(ctx);
       if (channel) monitor.followDownstream(conn, channel, ctx);
       return conn;

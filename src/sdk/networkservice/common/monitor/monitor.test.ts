@@ -102,6 +102,21 @@ describe("monitorServer", () => {
     assert.equal((await stream.next()).done, true, "the stream ends when its signal aborts");
   });
 
+  it("reports a connection UP after a successful Request that carried RESELECT_REQUESTED (a heal's reselect)", async () => {
+    const monitor = new ConnectionMonitor();
+    const h = bind(chain(updatePathServer("nse"), beginServer(), metadataServer(), monitorServer(monitor)));
+    const ctx = () => CallContext.create();
+    const first = await h.request(create(NetworkServiceRequestSchema, { connection: conn([["nsc", "c1"]]) }), ctx());
+    const reselect = create(NetworkServiceRequestSchema, { connection: { ...first, state: State.RESELECT_REQUESTED } });
+    const returned = await h.request(reselect, ctx());
+    assert.equal(State[returned.state], "UP", "as returned");
+    assert.deepEqual(
+      monitor.connections().map((c) => State[c.state]),
+      ["UP"],
+      "as reported on MonitorConnections",
+    );
+  });
+
   it("filters events per subscriber", async () => {
     const monitor = new ConnectionMonitor();
     const ac = new AbortController();

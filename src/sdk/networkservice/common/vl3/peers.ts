@@ -8,8 +8,11 @@
  * the endpoint whose name sorts after the other's (upstream: the one registered later, which
  * races when two start together). A peer that appears is requested until the Request works
  * (every `retryMs`); a peer that leaves the registry (unregistered or expired) is closed. The
- * watch is opened again when it breaks. {@link Vl3Peers.reannounce} requests the peers again
- * (the endpoint's block changed); {@link Vl3Peers.stop} closes every peer connection.
+ * watch is opened again when it breaks. A connection that broke under us (the peer client's heal,
+ * with reselect off, closed it: the peer died) is reported through {@link Vl3Peers.lost}: the
+ * peer is forgotten at once (its routes and DNS go) and requested again until it is back or
+ * leaves the registry. {@link Vl3Peers.reannounce} requests the peers again (the endpoint's block
+ * changed); {@link Vl3Peers.stop} closes every peer connection.
  * Failure behaviour: nothing throws; failures are logged and retried.
  */
 
@@ -52,6 +55,8 @@ export interface Vl3Peers {
   readonly connected: ReadonlyMap<string, Connection>;
   /** Requests every connected peer again (after this endpoint's block changed: the peers route the new one). */
   reannounce(): Promise<void>;
+  /** The connection to a peer was closed under us (heal gave up on it): forget it and request the peer again. */
+  lost(conn: Connection): void;
   /** Stops watching and closes every peer connection. */
   stop(): Promise<void>;
 }
@@ -91,6 +96,28 @@ async function reannounce(o: Vl3PeersOptions, peers: Map<string, Peer>, connecte
       }
     }),
   );
+}
+
+/** Follows the service's endpoints in the registry (opened again when it breaks) until `signal` aborts. */
+async function watchService(
+  o: Vl3PeersOptions,
+  retryMs: number,
+  signal: AbortSignal,
+  seen: (name: string, deleted: boolean) => void,
+): Promise<void> {
+  const query = create(NetworkServiceEndpointQuerySchema, {
+    networkServiceEndpoint: create(NetworkServiceEndpointSchema, { networkServiceNames: [o.service] }),
+    watch: true,
+  });
+  while (!signal.aborted) {
+    try {
+      const watchCtx = CallContext.create({ signal, log: o.log });
+      for await (const r of o.registry.find(query, watchCtx)) seen(r.networkServiceEndpoint?.name ?? "", r.deleted);
+    } catch (err) {
+      if (!signal.aborted) o.log.warn({ err: NsmError.from(err).toStatusString() }, "vL3 peer watch broke");
+    }
+    await sleep(retryMs, signal).catch(() => {});
+  }
 }
 
 /** Starts the peering (see the module doc). */
@@ -134,6 +161,16 @@ export function vl3Peers(o: Vl3PeersOptions): Vl3Peers {
     }
   };
 
+  const lost = (conn: Connection) => {
+    const name = conn.networkServiceEndpointName;
+    const peer = peers.get(name);
+    if (!peer?.conn || peer.conn.id !== conn.id) return;
+    peer.conn = undefined;
+    connected.delete(name);
+    o.log.warn({ peer: name }, "vL3 peer connection lost: requesting it again");
+    void connect(name, peer);
+  };
+
   const seen = (name: string, deleted: boolean) => {
     if (!connectsTo(o.name, name)) return;
     if (deleted) return void drop(name);
@@ -143,26 +180,12 @@ export function vl3Peers(o: Vl3PeersOptions): Vl3Peers {
     void connect(name, peer);
   };
 
-  const watch = async () => {
-    const query = create(NetworkServiceEndpointQuerySchema, {
-      networkServiceEndpoint: create(NetworkServiceEndpointSchema, { networkServiceNames: [o.service] }),
-      watch: true,
-    });
-    while (!lifetime.signal.aborted) {
-      try {
-        const watchCtx = CallContext.create({ signal: lifetime.signal, log: o.log });
-        for await (const r of o.registry.find(query, watchCtx)) seen(r.networkServiceEndpoint?.name ?? "", r.deleted);
-      } catch (err) {
-        if (!lifetime.signal.aborted) o.log.warn({ err: NsmError.from(err).toStatusString() }, "vL3 peer watch broke");
-      }
-      await sleep(retryMs, lifetime.signal).catch(() => {});
-    }
-  };
-  void watch();
+  void watchService(o, retryMs, lifetime.signal, seen);
 
   return {
     connected,
     reannounce: () => reannounce(o, peers, connected),
+    lost,
     async stop() {
       lifetime.abort();
       await Promise.all([...peers.keys()].map(drop));

@@ -231,4 +231,50 @@ describe("vl3 peers", () => {
     assert.deepEqual(requested, []);
     assert.deepEqual(closed.sort(), ["vl3-a", "vl3-b"]);
   });
+
+  it("a lost peer connection is dropped at once and requested again until the peer is back", async () => {
+    const life = new AbortController();
+    const registry = memoryRegistry({ signal: life.signal });
+    let peerUp = true;
+    let requests = 0;
+    const client = {
+      request: async (r: { connection?: Connection }) => {
+        requests++;
+        if (!peerUp) throw new NsmError("dial failed", Code.Unavailable);
+        return r.connection!;
+      },
+      close: async () => undefined,
+    };
+    await registry.nse.register(
+      create(NetworkServiceEndpointSchema, { name: "vl3-a", networkServiceNames: ["vl3"], url: "unix:///x" }),
+      ctx(),
+    );
+    const peers = vl3Peers({
+      name: "vl3-m",
+      service: "vl3",
+      registry: registry.nse,
+      client: client as never,
+      log: ctx().log,
+      retryMs: 20,
+    });
+    const until = async (cond: () => boolean) => {
+      for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+      assert.ok(cond());
+    };
+    try {
+      await until(() => peers.connected.size === 1);
+      const conn = peers.connected.get("vl3-a")!;
+      peerUp = false;
+      const before = requests;
+      peers.lost(conn);
+      assert.equal(peers.connected.has("vl3-a"), false, "dropped at once, not at registry expiry");
+      await until(() => requests >= before + 2);
+      assert.equal(peers.connected.size, 0, "not connected while the peer is down");
+      peerUp = true;
+      await until(() => peers.connected.has("vl3-a"));
+    } finally {
+      await peers.stop();
+      life.abort();
+    }
+  });
 });
