@@ -2,9 +2,9 @@
 /**
  * Runs an example's README as upstream's test runner (gotestmd) runs deployments-k8s READMEs:
  * every ```bash block of the "Run" section, then of the "Cleanup" section, in order (except
- * `nsm up` and `nsm down`: the test owns the runtime), each in
- * bash with `nsm` on the PATH (this repository's CLI against the test's runtime), each retried
- * every half second until it exits 0 or a minute has passed. Shell variables a block assigns
+ * `nsm up` and `nsm down`: the test owns the runtime), each in bash with `nsm` on the PATH (this
+ * repository's CLI against the test's runtime), each retried every half second until it exits 0
+ * or a minute has passed. Shell variables a block assigns
  * (`NSE_NODE=$(nsm get …)`) are kept for the blocks after it, as in one shell session.
  *
  * A test may add its own checks on a block's output (`expect`): a check that throws counts as a
@@ -71,15 +71,16 @@ export function readmeRunner(rt: TestRuntime, timeoutMs = 60_000): ReadmeRunner 
   writeFileSync(vars, "");
   const env = { ...process.env, NSM_LOCAL_STATE_DIR: rt.dir, PATH: `${join(work, "bin")}:${process.env.PATH}` };
 
-  let n = 0;
+  let attemptNo = 0;
   const attempt = async (script: string) => {
     const keep = assignedNames(script)
-      .map((n) => `printf '%s=%q\\n' ${n} "$${n}" >> '${vars}'; printf '#var %s=%s\\n' ${n} "$${n}"`)
+      .map((v) => `printf '%s=%q\\n' ${v} "$${v}" >> '${vars}'; printf '#var %s=%s\\n' ${v} "$${v}"`)
       .join("\n");
     const body = `set -e\n. '${vars}'\n${script}\n${keep}\n`;
     // Output goes to files of its own (not pipes), and the block ends when bash exits: a
     // command the README starts in the background (`… &`) runs on after its block.
-    const files = [join(work, `out-${++n}`), join(work, `err-${n}`)] as const;
+    attemptNo++;
+    const files = [join(work, `out-${attemptNo}`), join(work, `err-${attemptNo}`)] as const;
     const fds = files.map((f) => openSync(f, "w"));
     const child = spawn("bash", ["-c", body], { cwd: REPO, env, stdio: ["ignore", fds[0]!, fds[1]!] });
     for (const fd of fds) closeSync(fd);
