@@ -50,9 +50,9 @@ export function readmeBlocks(readmePath: string): ReadmeBlock[] {
   return blocks.filter((b) => (b.section === "Run" || b.section === "Cleanup") && !/^nsm (up|down)\b/m.test(b.script));
 }
 
-/** The names a block assigns at the start of a line (`NAME=…`). */
+/** The names a block assigns at the very start of a line (`NAME=…`; indented lines are inside a quoted script). */
 function assignedNames(script: string): string[] {
-  return [...script.matchAll(/^\s*([A-Za-z_][A-Za-z0-9_]*)=/gm)].map((m) => m[1]!);
+  return [...new Set([...script.matchAll(/^([A-Za-z_][A-Za-z0-9_]*)=/gm)].map((m) => m[1]!))];
 }
 
 export interface ReadmeRunner {
