@@ -144,6 +144,8 @@ export interface KernelForwarderReconciliation {
 export interface KernelForwarderElements {
   serverMechanisms: MechanismElements;
   clientMechanisms: MechanismElements;
+  /** Server elements before endpoint selection (the forwarder chain's `first`). */
+  first: NetworkServiceElement[];
   additional: NetworkServiceElement[];
   additionalClient: NetworkServiceElement[];
   /** The underlay MTU in use (undefined without a tunnel IP). */
@@ -267,10 +269,12 @@ export async function kernelForwarderElements(
   const result: KernelForwarderElements = {
     serverMechanisms,
     clientMechanisms,
-    // Namespaces passed as descriptors (upstream's grpcfd) come first / go last, see recvfd. A
-    // local endpoint is dialed directly (nsmgr's localbypass), so the endpoint's descriptor must
-    // be the netns of the process that sent it.
-    additional: [recvFdServer(), ownership.server],
+    // Namespaces passed as descriptors (upstream's grpcfd) come first / go last, see recvfd:
+    // before endpoint selection, which runs the rest once per candidate (a descriptor arrives
+    // once per call). A local endpoint is dialed directly (nsmgr's localbypass), so the
+    // endpoint's descriptor must be the netns of the process that sent it.
+    first: [recvFdServer()],
+    additional: [ownership.server],
     additionalClient: [kernelXconnectClient()],
     underlayMtu: undefined,
     wireguardPublicKey: undefined,
