@@ -101,7 +101,8 @@ describe("local runtime: connection views (kernel2kernel)", { skip }, () => {
     assert.match(out, /^ {5}metrics: .*rx_bytes=\d+/m);
     assert.match(out, /^ {2}client > nsmgr-node-1: KERNEL \(LOCAL\)$/m);
     assert.match(out, /^ {4}name: nsm-1$/m);
-    assert.match(out, /^ {4}inodeURL: file:\/\/\/proc\/\d+\/ns\/net$/m);
+    // The client's netns as a descriptor (inode://dev/ino, the default) or by path (NSM_PASS_FDS=false).
+    assert.match(out, /^ {4}inodeURL: (file:\/\/\/proc\/\d+\/ns\/net|inode:\/\/\d+\/\d+)$/m);
     assert.match(out, /^ {2}client addresses: +172\.16\.1\.101\/32$/m);
     assert.match(out, /^ {2}endpoint addresses: +172\.16\.1\.100\/32$/m);
     assert.match(out, /^DNS:$/m);

@@ -126,3 +126,18 @@ export async function relocateNetns(
   }
   return undefined;
 }
+
+/**
+ * A path to the namespace an `inode://<dev>/<ino>` URL names (as a connection shows it after a
+ * hop that passes descriptors), found among the namespaces the kernel can list; undefined when
+ * the URL is not of that form or no such namespace is reachable. For read-only views (the
+ * local runtime's traffic counters): it proves nothing about who owns the namespace.
+ */
+export async function netnsPathOfInodeUrl(
+  kernel: Pick<KernelApi, "listNetns">,
+  url: string,
+): Promise<string | undefined> {
+  const m = /^inode:\/\/([0-9]{1,20})\/([0-9]{1,20})$/.exec(url);
+  if (!m) return undefined;
+  return relocateNetns(kernel, { netns: "", netnsId: `${m[1]}:${m[2]}` });
+}
