@@ -58,9 +58,10 @@ export async function roleSecurity(env: Env, log: Logger): Promise<RoleSecurity>
       "INSECURE MODE (NSM_INSECURE=true): no mTLS, no path tokens, no authorization policies, no netns ownership checks. Debugging only.",
     );
   }
-  // Namespaces pass as descriptors on unix sockets, as upstream's do; NSM_PASS_FDS=false turns
-  // it off (every hop then names namespaces by path, checked against the caller's pid).
-  const passFds = env.bool("NSM_PASS_FDS", true);
+  // Ours, not upstream's: upstream always passes namespaces as descriptors; here it is opt-in
+  // (NSM_PASS_FDS=true) until a descriptor reliably reaches the forwarder when many clients
+  // (re)connect at once (see the README).
+  const passFds = env.bool("NSM_PASS_FDS", false);
   const sec = await createSecurity({ socket, maxTokenLifetimeMs, insecure, passFds, log });
   observeSvid(sec.source);
   if (!insecure) {

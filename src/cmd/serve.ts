@@ -38,8 +38,8 @@ export function listenUrls(env: Env, name: string, def: string): string[] {
 /**
  * Binds `server` on every URL (see {@link bindUrls}), with mTLS from `sec` (plaintext only in its
  * explicit insecure mode); connections are drained when SVIDs rotate, so new calls always present
- * current certificates. Unix sockets pass file descriptors (network namespaces, as upstream's
- * grpcfd) unless NSM_PASS_FDS=false.
+ * current certificates. With NSM_PASS_FDS=true unix sockets pass file descriptors (network
+ * namespaces, as upstream's grpcfd).
  */
 export async function listen(server: grpc.Server, urls: string[], sec: Security, log?: Logger): Promise<string[]> {
   const bound = await bindUrls(server, urls, sec.serverCredentials(), { passFds: sec.passFds });
