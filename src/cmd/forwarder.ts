@@ -137,7 +137,8 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
     monitorService: (service) => sec.monitor(service, monitorPolicies),
     serverMechanisms: dataPlane.serverMechanisms,
     clientMechanisms: dataPlane.clientMechanisms,
-    // After the data plane's elements (recvfd among them), so it sees the netns the cross-connect used.
+    first: dataPlane.first,
+    // After the data plane's elements (under recvfd), so it sees the netns the cross-connect used.
     additional: [...dataPlane.additional, counters.server],
     observe: obs.element,
     additionalClient: dataPlane.additionalClient,

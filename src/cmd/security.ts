@@ -59,7 +59,8 @@ export async function roleSecurity(env: Env, log: Logger): Promise<RoleSecurity>
     );
   }
   // Ours, not upstream's: upstream always passes namespaces as descriptors; here it is opt-in
-  // until a remote reselect with descriptors held by the forwarder heals (see the README).
+  // (NSM_PASS_FDS=true) until a descriptor reliably reaches the forwarder when many clients
+  // (re)connect at once (see the README).
   const passFds = env.bool("NSM_PASS_FDS", false);
   const sec = await createSecurity({ socket, maxTokenLifetimeMs, insecure, passFds, log });
   observeSvid(sec.source);

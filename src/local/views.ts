@@ -14,7 +14,7 @@ import { stringify } from "yaml";
 import { type Connection, ConnectionSchema, State } from "../api/index.js";
 import type { LinkStats } from "../kernel/api.js";
 import { createNetlinkKernel } from "../kernel/index.js";
-import { netnsPathFromUrl } from "../kernel/networkservice/xconnect/netns.js";
+import { netnsPathFromUrl, netnsPathOfInodeUrl } from "../kernel/networkservice/xconnect/netns.js";
 import { nsmgrConnections } from "./cluster.js";
 import { LocalError } from "./errors.js";
 import { cliDialOptions } from "./identity.js";
@@ -119,14 +119,12 @@ export async function interfaceCounters(conn: Connection): Promise<LinkStats | u
   const m = conn.mechanism;
   const name = m?.parameters.name;
   if (m?.type !== "KERNEL" || !name) return undefined;
-  let netns: string;
-  try {
-    netns = netnsPathFromUrl(m.parameters.inodeURL ?? "");
-  } catch {
-    return undefined;
-  }
+  const url = m.parameters.inodeURL ?? "";
   const kernel = createNetlinkKernel();
   try {
+    // A namespace passed as a descriptor shows as inode://dev/ino: found by that identity.
+    const netns = url.startsWith("inode://") ? await netnsPathOfInodeUrl(kernel, url) : netnsPathFromUrl(url);
+    if (netns === undefined) return undefined;
     return await kernel.linkStats(netns, name);
   } catch {
     return undefined;

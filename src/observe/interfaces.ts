@@ -19,12 +19,17 @@ import { Counter, type Registry } from "prom-client";
 import type { Connection } from "../api/index.js";
 import { Param } from "../api/mechanisms.js";
 import type { KernelApi, LinkStats } from "../kernel/api.js";
-import { netnsPathFromUrl } from "../kernel/networkservice/xconnect/netns.js";
+import { netnsIdentity, netnsPathFromUrl, relocateNetns } from "../kernel/networkservice/xconnect/netns.js";
 import type { NetworkServiceElement } from "../sdk/core/chain.js";
 import type { Logger } from "../sdk/core/logger.js";
 
 export interface InterfaceMetricsOptions {
-  kernel: Pick<KernelApi, "linkStats">;
+  /**
+   * Reads the counters; with `listNetns`, a namespace whose recorded path no longer names it (a
+   * received descriptor, closed once its Request is done) is found again by its identity; with
+   * `release`, no netlink socket is kept open in a pod's namespace between reads.
+   */
+  kernel: Pick<KernelApi, "linkStats"> & Partial<Pick<KernelApi, "listNetns" | "release">>;
   /** The forwarder's name: the path segment whose `metrics` map is filled. */
   name: string;
   /** The node label of the Prometheus series. @default "" */
@@ -36,6 +41,8 @@ export interface InterfaceMetricsOptions {
 
 interface Tracked {
   netns: string;
+  /** The namespace's identity (dev:ino) when the Request saw it. */
+  netnsId?: string;
   ifname: string;
   service: string;
   endpoint: string;
@@ -72,14 +79,30 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
 }
 
 /** Where the client's interface is, from the KERNEL mechanism the forwarder serves. */
-function clientInterface(conn: Connection): Pick<Tracked, "netns" | "ifname"> | undefined {
+function clientInterface(conn: Connection): Pick<Tracked, "netns" | "netnsId" | "ifname"> | undefined {
   const m = conn.mechanism;
   if (m?.type !== "KERNEL") return undefined;
   const ifname = m.parameters[Param.NAME];
   try {
-    return ifname ? { netns: netnsPathFromUrl(m.parameters[Param.INODE_URL] ?? ""), ifname } : undefined;
+    const netns = netnsPathFromUrl(m.parameters[Param.INODE_URL] ?? "");
+    return ifname ? { netns, netnsId: netnsIdentity(netns), ifname } : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** The counters of `t`'s interface, in its namespace found by identity when its path moved on. */
+async function readStats(kernel: InterfaceMetricsOptions["kernel"], t: Tracked): Promise<LinkStats | undefined> {
+  if (t.netnsId !== undefined && netnsIdentity(t.netns) !== t.netnsId) {
+    const found = kernel.listNetns ? await relocateNetns({ listNetns: kernel.listNetns.bind(kernel) }, t) : undefined;
+    if (found === undefined) return undefined;
+    t.netns = found;
+  }
+  const netns = t.netns;
+  try {
+    return await kernel.linkStats(netns, t.ifname);
+  } finally {
+    kernel.release?.(netns);
   }
 }
 
@@ -93,7 +116,7 @@ export interface InterfaceMetrics {
 export function interfaceMetrics(options: InterfaceMetricsOptions): InterfaceMetrics {
   const tracked = new Map<string, Tracked>();
   const timeoutMs = options.readTimeoutMs ?? 200;
-  const read = (t: Tracked) => withTimeout(options.kernel.linkStats(t.netns, t.ifname), timeoutMs);
+  const read = (t: Tracked) => withTimeout(readStats(options.kernel, t), timeoutMs);
   const server: NetworkServiceElement = {
     name: "interfaceMetrics",
     async request(req, ctx, next) {

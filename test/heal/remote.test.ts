@@ -45,6 +45,8 @@ describe("heal across two nodes (local runtime, VXLAN and WireGuard)", { skip, t
     rt = testRuntime("heal-remote", {
       NSM_MAX_TOKEN_LIFETIME: `${TOKEN_LIFETIME_MS / 1000}s`,
       NSM_REQUEST_TIMEOUT: "5s",
+      // Namespaces as descriptors: a remote endpoint's death must heal with them too.
+      NSM_PASS_FDS: "true",
     });
     dir = join(rt.dir, "..", "manifests");
     await rt.ok("up", "--nodes", "2");

@@ -145,6 +145,8 @@ export interface KernelForwarderReconciliation {
 export interface KernelForwarderElements {
   serverMechanisms: MechanismElements;
   clientMechanisms: MechanismElements;
+  /** Server elements before endpoint selection (the forwarder chain's `first`). */
+  first: NetworkServiceElement[];
   additional: NetworkServiceElement[];
   additionalClient: NetworkServiceElement[];
   /** The underlay MTU in use (undefined without a tunnel IP). */
@@ -268,11 +270,13 @@ export async function kernelForwarderElements(
   const result: KernelForwarderElements = {
     serverMechanisms,
     clientMechanisms,
-    // Namespaces passed as descriptors (upstream's grpcfd) come first / go last, see recvfd. A
-    // local endpoint is dialed directly (nsmgr's localbypass), so the endpoint's descriptor must
-    // be the netns of the process that sent it.
+    // Namespaces passed as descriptors (upstream's grpcfd) come first / go last, see recvfd:
+    // before endpoint selection, which runs the rest once per candidate (a descriptor arrives
+    // once per call). A local endpoint is dialed directly (nsmgr's localbypass), so the
+    // endpoint's descriptor must be the netns of the process that sent it.
     // pbr acts after the cross-connects below have built the client's interface (it wraps them).
-    additional: [recvFdServer(), ownership.server, policyRoutesServer({ kernel })],
+    first: [recvFdServer()],
+    additional: [ownership.server, policyRoutesServer({ kernel })],
     additionalClient: [kernelXconnectClient()],
     underlayMtu: undefined,
     wireguardPublicKey: undefined,

@@ -2,11 +2,15 @@
 /**
  * From a KERNEL mechanism's `inodeURL` to a netns path the {@link KernelApi} can open.
  *
- * Upstream passes the namespace itself (an fd over the unix socket, `inode://dev/ino` on the
- * wire). We do not pass fds yet, so the only accepted form is a `file://` URL with an absolute,
- * normalized path: `file:///proc/<pid>/ns/net`, `file:///var/run/netns/<name>`, or any other
- * absolute path to a netns file. Everything else is `InvalidArgument` with a message that says
- * what to send instead.
+ * Namespaces passed as descriptors (`inode://dev/ino` on the wire, as upstream) reach the
+ * cross-connects as `file:///proc/<forwarder pid>/fd/<n>`: recvfd swaps the URL for the
+ * descriptor it received, which is open only while the Request that brought it runs. So a
+ * recorded path may later name nothing or another file: each side also records its netns
+ * identity ({@link netnsIdentity}), and {@link relocateNetns} finds the namespace again by it.
+ * The only accepted form here is a `file://` URL with an absolute, normalized path:
+ * `file:///proc/<pid>/ns/net`, `file:///var/run/netns/<name>`, or any other absolute path to a
+ * netns file. Everything else (a bare `inode://` URL whose descriptor no recvfd took, too) is
+ * `InvalidArgument` with a message that says what to send instead.
  */
 
 import { statSync } from "node:fs";
@@ -121,4 +125,19 @@ export async function relocateNetns(
     if (path !== undefined && netnsIdentity(path) === side.netnsId) return path;
   }
   return undefined;
+}
+
+/**
+ * A path to the namespace an `inode://<dev>/<ino>` URL names (as a connection shows it after a
+ * hop that passes descriptors), found among the namespaces the kernel can list; undefined when
+ * the URL is not of that form or no such namespace is reachable. For read-only views (the
+ * local runtime's traffic counters): it proves nothing about who owns the namespace.
+ */
+export async function netnsPathOfInodeUrl(
+  kernel: Pick<KernelApi, "listNetns">,
+  url: string,
+): Promise<string | undefined> {
+  const m = /^inode:\/\/([0-9]{1,20})\/([0-9]{1,20})$/.exec(url);
+  if (!m) return undefined;
+  return relocateNetns(kernel, { netns: "", netnsId: `${m[1]}:${m[2]}` });
 }

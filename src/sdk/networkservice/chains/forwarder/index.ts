@@ -2,7 +2,8 @@
 /**
  * The forwarder chain (control plane): chooses the endpoint and forwards to it.
  *
- * Order: endpoint base → discover → roundrobin → mechanisms (server side: what the client
+ * Order: endpoint base → first (elements that must see each incoming Request once, e.g. recvfd:
+ * roundrobin runs what follows once per candidate endpoint) → discover → roundrobin → mechanisms (server side: what the client
  * offered) → additional (data-plane elements, e.g. the kernel cross-connect) →
  * connect(client: mechanismtranslation → mechanisms (client side: what this forwarder offers
  * the endpoint) → additional client elements → filtermechanisms).
@@ -32,6 +33,12 @@ export interface ForwarderOptions extends Omit<EndpointOptions, "additional"> {
   serverMechanisms?: MechanismElements;
   /** Client-side mechanism handlers (what the forwarder offers endpoints). @default { KERNEL: kernel mechanism client } */
   clientMechanisms?: MechanismElements;
+  /**
+   * Server elements before endpoint selection: they see each incoming Request once, however many
+   * candidate endpoints roundrobin tries (recvfd: a received descriptor is taken once per call).
+   * @default []
+   */
+  first?: NetworkServiceElement[];
   /** Server elements after mechanism selection (data plane). @default [] */
   additional?: NetworkServiceElement[];
   /** Client elements before filtermechanisms. @default [] */
@@ -68,6 +75,7 @@ export function createForwarder(options: ForwarderOptions): Endpoint {
   const endpoint = createEndpoint({
     ...options,
     additional: [
+      ...(options.first ?? []),
       discoverServer({ nsRegistry: registries.ns, nseRegistry: registries.nse }),
       roundRobinServer(),
       mechanismsServer(options.serverMechanisms ?? { KERNEL: passThrough("kernel") }),

@@ -11,9 +11,16 @@
  * returns), and records that URL as received in the call's context ({@link isReceivedNetns}), the
  * proof of ownership a forwarder accepts.
  * Chain placement: server: early, before anything that reads `inodeURL`; client: before dial.
- * Per-connection state: the descriptors a connection id uses; a refresh that sends the
- * namespace again replaces them; they are closed on Close (and a first Request that fails
- * closes what it took). Descriptors no call took are closed when the unix connection ends.
+ * Descriptors are released once the Request that brought them is done (closed when the
+ * outermost recvfd element's call returns, so the whole chain, the cross-connect included, can
+ * use them): a refresh sends them again, and nothing here keeps a namespace alive between calls.
+ * A deleted pod's netns dies with the pod (with the interfaces in it), so a client's liveness
+ * check sees the data plane go. Close needs no descriptor: the kernel cross-connects record each
+ * side's netns identity (dev:ino) and find a namespace that still lives by it.
+ * Per-connection state: the client keeps, per connection id, which `file:///proc/<pid>/fd/<n>`
+ * URL stood for which `inode://` URL in the connection it returned (strings only), so that a
+ * refresh or Close names the endpoint's netns as the endpoint sent it; removed on Close.
+ * Descriptors no call took are closed when the unix connection ends.
  * Options: {@link RecvFdOptions}.
  * Failure behaviour: a malformed `inode://` URL, one that came on a connection that passes no
  * descriptors, or one whose descriptor does not arrive in time is InvalidArgument; a descriptor
@@ -61,10 +68,9 @@ export interface RecvFdOptions {
 }
 
 /**
- * What recvfd elements share during one incoming call (made by the outermost recvFdServer):
- * the URLs (`file:///proc/<pid>/fd/<n>`) of descriptors received for it, and descriptors to
- * close once the whole call is done (a recvFdClient's on Close: the server elements above it,
- * the cross-connect, still remove the interface in that namespace after the client chain).
+ * What recvfd elements share during one incoming call (made by the outermost recvfd element):
+ * the URLs (`file:///proc/<pid>/fd/<n>`) of descriptors received for it, and the descriptors,
+ * closed once the whole call is done.
  */
 interface CallFds {
   readonly received: Set<string>;
@@ -91,8 +97,8 @@ async function withCallFds<T>(ctx: CallContext, fn: (ctx: CallContext) => Promis
 
 const fdUrl = (fd: number) => `file:///proc/${process.pid}/fd/${fd}`;
 
-/** Descriptors a connection id holds, by `dev/ino` key. */
-type Held = Map<string, number>;
+/** Descriptors received for one call, by `dev/ino` key. */
+type Taken = Map<string, number>;
 
 function keyOfInodeUrl(url: string): string {
   const m = INODE_URL.exec(url);
@@ -115,180 +121,133 @@ function checkSenderNetns(fd: number, table: FdTable, key: string): void {
   }
 }
 
-/** The descriptor for `key`: newly arrived, or the one this connection already holds. */
-async function descriptorFor(key: string, held: Held | undefined, table: FdTable, ctx: CallContext, waitMs?: number) {
+/** The descriptor for `key` that came on the unix connection (now, or within the wait). */
+async function descriptorFor(key: string, table: FdTable, ctx: CallContext, waitMs?: number): Promise<number> {
   const arrived = table.take(key);
   if (arrived !== undefined) return arrived;
-  const mine = held?.get(key);
-  if (mine !== undefined) return mine;
+  ctx.log.debug({ netns: `inode://${key}`, peerPid: table.peerPid }, "recvfd: waiting for the descriptor");
   // A timer of our own (AbortSignal.timeout's does not keep the process alive while waiting).
   const timeout = new AbortController();
   const timer = setTimeout(() => timeout.abort(), waitMs ?? DEFAULT_WAIT_MS);
   try {
     return await table.waitFor(key, AbortSignal.any([ctx.signal, timeout.signal]));
   } catch (err) {
+    ctx.log.warn({ netns: `inode://${key}`, peerPid: table.peerPid }, "recvfd: the descriptor did not arrive");
     throw invalidArgument(`recvfd: no descriptor for inode://${key}: ${(err as Error).message}`);
   } finally {
     clearTimeout(timer);
   }
 }
 
-/** The descriptors held per connection id, shared by the request and close paths of one element. */
-class HeldFds {
-  readonly #byConnection = new Map<string, Held>();
-
-  constructor(private readonly options: Readonly<RecvFdOptions>) {}
-
-  get(connId: string): Held | undefined {
-    return this.#byConnection.get(connId);
-  }
-
-  /** Swaps every `inode://` URL of `mechs` for a received descriptor; returns what it took. */
-  async receive(mechs: Mechanism[], connId: string, table: FdTable | undefined, ctx: CallContext): Promise<Held> {
-    const taken: Held = new Map();
-    const held = this.#byConnection.get(connId);
-    try {
-      for (const m of mechs) {
-        const url = m.parameters[Param.INODE_URL] ?? "";
-        if (!url.startsWith("inode://")) continue;
-        const key = keyOfInodeUrl(url);
-        if (!table) throw invalidArgument(`recvfd: ${url} came on a connection that passes no descriptors`);
-        const fd = taken.get(key) ?? (await descriptorFor(key, held, table, ctx, this.options.waitMs));
-        taken.set(key, fd);
-        if (this.options.requireSenderNetns) checkSenderNetns(fd, table, key);
-        m.parameters[Param.INODE_URL] = fdUrl(fd);
-        ctx.get(callFdsKey)?.received.add(fdUrl(fd));
-      }
-    } catch (err) {
-      this.drop(connId, taken);
-      throw err;
-    }
-    return taken;
-  }
-
-  /** Keeps what a successful Request took (closing descriptors it replaced). */
-  keep(connId: string, taken: Held): void {
-    const held = this.#byConnection.get(connId) ?? new Map<string, number>();
-    for (const [key, fd] of taken) {
-      const old = held.get(key);
-      if (old !== undefined && old !== fd) closeQuietly(old);
-      held.set(key, fd);
-    }
-    if (held.size > 0) this.#byConnection.set(connId, held);
-  }
-
-  /** Closes what a failed Request took and this connection does not hold. */
-  drop(connId: string, taken: Held): void {
-    const mine = new Set(this.#byConnection.get(connId)?.values() ?? []);
-    for (const fd of taken.values()) if (!mine.has(fd)) closeQuietly(fd);
-  }
-
-  /** Closes what `connId` holds: now, or when the call in `ctx` is done (see CallFds). */
-  release(connId: string, ctx?: CallContext): void {
-    const later = ctx?.get(callFdsKey)?.closeAfter;
-    for (const fd of this.#byConnection.get(connId)?.values() ?? []) {
-      if (later) later.push(fd);
-      else closeQuietly(fd);
-    }
-    this.#byConnection.delete(connId);
-  }
-}
-
-/** Puts `inode://key` back where `file:///proc/<pid>/fd/<n>` of a held descriptor is. */
-function toInodeUrls(mechs: readonly Mechanism[], held: Held | undefined): void {
-  for (const m of mechs) {
-    for (const [key, fd] of held ?? []) {
-      if (m.parameters[Param.INODE_URL] === fdUrl(fd)) m.parameters[Param.INODE_URL] = `inode://${key}`;
-    }
-  }
-}
-
-/** Swaps held `inode://key` URLs for their descriptors' paths. */
-function toFdUrls(mechs: readonly Mechanism[], held: Held | undefined): void {
+/**
+ * Swaps every `inode://` URL of `mechs` for a received descriptor and returns what it took.
+ * Every descriptor taken is closed when the call in `ctx` is done (see {@link withCallFds}),
+ * whether the call succeeds or not.
+ */
+async function receive(
+  mechs: Mechanism[],
+  table: FdTable | undefined,
+  ctx: CallContext,
+  options: Readonly<RecvFdOptions>,
+): Promise<Taken> {
+  const taken: Taken = new Map();
+  const call = ctx.get(callFdsKey);
   for (const m of mechs) {
     const url = m.parameters[Param.INODE_URL] ?? "";
-    const fd = url.startsWith("inode://") ? held?.get(url.slice("inode://".length)) : undefined;
-    if (fd !== undefined) m.parameters[Param.INODE_URL] = fdUrl(fd);
+    if (!url.startsWith("inode://")) continue;
+    const key = keyOfInodeUrl(url);
+    if (!table) throw invalidArgument(`recvfd: ${url} came on a connection that passes no descriptors`);
+    let fd = taken.get(key);
+    if (fd === undefined) {
+      fd = await descriptorFor(key, table, ctx, options.waitMs);
+      taken.set(key, fd);
+      call?.closeAfter.push(fd);
+    }
+    if (options.requireSenderNetns) checkSenderNetns(fd, table, key);
+    m.parameters[Param.INODE_URL] = fdUrl(fd);
+    call?.received.add(fdUrl(fd));
+  }
+  return taken;
+}
+
+/** `file:///proc/<pid>/fd/<n>` → `inode://<key>` of the descriptors `taken`. */
+function inodeUrlsOf(taken: Taken): Map<string, string> {
+  return new Map([...taken].map(([key, fd]) => [fdUrl(fd), `inode://${key}`]));
+}
+
+/** Replaces each URL of `mechs` found in `swaps` by what it maps to. */
+function swapUrls(mechs: readonly Mechanism[], swaps: ReadonlyMap<string, string> | undefined): void {
+  for (const m of mechs) {
+    const to = swaps?.get(m.parameters[Param.INODE_URL] ?? "");
+    if (to !== undefined) m.parameters[Param.INODE_URL] = to;
   }
 }
+
+const inverse = (swaps: ReadonlyMap<string, string> | undefined) => new Map([...(swaps ?? [])].map(([a, b]) => [b, a]));
 
 /** See the module doc: descriptors that came with a Request. */
 export function recvFdServer(options: Readonly<RecvFdOptions> = {}): NetworkServiceElement {
-  const held = new HeldFds(options);
   return {
     name: "recvFdServer",
     request: (req, ctx, next) =>
       withCallFds(ctx, async (c) => {
         const mechs = kernelMechanismsOf(req.connection, req.mechanismPreferences);
         const original = mechs.map((m) => m.parameters[Param.INODE_URL] ?? "");
-        const connId = req.connection?.id ?? "";
-        const taken = await held.receive(mechs, connId, c.get(grpcPeerKey)?.fds, c);
         let conn: Connection;
         try {
+          const taken = await receive(mechs, c.get(grpcPeerKey)?.fds, c, options);
           conn = await next.request(req, c);
-        } catch (err) {
-          held.drop(connId, taken);
+          if (taken.size === 0) return conn;
+          const out = clone(ConnectionSchema, conn);
+          swapUrls(kernelMechanismsOf(out), inodeUrlsOf(taken));
+          return out;
+        } finally {
           mechs.forEach((m, i) => {
             m.parameters[Param.INODE_URL] = original[i] ?? "";
           });
-          throw err;
-        }
-        held.keep(conn.id || connId, taken);
-        if (taken.size === 0) return conn;
-        const out = clone(ConnectionSchema, conn);
-        toInodeUrls(kernelMechanismsOf(out), taken);
-        return out;
-      }),
-    close: (conn, ctx, next) =>
-      withCallFds(ctx, async (c) => {
-        const mine = held.get(conn.id);
-        const mechs = kernelMechanismsOf(conn);
-        toFdUrls(mechs, mine);
-        for (const fd of mine?.values() ?? []) c.get(callFdsKey)?.received.add(fdUrl(fd));
-        try {
-          return await next.close(conn, c);
-        } finally {
-          toInodeUrls(mechs, mine);
-          held.release(conn.id);
         }
       }),
+    // Nothing is held: the cross-connect finds the namespaces it recorded by their identity.
+    close: (conn, ctx, next) => next.close(conn, ctx),
   };
 }
 
 /** See the module doc: descriptors that came back with the response (the endpoint's netns). */
 export function recvFdClient(options: Readonly<RecvFdOptions> = {}): NetworkServiceElement {
-  const held = new HeldFds(options);
+  // Per connection: the `file:///proc/<pid>/fd/<n>` URLs this element put in the connection it
+  // returned, with the `inode://` URL the endpoint sent (strings only; no descriptor is kept).
+  const sent = new Map<string, Map<string, string>>();
   const tableOf = (ctx: CallContext) => {
     const url = clientUrlOf(ctx) ?? "";
     return url.startsWith("unix://") ? fdTableOfDialed(url.slice("unix://".length)) : undefined;
   };
   return {
     name: "recvFdClient",
-    async request(req, ctx, next) {
-      const connId = req.connection?.id ?? "";
-      const mechs = kernelMechanismsOf(req.connection, req.mechanismPreferences);
-      toInodeUrls(mechs, held.get(connId));
-      const conn = await next.request(req, ctx);
-      const out = clone(ConnectionSchema, conn);
-      let taken: Held;
-      try {
-        taken = await held.receive(kernelMechanismsOf(out), conn.id || connId, tableOf(ctx), ctx);
-      } catch (err) {
-        if (!held.get(conn.id || connId)) await closeDownstream(next, conn, ctx, "the endpoint's netns was refused");
-        throw err;
-      }
-      held.keep(conn.id || connId, taken);
-      return taken.size === 0 ? conn : out;
-    },
+    request: (req, ctx, next) =>
+      withCallFds(ctx, async (c) => {
+        const connId = req.connection?.id ?? "";
+        swapUrls(kernelMechanismsOf(req.connection, req.mechanismPreferences), sent.get(connId));
+        const conn = await next.request(req, c);
+        const out = clone(ConnectionSchema, conn);
+        let taken: Taken;
+        try {
+          taken = await receive(kernelMechanismsOf(out), tableOf(c), c, options);
+        } catch (err) {
+          if (!sent.has(conn.id || connId)) await closeDownstream(next, conn, c, "the endpoint's netns was refused");
+          throw err;
+        }
+        sent.set(conn.id || connId, inodeUrlsOf(taken));
+        return taken.size === 0 ? conn : out;
+      }),
     async close(conn, ctx, next) {
-      const mine = held.get(conn.id);
+      const mine = sent.get(conn.id);
       const mechs = kernelMechanismsOf(conn);
-      toInodeUrls(mechs, mine);
+      swapUrls(mechs, mine);
       try {
         return await next.close(conn, ctx);
       } finally {
-        toFdUrls(mechs, mine);
-        held.release(conn.id, ctx);
+        swapUrls(mechs, inverse(mine));
+        sent.delete(conn.id);
       }
     },
   };

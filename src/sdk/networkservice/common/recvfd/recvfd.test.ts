@@ -43,13 +43,22 @@ function ctxWith(fds: FdTable | undefined, timeoutMs = 2000): CallContext {
   });
 }
 
-/** Records the URL it sees and whether the context marks it as received; fails when told to. */
-function tail(seen: { url: string; received: boolean }[], fail = false): NetworkServiceElement {
+/** Whether `url` (`file://<path>`) names the test's netns now (an open descriptor of it). */
+function namesNetns(url: string): boolean {
+  try {
+    return inodeUrlOfPath(url.slice("file://".length)) === inodeUrlOfPath(NETNS);
+  } catch {
+    return false;
+  }
+}
+
+/** Records the URL it sees, whether the context marks it as received and whether it is open; fails when told to. */
+function tail(seen: { url: string; received: boolean; open?: boolean }[], fail = false): NetworkServiceElement {
   return {
     name: "tail",
     async request(req, ctx) {
       const url = req.connection?.mechanism?.parameters[Param.INODE_URL] ?? "";
-      seen.push({ url, received: isReceivedNetns(ctx, url) });
+      seen.push({ url, received: isReceivedNetns(ctx, url), open: namesNetns(url) });
       if (fail) throw new NsmError("downstream failed", Code.Unavailable);
       return req.connection as Connection;
     },
@@ -67,44 +76,68 @@ async function codeOf(p: Promise<unknown>): Promise<number> {
 }
 
 describe("recvfd server", () => {
-  it("swaps inode:// for the received descriptor, marks it received, and restores it on the way out", async () => {
+  it("swaps inode:// for the received descriptor, marks it received, restores it on the way out, and releases it", async () => {
     const table = new FdTable();
-    const seen: { url: string; received: boolean }[] = [];
+    const seen: { url: string; received: boolean; open: boolean }[] = [];
     const h = bind(chain(recvFdServer(), tail(seen)));
     const before = openFds();
     table.add(openSync(NETNS, O_PATH));
     const inode = inodeUrlOfPath(NETNS);
-    const conn = await h.request(request("a", inode), ctxWith(table));
+    const req = request("a", inode);
+    const conn = await h.request(req, ctxWith(table));
     assert.match(seen[0]!.url, new RegExp(`^file:///proc/${process.pid}/fd/\\d+$`));
-    assert.equal(inodeUrlOfPath(seen[0]!.url.slice("file://".length)), inode, "the descriptor is that namespace");
+    assert.equal(seen[0]!.open, true, "the descriptor is open while the chain runs");
     assert.equal(seen[0]!.received, true);
     assert.equal(conn.mechanism?.parameters[Param.INODE_URL], inode, "the caller gets its own URL back");
-    assert.equal(openFds(), before + 1, "held for the connection");
+    assert.equal(req.connection?.mechanism?.parameters[Param.INODE_URL], inode, "the request is left as it came");
+    assert.equal(openFds(), before, "released once the Request is done: nothing held between calls");
 
-    const refreshed = await h.request(request("a", inode), ctxWith(table));
     assert.equal(
-      refreshed.mechanism?.parameters[Param.INODE_URL],
-      inode,
-      "a refresh without a new descriptor reuses it",
+      await codeOf(h.request(request("a", inode), ctxWith(table, 300))),
+      Code.InvalidArgument,
+      "a refresh must send the namespace again",
     );
-    assert.equal(seen[1]!.url, seen[0]!.url);
-
     await h.close(conn, ctxWith(table));
-    assert.equal(openFds(), before, "Close closed it");
+    assert.equal(openFds(), before);
     table.closeAll();
   });
 
-  it("a refresh that sends the namespace again replaces the descriptor (no pile-up)", async () => {
+  it("each refresh that sends the namespace again gets it for its call only (no pile-up)", async () => {
     const table = new FdTable();
-    const h = bind(chain(recvFdServer(), tail([])));
+    const seen: { url: string; received: boolean; open: boolean }[] = [];
+    const h = bind(chain(recvFdServer(), tail(seen)));
     const before = openFds();
     const inode = inodeUrlOfPath(NETNS);
     for (let i = 0; i < 3; i++) {
       table.add(openSync(NETNS, O_PATH));
       await h.request(request("b", inode), ctxWith(table));
+      assert.equal(openFds(), before);
     }
-    assert.equal(openFds(), before + 1);
+    assert.ok(seen.every((s) => s.open && s.received));
     await h.close(create(ConnectionSchema, { id: "b" }), ctxWith(table));
+    assert.equal(openFds(), before);
+  });
+
+  it("an element under it that tries again in the same call (roundrobin) gets the descriptor every time", async () => {
+    const table = new FdTable();
+    const seen: { url: string; received: boolean; open?: boolean }[] = [];
+    const failsOnce = tail(seen, true);
+    const retry: NetworkServiceElement = {
+      name: "retry",
+      request: (req, ctx, next) => next.request(req, ctx).catch(() => tail(seen).request(req, ctx, next)),
+      close: (conn, ctx, next) => next.close(conn, ctx),
+    };
+    const h = bind(chain(recvFdServer({ waitMs: 300 }), retry, failsOnce));
+    const before = openFds();
+    table.add(openSync(NETNS, O_PATH));
+    const inode = inodeUrlOfPath(NETNS);
+    const conn = await h.request(request("r", inode), ctxWith(table));
+    assert.equal(seen.length, 2);
+    assert.ok(
+      seen.every((s) => s.open && s.received),
+      JSON.stringify(seen),
+    );
+    assert.equal(conn.mechanism?.parameters[Param.INODE_URL], inode);
     assert.equal(openFds(), before);
   });
 
@@ -146,7 +179,10 @@ describe("recvfd server", () => {
     const seen: { url: string; received: boolean }[] = [];
     const h = bind(chain(recvFdServer(), tail(seen)));
     await h.request(request("f", `file:///proc/${process.pid}/fd/3`), ctxWith(new FdTable()));
-    assert.deepEqual(seen, [{ url: `file:///proc/${process.pid}/fd/3`, received: false }]);
+    assert.deepEqual(
+      seen.map(({ url, received }) => ({ url, received })),
+      [{ url: `file:///proc/${process.pid}/fd/3`, received: false }],
+    );
   });
 });
 
