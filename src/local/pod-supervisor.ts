@@ -12,6 +12,7 @@ import { type RuntimeContext, save } from "./context.js";
 import { LocalError } from "./errors.js";
 import { cliDialOptions } from "./identity.js";
 import { addNetns, deleteLinks, deleteNetns } from "./netns.js";
+import { ensurePodResolvConf, podResolvConf } from "./pod-files.js";
 import { assignPodIP } from "./pod-network.js";
 import { INIT_CLIENT_NAME, roleOf, SIDECAR_CLIENT_NAME } from "./pods.js";
 import type { ContainerState, ManagedProc, PodState, State } from "./state.js";
@@ -116,8 +117,9 @@ async function waitContainerReady(
   return undefined;
 }
 
-/** Writes the pod's volumes and the mount script of each container that mounts them. */
+/** Writes the pod's resolv.conf (a pod with the client), volumes and the mount script of each container that mounts them. */
 function preparePodFiles(ctx: RuntimeContext, pod: PodState): void {
+  if (pod.nsurls) ensurePodResolvConf(podResolvConf(ctx.paths, pod.namespace, pod.name));
   const mounted = pod.containers.filter((c) => c.mounts && c.mounts.length > 0);
   if (mounted.length === 0 && !pod.containers.some((c) => c.volumeEnv)) return;
   const dir = podDir(ctx.paths.dir, pod.namespace, pod.name);

@@ -71,6 +71,9 @@ export function sidecarArgv(): string[] {
   return nsmArgv("nsc");
 }
 
+/** Where a container's resolver configuration is. */
+const RESOLV_CONF_PATH = "/etc/resolv.conf";
+
 /** The directory upstream manifests mount for the nsmgr socket. */
 const NSM_SOCKET_DIR = "unix:///var/lib/networkservicemesh/";
 
@@ -200,6 +203,8 @@ interface PodEnvironment {
   /** The pod's directory (volumes, mount scripts, container roots). */
   readonly dir: string;
   readonly volumes: readonly VolumeState[];
+  /** The pod's resolv.conf (./pod-files.ts), which the client sidecar rewrites. */
+  readonly resolvConf: string;
 }
 
 function podEnvironment(input: BuildPodInput, uid: string): PodEnvironment {
@@ -219,6 +224,7 @@ function podEnvironment(input: BuildPodInput, uid: string): PodEnvironment {
   const config = input.config ?? NO_CONFIG;
   const volumes = podVolumes({ manifest: m, config, nodeDir: node.dir, fields });
   const base = { PATH: input.hostPath, HOME: "/root", HOSTNAME: name, [RUNTIME_MARKER_ENV]: paths.prefix };
+  const resolvConf = podResolvConf(paths, m.namespace, name);
   const roleBase = {
     ...base,
     TMPDIR: paths.tmpDir,
@@ -226,12 +232,12 @@ function podEnvironment(input: BuildPodInput, uid: string): PodEnvironment {
     POD_NAME: name,
     POD_NAMESPACE: m.namespace,
     // The pod's resolv.conf, which the nsc sidecar points at its DNS proxy.
-    NSM_RESOLV_CONF: podResolvConf(paths, m.namespace, name),
+    NSM_RESOLV_CONF: resolvConf,
     // Where the runtime is, for a role that makes pods itself (`nsm nse supplier`).
     NSM_LOCAL_STATE_DIR: paths.dir,
     ...input.inherited,
   };
-  return { input, who: `pod ${m.namespace}/${name}`, fields, base, roleBase, dir, volumes };
+  return { input, who: `pod ${m.namespace}/${name}`, fields, base, roleBase, dir, volumes, resolvConf };
 }
 
 /** One `env` entry's value: a field, a ConfigMap/Secret key, or the text with `$(VAR)` expanded. */
@@ -295,17 +301,21 @@ function hostCommandArgv(pod: PodEnvironment, c: ContainerSpec, env: Record<stri
 
 /**
  * The mounts of a container that runs a host command (NSM roles reach their sockets through env
- * instead), and the argv that runs it in a mount namespace with them; none: `argv` as is.
+ * instead), and the argv that runs it in a mount namespace with them; none: `argv` as is. A pod
+ * with the NSM client gets its resolv.conf (./pod-files.ts) at /etc/resolv.conf, as the kubelet
+ * mounts a container's, so the sidecar's DNS proxy serves the container's resolver.
  */
 function withMounts(pod: PodEnvironment, c: ContainerSpec, argv: string[]): { argv: string[]; mounts?: MountState[] } {
-  if (c.volumeMounts.length === 0) return { argv };
   const m = pod.input.manifest;
-  const mounts = c.volumeMounts.map((v) => ({
+  const mounts: MountState[] = c.volumeMounts.map((v) => ({
     volume: v.name,
     mountPath: v.mountPath,
     subPath: v.subPath,
     readOnly: mountReadOnly(m, v.name, v.readOnly),
   }));
+  if (pod.input.nsurls && !mounts.some((x) => x.mountPath.replace(/\/+$/, "") === RESOLV_CONF_PATH))
+    mounts.push({ volume: "", hostFile: pod.resolvConf, mountPath: RESOLV_CONF_PATH, readOnly: false });
+  if (mounts.length === 0) return { argv };
   return { argv: mountedArgv(containerFiles(pod.dir, c.name).script, argv), mounts };
 }
 
