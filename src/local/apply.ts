@@ -6,6 +6,7 @@
  */
 import { type RuntimeContext, save, withLock } from "./context.js";
 import { LocalError } from "./errors.js";
+import { excludedPrefixesOf, isExcludedPrefixesConfig } from "./excluded-prefixes-config.js";
 import { systemHost } from "./host.js";
 import { crdKind, resourceName, type StoredKind, storedKindOf } from "./kinds.js";
 import { health } from "./lifecycle.js";
@@ -19,6 +20,7 @@ import {
   planApply,
   planDelete,
 } from "./planner.js";
+import { writeExcludedPrefixes } from "./pod-files.js";
 import { deletePods, startPods } from "./pod-supervisor.js";
 import { registerService, unregisterService } from "./services.js";
 import { type DeploymentState, loadState, requireUp, type State } from "./state.js";
@@ -66,6 +68,11 @@ function applyObject(ctx: RuntimeContext, state: State, m: StoredManifest, resul
   else state.objects.push(stored);
   const kind = storedKindOf(m.objectKind, crdsOf(state));
   ctx.out.say(`${kind ? resourceName(kind) : m.objectKind.toLowerCase()}/${m.name} ${result}`);
+  if (isExcludedPrefixesConfig(m.objectKind, m.namespace, m.name)) {
+    const prefixes = excludedPrefixesOf(m.body, `ConfigMap/${m.name}`);
+    writeExcludedPrefixes(state.nodes, prefixes);
+    ctx.out.say(`  excluded prefixes of every node: ${prefixes.join(", ") || "none"}`);
+  }
 }
 
 /** The kinds the runtime's stored CustomResourceDefinitions define. */
@@ -149,8 +156,10 @@ export async function performDelete(ctx: RuntimeContext, state: State, plan: Del
   state.deployments = state.deployments.filter(
     (d) => !plan.deployments.has(deploymentKey(d.namespace, d.name, d.kind)),
   );
-  state.objects = (state.objects ?? []).filter((o) => !plan.objects.has(objectKey(o.kind, o.namespace, o.name)));
+  const gone = (state.objects ?? []).filter((o) => plan.objects.has(objectKey(o.kind, o.namespace, o.name)));
+  state.objects = (state.objects ?? []).filter((o) => !gone.includes(o));
   save(ctx, state);
+  if (gone.some((o) => isExcludedPrefixesConfig(o.kind, o.namespace, o.name))) writeExcludedPrefixes(state.nodes, []);
   const said = [...plan.deleted];
   for (const name of plan.services) {
     await unregisterService(ctx, state, name);
