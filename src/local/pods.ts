@@ -23,6 +23,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { DEFAULT_PBR_CONFIG_PATH } from "../sdk/networkservice/common/policyroute/config.js";
 import { LocalError } from "./errors.js";
 import { FORWARDER_IMAGES, podForwarderEnv } from "./forwarder-pods.js";
 import type { Host } from "./host.js";
@@ -341,6 +342,25 @@ function useVolumePaths(pod: PodEnvironment, c: ContainerSpec, env: Record<strin
   return used;
 }
 
+/**
+ * Files an NSM role reads at a default path when its env names none (upstream images' defaults):
+ * a volumeMount there gets the env named, so {@link useVolumePaths} maps it to the volume's file.
+ */
+const ROLE_DEFAULT_PATHS: Readonly<Record<string, string>> = {
+  NSM_PBR_CONFIG_PATH: DEFAULT_PBR_CONFIG_PATH,
+};
+
+function nameDefaultPaths(c: ContainerSpec, env: Record<string, string>): void {
+  for (const [k, path] of Object.entries(ROLE_DEFAULT_PATHS)) {
+    if (env[k] !== undefined) continue;
+    const covered = c.volumeMounts.some((vm) => {
+      const at = vm.mountPath.replace(/\/+$/, "");
+      return path === at || path.startsWith(`${at}/`);
+    });
+    if (covered) env[k] = path;
+  }
+}
+
 function buildContainer(pod: PodEnvironment, c: ContainerSpec, field: string, type: "init" | "app"): ContainerState {
   const { paths, manifest: m, name, node } = pod.input;
   const at = `${pod.who}: container "${c.name}"`;
@@ -354,6 +374,7 @@ function buildContainer(pod: PodEnvironment, c: ContainerSpec, field: string, ty
   useNodeSocketDir(node, env);
   if (role?.[0] === "forwarder")
     podForwarderEnv(paths, node, { namespace: m.namespace, pod: name, container: c.name }, env);
+  if (role) nameDefaultPaths(c, env);
   const volumeEnv = role ? useVolumePaths(pod, c, env) : false;
   const mounted = role ? { argv: roleArgv(node, role, env) } : withMounts(pod, c, hostCommandArgv(pod, c, env, at));
   return {
