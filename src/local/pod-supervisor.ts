@@ -11,6 +11,7 @@ import { findEndpoints } from "./cluster.js";
 import { type RuntimeContext, save } from "./context.js";
 import { LocalError } from "./errors.js";
 import { cliDialOptions } from "./identity.js";
+import { lendLockWhile } from "./lock-lend.js";
 import { addNetns, deleteLinks, deleteNetns } from "./netns.js";
 import { ensurePodResolvConf, podResolvConf } from "./pod-files.js";
 import { assignPodIP } from "./pod-network.js";
@@ -80,7 +81,9 @@ async function runClientInit(ctx: RuntimeContext, state: State, pod: PodState, c
 async function runInitContainers(ctx: RuntimeContext, state: State, pod: PodState): Promise<void> {
   for (const c of pod.containers.filter((c) => c.type === "init")) {
     if (c.injected) {
-      await runClientInit(ctx, state, pod, c);
+      // The connection may need an endpoint another command starts (a supplier's apply): lend it the lock.
+      const init = runClientInit(ctx, state, pod, c);
+      await (ctx.serveLent ? lendLockWhile(ctx.paths, ctx.serveLent, init) : init);
       continue;
     }
     const code = await runToCompletion(ctx, state, pod, c, INIT_CONTAINER_TIMEOUT);
