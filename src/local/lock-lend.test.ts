@@ -33,7 +33,7 @@ describe("local runtime: lending the lock while a client waits", () => {
     assert.equal(await lending, "connected");
     assert.deepEqual(served, [{ files: ["nse.yaml"], namespace: "ns" }]);
     assert.equal(isLending(paths, process.pid), false);
-    assert.deepEqual(readdirSync(join(dir, "lock-lend")), [], "no request or result file left");
+    assert.deepEqual(readdirSync(join(paths.tmpDir, "lock-lend")), [], "no request or result file left");
   });
 
   it("gives the sender the holder's error", async () => {

@@ -4,7 +4,7 @@
  * waits for its connection would deadlock with a scale-from-zero supplier, whose `nsm apply`
  * (./supplier.ts) must start the endpoint that connection needs. So while it waits, the holder
  * serves requests: another `nsm apply` finding the lock held by a lending process writes its
- * request (`<state dir>/lock-lend/req-<id>.json`: files and namespace) and waits for the result
+ * request (`<state dir>/tmp/lock-lend/req-<id>.json`: files and namespace) and waits for the result
  * (`req-<id>.result.json`: the lines it would have printed, or its error); the holder performs
  * it with its own state in memory, so the state file still has one writer.
  *
@@ -35,7 +35,7 @@ const POLL_MS = 200;
 /** How long a sender waits for its result. */
 const RESULT_TIMEOUT_MS = 180_000;
 
-const lendDir = (paths: RuntimePaths) => join(paths.dir, "lock-lend");
+const lendDir = (paths: RuntimePaths) => join(paths.tmpDir, "lock-lend");
 const markerOf = (paths: RuntimePaths, pid: number) => join(lendDir(paths), `lending-${pid}`);
 
 /** True if process `pid` (the lock's holder) serves requests now. */
