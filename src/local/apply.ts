@@ -4,11 +4,13 @@
  * then perform the plan step by step, saving the state after each, so that a command that fails
  * half way leaves a state that `delete` or `down` can clean.
  */
-import { type RuntimeContext, save, withLock } from "./context.js";
+import { type RuntimeContext, save, withLock, withLockOrLender } from "./context.js";
 import { LocalError } from "./errors.js";
+import { excludedPrefixesOf, isExcludedPrefixesConfig } from "./excluded-prefixes-config.js";
 import { systemHost } from "./host.js";
 import { crdKind, resourceName, type StoredKind, storedKindOf } from "./kinds.js";
 import { health } from "./lifecycle.js";
+import { type LentRequest, requestFromLender } from "./lock-lend.js";
 import { loadManifests, type StoredManifest } from "./manifest.js";
 import {
   type ApplyAction,
@@ -19,6 +21,7 @@ import {
   planApply,
   planDelete,
 } from "./planner.js";
+import { writeExcludedPrefixes } from "./pod-files.js";
 import { deletePods, startPods } from "./pod-supervisor.js";
 import { registerService, unregisterService } from "./services.js";
 import { type DeploymentState, loadState, requireUp, type State } from "./state.js";
@@ -66,6 +69,11 @@ function applyObject(ctx: RuntimeContext, state: State, m: StoredManifest, resul
   else state.objects.push(stored);
   const kind = storedKindOf(m.objectKind, crdsOf(state));
   ctx.out.say(`${kind ? resourceName(kind) : m.objectKind.toLowerCase()}/${m.name} ${result}`);
+  if (isExcludedPrefixesConfig(m.objectKind, m.namespace, m.name)) {
+    const prefixes = excludedPrefixesOf(m.body, `ConfigMap/${m.name}`);
+    writeExcludedPrefixes(state.nodes, prefixes);
+    ctx.out.say(`  excluded prefixes of every node: ${prefixes.join(", ") || "none"}`);
+  }
 }
 
 /** The kinds the runtime's stored CustomResourceDefinitions define. */
@@ -124,23 +132,48 @@ export async function performActions(
   }
 }
 
+/** Plans and performs an apply under the lock (ours, or lent to us: then `out` is the sender's). */
+async function applyLocked(
+  ctx: RuntimeContext,
+  state: State,
+  request: LentRequest,
+  out: RuntimeContext["out"],
+): Promise<void> {
+  const warnings: string[] = [];
+  const manifests = loadManifests(request.files, (w) => warnings.push(w), request.namespace, crdsOf(state));
+  const actions = planApply(planInput(ctx, state), manifests);
+  for (const w of warnings) out.warn(w);
+  await performActions({ ...ctx, out }, state, actions);
+}
+
 /** `nsm apply -f FILES [-n NAMESPACE]`. */
 export async function apply(
   ctx: RuntimeContext,
   files: readonly string[],
   namespace: string | undefined,
 ): Promise<void> {
-  const warnings: string[] = [];
-  const manifests = loadManifests(files, (w) => warnings.push(w), namespace, crdsOf(loadState(ctx.paths)));
+  // Checked before taking the lock: a bad file is refused at once.
+  loadManifests(files, () => {}, namespace, crdsOf(loadState(ctx.paths)));
   requireUp(ctx.paths);
-  await withLock(ctx, `apply -f ${files.join(" -f ")}`, async () => {
+  const request: LentRequest = { files: [...files], namespace };
+  const locked = async () => {
     const state = requireUp(ctx.paths);
     const problem = health(state);
     if (problem) throw new LocalError(`the local runtime is not healthy: ${problem}; see \`nsm down\` and \`nsm up\``);
-    const actions = planApply(planInput(ctx, state), manifests);
-    for (const w of warnings) ctx.out.warn(w);
-    await performActions(ctx, state, actions);
-  });
+    // While a pod's client waits for its connection, another apply (a supplier's) is done here.
+    const serving: RuntimeContext = {
+      ...ctx,
+      serveLent: (req, lines) => {
+        const say = (l: string) => lines.push(l);
+        return applyLocked(serving, state, req, { say, warn: say, took: ctx.out.took });
+      },
+    };
+    await applyLocked(serving, state, request, ctx.out);
+  };
+  const viaLender = async (pid: number) => {
+    for (const line of await requestFromLender(ctx.paths, pid, request)) ctx.out.say(line);
+  };
+  await withLockOrLender(ctx, `apply -f ${files.join(" -f ")}`, locked, viaLender);
 }
 
 /** Stops the plan's pods, forgets its Deployments, unregisters its NetworkServices, forgets its namespaces. */
@@ -149,8 +182,10 @@ export async function performDelete(ctx: RuntimeContext, state: State, plan: Del
   state.deployments = state.deployments.filter(
     (d) => !plan.deployments.has(deploymentKey(d.namespace, d.name, d.kind)),
   );
-  state.objects = (state.objects ?? []).filter((o) => !plan.objects.has(objectKey(o.kind, o.namespace, o.name)));
+  const gone = (state.objects ?? []).filter((o) => plan.objects.has(objectKey(o.kind, o.namespace, o.name)));
+  state.objects = (state.objects ?? []).filter((o) => !gone.includes(o));
   save(ctx, state);
+  if (gone.some((o) => isExcludedPrefixesConfig(o.kind, o.namespace, o.name))) writeExcludedPrefixes(state.nodes, []);
   const said = [...plan.deleted];
   for (const name of plan.services) {
     await unregisterService(ctx, state, name);

@@ -14,6 +14,7 @@ import { toJson } from "@bufbuild/protobuf";
 import { type NetworkService, NetworkServiceSchema } from "../api/gen/registry_pb.js";
 import type { LocalConfig } from "./config.js";
 import { LocalError } from "./errors.js";
+import { excludedPrefixesOf, isExcludedPrefixesConfig } from "./excluded-prefixes-config.js";
 import type { Host } from "./host.js";
 import {
   describe,
@@ -104,6 +105,9 @@ export function storedObject(state: State, kind: string, namespace: string, name
 }
 
 function objectAction(state: State, m: StoredManifest): ApplyAction {
+  // Checked now, so a bad one changes nothing (./excluded-prefixes-config.ts).
+  if (isExcludedPrefixesConfig(m.objectKind, m.namespace, m.name))
+    excludedPrefixesOf(m.body, `${m.source}: ConfigMap/${m.name}`);
   const existing = storedObject(state, m.objectKind, m.namespace, m.name);
   const changed = existing && JSON.stringify(existing.body) !== JSON.stringify(m.body);
   const result = !existing ? "created" : changed ? "configured" : "unchanged";

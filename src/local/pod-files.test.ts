@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { parseExcludedPrefixes } from "../sdk/networkservice/common/excludedprefixes/index.js";
-import { nodeExcludedPrefixesFile, podResolvConf, writeExcludedPrefixes } from "./pod-files.js";
+import { ensurePodResolvConf, nodeExcludedPrefixesFile, podResolvConf, writeExcludedPrefixes } from "./pod-files.js";
 import { runtimePaths } from "./state.js";
 
 describe("local runtime: node and pod files", () => {
@@ -18,6 +18,17 @@ describe("local runtime: node and pod files", () => {
       podResolvConf(paths, "ns-dns", "dnsutils"),
       join(dir, "state", "tmp", "pods", "ns-dns_dnsutils", "resolv.conf"),
     );
+  });
+
+  it("makes a pod's resolv.conf from the host's once, and keeps an existing one", () => {
+    const host = join(dir, "host-resolv.conf");
+    writeFileSync(host, "nameserver 192.0.2.53\n");
+    const file = podResolvConf(runtimePaths(join(dir, "state")), "ns", "p");
+    ensurePodResolvConf(file, host);
+    assert.equal(readFileSync(file, "utf8"), "nameserver 192.0.2.53\n");
+    writeFileSync(file, "nameserver 127.0.0.1\n");
+    ensurePodResolvConf(file, host);
+    assert.equal(readFileSync(file, "utf8"), "nameserver 127.0.0.1\n");
   });
 
   it("writes every node's excluded prefixes in the format nsmgr reads", () => {

@@ -11,7 +11,9 @@ import { findEndpoints } from "./cluster.js";
 import { type RuntimeContext, save } from "./context.js";
 import { LocalError } from "./errors.js";
 import { cliDialOptions } from "./identity.js";
+import { lendLockWhile } from "./lock-lend.js";
 import { addNetns, deleteLinks, deleteNetns } from "./netns.js";
+import { ensurePodResolvConf, podResolvConf } from "./pod-files.js";
 import { assignPodIP } from "./pod-network.js";
 import { INIT_CLIENT_NAME, roleOf, SIDECAR_CLIENT_NAME } from "./pods.js";
 import type { ContainerState, ManagedProc, PodState, State } from "./state.js";
@@ -79,7 +81,9 @@ async function runClientInit(ctx: RuntimeContext, state: State, pod: PodState, c
 async function runInitContainers(ctx: RuntimeContext, state: State, pod: PodState): Promise<void> {
   for (const c of pod.containers.filter((c) => c.type === "init")) {
     if (c.injected) {
-      await runClientInit(ctx, state, pod, c);
+      // The connection may need an endpoint another command starts (a supplier's apply): lend it the lock.
+      const init = runClientInit(ctx, state, pod, c);
+      await (ctx.serveLent ? lendLockWhile(ctx.paths, ctx.serveLent, init) : init);
       continue;
     }
     const code = await runToCompletion(ctx, state, pod, c, INIT_CONTAINER_TIMEOUT);
@@ -116,8 +120,9 @@ async function waitContainerReady(
   return undefined;
 }
 
-/** Writes the pod's volumes and the mount script of each container that mounts them. */
+/** Writes the pod's resolv.conf (a pod with the client), volumes and the mount script of each container that mounts them. */
 function preparePodFiles(ctx: RuntimeContext, pod: PodState): void {
+  if (pod.nsurls) ensurePodResolvConf(podResolvConf(ctx.paths, pod.namespace, pod.name));
   const mounted = pod.containers.filter((c) => c.mounts && c.mounts.length > 0);
   if (mounted.length === 0 && !pod.containers.some((c) => c.volumeEnv)) return;
   const dir = podDir(ctx.paths.dir, pod.namespace, pod.name);

@@ -6,6 +6,7 @@ import { DEFAULT_HOST_PATH } from "./config.js";
 import { systemHost } from "./host.js";
 import { age, renderLogLine, table } from "./inspect.js";
 import { loadManifests, type WorkloadManifest } from "./manifest.js";
+import { podResolvConf } from "./pod-files.js";
 import { buildPod, deploymentPodName, expandVars, NSM_BIN, NSM_NODE_FLAGS, podNsurls, roleOf } from "./pods.js";
 import { type NodeState, RUNTIME_MARKER_ENV, runtimePaths } from "./state.js";
 
@@ -83,7 +84,20 @@ describe("pods", () => {
         ["cmd-nsc", "app", true],
       ],
     );
-    assert.deepEqual(pod.containers[1]!.argv, ["sleep", "infinity"]);
+    // Its own mount namespace, with the pod's resolv.conf (the sidecar's DNS proxy) at /etc/resolv.conf.
+    const app = pod.containers[1]!;
+    assert.deepEqual(app.argv.slice(0, 2), ["unshare", "--mount"]);
+    assert.deepEqual(app.argv.slice(-2), ["sleep", "infinity"]);
+    assert.deepEqual(app.mounts, [
+      {
+        volume: "",
+        hostFile: podResolvConf(paths, "ns-kernel2kernel", "alpine"),
+        mountPath: "/etc/resolv.conf",
+        readOnly: false,
+      },
+    ]);
+    assert.equal(app.env.NSM_RESOLV_CONF, undefined);
+    assert.equal(pod.containers[2]!.env.NSM_RESOLV_CONF, podResolvConf(paths, "ns-kernel2kernel", "alpine"));
     const init = pod.containers[0]!;
     assert.deepEqual(init.argv.slice(-3), [NSM_BIN, "nsc", "--init"]);
     assert.equal(init.env.NSM_NAME, "alpine");

@@ -23,6 +23,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { DEFAULT_PBR_CONFIG_PATH } from "../sdk/networkservice/common/policyroute/config.js";
 import { LocalError } from "./errors.js";
 import { FORWARDER_IMAGES, podForwarderEnv } from "./forwarder-pods.js";
 import type { Host } from "./host.js";
@@ -70,6 +71,9 @@ export function nsmArgv(...args: string[]): string[] {
 export function sidecarArgv(): string[] {
   return nsmArgv("nsc");
 }
+
+/** Where a container's resolver configuration is. */
+const RESOLV_CONF_PATH = "/etc/resolv.conf";
 
 /** The directory upstream manifests mount for the nsmgr socket. */
 const NSM_SOCKET_DIR = "unix:///var/lib/networkservicemesh/";
@@ -200,6 +204,8 @@ interface PodEnvironment {
   /** The pod's directory (volumes, mount scripts, container roots). */
   readonly dir: string;
   readonly volumes: readonly VolumeState[];
+  /** The pod's resolv.conf (./pod-files.ts), which the client sidecar rewrites. */
+  readonly resolvConf: string;
 }
 
 function podEnvironment(input: BuildPodInput, uid: string): PodEnvironment {
@@ -219,6 +225,7 @@ function podEnvironment(input: BuildPodInput, uid: string): PodEnvironment {
   const config = input.config ?? NO_CONFIG;
   const volumes = podVolumes({ manifest: m, config, nodeDir: node.dir, fields });
   const base = { PATH: input.hostPath, HOME: "/root", HOSTNAME: name, [RUNTIME_MARKER_ENV]: paths.prefix };
+  const resolvConf = podResolvConf(paths, m.namespace, name);
   const roleBase = {
     ...base,
     TMPDIR: paths.tmpDir,
@@ -226,12 +233,12 @@ function podEnvironment(input: BuildPodInput, uid: string): PodEnvironment {
     POD_NAME: name,
     POD_NAMESPACE: m.namespace,
     // The pod's resolv.conf, which the nsc sidecar points at its DNS proxy.
-    NSM_RESOLV_CONF: podResolvConf(paths, m.namespace, name),
+    NSM_RESOLV_CONF: resolvConf,
     // Where the runtime is, for a role that makes pods itself (`nsm nse supplier`).
     NSM_LOCAL_STATE_DIR: paths.dir,
     ...input.inherited,
   };
-  return { input, who: `pod ${m.namespace}/${name}`, fields, base, roleBase, dir, volumes };
+  return { input, who: `pod ${m.namespace}/${name}`, fields, base, roleBase, dir, volumes, resolvConf };
 }
 
 /** One `env` entry's value: a field, a ConfigMap/Secret key, or the text with `$(VAR)` expanded. */
@@ -295,17 +302,21 @@ function hostCommandArgv(pod: PodEnvironment, c: ContainerSpec, env: Record<stri
 
 /**
  * The mounts of a container that runs a host command (NSM roles reach their sockets through env
- * instead), and the argv that runs it in a mount namespace with them; none: `argv` as is.
+ * instead), and the argv that runs it in a mount namespace with them; none: `argv` as is. A pod
+ * with the NSM client gets its resolv.conf (./pod-files.ts) at /etc/resolv.conf, as the kubelet
+ * mounts a container's, so the sidecar's DNS proxy serves the container's resolver.
  */
 function withMounts(pod: PodEnvironment, c: ContainerSpec, argv: string[]): { argv: string[]; mounts?: MountState[] } {
-  if (c.volumeMounts.length === 0) return { argv };
   const m = pod.input.manifest;
-  const mounts = c.volumeMounts.map((v) => ({
+  const mounts: MountState[] = c.volumeMounts.map((v) => ({
     volume: v.name,
     mountPath: v.mountPath,
     subPath: v.subPath,
     readOnly: mountReadOnly(m, v.name, v.readOnly),
   }));
+  if (pod.input.nsurls && !mounts.some((x) => x.mountPath.replace(/\/+$/, "") === RESOLV_CONF_PATH))
+    mounts.push({ volume: "", hostFile: pod.resolvConf, mountPath: RESOLV_CONF_PATH, readOnly: false });
+  if (mounts.length === 0) return { argv };
   return { argv: mountedArgv(containerFiles(pod.dir, c.name).script, argv), mounts };
 }
 
@@ -331,6 +342,25 @@ function useVolumePaths(pod: PodEnvironment, c: ContainerSpec, env: Record<strin
   return used;
 }
 
+/**
+ * Files an NSM role reads at a default path when its env names none (upstream images' defaults):
+ * a volumeMount there gets the env named, so {@link useVolumePaths} maps it to the volume's file.
+ */
+const ROLE_DEFAULT_PATHS: Readonly<Record<string, string>> = {
+  NSM_PBR_CONFIG_PATH: DEFAULT_PBR_CONFIG_PATH,
+};
+
+function nameDefaultPaths(c: ContainerSpec, env: Record<string, string>): void {
+  for (const [k, path] of Object.entries(ROLE_DEFAULT_PATHS)) {
+    if (env[k] !== undefined) continue;
+    const covered = c.volumeMounts.some((vm) => {
+      const at = vm.mountPath.replace(/\/+$/, "");
+      return path === at || path.startsWith(`${at}/`);
+    });
+    if (covered) env[k] = path;
+  }
+}
+
 function buildContainer(pod: PodEnvironment, c: ContainerSpec, field: string, type: "init" | "app"): ContainerState {
   const { paths, manifest: m, name, node } = pod.input;
   const at = `${pod.who}: container "${c.name}"`;
@@ -344,6 +374,7 @@ function buildContainer(pod: PodEnvironment, c: ContainerSpec, field: string, ty
   useNodeSocketDir(node, env);
   if (role?.[0] === "forwarder")
     podForwarderEnv(paths, node, { namespace: m.namespace, pod: name, container: c.name }, env);
+  if (role) nameDefaultPaths(c, env);
   const volumeEnv = role ? useVolumePaths(pod, c, env) : false;
   const mounted = role ? { argv: roleArgv(node, role, env) } : withMounts(pod, c, hostCommandArgv(pod, c, env, at));
   return {

@@ -316,14 +316,16 @@ async function clearDeadLock(paths: RuntimePaths, holder: LockHolder | undefined
 
 /**
  * Takes the runtime's lock (waiting up to `waitMs` for another command to finish, and taking over
- * the lock of a command that died). The state directory must exist. Returns the release function.
+ * the lock of a command that died). The state directory must exist. Returns the release function,
+ * or, when `lender` says the live holder serves requests meanwhile (./lock-lend.ts), its pid.
  */
-export async function acquireLock(
+export async function acquireLockOrLender(
   paths: RuntimePaths,
   what: string,
   onWait: (msg: string) => void,
+  lender: (holderPid: number) => boolean = () => false,
   waitMs = 180_000,
-): Promise<() => void> {
+): Promise<(() => void) | { readonly lender: number }> {
   const deadline = Date.now() + waitMs;
   let told = false;
   for (;;) {
@@ -331,10 +333,23 @@ export async function acquireLock(
     if (release) return release;
     const holder = readLock(paths.lockFile);
     if (await clearDeadLock(paths, holder)) continue;
+    if (lender(holder!.pid)) return { lender: holder!.pid };
     const other = `pid ${holder!.pid}: nsm ${holder!.what}`;
     if (Date.now() > deadline) throw new LocalError(`another nsm command (${other}) is still running; try again`);
     if (!told) onWait(`waiting for another nsm command to finish (${other})`);
     told = true;
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** {@link acquireLockOrLender} without a lender: the release function. */
+export async function acquireLock(
+  paths: RuntimePaths,
+  what: string,
+  onWait: (msg: string) => void,
+  waitMs = 180_000,
+): Promise<() => void> {
+  const got = await acquireLockOrLender(paths, what, onWait, () => false, waitMs);
+  if (typeof got !== "function") throw new LocalError("the runtime's lock is held");
+  return got;
 }

@@ -39,9 +39,12 @@ export interface VolumeState {
   readonly hostType?: string;
 }
 
-/** One mount of a container: which volume (and subPath) at which path. */
+/** One mount of a container: which volume (and subPath), or which runtime file, at which path. */
 export interface MountState {
+  /** The volume's name; empty for a runtime file (`hostFile`). */
   readonly volume: string;
+  /** A file of the runtime's mounted as is (the pod's resolv.conf, ./pod-files.ts), instead of a volume. */
+  readonly hostFile?: string;
   readonly mountPath: string;
   readonly subPath?: string;
   readonly readOnly: boolean;
@@ -228,6 +231,7 @@ export function mountedArgv(script: string, argv: readonly string[]): string[] {
 /** The bind mounts of a container: each volume (or its subPath) at its mountPath. */
 export function bindMounts(dir: string, volumes: readonly VolumeState[], mounts: readonly MountState[]): BindMount[] {
   return mounts.map((m) => {
+    if (m.hostFile) return { source: m.hostFile, target: m.mountPath, readOnly: m.readOnly };
     const v = volumes.find((x) => x.name === m.volume)!;
     const base = volumeSourcePath(dir, v);
     return { source: m.subPath ? join(base, m.subPath) : base, target: m.mountPath, readOnly: m.readOnly };

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 /**
- * examples/scale-from-zero on the local runtime (two nodes): a client asks for a service that has
- * no endpoint; the supplier (`cmd-nse-supplier-k8s` → `nsm nse supplier`) starts one from its
- * pod template on the client's node, and the client's requests succeed once it registered; ping
- * both ways. When the client goes, the endpoint stops after NSM_IDLE_TIMEOUT and the supplier
+ * examples/scale-from-zero on the local runtime (two nodes), applied as written (`apply -k`): an
+ * annotated client asks for a service that has no endpoint; the supplier (`cmd-nse-supplier-k8s`
+ * → `nsm nse supplier`, its template in a ConfigMap volume) starts one from its pod template on
+ * the client's node, while the `nsm apply` that waits for the client's `cmd-nsc-init` lends it
+ * the runtime's lock; the client's requests succeed once the endpoint registered; ping both ways. When the client goes, the endpoint stops after NSM_IDLE_TIMEOUT and the supplier
  * deletes its pod. A broken template stops the supplier at start naming the variable; delete and
  * down leave nothing.
  */
@@ -12,7 +13,6 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { parse } from "yaml";
 import { REPO, rows, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
 
 const NS = "ns-scale-from-zero";
@@ -49,11 +49,13 @@ describe("endpoints: examples/scale-from-zero (nsm nse supplier)", { skip }, () 
   before(async () => {
     rt = testRuntime("supplier");
     await rt.ok("up", "--nodes", "2");
-    const out = await rt.ok("apply", "-f", EXAMPLE);
+    const out = await rt.ok("apply", "-k", EXAMPLE);
     assert.match(
       out,
       /pod ns-scale-from-zero\/nse-supplier-k8s-\S+ running on node-\d, endpoint nse-supplier-k8s-\S+ registered/,
     );
+    // The apply returns once the injected client connected, through the endpoint the supplier made.
+    assert.match(out, /pod ns-scale-from-zero\/alpine running on node-\d, connected kernel:\/\/scale-from-zero\/nsm-1/);
   });
   after(async () => {
     await rt?.cleanup();
@@ -61,10 +63,11 @@ describe("endpoints: examples/scale-from-zero (nsm nse supplier)", { skip }, () 
 
   it("the client's request with no endpoint succeeds once the supplied endpoint registered", async () => {
     await until("the client's connection", 90_000, () =>
-      log("alpine", "nsc").includes("connection established") ? true : undefined,
+      log("alpine", "cmd-nsc").includes("connection established") ? true : undefined,
     );
-    const nsc = log("alpine", "nsc");
-    assert.match(nsc, /endpoint created as nse-icmp-responder-node-\d/, "the first request met the supplier");
+    const init = log("alpine", "cmd-nsc-init");
+    assert.match(init, /endpoint created as nse-icmp-responder-node-\d/, "the first request met the supplier");
+    assert.match(init, /connection established/);
     const supplier = (await pods("app=nse-supplier-k8s"))[0]!;
     assert.match(log(supplier.metadata.name, "nse-supplier"), /creating an endpoint pod/);
   });
@@ -153,15 +156,18 @@ describe("endpoints: examples/scale-from-zero (nsm nse supplier)", { skip }, () 
     );
   });
 
-  it("the inline template of supplier.yaml is pod-template.yaml", () => {
-    const docs = parse(readFileSync(join(EXAMPLE, "supplier.yaml"), "utf8"));
-    const env = docs.spec.template.spec.containers[0].env as { name: string; value?: string }[];
-    const inline = env.find((e) => e.name === "NSM_POD_DESCRIPTION")!.value;
-    assert.equal(inline, readFileSync(join(EXAMPLE, "pod-template.yaml"), "utf8"));
+  it("the supplier reads pod-template.yaml from its ConfigMap volume", () => {
+    const state = JSON.parse(readFileSync(join(rt.dir, "state.json"), "utf8")) as {
+      pods: { name: string; containers: { name: string; env: Record<string, string> }[] }[];
+    };
+    const supplier = state.pods.find((p) => p.name.startsWith("nse-supplier-k8s-"))!;
+    const file = supplier.containers.find((c) => c.name === "nse-supplier")!.env.NSM_POD_DESCRIPTION_FILE!;
+    assert.notEqual(file, "/run/supplier/pod-template.yaml", "the volume's file on the host");
+    assert.equal(readFileSync(file, "utf8"), readFileSync(join(EXAMPLE, "pod-template.yaml"), "utf8"));
   });
 
   it("delete removes the supplier; down leaves nothing", async () => {
-    await rt.ok("delete", "-f", EXAMPLE);
+    await rt.ok("delete", "-k", EXAMPLE);
     assert.deepEqual(rows(await rt.ok("get", "pods", "-n", NS)), []);
     await rt.ok("down");
     assert.deepEqual(rt.netns(), []);

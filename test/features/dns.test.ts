@@ -2,10 +2,13 @@
 /**
  * examples/dns end to end on the local runtime: the endpoint sends its DNS config
  * (NSM_DNS_CONFIGS) in the DNSContext, the client's sidecar runs a DNS proxy on 127.0.0.1:53 in
- * the pod's network namespace and points the pod's resolv.conf at it. A name of the endpoint's
- * domain is answered by the endpoint's DNS server (across the NSM interface); any other name by
- * the pod's original resolver (here a stand-in "cluster DNS" on 127.0.0.2 in the pod's netns,
- * named by the resolv.conf the pod started with); deleting the pod restores its resolv.conf.
+ * the pod's network namespace and points the pod's resolv.conf at it; the runtime bind-mounts
+ * that file at the container's /etc/resolv.conf. The container resolves names with its own
+ * resolver (`getent hosts`, glibc's stub resolver reading /etc/resolv.conf): a name of the
+ * endpoint's domain is answered by the endpoint's DNS server (across the NSM interface); any
+ * other name by the pod's original resolver (here a stand-in "cluster DNS" on 127.0.0.2 in the
+ * pod's netns, named by the resolv.conf the pod started with); deleting the pod restores its
+ * resolv.conf. The host's /etc/resolv.conf is never touched.
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
@@ -20,22 +23,21 @@ const NS = "ns-dns";
 const EXAMPLE = join(REPO, "examples", "dns");
 const ORIGINAL = "search cluster.local\nnameserver 127.0.0.2\noptions ndots:5\n";
 
-/** A node script that resolves argv[1] (A) through 127.0.0.1:53 and prints the addresses or the error code. */
-const RESOLVE = [
-  "const { Resolver } = require('node:dns').promises;",
-  "const r = new Resolver({ timeout: 3000, tries: 1 });",
-  "r.setServers(['127.0.0.1']);",
-  "r.resolve4(process.argv[1]).then((a) => console.log(a.join(',')), (e) => { console.log(e.code); process.exit(2); });",
-].join(" ");
-
 describe("features: examples/dns", { skip: skipReason() }, () => {
   let rt: TestRuntime;
   let resolvConf: string;
   let clusterDns: ChildProcess | undefined;
 
-  const resolve = (name: string) => rt.nsm("exec", "dnsutils", "-n", NS, "--", process.execPath, "-e", RESOLVE, name);
+  /** `getent hosts NAME` in the pod's container: its IPv4 addresses, or "" (not found). */
+  const resolve = async (name: string) => {
+    const r = await rt.nsm("exec", "pods/dnsutils", "-n", NS, "--", "getent", "ahostsv4", name);
+    const addrs = new Set(r.stdout.split("\n").flatMap((l) => (l.trim() ? [l.split(/\s+/)[0]!] : [])));
+    return { code: r.code, addresses: [...addrs].join(","), text: r.stdout + r.stderr };
+  };
+  let hostResolvConf: string;
 
   before(async () => {
+    hostResolvConf = readFileSync("/etc/resolv.conf", "utf8");
     rt = testRuntime("dns");
     await rt.ok("up");
     // The resolv.conf the pod starts with (a kubelet would write it): its resolver is 127.0.0.2.
@@ -68,21 +70,32 @@ describe("features: examples/dns", { skip: skipReason() }, () => {
     assert.deepEqual(active, ["nameserver 127.0.0.1", "search my.dns.service cluster.local", "options ndots:5"]);
   });
 
-  it("a name of the endpoint's domain is answered by the endpoint's DNS server", async () => {
-    const r = await resolve("nse.my.dns.service");
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.equal(r.stdout.trim(), "172.16.1.100");
+  it("the container's /etc/resolv.conf is that file; the host's is unchanged", async () => {
+    const r = await rt.nsm("exec", "pods/dnsutils", "-n", NS, "--", "cat", "/etc/resolv.conf");
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, readFileSync(resolvConf, "utf8"));
+    assert.equal(readFileSync("/etc/resolv.conf", "utf8"), hostResolvConf);
   });
 
-  it("other names fall back to the pod's original resolver; unknown names are NXDOMAIN", async () => {
+  it("a name of the endpoint's domain resolves in the pod to the endpoint's DNS answer", async () => {
+    const r = await resolve("nse.my.dns.service");
+    assert.equal(r.code, 0, r.text);
+    assert.equal(r.addresses, "172.16.1.100");
+    // The search domain the endpoint sent: the short name resolves too.
+    const short = await resolve("nse");
+    assert.equal(short.addresses, "172.16.1.100", short.text);
+  });
+
+  it("other names fall back to the pod's original resolver; unknown names are not found", async () => {
     let r = await resolve("kubernetes.default");
-    for (let i = 0; i < 20 && r.stdout.trim() !== "10.96.0.1"; i++) {
+    for (let i = 0; i < 20 && r.addresses !== "10.96.0.1"; i++) {
       await new Promise((res) => setTimeout(res, 250)); // the stand-in may still be starting
       r = await resolve("kubernetes.default");
     }
-    assert.equal(r.stdout.trim(), "10.96.0.1", r.stdout + r.stderr);
+    assert.equal(r.addresses, "10.96.0.1", r.text);
     const unknown = await resolve("nowhere.example");
-    assert.equal(unknown.stdout.trim(), "ENOTFOUND");
+    assert.equal(unknown.addresses, "");
+    assert.equal(unknown.code, 2, unknown.text); // getent: key not found
   });
 
   it("the connection carries the DNS config: nsm describe shows it", async () => {

@@ -2,8 +2,8 @@
 /**
  * examples/policy-based-routing end to end on the local runtime, with the checks of upstream's
  * README: the two pings, then the five `ip route get` results in the client (tables 1-5, IPv4
- * and IPv6). Until the runtime mounts ConfigMap volumes, the endpoint reads the example's
- * policies from a file named by NSM_PBR_CONFIG_PATH (an overlay of the example made here).
+ * and IPv6). The example is applied as written (`apply -k`): the endpoint reads its policies
+ * from the ConfigMap `pbr-policies` mounted at upstream's default path.
  * Then upstream's local-forwarder-death with PBR: the forwarder is killed and restarted, the
  * connection heals, the five results hold and no rule is doubled.
  */
@@ -11,36 +11,18 @@ import assert from "node:assert/strict";
 import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { parseAllDocuments, stringify } from "yaml";
 import { ipJson, podNetns, REPO, rows, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
 
 const NS = "ns-policy-based-routing";
 const EXAMPLE = join(REPO, "examples", "policy-based-routing");
 const skip = skipReason();
 
-/**
- * The example without its ConfigMap: the policies go to a file, the endpoint is told where.
- * `remote`: the client is kept off the endpoint's node (the connection goes over VXLAN).
- */
-function overlay(dir: string, remote = false): string {
+/** The example with its client kept off the endpoint's node (the connection goes over VXLAN). */
+function remoteCopy(dir: string): string {
   const out = join(dir, "pbr-example");
   cpSync(EXAMPLE, out, { recursive: true });
-  if (remote) {
-    const client = join(out, "client.yaml");
-    writeFileSync(client, readFileSync(client, "utf8").replace("podAffinity:", "podAntiAffinity:"));
-  }
-  const [cm] = parseAllDocuments(readFileSync(join(out, "policies.yaml"), "utf8")).map((d) => d.toJS());
-  const policies = join(dir, "pbr-config.yaml");
-  writeFileSync(policies, cm.data["config.yaml"]);
-  const kust = readFileSync(join(out, "kustomization.yaml"), "utf8").replace("  - policies.yaml\n", "");
-  writeFileSync(join(out, "kustomization.yaml"), kust);
-  const [nse] = parseAllDocuments(readFileSync(join(out, "nse.yaml"), "utf8")).map((d) => d.toJS());
-  const spec = nse.spec.template.spec;
-  const container = spec.containers[0];
-  container.env.push({ name: "NSM_PBR_CONFIG_PATH", value: policies });
-  container.volumeMounts = container.volumeMounts.filter((m: { name: string }) => m.name !== "policies");
-  spec.volumes = spec.volumes.filter((v: { name: string }) => v.name !== "policies");
-  writeFileSync(join(out, "nse.yaml"), stringify(nse));
+  const client = join(out, "client.yaml");
+  writeFileSync(client, readFileSync(client, "utf8").replace("podAffinity:", "podAntiAffinity:"));
   return out;
 }
 
@@ -63,7 +45,7 @@ describe("examples/policy-based-routing on the local runtime", { skip }, () => {
   before(async () => {
     rt = testRuntime("pbr");
     await rt.ok("up");
-    await rt.ok("apply", "-f", overlay(join(rt.dir, "..")));
+    await rt.ok("apply", "-k", EXAMPLE);
   });
   after(() => rt?.cleanup());
 
@@ -134,7 +116,7 @@ describe("examples/policy-based-routing across two nodes (VXLAN)", { skip }, () 
   before(async () => {
     rt = testRuntime("pbr-remote");
     await rt.ok("up", "--nodes", "2");
-    await rt.ok("apply", "-f", overlay(join(rt.dir, ".."), true));
+    await rt.ok("apply", "-k", remoteCopy(join(rt.dir, "..")));
   });
   after(() => rt?.cleanup());
 
