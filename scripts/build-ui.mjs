@@ -2,12 +2,13 @@
 // Builds the dashboard page into dist/dashboard/: web/dashboard/app.ts bundled with cytoscape by
 // esbuild (options shared with src/local/dashboard/assets.ts, which bundles in memory when this
 // has not run), index.html and style.css copied. Part of `npm run build`.
+// Usage: node scripts/build-ui.mjs [DIST] (default: the repository's dist/).
 import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "esbuild";
 
 const root = join(import.meta.dirname, "..");
-const out = join(root, "dist", "dashboard");
+const out = join(process.argv[2] ?? join(root, "dist"), "dashboard");
 mkdirSync(out, { recursive: true });
 await build({
   entryPoints: [join(root, "web", "dashboard", "app.ts")],

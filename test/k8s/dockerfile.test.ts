@@ -90,10 +90,12 @@ describe("the image's file tree", () => {
 
   before(async () => {
     root = mkdtempSync(join(tmpdir(), "nsm-image-"));
-    // RUN npm run build: the same tsc config, into the build stage's /app/dist.
+    // RUN npm run build: the same tsc config and the dashboard page, into the build stage's /app/dist.
     const tsc = join(repo, "node_modules", "typescript", "bin", "tsc");
     const built = await run(process.execPath, [tsc, "-p", "tsconfig.build.json", "--outDir", compiled()], process.env);
     assert.equal(built.code, 0, `tsc: ${built.stdout}${built.stderr}`);
+    const ui = await run(process.execPath, [join(repo, "scripts", "build-ui.mjs"), compiled()], process.env);
+    assert.equal(ui.code, 0, `build-ui: ${ui.stdout}${ui.stderr}`);
     for (const copy of runtimeStage) assembleCopy(copy);
   });
   after(() => rmSync(root, { recursive: true, force: true }));
