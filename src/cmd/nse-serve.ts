@@ -15,7 +15,7 @@ import type { NetworkServiceElement } from "../sdk/core/chain.js";
 import { CallContext } from "../sdk/core/context.js";
 import type { Logger } from "../sdk/core/logger.js";
 import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
-import { registryClients } from "../sdk/grpc/registry.js";
+import { type Registries, registryClients } from "../sdk/grpc/registry.js";
 import { createEndpoint } from "../sdk/networkservice/chains/endpoint/index.js";
 import { sendFdServer } from "../sdk/networkservice/common/sendfd/index.js";
 import { registryClient } from "../sdk/registry/chains/client/index.js";
@@ -44,12 +44,18 @@ export function connectToOf(env: Env): string {
   });
 }
 
-/** Serves `additional` behind the standard endpoint chain until a signal; `stopped` runs last. */
-export async function serveEndpointRole(
-  role: EndpointRole,
-  additional: NetworkServiceElement[],
-  stopped: () => Promise<void> = async () => {},
-): Promise<number> {
+/** A served and registered endpoint: its registry (through nsmgr) and how to stop it. */
+export interface ServedEndpoint {
+  readonly registry: Registries;
+  /** Stops serving; with `unregister`, first removes the registration (NSM_UNREGISTER_ITSELF). */
+  stop(unregister: boolean): Promise<void>;
+}
+
+/**
+ * Serves `additional` behind the standard endpoint chain on a unix socket in a temp dir and
+ * registers it (and its services, when asked) through nsmgr.
+ */
+export async function serveEndpoint(role: EndpointRole, additional: NetworkServiceElement[]): Promise<ServedEndpoint> {
   const { name, sec, log } = role;
   const monitorPolicies = await sec.policies("monitor");
   const endpoint = createEndpoint({
@@ -66,8 +72,9 @@ export async function serveEndpointRole(
   const [url] = await listen(server, [`unix://${dir}/listen.on`], sec, log);
   const lifetime = new AbortController();
   const channel = dialChannel(role.connectTo, sec.dialOptions());
+  const registry = registryClients(channel);
   const registration = registryClient({
-    registry: registryClients(channel),
+    registry,
     signal: lifetime.signal,
     security: sec.registryClient(await sec.policies("registryClient")),
   });
@@ -86,14 +93,33 @@ export async function serveEndpointRole(
   });
   await registration.nse.register(record, ctx());
   log.info({ url, services: role.services, labels: role.labels }, "endpoint serving and registered");
+  return {
+    registry,
+    async stop(unregister) {
+      lifetime.abort();
+      if (unregister)
+        await registration.nse
+          .unregister(record, ctx())
+          .catch((err) => log.warn({ err: String(err) }, "could not unregister"));
+      endpoint.dispose();
+      await shutdown(server);
+      closeChannel(channel);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Serves `additional` behind the standard endpoint chain until a signal; `stopped` runs last. */
+export async function serveEndpointRole(
+  role: EndpointRole,
+  additional: NetworkServiceElement[],
+  stopped: () => Promise<void> = async () => {},
+): Promise<number> {
+  const served = await serveEndpoint(role, additional);
   await untilSignal();
-  lifetime.abort();
-  endpoint.dispose();
-  await shutdown(server);
-  closeChannel(channel);
-  rmSync(dir, { recursive: true, force: true });
+  await served.stop(false);
   await stopped();
-  sec.close();
-  log.info("endpoint stopped");
+  role.sec.close();
+  role.log.info("endpoint stopped");
   return 0;
 }

@@ -1,45 +1,16 @@
-// SPDX-License-Identifier: Apache-2.0
-/**
- * `nsm nse vl3`: a vL3 endpoint (stands in for upstream cmd-nse-vl3-vpp). It takes a block of
- * the vL3 network from the IPAM service (`nsm ipam`) at NSM_PREFIX_SERVER_URL, gives its clients
- * addresses of the block and routes to the whole vL3 network through itself, and connects to
- * the other vL3 endpoints of its service as their client, so that clients of different
- * endpoints (and nodes) reach one another (see ../sdk/networkservice/common/vl3).
- * Env (upstream names): NSM_NAME (vL3-server), NSM_CONNECT_TO
- * (unix:///var/lib/networkservicemesh/nsm.io.sock), NSM_SERVICE_NAMES (vL3; the first is the
- * one peers request), NSM_LABELS, NSM_REQUEST_LABELS (labels of the peer requests),
- * NSM_REGISTER_SERVICE (true; payload IP), NSM_UNREGISTER_ITSELF (true), NSM_PREFIX_SERVER_URL
- * (vl3-ipam:5006; `host:port`, tcp:// or unix://), NSM_REQUEST_TIMEOUT (15s), NSM_EXPIRE (1m),
- * NSM_DNS_TEMPLATES (`{{ index .Labels "podName" }}.{{ .NetworkService }}.`: the names of its
- * clients, answered by its DNS server on port 53 of its vL3 address, which asks the peers for
- * the others' clients), NSM_LOG_LEVEL; security as ./security.ts.
- * The endpoint's netns routes between its clients and peers (../kernel/networkservice/vl3).
- * It registers only once the IPAM answered. A malformed setting, or a block from the IPAM that
- * is not a prefix with room for clients, stops it at start with one line naming the variable.
- */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
-import { NetworkServiceEndpointSchema, NetworkServiceSchema } from "../api/gen/registry_pb.js";
 import { type Connection, Payload } from "../api/index.js";
 import { createNetlinkKernel } from "../kernel/index.js";
 import { prepareVl3Netns } from "../kernel/networkservice/vl3/index.js";
-import type { NetworkServiceElement } from "../sdk/core/chain.js";
-import { CallContext } from "../sdk/core/context.js";
 import { NsmError } from "../sdk/core/errors.js";
 import type { Logger } from "../sdk/core/logger.js";
 import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
-import { type Registries, registryClients } from "../sdk/grpc/registry.js";
 import { watchPrefix } from "../sdk/ipam/vl3ipam/index.js";
 import { createClient } from "../sdk/networkservice/chains/client/index.js";
-import { createEndpoint } from "../sdk/networkservice/chains/endpoint/index.js";
 import { healClient } from "../sdk/networkservice/common/heal/index.js";
 import { kernelMechanismClient, kernelMechanismServer } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsClient, mechanismsServer } from "../sdk/networkservice/common/mechanisms/index.js";
 import { refreshClient } from "../sdk/networkservice/common/refresh/index.js";
-import { sendFdClient, sendFdServer } from "../sdk/networkservice/common/sendfd/index.js";
+import { sendFdClient } from "../sdk/networkservice/common/sendfd/index.js";
 import { Vl3Network, type Vl3Peers, vl3Client, vl3Peers, vl3Server } from "../sdk/networkservice/common/vl3/index.js";
 import {
   type DnsTemplate,
@@ -48,12 +19,11 @@ import {
   Vl3DnsRecords,
   vl3DnsServer,
 } from "../sdk/networkservice/common/vl3dns/index.js";
-import { registryClient } from "../sdk/registry/chains/client/index.js";
 import { parseLabels } from "../sdk/tools/labels.js";
 import { ConfigError, Env } from "./env.js";
-import { connectToOf, type EndpointRole } from "./nse-serve.js";
+import { connectToOf, serveEndpoint } from "./nse-serve.js";
 import { type RoleSecurity, roleSecurity } from "./security.js";
-import { listen, roleLogger, shutdown, untilSignal } from "./serve.js";
+import { roleLogger, untilSignal } from "./serve.js";
 
 /** The vL3 endpoint's settings. */
 export interface Vl3Config {
@@ -158,69 +128,6 @@ async function peerClient(
       sendFdClient(),
     ],
   });
-}
-
-/** A served and registered endpoint: its registry (through nsmgr) and how to stop it. */
-interface Served {
-  readonly registry: Registries;
-  stop(unregister: boolean): Promise<void>;
-}
-
-/**
- * Serves `additional` behind the standard endpoint chain on a unix socket in a temp dir and
- * registers it (and its services, when asked) through nsmgr. As ./nse-serve.ts, but it hands
- * back the registry (the peers watch it) and can unregister on stop (upstream's
- * NSM_UNREGISTER_ITSELF, true for vL3: a peer that left is closed at once, not at expiry).
- */
-async function serveEndpoint(role: EndpointRole, additional: NetworkServiceElement[]): Promise<Served> {
-  const { name, sec, log } = role;
-  const monitorPolicies = await sec.policies("monitor");
-  const endpoint = createEndpoint({
-    name,
-    log,
-    ...sec.endpoint(await sec.policies("server")),
-    monitorService: (service) => sec.monitor(service, monitorPolicies),
-    additional: [sendFdServer(), ...additional],
-  });
-  const dir = mkdtempSync(join(tmpdir(), `${name}-`));
-  const server = new grpc.Server();
-  endpoint.register(server);
-  const [url] = await listen(server, [`unix://${dir}/listen.on`], sec, log);
-  const lifetime = new AbortController();
-  const channel = dialChannel(role.connectTo, sec.dialOptions());
-  const registry = registryClients(channel);
-  const registration = registryClient({
-    registry,
-    signal: lifetime.signal,
-    security: sec.registryClient(await sec.policies("registryClient")),
-  });
-  const ctx = () => CallContext.create({ deadline: Date.now() + 15_000, log });
-  if (role.registerServices)
-    for (const svc of role.services)
-      await registration.ns.register(create(NetworkServiceSchema, { name: svc, payload: Payload.IP }), ctx());
-  const record = create(NetworkServiceEndpointSchema, {
-    name,
-    networkServiceNames: [...role.services],
-    networkServiceLabels: Object.fromEntries(role.services.map((s) => [s, { labels: { ...role.labels } }])),
-    url,
-    expirationTime: { seconds: BigInt(Math.floor((Date.now() + role.expirationMs) / 1000)), nanos: 0 },
-  });
-  await registration.nse.register(record, ctx());
-  log.info({ url, services: role.services, labels: role.labels }, "endpoint serving and registered");
-  return {
-    registry,
-    async stop(unregister) {
-      lifetime.abort();
-      if (unregister)
-        await registration.nse
-          .unregister(record, ctx())
-          .catch((err) => log.warn({ err: String(err) }, "could not unregister"));
-      endpoint.dispose();
-      await shutdown(server);
-      closeChannel(channel);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 /** The vL3 addresses of the peers: those that connected here and those this endpoint connected to. */
