@@ -8,23 +8,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { retrying } from "../../src/sdk/testing/async.js";
 import { REPO, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
 
 const NS = "ns-ipam-policies";
 const EXAMPLE = join(REPO, "examples", "ipam-policies");
 const skip = skipReason();
 
-async function eventually(fn: () => Promise<void>, timeoutMs = 90_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > end) throw err;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
-}
+const eventually = (fn: () => unknown, timeoutMs = 90_000) => retrying(fn, timeoutMs, 1000);
 
 describe("examples/ipam-policies on the local runtime", { skip }, () => {
   let rt: TestRuntime;

@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { retrying } from "../../src/sdk/testing/async.js";
 import { ipJson, podNetns, REPO, rows, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
 
 const NS = "ns-policy-based-routing";
@@ -26,18 +27,7 @@ function remoteCopy(dir: string): string {
   return out;
 }
 
-/** Retries `fn` until it passes or `timeoutMs` is over (then its last error). */
-async function eventually(fn: () => Promise<void> | void, timeoutMs = 60_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (Date.now() > end) throw err;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-}
+const eventually = (fn: () => unknown, timeoutMs = 60_000) => retrying(fn, timeoutMs, 500);
 
 describe("examples/policy-based-routing on the local runtime", { skip }, () => {
   let rt: TestRuntime;

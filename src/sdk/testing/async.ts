@@ -44,3 +44,19 @@ export async function eventually(check: () => boolean | Promise<boolean>, timeou
     await delay(stepMs);
   }
 }
+
+/**
+ * Runs `fn` until it stops throwing, every `stepMs`; after `timeoutMs` its last error is thrown
+ * (so an assertion's own message says what never came true).
+ */
+export async function retrying<T>(fn: () => T | Promise<T>, timeoutMs: number, stepMs = 500): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() > end) throw err;
+      await delay(stepMs);
+    }
+  }
+}
