@@ -123,7 +123,7 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
   const tagOwner = `${name}@${(await kernel.netnsId(undefined)).ino}`;
   const dataPlane = await kernelDataPlane(config, kernel, tagOwner, sec.insecure, log);
   const counters = interfaceMetrics({ kernel, name, node: vars.NODE_NAME, log });
-  if (obs.metrics) counters.register(obs.metrics.registry);
+  if (obs.metrics) await counters.register(obs.metrics.registry);
   const nsmgrChannel = dialChannel(connectTo, sec.dialOptions());
   const viaNsmgr = registryClients(nsmgrChannel);
   const forwarder = createForwarder({

@@ -14,7 +14,6 @@
  *   deleted.
  */
 import * as grpc from "@grpc/grpc-js";
-import { observeRegistry } from "../observe/registry.js";
 import type { Logger } from "../sdk/core/logger.js";
 import { serveRegistry } from "../sdk/grpc/registry.js";
 import { memoryRegistry } from "../sdk/registry/chains/memory/index.js";
@@ -95,7 +94,9 @@ export async function runRegistry(vars: NodeJS.ProcessEnv = process.env): Promis
   const lifetime = new AbortController();
   const backend = await registryBackend(env, { expirationMs, signal: lifetime.signal, security, log });
   const server = new grpc.Server();
-  const chains = obs.metrics ? observeRegistry(backend.chains, obs.metrics.registry) : backend.chains;
+  const chains = obs.metrics
+    ? (await import("../observe/registry.js")).observeRegistry(backend.chains, obs.metrics.registry)
+    : backend.chains;
   serveRegistry(server, chains, { log });
   const urls = await listen(server, listenOn, sec, log);
   log.info({ urls, expirationMs }, "registry serving");

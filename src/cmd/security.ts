@@ -63,7 +63,7 @@ export async function roleSecurity(env: Env, log: Logger): Promise<RoleSecurity>
   // (re)connect at once (see the README).
   const passFds = env.bool("NSM_PASS_FDS", false);
   const sec = await createSecurity({ socket, maxTokenLifetimeMs, insecure, passFds, log });
-  observeSvid(sec.source);
+  await observeSvid(sec.source);
   if (!insecure) {
     const id = sec.source!.current().svid.spiffeId;
     log.info({ spiffeId: id, trustDomain: sec.source!.current().bundle.trustDomain, maxTokenLifetimeMs }, "mTLS on");

@@ -15,7 +15,7 @@
  * `readTimeoutMs` leaves the map as it was; a Request never fails or waits long for counters.
  */
 
-import { Counter, type Registry } from "prom-client";
+import type { Counter, Registry } from "prom-client";
 import type { Connection } from "../api/index.js";
 import { Param } from "../api/mechanisms.js";
 import type { KernelApi, LinkStats } from "../kernel/api.js";
@@ -108,8 +108,8 @@ async function readStats(kernel: InterfaceMetricsOptions["kernel"], t: Tracked):
 
 export interface InterfaceMetrics {
   readonly server: NetworkServiceElement;
-  /** Adds the Prometheus counters to `registry`. */
-  register(registry: Registry): void;
+  /** Adds the Prometheus counters to `registry` (loads prom-client: only when metrics are on). */
+  register(registry: Registry): Promise<void>;
 }
 
 /** See the module doc. */
@@ -147,12 +147,13 @@ const SERIES = [
   ["tx_drops", "txDropped", "Sent packets dropped on the client's interface"],
 ] as const;
 
-function registerCounters(
+async function registerCounters(
   registry: Registry,
   tracked: Map<string, Tracked>,
   read: (t: Tracked) => Promise<LinkStats | undefined>,
   node: string,
-): void {
+): Promise<void> {
+  const { Counter } = await import("prom-client");
   const labelNames = ["service", "endpoint", "node", "connection", "interface"] as const;
   const counters: Counter<(typeof labelNames)[number]>[] = [];
   // One kernel read per connection per scrape, shared by the counters (prom-client collects them in parallel).

@@ -111,7 +111,7 @@ describe("forwarder interface counters", () => {
       node: "node-1",
       log: silentLogger,
     });
-    counters.register(m.registry);
+    await counters.register(m.registry);
     const h = bind(counters.server);
     const conn = await h.request(request(kernelConnection("c1")), CallContext.create());
     assert.equal(conn.path?.pathSegments[2]?.metrics.rx_bytes, "2000");

@@ -19,22 +19,9 @@ import { createServer, type Server } from "node:http";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Logger } from "../sdk/core/logger.js";
 import type { CallObserver } from "../sdk/networkservice/common/metrics/index.js";
+import type { ListenAddress } from "./addresses.js";
 
-export interface ListenAddress {
-  /** Undefined: every address (`:9090`). */
-  host: string | undefined;
-  port: number;
-}
-
-/** Parses `[host]:port` (`:9090`, `127.0.0.1:9090`, `[::1]:9090`, `localhost:0`); throws with the reason. */
-export function parseListenOn(value: string): ListenAddress {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]*)):(\d{1,5})$/.exec(value.trim());
-  if (!m) throw new Error('expected [host]:port (examples: ":9090", "127.0.0.1:9090", "[::1]:9090")');
-  const port = Number(m[3]);
-  if (port > 65535) throw new Error(`port ${port} is out of range (0-65535)`);
-  const host = m[1] ?? m[2];
-  return { host: host === "" ? undefined : host, port };
-}
+export { type ListenAddress, parseListenOn } from "./addresses.js";
 
 export interface RoleMetrics {
   readonly registry: Registry;

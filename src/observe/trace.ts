@@ -25,28 +25,9 @@ import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from "@ope
 import type { CallContext } from "../sdk/core/context.js";
 import type { Logger } from "../sdk/core/logger.js";
 import { type ChainTracer, type ElementSpan, traceStateKey } from "../sdk/core/tracing.js";
+import type { OtlpTarget } from "./addresses.js";
 
-/** Where spans go: an OTLP/gRPC collector URL. */
-export interface OtlpTarget {
-  /** `http://host:port`, `https://host:port` or `unix:///path`. */
-  readonly url: string;
-  readonly tls: boolean;
-}
-
-/**
- * Parses NSM_OPEN_TELEMETRY_ENDPOINT: upstream's `host:port` (plaintext gRPC, as upstream dials it),
- * `http://host:port`, `https://host:port` (TLS) or `unix:///path/to/socket`; throws with the reason.
- */
-export function parseOtlpEndpoint(value: string): OtlpTarget {
-  const v = value.trim();
-  if (/^unix:\/\/\/[^\s]+$/.test(v)) return { url: v, tls: false };
-  const m = /^(?:(https?):\/\/)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})\/?$/.exec(v);
-  if (!m || Number(m[3]) > 65535) {
-    throw new Error('expected host:port, http(s)://host:port or unix:///path (example: "otel-collector:4317")');
-  }
-  const tls = m[1] === "https";
-  return { url: `${tls ? "https" : "http"}://${m[2]}:${m[3]}`, tls };
-}
+export { type OtlpTarget, parseOtlpEndpoint } from "./addresses.js";
 
 export interface TracingOptions {
   /** `service.name` of every span of this process. */

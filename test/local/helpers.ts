@@ -5,7 +5,7 @@
  * (`bin/nsm.js`) and checks the kernel with `ip -j`.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadNativeBinding } from "../../src/kernel/index.js";
@@ -71,7 +71,11 @@ export function testRuntime(name: string, env: Record<string, string> = {}): Tes
     async cleanup() {
       // NSM_TEST_KEEP_LOGS=DIR keeps every component's log for a look after the run.
       const keep = process.env.NSM_TEST_KEEP_LOGS;
-      if (keep) cpSync(join(dir, "logs"), join(keep, name), { recursive: true, force: true });
+      if (keep) {
+        if (existsSync(join(dir, "logs"))) cpSync(join(dir, "logs"), join(keep, name), { recursive: true, force: true });
+        const shell = join(dir, "..", "readme-shell");
+        if (existsSync(shell)) cpSync(shell, join(keep, name, "readme-shell"), { recursive: true, force: true });
+      }
       await nsm("down");
       rmSync(join(dir, ".."), { recursive: true, force: true });
     },

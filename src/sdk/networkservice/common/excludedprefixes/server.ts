@@ -17,7 +17,7 @@
  * and the last good prefixes stay in force (as upstream keeps its last pool).
  */
 import { readFileSync, statSync } from "node:fs";
-import { parse as parseYaml } from "yaml";
+import { createRequire } from "node:module";
 import { ConnectionContextSchema, ConnectionSchema, clone, create, IPContextSchema } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
 import type { Logger } from "../../../core/logger.js";
@@ -35,9 +35,13 @@ export interface ExcludedPrefixesServerOptions {
   readonly log?: Logger;
 }
 
+/** The `yaml` package, loaded when a file is first read (~70 modules a role without the file does not need). */
+let yaml: typeof import("yaml") | undefined;
+
 /** The prefixes of an excluded-prefixes YAML document; throws a one-line Error when it is not one. */
 export function parseExcludedPrefixes(text: string): string[] {
-  const doc: unknown = parseYaml(text);
+  yaml ??= createRequire(import.meta.url)("yaml") as typeof import("yaml");
+  const doc: unknown = yaml.parse(text);
   if (doc === null || doc === undefined) return [];
   if (typeof doc !== "object" || Array.isArray(doc)) throw new Error("expected a mapping with `prefixes`");
   const prefixes = (doc as { prefixes?: unknown }).prefixes ?? [];
