@@ -36,10 +36,19 @@ interface Waiter {
  * taken (the taker then owns it and closes it) or until the connection ends ({@link closeAll}).
  * A second unclaimed descriptor for the same key replaces (closes) the first, so a peer that
  * resends its namespace on every Request does not pile descriptors up.
+ *
+ * A process may hold several connections to the same peer process (a channel per target, an
+ * old one still draining after a reconnect), and a descriptor sent for a call may ride on
+ * another of them than the one the call went on (the sender queues descriptors per socket path,
+ * and the next call on any of its connections carries them). {@link siblings} lists the tables
+ * of those other connections: {@link take} and {@link waitFor} look in them too. Only
+ * connections with the same peer pid are siblings, so the sender is the same either way.
  */
 export class FdTable {
   /** The pid of the process that sent these descriptors (SO_PEERCRED of the connection), 0 if unknown. */
   peerPid = 0;
+  /** The tables of the other live connections to or from the same peer process (see the class doc). */
+  siblings: () => Iterable<FdTable> = () => [];
   readonly #fds = new Map<string, number>();
   readonly #waiters = new Map<string, Set<Waiter>>();
   #closed = false;
@@ -67,20 +76,58 @@ export class FdTable {
     this.#fds.set(key, fd);
   }
 
-  /** Takes the descriptor for `key` if it has arrived (the caller owns it from then on). */
+  /** Takes the descriptor for `key` if it has arrived, here or on a sibling (the caller owns it from then on). */
   take(key: string): number | undefined {
+    const own = this.#takeOwn(key);
+    if (own !== undefined) return own;
+    for (const t of this.#liveSiblings()) {
+      const fd = t.#takeOwn(key);
+      if (fd !== undefined) return fd;
+    }
+    return undefined;
+  }
+
+  /**
+   * Takes the descriptor for `key`, waiting for it (here or on a sibling) until `signal` aborts
+   * (the call's deadline or cancellation) or every connection looked at ends; rejects then.
+   */
+  waitFor(key: string, signal: AbortSignal): Promise<number> {
+    const now = this.take(key);
+    if (now !== undefined) return Promise.resolve(now);
+    const others = this.#liveSiblings();
+    if (others.length === 0) return this.#waitOwn(key, signal);
+    // The first table the descriptor arrives in wins; the other waits are dropped (a second
+    // copy arriving in the same turn is closed: the winner already holds that namespace).
+    const won = new AbortController();
+    const either = AbortSignal.any([signal, won.signal]);
+    let winner: number | undefined;
+    const waits = [this, ...others].map((t) =>
+      t.#waitOwn(key, either).then((fd) => {
+        if (winner !== undefined) {
+          closeQuietly(fd);
+          throw new Error("taken on another connection");
+        }
+        winner = fd;
+        won.abort();
+        return fd;
+      }),
+    );
+    return Promise.any(waits).catch(() => {
+      throw new Error(signal.aborted ? "no descriptor arrived before the deadline" : "the connection is closed");
+    });
+  }
+
+  #liveSiblings(): FdTable[] {
+    return [...this.siblings()].filter((t) => t !== this && !t.#closed && t.peerPid === this.peerPid);
+  }
+
+  #takeOwn(key: string): number | undefined {
     const fd = this.#fds.get(key);
     if (fd !== undefined) this.#fds.delete(key);
     return fd;
   }
 
-  /**
-   * Takes the descriptor for `key`, waiting for it until `signal` aborts (the call's deadline or
-   * cancellation) or the connection ends; rejects then.
-   */
-  waitFor(key: string, signal: AbortSignal): Promise<number> {
-    const now = this.take(key);
-    if (now !== undefined) return Promise.resolve(now);
+  #waitOwn(key: string, signal: AbortSignal): Promise<number> {
     if (this.#closed) return Promise.reject(new Error("the connection is closed"));
     if (signal.aborted) return Promise.reject(new Error("no descriptor arrived before the deadline"));
     return new Promise<number>((resolve, reject) => {

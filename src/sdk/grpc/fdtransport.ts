@@ -39,6 +39,8 @@ export function bindFdUnix(server: grpc.Server, path: string, credentials: grpc.
   const sockets = new Set<FdSocket>();
   const listener: FdListener = listenFdUnix(path, (socket) => {
     sockets.add(socket);
+    // A client's descriptors may ride on another of its connections than its call's.
+    socket.fds.siblings = () => [...sockets].map((s) => s.fds);
     socket.once("close", () => sockets.delete(socket));
     socket.on("error", () => socket.destroy());
     injector.injectConnection(socket);
@@ -78,16 +80,17 @@ export function fdTableOfCall(call: unknown): FdTable | undefined {
   return fdSocketUnder(c?.stream?.session?.socket)?.fds;
 }
 
-/** The newest relayed connection dialed to each socket path (replies' descriptors arrive there). */
-const dialed = new Map<string, FdSocket>();
+/** The live relayed connections dialed to each socket path, oldest first (replies' descriptors arrive there). */
+const dialed = new Map<string, Set<FdSocket>>();
 
 /**
  * The descriptor table of the newest live connection dialed with {@link fdChannelCredentials}
- * to the unix socket `path` (where descriptors sent back with responses arrive).
+ * to the unix socket `path`, with the other live ones to that path as its siblings (a response's
+ * descriptors arrive on the connection its call went on, which need not be the newest).
  */
 export function fdTableOfDialed(path: string): FdTable | undefined {
-  const s = dialed.get(path);
-  return s && !s.destroyed ? s.fds : undefined;
+  const live = [...(dialed.get(path) ?? [])].filter((s) => !s.destroyed);
+  return live.at(-1)?.fds;
 }
 
 /**
@@ -169,9 +172,13 @@ class FdConnector implements SecureConnector {
       return Promise.reject(err);
     }
     this.#socket = relayed;
-    dialed.set(this.path, relayed);
+    const onPath = dialed.get(this.path) ?? new Set<FdSocket>();
+    dialed.set(this.path, onPath);
+    onPath.add(relayed);
+    relayed.fds.siblings = () => [...onPath].map((s) => s.fds);
     relayed.once("close", () => {
-      if (dialed.get(this.path) === relayed) dialed.delete(this.path);
+      onPath.delete(relayed);
+      if (onPath.size === 0 && dialed.get(this.path) === onPath) dialed.delete(this.path);
     });
     return this.inner.connect(relayed as unknown as Parameters<SecureConnector["connect"]>[0]);
   }

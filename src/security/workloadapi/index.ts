@@ -10,6 +10,7 @@ export { netnsInodeOf, parentPid, resolveByNetns, resolveByProcessTree } from ".
 export type { NetlinkRequester, UnixPeerLookup, UnixPeerLookupOptions } from "./peer.js";
 export {
   addonNetlinkRequester,
+  createPeerCredLookup,
   createUnixPeerLookup,
   namedNetns,
   pidsHoldingSocket,

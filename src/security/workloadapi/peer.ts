@@ -15,12 +15,18 @@
  * Step 3 reads other processes' fd tables, which needs root (CAP_SYS_PTRACE / same uid): run
  * the Workload API server as root, as a SPIRE agent runs. The result is every pid holding the
  * client end now (more than one after a fork or fd passing); the server then requires them to
- * resolve to the same identity. Unlike SO_PEERCRED this sees current holders, not the
- * connecting process, which is what matters for handing out a key.
+ * resolve to the same identity.
+ *
+ * That scan reads every fd of every process: seconds on a busy machine with hundreds of
+ * processes, on the path of every role's start. So the server asks {@link createPeerCredLookup}
+ * first: `SO_PEERCRED` through the project's addon (what SPIRE's agent reads: the connecting
+ * process), and scans only when the addon cannot answer.
  */
+import { existsSync } from "node:fs";
 import { readdir, readlink, stat } from "node:fs/promises";
 import type { Socket } from "node:net";
 import { unavailable } from "../../sdk/core/errors.js";
+import { loadFdBinding } from "../../sdk/grpc/fdnative.js";
 
 const NETLINK_SOCK_DIAG = 4;
 const SOCK_DIAG_BY_FAMILY = 20;
@@ -238,5 +244,21 @@ export function createUnixPeerLookup(
     const peer = (await unixPeerInode(request, inode)) ?? (await peerInOtherNetns(request, inode, await others()));
     if (peer === undefined) return [];
     return pidsHoldingSocket(peer);
+  };
+}
+
+/**
+ * The caller's pid from `SO_PEERCRED` of the accepted socket (one `getsockopt` through the
+ * addon); `fallback` (the /proc scan) when the addon is not there or names no live process.
+ */
+export function createPeerCredLookup(fallback: UnixPeerLookup): UnixPeerLookup {
+  return async (socket) => {
+    let pid = 0;
+    try {
+      pid = loadFdBinding().peerCred(fdOf(socket)).pid;
+    } catch {
+      pid = 0;
+    }
+    return pid > 0 && existsSync(`/proc/${pid}`) ? [pid] : fallback(socket);
   };
 }

@@ -207,4 +207,30 @@ describe("FdTable", () => {
     table.add(openSync(NETNS, O_PATH));
     assert.equal(openFds(), before, "a descriptor arriving after closeAll is closed at once");
   });
+
+  it("finds a descriptor that rode on a sibling connection of the same peer, now or later; never another peer's", async () => {
+    const key = inodeUrlOfPath(NETNS).slice("inode://".length);
+    const [a, b, stranger] = [new FdTable(), new FdTable(), new FdTable()];
+    a.peerPid = b.peerPid = 100;
+    stranger.peerPid = 200;
+    for (const t of [a, b, stranger]) t.siblings = () => [a, b, stranger];
+    const before = openFds();
+    b.add(openSync(NETNS, O_PATH));
+    const now = a.take(key);
+    assert.ok(now !== undefined, "taken from the sibling");
+    assert.equal(b.size, 0);
+    const waiting = a.waitFor(key, AbortSignal.timeout(2000));
+    b.add(openSync(NETNS, O_PATH));
+    const later = await waiting;
+    assert.ok(later > 2, "the wait on the sibling won");
+    stranger.add(openSync(NETNS, O_PATH));
+    assert.equal(a.take(key), undefined, "another peer's descriptor is not taken");
+    const deadline = new AbortController();
+    setTimeout(() => deadline.abort(), 100);
+    await assert.rejects(a.waitFor(key, deadline.signal), /no descriptor arrived before the deadline/);
+    const { closeSync } = await import("node:fs");
+    for (const fd of [now!, later]) closeSync(fd);
+    stranger.closeAll();
+    assert.equal(openFds(), before, "nothing left open");
+  });
 });
