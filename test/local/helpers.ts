@@ -72,7 +72,8 @@ export function testRuntime(name: string, env: Record<string, string> = {}): Tes
       // NSM_TEST_KEEP_LOGS=DIR keeps every component's log for a look after the run.
       const keep = process.env.NSM_TEST_KEEP_LOGS;
       if (keep) {
-        if (existsSync(join(dir, "logs"))) cpSync(join(dir, "logs"), join(keep, name), { recursive: true, force: true });
+        if (existsSync(join(dir, "logs")))
+          cpSync(join(dir, "logs"), join(keep, name), { recursive: true, force: true });
         const shell = join(dir, "..", "readme-shell");
         if (existsSync(shell)) cpSync(shell, join(keep, name, "readme-shell"), { recursive: true, force: true });
       }
