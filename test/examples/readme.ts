@@ -168,6 +168,7 @@ export function exampleSuite(title: string, names: readonly string[], opts: { wi
         await runExample(rt, sh, name);
       });
     it("nsm down leaves no netns and no process", async () => {
+      rt.keepLogs();
       await rt.ok("down");
       assert.deepEqual(rt.netns(), []);
       assert.deepEqual(rt.processes(), []);

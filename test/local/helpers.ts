@@ -41,7 +41,9 @@ export interface TestRuntime {
   netns(): string[];
   /** Live processes carrying the runtime's marker. */
   processes(): number[];
-  /** `nsm down` and removal of the temp dir (for after hooks; never throws). */
+  /** With NSM_TEST_KEEP_LOGS=DIR: copies every component's log (and a README shell's files) to DIR/<name>. */
+  keepLogs(): void;
+  /** keepLogs(), `nsm down` and removal of the temp dir (for after hooks; never throws). */
   cleanup(): Promise<void>;
 }
 
@@ -68,15 +70,16 @@ export function testRuntime(name: string, env: Record<string, string> = {}): Tes
     },
     netns: () => listNetns().filter((n) => n.startsWith(`${prefix}-`)),
     processes: () => findByEnv(RUNTIME_MARKER_ENV, prefix).map((p) => p.pid),
-    async cleanup() {
+    keepLogs() {
       // NSM_TEST_KEEP_LOGS=DIR keeps every component's log for a look after the run.
       const keep = process.env.NSM_TEST_KEEP_LOGS;
-      if (keep) {
-        if (existsSync(join(dir, "logs")))
-          cpSync(join(dir, "logs"), join(keep, name), { recursive: true, force: true });
-        const shell = join(dir, "..", "readme-shell");
-        if (existsSync(shell)) cpSync(shell, join(keep, name, "readme-shell"), { recursive: true, force: true });
-      }
+      if (!keep) return;
+      if (existsSync(join(dir, "logs"))) cpSync(join(dir, "logs"), join(keep, name), { recursive: true, force: true });
+      const shell = join(dir, "..", "readme-shell");
+      if (existsSync(shell)) cpSync(shell, join(keep, name, "readme-shell"), { recursive: true, force: true });
+    },
+    async cleanup() {
+      rt.keepLogs();
       await nsm("down");
       rmSync(join(dir, ".."), { recursive: true, force: true });
     },
