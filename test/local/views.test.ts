@@ -124,26 +124,24 @@ describe("local runtime: connection views (kernel2kernel)", { skip }, () => {
   });
 
   it("top connections --once shows a receive rate while a ping runs", async () => {
-    const ping = rt.nsm(
-      "exec",
-      "alpine",
-      "-n",
-      NS,
-      "--",
-      "ping",
-      "-c",
-      "30",
-      "-i",
-      "0.05",
-      "-s",
-      "1000",
-      "-W",
-      "2",
-      "172.16.1.100",
-    );
-    await new Promise((r) => setTimeout(r, 300));
+    const args = ["exec", "alpine", "-n", NS, "--", "ping", "-w", "8", "-i", "0.05", "-s", "1000", "172.16.1.100"];
+    const ping = spawn(process.execPath, [join(REPO, "bin", "nsm.js"), ...args], {
+      env: { ...process.env, NSM_LOCAL_STATE_DIR: rt.dir },
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    const pinged = new Promise((resolve) => ping.once("exit", resolve));
+    // Sample only once the ping runs (starting `nsm exec` or `nsm top` takes a while on a busy
+    // machine: the ping goes on for 8 s).
+    await new Promise<void>((resolve) => {
+      let out = "";
+      ping.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+        if (/bytes from/.test(out)) resolve();
+      });
+      ping.once("exit", () => resolve());
+    });
     const table = rows(await rt.ok("top", "connections", "--once", "--interval", "800ms"));
-    await ping;
+    await pinged;
     assert.equal(table.length, 1, JSON.stringify(table));
     const [node, id, svc, ifname, rxRate, txRate, rxPps] = table[0]!;
     assert.deepEqual([node, id, svc, ifname], ["node-1", "alpine-0", "kernel2kernel", "nsm-1"]);

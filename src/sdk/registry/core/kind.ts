@@ -61,6 +61,8 @@ export interface RegistryKind<T extends RegistryTypes> {
   nameOf(record: T["record"]): string;
   /** The record's URL, for kinds that have one (NSE). */
   urlOf?(record: T["record"]): string;
+  /** When the record's registration runs out (ms since the epoch), for kinds that have one (NSE). */
+  expiresAt?(record: T["record"]): number | undefined;
   /** A deep copy of a record. */
   cloneRecord(record: T["record"]): T["record"];
   /** A deep copy of a query. */
@@ -150,6 +152,8 @@ export const nseKind: RegistryKind<NseTypes> = {
   recordTypeName: "NetworkServiceEndpoint",
   nameOf: (r) => r.name,
   urlOf: (r) => r.url,
+  expiresAt: (r) =>
+    r.expirationTime ? Number(r.expirationTime.seconds) * 1000 + Math.floor(r.expirationTime.nanos / 1e6) : undefined,
   cloneRecord: (r) => clone(NetworkServiceEndpointSchema, r),
   cloneQuery: (q) => clone(NetworkServiceEndpointQuerySchema, q),
   query: (template, watch) => create(NetworkServiceEndpointQuerySchema, { networkServiceEndpoint: template, watch }),

@@ -11,9 +11,15 @@
  * Chain placement: registry client chains, right before connect.
  * Per-query state: the records by name and the watch; dropped when the watch breaks (the next
  * Find goes downstream again) or when unused for `idleMs`.
- * Failure behaviour: a miss behaves exactly like no cache; Register/Unregister pass through.
+ * Failure behaviour: a miss behaves like no cache, with one exception: when the watch broke
+ * (the registry restarted) and the Find that follows fails with Unavailable before any answer,
+ * the records the broken watch last held answer it, those whose registration has not run out
+ * (an endpoint's expiration time; at most `idleMs` after the break for records without one).
+ * So a refresh during a registry restart still finds its forwarder and endpoint, as upstream's
+ * cache does, instead of failing and making the client reselect. Register/Unregister pass through.
  */
 import type { CallContext } from "../../../core/context.js";
+import { Code } from "../../../core/errors.js";
 import type { NseRegistry, NsRegistry } from "../../api.js";
 import { nseRegistryFromChain, nsRegistryFromChain } from "../../core/adapters.js";
 import { bindRegistry, type RegistryElement, type RegistryHandler, registryChain } from "../../core/chain.js";
@@ -38,6 +44,18 @@ interface Entry<R> {
   readonly records: Map<string, R>;
   readonly stop: AbortController;
   lastUse: number;
+  /** Set when the entry was dropped for being unused (not for a broken watch). */
+  idle?: boolean;
+}
+
+/** The records of a watch that broke, kept to answer while the registry cannot. */
+interface Stale<R> {
+  readonly records: Map<string, R>;
+  readonly since: number;
+}
+
+function isUnavailable(err: unknown): boolean {
+  return (err as { code?: unknown })?.code === Code.Unavailable;
 }
 
 /** Applies the answers of a watch to the cached records until the watch ends. */
@@ -54,23 +72,34 @@ async function followWatch<T extends RegistryTypes>(
   }
 }
 
-export function registryQueryCache<T extends RegistryTypes>(
-  kind: RegistryKind<T>,
-  options: RegistryQueryCacheOptions = {},
-): RegistryElement<T> {
-  const idleMs = options.idleMs ?? 60_000;
-  const entries = new Map<string, Entry<T["record"]>>();
-  const keyOf = (query: T["query"]) =>
-    JSON.stringify(kind.queryTemplate(query) ?? {}, (_k, v) => (typeof v === "bigint" ? v.toString() : v));
+/** The cached queries of one element: entries with their watches, and the stale copies of broken ones. */
+class QueryStore<T extends RegistryTypes> {
+  readonly entries = new Map<string, Entry<T["record"]>>();
+  readonly #stale = new Map<string, Stale<T["record"]>>();
+  #sweeper: NodeJS.Timeout | undefined;
 
-  const watch = (
-    key: string,
-    entry: Entry<T["record"]>,
-    query: T["query"],
-    next: RegistryHandler<T>,
-    ctx: CallContext,
-  ) => {
+  constructor(
+    private readonly kind: RegistryKind<T>,
+    private readonly idleMs: number,
+    private readonly lifetime: AbortSignal | undefined,
+  ) {
+    lifetime?.addEventListener("abort", () => this.#close());
+  }
+
+  keyOf(query: T["query"]): string {
+    return JSON.stringify(this.kind.queryTemplate(query) ?? {}, (_k, v) => (typeof v === "bigint" ? v.toString() : v));
+  }
+
+  /** Starts following `query` for `entry`; when the watch breaks, its records become stale. */
+  watch(key: string, entry: Entry<T["record"]>, query: T["query"], next: RegistryHandler<T>, ctx: CallContext): void {
+    this.entries.set(key, entry);
+    this.#stale.delete(key);
+    if (!this.#sweeper) {
+      this.#sweeper = setInterval(() => this.#sweep(), Math.max(50, this.idleMs / 2));
+      this.#sweeper.unref();
+    }
     const watchCtx = ctx.detached().withCancel({ signal: entry.stop.signal });
+    const kind = this.kind;
     void (async () => {
       try {
         await followWatch(kind, entry, next.find(kind.query(kind.queryTemplate(query), true), watchCtx));
@@ -78,34 +107,80 @@ export function registryQueryCache<T extends RegistryTypes>(
         if (!entry.stop.signal.aborted) ctx.log.debug({ err: String(err) }, "query cache watch broke");
       } finally {
         entry.stop.abort();
-        if (entries.get(key) === entry) entries.delete(key);
+        if (this.entries.get(key) === entry) this.entries.delete(key);
+        if (!entry.idle && !this.lifetime?.aborted) this.#stale.set(key, { records: entry.records, since: Date.now() });
       }
     })();
-  };
+  }
 
-  let sweeper: NodeJS.Timeout | undefined;
-  const sweep = () => {
+  /** The stale records for `key` that may still answer (see the module doc), or undefined. */
+  staleAnswer(key: string): T["record"][] | undefined {
+    const old = this.#stale.get(key);
     const now = Date.now();
-    for (const e of entries.values()) if (now - e.lastUse > idleMs) e.stop.abort();
-    if (entries.size === 0 && sweeper) {
-      clearInterval(sweeper);
-      sweeper = undefined;
-    }
-  };
-  const track = (key: string, entry: Entry<T["record"]>) => {
-    entries.set(key, entry);
-    if (!sweeper) {
-      sweeper = setInterval(sweep, Math.max(50, idleMs / 2));
-      sweeper.unref();
-    }
-  };
-  options.signal?.addEventListener("abort", () => {
-    for (const e of entries.values()) e.stop.abort();
-    entries.clear();
-    if (sweeper) clearInterval(sweeper);
-    sweeper = undefined;
-  });
+    if (!old || now - old.since > this.idleMs) return undefined;
+    return [...old.records.values()].filter((r) => (this.kind.expiresAt?.(r) ?? Number.POSITIVE_INFINITY) > now);
+  }
 
+  #sweep(): void {
+    const now = Date.now();
+    for (const e of this.entries.values()) {
+      if (now - e.lastUse <= this.idleMs) continue;
+      e.idle = true;
+      e.stop.abort();
+    }
+    for (const [key, old] of this.#stale) if (now - old.since > this.idleMs) this.#stale.delete(key);
+    if (this.entries.size === 0 && this.#stale.size === 0 && this.#sweeper) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
+  }
+
+  #close(): void {
+    for (const e of this.entries.values()) e.stop.abort();
+    this.entries.clear();
+    this.#stale.clear();
+    if (this.#sweeper) clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+  }
+}
+
+/**
+ * A Find that missed the cache: downstream, its records copied into `entry`; when it fails with
+ * Unavailable before any answer, the stale records of `key` answer instead (if there are any).
+ */
+async function* findDownstream<T extends RegistryTypes>(
+  store: QueryStore<T>,
+  kind: RegistryKind<T>,
+  key: string,
+  answers: AsyncIterable<T["response"]>,
+  entry: Entry<T["record"]>,
+  ctx: CallContext,
+): AsyncGenerator<T["response"]> {
+  let answered = false;
+  try {
+    for await (const response of answers) {
+      const record = kind.responseRecord(response);
+      if (record && !kind.isDeleted(response)) entry.records.set(kind.nameOf(record), kind.cloneRecord(record));
+      answered = true;
+      yield response;
+    }
+  } catch (err) {
+    const old = answered || !isUnavailable(err) ? undefined : store.staleAnswer(key);
+    if (!old) throw err;
+    ctx.log.warn(
+      { err: String(err), records: old.length },
+      "registry unreachable: answering from the last known records",
+    );
+    for (const record of old) yield kind.response(kind.cloneRecord(record), false);
+    entry.stop.abort();
+  }
+}
+
+export function registryQueryCache<T extends RegistryTypes>(
+  kind: RegistryKind<T>,
+  options: RegistryQueryCacheOptions = {},
+): RegistryElement<T> {
+  const store = new QueryStore(kind, options.idleMs ?? 60_000, options.signal);
   return {
     name: "querycache",
     register: (record, ctx, next) => next.register(record, ctx),
@@ -115,21 +190,17 @@ export function registryQueryCache<T extends RegistryTypes>(
         yield* next.find(query, ctx);
         return;
       }
-      const key = keyOf(query);
-      const hit = entries.get(key);
+      const key = store.keyOf(query);
+      const hit = store.entries.get(key);
       if (hit && !hit.stop.signal.aborted) {
         hit.lastUse = Date.now();
         for (const record of hit.records.values()) yield kind.response(kind.cloneRecord(record), false);
         return;
       }
       const entry: Entry<T["record"]> = { records: new Map(), stop: new AbortController(), lastUse: Date.now() };
-      for await (const response of next.find(query, ctx)) {
-        const record = kind.responseRecord(response);
-        if (record && !kind.isDeleted(response)) entry.records.set(kind.nameOf(record), kind.cloneRecord(record));
-        yield response;
-      }
-      track(key, entry);
-      watch(key, entry, query, next, ctx);
+      yield* findDownstream(store, kind, key, next.find(query, ctx), entry, ctx);
+      // A stale answer (the entry stopped) starts no watch: the next Find tries the registry again.
+      if (!entry.stop.signal.aborted) store.watch(key, entry, query, next, ctx);
     },
   };
 }

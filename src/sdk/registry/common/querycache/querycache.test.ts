@@ -2,15 +2,58 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { create } from "@bufbuild/protobuf";
+import { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { NetworkServiceEndpointSchema } from "../../../../api/gen/registry_pb.js";
+import type { CallContext } from "../../../core/context.js";
+import { Code, NsmError } from "../../../core/errors.js";
 import { eventually, testContext } from "../../../testing/async.js";
 import { registryCount } from "../../../testing/registry.js";
-import { bindRegistry, collectRecords, type NseTypes, nseKind, registryChain } from "../../core/index.js";
+import {
+  bindRegistry,
+  collectRecords,
+  type NseTypes,
+  nseKind,
+  type RegistryElement,
+  type RegistryHandler,
+  registryChain,
+} from "../../core/index.js";
 import { registryMemory } from "../memory/index.js";
 import { registryQueryCache } from "./index.js";
 
-const nse = (name: string, services: string[]) =>
-  create(NetworkServiceEndpointSchema, { name, networkServiceNames: services });
+const nse = (name: string, services: string[], expiresInMs?: number) =>
+  create(NetworkServiceEndpointSchema, {
+    name,
+    networkServiceNames: services,
+    expirationTime:
+      expiresInMs === undefined
+        ? undefined
+        : create(TimestampSchema, { seconds: BigInt(Math.floor((Date.now() + expiresInMs) / 1000)) }),
+  });
+
+/** A registry hop that can be down (every Find fails with `code`) and can end the watches going through it. */
+function outage() {
+  const watches = new Set<AbortController>();
+  const el = {
+    code: undefined as Code | undefined,
+    endWatches: () => {
+      for (const w of watches) w.abort();
+      watches.clear();
+    },
+    element: {
+      name: "outage",
+      register: (r, ctx, next) => next.register(r, ctx),
+      unregister: (r, ctx, next) => next.unregister(r, ctx),
+      async *find(query, ctx: CallContext, next: RegistryHandler<NseTypes>) {
+        if (el.code !== undefined) throw new NsmError("the registry is down", el.code);
+        if (!query.watch) return yield* next.find(query, ctx);
+        const w = new AbortController();
+        watches.add(w);
+        yield* next.find(query, ctx.withCancel({ signal: w.signal }));
+      },
+    } as RegistryElement<NseTypes>,
+  };
+  return el;
+}
 
 describe("registryQueryCache", () => {
   it("answers a repeated Find from the cache and follows changes through its watch", async () => {
@@ -43,6 +86,40 @@ describe("registryQueryCache", () => {
     lifetime.abort();
     assert.equal(await names(), "b");
     assert.equal(counter.finds, 3, "after the owner stops, Finds go downstream again");
+    cancel();
+  });
+
+  it("while the registry is unreachable after its watch broke, answers from the last records that have not run out", async () => {
+    const { ctx, cancel } = testContext();
+    const lifetime = new AbortController();
+    const down = outage();
+    const h = bindRegistry(
+      registryChain<NseTypes>(
+        registryQueryCache(nseKind, { signal: lifetime.signal, idleMs: 400 }),
+        down.element,
+        registryMemory(nseKind),
+      ),
+    );
+    await h.register(nse("live", ["svc"], 60_000), ctx);
+    await h.register(nse("ran-out", ["svc"], -5_000), ctx);
+    const q = nseKind.query(nse("", ["svc"]), false);
+    const names = async () =>
+      (await collectRecords(nseKind, h, q, ctx))
+        .map((r) => r.name)
+        .sort()
+        .join();
+    assert.equal(await names(), "live,ran-out");
+    down.code = Code.Unavailable;
+    down.endWatches();
+    await eventually(async () => (await names()) === "live");
+    down.code = Code.Internal;
+    await assert.rejects(names(), /the registry is down/, "only Unavailable is answered from the stale records");
+    down.code = Code.Unavailable;
+    await new Promise((r) => setTimeout(r, 700));
+    await assert.rejects(names(), (e: NsmError) => e.code === Code.Unavailable, "not after idleMs");
+    down.code = undefined;
+    assert.equal(await names(), "live,ran-out", "the registry answers again");
+    lifetime.abort();
     cancel();
   });
 });
