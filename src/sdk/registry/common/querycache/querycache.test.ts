@@ -30,6 +30,15 @@ const nse = (name: string, services: string[], expiresInMs?: number) =>
         : create(TimestampSchema, { seconds: BigInt(Math.floor((Date.now() + expiresInMs) / 1000)) }),
   });
 
+/** The names of the endpoints of service "svc" that a Find through `h` returns, sorted and joined. */
+async function serviceNames(h: RegistryHandler<NseTypes>, ctx: CallContext): Promise<string> {
+  const found = await collectRecords(nseKind, h, nseKind.query(nse("", ["svc"]), false), ctx);
+  return found
+    .map((r) => r.name)
+    .sort()
+    .join();
+}
+
 /** A registry hop that can be down (every Find fails with `code`) and can end the watches going through it. */
 function outage() {
   const watches = new Set<AbortController>();
@@ -68,12 +77,7 @@ describe("registryQueryCache", () => {
       ),
     );
     await h.register(nse("a", ["svc"]), ctx);
-    const q = nseKind.query(nse("", ["svc"]), false);
-    const names = async () =>
-      (await collectRecords(nseKind, h, q, ctx))
-        .map((r) => r.name)
-        .sort()
-        .join();
+    const names = () => serviceNames(h, ctx);
     assert.equal(await names(), "a");
     assert.equal(counter.finds, 2, "the first Find goes downstream and opens a watch");
     assert.equal(await names(), "a");
@@ -102,12 +106,7 @@ describe("registryQueryCache", () => {
     );
     await h.register(nse("live", ["svc"], 60_000), ctx);
     await h.register(nse("ran-out", ["svc"], -5_000), ctx);
-    const q = nseKind.query(nse("", ["svc"]), false);
-    const names = async () =>
-      (await collectRecords(nseKind, h, q, ctx))
-        .map((r) => r.name)
-        .sort()
-        .join();
+    const names = () => serviceNames(h, ctx);
     assert.equal(await names(), "live,ran-out");
     down.code = Code.Unavailable;
     down.endWatches();
