@@ -40,7 +40,7 @@ import { processIdentityResolver } from "../security/workloadapi/processes.js";
 import { Env, parseDuration } from "./env.js";
 import { roleObservability } from "./observe.js";
 import { roleSecurity } from "./security.js";
-import { listen, listenUrls, roleLogger, shutdown, untilSignal } from "./serve.js";
+import { listen, listenUrls, roleLogger, shutdown, startupMilestones, untilSignal } from "./serve.js";
 
 /**
  * NSM_RECONCILE_GRACE, by default the longest token lifetime (NSM_MAX_TOKEN_LIFETIME, 10m; a
@@ -159,8 +159,9 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
     url,
   });
   await registration.nse.register(record, CallContext.create({ deadline: Date.now() + 15_000, log }));
+  const fields = { url, nsmgr: connectTo, labels, tunnelIp, underlayMtu: dataPlane.underlayMtu, tagOwner };
   log.info(
-    { url, nsmgr: connectTo, labels, tunnelIp, underlayMtu: dataPlane.underlayMtu, tagOwner, reconcileGraceMs },
+    { ...fields, reconcileGraceMs, startupMs: startupMilestones("registered") },
     "forwarder serving and registered",
   );
   await untilSignal();

@@ -15,7 +15,29 @@ import { drainOnRotation } from "../security/tls.js";
 import type { Env } from "./env.js";
 import { ConfigError } from "./env.js";
 
+const milestones: Record<string, number> = {};
+let milestonesLogged = false;
+
+/** Records a start-up milestone of this process: ms since the process started (node's time origin). */
+export function startupMark(name: string): void {
+  if (!milestonesLogged) milestones[name] = Math.round(performance.now());
+}
+
+/**
+ * The start-up milestones so far plus `last` (e.g. "listening"), once: the role's "serving" log
+ * line carries them as `startupMs` (modules loaded, SVID ready, listening, registered); later
+ * calls give undefined (pino leaves the field out).
+ */
+export function startupMilestones(last: string): Record<string, number> | undefined {
+  if (milestonesLogged) return undefined;
+  startupMark(last);
+  milestonesLogged = true;
+  return milestones;
+}
+
 export function roleLogger(env: Env, name: string): Logger {
+  // Every role makes its logger first, once its modules are loaded.
+  startupMark("modules");
   const level = env.logLevel();
   const log = createLogger({ level, name });
   process.on("SIGUSR1", () => {
@@ -43,6 +65,7 @@ export function listenUrls(env: Env, name: string, def: string): string[] {
  */
 export async function listen(server: grpc.Server, urls: string[], sec: Security, log?: Logger): Promise<string[]> {
   const bound = await bindUrls(server, urls, sec.serverCredentials(), { passFds: sec.passFds });
+  startupMark("listening");
   drainOnRotation(server, sec.source, { log });
   return bound;
 }
