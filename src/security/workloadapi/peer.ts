@@ -21,6 +21,7 @@
 import { readdir, readlink, stat } from "node:fs/promises";
 import type { Socket } from "node:net";
 import { unavailable } from "../../sdk/core/errors.js";
+import { loadFdBinding } from "../../sdk/grpc/fdnative.js";
 
 const NETLINK_SOCK_DIAG = 4;
 const SOCK_DIAG_BY_FAMILY = 20;
@@ -223,9 +224,39 @@ async function peerInOtherNetns(
   return undefined;
 }
 
+/** The connecting process of an accepted unix socket (SO_PEERCRED through the addon); undefined without the addon. */
+function connectingPid(fd: number): number | undefined {
+  try {
+    const pid = loadFdBinding().peerCred(fd).pid;
+    return pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether process `pid` has an fd on socket `inode` now. */
+async function holdsSocket(pid: number, inode: number): Promise<boolean> {
+  const target = `socket:[${inode}]`;
+  let fds: string[];
+  try {
+    fds = await readdir(`/proc/${pid}/fd`);
+  } catch {
+    return false;
+  }
+  for (const fd of fds) {
+    if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "")) === target) return true;
+  }
+  return false;
+}
+
 /**
- * The default lookup: fd → inode → peer inode (sock_diag, in this namespace, then in the others)
- * → pids (/proc scan).
+ * The default lookup: fd → inode → peer inode (sock_diag, in this namespace, then in the
+ * connecting process's, then in the others) → pids. The pids are the connecting process's alone
+ * (SO_PEERCRED, what SPIRE attests) when it still holds the client end (its own fd table is read,
+ * so a pid reused after the connector exited is not taken for it); otherwise (it passed the
+ * connection on and closed its end, or the addon is missing) every holder, from the /proc scan,
+ * which costs a walk of every process's fd table (most of an SVID fetch on a node with thousands
+ * of processes).
  */
 export function createUnixPeerLookup(
   request: NetlinkRequester,
@@ -233,10 +264,25 @@ export function createUnixPeerLookup(
 ): UnixPeerLookup {
   const others = options.otherNetns ?? (() => namedNetns());
   return async (socket) => {
-    const inode = await inodeOfFd("/proc/self", fdOf(socket));
+    const fd = fdOf(socket);
+    const inode = await inodeOfFd("/proc/self", fd);
     if (inode === undefined) throw unavailable("the accepted connection is not a socket fd");
-    const peer = (await unixPeerInode(request, inode)) ?? (await peerInOtherNetns(request, inode, await others()));
+    const connector = connectingPid(fd);
+    const peer =
+      (await unixPeerInode(request, inode)) ??
+      (connector === undefined ? undefined : await peerInNetnsOf(request, inode, connector)) ??
+      (await peerInOtherNetns(request, inode, await others()));
     if (peer === undefined) return [];
+    if (connector !== undefined && (await holdsSocket(connector, peer))) return [connector];
     return pidsHoldingSocket(peer);
   };
+}
+
+/** The peer of socket `inode` looked up in the network namespace of process `pid`. */
+async function peerInNetnsOf(request: NetlinkRequester, inode: number, pid: number): Promise<number | undefined> {
+  try {
+    return await unixPeerInode(request, inode, `/proc/${pid}/ns/net`);
+  } catch {
+    return undefined;
+  }
 }

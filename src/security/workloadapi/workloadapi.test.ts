@@ -174,6 +174,43 @@ describe("unix peer lookup", { skip }, () => {
   });
 });
 
+describe("unix peer lookup, connection handed on", { skip }, () => {
+  it("finds the process holding the client end when the connecting one has passed it on and exited", async () => {
+    const dir = tempDir();
+    const netlink = addonNetlinkRequester();
+    const lookup = createUnixPeerLookup(netlink.request);
+    const path = join(dir.path, "peer.sock");
+    // The connector hands its socket to a detached `sleep` (as its stdout), prints that pid, exits.
+    const script =
+      `const s = require("net").connect(${JSON.stringify(path)}, () => {` +
+      ` const c = require("child_process").spawn("sleep", ["30"], { stdio: ["ignore", s, "ignore"], detached: true });` +
+      " process.stdout.write(String(c.pid), () => process.exit(0)); });";
+    let holder: number | undefined;
+    const accepted = new Promise<net.Socket>((resolve) => {
+      const srv = net.createServer((s) => {
+        srv.close();
+        resolve(s);
+      });
+      srv.listen(path);
+    });
+    try {
+      const connector = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "ignore"] });
+      let out = "";
+      connector.stdout.on("data", (d) => (out += d));
+      await new Promise((r) => connector.once("exit", r));
+      holder = Number(out);
+      const socket = await accepted;
+      assert.ok(holder > 0, `the holder's pid: ${out}`);
+      assert.deepEqual(await lookup(socket), [holder], "the connector is gone: the holder, not its stale pid");
+      socket.destroy();
+    } finally {
+      if (holder) process.kill(holder, "SIGKILL");
+      await netlink.close();
+      dir.cleanup();
+    }
+  });
+});
+
 describe("identity resolvers", () => {
   it("resolves a process by its nearest registered ancestor", async () => {
     const child = spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" });
