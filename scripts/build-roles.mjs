@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// Bundles the `nsm` command's roles (dist/cmd/main.js and what it imports) into dist/roles/ with
+// Bundles the `nsm` command's roles and the local runtime's CLI (dist/cmd/main.js and what it
+// imports) into dist/roles/ with
 // esbuild: one chunk per role plus shared chunks, so that a role's start reads a few files instead
 // of ~330 modules through Node's ESM loader (module loading is most of a role's start: ~180 ms of
 // CPU for nsmgr from dist/cmd, ~70 ms from the bundle). bin/nsm.js runs dist/roles/main.js when it
 // is there. Part of `npm run build` (after tsc).
-// Not bundled: the local runtime's CLI, the dashboard and the sandbox (they find their files
-// relative to their own module: they stay in dist/cmd and are imported from there), the native
+// Not bundled: the dashboard and the sandbox (the dashboard finds its page relative to its own
+// module: they stay in dist/cmd and are imported from there), the native
 // addon (loaded by path at run time), and the dependencies loaded only on demand (Kubernetes,
 // etcd, OpenTelemetry, Prometheus, yaml, X.509 generation), which stay in node_modules.
 // Usage: node scripts/build-roles.mjs [DIST] (default: the repository's dist/).
@@ -16,7 +17,7 @@ import { build } from "esbuild";
 const root = join(import.meta.dirname, "..");
 const dist = process.argv[2] ?? join(root, "dist");
 const out = join(dist, "roles");
-const UNBUNDLED_COMMANDS = ["./local.js", "./dashboard.js", "./sandbox-demo.js"];
+const UNBUNDLED_COMMANDS = ["./dashboard.js", "./sandbox-demo.js"];
 const ON_DEMAND_PACKAGES = [
   "@kubernetes/client-node",
   "etcd3",
@@ -33,7 +34,7 @@ const ON_DEMAND_PACKAGES = [
 const unbundledCommands = {
   name: "unbundled-commands",
   setup(b) {
-    b.onResolve({ filter: /^\.\/(local|dashboard|sandbox-demo)\.js$/ }, (args) =>
+    b.onResolve({ filter: /^\.\/(dashboard|sandbox-demo)\.js$/ }, (args) =>
       args.importer === join(dist, "cmd", "main.js") && UNBUNDLED_COMMANDS.includes(args.path)
         ? { path: `../cmd/${args.path.slice(2)}`, external: true }
         : undefined,
