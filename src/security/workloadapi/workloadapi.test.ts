@@ -184,7 +184,7 @@ describe("unix peer lookup, connection handed on", { skip }, () => {
     const script =
       `const s = require("net").connect(${JSON.stringify(path)}, () => {` +
       ` const c = require("child_process").spawn("sleep", ["30"], { stdio: ["ignore", s, "ignore"], detached: true });` +
-      " process.stdout.write(String(c.pid), () => process.exit(0)); });";
+      ' require("fs").writeSync(1, String(c.pid)); process.exit(0); });';
     let holder: number | undefined;
     const accepted = new Promise<net.Socket>((resolve) => {
       const srv = net.createServer((s) => {
