@@ -19,6 +19,8 @@ COPY bin ./bin
 # The dashboard's page (web/), bundled into dist/dashboard by scripts/build-ui.mjs.
 COPY web ./web
 COPY scripts/build-ui.mjs ./scripts/build-ui.mjs
+# The roles bundled into dist/roles (a faster start) by scripts/build-roles.mjs.
+COPY scripts/build-roles.mjs ./scripts/build-roles.mjs
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim

@@ -24,6 +24,8 @@
 
 import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
+import { MonitorConnection } from "../api/gen/connection_pb.js";
+import { NetworkService } from "../api/gen/networkservice_pb.js";
 import { NetworkServiceEndpointSchema } from "../api/gen/registry_pb.js";
 import { createNetlinkKernel, type KernelApi } from "../kernel/index.js";
 import { kernelForwarderElements } from "../kernel/networkservice/index.js";
@@ -31,16 +33,17 @@ import { interfaceMetrics } from "../observe/interfaces.js";
 import { CallContext } from "../sdk/core/context.js";
 import type { Logger } from "../sdk/core/logger.js";
 import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
-import { registryClients } from "../sdk/grpc/registry.js";
+import { type Registries, registryClients } from "../sdk/grpc/registry.js";
+import { endOpenStreams } from "../sdk/grpc/service.js";
 import { createForwarder } from "../sdk/networkservice/chains/forwarder/index.js";
 import { registryClient } from "../sdk/registry/chains/client/index.js";
 import { parseLabels } from "../sdk/tools/labels.js";
 import { netnsOwnership } from "../security/networkservice/netnsowner.js";
 import { processIdentityResolver } from "../security/workloadapi/processes.js";
 import { Env, parseDuration } from "./env.js";
-import { roleObservability } from "./observe.js";
-import { roleSecurity } from "./security.js";
-import { listen, listenUrls, roleLogger, shutdown, untilSignal } from "./serve.js";
+import { type RoleObservability, roleObservability } from "./observe.js";
+import { type RoleSecurity, roleSecurity } from "./security.js";
+import { listen, listenUrls, roleLogger, serveWhenBuilt, shutdown, startupMilestones, untilSignal } from "./serve.js";
 
 /**
  * NSM_RECONCILE_GRACE, by default the longest token lifetime (NSM_MAX_TOKEN_LIFETIME, 10m; a
@@ -110,27 +113,29 @@ async function kernelDataPlane(
   });
 }
 
-export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const env = new Env(vars);
-  const config = forwarderConfig(env);
-  const { name, labels, nsName, connectTo, listenOn, dialTimeoutMs, tunnelIp, reconcileGraceMs } = config;
-  const log = roleLogger(env, name);
-  const obs = await roleObservability(env, "forwarder", name, log);
-  const sec = await roleSecurity(env, log);
-  const monitorPolicies = await sec.policies("monitor");
-  const lifetime = new AbortController();
-  const kernel = createNetlinkKernel();
-  const tagOwner = `${name}@${(await kernel.netnsId(undefined)).ino}`;
+interface ForwarderParts {
+  readonly config: ReturnType<typeof forwarderConfig>;
+  readonly kernel: KernelApi;
+  readonly sec: RoleSecurity;
+  readonly obs: RoleObservability;
+  readonly viaNsmgr: Registries;
+  readonly node: string | undefined;
+  readonly log: Logger;
+}
+
+/** The data plane (with its start scan for what an earlier life left) and the forwarder chain on it. */
+async function buildForwarder(p: ForwarderParts) {
+  const { config, kernel, sec, obs, viaNsmgr, log } = p;
+  const tagOwner = `${config.name}@${(await kernel.netnsId(undefined)).ino}`;
   const dataPlane = await kernelDataPlane(config, kernel, tagOwner, sec.insecure, log);
-  const counters = interfaceMetrics({ kernel, name, node: vars.NODE_NAME, log });
+  const counters = interfaceMetrics({ kernel, name: config.name, node: p.node, log });
   if (obs.metrics) await counters.register(obs.metrics.registry);
-  const nsmgrChannel = dialChannel(connectTo, sec.dialOptions());
-  const viaNsmgr = registryClients(nsmgrChannel);
+  const monitorPolicies = await sec.policies("monitor");
   const forwarder = createForwarder({
-    name,
+    name: config.name,
     nsRegistry: viaNsmgr.ns,
     nseRegistry: viaNsmgr.nse,
-    dialTimeoutMs,
+    dialTimeoutMs: config.dialTimeoutMs,
     ...sec.endpoint(await sec.policies("server")),
     dialOptions: sec.dialOptions(),
     clientAuthorize: sec.clientAuthorize(await sec.policies("client")),
@@ -144,9 +149,28 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
     additionalClient: dataPlane.additionalClient,
     log,
   });
+  return { tagOwner, dataPlane, forwarder };
+}
+
+export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const env = new Env(vars);
+  const config = forwarderConfig(env);
+  const { name, labels, nsName, connectTo, listenOn, tunnelIp, reconcileGraceMs } = config;
+  const log = roleLogger(env, name);
+  const obs = await roleObservability(env, "forwarder", name, log);
+  const sec = await roleSecurity(env, log);
+  const lifetime = new AbortController();
+  const kernel = createNetlinkKernel();
+  const nsmgrChannel = dialChannel(connectTo, sec.dialOptions());
+  const viaNsmgr = registryClients(nsmgrChannel);
+  const building = buildForwarder({ config, kernel, sec, obs, viaNsmgr, node: vars.NODE_NAME, log });
+  // Listen at once: a Request that comes while the data plane is being built (and scans the
+  // node for what an earlier life left) waits for it instead of being refused.
   const server = new grpc.Server();
-  forwarder.register(server);
+  const built = building.then((b) => (standIn: grpc.Server) => b.forwarder.register(standIn));
+  const standIn = serveWhenBuilt(server, [NetworkService, MonitorConnection], built);
   const [url] = await listen(server, listenOn, sec, log);
+  const { tagOwner, dataPlane, forwarder } = await building;
   const registration = registryClient({
     registry: viaNsmgr,
     signal: lifetime.signal,
@@ -159,14 +183,16 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
     url,
   });
   await registration.nse.register(record, CallContext.create({ deadline: Date.now() + 15_000, log }));
+  const fields = { url, nsmgr: connectTo, labels, tunnelIp, underlayMtu: dataPlane.underlayMtu, tagOwner };
   log.info(
-    { url, nsmgr: connectTo, labels, tunnelIp, underlayMtu: dataPlane.underlayMtu, tagOwner, reconcileGraceMs },
+    { ...fields, reconcileGraceMs, startupMs: startupMilestones("registered") },
     "forwarder serving and registered",
   );
   await untilSignal();
   lifetime.abort();
   forwarder.dispose();
   await dataPlane.dispose();
+  endOpenStreams(standIn);
   await shutdown(server);
   closeChannel(nsmgrChannel);
   await kernel.close();

@@ -153,7 +153,9 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     // Exit now: a role that failed half way may still hold streams (e.g. the Workload API's).
-    if (err instanceof ConfigError) {
+    // By name too: the local runtime's commands are not in the roles' bundle (dist/roles), so
+    // their ConfigError is another copy of the class.
+    if (err instanceof ConfigError || (err instanceof Error && err.name === "ConfigError")) {
       process.stderr.write(`nsm: ${err.message}\n`);
       process.exit(2);
     }

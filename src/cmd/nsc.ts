@@ -62,7 +62,7 @@ import { ConfigError, Env } from "./env.js";
 import { startLocalDns } from "./nsc-dns.js";
 import { roleObservability } from "./observe.js";
 import { type RoleSecurity, roleSecurity } from "./security.js";
-import { roleLogger, untilSignal } from "./serve.js";
+import { roleLogger, startupMilestones, untilSignal } from "./serve.js";
 
 interface Wanted {
   id: string;
@@ -352,6 +352,7 @@ async function requestUntilDone(cfg: NscConfig, w: Wanted, stopped: AbortSignal)
           path: w.conn.path?.pathSegments.map((s) => s.name),
           src: ip?.srcIpAddrs,
           dst: ip?.dstIpAddrs,
+          startupMs: startupMilestones("established"),
         },
         "connection established",
       );

@@ -21,7 +21,7 @@ import { sendFdServer } from "../sdk/networkservice/common/sendfd/index.js";
 import { registryClient } from "../sdk/registry/chains/client/index.js";
 import type { Env } from "./env.js";
 import type { RoleSecurity } from "./security.js";
-import { listen, shutdown, untilSignal } from "./serve.js";
+import { listen, shutdown, startupMilestones, untilSignal } from "./serve.js";
 
 /** The registration and serving configuration of an endpoint role. */
 export interface EndpointRole {
@@ -92,7 +92,10 @@ export async function serveEndpoint(role: EndpointRole, additional: NetworkServi
     expirationTime: { seconds: BigInt(Math.floor((Date.now() + role.expirationMs) / 1000)), nanos: 0 },
   });
   await registration.nse.register(record, ctx());
-  log.info({ url, services: role.services, labels: role.labels }, "endpoint serving and registered");
+  log.info(
+    { url, services: role.services, labels: role.labels, startupMs: startupMilestones("registered") },
+    "endpoint serving and registered",
+  );
   return {
     registry,
     async stop(unregister) {

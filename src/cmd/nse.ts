@@ -51,7 +51,7 @@ import { parseLabels } from "../sdk/tools/labels.js";
 import { ConfigError, Env } from "./env.js";
 import { roleObservability } from "./observe.js";
 import { roleSecurity } from "./security.js";
-import { listen, roleLogger, shutdown, untilSignal } from "./serve.js";
+import { listen, roleLogger, shutdown, startupMilestones, untilSignal } from "./serve.js";
 
 /** What a custom endpoint adds to the reference endpoint. */
 export interface RunEndpointOptions {
@@ -216,7 +216,8 @@ export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointO
   }
   const record = endpointRecord(name, services, labels, url!, expirationMs);
   await registration.nse.register(record, ctx());
-  log.info({ url, services, payload, labels }, "endpoint serving and registered");
+  const startupMs = startupMilestones("registered");
+  log.info({ url, services, payload, labels, startupMs }, "endpoint serving and registered");
   const idled = await Promise.race([untilSignal().then(() => false), idle.stopped]);
   lifetime.abort();
   idle.cancel.abort();

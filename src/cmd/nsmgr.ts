@@ -18,7 +18,7 @@ import { EXCLUDED_PREFIXES_FILE } from "../sdk/networkservice/common/excludedpre
 import { Env } from "./env.js";
 import { roleObservability } from "./observe.js";
 import { roleSecurity } from "./security.js";
-import { listen, listenUrls, roleLogger, shutdown, untilSignal } from "./serve.js";
+import { listen, listenUrls, roleLogger, shutdown, startupMilestones, untilSignal } from "./serve.js";
 
 export async function runNsmgr(vars: NodeJS.ProcessEnv = process.env): Promise<number> {
   const env = new Env(vars);
@@ -60,7 +60,10 @@ export async function runNsmgr(vars: NodeJS.ProcessEnv = process.env): Promise<n
   const server = new grpc.Server();
   nsmgr.register(server);
   const urls = await listen(server, listenOn, sec, log);
-  log.info({ urls, publicUrl, registry: registryUrl || "memory" }, "nsmgr serving");
+  log.info(
+    { urls, publicUrl, registry: registryUrl || "memory", startupMs: startupMilestones("serving") },
+    "nsmgr serving",
+  );
   await untilSignal();
   lifetime.abort();
   nsmgr.dispose();

@@ -21,7 +21,7 @@ import type { RegistryChains, RegistrySecurity } from "../sdk/registry/chains/sl
 import { Env } from "./env.js";
 import { roleObservability } from "./observe.js";
 import { roleSecurity } from "./security.js";
-import { listen, listenUrls, roleLogger, shutdown, untilSignal } from "./serve.js";
+import { listen, listenUrls, roleLogger, shutdown, startupMilestones, untilSignal } from "./serve.js";
 
 export const REGISTRY_BACKENDS = ["memory", "etcd", "k8s"] as const;
 
@@ -99,7 +99,7 @@ export async function runRegistry(vars: NodeJS.ProcessEnv = process.env): Promis
     : backend.chains;
   serveRegistry(server, chains, { log });
   const urls = await listen(server, listenOn, sec, log);
-  log.info({ urls, expirationMs }, "registry serving");
+  log.info({ urls, expirationMs, startupMs: startupMilestones("serving") }, "registry serving");
   await untilSignal();
   lifetime.abort();
   await shutdown(server);

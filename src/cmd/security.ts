@@ -24,6 +24,7 @@ import { DEFAULT_POLICY_MASKS, loadPolicies, type Policy } from "../security/pol
 import { createSecurity, type Security } from "../security/setup.js";
 import { ConfigError, type Env } from "./env.js";
 import { observeSvid } from "./observe.js";
+import { startupMark } from "./serve.js";
 
 export type PolicyRole = keyof typeof DEFAULT_POLICY_MASKS;
 
@@ -64,6 +65,7 @@ export async function roleSecurity(env: Env, log: Logger): Promise<RoleSecurity>
   const passFds = env.bool("NSM_PASS_FDS", false);
   const sec = await createSecurity({ socket, maxTokenLifetimeMs, insecure, passFds, log });
   await observeSvid(sec.source);
+  startupMark("svid");
   if (!insecure) {
     const id = sec.source!.current().svid.spiffeId;
     log.info({ spiffeId: id, trustDomain: sec.source!.current().bundle.trustDomain, maxTokenLifetimeMs }, "mTLS on");

@@ -2,6 +2,14 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import { EmptySchema } from "@bufbuild/protobuf/wkt";
+import * as grpc from "@grpc/grpc-js";
+import { ConnectionSchema, NetworkService, NetworkServiceRequestSchema } from "../api/index.js";
+import { CallContext } from "../sdk/core/context.js";
+import { closeChannel, dialChannel } from "../sdk/grpc/dial.js";
+import { addService, grpcClient } from "../sdk/grpc/service.js";
+import { serveWhenBuilt } from "./serve.js";
 
 /** A role process that logs one debug and one info line every 20 ms (NSM_LOG_LEVEL=INFO). */
 const SCRIPT = `
@@ -50,6 +58,46 @@ describe("runtime log level (upstream: SIGUSR1 → TRACE, SIGUSR2 → back to NS
       assert.equal(levels().filter((l) => l.level === "debug").length, debugAtUsr2, "no debug after SIGUSR2");
     } finally {
       child.kill("SIGKILL");
+    }
+  });
+});
+
+describe("serveWhenBuilt", () => {
+  it("accepts a Request before the role is built and answers it once it is", async () => {
+    const server = new grpc.Server();
+    let build: (register: (standIn: grpc.Server) => void) => void = () => {};
+    const built = new Promise<(standIn: grpc.Server) => void>((resolve) => {
+      build = resolve;
+    });
+    serveWhenBuilt(server, [NetworkService], built);
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
+    const channel = dialChannel(`tcp://127.0.0.1:${port}`);
+    try {
+      const req = create(NetworkServiceRequestSchema, { connection: { id: "c1", networkService: "svc" } });
+      const answered = grpcClient(NetworkService, channel).request(
+        req,
+        CallContext.create({ deadline: Date.now() + 10_000 }),
+      );
+      let done = false;
+      void answered.then(() => (done = true)).catch(() => {});
+      await sleep(300);
+      assert.equal(done, false, "the Request waits while the role is being built");
+      build((standIn) =>
+        addService(standIn, NetworkService, {
+          request: async (r) => create(ConnectionSchema, { id: r.connection?.id, networkServiceEndpointName: "built" }),
+          close: async () => create(EmptySchema),
+        }),
+      );
+      const conn = await answered;
+      assert.equal(conn.id, "c1");
+      assert.equal(conn.networkServiceEndpointName, "built", "answered by the handler registered once built");
+    } finally {
+      closeChannel(channel);
+      server.forceShutdown();
     }
   });
 });

@@ -10,7 +10,6 @@ export { netnsInodeOf, parentPid, resolveByNetns, resolveByProcessTree } from ".
 export type { NetlinkRequester, UnixPeerLookup, UnixPeerLookupOptions } from "./peer.js";
 export {
   addonNetlinkRequester,
-  createPeerCredLookup,
   createUnixPeerLookup,
   namedNetns,
   pidsHoldingSocket,

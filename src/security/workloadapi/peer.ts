@@ -12,17 +12,14 @@
  *    so a caller from another namespace (a pod) is looked up in the named namespaces too;
  * 3. every process holding that inode: `/proc/<pid>/fd/*` links equal to `socket:[<peer inode>]`.
  *
- * Step 3 reads other processes' fd tables, which needs root (CAP_SYS_PTRACE / same uid): run
- * the Workload API server as root, as a SPIRE agent runs. The result is every pid holding the
- * client end now (more than one after a fork or fd passing); the server then requires them to
- * resolve to the same identity.
- *
- * That scan reads every fd of every process: seconds on a busy machine with hundreds of
- * processes, on the path of every role's start. So the server asks {@link createPeerCredLookup}
- * first: `SO_PEERCRED` through the project's addon (what SPIRE's agent reads: the connecting
- * process), and scans only when the addon cannot answer.
+ * Step 3 first asks the addon for the connecting process (`SO_PEERCRED`, what SPIRE's agent
+ * attests) and keeps it alone when its own fd table still holds the client end (so a pid reused
+ * after the connector exited is not taken for it). Otherwise (the connection was handed on and
+ * the connector closed its end, or the addon is missing) it reads every process's fd table,
+ * which needs root (CAP_SYS_PTRACE / same uid; run the Workload API server as root, as a SPIRE
+ * agent runs) and takes seconds on a busy node: every pid holding the client end now, which the
+ * server then requires to resolve to the same identity.
  */
-import { existsSync } from "node:fs";
 import { readdir, readlink, stat } from "node:fs/promises";
 import type { Socket } from "node:net";
 import { unavailable } from "../../sdk/core/errors.js";
@@ -229,9 +226,39 @@ async function peerInOtherNetns(
   return undefined;
 }
 
+/** The connecting process of an accepted unix socket (SO_PEERCRED through the addon); undefined without the addon. */
+function connectingPid(fd: number): number | undefined {
+  try {
+    const pid = loadFdBinding().peerCred(fd).pid;
+    return pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether process `pid` has an fd on socket `inode` now. */
+async function holdsSocket(pid: number, inode: number): Promise<boolean> {
+  const target = `socket:[${inode}]`;
+  let fds: string[];
+  try {
+    fds = await readdir(`/proc/${pid}/fd`);
+  } catch {
+    return false;
+  }
+  for (const fd of fds) {
+    if ((await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "")) === target) return true;
+  }
+  return false;
+}
+
 /**
- * The default lookup: fd → inode → peer inode (sock_diag, in this namespace, then in the others)
- * → pids (/proc scan).
+ * The default lookup: fd → inode → peer inode (sock_diag, in this namespace, then in the
+ * connecting process's, then in the others) → pids. The pids are the connecting process's alone
+ * (SO_PEERCRED, what SPIRE attests) when it still holds the client end (its own fd table is read,
+ * so a pid reused after the connector exited is not taken for it); otherwise (it passed the
+ * connection on and closed its end, or the addon is missing) every holder, from the /proc scan,
+ * which costs a walk of every process's fd table (most of an SVID fetch on a node with thousands
+ * of processes).
  */
 export function createUnixPeerLookup(
   request: NetlinkRequester,
@@ -239,26 +266,25 @@ export function createUnixPeerLookup(
 ): UnixPeerLookup {
   const others = options.otherNetns ?? (() => namedNetns());
   return async (socket) => {
-    const inode = await inodeOfFd("/proc/self", fdOf(socket));
+    const fd = fdOf(socket);
+    const inode = await inodeOfFd("/proc/self", fd);
     if (inode === undefined) throw unavailable("the accepted connection is not a socket fd");
-    const peer = (await unixPeerInode(request, inode)) ?? (await peerInOtherNetns(request, inode, await others()));
+    const connector = connectingPid(fd);
+    const peer =
+      (await unixPeerInode(request, inode)) ??
+      (connector === undefined ? undefined : await peerInNetnsOf(request, inode, connector)) ??
+      (await peerInOtherNetns(request, inode, await others()));
     if (peer === undefined) return [];
+    if (connector !== undefined && (await holdsSocket(connector, peer))) return [connector];
     return pidsHoldingSocket(peer);
   };
 }
 
-/**
- * The caller's pid from `SO_PEERCRED` of the accepted socket (one `getsockopt` through the
- * addon); `fallback` (the /proc scan) when the addon is not there or names no live process.
- */
-export function createPeerCredLookup(fallback: UnixPeerLookup): UnixPeerLookup {
-  return async (socket) => {
-    let pid = 0;
-    try {
-      pid = loadFdBinding().peerCred(fdOf(socket)).pid;
-    } catch {
-      pid = 0;
-    }
-    return pid > 0 && existsSync(`/proc/${pid}`) ? [pid] : fallback(socket);
-  };
+/** The peer of socket `inode` looked up in the network namespace of process `pid`. */
+async function peerInNetnsOf(request: NetlinkRequester, inode: number, pid: number): Promise<number | undefined> {
+  try {
+    return await unixPeerInode(request, inode, `/proc/${pid}/ns/net`);
+  } catch {
+    return undefined;
+  }
 }

@@ -38,7 +38,7 @@ import type { CertificateAuthority } from "../ca.js";
 import { SvidRotator } from "../source.js";
 import { parseSpiffeId, trustDomainId } from "../spiffeid.js";
 import { bundleDer, svidChainDer, svidKeyDer, type X509Svid } from "../x509.js";
-import { addonNetlinkRequester, createPeerCredLookup, createUnixPeerLookup, type UnixPeerLookup } from "./peer.js";
+import { addonNetlinkRequester, createUnixPeerLookup, type UnixPeerLookup } from "./peer.js";
 
 /** The metadata header every Workload API request must carry. */
 export const WORKLOAD_API_HEADER = "workload.spiffe.io";
@@ -305,7 +305,7 @@ export async function serveWorkloadApi(options: Readonly<WorkloadApiServerOption
   const log = options.log ?? silentLogger;
   const socketPath = socketPathOf(options.socket);
   const netlink = options.peerLookup ? undefined : addonNetlinkRequester();
-  const lookup = options.peerLookup ?? createPeerCredLookup(createUnixPeerLookup(netlink!.request));
+  const lookup = options.peerLookup ?? createUnixPeerLookup(netlink!.request);
   const handlers = new WorkloadApiHandlers(options);
   const { attested, rotators } = handlers;
   const lifetime = new AbortController();

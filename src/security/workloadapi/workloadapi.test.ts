@@ -17,7 +17,6 @@ import { type CertificateAuthority, chainsToBundle, createCa, spiffeIdOfCertific
 import { tempDir } from "../testing.js";
 import {
   addonNetlinkRequester,
-  createPeerCredLookup,
   createUnixPeerLookup,
   createX509Source,
   netnsInodeOf,
@@ -142,15 +141,6 @@ describe("Workload API (embedded) over a unix socket", { skip }, () => {
 });
 
 describe("unix peer lookup", { skip }, () => {
-  it("SO_PEERCRED: the connecting process, without the /proc scan", async () => {
-    const lookup = createPeerCredLookup(async () => {
-      throw new Error("the /proc scan was used");
-    });
-    await withConnectedChild(async (socket, child) => {
-      assert.deepEqual(await lookup(socket), [child.pid]);
-    });
-  });
-
   it("finds the pid of the process on the other end of a connection", async () => {
     const netlink = addonNetlinkRequester();
     const lookup = createUnixPeerLookup(netlink.request);
@@ -162,6 +152,43 @@ describe("unix peer lookup", { skip }, () => {
       });
     } finally {
       await netlink.close();
+    }
+  });
+});
+
+describe("unix peer lookup, connection handed on", { skip }, () => {
+  it("finds the process holding the client end when the connecting one has passed it on and exited", async () => {
+    const dir = tempDir();
+    const netlink = addonNetlinkRequester();
+    const lookup = createUnixPeerLookup(netlink.request);
+    const path = join(dir.path, "peer.sock");
+    // The connector hands its socket to a detached `sleep` (as its stdout), prints that pid, exits.
+    const script =
+      `const s = require("net").connect(${JSON.stringify(path)}, () => {` +
+      ` const c = require("child_process").spawn("sleep", ["30"], { stdio: ["ignore", s, "ignore"], detached: true });` +
+      ' require("fs").writeSync(1, String(c.pid)); process.exit(0); });';
+    let holder: number | undefined;
+    const accepted = new Promise<net.Socket>((resolve) => {
+      const srv = net.createServer((s) => {
+        srv.close();
+        resolve(s);
+      });
+      srv.listen(path);
+    });
+    try {
+      const connector = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "ignore"] });
+      let out = "";
+      connector.stdout.on("data", (d) => (out += d));
+      await new Promise((r) => connector.once("exit", r));
+      holder = Number(out);
+      const socket = await accepted;
+      assert.ok(holder > 0, `the holder's pid: ${out}`);
+      assert.deepEqual(await lookup(socket), [holder], "the connector is gone: the holder, not its stale pid");
+      socket.destroy();
+    } finally {
+      if (holder) process.kill(holder, "SIGKILL");
+      await netlink.close();
+      dir.cleanup();
     }
   });
 });
