@@ -36,6 +36,7 @@ import { metadataClient, metadataServer } from "../../../sdk/networkservice/comm
 import { nsmErrorFromErrno } from "../../errors.js";
 import { createFakeKernel, type FakeKernel } from "../../fake.js";
 import {
+  kernelForwarderElements,
   kernelXconnectClient,
   kernelXconnectServer,
   listTaggedLinks,
@@ -44,7 +45,7 @@ import {
   parseXconnectTag,
   xconnectTag,
 } from "../index.js";
-import { instrumentKernel, route, slowLinkDeletes, uncheckedNetns } from "../testing.js";
+import { forwarderChain, instrumentKernel, route, slowLinkDeletes, uncheckedNetns } from "../testing.js";
 
 const FWD = "/var/run/netns/fwd";
 const NSC = "/var/run/netns/nsc";
@@ -315,6 +316,25 @@ describe("kernelXconnectServer / kernelXconnectClient (fake kernel)", () => {
     slow.gates.ack.open();
     await drained;
     assert.equal(deletions.size, 0);
+  });
+
+  it("the forwarder's dispose (shutdown) waits for the deletions its Closes left in the background", async () => {
+    const slow = slowLinkDeletes(k.kernel);
+    slow.gates.unlist.open();
+    const els = await kernelForwarderElements({ netnsOwnership: uncheckedNetns, kernel: slow.kernel });
+    const handler = forwarderChain(els, "unix:///nse.sock", nse.element);
+    await handler.close(await handler.request(request(), ctx()), ctx());
+    await nothingLeft();
+    assert.equal(els.deletions.size, 1);
+    let disposed = false;
+    const disposing = els.dispose().then(() => {
+      disposed = true;
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(disposed, false, "dispose waits for the kernel's acknowledgement");
+    slow.gates.ack.open();
+    await disposing;
+    assert.equal(els.deletions.size, 0);
   });
 
   it("a kernel failure midway deletes the pair, closes downstream and returns the mapped error", async () => {
