@@ -13,7 +13,9 @@
  *   as a percentage of one core;
  * - next to it, in the same client netns: the netlink floor (the same kernel work through the
  *   forwarder's kernel element, no control plane) and Debian's CNI `ptp` ADD, each also with S
- *   of its own live and its sample measured the same way (remove one, add it again).
+ *   of its own live and its sample measured the same way (remove one, add it again). Like the
+ *   forwarder's, the floor's Close answers once the pair has left both namespaces; the kernel's
+ *   acknowledgement of the deletion (RCU grace periods, ~20 ms) is awaited in the background.
  * At the end every connection is closed one by one (timed: `teardown_close_p50_ms`).
  *
  * Usage: npm run bench:scale [-- --steps 10,100,500,1000] [--samples 30] [--idle-seconds 60]
@@ -50,6 +52,7 @@ import {
   insecureNetnsOwnership,
   kernelXconnectClient,
   kernelXconnectServer,
+  PendingDeletions,
 } from "../src/kernel/networkservice/index.js";
 import { bind, chain, type NetworkServiceElement, passThrough } from "../src/sdk/core/chain.js";
 import { CallContext } from "../src/sdk/core/context.js";
@@ -221,6 +224,7 @@ async function mesh(pids: number[]): Promise<Mesh> {
 /** The floor: the same netlink work through the forwarder's kernel element, in-process. */
 function floorChain(nse: string) {
   const kernel = createNetlinkKernel();
+  const deletions = new PendingDeletions();
   const endpoint: NetworkServiceElement = {
     name: "endpoint",
     request: async (req) => {
@@ -237,11 +241,11 @@ function floorChain(nse: string) {
     chain(
       metadataServer(),
       mechanismsServer({ KERNEL: passThrough("kernel") }),
-      kernelXconnectServer({ kernel, checkNetns: insecureNetnsOwnership().check }),
+      kernelXconnectServer({ kernel, checkNetns: insecureNetnsOwnership().check, deletions }),
       connectServer(chain(metadataClient(), mechanismTranslationClient(), kernelXconnectClient(), endpoint)),
     ),
   );
-  return { h, kernel };
+  return { h, kernel, deletions };
 }
 
 /** Request i of the floor (10.61.0.0/16, interface `flr`), as the forwarder receives it. */
@@ -272,7 +276,7 @@ interface Side {
 }
 
 function floor(clientNs: string[]): Side & { stop(): Promise<void> } {
-  const { h, kernel } = floorChain(addNetns(`nsms-${tag}-fnse`));
+  const { h, kernel, deletions } = floorChain(addNetns(`nsms-${tag}-fnse`));
   const live = new Map<number, Connection>();
   return {
     async request(i) {
@@ -287,7 +291,10 @@ function floor(clientNs: string[]): Side & { stop(): Promise<void> } {
       await h.close(conn, CallContext.create());
       return performance.now() - t0;
     },
-    stop: () => kernel.close(),
+    async stop() {
+      await deletions.drain();
+      await kernel.close();
+    },
   };
 }
 

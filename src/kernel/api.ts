@@ -342,7 +342,12 @@ export interface KernelApi {
   linkStats(netns: NetnsPath, link: LinkRef): Promise<LinkStats | undefined>;
   /** Move, rename, alias, MTU, up/down, MAC, master; see {@link LinkChanges}. */
   setLink(netns: NetnsPath, link: LinkRef, changes: LinkChanges): Promise<void>;
-  /** Deletes a link (a veth's peer goes with it, wherever it is). */
+  /**
+   * Deletes a link (a veth's peer goes with it, wherever it is). The kernel unlists the link at
+   * once (its name is free, lookups and dumps no longer show it, its addresses and routes are
+   * gone) but resolves this only after RCU grace periods (~20 ms); other requests in `netns`
+   * do not wait behind it.
+   */
   deleteLink(netns: NetnsPath, link: LinkRef): Promise<void>;
 
   /** Adds or replaces `cidr` (`10.0.0.1/32`, `fd00::1/64`) on a link. */

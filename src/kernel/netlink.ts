@@ -10,7 +10,9 @@
  * Concurrency: requests on one socket are serialized here (a promise queue per socket), because
  * the addon's request does one blocking send/recv exchange and two exchanges on one fd would
  * steal each other's replies. Requests to different namespaces run in parallel on the libuv
- * pool. rtnetlink handles a request within `sendmsg`, so the queue costs little.
+ * pool. rtnetlink handles a request within `sendmsg`, so the queue costs little; the exception
+ * is RTM_DELLINK, which the kernel acknowledges only after RCU grace periods (~20 ms): it gets a
+ * socket of its own, so that the netns's other requests (and a check that the link is gone) go on.
  */
 import { randomInt } from "node:crypto";
 import { open, readdir } from "node:fs/promises";
@@ -500,11 +502,24 @@ class NetlinkKernel implements KernelApi {
     });
   }
 
+  /**
+   * RTM_DELLINK goes out on a socket of its own (opened for it, ~0.05 ms): the kernel takes the
+   * link out of the netns at once but acknowledges only after RCU grace periods (~20 ms), and
+   * the netns's shared socket must not wait for that (see {@link KernelApi.deleteLink}).
+   */
   async deleteLink(netns: NetnsPath, link: LinkRef): Promise<void> {
     const what = `delete link ${refLabel(link)} in ${nsLabel(netns)}`;
     checkRef(link, what);
     const req = typeof link === "number" ? delLinkRequest(link) : delLinkRequest(0, link);
-    await this.exec(netns, req, what);
+    const socket = await openNetlinkSocket(netns, NETLINK_ROUTE, {
+      binding: this.binding,
+      requestTimeoutMs: this.timeoutMs,
+    });
+    try {
+      await socket.request(req, what);
+    } finally {
+      await socket.close();
+    }
   }
 
   // ------------------------------------------------------------ addresses

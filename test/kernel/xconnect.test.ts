@@ -32,6 +32,7 @@ import {
   kernelXconnectClient,
   kernelXconnectServer,
   listTaggedLinks,
+  PendingDeletions,
 } from "../../src/kernel/networkservice/index.js";
 import { route } from "../../src/kernel/networkservice/testing.js";
 import { bind, chain, type NetworkServiceElement, passThrough } from "../../src/sdk/core/chain.js";
@@ -78,13 +79,14 @@ describe("kernel cross-connect on the real kernel", { skip }, () => {
   let nseNs: string;
   const mine: string[] = [];
   const id = `conn-${randomBytes(4).toString("hex")}`;
+  const deletions = new PendingDeletions();
 
   const forwarder = () =>
     bind(
       chain(
         metadataServer(),
         mechanismsServer({ KERNEL: passThrough("kernel") }),
-        kernelXconnectServer({ kernel, checkNetns: insecureNetnsOwnership().check }),
+        kernelXconnectServer({ kernel, checkNetns: insecureNetnsOwnership().check, deletions }),
         connectServer(
           chain(metadataClient(), mechanismTranslationClient(), kernelXconnectClient(), fakeNse(nsPath(nseNs))),
         ),
@@ -164,9 +166,18 @@ describe("kernel cross-connect on the real kernel", { skip }, () => {
     if (havePing) assert.ok(ping(nscNs, "172.16.1.100"), "still answered after the refresh");
 
     await fwd.close(conn, ctx);
+    // Close answers before the kernel acknowledges the deletion, but after the pair left both netns.
     assert.deepEqual(linkNames(nscNs), ["lo"]);
     assert.deepEqual(linkNames(nseNs), ["lo"]);
     assert.deepEqual(linkNames(fwdNs), ["lo"]);
+
+    // At once, another connection with the same names: the kernel has freed them.
+    const again = await fwd.request(request(`${id}-2`), ctx);
+    assert.equal(ipJson(nscNs, "link", "show", "nsm-1")[0].ifalias, `nsm:client:forwarder:${id}-2`);
+    await fwd.close(again, ctx);
+    await deletions.drain();
+    assert.equal(deletions.failures, 0);
+    assert.deepEqual([linkNames(nscNs), linkNames(nseNs)], [["lo"], ["lo"]]);
   });
 
   it("a foreign interface with the client's name: AlreadyExists, nothing left behind", async () => {
@@ -199,7 +210,7 @@ describe("kernel cross-connect on the real kernel", { skip }, () => {
       chain(
         metadataServer(),
         mechanismsServer({ KERNEL: passThrough("kernel") }),
-        kernelXconnectServer({ kernel, checkNetns: insecureNetnsOwnership().check }),
+        kernelXconnectServer({ kernel, checkNetns: insecureNetnsOwnership().check, deletions }),
         connectServer(chain(metadataClient(), mechanismTranslationClient(), kernelXconnectClient(), failing)),
       ),
     );

@@ -3,7 +3,7 @@
  * Test support shared by the kernel forwarder tests (fake kernel beside the code, real kernel in
  * test/kernel): a forwarder chain built from `kernelForwarderElements` the way `createForwarder`
  * plugs them in, a hop to another node's forwarder, a point-to-point fake endpoint, the fake
- * kernel instrumented, a fake wireguard-go runner, and `route()`. Not exported from the package
+ * kernel instrumented or with link deletions held open, a fake wireguard-go runner, and `route()`. Not exported from the package
  * index. (The real-kernel helpers, netns, `ip -j`, skip reasons, are in test/helpers/netns.ts.)
  */
 
@@ -28,7 +28,7 @@ import { filterMechanismsClient } from "../../sdk/networkservice/common/filterme
 import { mechanismsClient, mechanismsServer } from "../../sdk/networkservice/common/mechanisms/index.js";
 import { mechanismTranslationClient } from "../../sdk/networkservice/common/mechanismtranslation/index.js";
 import { metadataClient, metadataServer } from "../../sdk/networkservice/common/metadata/index.js";
-import type { KernelApi } from "../api.js";
+import type { KernelApi, LinkRef, NetnsPath } from "../api.js";
 import type { FakeKernel } from "../fake.js";
 import type { KernelForwarderElements } from "./forwarder/elements.js";
 import type { WireguardDevice, WireguardRunner, WireguardTunnelConfig } from "./wireguard/wireguard-go.js";
@@ -265,4 +265,44 @@ export function recordingRunner(runner: WireguardRunner, started: WireguardDevic
     stop: (d) => runner.stop(d),
     dispose: () => runner.dispose(),
   };
+}
+
+/** A promise the test opens (resolves) or fails (rejects) when it wants. */
+export interface Gate {
+  promise: Promise<void>;
+  open(): void;
+  fail(err: Error): void;
+}
+
+export function gate(): Gate {
+  let open!: () => void;
+  let fail!: (err: Error) => void;
+  const promise = new Promise<void>((resolve, reject) => {
+    open = resolve;
+    fail = reject;
+  });
+  promise.catch(() => undefined);
+  return { promise, open, fail };
+}
+
+/**
+ * `kernel` with a deleteLink in Linux's two steps, each held until the test opens its gate:
+ * the link leaves its netns once `unlist` opens, the call resolves once `ack` opens.
+ */
+export function slowLinkDeletes(kernel: KernelApi) {
+  const gates = { unlist: gate(), ack: gate() };
+  const slow = new Proxy(kernel, {
+    get(target, prop, receiver) {
+      if (prop !== "deleteLink") {
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === "function" ? v.bind(target) : v;
+      }
+      return async (netns: NetnsPath, link: LinkRef) => {
+        await gates.unlist.promise;
+        await target.deleteLink(netns, link);
+        await gates.ack.promise;
+      };
+    },
+  }) as KernelApi;
+  return { kernel: slow, gates };
 }

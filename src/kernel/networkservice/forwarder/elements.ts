@@ -65,6 +65,7 @@ import {
   type WireguardRunner,
   wireguardPublicKey,
 } from "../wireguard/wireguard-go.js";
+import { PendingDeletions } from "../xconnect/deletions.js";
 import { acceptReceivedNetns, type NetnsOwnershipCheck, requireNetnsOwnership } from "../xconnect/ownership.js";
 import { checkTagOwner, DEFAULT_TAG_OWNER } from "../xconnect/tag.js";
 
@@ -155,7 +156,12 @@ export interface KernelForwarderElements {
   wireguardPublicKey: string | undefined;
   /** Present when started with `reconcileGraceMs`. */
   reconciliation: KernelForwarderReconciliation | undefined;
-  /** Stops the wireguard-go processes (by PID) and disarms the sweep. Idempotent. */
+  /** The link deletions Close left to finish in the background (`../xconnect/deletions.ts`). */
+  deletions: PendingDeletions;
+  /**
+   * Waits for the link deletions in flight, stops the wireguard-go processes (by PID) and
+   * disarms the sweep. Idempotent.
+   */
   dispose(): Promise<void>;
 }
 
@@ -261,7 +267,8 @@ export async function kernelForwarderElements(
   // the VNI registry and the port pool it fills exist, before anything is served.
   const reconcilerOf = (parts: Pick<ReconcilerOptions, "runner" | "vnis" | "ports">) =>
     graceMs === undefined ? undefined : createReconciler({ kernel, owner, graceMs, log, ...parts });
-  const xconnect = { kernel, checkNetns: ownership.check, owner };
+  const deletions = new PendingDeletions();
+  const xconnect = { kernel, checkNetns: ownership.check, owner, deletions };
   const serverMechanisms: Record<string, NetworkServiceElement> = { [MechanismType.KERNEL]: passThrough("kernel") };
   // The endpoint's interface name derives from the connection id: the same in every life.
   const clientMechanisms: Record<string, NetworkServiceElement> = {
@@ -281,7 +288,8 @@ export async function kernelForwarderElements(
     underlayMtu: undefined,
     wireguardPublicKey: undefined,
     reconciliation: undefined,
-    dispose: async () => {},
+    deletions,
+    dispose: () => deletions.drain(),
   };
   const priority = mechanismPriorityClient({ priorities: options.mechanismPriority ?? [] });
   if (tunnelIp === undefined) {
@@ -310,6 +318,7 @@ export async function kernelForwarderElements(
   let disposed: Promise<void> | undefined;
   result.dispose = () => {
     disposed ??= (async () => {
+      await deletions.drain();
       await remote.dispose();
       await wireguard?.remote.runner.dispose();
     })();

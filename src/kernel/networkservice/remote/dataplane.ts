@@ -37,6 +37,7 @@ import type { KernelApi, LinkInfo, NetnsPath, VxlanInfo } from "../../api.js";
 import { applyIpDiff, observedIpPlan } from "../ipcontext/apply.js";
 import { diffIpPlans, type IpPlan } from "../ipcontext/plan.js";
 import type { WireguardDevice, WireguardRunner, WireguardTunnelConfig } from "../wireguard/wireguard-go.js";
+import type { PendingDeletions } from "../xconnect/deletions.js";
 import { isGone, tolerateGone } from "../xconnect/gone.js";
 import { relocateNetns } from "../xconnect/netns.js";
 import { PING_GROUP_RANGE } from "../xconnect/options.js";
@@ -87,11 +88,18 @@ export class RemoteDataPlane {
   readonly #kernel: KernelApi;
   readonly #tunnelNetns: NetnsPath;
   readonly #wireguard: WireguardDataPlane | undefined;
+  readonly #deletions: PendingDeletions;
 
-  constructor(kernel: KernelApi, tunnelNetns: NetnsPath, wireguard: WireguardDataPlane | undefined) {
+  constructor(
+    kernel: KernelApi,
+    tunnelNetns: NetnsPath,
+    wireguard: WireguardDataPlane | undefined,
+    deletions: PendingDeletions,
+  ) {
     this.#kernel = kernel;
     this.#tunnelNetns = tunnelNetns;
     this.#wireguard = wireguard;
+    this.#deletions = deletions;
   }
 
   /**
@@ -101,6 +109,7 @@ export class RemoteDataPlane {
    */
   async create(plan: RemotePlan, log: Logger): Promise<WireguardDevice | undefined> {
     try {
+      await this.#deletions.vacated([plan.pod]);
       await this.#clearTarget(plan.pod);
       if (plan.tunnel.type === "VXLAN") {
         await this.#createVxlan(plan, log);
@@ -127,6 +136,7 @@ export class RemoteDataPlane {
 
   async #adopt(plan: RemotePlan, log: Logger): Promise<Adopted | undefined> {
     const pod = plan.pod;
+    await this.#deletions.vacated([pod]);
     const link = await this.#kernel.findLink(pod.netns, pod.name);
     if (!link || link.alias !== pod.tag) return undefined;
     const found = await this.#adoptableTunnel(plan, link);
@@ -228,6 +238,8 @@ export class RemoteDataPlane {
   /**
    * Removes the pod's interface: stops wireguard-go (its TUN goes with it), deletes the VXLAN
    * device, or a TUN left behind, if it still carries the connection's tag. Gone counts as done.
+   * Resolves once the interface is gone from the pod's netns; the kernel's acknowledgement is
+   * left to the {@link PendingDeletions}.
    */
   async destroy(plan: RemotePlan, device: WireguardDevice | undefined, log: Logger): Promise<void> {
     try {
@@ -255,7 +267,7 @@ export class RemoteDataPlane {
         log.warn({ netns, name: pod.name, alias: link.alias }, "interface is no longer ours: not deleted");
         return;
       }
-      await tolerateGone(this.#kernel.deleteLink(netns, link.index));
+      await this.#deletions.delete(this.#kernel, { netns, index: link.index, frees: [pod] }, log);
     } finally {
       if (netns !== pod.netns) this.#kernel.release(netns);
     }

@@ -21,7 +21,9 @@
  * WireGuard peer (key, address, port: re-configured over UAPI, e.g. after the peer forwarder
  * restarted with a new key); a changed VXLAN tunnel (VNI, ends, port), our WireGuard port, pod
  * netns or name, or a wireguard-go that died, rebuilds it. Close deletes it (stops wireguard-go
- * by PID) and forgets. A first Request whose interface is already there, tagged by this
+ * by PID) and forgets; it answers once the interface has left the pod's netns, not when the
+ * kernel acknowledges (`../xconnect/deletions.ts`), and a Request for the same name waits for
+ * that. A first Request whose interface is already there, tagged by this
  * forwarder for this connection (an earlier life, killed), re-adopts it (see
  * `dataplane.ts`).
  *

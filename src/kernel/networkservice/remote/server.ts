@@ -99,7 +99,7 @@ class RemoteXconnect {
     tunnelNetns: NetnsPath,
     readonly wireguard: WireguardDataPlane | undefined,
   ) {
-    this.#dp = new RemoteDataPlane(o.kernel, tunnelNetns, wireguard);
+    this.#dp = new RemoteDataPlane(o.kernel, tunnelNetns, wireguard, o.deletions);
   }
 
   #store(ctx: CallContext, state: RemoteState): void {

@@ -8,6 +8,7 @@ import type { Logger } from "../../../sdk/core/logger.js";
 import type { KernelApi, LinkInfo, LinkRef, NetnsPath } from "../../api.js";
 import { observedIpPlan } from "../ipcontext/apply.js";
 import { diffIpPlans, hasIpv6Address, type IpDiff, type IpPlan } from "../ipcontext/plan.js";
+import type { LinkName, PendingDeletions } from "../xconnect/deletions.js";
 import { isGone, tolerateGone } from "../xconnect/gone.js";
 import { relocateNetns } from "../xconnect/netns.js";
 import { PING_GROUP_RANGE } from "../xconnect/options.js";
@@ -23,11 +24,16 @@ async function settleAll(ops: readonly Promise<void>[]): Promise<void> {
   if (failed) throw failed.reason;
 }
 
+/** The names the pair holds: both ends'. */
+const namesOf = (plan: VethPlan): LinkName[] => [plan.client, plan.endpoint];
+
 export class VethDataPlane {
   readonly #kernel: KernelApi;
+  readonly #deletions: PendingDeletions;
 
-  constructor(kernel: KernelApi) {
+  constructor(kernel: KernelApi, deletions: PendingDeletions) {
     this.#kernel = kernel;
+    this.#deletions = deletions;
   }
 
   /**
@@ -50,6 +56,7 @@ export class VethDataPlane {
   }
 
   async #create(plan: VethPlan, log: Logger): Promise<void> {
+    await this.#deletions.vacated(namesOf(plan));
     await this.#clearTargets(plan);
     const k = this.#kernel;
     const mtu = plan.mtu || undefined;
@@ -89,6 +96,7 @@ export class VethDataPlane {
 
   async #adopt(plan: VethPlan, log: Logger): Promise<{ client: number; endpoint: number } | undefined> {
     const k = this.#kernel;
+    await this.#deletions.vacated(namesOf(plan));
     const [c, e] = await Promise.all([
       k.findLink(plan.client.netns, plan.client.name),
       k.findLink(plan.endpoint.netns, plan.endpoint.name),
@@ -144,7 +152,8 @@ export class VethDataPlane {
   /**
    * Deletes the pair: the client's end if it is still there and still ours (its peer goes with
    * it), else the endpoint's. A link or netns already gone counts as deleted; a link with the
-   * name but another alias is left alone.
+   * name but another alias is left alone. Resolves once the pair is gone from both namespaces;
+   * the kernel's acknowledgement is left to the {@link PendingDeletions}.
    */
   async destroy(plan: VethPlan, log: Logger): Promise<void> {
     try {
@@ -160,7 +169,7 @@ export class VethDataPlane {
       const netns = await relocateNetns(this.#kernel, side);
       if (netns === undefined) continue;
       try {
-        if (await this.#deleteOurs(netns, side, log)) return;
+        if (await this.#deleteOurs(netns, side, namesOf(plan), log)) return;
       } finally {
         if (netns !== side.netns) this.#kernel.release(netns);
       }
@@ -168,7 +177,7 @@ export class VethDataPlane {
   }
 
   /** Deletes `side`'s link in `netns` if it is there and ours; true when the pair is gone. */
-  async #deleteOurs(netns: NetnsPath, side: PodPlan, log: Logger): Promise<boolean> {
+  async #deleteOurs(netns: NetnsPath, side: PodPlan, frees: LinkName[], log: Logger): Promise<boolean> {
     let link: LinkInfo | undefined;
     try {
       link = await this.#kernel.findLink(netns, side.name);
@@ -181,7 +190,7 @@ export class VethDataPlane {
       log.warn({ netns, name: side.name, alias: link.alias }, "interface is no longer ours: not deleted");
       return false;
     }
-    await tolerateGone(this.#kernel.deleteLink(netns, link.index));
+    await this.#deletions.delete(this.#kernel, { netns, index: link.index, frees }, log);
     return true;
   }
 

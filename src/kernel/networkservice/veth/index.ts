@@ -32,7 +32,15 @@
  * neighbours). A refresh whose plan equals it makes no kernel call at all; a changed IP
  * context or MTU is applied as a diff (stale routes, neighbours and addresses removed, new ones
  * added); a changed netns or interface name rebuilds the pair. Close deletes the pair (one end
- * suffices) and forgets.
+ * suffices) and forgets, while downstream's Close runs beside it.
+ *
+ * Close latency: the kernel takes a deleted veth pair out of both namespaces within ~1-2 ms but
+ * acknowledges the RTM_DELLINK only after RCU grace periods (~20 ms). Close answers once both
+ * ends are gone (what the client can observe ends there: no interface, no address, no route)
+ * and leaves the acknowledgement to the shared `PendingDeletions`
+ * (`../xconnect/deletions.ts`): a Request that needs one of the freed names first waits until
+ * it is free, the forwarder's shutdown (`kernelForwarderElements(...).dispose()`) waits for
+ * every acknowledgement, a late failure is logged.
  *
  * Options: {@link KernelXconnectServerOptions}: `kernel` and `checkNetns` (the netns-ownership
  * check, required: there is no default that allows all; `insecureNetnsOwnership().check` is the

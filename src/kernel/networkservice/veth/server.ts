@@ -173,7 +173,7 @@ function unionOf(a: VethPlan, b: VethPlan): VethPlan {
  */
 export function kernelXconnectServer(options: Readonly<KernelXconnectServerOptions>): NetworkServiceElement {
   const o = resolveXconnectOptions(options, "kernelXconnectServer");
-  const x: VethXconnect = { o, veth: new VethDataPlane(o.kernel) };
+  const x: VethXconnect = { o, veth: new VethDataPlane(o.kernel, o.deletions) };
   return {
     name: "kernelXconnectServer",
     requires: ["metadata"],
@@ -197,16 +197,17 @@ export function kernelXconnectServer(options: Readonly<KernelXconnectServerOptio
     },
     async close(conn, ctx, next) {
       const state = loadAndDeleteVethState(ctx);
+      // The pair's deletion and downstream's Close overlap; downstream's error wins.
+      const [kernel, downstream] = await Promise.allSettled([
+        state?.programmed ? x.veth.destroy(state.programmed, ctx.log) : undefined,
+        next.close(conn, ctx),
+      ]);
       let failure: NsmError | undefined;
-      if (state?.programmed) {
-        try {
-          await x.veth.destroy(state.programmed, ctx.log);
-        } catch (err) {
-          failure = NsmError.from(err, Code.Internal);
-          ctx.log.warn({ connId: conn.id, err: failure.message }, "cannot delete the kernel cross-connect");
-        }
+      if (kernel.status === "rejected") {
+        failure = NsmError.from(kernel.reason, Code.Internal);
+        ctx.log.warn({ connId: conn.id, err: failure.message }, "cannot delete the kernel cross-connect");
       }
-      await next.close(conn, ctx);
+      if (downstream.status === "rejected") throw downstream.reason;
       if (failure) throw failure;
     },
   };

@@ -36,14 +36,16 @@ import { metadataClient, metadataServer } from "../../../sdk/networkservice/comm
 import { nsmErrorFromErrno } from "../../errors.js";
 import { createFakeKernel, type FakeKernel } from "../../fake.js";
 import {
+  kernelForwarderElements,
   kernelXconnectClient,
   kernelXconnectServer,
   listTaggedLinks,
   type NetnsCheck,
+  PendingDeletions,
   parseXconnectTag,
   xconnectTag,
 } from "../index.js";
-import { instrumentKernel, route, uncheckedNetns } from "../testing.js";
+import { forwarderChain, instrumentKernel, route, slowLinkDeletes, uncheckedNetns } from "../testing.js";
 
 const FWD = "/var/run/netns/fwd";
 const NSC = "/var/run/netns/nsc";
@@ -279,6 +281,60 @@ describe("kernelXconnectServer / kernelXconnectClient (fake kernel)", () => {
     await fake.setLink(NSE, "icmp-respo-x1", { alias: "someone-else" });
     await fwd.close(conn, ctx());
     assert.deepEqual(await names(NSC), ["lo", "nsm-1"]);
+  });
+
+  it("Close answers once the pair is gone, before the kernel acknowledges; a Request for the same names waits for it", async () => {
+    const slow = slowLinkDeletes(k.kernel);
+    const deletions = new PendingDeletions();
+    const server = kernelXconnectServer({ kernel: slow.kernel, checkNetns: uncheckedNetns.check, deletions });
+    const handler = bind(
+      chain(
+        metadataServer(),
+        mechanismsServer({ KERNEL: passThrough("kernel") }),
+        server,
+        connectServer(chain(metadataClient(), mechanismTranslationClient(), kernelXconnectClient(), nse.element)),
+      ),
+    );
+    const conn = await handler.request(request(), ctx());
+    const closing = handler.close(conn, ctx());
+    await new Promise((r) => setTimeout(r, 10));
+    // conn-2 wants the same names; the pair of conn-1 (another tag) still holds them.
+    const second = request();
+    second.connection!.id = "conn-2";
+    const requesting = handler.request(second, ctx());
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(nse.closes, 1, "downstream is closed while the pair is deleted");
+    assert.equal(nse.requests, 2);
+    assert.equal((await fake.getLink(NSC, "nsm-1")).alias, "nsm:client:forwarder:conn-1", "not yet replaced");
+    slow.gates.unlist.open();
+    await closing;
+    await requesting;
+    assert.equal((await fake.getLink(NSC, "nsm-1")).alias, "nsm:client:forwarder:conn-2");
+    assert.equal((await fake.getLink(NSE, "icmp-respo-x1")).alias, "nsm:endpoint:forwarder:conn-2");
+    assert.equal(deletions.size, 1, "the kernel's acknowledgement is still awaited");
+    const drained = deletions.drain();
+    slow.gates.ack.open();
+    await drained;
+    assert.equal(deletions.size, 0);
+  });
+
+  it("the forwarder's dispose (shutdown) waits for the deletions its Closes left in the background", async () => {
+    const slow = slowLinkDeletes(k.kernel);
+    slow.gates.unlist.open();
+    const els = await kernelForwarderElements({ netnsOwnership: uncheckedNetns, kernel: slow.kernel });
+    const handler = forwarderChain(els, "unix:///nse.sock", nse.element);
+    await handler.close(await handler.request(request(), ctx()), ctx());
+    await nothingLeft();
+    assert.equal(els.deletions.size, 1);
+    let disposed = false;
+    const disposing = els.dispose().then(() => {
+      disposed = true;
+    });
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(disposed, false, "dispose waits for the kernel's acknowledgement");
+    slow.gates.ack.open();
+    await disposing;
+    assert.equal(els.deletions.size, 0);
   });
 
   it("a kernel failure midway deletes the pair, closes downstream and returns the mapped error", async () => {

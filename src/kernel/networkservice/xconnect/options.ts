@@ -6,6 +6,7 @@
 import { invalidArgument } from "../../../sdk/core/errors.js";
 import type { KernelApi } from "../../api.js";
 import type { Reconciler } from "../reconcile/reconcile.js";
+import { PendingDeletions } from "./deletions.js";
 import { type NetnsCheck, requireNetnsCheck } from "./ownership.js";
 import { checkTagOwner, DEFAULT_TAG_OWNER } from "./tag.js";
 
@@ -30,6 +31,12 @@ export interface XconnectOptions {
   owner?: string;
   /** Told about every connection Requested, so that its links of an earlier life are not swept. @default none */
   reconciler?: Reconciler;
+  /**
+   * Where Close leaves the deletions whose kernel acknowledgement it does not wait for; share
+   * one between the cross-connects of a forwarder and `drain()` it at shutdown.
+   * @default one of the element's own
+   */
+  deletions?: PendingDeletions;
 }
 
 /** {@link XconnectOptions} checked, defaults filled. */
@@ -39,6 +46,7 @@ export interface ResolvedXconnectOptions {
   readonly cleanupTimeoutMs: number;
   readonly owner: string;
   readonly reconciler: Reconciler | undefined;
+  readonly deletions: PendingDeletions;
 }
 
 /** Checks the options of the element `who` (InvalidArgument) and fills the defaults. */
@@ -56,5 +64,6 @@ export function resolveXconnectOptions(options: Readonly<XconnectOptions>, who: 
     cleanupTimeoutMs: timeout,
     owner,
     reconciler: options.reconciler,
+    deletions: options.deletions ?? new PendingDeletions(),
   };
 }
