@@ -194,6 +194,8 @@ export async function runForwarder(vars: NodeJS.ProcessEnv = process.env): Promi
   await dataPlane.dispose();
   endOpenStreams(standIn);
   await shutdown(server);
+  // A Close served while the server shut down may have left a deletion in flight.
+  await dataPlane.deletions.drain();
   closeChannel(nsmgrChannel);
   await kernel.close();
   sec.close();
