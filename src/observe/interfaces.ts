@@ -109,6 +109,14 @@ async function readStats(kernel: InterfaceMetricsOptions["kernel"], t: Tracked):
   }
 }
 
+/**
+ * Whether a refresh names the interface the last Request did, by the same netns path (a sidecar
+ * taking over from `nsc --init` names the same netns by its own pid: the old path is gone).
+ */
+function sameInterface(a: Tracked, b: Tracked): boolean {
+  return a.ifname === b.ifname && a.netns === b.netns && a.netnsId === b.netnsId;
+}
+
 export interface InterfaceMetrics {
   readonly server: NetworkServiceElement;
   /** Adds the Prometheus counters to `registry` (loads prom-client: only when metrics are on). */
@@ -134,7 +142,7 @@ export function interfaceMetrics(options: InterfaceMetricsOptions): InterfaceMet
       // A first Request has no interface to read yet: the cross-connect, earlier in the chain,
       // creates it once this element has returned (a read here only ever found nothing).
       if (!known) return conn;
-      const stats = known.ifname === t.ifname && known.netnsId === t.netnsId ? await early : await read(t);
+      const stats = sameInterface(known, t) ? await early : await read(t);
       const segment = conn.path?.pathSegments.find((s) => s.name === options.name);
       if (stats && segment) Object.assign(segment.metrics, segmentMetrics(stats));
       return conn;

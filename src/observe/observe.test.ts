@@ -138,6 +138,27 @@ describe("forwarder interface counters", () => {
     assert.doesNotMatch(await m.registry.metrics(), /connection="c1"/);
   });
 
+  it("reads a refresh that names the netns by another path (a sidecar after nsc --init) there", async () => {
+    const asked: string[] = [];
+    const counters = interfaceMetrics({
+      kernel: {
+        linkStats: async (netns, link) => {
+          asked.push(`${netns} ${link}`);
+          return netns === "/proc/43/ns/net" ? STATS : undefined;
+        },
+      },
+      name: "fwd-1",
+      log: silentLogger,
+    });
+    const h = bind(counters.server);
+    await h.request(request(kernelConnection("c3")), CallContext.create());
+    const moved = kernelConnection("c3");
+    moved.mechanism!.parameters.inodeURL = "file:///proc/43/ns/net";
+    const conn = await h.request(request(moved), CallContext.create());
+    assert.equal(conn.path?.pathSegments[2]?.metrics.rx_bytes, "2000");
+    assert.equal(asked.at(-1), "/proc/43/ns/net nsm-1");
+  });
+
   it("never makes a Request wait long for a kernel that does not answer", async () => {
     const counters = interfaceMetrics({
       kernel: { linkStats: () => new Promise(() => {}) },
