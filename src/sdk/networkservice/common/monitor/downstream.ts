@@ -119,7 +119,10 @@ export class DownstreamFollower {
   }
 
   #lingerOrEnd(stream: SharedStream): void {
-    if (this.#lingerMs <= 0) return this.#endShared(stream);
+    if (this.#lingerMs <= 0) {
+      this.#endShared(stream);
+      return;
+    }
     stream.linger = setTimeout(() => {
       if (stream.followers.size === 0) this.#endShared(stream);
     }, this.#lingerMs);
