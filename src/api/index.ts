@@ -4,7 +4,8 @@
  * path accessors). No behaviour lives here.
  */
 
-export { clone, create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
+export { create, equals, fromBinary, toBinary } from "@bufbuild/protobuf";
+export { clone } from "./clone.js";
 export * from "./gen/connection_pb.js";
 export * from "./gen/connectioncontext_pb.js";
 export * as ipam from "./gen/ipam_pb.js";

@@ -3,16 +3,19 @@
  * The forwarder's per-connection interface counters: rx/tx bytes, packets, errors and drops of
  * the client's interface (the KERNEL mechanism the forwarder serves: `name` in the netns of
  * `inodeURL`), read from the kernel (`IFLA_STATS64`) and reported two ways:
- * - in the forwarder's own path segment `metrics` map on every Request and refresh (as
- *   upstream's forwarder metrics element does), keys `rx_bytes`, `tx_bytes`, `rx_packets`,
+ * - in the forwarder's own path segment `metrics` map on every refresh (as upstream's forwarder
+ *   metrics element does; a first Request has no interface yet: the cross-connect creates it after
+ *   this element returned, so it is not read then), keys `rx_bytes`, `tx_bytes`, `rx_packets`,
  *   `tx_packets`, `rx_error_packets`, `tx_error_packets`, `rx_drop_packets`, `tx_drop_packets`;
  * - as Prometheus counters `nsm_interface_{rx,tx}_{bytes,packets,drops}_total` labelled
  *   `service`, `endpoint`, `node`, `connection` and `interface`, read at scrape time.
  * rx/tx are from the client interface's point of view (rx: what reached the client).
  *
  * Chain placement: in the forwarder's server chain after the data plane elements (it reads the
- * connection they returned). Failure behaviour: a read that fails or takes longer than
- * `readTimeoutMs` leaves the map as it was; a Request never fails or waits long for counters.
+ * connection they returned). A refresh reads the counters while the Request is downstream (the
+ * interface is the one the last Request saw), so the read adds no time to it. Failure behaviour:
+ * a read that fails or takes longer than `readTimeoutMs` leaves the map as it was; a Request
+ * never fails or waits long for counters.
  */
 
 import type { Counter, Registry } from "prom-client";
@@ -106,6 +109,14 @@ async function readStats(kernel: InterfaceMetricsOptions["kernel"], t: Tracked):
   }
 }
 
+/**
+ * Whether a refresh names the interface the last Request did, by the same netns path (a sidecar
+ * taking over from `nsc --init` names the same netns by its own pid: the old path is gone).
+ */
+function sameInterface(a: Tracked, b: Tracked): boolean {
+  return a.ifname === b.ifname && a.netns === b.netns && a.netnsId === b.netnsId;
+}
+
 export interface InterfaceMetrics {
   readonly server: NetworkServiceElement;
   /** Adds the Prometheus counters to `registry` (loads prom-client: only when metrics are on). */
@@ -120,12 +131,18 @@ export function interfaceMetrics(options: InterfaceMetricsOptions): InterfaceMet
   const server: NetworkServiceElement = {
     name: "interfaceMetrics",
     async request(req, ctx, next) {
+      // A refresh reads the interface the last Request tracked while the Request goes on downstream.
+      const known = req.connection ? tracked.get(req.connection.id) : undefined;
+      const early = known ? read(known) : undefined;
       const conn = await next.request(req, ctx);
       const where = clientInterface(conn);
       if (!where) return conn;
       const t = { ...where, service: conn.networkService, endpoint: conn.networkServiceEndpointName };
       tracked.set(conn.id, t);
-      const stats = await read(t);
+      // A first Request has no interface to read yet: the cross-connect, earlier in the chain,
+      // creates it once this element has returned (a read here only ever found nothing).
+      if (!known) return conn;
+      const stats = sameInterface(known, t) ? await early : await read(t);
       const segment = conn.path?.pathSegments.find((s) => s.name === options.name);
       if (stats && segment) Object.assign(segment.metrics, segmentMetrics(stats));
       return conn;

@@ -113,6 +113,9 @@ describe("forwarder interface counters", () => {
     });
     await counters.register(m.registry);
     const h = bind(counters.server);
+    const first = await h.request(request(kernelConnection("c1")), CallContext.create());
+    assert.deepEqual(first.path?.pathSegments[2]?.metrics, {}, "a first Request: its interface comes after");
+    assert.deepEqual(asked, [], "nothing asked of the kernel for a first Request");
     const conn = await h.request(request(kernelConnection("c1")), CallContext.create());
     assert.equal(conn.path?.pathSegments[2]?.metrics.rx_bytes, "2000");
     assert.equal(conn.path?.pathSegments[2]?.metrics.tx_packets, "21");
@@ -135,6 +138,27 @@ describe("forwarder interface counters", () => {
     assert.doesNotMatch(await m.registry.metrics(), /connection="c1"/);
   });
 
+  it("reads a refresh that names the netns by another path (a sidecar after nsc --init) there", async () => {
+    const asked: string[] = [];
+    const counters = interfaceMetrics({
+      kernel: {
+        linkStats: async (netns, link) => {
+          asked.push(`${netns} ${link}`);
+          return netns === "/proc/43/ns/net" ? STATS : undefined;
+        },
+      },
+      name: "fwd-1",
+      log: silentLogger,
+    });
+    const h = bind(counters.server);
+    await h.request(request(kernelConnection("c3")), CallContext.create());
+    const moved = kernelConnection("c3");
+    moved.mechanism!.parameters.inodeURL = "file:///proc/43/ns/net";
+    const conn = await h.request(request(moved), CallContext.create());
+    assert.equal(conn.path?.pathSegments[2]?.metrics.rx_bytes, "2000");
+    assert.equal(asked.at(-1), "/proc/43/ns/net nsm-1");
+  });
+
   it("never makes a Request wait long for a kernel that does not answer", async () => {
     const counters = interfaceMetrics({
       kernel: { linkStats: () => new Promise(() => {}) },
@@ -142,8 +166,10 @@ describe("forwarder interface counters", () => {
       readTimeoutMs: 50,
       log: silentLogger,
     });
+    const h = bind(counters.server);
+    await h.request(request(kernelConnection("c2")), CallContext.create());
     const start = Date.now();
-    const conn = await bind(counters.server).request(request(kernelConnection("c2")), CallContext.create());
+    const conn = await h.request(request(kernelConnection("c2")), CallContext.create());
     assert.ok(Date.now() - start < 1000);
     assert.deepEqual(conn.path?.pathSegments[2]?.metrics, {});
   });

@@ -30,6 +30,11 @@ export interface CallContextInit {
   deadline?: number;
   /** The structured logger elements log to. @default silent */
   log?: Logger;
+  /**
+   * `signal` already aborts when the deadline passes (the caller keeps its own timer and clears
+   * it when the call ends): no second timer and no combined signal are made. @default false
+   */
+  signalHasDeadline?: boolean;
 }
 
 /**
@@ -60,7 +65,7 @@ export class CallContext {
   /** A root context. A deadline also aborts the signal when it passes. */
   static create(init: CallContextInit = {}): CallContext {
     let signal = init.signal ?? new AbortController().signal;
-    if (init.deadline !== undefined) {
+    if (init.deadline !== undefined && !(init.signalHasDeadline && init.signal)) {
       signal = AbortSignal.any([signal, AbortSignal.timeout(Math.max(0, init.deadline - Date.now()))]);
     }
     return new CallContext(signal, init.deadline, init.log ?? silentLogger, new Map());

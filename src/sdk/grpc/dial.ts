@@ -44,6 +44,8 @@ export function grpcTarget(url: string): string {
 export interface DialOptions {
   credentials?: grpc.ChannelCredentials;
   channelOptions?: grpc.ChannelOptions;
+  /** How long a pooled channel stays open after its last lease ({@link acquireChannel}). @default CHANNEL_LINGER_MS */
+  lingerMs?: number;
 }
 
 /**
@@ -102,10 +104,19 @@ export function closeChannel(channel: grpc.Client): void {
 interface Pooled {
   channel: grpc.Client;
   refs: number;
+  /** Set while no lease holds the channel: closes it when it fires. */
+  linger?: NodeJS.Timeout;
 }
 
 const pools = new WeakMap<object, Map<string, Pooled>>();
 const insecureKey = {};
+
+/**
+ * How long a pooled channel stays open after its last lease is released. A node's next hops
+ * (forwarders, endpoints) take one connection after another: closing the channel with each
+ * Close made every next Request pay a new socket, HTTP/2 handshake and grpc-js subchannel.
+ */
+export const CHANNEL_LINGER_MS = 10_000;
 
 /** A reference to a pooled channel: release it when the connection that uses it ends. */
 export interface ChannelLease {
@@ -114,11 +125,36 @@ export interface ChannelLease {
   release(): void;
 }
 
+/** A lingering channel is reused only while it is not failing: a fresh one tries at once, without backoff. */
+function reusable(entry: Pooled): boolean {
+  if (entry.refs > 0) return true;
+  const state = entry.channel.getChannel().getConnectivityState(false);
+  return state === grpc.connectivityState.READY || state === grpc.connectivityState.IDLE;
+}
+
+function pooledEntry(pool: Map<string, Pooled>, key: string, url: string, options: DialOptions): Pooled {
+  const entry = pool.get(key);
+  if (entry && reusable(entry)) {
+    clearTimeout(entry.linger);
+    entry.linger = undefined;
+    return entry;
+  }
+  if (entry) {
+    clearTimeout(entry.linger);
+    closeChannel(entry.channel);
+  }
+  const fresh: Pooled = { channel: dialChannel(url, options), refs: 0 };
+  pool.set(key, fresh);
+  return fresh;
+}
+
 /**
- * A channel to `url` shared by every caller with the same URL and credentials, closed when the
- * last lease is released. Connections keep their own lease (redialing means releasing one and
- * acquiring another), so per-connection semantics stay as upstream's while many connections to
- * the same next hop share one HTTP/2 connection and one set of grpc-js channel objects.
+ * A channel to `url` shared by every caller with the same URL and credentials, closed
+ * `lingerMs` after the last lease is released (unless leased again meanwhile; at once when it is
+ * failing).
+ * Connections keep their own lease (redialing means releasing one and acquiring another), so
+ * per-connection semantics stay as upstream's while many connections to the same next hop share
+ * one HTTP/2 connection and one set of grpc-js channel objects.
  */
 export function acquireChannel(url: string, options: DialOptions = {}): ChannelLease {
   const credKey = options.credentials ?? insecureKey;
@@ -128,13 +164,8 @@ export function acquireChannel(url: string, options: DialOptions = {}): ChannelL
     pools.set(credKey, pool);
   }
   const key = `${url}|${JSON.stringify(options.channelOptions ?? {})}`;
-  let entry = pool.get(key);
-  if (!entry) {
-    entry = { channel: dialChannel(url, options), refs: 0 };
-    pool.set(key, entry);
-  }
-  entry.refs++;
-  const e = entry;
+  const e = pooledEntry(pool, key, url, options);
+  e.refs++;
   const p = pool;
   let released = false;
   return {
@@ -144,10 +175,15 @@ export function acquireChannel(url: string, options: DialOptions = {}): ChannelL
       if (released) return;
       released = true;
       e.refs--;
-      if (e.refs === 0) {
-        p.delete(key);
+      if (e.refs > 0) return;
+      const close = () => {
+        if (p.get(key) === e) p.delete(key);
         closeChannel(e.channel);
-      }
+      };
+      const lingerMs = options.lingerMs ?? CHANNEL_LINGER_MS;
+      if (lingerMs <= 0 || !reusable(e)) return close();
+      e.linger = setTimeout(close, lingerMs);
+      e.linger.unref();
     },
   };
 }

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { EmptySchema } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import {
   ConnectionEventSchema,
@@ -159,5 +160,40 @@ describe("server streams", () => {
     assert.equal(s.code, grpc.status.DEADLINE_EXCEEDED);
     assert.equal(call.written, 1);
     assert.equal(call.ended, false, "a stream cut short by its deadline never ends with OK");
+  });
+});
+
+describe("incoming call context", () => {
+  it("aborts at the call's deadline with a timeout (DeadlineExceeded), and carries the deadline", async () => {
+    let handlers: grpc.UntypedServiceImplementation = {};
+    const server = { addService: (_d: unknown, h: grpc.UntypedServiceImplementation) => (handlers = h) };
+    const deadline = Date.now() + 100;
+    let seenDeadline: number | undefined;
+    addService(server as unknown as grpc.Server, NetworkService, {
+      request: async (req, ctx) => {
+        await new Promise((r) => ctx.signal.addEventListener("abort", r));
+        seenDeadline = ctx.deadline;
+        ctx.throwIfDone();
+        return req.connection!;
+      },
+      close: async () => create(EmptySchema),
+    });
+    // The handler's answer also keeps the event loop alive: the deadline's own timer does not.
+    const keepAlive = setTimeout(() => {}, 2000);
+    const call = Object.assign(new EventEmitter(), {
+      request: create(NetworkServiceRequestSchema, { connection: create(ConnectionSchema, { id: "c" }) }),
+      metadata: new grpc.Metadata(),
+      getDeadline: () => new Date(deadline),
+      getPeer: () => "test",
+      getAuthContext: () => undefined,
+    });
+    const answered = new Promise<grpc.StatusObject | null>((resolve) => {
+      (handlers.request as (c: unknown, cb: (e: grpc.StatusObject | null) => void) => void)(call, resolve);
+    });
+    const err = await answered;
+    assert.equal(err?.code, grpc.status.DEADLINE_EXCEEDED, "the handler's throwIfDone after the deadline");
+    clearTimeout(keepAlive);
+    assert.ok(Date.now() >= deadline - 5);
+    assert.equal(seenDeadline, deadline);
   });
 });

@@ -9,7 +9,7 @@
  * and responses. Elements that only make sense for one registry (expire, setpayload…) are
  * typed with {@link NseTypes} or {@link NsTypes} directly.
  */
-import { clone, create, equals } from "@bufbuild/protobuf";
+import { create, equals } from "@bufbuild/protobuf";
 import {
   MatchSchema,
   type NetworkService,
@@ -25,6 +25,7 @@ import {
   NetworkServiceResponseSchema,
   NetworkServiceSchema,
 } from "../../../api/gen/registry_pb.js";
+import { clone } from "../../../api/index.js";
 
 /** The three message types of one registry. */
 export interface RegistryTypes {

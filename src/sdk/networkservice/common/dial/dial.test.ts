@@ -49,7 +49,10 @@ describe("dial", () => {
 
   const setup = () => {
     const s = spy();
-    return { ...s, h: bind(chain(beginClient(), metadataClient(), dialClient({ dialTimeoutMs: 2000 }), s.element)) };
+    return {
+      ...s,
+      h: bind(chain(beginClient(), metadataClient(), dialClient({ dialTimeoutMs: 2000, lingerMs: 0 }), s.element)),
+    };
   };
   const at = (url: string) => withClientUrl(CallContext.create(), url);
 
@@ -63,6 +66,21 @@ describe("dial", () => {
     await h.close(request().connection!, at(hopA.url));
     assert.equal(channels[2], channels[0], "Close goes out on the same channel");
     assert.ok(isShutdown(channels[0]), "the last lease released closes the channel");
+  });
+
+  it("keeps a released channel for the next connection to the same hop while it lingers", async () => {
+    const s = spy();
+    const h = bind(
+      chain(beginClient(), metadataClient(), dialClient({ dialTimeoutMs: 2000, lingerMs: 200 }), s.element),
+    );
+    await h.request(request("l1"), at(hopA.url));
+    await h.close(request("l1").connection!, at(hopA.url));
+    assert.equal(s.channels[0]!.getChannel().getConnectivityState(false), grpc.connectivityState.READY);
+    await h.request(request("l2"), at(hopA.url));
+    assert.equal(s.channels[2], s.channels[0], "the next connection reuses the lingering channel");
+    await h.close(request("l2").connection!, at(hopA.url));
+    await new Promise((r) => setTimeout(r, 400));
+    assert.ok(isShutdown(s.channels[0]), "closed once the linger time passed without a lease");
   });
 
   it("redials when the client URL changes and lets the old channel go", async () => {
@@ -94,7 +112,7 @@ describe("dial", () => {
   it("dials for a Close of a connection it never saw (after a restart)", async () => {
     // Without begin in front (begin drops a Close of a connection it does not know).
     const { element, channels } = spy();
-    const h = bind(chain(metadataClient(), dialClient({ dialTimeoutMs: 2000 }), element));
+    const h = bind(chain(metadataClient(), dialClient({ dialTimeoutMs: 2000, lingerMs: 0 }), element));
     await h.close(request("unknown").connection!, at(hopA.url));
     assert.ok(channels[0] instanceof grpc.Client);
     assert.ok(isShutdown(channels[0]));

@@ -5,7 +5,8 @@
  * Purpose: the next hop of a connection is reached through one grpc-js channel, taken on the
  * first Request and reused by refreshes; a changed client URL (reselect) redials and lets the
  * old one go. Channels come from a pool shared by the connections to the same URL
- * ({@link acquireChannel}): each connection holds a lease, and a channel closes with its last lease.
+ * ({@link acquireChannel}): each connection holds a lease, and a channel closes a while after its
+ * last lease (the next connection to the same hop reuses it; `lingerMs`).
  * Chain placement: client chains, after clienturl (or discover/roundrobin on a server) and
  * before connect; needs metadata.
  * Per-connection state: the channel and its URL (client-side metadata, key exported through

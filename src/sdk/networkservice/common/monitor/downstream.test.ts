@@ -69,7 +69,7 @@ describe("DownstreamFollower", () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  const setup = async (refuseWithoutId = false) => {
+  const setup = async (refuseWithoutId = false, lingerMs = 0) => {
     const next = await nextHop(refuseWithoutId);
     const channel = dialChannel(next.served.url);
     const events: string[] = [];
@@ -80,6 +80,7 @@ describe("DownstreamFollower", () => {
         broken: (id: string) => broken.push(id),
       },
       new ConnectionMonitor().log,
+      lingerMs,
     );
     cleanups.push(
       () => next.served.stop(),
@@ -110,6 +111,22 @@ describe("DownstreamFollower", () => {
     follower.unfollow("c");
     await eventually(() => next.open() === 0);
     assert.equal(events.length, 3, "nothing for an unfollowed connection");
+  });
+
+  it("keeps a stream without followers open a while for the next connection through the hop", async () => {
+    const { next, channel, follower, events } = await setup(false, 300);
+    follower.follow("a", "nsmgr", channel, CallContext.create());
+    await eventually(() => next.open() === 1);
+    follower.unfollow("a");
+    follower.follow("b", "nsmgr", channel, CallContext.create());
+    next.monitor.update(fwdConn("b"));
+    await eventually(() => events.length === 1);
+    assert.deepEqual(events, [`${ConnectionEventType.UPDATE}:b:fwd-b`]);
+    assert.equal(next.open(), 1, "the same stream");
+    follower.unfollow("b");
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(next.open(), 1, "still open within the linger time");
+    await eventually(() => next.open() === 0);
   });
 
   it("marks every follower broken when the stream breaks", async () => {

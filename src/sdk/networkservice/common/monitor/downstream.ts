@@ -13,6 +13,11 @@
  * (selector: the connection's own segment id and name, as upstream does).
  * A stream that ends or breaks marks every connection following it broken; the next Request of
  * a connection follows again.
+ * A stream whose last follower leaves stays open for a while ({@link DOWNSTREAM_LINGER_MS}) for
+ * the next connection through the same hop: connections that come and go one after another
+ * would otherwise open and cancel a stream each (both ends), which was a tenth of a Request's
+ * CPU. A connection that joins a running stream gets no initial state from it (the same as any
+ * connection after the first on a shared stream): its Request's answer is that state.
  */
 import type * as grpc from "@grpc/grpc-js";
 import {
@@ -42,7 +47,12 @@ interface SharedStream {
   readonly stop: AbortController;
   /** The ids of the connections following it. */
   readonly followers: Set<string>;
+  /** Set while nobody follows it: ends the stream when it fires. */
+  linger?: NodeJS.Timeout;
 }
+
+/** How long a shared stream stays open without followers. Less than the dial pool's channel linger. */
+export const DOWNSTREAM_LINGER_MS = 5_000;
 
 interface Following {
   readonly channel: grpc.Client;
@@ -60,10 +70,12 @@ export class DownstreamFollower {
   /** Channels whose next hop refused the shared selector. */
   readonly #perConnection = new WeakSet<grpc.Client>();
   readonly #following = new Map<string, Following>();
+  readonly #lingerMs: number;
 
-  constructor(sink: DownstreamSink, log: Logger) {
+  constructor(sink: DownstreamSink, log: Logger, lingerMs = DOWNSTREAM_LINGER_MS) {
     this.#sink = sink;
     this.#log = log;
+    this.#lingerMs = lingerMs;
   }
 
   /** Follows connection `id` (this hop's segment `name`) through `channel`; nothing if it already does. */
@@ -83,6 +95,8 @@ export class DownstreamFollower {
       byName.set(name, stream);
       this.#runShared(stream, ctx);
     }
+    clearTimeout(stream.linger);
+    stream.linger = undefined;
     stream.followers.add(id);
     this.#following.set(id, { channel, shared: stream });
   }
@@ -95,15 +109,28 @@ export class DownstreamFollower {
     f.own?.abort();
     if (!f.shared) return;
     f.shared.followers.delete(id);
-    if (f.shared.followers.size === 0) this.#endShared(f.shared);
+    if (f.shared.followers.size === 0) this.#lingerOrEnd(f.shared);
   }
 
-  /** Stops following everything. */
+  /** Stops following everything, and ends every stream. */
   close(): void {
     for (const id of [...this.#following.keys()]) this.unfollow(id);
+    for (const byName of [...this.#shared.values()]) for (const stream of [...byName.values()]) this.#endShared(stream);
+  }
+
+  #lingerOrEnd(stream: SharedStream): void {
+    if (this.#lingerMs <= 0) {
+      this.#endShared(stream);
+      return;
+    }
+    stream.linger = setTimeout(() => {
+      if (stream.followers.size === 0) this.#endShared(stream);
+    }, this.#lingerMs);
+    stream.linger.unref();
   }
 
   #endShared(stream: SharedStream): void {
+    clearTimeout(stream.linger);
     stream.stop.abort();
     const byName = this.#shared.get(stream.channel);
     if (byName?.get(stream.name) !== stream) return;

@@ -15,7 +15,9 @@
  * watch, and is checked against every answer; a new subscriber is checked at once against the
  * service's last answer.
  * Per-connection state: the subscription (server metadata), ended by Close; the watch of a
- * service stops with its last subscriber.
+ * service stops `lingerMs` after its last subscriber left (unless one came meanwhile):
+ * connections that come and go one after another would otherwise open and cancel a registry
+ * stream each.
  * Failure behaviour: never fails a Request; a broken watch (the registry restarted) is started
  * again every `rewatchIntervalMs` while it has subscribers, and its first answer re-checks every
  * one. An endpoint missing from the registry does not move a client (it may be re-registering;
@@ -41,9 +43,12 @@ export interface NetSvcMonitorOptions {
   signal?: AbortSignal;
   /** Delay before watching again after the watch broke. @default 500 */
   rewatchIntervalMs?: number;
+  /** How long a service's watch stays on without subscribers. @default 5000 */
+  lingerMs?: number;
 }
 
 export const DEFAULT_REWATCH_INTERVAL_MS = 500;
+export const DEFAULT_WATCH_LINGER_MS = 5_000;
 
 /** Checks one connection against an answer of its service's watch. */
 type Check = (response: NetworkServiceResponse) => void;
@@ -53,6 +58,8 @@ interface ServiceWatch {
   readonly stop: AbortController;
   /** The service as last seen (what a new subscriber is checked against). */
   last?: NetworkServiceResponse;
+  /** Set while nobody subscribes: stops the watch when it fires. */
+  linger?: NodeJS.Timeout;
 }
 
 /** One registry watch per network service, its answers fanned out to the service's connections. */
@@ -63,7 +70,10 @@ class ServiceWatches {
   constructor(options: NetSvcMonitorOptions) {
     this.#options = options;
     options.signal?.addEventListener("abort", () => {
-      for (const w of this.#watches.values()) w.stop.abort();
+      for (const w of this.#watches.values()) {
+        clearTimeout(w.linger);
+        w.stop.abort();
+      }
       this.#watches.clear();
     });
   }
@@ -76,14 +86,25 @@ class ServiceWatches {
       this.#watches.set(service, w);
       this.#run(service, w, ctx.detached().withCancel({ signal: w.stop.signal }));
     } else if (w.last) check(w.last);
+    clearTimeout(w.linger);
+    w.linger = undefined;
     w.checks.add(check);
     const watch = w;
     return () => {
       watch.checks.delete(check);
-      if (watch.checks.size > 0) return;
-      watch.stop.abort();
-      if (this.#watches.get(service) === watch) this.#watches.delete(service);
+      if (watch.checks.size > 0 || watch.linger) return;
+      const lingerMs = this.#options.lingerMs ?? DEFAULT_WATCH_LINGER_MS;
+      if (lingerMs <= 0) return this.#stop(service, watch);
+      watch.linger = setTimeout(() => this.#stop(service, watch), lingerMs);
+      watch.linger.unref();
     };
+  }
+
+  #stop(service: string, watch: ServiceWatch): void {
+    clearTimeout(watch.linger);
+    if (watch.checks.size > 0) return;
+    watch.stop.abort();
+    if (this.#watches.get(service) === watch) this.#watches.delete(service);
   }
 
   #run(service: string, w: ServiceWatch, ctx: CallContext): void {

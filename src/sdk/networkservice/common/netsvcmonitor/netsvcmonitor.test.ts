@@ -112,4 +112,34 @@ describe("netsvcmonitor", () => {
     await delay(100);
     assert.equal(downstream.closes, 1);
   });
+
+  it("keeps a service's watch a while after its last connection, for the next connection", async () => {
+    let open = 0;
+    let started = 0;
+    const counted: NsRegistry = {
+      register: (n, c) => ns.register(n, c),
+      unregister: (n, c) => ns.unregister(n, c),
+      async *find(q, c) {
+        open++;
+        started++;
+        try {
+          yield* ns.find(q, c);
+        } finally {
+          open--;
+        }
+      },
+    };
+    const downstream = count();
+    const monitor = netSvcMonitorServer({ nsRegistry: counted, nseRegistry: nse, signal: life.signal, lingerMs: 200 });
+    const h = bind(chain(beginServer(), metadataServer(), monitor, pickBlue, downstream));
+    await h.request(request("a"), ctx());
+    await eventually(() => open === 1);
+    await h.close(request("a").connection!, ctx());
+    await h.request(request("b"), ctx());
+    await delay(50);
+    assert.equal(started, 1, "the next connection to the service uses the same watch");
+    await ns.register(service("green"), ctx());
+    await eventually(() => downstream.closes === 2); // b is checked against the watch's answers
+    await eventually(() => open === 0); // the watch stops once unused for the linger time
+  });
 });
