@@ -73,8 +73,14 @@ export function defaultReselect(req: NetworkServiceRequest): void {
 
 class ConnectionEvents implements EventFactory {
   state: ConnectionLifecycle = "requesting";
+  /**
+   * The last good request, without its connection (an event re-sends `conn`). The client side
+   * keeps the connection the caller asked for, without its path, to see what a repeated Request
+   * changes (see mergeClientConnection).
+   */
   request_: NetworkServiceRequest | undefined;
   conn: Connection | undefined;
+  /** The last Request's context values and logger, without its lifetime (see CallContext.retained). */
   ctx: CallContext | undefined;
   /** The rest of the chain as the last Request or Close of this connection was given it. */
   next: NetworkServiceHandler | undefined;
@@ -137,7 +143,7 @@ class Begin implements NetworkServiceElement {
     return events.serial(async () => {
       const request = await this.requestToForward(events, req, ctx);
       if (ctx.deadline !== undefined) events.eventTimeoutMs = Math.max(1000, ctx.deadline - Date.now());
-      events.ctx = ctx;
+      events.ctx = ctx.retained();
       events.next = next;
       return this.forward(events, request, ctx);
     });
@@ -181,7 +187,7 @@ class Begin implements NetworkServiceElement {
     try {
       const conn = await events.next!.request(req, ctx.with(eventFactoryKey, events));
       if (!this.isClient) conn.state = State.UP;
-      events.request_ = clone(NetworkServiceRequestSchema, req);
+      events.request_ = this.lastRequest(req);
       events.conn = clone(ConnectionSchema, conn);
       events.state = "established";
       return conn;
@@ -192,6 +198,14 @@ class Begin implements NetworkServiceElement {
       }
       throw err;
     }
+  }
+
+  /** What to keep of a successful request (see ConnectionEvents.request_). */
+  private lastRequest(req: NetworkServiceRequest): NetworkServiceRequest {
+    const kept = clone(NetworkServiceRequestSchema, { ...req, connection: undefined });
+    if (this.isClient && req.connection)
+      kept.connection = clone(ConnectionSchema, { ...req.connection, path: undefined });
+    return kept;
   }
 
   /** Closes downstream and forgets the connection. Runs inside the serial executor. */
