@@ -71,6 +71,8 @@ export function defaultReselect(req: NetworkServiceRequest): void {
   c.state = State.RESELECT_REQUESTED;
 }
 
+const settled = (): void => {};
+
 class ConnectionEvents implements EventFactory {
   state: ConnectionLifecycle = "requesting";
   /**
@@ -95,7 +97,8 @@ class ConnectionEvents implements EventFactory {
   /** Runs `fn` after every event queued before it for this connection. */
   serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#queue.then(fn, fn);
-    this.#queue = run.catch(() => {});
+    // Settles with undefined: the queue must not keep the last event's result (a connection).
+    this.#queue = run.then(settled, settled);
     return run;
   }
 
