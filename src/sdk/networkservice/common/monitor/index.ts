@@ -96,8 +96,11 @@ class Subscriptions {
 /** The connections of one hop and their subscribers. */
 export class ConnectionMonitor {
   readonly #connections = new Map<string, Connection>();
-  /** The ids of the connections whose path holds a segment id (for selectors by segment id). */
-  readonly #bySegment = new Map<string, Set<string>>();
+  /**
+   * The ids of the connections whose path holds a segment id (for selectors by segment id): one
+   * id as a string (almost every segment id is in one connection), a set only for several.
+   */
+  readonly #bySegment = new Map<string, string | Set<string>>();
   readonly #subscribers = new Subscriptions();
   readonly #downstream: DownstreamFollower;
   readonly log: Logger;
@@ -126,9 +129,10 @@ export class ConnectionMonitor {
     this.#forget(c.id);
     this.#connections.set(c.id, c);
     for (const segment of c.path?.pathSegments ?? []) {
-      const ids = this.#bySegment.get(segment.id) ?? new Set<string>();
-      this.#bySegment.set(segment.id, ids);
-      ids.add(c.id);
+      const ids = this.#bySegment.get(segment.id);
+      if (ids === undefined || ids === c.id) this.#bySegment.set(segment.id, c.id);
+      else if (typeof ids === "string") this.#bySegment.set(segment.id, new Set([ids, c.id]));
+      else ids.add(c.id);
     }
   }
 
@@ -138,8 +142,11 @@ export class ConnectionMonitor {
     this.#connections.delete(id);
     for (const segment of old.path?.pathSegments ?? []) {
       const ids = this.#bySegment.get(segment.id);
-      ids?.delete(id);
-      if (ids?.size === 0) this.#bySegment.delete(segment.id);
+      if (ids === id) this.#bySegment.delete(segment.id);
+      else if (typeof ids === "object") {
+        ids.delete(id);
+        if (ids.size === 0) this.#bySegment.delete(segment.id);
+      }
     }
   }
 
@@ -150,7 +157,8 @@ export class ConnectionMonitor {
       yield* this.#connections.values();
       return;
     }
-    for (const connId of this.#bySegment.get(id) ?? []) {
+    const ids = this.#bySegment.get(id);
+    for (const connId of typeof ids === "string" ? [ids] : (ids ?? [])) {
       const c = this.#connections.get(connId);
       if (c) yield c;
     }
