@@ -30,6 +30,7 @@ import {
 import type { NetworkServiceElement, NetworkServiceHandler } from "../../../core/chain.js";
 import { type CallContext, createContextKey } from "../../../core/context.js";
 import { Code, NsmError } from "../../../core/errors.js";
+import { compactClone } from "../../../tools/compact.js";
 
 /** Lifecycle of a connection as seen by one hop. */
 export type ConnectionLifecycle = "requesting" | "established" | "closed";
@@ -191,7 +192,7 @@ class Begin implements NetworkServiceElement {
       const conn = await events.next!.request(req, ctx.with(eventFactoryKey, events));
       if (!this.isClient) conn.state = State.UP;
       events.request_ = this.lastRequest(req);
-      events.conn = clone(ConnectionSchema, conn);
+      events.conn = compactClone(ConnectionSchema, conn);
       events.state = "established";
       return conn;
     } catch (err) {
@@ -205,9 +206,9 @@ class Begin implements NetworkServiceElement {
 
   /** What to keep of a successful request (see ConnectionEvents.request_). */
   private lastRequest(req: NetworkServiceRequest): NetworkServiceRequest {
-    const kept = clone(NetworkServiceRequestSchema, { ...req, connection: undefined });
+    const kept = compactClone(NetworkServiceRequestSchema, { ...req, connection: undefined });
     if (this.isClient && req.connection)
-      kept.connection = clone(ConnectionSchema, { ...req.connection, path: undefined });
+      kept.connection = compactClone(ConnectionSchema, { ...req.connection, path: undefined });
     return kept;
   }
 

@@ -35,6 +35,7 @@ import type { NetworkServiceElement } from "../../../core/chain.js";
 import type { CallContext } from "../../../core/context.js";
 import type { Logger } from "../../../core/logger.js";
 import { silentLogger } from "../../../core/logger.js";
+import { compactClone } from "../../../tools/compact.js";
 import { sharePathTokens } from "../../../tools/pathstrings.js";
 import { storedChannelOf } from "../dial/index.js";
 import { DownstreamFollower } from "./downstream.js";
@@ -120,7 +121,7 @@ export class ConnectionMonitor {
 
   /** Records `conn` and sends an UPDATE event to the watchers that select it. */
   update(conn: Connection): void {
-    const c = clone(ConnectionSchema, conn);
+    const c = compactClone(ConnectionSchema, conn);
     this.#store(c);
     this.#publish(ConnectionEventType.UPDATE, c);
   }
@@ -247,11 +248,11 @@ export class ConnectionMonitor {
     if (index < 0) return;
     // Our own view stays (id, index, mechanism: the next hop's mechanism is not ours); the path,
     // context and state are the next hop's (upstream's monitor client filter).
-    const c = clone(ConnectionSchema, mine);
-    c.path = clone(PathSchema, down.path);
+    const c = compactClone(ConnectionSchema, { ...mine, path: undefined });
+    c.path = compactClone(PathSchema, down.path);
     c.path.index = index;
     sharePathTokens(c.path, mine.path);
-    if (down.context) c.context = clone(ConnectionContextSchema, down.context);
+    if (down.context) c.context = compactClone(ConnectionContextSchema, down.context);
     c.state = type === ConnectionEventType.DELETE ? State.DOWN : down.state;
     this.#store(c);
     this.#publish(ConnectionEventType.UPDATE, c);
