@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Connection, ConnectionSchema, create, NetworkServiceRequestSchema } from "../src/api/index.js";
-import { NSM_NODE_FLAGS } from "../src/local/pods.js";
+import { NSM_NODE_FLAGS, NSM_PROCESS_ENV } from "../src/local/pods.js";
 import type { NetworkServiceElement } from "../src/sdk/core/chain.js";
 import { CallContext } from "../src/sdk/core/context.js";
 import { closeChannel, type DialOptions, dialChannel, waitForReady } from "../src/sdk/grpc/dial.js";
@@ -38,7 +38,7 @@ export function startRole(
   const cmd = ["node", ...NSM_NODE_FLAGS, ...nodeFlags, "bin/nsm.js", ...role];
   const argv = ns ? ["ip", ["netns", "exec", ns, ...cmd]] : [cmd[0]!, cmd.slice(1)];
   const p = spawn(argv[0] as string, argv[1] as string[], {
-    env: { ...process.env, NSM_LOG_LEVEL: "WARN", ...env },
+    env: { ...process.env, ...NSM_PROCESS_ENV, NSM_LOG_LEVEL: "WARN", ...env },
     stdio: ["ignore", "ignore", "inherit"],
   });
   p.on("exit", (code) => {

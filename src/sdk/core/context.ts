@@ -37,6 +37,9 @@ export interface CallContextInit {
   signalHasDeadline?: boolean;
 }
 
+/** The signal of every {@link CallContext.retained} context: nothing ever aborts it. */
+const neverAborted = new AbortController().signal;
+
 /**
  * The per-call context passed to every element: cancellation and deadline, the structured
  * logger, and typed values ({@link createContextKey}). Immutable: `with…` returns a new one.
@@ -127,6 +130,16 @@ export class CallContext {
     const signal = timeoutMs === undefined ? new AbortController().signal : AbortSignal.timeout(timeoutMs);
     const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
     return new CallContext(signal, deadline, this.log, this.#values);
+  }
+
+  /**
+   * A context to keep after the call (begin keeps one per connection for its later events): the
+   * same values and logger, no deadline, and a signal that never aborts, shared by every kept
+   * context, so the call's own signals (and what listens to them) are not kept with it. Derive
+   * a context with a lifetime from it ({@link detached}, {@link withCancel}) to act on it.
+   */
+  retained(): CallContext {
+    return new CallContext(neverAborted, undefined, this.log, this.#values);
   }
 
   /** Throws Canceled/DeadlineExceeded if the context is done. */

@@ -23,7 +23,7 @@ import { CallContext } from "../core/context.js";
 import { Code, invalidArgument, NsmError } from "../core/errors.js";
 import { closeChannel, dialChannel } from "./dial.js";
 import { bindUrls, shutdown } from "./listen.js";
-import { addService, grpcClient, grpcDefinition, MAX_STATUS_DETAILS } from "./service.js";
+import { addService, grpcClient, grpcDefinition, grpcPeerKey, MAX_STATUS_DETAILS } from "./service.js";
 
 describe("grpcDefinition", () => {
   it("uses the upstream method paths", () => {
@@ -111,6 +111,44 @@ describe("addService status messages", () => {
       assert.match(err.rawMessage, /^netns URL "xxx.*… \(19\d{4} more characters\)$/);
       const short = await client.close(create(ConnectionSchema), ctx).catch((e: unknown) => e);
       assert.equal((short as NsmError).rawMessage, "short");
+    } finally {
+      channel.close();
+      server.forceShutdown();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("addService response headers", () => {
+  it("sends the headers an element set, and none when no element set any", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "nsm-headers-"));
+    const server = new grpc.Server();
+    addService(server, NetworkService, {
+      request: async (req, ctx) => {
+        if (req.connection?.id === "with") ctx.get(grpcPeerKey)!.responseHeaders.set("x-test", "yes");
+        return create(ConnectionSchema, { id: req.connection?.id ?? "" });
+      },
+      close: async () => create(EmptySchema),
+    });
+    const target = `unix://${join(dir, "s.sock")}`;
+    await new Promise((resolve, reject) =>
+      server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    );
+    const channel = new grpc.Client(target, grpc.credentials.createInsecure());
+    try {
+      const client = grpcClient(NetworkService, channel);
+      const headerOf = async (id: string) => {
+        let seen: grpc.MetadataValue[] = [];
+        const req = create(NetworkServiceRequestSchema, { connection: { id } });
+        await client.request(req, CallContext.create({ deadline: Date.now() + 5000 }), {
+          onHeaders: (h) => {
+            seen = h.get("x-test");
+          },
+        });
+        return seen;
+      };
+      assert.deepEqual(await headerOf("with"), ["yes"]);
+      assert.deepEqual(await headerOf("without"), []);
     } finally {
       channel.close();
       server.forceShutdown();

@@ -61,6 +61,41 @@ export interface GrpcPeer {
 
 export const grpcPeerKey = createContextKey<GrpcPeer | undefined>(undefined, "grpcPeer");
 
+/**
+ * The peer of a call served by {@link addService}. Its response headers are made on first use:
+ * begin keeps a Request's context (and so its peer) for the connection's life, and almost no
+ * call sends headers back.
+ */
+class IncomingPeer implements GrpcPeer {
+  #responseHeaders: grpc.Metadata | undefined;
+
+  constructor(
+    readonly address: string,
+    readonly metadata: grpc.Metadata,
+    readonly authContext: AuthContext | undefined,
+    readonly fds: FdTable | undefined,
+    readonly sendFds: ((fds: readonly number[]) => boolean) | undefined,
+  ) {}
+
+  get responseHeaders(): grpc.Metadata {
+    this.#responseHeaders ??= new grpc.Metadata();
+    return this.#responseHeaders;
+  }
+
+  /** Whether response headers were made (they may still be empty). */
+  get hasResponseHeaders(): boolean {
+    return this.#responseHeaders !== undefined;
+  }
+}
+
+/** The response headers set for the call of `ctx`, if there are any to send. */
+function headersToSend(ctx: CallContext): grpc.Metadata | undefined {
+  const peer = ctx.get(grpcPeerKey);
+  if (!peer || (peer instanceof IncomingPeer && !peer.hasResponseHeaders)) return undefined;
+  const headers = peer.responseHeaders;
+  return Object.keys(headers.getMap()).length > 0 ? headers : undefined;
+}
+
 /** Metadata to add to outgoing calls made with this context. */
 export const outgoingMetadataKey = createContextKey<Readonly<Record<string, string>>>({}, "outgoingMetadata");
 
@@ -122,14 +157,8 @@ function callContext(
   const deadline = deadlineOf(call);
   const timer = deadline === undefined ? undefined : abortAtDeadline(ac, deadline);
   const fds = fdTableOfCall(call);
-  const peer: GrpcPeer = {
-    address: call.getPeer(),
-    metadata: call.metadata,
-    authContext: authContextOf(call),
-    responseHeaders: new grpc.Metadata(),
-    fds,
-    sendFds: fds ? (f) => sendFdsOnCall(call, f) : undefined,
-  };
+  const sendFds = fds ? (f: readonly number[]) => sendFdsOnCall(call, f) : undefined;
+  const peer = new IncomingPeer(call.getPeer(), call.metadata, authContextOf(call), fds, sendFds);
   const ctx = CallContext.create({ signal: ac.signal, deadline, log, signalHasDeadline: true }).with(grpcPeerKey, peer);
   const done = () => {
     call.off("cancelled", onCancel);
@@ -221,8 +250,8 @@ export function addService<S extends DescService>(
           .then(() => fn.call(impl, call.request, ctx) as Promise<unknown>)
           .then(
             (res) => {
-              const headers = ctx.get(grpcPeerKey)!.responseHeaders;
-              if (Object.keys(headers.getMap()).length > 0) call.sendMetadata(headers);
+              const headers = headersToSend(ctx);
+              if (headers) call.sendMetadata(headers);
               done();
               callback(null, res);
             },
@@ -282,8 +311,8 @@ function finishStream(call: grpc.ServerWritableStream<any, any>, ctx: CallContex
 }
 
 function sendResponseHeaders(call: grpc.ServerWritableStream<any, any>, ctx: CallContext): void {
-  const headers = ctx.get(grpcPeerKey)!.responseHeaders;
-  if (Object.keys(headers.getMap()).length > 0) call.sendMetadata(headers);
+  const headers = headersToSend(ctx);
+  if (headers) call.sendMetadata(headers);
 }
 
 /** Resolves when the stream can take more, or when the peer cancelled it. */

@@ -32,15 +32,61 @@ export interface KeyedTimersOptions {
   readonly signal?: AbortSignal;
 }
 
-interface Entry<D> extends ScheduledTask<D> {
-  timer: NodeJS.Timeout | undefined;
-  readonly cancel: AbortController;
-}
-
 const clamp = (ms: number) => Math.min(MAX_TIMER_MS, Math.max(0, Number.isFinite(ms) ? ms : 0));
 
+/**
+ * One scheduled task. Its methods live on the prototype and its timer calls one shared function,
+ * and its signal is made only when someone asks for it: a scheduler holding a task for each of
+ * 1000 connections keeps 1000 small objects and their timers, no closures or AbortControllers.
+ */
+class Task<K, D> implements ScheduledTask<D> {
+  timer: NodeJS.Timeout | undefined;
+  cancelled = false;
+  #abort: AbortController | undefined;
+
+  constructor(
+    readonly entries: Map<K, Task<K, D>>,
+    readonly key: K,
+    readonly data: D,
+    readonly run: (task: ScheduledTask<D>) => void,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (!this.#abort) {
+      this.#abort = new AbortController();
+      if (this.cancelled) this.#abort.abort();
+    }
+    return this.#abort.signal;
+  }
+
+  arm(delayMs: number): void {
+    this.timer = setTimeout(fire, clamp(delayMs), this);
+  }
+
+  retry(delayMs: number): void {
+    if (this.cancelled) return;
+    clearTimeout(this.timer);
+    this.arm(delayMs);
+  }
+
+  done(): void {
+    if (this.entries.get(this.key) === this) this.entries.delete(this.key);
+  }
+
+  cancel(): void {
+    this.cancelled = true;
+    clearTimeout(this.timer);
+    this.#abort?.abort();
+  }
+}
+
+function fire<K, D>(task: Task<K, D>): void {
+  task.timer = undefined;
+  if (!task.cancelled) task.run(task);
+}
+
 export class KeyedTimers<K, D = undefined> {
-  readonly #entries = new Map<K, Entry<D>>();
+  readonly #entries = new Map<K, Task<K, D>>();
   readonly #signal: AbortSignal | undefined;
 
   constructor(options: KeyedTimersOptions = {}) {
@@ -65,37 +111,18 @@ export class KeyedTimers<K, D = undefined> {
   schedule(key: K, delayMs: number, run: (task: ScheduledTask<D>) => void, data: D): ScheduledTask<D> | undefined {
     this.cancel(key);
     if (this.#signal?.aborted) return undefined;
-    const cancel = new AbortController();
-    const entry: Entry<D> = {
-      data,
-      signal: cancel.signal,
-      cancel,
-      timer: undefined,
-      retry: (ms) => {
-        if (cancel.signal.aborted) return;
-        clearTimeout(entry.timer);
-        entry.timer = setTimeout(fire, clamp(ms));
-      },
-      done: () => {
-        if (this.#entries.get(key) === entry) this.#entries.delete(key);
-      },
-    };
-    const fire = () => {
-      entry.timer = undefined;
-      if (!cancel.signal.aborted) run(entry);
-    };
-    entry.timer = setTimeout(fire, clamp(delayMs));
-    this.#entries.set(key, entry);
-    return entry;
+    const task = new Task(this.#entries, key, data, run);
+    task.arm(delayMs);
+    this.#entries.set(key, task);
+    return task;
   }
 
   /** Cancels the task for `key`: its timer is cleared and its signal aborts. */
   cancel(key: K): void {
-    const entry = this.#entries.get(key);
-    if (!entry) return;
+    const task = this.#entries.get(key);
+    if (!task) return;
     this.#entries.delete(key);
-    clearTimeout(entry.timer);
-    entry.cancel.abort();
+    task.cancel();
   }
 
   cancelAll(): void {

@@ -30,6 +30,7 @@ import {
 import type { NetworkServiceElement, NetworkServiceHandler } from "../../../core/chain.js";
 import { type CallContext, createContextKey } from "../../../core/context.js";
 import { Code, NsmError } from "../../../core/errors.js";
+import { compactClone } from "../../../tools/compact.js";
 
 /** Lifecycle of a connection as seen by one hop. */
 export type ConnectionLifecycle = "requesting" | "established" | "closed";
@@ -71,10 +72,18 @@ export function defaultReselect(req: NetworkServiceRequest): void {
   c.state = State.RESELECT_REQUESTED;
 }
 
+const settled = (): void => {};
+
 class ConnectionEvents implements EventFactory {
   state: ConnectionLifecycle = "requesting";
+  /**
+   * The last good request, without its connection (an event re-sends `conn`). The client side
+   * keeps the connection the caller asked for, without its path, to see what a repeated Request
+   * changes (see mergeClientConnection).
+   */
   request_: NetworkServiceRequest | undefined;
   conn: Connection | undefined;
+  /** The last Request's context values and logger, without its lifetime (see CallContext.retained). */
   ctx: CallContext | undefined;
   /** The rest of the chain as the last Request or Close of this connection was given it. */
   next: NetworkServiceHandler | undefined;
@@ -89,7 +98,8 @@ class ConnectionEvents implements EventFactory {
   /** Runs `fn` after every event queued before it for this connection. */
   serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.#queue.then(fn, fn);
-    this.#queue = run.catch(() => {});
+    // Settles with undefined: the queue must not keep the last event's result (a connection).
+    this.#queue = run.then(settled, settled);
     return run;
   }
 
@@ -137,7 +147,7 @@ class Begin implements NetworkServiceElement {
     return events.serial(async () => {
       const request = await this.requestToForward(events, req, ctx);
       if (ctx.deadline !== undefined) events.eventTimeoutMs = Math.max(1000, ctx.deadline - Date.now());
-      events.ctx = ctx;
+      events.ctx = ctx.retained();
       events.next = next;
       return this.forward(events, request, ctx);
     });
@@ -181,8 +191,8 @@ class Begin implements NetworkServiceElement {
     try {
       const conn = await events.next!.request(req, ctx.with(eventFactoryKey, events));
       if (!this.isClient) conn.state = State.UP;
-      events.request_ = clone(NetworkServiceRequestSchema, req);
-      events.conn = clone(ConnectionSchema, conn);
+      events.request_ = this.lastRequest(req);
+      events.conn = compactClone(ConnectionSchema, conn);
       events.state = "established";
       return conn;
     } catch (err) {
@@ -192,6 +202,14 @@ class Begin implements NetworkServiceElement {
       }
       throw err;
     }
+  }
+
+  /** What to keep of a successful request (see ConnectionEvents.request_). */
+  private lastRequest(req: NetworkServiceRequest): NetworkServiceRequest {
+    const kept = compactClone(NetworkServiceRequestSchema, { ...req, connection: undefined });
+    if (this.isClient && req.connection)
+      kept.connection = compactClone(ConnectionSchema, { ...req.connection, path: undefined });
+    return kept;
   }
 
   /** Closes downstream and forgets the connection. Runs inside the serial executor. */

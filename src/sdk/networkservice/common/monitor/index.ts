@@ -35,6 +35,7 @@ import type { NetworkServiceElement } from "../../../core/chain.js";
 import type { CallContext } from "../../../core/context.js";
 import type { Logger } from "../../../core/logger.js";
 import { silentLogger } from "../../../core/logger.js";
+import { compactClone } from "../../../tools/compact.js";
 import { sharePathTokens } from "../../../tools/pathstrings.js";
 import { storedChannelOf } from "../dial/index.js";
 import { DownstreamFollower } from "./downstream.js";
@@ -96,8 +97,11 @@ class Subscriptions {
 /** The connections of one hop and their subscribers. */
 export class ConnectionMonitor {
   readonly #connections = new Map<string, Connection>();
-  /** The ids of the connections whose path holds a segment id (for selectors by segment id). */
-  readonly #bySegment = new Map<string, Set<string>>();
+  /**
+   * The ids of the connections whose path holds a segment id (for selectors by segment id): one
+   * id as a string (almost every segment id is in one connection), a set only for several.
+   */
+  readonly #bySegment = new Map<string, string | Set<string>>();
   readonly #subscribers = new Subscriptions();
   readonly #downstream: DownstreamFollower;
   readonly log: Logger;
@@ -117,7 +121,7 @@ export class ConnectionMonitor {
 
   /** Records `conn` and sends an UPDATE event to the watchers that select it. */
   update(conn: Connection): void {
-    const c = clone(ConnectionSchema, conn);
+    const c = compactClone(ConnectionSchema, conn);
     this.#store(c);
     this.#publish(ConnectionEventType.UPDATE, c);
   }
@@ -126,9 +130,10 @@ export class ConnectionMonitor {
     this.#forget(c.id);
     this.#connections.set(c.id, c);
     for (const segment of c.path?.pathSegments ?? []) {
-      const ids = this.#bySegment.get(segment.id) ?? new Set<string>();
-      this.#bySegment.set(segment.id, ids);
-      ids.add(c.id);
+      const ids = this.#bySegment.get(segment.id);
+      if (ids === undefined || ids === c.id) this.#bySegment.set(segment.id, c.id);
+      else if (typeof ids === "string") this.#bySegment.set(segment.id, new Set([ids, c.id]));
+      else ids.add(c.id);
     }
   }
 
@@ -138,8 +143,11 @@ export class ConnectionMonitor {
     this.#connections.delete(id);
     for (const segment of old.path?.pathSegments ?? []) {
       const ids = this.#bySegment.get(segment.id);
-      ids?.delete(id);
-      if (ids?.size === 0) this.#bySegment.delete(segment.id);
+      if (ids === id) this.#bySegment.delete(segment.id);
+      else if (typeof ids === "object") {
+        ids.delete(id);
+        if (ids.size === 0) this.#bySegment.delete(segment.id);
+      }
     }
   }
 
@@ -150,7 +158,8 @@ export class ConnectionMonitor {
       yield* this.#connections.values();
       return;
     }
-    for (const connId of this.#bySegment.get(id) ?? []) {
+    const ids = this.#bySegment.get(id);
+    for (const connId of typeof ids === "string" ? [ids] : (ids ?? [])) {
       const c = this.#connections.get(connId);
       if (c) yield c;
     }
@@ -239,11 +248,11 @@ export class ConnectionMonitor {
     if (index < 0) return;
     // Our own view stays (id, index, mechanism: the next hop's mechanism is not ours); the path,
     // context and state are the next hop's (upstream's monitor client filter).
-    const c = clone(ConnectionSchema, mine);
-    c.path = clone(PathSchema, down.path);
+    const c = compactClone(ConnectionSchema, { ...mine, path: undefined });
+    c.path = compactClone(PathSchema, down.path);
     c.path.index = index;
     sharePathTokens(c.path, mine.path);
-    if (down.context) c.context = clone(ConnectionContextSchema, down.context);
+    if (down.context) c.context = compactClone(ConnectionContextSchema, down.context);
     c.state = type === ConnectionEventType.DELETE ? State.DOWN : down.state;
     this.#store(c);
     this.#publish(ConnectionEventType.UPDATE, c);

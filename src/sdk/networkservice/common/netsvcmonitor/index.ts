@@ -150,15 +150,19 @@ export function netSvcMonitorServer(options: NetSvcMonitorOptions): NetworkServi
       if (!endpointName || options.signal?.aborted) return conn;
       const factory = eventFactoryOf(ctx);
       const labels = { ...conn.labels };
-      const log = ctx.log;
-      const lookup = ctx.detached();
+      const connId = conn.id;
+      // Kept for the connection's life: the context without the Request's lifetime, not the
+      // Request's context or connection.
+      const kept = ctx.retained();
       let done = false;
       const unsubscribe = watches.subscribe(
         conn.networkService,
         (response) => {
           void (async () => {
             const ns = response.networkService!;
-            const nse = await findEndpointByName(options.nseRegistry, endpointName, lookup).catch(() => undefined);
+            const nse = await findEndpointByName(options.nseRegistry, endpointName, kept.detached()).catch(
+              () => undefined,
+            );
             // An endpoint missing from the registry may be re-registering (after a registry or
             // nsmgr restart): only a service deleted, or an endpoint that is there and does not
             // match, moves the client.
@@ -166,8 +170,8 @@ export function netSvcMonitorServer(options: NetSvcMonitorOptions): NetworkServi
             if (!moved || done) return;
             done = true;
             unsubscribe();
-            log.info(
-              { connId: conn.id, endpoint: endpointName, service: ns.name },
+            kept.log.info(
+              { connId, endpoint: endpointName, service: ns.name },
               "the endpoint no longer matches its network service: closing",
             );
             await factory.close().catch(() => {});

@@ -15,12 +15,26 @@
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { prevSegment } from "../../../../api/index.js";
 import type { NetworkServiceElement } from "../../../core/chain.js";
+import type { Logger } from "../../../core/logger.js";
 import { KeyedTimers, type ScheduledTask } from "../../../tools/timers.js";
-import { eventFactoryOf } from "../begin/index.js";
+import { type EventFactory, eventFactoryOf } from "../begin/index.js";
 
 export interface TimeoutServerOptions {
   /** Stops all timers when aborted (the server's lifetime). */
   signal?: AbortSignal;
+}
+
+/**
+ * The task that closes connection `connId` when its timer fires. It holds only the id, the
+ * event factory and the logger: not the Request's context or connection, which would stay in
+ * memory for the whole life of every connection.
+ */
+function expiryClose(connId: string, factory: EventFactory, log: Logger): (task: ScheduledTask<undefined>) => void {
+  return (task) => {
+    task.done();
+    log.info({ connId }, "the previous hop's token expired without a refresh: closing");
+    factory.close().catch((err: unknown) => log.warn({ connId, err: String(err) }, "timeout close failed"));
+  };
 }
 
 export function timeoutServer(options: TimeoutServerOptions = {}): NetworkServiceElement {
@@ -35,14 +49,7 @@ export function timeoutServer(options: TimeoutServerOptions = {}): NetworkServic
       const expires = prevSegment(conn)?.expires;
       if (!expires) return conn;
       const requestMs = ctx.deadline === undefined ? 0 : Math.max(0, ctx.deadline - Date.now());
-      const factory = eventFactoryOf(ctx);
-      const closeExpired = (task: ScheduledTask<undefined>) => {
-        task.done();
-        ctx.log.info({ connId: conn.id }, "the previous hop's token expired without a refresh: closing");
-        factory
-          .close()
-          .catch((err: unknown) => ctx.log.warn({ connId: conn.id, err: String(err) }, "timeout close failed"));
-      };
+      const closeExpired = expiryClose(conn.id, eventFactoryOf(ctx), ctx.log);
       timers.schedule(conn.id, timestampMs(expires) - Date.now() - requestMs, closeExpired, undefined);
       return conn;
     },
