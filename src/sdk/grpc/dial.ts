@@ -44,7 +44,7 @@ export function grpcTarget(url: string): string {
 export interface DialOptions {
   credentials?: grpc.ChannelCredentials;
   channelOptions?: grpc.ChannelOptions;
-  /** How long a pooled channel stays open after its last lease ({@link acquireChannel}). @default CHANNEL_LINGER_MS */
+  /** How long a pooled channel stays open after its last lease (`acquireChannel`). @default CHANNEL_LINGER_MS */
   lingerMs?: number;
 }
 
