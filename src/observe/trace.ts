@@ -16,7 +16,7 @@
  * The queue is bounded (spans beyond it are dropped). Shutdown flushes for at most
  * {@link TracingOptions.shutdownTimeoutMs}.
  */
-import * as grpc from "@grpc/grpc-js";
+import { createRequire } from "node:module";
 import { type Context, ROOT_CONTEXT, type Span, SpanStatusCode, trace } from "@opentelemetry/api";
 import { setGlobalErrorHandler, W3CTraceContextPropagator } from "@opentelemetry/core";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
@@ -102,6 +102,9 @@ export function createTracing(options: TracingOptions): Tracing {
 
 function otlpExporter(target: OtlpTarget | undefined, timeoutMillis: number): SpanExporter {
   if (!target) throw new Error("tracing needs an OTLP target or an exporter");
+  // The credentials must come from the grpc-js the exporter itself loads (node_modules): a role
+  // bundled by scripts/build-roles.mjs carries its own copy, whose credentials it would refuse.
+  const grpc = createRequire(import.meta.url)("@grpc/grpc-js") as typeof import("@grpc/grpc-js");
   const credentials = target.tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure();
   return new OTLPTraceExporter({ url: target.url, credentials, timeoutMillis });
 }
