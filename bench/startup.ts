@@ -29,11 +29,11 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type * as grpc from "@grpc/grpc-js";
+import { socketAccepts } from "../src/local/cluster.js";
 import { NSM_NODE_FLAGS } from "../src/local/pods.js";
 import { closeChannel, type DialOptions, dialChannel } from "../src/sdk/grpc/dial.js";
 import { createSecurity, workloadSpiffeId } from "../src/security/index.js";
@@ -119,18 +119,6 @@ function profileFlags(name: string): string[] {
   return values.profile ? ["--cpu-prof", "--cpu-prof-dir", join(values.profile, name)] : [];
 }
 
-/** Resolves when something listens on the unix socket `path` (a refused or missing socket: not yet). */
-function listening(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once("connect", () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once("error", () => resolve(false));
-  });
-}
-
 /** One unary call to an unknown method: true when the server answered (any status but UNAVAILABLE/DEADLINE). */
 function answers(url: string, dial: DialOptions): Promise<boolean> {
   const ch = dialChannel(url, dial);
@@ -152,7 +140,7 @@ async function acceptedAfter(t0: number, path: () => string | undefined, dial: D
   for (;;) {
     if (performance.now() - t0 > 30_000) throw new Error("not serving within 30 s");
     const p = path();
-    if (p && (await listening(p)) && (await answers(`unix://${p}`, dial))) return performance.now() - t0;
+    if (p && (await socketAccepts(p)) && (await answers(`unix://${p}`, dial))) return performance.now() - t0;
     await sleep(2);
   }
 }

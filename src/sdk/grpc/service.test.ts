@@ -97,11 +97,7 @@ describe("addService status messages", () => {
         throw invalidArgument("short");
       },
     });
-    const target = `unix://${join(dir, "s.sock")}`;
-    await new Promise((resolve, reject) =>
-      server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
-    );
-    const channel = new grpc.Client(target, grpc.credentials.createInsecure());
+    const channel = await bindAndDial(server, dir);
     try {
       const client = grpcClient(NetworkService, channel);
       const ctx = CallContext.create({ deadline: Date.now() + 5000 });
@@ -130,11 +126,7 @@ describe("addService response headers", () => {
       },
       close: async () => create(EmptySchema),
     });
-    const target = `unix://${join(dir, "s.sock")}`;
-    await new Promise((resolve, reject) =>
-      server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
-    );
-    const channel = new grpc.Client(target, grpc.credentials.createInsecure());
+    const channel = await bindAndDial(server, dir);
     try {
       const client = grpcClient(NetworkService, channel);
       const headerOf = async (id: string) => {
@@ -235,3 +227,12 @@ describe("incoming call context", () => {
     assert.equal(seenDeadline, deadline);
   });
 });
+
+/** Serves `server` on a unix socket in `dir` (insecure) and dials it. */
+async function bindAndDial(server: grpc.Server, dir: string): Promise<grpc.Client> {
+  const target = `unix://${join(dir, "s.sock")}`;
+  await new Promise((resolve, reject) =>
+    server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+  );
+  return new grpc.Client(target, grpc.credentials.createInsecure());
+}
