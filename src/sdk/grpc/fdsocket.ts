@@ -118,6 +118,8 @@ export class FdTable {
   }
 
   #liveSiblings(): FdTable[] {
+    // An unknown peer (pid 0) has no siblings: its descriptors are never shared with another.
+    if (this.peerPid <= 0) return [];
     return [...this.siblings()].filter((t) => t !== this && !t.#closed && t.peerPid === this.peerPid);
   }
 

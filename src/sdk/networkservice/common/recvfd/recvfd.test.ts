@@ -225,6 +225,11 @@ describe("FdTable", () => {
     assert.ok(later > 2, "the wait on the sibling won");
     stranger.add(openSync(NETNS, O_PATH));
     assert.equal(a.take(key), undefined, "another peer's descriptor is not taken");
+    const [u1, u2] = [new FdTable(), new FdTable()];
+    for (const t of [u1, u2]) t.siblings = () => [u1, u2];
+    u2.add(openSync(NETNS, O_PATH));
+    assert.equal(u1.take(key), undefined, "connections of unknown peers (pid 0) share nothing");
+    u2.closeAll();
     const deadline = new AbortController();
     setTimeout(() => deadline.abort(), 100);
     await assert.rejects(a.waitFor(key, deadline.signal), /no descriptor arrived before the deadline/);
