@@ -333,7 +333,9 @@ function drained(call: grpc.ServerWritableStream<any, any>): Promise<void> {
  * fire before the client's) or it was cancelled. Never OK: the stream did not finish.
  */
 function abortStatus(ctx: CallContext): grpc.StatusObject {
-  const expired = ctx.deadline !== undefined && Date.now() >= ctx.deadline;
+  // By the abort's reason first: a timer may fire a millisecond before Date.now() reaches the deadline.
+  const timedOut = (ctx.signal.reason as { name?: unknown } | undefined)?.name === "TimeoutError";
+  const expired = timedOut || (ctx.deadline !== undefined && Date.now() >= ctx.deadline);
   return expired
     ? { code: grpc.status.DEADLINE_EXCEEDED, details: "deadline exceeded", metadata: new grpc.Metadata() }
     : { code: grpc.status.CANCELLED, details: "call cancelled", metadata: new grpc.Metadata() };
