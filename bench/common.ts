@@ -35,7 +35,21 @@ export function startRole(
   env: Record<string, string>,
   nodeFlags: string[] = [],
 ): ChildProcess {
-  const cmd = ["node", ...NSM_NODE_FLAGS, ...nodeFlags, "bin/nsm.js", ...role];
+  return startNode(procs, ns, name, [...nodeFlags, "bin/nsm.js", ...role], env);
+}
+
+/**
+ * Starts `node ARGS…` with the roles' Node flags and process environment (inside `ns` when
+ * given), recorded in `procs`; a non-zero exit is reported on stderr.
+ */
+export function startNode(
+  procs: ChildProcess[],
+  ns: string | undefined,
+  name: string,
+  args: string[],
+  env: Record<string, string>,
+): ChildProcess {
+  const cmd = ["node", ...NSM_NODE_FLAGS, ...args];
   const argv = ns ? ["ip", ["netns", "exec", ns, ...cmd]] : [cmd[0]!, cmd.slice(1)];
   const p = spawn(argv[0] as string, argv[1] as string[], {
     env: { ...process.env, ...NSM_PROCESS_ENV, NSM_LOG_LEVEL: "WARN", ...env },

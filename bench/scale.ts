@@ -16,6 +16,11 @@
  *   of its own live and its sample measured the same way (remove one, add it again). Like the
  *   forwarder's, the floor's Close answers once the pair has left both namespaces; the kernel's
  *   acknowledgement of the deletion (RCU grace periods, ~20 ms) is awaited in the background.
+ * - the transport floor (`hops`): one call through three relay processes (`bench/relay.ts`), as
+ *   many cross-process gRPC hops as the Request's path (client → nsmgr → forwarder → NSE), each
+ *   a bare grpc-js unary call with the roles' credentials carrying 2.6 KB (what nsmgr sends the
+ *   forwarder), sampled the same way. netlink floor + transport floor is the least a Request
+ *   through three processes could cost here: `setup_ratio_vs_floors_S` is ours over that sum.
  * At the end every connection is closed one by one (timed: `teardown_close_p50_ms`).
  *
  * Usage: npm run bench:scale [-- --steps 10,100,500,1000] [--samples 30] [--idle-seconds 60]
@@ -25,8 +30,8 @@
  * they stop); nsmgr and forwarder write a heap snapshot there at each step (SIGUSR2), after the
  * step's figures are taken (a snapshot inflates RSS: compare RSS from runs without --profile).
  * Root. The last line is JSON: per step S, setup_p50_ms_S, setup_p95_ms_S, close_p50_ms_S,
- * close_p95_ms_S, floor_p50_ms_S, floor_close_p50_ms_S, cni_ptp_p50_ms_S, setup_ratio_vs_floor_S,
- * setup_ratio_vs_cni_S, nsmgr_rss_mib_S, forwarder_rss_mib_S, nsmgr_fds_S, forwarder_fds_S,
+ * close_p95_ms_S, floor_p50_ms_S, floor_close_p50_ms_S, cni_ptp_p50_ms_S, hops_p50_ms_S,
+ * setup_ratio_vs_floor_S, setup_ratio_vs_floors_S, setup_ratio_vs_cni_S, nsmgr_rss_mib_S, forwarder_rss_mib_S, nsmgr_fds_S, forwarder_fds_S,
  * idle_cpu_pct_S.
  */
 import { type ChildProcess, execFileSync, spawnSync } from "node:child_process";
@@ -56,6 +61,7 @@ import {
 } from "../src/kernel/networkservice/index.js";
 import { bind, chain, type NetworkServiceElement, passThrough } from "../src/sdk/core/chain.js";
 import { CallContext } from "../src/sdk/core/context.js";
+import { type DialOptions, dialChannel } from "../src/sdk/grpc/dial.js";
 import type { createClient } from "../src/sdk/networkservice/chains/client/index.js";
 import { connectServer } from "../src/sdk/networkservice/common/connect/index.js";
 import { mechanismsServer } from "../src/sdk/networkservice/common/mechanisms/index.js";
@@ -69,6 +75,7 @@ import {
   pct,
   r3,
   rssMiB,
+  startNode,
   startRole,
   timedKernelRequest,
   waitAccepting,
@@ -137,6 +144,8 @@ function identityProvider(): Promise<IdentityProvider> {
 interface Mesh {
   nsmgr: ChildProcess;
   forwarder: ChildProcess;
+  /** The transport floor, with the same credentials. */
+  hops: Side;
   request(i: number): Promise<number>;
   close(i: number): Promise<number>;
   stop(): Promise<void>;
@@ -185,6 +194,41 @@ async function startRoles(idp: IdentityProvider | undefined, node: string, nsePo
   return { sec, dial, nsm, nsmgr, forwarder };
 }
 
+const RELAYS = 3;
+const RELAY_PATH = "/bench.Relay/Hop";
+const RELAY_MESSAGE = Buffer.alloc(2600, 0x5a);
+
+/** The transport floor: relays started last to first, each dialing the next (see the module doc). */
+async function relayChain(idp: IdentityProvider | undefined, dial: DialOptions): Promise<Side> {
+  const base: Record<string, string> = idp ? idp.env : { NSM_INSECURE: "true" };
+  const urls = Array.from({ length: RELAYS }, (_, i) => `unix://${dir}/relay-${i}.sock`);
+  for (let i = RELAYS - 1; i >= 0; i--) {
+    const args = ["--import", "tsx", "bench/relay.ts", urls[i]!, ...(urls[i + 1] ? [urls[i + 1]!] : [])];
+    const p = startNode(procs, undefined, `relay-${i}`, args, base);
+    idp?.list(p.pid!, `relay-${i}`);
+    await waitAccepting(urls[i]!, dial);
+  }
+  const channel = dialChannel(urls[0]!, dial);
+  const hop = () =>
+    new Promise<number>((resolve, reject) => {
+      const t0 = performance.now();
+      channel.makeUnaryRequest(
+        RELAY_PATH,
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        RELAY_MESSAGE,
+        { deadline: Date.now() + 15_000 },
+        (err, reply) => {
+          if (err) reject(err);
+          else if (reply?.length !== RELAY_MESSAGE.length) reject(new Error("the relays answered a wrong message"));
+          else resolve(performance.now() - t0);
+        },
+      );
+    });
+  await warmUp(hop);
+  return { request: hop, close: hop };
+}
+
 /** Our control plane: `pids[i]` names the netns of connection i (index MAX is the warm-up's). */
 async function mesh(pids: number[]): Promise<Mesh> {
   const idp = SECURE ? await identityProvider() : undefined;
@@ -205,9 +249,11 @@ async function mesh(pids: number[]): Promise<Mesh> {
   };
   await warmUp(() => request(MAX));
   await close(MAX);
+  const hops = await relayChain(idp, roles.dial);
   return {
     nsmgr: roles.nsmgr,
     forwarder: roles.forwarder,
+    hops,
     request,
     close,
     async stop() {
@@ -379,6 +425,7 @@ async function measureStep(s: number, prev: number, m: Mesh, fl: Side, cni: Side
   const ours = await step(m, "nsm", prev, s);
   const f = await step(fl, "floor", prev, s);
   const c = await step(cni, "cni ptp", prev, s);
+  const h = await step(m.hops, "transport floor", prev, s);
   const [nsmgr, forwarder] = [m.nsmgr.pid!, m.forwarder.pid!];
   const idle = await idleCpu([nsmgr, forwarder]);
   const row: Row = {
@@ -389,7 +436,9 @@ async function measureStep(s: number, prev: number, m: Mesh, fl: Side, cni: Side
     [`floor_p50_ms_${s}`]: r3(pct(f.setup, 50)),
     [`floor_close_p50_ms_${s}`]: r3(pct(f.close, 50)),
     [`cni_ptp_p50_ms_${s}`]: r3(pct(c.setup, 50)),
+    [`hops_p50_ms_${s}`]: r3(pct(h.setup, 50)),
     [`setup_ratio_vs_floor_${s}`]: r3(pct(ours.setup, 50) / pct(f.setup, 50)),
+    [`setup_ratio_vs_floors_${s}`]: r3(pct(ours.setup, 50) / (pct(f.setup, 50) + pct(h.setup, 50))),
     [`setup_ratio_vs_cni_${s}`]: r3(pct(ours.setup, 50) / pct(c.setup, 50)),
     [`nsmgr_rss_mib_${s}`]: rssMiB(nsmgr),
     [`forwarder_rss_mib_${s}`]: rssMiB(forwarder),
@@ -406,8 +455,9 @@ function printStep(s: number, r: Row): void {
   const g = (k: string) => r[`${k}_${s}`];
   console.log(
     `${s} live: setup p50 ${g("setup_p50_ms")} p95 ${g("setup_p95_ms")} ms, close p50 ${g("close_p50_ms")} p95 ${g("close_p95_ms")} ms` +
-      ` | floor ${g("floor_p50_ms")} ms (close ${g("floor_close_p50_ms")}), cni ptp ${g("cni_ptp_p50_ms")} ms` +
-      ` | ×floor ${g("setup_ratio_vs_floor")}, ×cni ${g("setup_ratio_vs_cni")}` +
+      ` | floor ${g("floor_p50_ms")} ms (close ${g("floor_close_p50_ms")}), transport floor ${g("hops_p50_ms")} ms,` +
+      ` cni ptp ${g("cni_ptp_p50_ms")} ms | ×floor ${g("setup_ratio_vs_floor")}, ×(floor + transport)` +
+      ` ${g("setup_ratio_vs_floors")}, ×cni ${g("setup_ratio_vs_cni")}` +
       ` | RSS nsmgr ${g("nsmgr_rss_mib")} fwd ${g("forwarder_rss_mib")} MiB, fds ${g("nsmgr_fds")}/${g("forwarder_fds")}` +
       ` | idle CPU ${g("idle_cpu_pct")}% of a core`,
   );

@@ -18,7 +18,7 @@ benches=(
   "heal|bench/heal.ts --smoke|nse_death_p50_ms nse_death_floor_ms nse_death_ratio_vs_floor nsmgr_restart_p50_ms nsmgr_restart_floor_ms nsmgr_restart_ratio_vs_floor"
   "startup|bench/startup.ts --smoke|registry_accept_p50_ms nsmgr_accept_p50_ms forwarder_accept_p50_ms nse_accept_p50_ms nsc_established_p50_ms floor_accept_p50_ms nsmgr_ratio_vs_floor forwarder_ratio_vs_floor nsmgr_cpu_p50_ms forwarder_cpu_p50_ms floor_cpu_p50_ms"
   "registry|bench/registry.ts --smoke|memory_register_p50_ms etcd_register_p50_ms etcd_put_p50_ms etcd_register_ratio etcd_watch_p95_ms"
-  "scale|bench/scale.ts --smoke|setup_p50_ms_5 setup_p50_ms_20 floor_p50_ms_20 setup_ratio_vs_floor_5 setup_ratio_vs_floor_20 close_p50_ms_20 nsmgr_rss_mib_20 forwarder_rss_mib_20 idle_cpu_pct_20 teardown_close_p50_ms"
+  "scale|bench/scale.ts --smoke|setup_p50_ms_5 setup_p50_ms_20 floor_p50_ms_20 setup_ratio_vs_floor_5 setup_ratio_vs_floor_20 hops_p50_ms_20 setup_ratio_vs_floors_20 close_p50_ms_20 nsmgr_rss_mib_20 forwarder_rss_mib_20 idle_cpu_pct_20 teardown_close_p50_ms"
   "dashboard|bench/dashboard.ts --smoke|event_to_page_p50_ms event_to_page_p95_ms burst_to_page_ms initial_load_ms"
 )
 
