@@ -27,6 +27,14 @@ async function settleAll(ops: readonly Promise<void>[]): Promise<void> {
 /** The names the pair holds: both ends'. */
 const namesOf = (plan: VethPlan): LinkName[] => [plan.client, plan.endpoint];
 
+/** The links that held the client's and the endpoint's target names when looked up. */
+export type TargetLinks = readonly [LinkInfo | undefined, LinkInfo | undefined];
+
+/** What {@link VethDataPlane.adopt} found: the re-adopted pair, or the links in the way (for `create`). */
+export type AdoptResult =
+  | { readonly adopted: true; readonly client: number; readonly endpoint: number }
+  | { readonly adopted: false; readonly found: TargetLinks };
+
 export class VethDataPlane {
   readonly #kernel: KernelApi;
   readonly #deletions: PendingDeletions;
@@ -38,12 +46,13 @@ export class VethDataPlane {
 
   /**
    * Creates the pair and programs both ends. A link already holding a target name is replaced
-   * if it carries this connection's tag, and refused (AlreadyExists, nothing changed) otherwise.
+   * if it carries this connection's tag, and refused (AlreadyExists, nothing changed) otherwise;
+   * `found` (what `adopt` just saw at the target names) saves looking them up again.
    * On failure, whatever was created is deleted before the error is thrown.
    */
-  async create(plan: VethPlan, log: Logger): Promise<void> {
+  async create(plan: VethPlan, log: Logger, found?: TargetLinks): Promise<void> {
     try {
-      await this.#create(plan, log);
+      await this.#create(plan, log, found);
     } finally {
       this.#release(plan);
     }
@@ -55,9 +64,9 @@ export class VethDataPlane {
     this.#kernel.release(plan.endpoint.netns);
   }
 
-  async #create(plan: VethPlan, log: Logger): Promise<void> {
+  async #create(plan: VethPlan, log: Logger, found: TargetLinks | undefined): Promise<void> {
     await this.#deletions.vacated(namesOf(plan));
-    await this.#clearTargets(plan);
+    await this.#clearTargets(plan, found);
     const k = this.#kernel;
     const mtu = plan.mtu || undefined;
     // Both ends are born in their pods' namespaces under their final names (IFLA_NET_NS_FD for
@@ -83,10 +92,11 @@ export class VethDataPlane {
    * (same ifindex: traffic goes on) and brought to the plan idempotently: up and MTU, then per
    * side the addresses and routes diffed against what the kernel holds (stale ones out, every
    * planned one re-applied with replace semantics), neighbours, `ping_group_range`. Resolves
-   * with the two ifindexes, or undefined when there is no such pair (`create` then deletes what
-   * carries our tags and builds anew). If re-programming fails, the pair is deleted.
+   * with the two ifindexes, or, when there is no such pair, with the links found at the target
+   * names (`create` then deletes what carries our tags and builds anew). If re-programming
+   * fails, the pair is deleted.
    */
-  async adopt(plan: VethPlan, log: Logger): Promise<{ client: number; endpoint: number } | undefined> {
+  async adopt(plan: VethPlan, log: Logger): Promise<AdoptResult> {
     try {
       return await this.#adopt(plan, log);
     } finally {
@@ -94,22 +104,29 @@ export class VethDataPlane {
     }
   }
 
-  async #adopt(plan: VethPlan, log: Logger): Promise<{ client: number; endpoint: number } | undefined> {
-    const k = this.#kernel;
+  async #adopt(plan: VethPlan, log: Logger): Promise<AdoptResult> {
     await this.#deletions.vacated(namesOf(plan));
-    const [c, e] = await Promise.all([
-      k.findLink(plan.client.netns, plan.client.name),
-      k.findLink(plan.endpoint.netns, plan.endpoint.name),
-    ]);
-    if (!c || !e || c.alias !== plan.client.tag || e.alias !== plan.endpoint.tag) return undefined;
-    if (c.kind !== "veth" || e.kind !== "veth" || c.linkIndex !== e.index || e.linkIndex !== c.index) return undefined;
+    const found = await this.#targets(plan);
+    const [c, e] = found;
+    const notAdopted = { adopted: false, found } as const;
+    if (!c || !e || c.alias !== plan.client.tag || e.alias !== plan.endpoint.tag) return notAdopted;
+    if (c.kind !== "veth" || e.kind !== "veth" || c.linkIndex !== e.index || e.linkIndex !== c.index) return notAdopted;
     try {
       await settleAll([this.#reprogram(plan.client, c, plan.mtu), this.#reprogram(plan.endpoint, e, plan.mtu)]);
     } catch (err) {
       await this.#rollback([[plan.client.netns, c.index]], log);
       throw err;
     }
-    return { client: c.index, endpoint: e.index };
+    return { adopted: true, client: c.index, endpoint: e.index };
+  }
+
+  /** The links holding the two target names now. */
+  async #targets(plan: VethPlan): Promise<TargetLinks> {
+    const [c, e] = await Promise.all([
+      this.#kernel.findLink(plan.client.netns, plan.client.name),
+      this.#kernel.findLink(plan.endpoint.netns, plan.endpoint.name),
+    ]);
+    return [c, e];
   }
 
   async #reprogram(side: PodPlan, link: LinkInfo, mtu: number): Promise<void> {
@@ -194,10 +211,13 @@ export class VethDataPlane {
     return true;
   }
 
-  /** Refuses foreign links with the target names, then deletes ours (left over from an earlier life). */
-  async #clearTargets(plan: VethPlan): Promise<void> {
+  /**
+   * Refuses foreign links with the target names, then deletes ours (left over from an earlier
+   * life). `seen`: the links just found there, when the caller has looked already.
+   */
+  async #clearTargets(plan: VethPlan, seen: TargetLinks | undefined): Promise<void> {
     const sides = [plan.client, plan.endpoint];
-    const found = await Promise.all(sides.map((s) => this.#kernel.findLink(s.netns, s.name)));
+    const found = seen ?? (await this.#targets(plan));
     sides.forEach((side, i) => {
       const link = found[i];
       if (link && link.alias !== side.tag) throw foreignLinkError(side, link);

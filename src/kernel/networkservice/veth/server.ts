@@ -10,7 +10,7 @@ import { followNetns } from "../xconnect/netns.js";
 import { type ResolvedXconnectOptions, resolveXconnectOptions } from "../xconnect/options.js";
 import { isKernel, locatePod, type PodLocation } from "../xconnect/pod.js";
 import { xconnectTag } from "../xconnect/tag.js";
-import { VethDataPlane } from "./dataplane.js";
+import { type TargetLinks, VethDataPlane } from "./dataplane.js";
 import {
   loadAndDeleteVethState,
   loadEndpointMechanism,
@@ -102,10 +102,12 @@ async function reconcile(
   if (old) {
     await x.veth.destroy(old, ctx.log);
     storeVethState(ctx, { programmed: undefined, stale: false });
-  } else if (await adoptEarlierLife(x, plan, conn, ctx)) {
+    await create(x, plan, conn, ctx);
     return;
   }
-  await create(x, plan, conn, ctx);
+  const adopted = await adoptEarlierLife(x, plan, conn, ctx);
+  if (adopted.adopted) return;
+  await create(x, plan, conn, ctx, adopted.found);
 }
 
 /** Same links: applies the difference; a failure leaves a stale record of both plans. */
@@ -127,26 +129,35 @@ async function update(
   ctx.log.debug({ connId: conn.id }, "kernel cross-connect updated");
 }
 
-/** No record: the first Request of this life. The pair may be there from an earlier one. */
+/**
+ * No record: the first Request of this life. The pair may be there from an earlier one; when it
+ * is not, what was found at the target names goes on to `create`.
+ */
 async function adoptEarlierLife(x: VethXconnect, plan: VethPlan, conn: Connection, ctx: CallContext) {
   await x.o.reconciler?.claim(conn.id);
   const adopted = await x.veth.adopt(plan, ctx.log);
-  if (!adopted) return false;
+  if (!adopted.adopted) return adopted;
   storeVethState(ctx, { programmed: plan, stale: false });
   ctx.log.info(
     {
       connId: conn.id,
       client: `${plan.client.netns}:${plan.client.name}`,
       endpoint: `${plan.endpoint.netns}:${plan.endpoint.name}`,
-      ifindex: adopted,
+      ifindex: { client: adopted.client, endpoint: adopted.endpoint },
     },
     "kernel cross-connect of an earlier life re-adopted",
   );
-  return true;
+  return adopted;
 }
 
-async function create(x: VethXconnect, plan: VethPlan, conn: Connection, ctx: CallContext): Promise<void> {
-  await x.veth.create(plan, ctx.log);
+async function create(
+  x: VethXconnect,
+  plan: VethPlan,
+  conn: Connection,
+  ctx: CallContext,
+  found?: TargetLinks,
+): Promise<void> {
+  await x.veth.create(plan, ctx.log, found);
   storeVethState(ctx, { programmed: plan, stale: false });
   ctx.log.debug(
     {
