@@ -34,7 +34,9 @@ COPY --from=build /app/native/build/Release/nsnl.node ./native/build/Release/nsn
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/bin ./bin
 RUN ln -s /app/bin/nsm.js /usr/local/bin/nsm
-# A small young generation and two malloc arenas: less RSS per role (see NSM_NODE_FLAGS and
-# NSM_PROCESS_ENV in src/local/pods.ts; bin/nsm.js's shebang adds --optimize-for-size).
-ENV NODE_OPTIONS=--max-semi-space-size=2 MALLOC_ARENA_MAX=2
+# A small young generation and two malloc arenas: less RSS per role; 16 libuv threads, so that
+# link deletions waiting out the kernel's grace periods do not hold up other netlink work (see
+# NSM_NODE_FLAGS and NSM_PROCESS_ENV in src/local/pods.ts; bin/nsm.js's shebang adds
+# --optimize-for-size).
+ENV NODE_OPTIONS=--max-semi-space-size=2 MALLOC_ARENA_MAX=2 UV_THREADPOOL_SIZE=16
 CMD ["nsm", "help"]

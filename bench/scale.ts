@@ -23,6 +23,8 @@
  *   through three processes could cost here: `setup_ratio_vs_floors_S` is ours over that sum.
  * At the end every connection is closed one by one (timed: `teardown_close_p50_ms`).
  *
+ * The roles run with NSM_PROCESS_ENV (src/local/pods.ts), 16 libuv threads among it; `npm run
+ * bench:scale` gives this process (the netlink floor) the same pool.
  * Usage: npm run bench:scale [-- --steps 10,100,500,1000] [--samples 30] [--idle-seconds 60]
  *        [--insecure] [--profile DIR] [--smoke]
  * --smoke: steps 5,20, 5 samples, 2 s idle (what scripts/bench-smoke.sh runs).

@@ -7,6 +7,8 @@
 # the tests)
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# The in-process netlink floors get the libuv pool the roles get (NSM_PROCESS_ENV, src/local/pods.ts).
+export UV_THREADPOOL_SIZE="${UV_THREADPOOL_SIZE:-16}"
 
 # name | arguments | keys the last line must have
 benches=(

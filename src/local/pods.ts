@@ -65,11 +65,18 @@ export const NSM_BIN = fileURLToPath(new URL("../../bin/nsm.js", import.meta.url
 export const NSM_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=2", "--optimize-for-size"];
 
 /**
- * Environment of every long-running `nsm` process. glibc gives each thread that allocates its
- * own malloc arena (64 MiB reserved, touched pages kept): Node's libuv and V8 worker threads made
- * nsmgr and the forwarder ~5-9 MiB larger than two arenas do (bench:scale, 100 connections).
+ * Environment of every long-running `nsm` process:
+ * - `MALLOC_ARENA_MAX=2`: glibc gives each thread that allocates its own malloc arena (64 MiB
+ *   reserved, touched pages kept): Node's libuv and V8 worker threads made nsmgr and the
+ *   forwarder ~5-9 MiB larger than two arenas do (bench:scale, 100 connections).
+ * - `UV_THREADPOOL_SIZE=16`: every netlink exchange runs on libuv's pool, and a link deletion
+ *   holds its thread inside the kernel for the RCU grace periods (~20 ms; the Close has answered
+ *   by then, see `PendingDeletions`). With the default 4 threads, a few Closes in a row filled the
+ *   pool and the next Request or Close queued behind them: close p50 23 ms at 100 live
+ *   connections in bench:scale, 5.9 ms with 16 threads. libuv reads the variable when it starts
+ *   the pool, before any of our code runs, so it has to come from the environment.
  */
-export const NSM_PROCESS_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2" };
+export const NSM_PROCESS_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: "2", UV_THREADPOOL_SIZE: "16" };
 
 /** argv that runs `nsm <args>` with this Node. */
 export function nsmArgv(...args: string[]): string[] {
