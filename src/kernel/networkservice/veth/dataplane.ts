@@ -236,8 +236,11 @@ export class VethDataPlane {
 
   async #programNew(side: PodPlan): Promise<void> {
     const { index } = await this.#kernel.getLink(side.netns, side.name);
-    await this.#apply(side, index, diffIpPlans(EMPTY, side));
-    await this.#kernel.writeSysctl(side.netns, "net.ipv4.ping_group_range", PING_GROUP_RANGE);
+    // The sysctl does not touch the link: it is written while the addresses and routes go in.
+    await settleAll([
+      this.#apply(side, index, diffIpPlans(EMPTY, side)),
+      this.#kernel.writeSysctl(side.netns, "net.ipv4.ping_group_range", PING_GROUP_RANGE),
+    ]);
   }
 
   /** Removals first (a changed route is replaced, not removed), then addresses, routes, neighbours. */

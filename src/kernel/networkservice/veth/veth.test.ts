@@ -182,7 +182,9 @@ describe("kernelXconnectServer / kernelXconnectClient (fake kernel)", () => {
     });
     const order: string[] = [];
     k.failWhen((method, args) => {
-      if (args[0] === NSC && (method === "writeSysctl" || method === "replaceAddress")) order.push(method);
+      // ping_group_range is written beside the addresses; disable_ipv6 must come first.
+      const ipv6Switch = method === "writeSysctl" && String(args[1]).includes("disable_ipv6");
+      if (args[0] === NSC && (ipv6Switch || method === "replaceAddress")) order.push(method);
       return undefined;
     });
     await fwd.request(request(), ctx());
