@@ -45,7 +45,7 @@ describe("stable interface names (forwarder restart)", () => {
   it("connectionInterfaceName: 15 valid characters, the service prefix, the same for the same connection", () => {
     const a = connectionInterfaceName("icmp-responder", "3f1c-aa");
     assert.equal(a.length, 15);
-    assert.ok(a.startsWith("icmp-respo-"), a);
+    assert.match(a, /^icmp-re-[0-9A-Za-z]{7}$/);
     validateInterfaceName(a);
     assert.equal(connectionInterfaceName("icmp-responder", "3f1c-aa"), a);
     assert.notEqual(connectionInterfaceName("icmp-responder", "3f1c-ab"), a);
