@@ -53,6 +53,14 @@ describe("stable interface names (forwarder restart)", () => {
     validateInterfaceName(connectionInterfaceName("a/b:c d", "x"));
   });
 
+  it("connectionInterfaceName: 20000 connections to one endpoint get 20000 names", () => {
+    // With 4 hash characters (62^4 names) about 13 of these would clash; with 7, none.
+    const names = new Set(
+      Array.from({ length: 20_000 }, (_, i) => connectionInterfaceName("icmp-responder", `conn-${i}`)),
+    );
+    assert.equal(names.size, 20_000);
+  });
+
   it("two instances (two lives of a forwarder) offer the endpoint the same name; a given name wins", async () => {
     const run = async (req: NetworkServiceRequest) => {
       const c = capture();
