@@ -42,33 +42,10 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import {
-  Cls,
-  type Connection,
-  ConnectionContextSchema,
-  ConnectionSchema,
-  create,
-  IPContextSchema,
-  MechanismType,
-  NetworkServiceRequestSchema,
-  newMechanism,
-  RouteSchema,
-} from "../src/api/index.js";
-import { createNetlinkKernel } from "../src/kernel/index.js";
-import {
-  insecureNetnsOwnership,
-  kernelXconnectClient,
-  kernelXconnectServer,
-  PendingDeletions,
-} from "../src/kernel/networkservice/index.js";
-import { bind, chain, type NetworkServiceElement, passThrough } from "../src/sdk/core/chain.js";
+import type { Connection } from "../src/api/index.js";
 import { CallContext } from "../src/sdk/core/context.js";
 import { type DialOptions, dialChannel } from "../src/sdk/grpc/dial.js";
 import type { createClient } from "../src/sdk/networkservice/chains/client/index.js";
-import { connectServer } from "../src/sdk/networkservice/common/connect/index.js";
-import { mechanismsServer } from "../src/sdk/networkservice/common/mechanisms/index.js";
-import { mechanismTranslationClient } from "../src/sdk/networkservice/common/mechanismtranslation/index.js";
-import { metadataClient, metadataServer } from "../src/sdk/networkservice/common/metadata/index.js";
 import { createSecurity, workloadSpiffeId } from "../src/security/index.js";
 import {
   type BenchIdentityProvider,
@@ -83,6 +60,7 @@ import {
   waitAccepting,
   warmUp,
 } from "./common.js";
+import { cniPtp, netlinkFloor } from "./floors.js";
 
 const { values } = parseArgs({
   options: {
@@ -114,7 +92,6 @@ const dir = mkdtempSync(join(tmpdir(), "nsm-bench-scale-"));
 const netns: string[] = [];
 const procs: ChildProcess[] = [];
 const progress = (what: string, i: number, n: number) => process.stderr.write(`  ${what}: ${i}/${n}      \r`);
-const nsPath = (n: string) => `/var/run/netns/${n}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function addNetns(name: string): string {
@@ -269,111 +246,24 @@ async function mesh(pids: number[]): Promise<Mesh> {
   };
 }
 
-/** The floor: the same netlink work through the forwarder's kernel element, in-process. */
-function floorChain(nse: string) {
-  const kernel = createNetlinkKernel();
-  const deletions = new PendingDeletions();
-  const endpoint: NetworkServiceElement = {
-    name: "endpoint",
-    request: async (req) => {
-      const c = req.connection!;
-      c.mechanism = newMechanism(Cls.LOCAL, MechanismType.KERNEL, {
-        name: `e${c.id}`.slice(0, 15),
-        inodeURL: `file://${nsPath(nse)}`,
-      });
-      return c;
-    },
-    close: async () => {},
-  };
-  const h = bind(
-    chain(
-      metadataServer(),
-      mechanismsServer({ KERNEL: passThrough("kernel") }),
-      kernelXconnectServer({ kernel, checkNetns: insecureNetnsOwnership().check, deletions }),
-      connectServer(chain(metadataClient(), mechanismTranslationClient(), kernelXconnectClient(), endpoint)),
-    ),
-  );
-  return { h, kernel, deletions };
-}
-
-/** Request i of the floor (10.61.0.0/16, interface `flr`), as the forwarder receives it. */
-function floorRequest(i: number, clientNs: string) {
-  const a = 2 + 2 * i;
-  const ip = (n: number) => `10.61.${n >> 8}.${n & 255}/32`;
-  const ctx = create(ConnectionContextSchema, {
-    ipContext: create(IPContextSchema, {
-      srcIpAddrs: [ip(a + 1)],
-      dstIpAddrs: [ip(a)],
-      srcRoutes: [create(RouteSchema, { prefix: ip(a) })],
-      dstRoutes: [create(RouteSchema, { prefix: ip(a + 1) })],
-    }),
-  });
-  return create(NetworkServiceRequestSchema, {
-    connection: create(ConnectionSchema, {
-      id: `f${i}`,
-      networkService: "floor",
-      mechanism: newMechanism(Cls.LOCAL, MechanismType.KERNEL, { name: "flr", inodeURL: `file://${nsPath(clientNs)}` }),
-      context: ctx,
-    }),
-  });
-}
-
 interface Side {
   request(i: number): Promise<number>;
   close(i: number): Promise<number>;
 }
 
+/** The netlink floor (bench/floors.ts), connection i into client netns i. */
 function floor(clientNs: string[]): Side & { stop(): Promise<void> } {
-  const { h, kernel, deletions } = floorChain(addNetns(`nsms-${tag}-fnse`));
-  const live = new Map<number, Connection>();
-  return {
-    async request(i) {
-      const t0 = performance.now();
-      live.set(i, await h.request(floorRequest(i, clientNs[i]!), CallContext.create()));
-      return performance.now() - t0;
-    },
-    async close(i) {
-      const conn = live.get(i)!;
-      live.delete(i);
-      const t0 = performance.now();
-      await h.close(conn, CallContext.create());
-      return performance.now() - t0;
-    },
-    async stop() {
-      await deletions.drain();
-      await kernel.close();
-    },
-  };
+  const f = netlinkFloor(addNetns(`nsms-${tag}-fnse`), "flr");
+  return { request: (i) => f.request(i, clientNs[i]!), close: (i) => f.close(i), stop: () => f.stop() };
 }
 
-/** Debian's CNI ptp plugin with host-local IPAM, one exec per ADD/DEL as a runtime does it. */
-function cniPtp(clientNs: string[]): Side {
-  const host = addNetns(`nsms-${tag}-host`);
-  const conf = JSON.stringify({
-    cniVersion: "1.0.0",
-    name: `bench-${tag}`,
-    type: "ptp",
-    ipMasq: false,
-    ipam: { type: "host-local", subnet: "10.62.0.0/16", dataDir: join(dir, "cni-ipam") },
-  });
-  const run = (command: "ADD" | "DEL", i: number) => {
-    const t0 = performance.now();
-    const r = spawnSync("ip", ["netns", "exec", host, "/usr/lib/cni/ptp"], {
-      input: conf,
-      env: {
-        PATH: process.env.PATH,
-        CNI_COMMAND: command,
-        CNI_CONTAINERID: `bench-${tag}-${i}`,
-        CNI_NETNS: nsPath(clientNs[i]!),
-        CNI_IFNAME: "eth0",
-        CNI_PATH: "/usr/lib/cni",
-      },
-      encoding: "utf8",
-    });
-    if (r.status !== 0) throw new Error(`ptp ${command} failed: ${r.stdout}${r.stderr}`);
-    return performance.now() - t0;
+/** Debian's CNI ptp plugin (bench/floors.ts), container i in client netns i. */
+function cniSide(clientNs: string[]): Side {
+  const cni = cniPtp(addNetns(`nsms-${tag}-host`), join(dir, "cni-ipam"), tag);
+  return {
+    request: async (i) => cni.run("ADD", i, clientNs[i]!),
+    close: async (i) => cni.run("DEL", i, clientNs[i]!),
   };
-  return { request: async (i) => run("ADD", i), close: async (i) => run("DEL", i) };
 }
 
 /** User + system CPU seconds of a process so far. */
@@ -496,7 +386,7 @@ async function main(): Promise<void> {
   const pids = clientNs.map((ns) => holder(ns).pid!);
   const m = await mesh(pids);
   const fl = floor(clientNs);
-  const cni = cniPtp(clientNs);
+  const cni = cniSide(clientNs);
   let result: Row = { secure: SECURE ? 1 : 0, samples: SAMPLES, idle_seconds: IDLE_S };
   let prev = 0;
   console.log(`kernel2kernel on one node, ${SECURE ? "secure" : "insecure"}, steps ${STEPS.join(" → ")}:`);

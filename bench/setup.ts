@@ -31,34 +31,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import {
-  Cls,
-  type Connection,
-  ConnectionContextSchema,
-  ConnectionSchema,
-  create,
-  IPContextSchema,
-  MechanismType,
-  NetworkServiceRequestSchema,
-  newMechanism,
-  RouteSchema,
-} from "../src/api/index.js";
-import { createNetlinkKernel } from "../src/kernel/index.js";
-import {
-  insecureNetnsOwnership,
-  kernelXconnectClient,
-  kernelXconnectServer,
-} from "../src/kernel/networkservice/index.js";
+import type { Connection } from "../src/api/index.js";
 import { createTracing, parseOtlpEndpoint, type Tracing } from "../src/observe/trace.js";
-import { bind, chain, type NetworkServiceElement, passThrough } from "../src/sdk/core/chain.js";
 import { CallContext } from "../src/sdk/core/context.js";
 import { silentLogger } from "../src/sdk/core/logger.js";
 import { setChainTracer } from "../src/sdk/core/tracing.js";
 import type { createClient } from "../src/sdk/networkservice/chains/client/index.js";
-import { connectServer } from "../src/sdk/networkservice/common/connect/index.js";
-import { mechanismsServer } from "../src/sdk/networkservice/common/mechanisms/index.js";
-import { mechanismTranslationClient } from "../src/sdk/networkservice/common/mechanismtranslation/index.js";
-import { metadataClient, metadataServer } from "../src/sdk/networkservice/common/metadata/index.js";
 import { createSecurity, workloadSpiffeId } from "../src/security/index.js";
 import { type Collector, startJaeger, startOtlpSink } from "../test/helpers/jaeger.js";
 import { missingPeers } from "../test/helpers/peers.js";
@@ -75,6 +53,7 @@ import {
   waitAccepting,
   warmUp,
 } from "./common.js";
+import { cniPtp, netlinkFloor } from "./floors.js";
 
 if (process.argv.includes("--remote")) {
   // Remote next to local (insecure, processes on two nodes): a separate script.
@@ -95,7 +74,6 @@ const addNetns = (name: string) => {
   netns.push(name);
   return name;
 };
-const nsPath = (n: string) => `/var/run/netns/${n}`;
 const progress = (what: string, i: number) => process.stderr.write(`  ${what}: ${i}/${N}\r`);
 
 const start = (ns: string | undefined, name: string, role: string[], env: Record<string, string>) =>
@@ -282,92 +260,27 @@ async function ours(): Promise<{ times: Times; rss: Record<string, number>; coll
   }
 }
 
+/** The netlink floor (bench/floors.ts): N connections, each into a netns of its own. */
 async function floor(): Promise<number[]> {
-  const nse = addNetns(`nsmb-${tag}-fnse`);
-  const clients = Array.from({ length: N }, (_, i) => addNetns(`nsmb-${tag}-f${i}`));
-  const kernel = createNetlinkKernel();
-  const endpoint: NetworkServiceElement = {
-    name: "endpoint",
-    request: async (req) => {
-      const c = req.connection!;
-      c.mechanism = newMechanism(Cls.LOCAL, MechanismType.KERNEL, {
-        name: `e${c.id}`.slice(0, 15),
-        inodeURL: `file://${nsPath(nse)}`,
-      });
-      return c;
-    },
-    close: async () => {},
-  };
-  const h = bind(
-    chain(
-      metadataServer(),
-      mechanismsServer({ KERNEL: passThrough("kernel") }),
-      kernelXconnectServer({ kernel, checkNetns: insecureNetnsOwnership().check }),
-      connectServer(chain(metadataClient(), mechanismTranslationClient(), kernelXconnectClient(), endpoint)),
-    ),
-  );
+  const f = netlinkFloor(addNetns(`nsmb-${tag}-fnse`), "nsm-1");
   const times: number[] = [];
   try {
     for (let i = 0; i < N; i++) {
-      const a = 1 + 2 * i;
-      const ctx = create(ConnectionContextSchema, {
-        ipContext: create(IPContextSchema, {
-          srcIpAddrs: [`10.61.${a >> 8}.${a & 255}/32`],
-          dstIpAddrs: [`10.61.${(a - 1) >> 8}.${(a - 1) & 255}/32`],
-          srcRoutes: [create(RouteSchema, { prefix: `10.61.${(a - 1) >> 8}.${(a - 1) & 255}/32` })],
-          dstRoutes: [create(RouteSchema, { prefix: `10.61.${a >> 8}.${a & 255}/32` })],
-        }),
-      });
-      const req = create(NetworkServiceRequestSchema, {
-        connection: create(ConnectionSchema, {
-          id: `f${i}`,
-          networkService: "floor",
-          mechanism: newMechanism(Cls.LOCAL, MechanismType.KERNEL, {
-            name: "nsm-1",
-            inodeURL: `file://${nsPath(clients[i]!)}`,
-          }),
-          context: ctx,
-        }),
-      });
-      const t0 = performance.now();
-      await h.request(req, CallContext.create());
-      times.push(performance.now() - t0);
+      times.push(await f.request(i, addNetns(`nsmb-${tag}-f${i}`)));
       if (i % 20 === 0) progress("floor", i);
     }
   } finally {
-    await kernel.close();
+    await f.stop();
   }
   return times;
 }
 
-function cniPtp(): number[] {
-  const host = addNetns(`nsmb-${tag}-host`);
-  const clients = Array.from({ length: N }, (_, i) => addNetns(`nsmb-${tag}-p${i}`));
-  const conf = JSON.stringify({
-    cniVersion: "1.0.0",
-    name: `bench-${tag}`,
-    type: "ptp",
-    ipMasq: false,
-    ipam: { type: "host-local", subnet: "10.62.0.0/16", dataDir: join(dir, "cni-ipam") },
-  });
+/** Debian's CNI ptp plugin (bench/floors.ts): N ADDs, each into a netns of its own. */
+function cniPtpAdds(): number[] {
+  const cni = cniPtp(addNetns(`nsmb-${tag}-host`), join(dir, "cni-ipam"), tag);
   const times: number[] = [];
   for (let i = 0; i < N; i++) {
-    const t0 = performance.now();
-    const r = spawnSync("ip", ["netns", "exec", host, "/usr/lib/cni/ptp"], {
-      input: conf,
-      env: {
-        PATH: process.env.PATH,
-        CNI_COMMAND: "ADD",
-        CNI_CONTAINERID: `bench-${tag}-${i}`,
-        CNI_NETNS: nsPath(clients[i]!),
-        CNI_IFNAME: "eth0",
-        CNI_PATH: "/usr/lib/cni",
-      },
-      encoding: "utf8",
-    });
-    const dt = performance.now() - t0;
-    if (r.status !== 0) throw new Error(`ptp ADD failed: ${r.stdout}${r.stderr}`);
-    times.push(dt);
+    times.push(cni.run("ADD", i, addNetns(`nsmb-${tag}-p${i}`)));
     if (i % 20 === 0) progress("cni ptp", i);
   }
   return times;
@@ -381,7 +294,7 @@ function cleanup(): void {
 process.on("exit", cleanup);
 
 try {
-  const cni = cniPtp();
+  const cni = cniPtpAdds();
   const fl = await floor();
   const { times: o, rss, collector } = await ours();
   const result = {
