@@ -34,6 +34,8 @@ export interface EndpointRole {
   readonly expirationMs: number;
   readonly log: Logger;
   readonly sec: RoleSecurity;
+  /** The chain's observe slot (metrics and spans of `roleObservability`). @default none */
+  readonly observe?: NetworkServiceElement;
 }
 
 /** `NSM_CONNECT_TO`, checked. */
@@ -61,6 +63,7 @@ export async function serveEndpoint(role: EndpointRole, additional: NetworkServi
   const endpoint = createEndpoint({
     name,
     log,
+    observe: role.observe,
     ...sec.endpoint(await sec.policies("server")),
     monitorService: (service) => sec.monitor(service, monitorPolicies),
     // Our netns goes back to nsmgr as a descriptor (upstream's grpcfd), as `nsm nse` does.

@@ -15,24 +15,11 @@
  * Listens on unix://<temp dir>/listen.on and registers through nsmgr. It runs inside its pod's
  * network namespace and names that namespace by its own pid in the KERNEL mechanism.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { create } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
-import {
-  type NetworkServiceEndpoint,
-  NetworkServiceEndpointSchema,
-  NetworkServiceSchema,
-} from "../api/gen/registry_pb.js";
 import { Payload } from "../api/index.js";
 import { type NetworkServiceServer, passThrough } from "../sdk/core/chain.js";
-import { CallContext } from "../sdk/core/context.js";
 import { NsmError } from "../sdk/core/errors.js";
 import type { Logger } from "../sdk/core/logger.js";
-import { closeChannel, dialChannel, parseNsmUrl } from "../sdk/grpc/dial.js";
-import { registryClients } from "../sdk/grpc/registry.js";
-import { createEndpoint } from "../sdk/networkservice/chains/endpoint/index.js";
+import { parseNsmUrl } from "../sdk/grpc/dial.js";
 import { dnsContextServer, parseDnsConfigs } from "../sdk/networkservice/common/dnscontext/index.js";
 import { kernelMechanismServer } from "../sdk/networkservice/common/kernelmechanism/index.js";
 import { mechanismsServer } from "../sdk/networkservice/common/mechanisms/index.js";
@@ -43,15 +30,14 @@ import {
   policyRouteServer,
   watchPolicyRoutes,
 } from "../sdk/networkservice/common/policyroute/index.js";
-import { sendFdServer } from "../sdk/networkservice/common/sendfd/index.js";
 import { strictIpamServer } from "../sdk/networkservice/common/strictipam/index.js";
-import { registryClient } from "../sdk/registry/chains/client/index.js";
 import { parseCidrGroups } from "../sdk/tools/cidr.js";
 import { parseLabels } from "../sdk/tools/labels.js";
 import { ConfigError, Env } from "./env.js";
+import { serveEndpoint } from "./nse-serve.js";
 import { roleObservability } from "./observe.js";
 import { roleSecurity } from "./security.js";
-import { listen, roleLogger, shutdown, startupMilestones, untilSignal } from "./serve.js";
+import { roleLogger, untilSignal } from "./serve.js";
 
 /** What a custom endpoint adds to the reference endpoint. */
 export interface RunEndpointOptions {
@@ -135,23 +121,6 @@ function endpointSettings(env: Env, options: RunEndpointOptions) {
   };
 }
 
-/** The registration of an endpoint serving `services` at `url`, expiring `expirationMs` from now. */
-function endpointRecord(
-  name: string,
-  services: string[],
-  labels: Record<string, string>,
-  url: string,
-  expirationMs: number,
-): NetworkServiceEndpoint {
-  return create(NetworkServiceEndpointSchema, {
-    name,
-    networkServiceNames: services,
-    networkServiceLabels: Object.fromEntries(services.map((s) => [s, { labels }])),
-    url,
-    expirationTime: { seconds: BigInt(Math.floor((Date.now() + expirationMs) / 1000)), nanos: 0 },
-  });
-}
-
 /** The policy routes of `NSM_PBR_CONFIG_PATH`, watched; ConfigError when the file is invalid. */
 function policyRoutesOf(path: string, log: Parameters<typeof watchPolicyRoutes>[1]) {
   try {
@@ -174,65 +143,23 @@ export async function runEndpoint(vars: NodeJS.ProcessEnv, options: RunEndpointO
   const policies = policyRoutesOf(settings.pbrConfigPath, log);
   const obs = await roleObservability(env, "nse", name, log);
   const sec = await roleSecurity(env, log);
-  const monitorPolicies = await sec.policies("monitor");
   const idle = idleStop(settings.idleTimeoutMs, log);
-
-  const endpoint = createEndpoint({
-    name,
-    log,
-    observe: obs.element,
-    ...sec.endpoint(await sec.policies("server")),
-    monitorService: (service) => sec.monitor(service, monitorPolicies),
-    additional: [
-      // Our netns goes back to nsmgr as a descriptor (upstream's grpcfd).
-      sendFdServer(),
-      idle.element,
-      ...settings.ipam,
-      policyRouteServer(policies.get),
-      dns,
-      ...(options.additional ?? []),
-      mechanismsServer({
-        KERNEL: kernelMechanismServer({ inodeUrl: `file:///proc/${process.pid}/ns/net` }),
-        NOOP: passThrough("noop"),
-      }),
-    ],
-  });
-  const dir = mkdtempSync(join(tmpdir(), `${name}-`));
-  const server = new grpc.Server();
-  endpoint.register(server);
-  const [url] = await listen(server, [`unix://${dir}/listen.on`], sec, log);
-
-  const lifetime = new AbortController();
-  const channel = dialChannel(connectTo, sec.dialOptions());
-  const registration = registryClient({
-    registry: registryClients(channel),
-    signal: lifetime.signal,
-    security: sec.registryClient(await sec.policies("registryClient")),
-  });
-  const ctx = () => CallContext.create({ deadline: Date.now() + 15_000, log });
-  if (registerService) {
-    for (const svc of services)
-      await registration.ns.register(create(NetworkServiceSchema, { name: svc, payload }), ctx());
-  }
-  const record = endpointRecord(name, services, labels, url!, expirationMs);
-  await registration.nse.register(record, ctx());
-  const startupMs = startupMilestones("registered");
-  log.info({ url, services, payload, labels, startupMs }, "endpoint serving and registered");
+  const role = { name, connectTo, services, labels, expirationMs, log, sec, observe: obs.element };
+  const served = await serveEndpoint(registerService ? { ...role, registerServices: payload } : role, [
+    idle.element,
+    ...settings.ipam,
+    policyRouteServer(policies.get),
+    dns,
+    ...(options.additional ?? []),
+    mechanismsServer({
+      KERNEL: kernelMechanismServer({ inodeUrl: `file:///proc/${process.pid}/ns/net` }),
+      NOOP: passThrough("noop"),
+    }),
+  ]);
   const idled = await Promise.race([untilSignal().then(() => false), idle.stopped]);
-  lifetime.abort();
   idle.cancel.abort();
-  if (settings.unregisterItself || idled) {
-    try {
-      await registration.nse.unregister(record, ctx());
-    } catch (err) {
-      log.warn({ err: String(err) }, "could not unregister");
-    }
-  }
-  endpoint.dispose();
+  await served.stop(settings.unregisterItself || idled);
   policies.close();
-  await shutdown(server);
-  closeChannel(channel);
-  rmSync(dir, { recursive: true, force: true });
   sec.close();
   await obs.close();
   log.info("endpoint stopped");
