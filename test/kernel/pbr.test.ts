@@ -27,7 +27,7 @@ import {
   kernelXconnectServer,
 } from "../../src/kernel/networkservice/index.js";
 import { policyRoutesServer } from "../../src/kernel/networkservice/pbr/index.js";
-import { route } from "../../src/kernel/networkservice/testing.js";
+import { route, UPSTREAM_PBR_CONFIG } from "../../src/kernel/networkservice/testing.js";
 import { bind, chain, type NetworkServiceElement, passThrough } from "../../src/sdk/core/chain.js";
 import { CallContext } from "../../src/sdk/core/context.js";
 import { connectServer } from "../../src/sdk/networkservice/common/connect/index.js";
@@ -40,27 +40,7 @@ import { ipJson, kernelSkipReason, NetnsSet, nsPath } from "../helpers/netns.js"
 const skip = kernelSkipReason();
 const namespaces = new NetnsSet("nsmp");
 
-const POLICIES = parsePolicyRoutes(`
-- from: 172.16.2.201/24
-  proto: 6
-  dstport: 6666
-  routes:
-    - prefix: 172.16.3.0/24
-      nexthop: 172.16.2.200
-- from: 172.16.2.201/24
-  proto: 6
-  srcport: 5555
-- proto: 17
-  dstport: 6666
-- proto: 17
-  dstport: 6667-6670
-- from: 2004::3/120
-  proto: 17
-  dstport: 5555
-  routes:
-    - prefix: 2004::5/120
-      nexthop: 2004::6
-`);
+const POLICIES = parsePolicyRoutes(UPSTREAM_PBR_CONFIG);
 
 function fakeNse(nseNetns: string): NetworkServiceElement {
   return {

@@ -3,7 +3,8 @@
  * Test support shared by the kernel forwarder tests (fake kernel beside the code, real kernel in
  * test/kernel): a forwarder chain built from `kernelForwarderElements` the way `createForwarder`
  * plugs them in, a hop to another node's forwarder, a point-to-point fake endpoint, the fake
- * kernel instrumented or with link deletions held open, a fake wireguard-go runner, and `route()`. Not exported from the package
+ * kernel instrumented or with link deletions held open, a fake wireguard-go runner, `route()`,
+ * and upstream's policy-based-routing example config (`UPSTREAM_PBR_CONFIG`). Not exported from the package
  * index. (The real-kernel helpers, netns, `ip -j`, skip reasons, are in test/helpers/netns.ts.)
  */
 
@@ -306,3 +307,26 @@ export function slowLinkDeletes(kernel: KernelApi) {
   }) as KernelApi;
   return { kernel: slow, gates };
 }
+
+/** Upstream's nse-kernel-pbr ConfigMap (examples/features/policy-based-routing), as YAML. */
+export const UPSTREAM_PBR_CONFIG = `
+- from: 172.16.2.201/24
+  proto: 6
+  dstport: 6666
+  routes:
+    - prefix: 172.16.3.0/24
+      nexthop: 172.16.2.200
+- from: 172.16.2.201/24
+  proto: 6
+  srcport: 5555
+- proto: 17
+  dstport: 6666
+- proto: 17
+  dstport: 6667-6670
+- from: 2004::3/120
+  proto: 17
+  dstport: 5555
+  routes:
+    - prefix: 2004::5/120
+      nexthop: 2004::6
+`;

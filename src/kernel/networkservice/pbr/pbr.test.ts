@@ -30,36 +30,13 @@ import { metadataClient, metadataServer } from "../../../sdk/networkservice/comm
 import { parsePolicyRoutes } from "../../../sdk/networkservice/common/policyroute/index.js";
 import { createFakeKernel, type FakeKernel } from "../../fake.js";
 import { kernelXconnectClient, kernelXconnectServer } from "../index.js";
-import { route, uncheckedNetns } from "../testing.js";
+import { route, UPSTREAM_PBR_CONFIG, uncheckedNetns } from "../testing.js";
 import { pbrPolicies, policyRoutesServer } from "./index.js";
 
 const NSC = "/var/run/netns/nsc";
 const NSE = "/var/run/netns/nse";
 const NSE2 = "/var/run/netns/nse2";
 const ctx = () => CallContext.create();
-
-/** Upstream's nse-kernel-pbr ConfigMap. */
-const UPSTREAM_CONFIG = `
-- from: 172.16.2.201/24
-  proto: 6
-  dstport: 6666
-  routes:
-    - prefix: 172.16.3.0/24
-      nexthop: 172.16.2.200
-- from: 172.16.2.201/24
-  proto: 6
-  srcport: 5555
-- proto: 17
-  dstport: 6666
-- proto: 17
-  dstport: 6667-6670
-- from: 2004::3/120
-  proto: 17
-  dstport: 5555
-  routes:
-    - prefix: 2004::5/120
-      nexthop: 2004::6
-`;
 
 function ipContext(policies: PolicyRoute[]): IPContext {
   return create(IPContextSchema, {
@@ -89,7 +66,7 @@ describe("pbr: policies as ip rules and tables in the client's netns (fake kerne
   beforeEach(() => {
     fake = createFakeKernel();
     for (const ns of [NSC, NSE, NSE2]) fake.addNetns(ns);
-    policies = parsePolicyRoutes(UPSTREAM_CONFIG);
+    policies = parsePolicyRoutes(UPSTREAM_PBR_CONFIG);
     nseNetns = NSE;
     const nse = {
       name: "fakeNse",
@@ -195,7 +172,7 @@ describe("pbr: policies as ip rules and tables in the client's netns (fake kerne
   });
 
   it("a malformed policy is InvalidArgument and leaves nothing behind", async () => {
-    policies = parsePolicyRoutes(UPSTREAM_CONFIG);
+    policies = parsePolicyRoutes(UPSTREAM_PBR_CONFIG);
     policies[1]!.dstPort = "70000";
     await assert.rejects(
       fwd.request(request(), ctx()),
