@@ -12,7 +12,16 @@ import { cpSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { retrying } from "../../src/sdk/testing/async.js";
-import { ipJson, podNetns, REPO, rows, skipReason, type TestRuntime, testRuntime } from "../local/helpers.js";
+import {
+  assertPings,
+  ipJson,
+  podNetns,
+  REPO,
+  rows,
+  skipReason,
+  type TestRuntime,
+  testRuntime,
+} from "../local/helpers.js";
 
 const NS = "ns-policy-based-routing";
 const EXAMPLE = join(REPO, "examples", "policy-based-routing");
@@ -123,21 +132,6 @@ describe("examples/policy-based-routing across two nodes (VXLAN)", { skip }, () 
       await get("-6", "route", "get", "2004::5", "from", "2004::3", "ipproto", "udp", "dport", "5555"),
       /via 2004::6 dev nsm-1 table 5 src 2004::3/,
     );
-    const ping = await rt.nsm(
-      "exec",
-      "pods/nettools",
-      "-n",
-      NS,
-      "--",
-      "ping",
-      "-c",
-      "2",
-      "-i",
-      "0.2",
-      "-W",
-      "2",
-      "172.16.1.100",
-    );
-    assert.match(ping.stdout, /2 received/, ping.stdout + ping.stderr);
+    await assertPings(rt, "pods/nettools", NS, "172.16.1.100");
   });
 });

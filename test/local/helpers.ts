@@ -4,6 +4,7 @@
  * dir (so its netns prefix is its own and files can run in parallel), runs the real CLI
  * (`bin/nsm.js`) and checks the kernel with `ip -j`.
  */
+import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -120,6 +121,15 @@ export function rows(table: string): string[][] {
     .split("\n")
     .slice(1)
     .map((l) => l.trim().split(/\s{2,}/));
+}
+
+/**
+ * `nsm exec TARGET -n NAMESPACE -- ping -c 2 -i 0.2 -W 2 ADDRESS` (TARGET: `pods/NAME`,
+ * `deployments/NAME`); fails the test, with the output, unless both replies came.
+ */
+export async function assertPings(rt: TestRuntime, target: string, namespace: string, address: string): Promise<void> {
+  const r = await rt.nsm("exec", target, "-n", namespace, "--", "ping", "-c", "2", "-i", "0.2", "-W", "2", address);
+  assert.match(r.stdout, /2 received/, `ping ${address} from ${target}: ${r.stdout}${r.stderr}`);
 }
 
 /** The netns of a pod, from the state file. */
