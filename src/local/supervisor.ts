@@ -12,6 +12,7 @@ import type { RuntimeContext } from "./context.js";
 import { LocalError } from "./errors.js";
 import { renderLogLine } from "./inspect.js";
 import { netnsPids } from "./netns.js";
+import { NSM_PROCESS_ENV } from "./pods.js";
 import {
   isAlive,
   type ProcRef,
@@ -95,6 +96,8 @@ export function systemEnv(ctx: RuntimeContext, extra: Record<string, string>): R
     HOME: "/root",
     TMPDIR: ctx.paths.tmpDir,
     [RUNTIME_MARKER_ENV]: ctx.paths.prefix,
+    // As for the roles run as pods: the libuv pool and malloc arenas of a long-running role.
+    ...NSM_PROCESS_ENV,
   };
   return { ...env, ...ctx.config.inherited, ...extra };
 }

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
@@ -191,6 +191,18 @@ describe("local runtime: examples/kernel2kernel", { skip }, () => {
     }
     assert.equal(readFileSync(join(rt.dir, "state.json"), "utf8"), stateBefore);
     assert.deepEqual(rt.netns().sort(), netnsBefore);
+  });
+
+  it("the forwarder runs with NSM_PROCESS_ENV: 16 libuv threads (started), two malloc arenas", () => {
+    const argv = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    const [forwarder] = rt.processes().filter((pid) => argv(pid).includes("forwarder"));
+    assert.ok(forwarder, "no forwarder process");
+    const environ = readFileSync(`/proc/${forwarder}/environ`, "utf8").split("\0");
+    assert.ok(environ.includes("UV_THREADPOOL_SIZE=16"), "UV_THREADPOOL_SIZE is not 16");
+    assert.ok(environ.includes("MALLOC_ARENA_MAX=2"), "MALLOC_ARENA_MAX is not 2");
+    // The pool started with its netlink work: 16 threads beside the main one and V8's (4 with the default).
+    const threads = readdirSync(`/proc/${forwarder}/task`).length;
+    assert.ok(threads >= 20, `the forwarder has ${threads} threads`);
   });
 
   it("nsm down removes every netns, process and file; a second down is a no-op", async () => {
