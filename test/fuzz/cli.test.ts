@@ -38,6 +38,12 @@ const WEIRD: unknown[] = [
   "kernel://",
 ];
 
+/**
+ * One of {@link WEIRD}, copied: the same array or object put in two places (or into itself by
+ * a later edit) made a manifest circular, and edits changed the table for later runs.
+ */
+const weird = (rng: Rng): unknown => structuredClone(rng.pick(WEIRD));
+
 /** One random edit of a parsed manifest (in place). */
 function mutateDoc(doc: any, rng: Rng): void {
   const paths: [any, string | number][] = [];
@@ -53,9 +59,9 @@ function mutateDoc(doc: any, rng: Rng): void {
   const [parent, key] = rng.pick(paths);
   const what = rng.int(5);
   if (what === 0) delete parent[key];
-  else if (what === 1) parent[key] = rng.pick(WEIRD);
+  else if (what === 1) parent[key] = weird(rng);
   else if (what === 2 && key === "kind") parent[key] = rng.pick(["Secret", "Foo", "networkservice", "Pod "]);
-  else if (what === 3) parent[`unknown${rng.int(9)}`] = rng.pick(WEIRD);
+  else if (what === 3) parent[`unknown${rng.int(9)}`] = weird(rng);
   else parent[key] = typeof parent[key] === "string" ? parent[key] + rng.pick(["é", "\u0000", " ", "/x"]) : [];
 }
 
@@ -72,7 +78,7 @@ function mutatedManifest(rng: Rng): string {
     }
   }
   for (let i = 1 + rng.int(3); i > 0; i--) mutateDoc(rng.pick(docs), rng);
-  if (rng.chance(0.2)) docs.push(rng.pick(WEIRD));
+  if (rng.chance(0.2)) docs.push(weird(rng));
   return docs.map((d) => `---\n${JSON.stringify(d)}\n`).join("");
 }
 
