@@ -36,8 +36,17 @@ function copy(value: unknown): unknown {
   return out;
 }
 
+/**
+ * A deep copy of `message` made without its schema, or undefined when it is not of the plain
+ * shape above. Every list of the copy is allocated at its length (`new Array(n)`), none with the
+ * spare room a list built by pushing keeps (see `src/sdk/tools/compact.ts`).
+ */
+export function plainCopy<Desc extends DescMessage>(message: MessageShape<Desc>): MessageShape<Desc> | undefined {
+  const out = copy(message);
+  return out === NOT_PLAIN ? undefined : (out as MessageShape<Desc>);
+}
+
 /** A deep copy of `message` (a message of `schema`). */
 export function clone<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): MessageShape<Desc> {
-  const out = copy(message);
-  return out === NOT_PLAIN ? reflectClone(schema, message) : (out as MessageShape<Desc>);
+  return plainCopy(message) ?? reflectClone(schema, message);
 }

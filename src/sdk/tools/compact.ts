@@ -7,12 +7,18 @@
  * for about 17 elements on its first push: a Connection's path, addresses and routes (mostly one
  * to four elements) then take about 600 bytes more than they hold, for each copy kept (begin's,
  * the monitor's), at 1000 connections a few MiB per process.
- * Written by hand: protobuf-es has no compacting copy; this walks the schema's fields.
+ * The API's own copy (`plainCopy` of `src/api/clone.ts`) allocates every list at its length, so
+ * it is used as it is; only a message it cannot copy goes through protobuf-es's `clone` and then
+ * has its lists trimmed here (written by hand: protobuf-es has no compacting copy; this walks
+ * the schema's fields).
  */
 import { clone, type DescField, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { plainCopy } from "../../api/clone.js";
 
 /** A deep copy of `message` whose lists (here and in nested messages) are exactly as long as they hold. */
 export function compactClone<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): MessageShape<Desc> {
+  const plain = plainCopy<Desc>(message);
+  if (plain) return plain;
   const copy = clone(schema, message);
   trimLists(schema, copy as Record<string, unknown>);
   return copy;
